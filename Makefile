@@ -1,0 +1,56 @@
+# omnicanal: the two commands are `make demo` and `make test`; each sets itself up.
+# Set-up is idempotent: a second run reuses the venv (re-synced only when the lock
+# or a pyproject changes) and Airflow's metadata DB.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := .omnicanal/tools
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+STAMP := $(VENV)/.omnicanal-synced
+PYPROJECTS := pyproject.toml uv.lock $(wildcard taps/*/pyproject.toml targets/*/pyproject.toml)
+
+.PHONY: setup demo test lint sql-lint pytest ui warehouse-down clean help
+
+help:
+	@echo "make demo   - set up, then run the whole pipeline on embedded defaults"
+	@echo "make test   - set up, then ruff, sqlfluff and pytest"
+	@echo "make ui     - the Airflow UI on http://127.0.0.1:8080 with the sandbox and warehouse"
+	@echo "make clean  - stop the embedded warehouse and remove .venv and .omnicanal"
+
+# uv: the one on PATH, or installed with pip into a private venv (Python 3.11 only).
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+$(STAMP): $(PYPROJECTS) | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/omnicanal demo
+
+ui: setup
+	$(BIN)/omnicanal ui
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# The dbt templater compiles the models, so it needs the warehouse's profile variables.
+sql-lint: setup
+	$(BIN)/omnicanal env -- $(BIN)/sqlfluff lint dbt_project/models
+
+pytest: setup
+	$(BIN)/pytest
+
+test: lint sql-lint pytest
+
+warehouse-down:
+	-$(BIN)/omnicanal warehouse down
+
+clean: warehouse-down
+	rm -rf $(VENV) .omnicanal

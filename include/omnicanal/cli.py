@@ -1,0 +1,264 @@
+"""``omnicanal``: every action a user may take, one verb each.
+
+DAG tasks call the same functions, so what works here works under Airflow.
+Errors the user can act on (:class:`OmnicanalError`) are printed without a
+traceback and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from omnicanal.config import SETTINGS_DOC, get_settings
+from omnicanal.errors import OmnicanalError
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+# -- warehouse ---------------------------------------------------------------------------
+
+
+def cmd_warehouse(args: argparse.Namespace) -> int:
+    from omnicanal import warehouse
+
+    settings = get_settings()
+    if args.action == "up":
+        url = warehouse.up(settings)
+        print(f"warehouse up: {url.redacted()}")
+    elif args.action == "down":
+        stopped = warehouse.down(settings)
+        print("warehouse stopped" if stopped else "warehouse was not running")
+    elif args.action == "status":
+        info = warehouse.status(settings)
+        _print_json(info)
+        return 0 if info.get("reachable") else 1
+    elif args.action == "url":
+        url = settings.warehouse()
+        print(url.url() if args.show_password else url.redacted())
+    return 0
+
+
+# -- sandbox -----------------------------------------------------------------------------
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from omnicanal.sandbox import world as world_mod
+
+    settings = get_settings()
+    if args.action == "world":
+        world = world_mod.generate_world(args.people, args.seed)
+        out = Path(args.output or settings.world_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        world.to_json(out)
+        print(
+            f"world of {len(world.people)} people (seed {args.seed}) written to {out}: "
+            f"{len(world.shopify_customers)} Shopify customers, "
+            f"{len(world.shopify_orders)} orders"
+        )
+        return 0
+    from omnicanal.sandbox.app import serve
+
+    if args.world:
+        world = world_mod.World.from_json(Path(args.world))
+    else:
+        world = world_mod.generate_world(args.people, args.seed)
+    print(
+        f"sandbox serving {len(world.people)} people on "
+        f"http://{args.host}:{args.port} (Shopify at /admin/api/2024-10, Mailchimp at /3.0)"
+    )
+    serve(
+        world,
+        host=args.host,
+        port=args.port,
+        shopify_token=settings.shopify_access_token,
+        mailchimp_api_key=settings.mailchimp_api_key,
+        mailchimp_list_id=settings.mailchimp_list_id,
+    )
+    return 0
+
+
+# -- extract / dbt / sync ----------------------------------------------------------------
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from omnicanal.extract import run_extract
+
+    report = run_extract(get_settings(), args.source, full_refresh=args.full_refresh)
+    print(f"extracted {report.source} in {report.seconds:.1f}s; rows now: {report.rows}")
+    return 0
+
+
+def cmd_dbt(args: argparse.Namespace) -> int:
+    from omnicanal.orchestration.dbt import run_dbt
+
+    return run_dbt(get_settings(), args.dbt_args or ["build"])
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from omnicanal.activation.definitions import load_definitions
+
+    settings = get_settings()
+    if args.action == "list":
+        for definition in load_definitions(settings.dbt_project_dir).values():
+            print(
+                f"{definition.name}: {definition.schema}.{definition.model} -> "
+                f"{definition.destination} (key {definition.key})"
+            )
+        return 0
+    from omnicanal.activation.engine import run_sync
+
+    report = run_sync(settings, args.name, dry_run=args.dry_run)
+    _print_json(report.as_dict())
+    return 0 if report.failed == 0 else 1
+
+
+# -- settings / airflow / demo -----------------------------------------------------------
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    import os
+
+    secret = ("TOKEN", "KEY", "PASSWORD")
+    for name, doc in SETTINGS_DOC.items():
+        value = os.environ.get(name)
+        if value and any(word in name for word in secret):
+            value = "***"
+        print(f"{name}={value if value is not None else ''}\n    {doc}")
+    get_settings()  # validates
+    return 0
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from omnicanal.orchestration.airflow_env import airflow_env, migrate_metadata_db
+
+    settings = get_settings()
+    migrate_metadata_db(settings)
+    env = {**os.environ, **airflow_env(settings)}
+    airflow = Path(sys.executable).parent / "airflow"
+    return subprocess.run([str(airflow), *args.airflow_args], env=env).returncode
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    """Run a command with the warehouse up and dbt's and Airflow's variables set."""
+    import os
+    import subprocess
+
+    from omnicanal import warehouse
+    from omnicanal.orchestration.airflow_env import airflow_env
+    from omnicanal.orchestration.dbt import dbt_env
+
+    settings = get_settings()
+    warehouse.up(settings)
+    env = {**os.environ, **airflow_env(settings), **dbt_env(settings)}
+    command = [a for a in args.command_args if a != "--"] if args.command_args else []
+    if not command:
+        for name in sorted({**airflow_env(settings), **dbt_env(settings)}):
+            value = "***" if "PASSWORD" in name else env[name]
+            print(f"export {name}={value}")
+        return 0
+    return subprocess.run(command, env=env).returncode
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from omnicanal.demo import run_demo
+
+    return run_demo(get_settings(), people=args.people, seed=args.seed)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from omnicanal.demo import run_ui
+
+    return run_ui(get_settings())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="omnicanal", description="Omnichannel customer data hub: extract, model, activate."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("warehouse", help="the Postgres warehouse (embedded by default)")
+    p.add_argument("action", choices=["up", "down", "status", "url"])
+    p.add_argument("--show-password", action="store_true", help="with url: do not mask it")
+    p.set_defaults(func=cmd_warehouse)
+
+    p = sub.add_parser("sandbox", help="the synthetic world and the APIs that emulate platforms")
+    sp = p.add_subparsers(dest="action", required=True)
+    w = sp.add_parser("world", help="generate a world and write it as JSON")
+    w.add_argument("--people", type=int, default=500)
+    w.add_argument("--seed", type=int, default=42)
+    w.add_argument("-o", "--output", help="file to write (default: OMNICANAL_HOME/sandbox)")
+    s = sp.add_parser("serve", help="serve the Shopify and Mailchimp APIs over a world")
+    s.add_argument("--world", help="a world file from `sandbox world` (default: generate)")
+    s.add_argument("--people", type=int, default=500)
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8765)
+    p.set_defaults(func=cmd_sandbox)
+
+    p = sub.add_parser("extract", help="run a source's tap into raw_<source>.* (incremental)")
+    p.add_argument("source", help="e.g. shopify")
+    p.add_argument("--full-refresh", action="store_true", help="forget the saved state first")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("dbt", help="run dbt on the project with the warehouse's profile")
+    p.add_argument("dbt_args", nargs=argparse.REMAINDER, help="dbt arguments (default: build)")
+    p.set_defaults(func=cmd_dbt)
+
+    p = sub.add_parser("sync", help="reverse ETL: push dbt segments to destinations")
+    sp = p.add_subparsers(dest="action", required=True)
+    sp.add_parser("list", help="the syncs declared as dbt exposures")
+    r = sp.add_parser("run", help="send what changed since the last run")
+    r.add_argument("name", help="exposure name (or sync model name)")
+    r.add_argument("--dry-run", action="store_true", help="count the changes, send nothing")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("settings", help="every setting, its meaning and its current value")
+    p.set_defaults(func=cmd_settings)
+
+    p = sub.add_parser("airflow", help="run the airflow CLI with this project's environment")
+    p.add_argument("airflow_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_airflow)
+
+    p = sub.add_parser("env", help="run a command with the warehouse up and its variables set")
+    p.add_argument("command_args", nargs=argparse.REMAINDER, help="-- command and arguments")
+    p.set_defaults(func=cmd_env)
+
+    p = sub.add_parser("demo", help="the whole pipeline on embedded defaults, with a summary")
+    p.add_argument("--people", type=int, default=None, help="default: OMNICANAL_SANDBOX_PEOPLE")
+    p.add_argument("--seed", type=int, default=None, help="default: OMNICANAL_SANDBOX_SEED")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("ui", help="warehouse, sandbox and the Airflow UI until Ctrl-C")
+    p.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        level = "DEBUG" if args.verbose else get_settings().log_level
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return args.func(args)
+    except OmnicanalError as exc:
+        print(f"omnicanal: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""The environment Airflow runs in, derived from omnicanal's settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from omnicanal.config import Settings
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """Variables that point Airflow at this project: its home, DAGs, no examples."""
+    home = settings.airflow_home
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": os.environ.get("AIRFLOW__CORE__UNIT_TEST_MODE", "False"),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get(
+            "AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"
+        ),
+        # Cosmos caches `dbt ls` in Airflow Variables; keep rendering fast and local.
+        "AIRFLOW__COSMOS__ENABLE_CACHE": "True",
+        "AIRFLOW__COSMOS__PROPAGATE_LOGS": "False",
+        "OMNICANAL_PROJECT_DIR": str(settings.project_dir),
+        "OMNICANAL_HOME": str(settings.home),
+    }
+
+
+def migrate_metadata_db(settings: Settings) -> None:
+    """``airflow db migrate`` once; later calls are skipped by a marker file."""
+    home = settings.airflow_home
+    home.mkdir(parents=True, exist_ok=True)
+    marker = home / ".migrated"
+    db = home / "airflow.db"
+    if marker.exists() and db.exists():
+        return
+    env = {**os.environ, **airflow_env(settings)}
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, capture_output=True)
+    marker.write_text("ok\n")

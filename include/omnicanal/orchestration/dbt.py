@@ -1,0 +1,63 @@
+"""dbt invocations and the Cosmos configuration, both from the settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from omnicanal.config import Settings
+
+DBT_PROFILE = "omnicanal"
+DBT_TARGET = "warehouse"
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """What dbt_project/profiles.yml reads: the warehouse's parts and the threads."""
+    return {
+        **settings.warehouse().libpq_env(),
+        "OMNICANAL_DBT_THREADS": str(settings.dbt_threads),
+        "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
+        "DBT_PROJECT_DIR": str(settings.dbt_project_dir),
+    }
+
+
+def dbt_executable() -> str:
+    return str(Path(sys.executable).parent / "dbt")
+
+
+def run_dbt(settings: Settings, args: list[str]) -> int:
+    """Run the dbt CLI on the project with the warehouse's profile; returns its exit code."""
+    env = {**os.environ, **dbt_env(settings)}
+    return subprocess.run(
+        [dbt_executable(), *args], env=env, cwd=settings.dbt_project_dir
+    ).returncode
+
+
+def cosmos_configs(settings: Settings) -> dict:
+    """Keyword arguments for Cosmos's DbtTaskGroup: project, profile, execution, render."""
+    from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+    from cosmos.constants import InvocationMode, LoadMode
+
+    env = dbt_env(settings)
+    return {
+        "project_config": ProjectConfig(
+            dbt_project_path=settings.dbt_project_dir, env_vars=env, install_dbt_deps=False
+        ),
+        "profile_config": ProfileConfig(
+            profile_name=DBT_PROFILE,
+            target_name=DBT_TARGET,
+            profiles_yml_filepath=settings.dbt_project_dir / "profiles.yml",
+        ),
+        "execution_config": ExecutionConfig(
+            dbt_executable_path=dbt_executable(), invocation_mode=InvocationMode.DBT_RUNNER
+        ),
+        "render_config": RenderConfig(
+            load_method=LoadMode.DBT_LS,
+            dbt_executable_path=dbt_executable(),
+            env_vars=env,
+            enable_mock_profile=False,
+            emit_datasets=False,
+        ),
+    }

@@ -1,0 +1,66 @@
+"""Shared fixtures: a real Postgres server and a fresh database per test that needs one.
+
+The server is the one ``OMNICANAL_WAREHOUSE_URL`` points at, or else the embedded
+warehouse (started here if it was not running, and stopped again at the end).
+Airflow is pointed at a private home before anything imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+TEST_HOME = PROJECT_DIR / ".omnicanal" / "test"
+
+# Airflow reads its configuration once, at import: set it before any test imports it.
+os.environ.setdefault("OMNICANAL_PROJECT_DIR", str(PROJECT_DIR))
+os.environ["AIRFLOW_HOME"] = str(TEST_HOME / "airflow")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_DIR / "dags")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
+    f"sqlite:///{TEST_HOME / 'airflow' / 'airflow.db'}"
+)
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """URL of a database we may create other databases from."""
+    from omnicanal import warehouse
+    from omnicanal.config import WarehouseURL, get_settings
+
+    settings = get_settings()
+    started = settings.uses_embedded_warehouse and not warehouse.is_running(settings)
+    url = warehouse.up(settings)
+    admin = WarehouseURL(url.host, url.port, url.user, url.password, "postgres")
+    yield admin.url()
+    if started:
+        warehouse.down(settings)
+
+
+@pytest.fixture
+def fresh_db(pg_admin_url: str) -> Iterator[str]:
+    """A new, empty database for one test; dropped afterwards."""
+    from omnicanal.config import WarehouseURL
+
+    name = f"omnicanal_t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    admin = WarehouseURL.parse(pg_admin_url)
+    yield WarehouseURL(admin.host, admin.port, admin.user, admin.password, name).url()
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def warehouse_env(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point omnicanal's settings (in this process and its children) at a fresh database."""
+    monkeypatch.setenv("OMNICANAL_WAREHOUSE_URL", fresh_db)
+    return fresh_db
