@@ -1,0 +1,12 @@
+# The image the scaled-out stack runs: the locked workspace on Python 3.11.
+FROM python:3.11-slim
+RUN pip install --no-cache-dir uv && apt-get update \
+    && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /opt/omnicanal
+COPY . .
+RUN uv sync --frozen --no-dev
+ENV PATH=/opt/omnicanal/.venv/bin:$PATH \
+    OMNICANAL_PROJECT_DIR=/opt/omnicanal \
+    AIRFLOW__CORE__DAGS_FOLDER=/opt/omnicanal/dags \
+    AIRFLOW__CORE__LOAD_EXAMPLES=False
