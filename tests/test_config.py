@@ -10,8 +10,8 @@ from omnicanal.errors import ConfigError
 def test_defaults_point_at_embedded_warehouse_and_sandbox(tmp_path):
     settings = get_settings({"OMNICANAL_HOME": str(tmp_path)})
     assert settings.uses_embedded_warehouse
-    assert settings.shopify_url == "http://127.0.0.1:8765"
-    assert settings.mailchimp_url == "http://127.0.0.1:8765/3.0"
+    assert settings.shopify_url == "http://127.0.0.1:8787"
+    assert settings.mailchimp_url == "http://127.0.0.1:8787/3.0"
     assert settings.warehouse().url() == "postgresql://postgres@127.0.0.1:54329/omnicanal"
 
 

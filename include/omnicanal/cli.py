@@ -63,18 +63,18 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             f"{len(world.shopify_orders)} orders"
         )
         return 0
-    from omnicanal.sandbox.app import serve
+    from omnicanal.sandbox.app import generate_world_file, serve
 
-    if args.world:
-        world = world_mod.World.from_json(Path(args.world))
-    else:
-        world = world_mod.generate_world(args.people, args.seed)
+    world_path = Path(args.world) if args.world else settings.world_path
+    if not args.world:
+        # A fresh world each start: "recent" orders stay recent to the wall clock.
+        generate_world_file(world_path, people=args.people, seed=args.seed)
     print(
-        f"sandbox serving {len(world.people)} people on "
-        f"http://{args.host}:{args.port} (Shopify at /admin/api/2024-10, Mailchimp at /3.0)"
+        f"sandbox serving {world_path} on http://{args.host}:{args.port} "
+        "(Shopify at /admin/api/2024-10, Mailchimp at /3.0)"
     )
     serve(
-        world,
+        world_path,
         host=args.host,
         port=args.port,
         shopify_token=settings.shopify_access_token,
@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--people", type=int, default=500)
     s.add_argument("--seed", type=int, default=42)
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--port", type=int, default=8787)
     p.set_defaults(func=cmd_sandbox)
 
     p = sub.add_parser("extract", help="run a source's tap into raw_<source>.* (incremental)")

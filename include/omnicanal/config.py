@@ -30,7 +30,7 @@ SETTINGS_DOC: dict[str, str] = {
     "OMNICANAL_EMBEDDED_PG_PORT": "TCP port of the embedded Postgres on 127.0.0.1. "
     "Default: 54329 (or the next free port, remembered under OMNICANAL_HOME).",
     "OMNICANAL_SANDBOX_HOST": "Address the sandbox listens on. Default: 127.0.0.1.",
-    "OMNICANAL_SANDBOX_PORT": "Port the sandbox listens on. Default: 8765.",
+    "OMNICANAL_SANDBOX_PORT": "Port the sandbox listens on. Default: 8787.",
     "OMNICANAL_SANDBOX_PEOPLE": "People in the sandbox world. Default: 500.",
     "OMNICANAL_SANDBOX_SEED": "Seed of the sandbox world. Default: 42.",
     "OMNICANAL_SHOPIFY_API_URL": "Base URL of the Shopify store, "
@@ -218,7 +218,7 @@ def get_settings(env: dict[str, str] | None = None) -> Settings:
         warehouse_url=warehouse_url,
         embedded_pg_port=_int(env, "OMNICANAL_EMBEDDED_PG_PORT", 54329, 1),
         sandbox_host=env.get("OMNICANAL_SANDBOX_HOST", "127.0.0.1"),
-        sandbox_port=_int(env, "OMNICANAL_SANDBOX_PORT", 8765, 1),
+        sandbox_port=_int(env, "OMNICANAL_SANDBOX_PORT", 8787, 1),
         sandbox_people=_int(env, "OMNICANAL_SANDBOX_PEOPLE", 500, 1),
         sandbox_seed=_int(env, "OMNICANAL_SANDBOX_SEED", 42),
         shopify_api_url=env.get("OMNICANAL_SHOPIFY_API_URL") or None,

@@ -112,10 +112,10 @@ def summary(settings: Settings, server=None) -> dict:
                 conn.rollback()
                 out[key] = None
     if server is not None:
-        members = server.mailchimp_members(settings.mailchimp_list_id)
-        out["mailchimp_members_subscribed"] = sum(
-            1 for m in members if m.get("status") == "subscribed"
+        members = server.app.state.mailchimp.members(
+            settings.mailchimp_list_id, status="subscribed"
         )
+        out["mailchimp_members_subscribed"] = len(members)
     return out
 
 

@@ -1,0 +1,1 @@
+"""tap-shopify: Singer tap for the Shopify Admin REST API (customers, orders)."""

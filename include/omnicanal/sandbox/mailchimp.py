@@ -1,0 +1,602 @@
+"""Mailchimp Marketing API v3 emulation: audiences the reverse-ETL sync writes into.
+
+Serves the list-member endpoints a sync uses, under ``/3.0``, with Mailchimp's shapes
+and rules, so the real sync code runs against it and tests can read back what the
+"audience" holds:
+
+- HTTP Basic auth with any user name and the API key as password (``Bearer`` is also
+  accepted); errors are problem JSON (``type``, ``title``, ``status``, ``detail``,
+  ``instance``);
+- ``POST /lists/{id}`` batch subscribe/update (at most 500 members, per-member errors
+  such as invalid emails or ``ERROR_CONTACT_EXISTS`` when ``update_existing`` is false);
+- ``PUT``/``PATCH``/``GET``/``DELETE`` (archive) ``/lists/{id}/members/{hash}`` and
+  ``POST .../actions/delete-permanent``; the hash is the MD5 of the lower-cased email
+  (an email address is accepted in its place, as Mailchimp does) and must match the
+  body's ``email_address``;
+- ``GET /lists/{id}/members`` with ``count`` (at most 1000), ``offset`` and ``status``;
+- like Mailchimp, a permanently deleted address cannot be re-imported by the API, and
+  an archived one comes back when it is added again.
+
+For tests: ``members(list_id)`` shows what the audience holds, and ``write_calls`` /
+``members_written`` count what was sent, so a test can assert an unchanged second sync
+sent nothing. ``fail_next`` and ``set_rate_limit`` make it fail like the real service.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import re
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from omnicanal.sandbox.throttle import Clock, FaultInjector, RequestWindow
+
+DEFAULT_MAILCHIMP_API_KEY = "sandbox-us1"
+DEFAULT_LIST_ID = "omnicanal-demo"
+MAX_BATCH_MEMBERS = 500
+DEFAULT_COUNT = 10
+MAX_COUNT = 1000
+MEMBER_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional")
+LISTABLE_STATUSES = (*MEMBER_STATUSES, "archived")
+ERRORS_DOC = "https://mailchimp.com/developer/marketing/docs/errors/"
+DEFAULT_MERGE_FIELDS = {"FNAME": "", "LNAME": "", "ADDRESS": "", "PHONE": "", "BIRTHDAY": ""}
+
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
+)
+_WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def subscriber_hash(email: str) -> str:
+    """Mailchimp's member id: MD5 hex digest of the lower-cased email address."""
+    return _md5(email.lower())
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def _valid_email(value: Any) -> bool:
+    return isinstance(value, str) and bool(_EMAIL.match(value))
+
+
+class Problem(Exception):
+    """An error answered as Mailchimp problem JSON."""
+
+    def __init__(
+        self, status: int, title: str, detail: str, errors: list[dict[str, str]] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.errors = status, title, detail, errors
+
+    def response(self) -> JSONResponse:
+        body: dict[str, Any] = {
+            "type": ERRORS_DOC,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": str(uuid.uuid4()),
+        }
+        if self.errors:
+            body["errors"] = self.errors
+        headers = {"Retry-After": "1"} if self.status == 429 else None
+        return JSONResponse(
+            body, status_code=self.status, media_type="application/problem+json", headers=headers
+        )
+
+
+def _not_found() -> Problem:
+    return Problem(404, "Resource Not Found", "The requested resource could not be found.")
+
+
+def _invalid(detail: str, field_name: str | None = None) -> Problem:
+    errors = [{"field": field_name, "message": detail}] if field_name else None
+    return Problem(400, "Invalid Resource", detail, errors)
+
+
+@dataclass
+class Audience:
+    """One Mailchimp list (audience) and the members it holds, keyed by subscriber hash."""
+
+    id: str
+    name: str
+    date_created: str = field(default_factory=_now)
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    forgotten: set[str] = field(default_factory=set)  # permanently deleted hashes
+    web_ids: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        counts = {s: 0 for s in LISTABLE_STATUSES}
+        for member in self.members.values():
+            counts[member["status"]] += 1
+        return {
+            "id": self.id,
+            "web_id": int(_md5(self.id)[:6], 16),
+            "name": self.name,
+            "date_created": self.date_created,
+            "email_type_option": False,
+            "use_archive_bar": True,
+            "visibility": "prv",
+            "campaign_defaults": {
+                "from_name": "omnicanal",
+                "from_email": "contato@omnicanal.example",
+                "subject": "",
+                "language": "pt",
+            },
+            "stats": {
+                "member_count": counts["subscribed"],
+                "unsubscribe_count": counts["unsubscribed"],
+                "cleaned_count": counts["cleaned"],
+                "total_contacts": sum(counts.values()) - counts["archived"],
+                "member_count_since_send": counts["subscribed"],
+                "unsubscribe_count_since_send": counts["unsubscribed"],
+                "cleaned_count_since_send": counts["cleaned"],
+                "campaign_count": 0,
+                "merge_field_count": len(DEFAULT_MERGE_FIELDS),
+                "last_sub_date": "",
+                "last_unsub_date": "",
+            },
+        }
+
+
+class MailchimpEmulator:
+    """The emulated Mailchimp account: its router, audiences, throttle and counters."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = DEFAULT_MAILCHIMP_API_KEY,
+        list_ids: tuple[str, ...] = (DEFAULT_LIST_ID,),
+        max_requests_per_second: int | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.api_key = api_key
+        self.audiences: dict[str, Audience] = {}
+        for list_id in list_ids:
+            self.add_list(list_id)
+        self.faults = FaultInjector()
+        self._window = RequestWindow(max_requests_per_second, clock)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self.write_calls = 0
+        self.members_written = 0
+        self.write_log: list[tuple[str, str, int]] = []  # (method, path, members written)
+        self.router = self._build_router()
+
+    # -- test controls and views ----------------------------------------------------
+
+    def add_list(self, list_id: str, name: str | None = None) -> Audience:
+        """Create an (empty) audience, e.g. a second destination list for a test."""
+        audience = Audience(id=list_id, name=name or f"omnicanal sandbox ({list_id})")
+        self.audiences[list_id] = audience
+        return audience
+
+    def members(self, list_id: str = DEFAULT_LIST_ID, status: str | None = None) -> list[dict]:
+        """Copies of the members the audience holds (archived included), optionally by status."""
+        with self._lock:
+            return [
+                copy.deepcopy(m)
+                for m in self.audiences[list_id].members.values()
+                if status is None or m["status"] == status
+            ]
+
+    def member(self, list_id: str, email: str) -> dict[str, Any] | None:
+        """A copy of the member with ``email`` (any case), or None."""
+        with self._lock:
+            found = self.audiences[list_id].members.get(subscriber_hash(email))
+            return copy.deepcopy(found) if found else None
+
+    def reset_counters(self) -> None:
+        """Zero ``write_calls``, ``members_written`` and ``write_log``, e.g. between syncs."""
+        with self._lock:
+            self.write_calls, self.members_written = 0, 0
+            self.write_log.clear()
+
+    def fail_next(self, n: int = 1, status: int = 500) -> None:
+        """Answer the next ``n`` authenticated requests with ``status`` instead."""
+        self.faults.fail_next(n, status, retry_after="1" if status == 429 else None)
+
+    def set_rate_limit(self, max_requests_per_second: int | None) -> None:
+        """Answer 429 beyond this many requests in any second (None: unlimited)."""
+        self._window = RequestWindow(max_requests_per_second, self._clock)
+
+    # -- request plumbing ---------------------------------------------------------
+
+    def _authenticate(self, request: Request) -> None:
+        header = request.headers.get("Authorization", "")
+        if not header:
+            raise Problem(401, "API Key Missing", "Your request did not include an API key.")
+        scheme, _, credentials = header.partition(" ")
+        key = None
+        if scheme.lower() == "basic":
+            try:
+                key = base64.b64decode(credentials).decode("utf-8").partition(":")[2]
+            except (ValueError, UnicodeDecodeError):
+                key = None
+        elif scheme.lower() in ("bearer", "apikey"):
+            key = credentials.strip()
+        if key != self.api_key:
+            raise Problem(
+                401,
+                "API Key Invalid",
+                "Your API key may be invalid, or you've attempted to access the wrong datacenter.",
+            )
+
+    def _guard(self, request: Request) -> None:
+        self._authenticate(request)
+        if not self._window.allow():
+            raise Problem(
+                429,
+                "Too Many Requests",
+                "You have exceeded the limit of requests per second for this API key. "
+                "Wait a second and retry.",
+            )
+        fault = self.faults.take()
+        if fault is not None:
+            if fault.status == 429:
+                raise Problem(429, "Too Many Requests", "Injected rate limit (sandbox).")
+            raise Problem(
+                fault.status, "Internal Server Error", "An unexpected internal error occurred."
+            )
+        if request.method in _WRITE_METHODS:
+            with self._lock:
+                self.write_calls += 1
+
+    def _wrote(self, request: Request, count: int) -> None:
+        with self._lock:
+            self.members_written += count
+            self.write_log.append((request.method, request.url.path, count))
+
+    def _audience(self, list_id: str) -> Audience:
+        audience = self.audiences.get(list_id)
+        if audience is None:
+            raise _not_found()
+        return audience
+
+    @staticmethod
+    async def _json(request: Request) -> dict[str, Any]:
+        """The JSON object body, or {} when there is none (GET, DELETE, actions)."""
+        if not await request.body():
+            return {}
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise Problem(
+                400, "JSON Parse Exception", "We encountered an unspecified JSON parsing error."
+            ) from exc
+        if not isinstance(body, dict):
+            raise Problem(400, "JSON Parse Exception", "The request body must be a JSON object.")
+        return body
+
+    # -- member logic -------------------------------------------------------------
+
+    @staticmethod
+    def _check_status(value: Any, field_name: str) -> None:
+        if value is not None and value not in MEMBER_STATUSES:
+            raise _invalid(
+                f"{field_name} must be one of {', '.join(MEMBER_STATUSES)}, got {value!r}.",
+                field_name,
+            )
+
+    def _create(self, audience: Audience, email: str, status: str, body: dict) -> dict:
+        key = subscriber_hash(email)
+        now = _now()
+        merge = {**DEFAULT_MERGE_FIELDS, **(body.get("merge_fields") or {})}
+        audience.web_ids += 1
+        tags = [t for t in body.get("tags") or [] if isinstance(t, str)]
+        member = {
+            "id": key,
+            "email_address": email,
+            "unique_email_id": _md5(f"{audience.id}:{key}")[:10],
+            "contact_id": _md5(f"contact:{key}"),
+            "full_name": f"{merge.get('FNAME', '')} {merge.get('LNAME', '')}".strip(),
+            "web_id": audience.web_ids,
+            "email_type": body.get("email_type") or "html",
+            "status": status,
+            "merge_fields": merge,
+            "interests": body.get("interests") or {},
+            "stats": {"avg_open_rate": 0, "avg_click_rate": 0},
+            "ip_signup": "",
+            "timestamp_signup": "",
+            "ip_opt": "",
+            "timestamp_opt": now if status == "subscribed" else "",
+            "member_rating": 2,
+            "last_changed": now,
+            "language": body.get("language") or "",
+            "vip": bool(body.get("vip", False)),
+            "email_client": "",
+            "location": {"latitude": 0, "longitude": 0, "gmtoff": 0, "dstoff": 0},
+            "source": "API - Generic",
+            "tags_count": len(tags),
+            "tags": [{"id": i + 1, "name": t} for i, t in enumerate(tags)],
+            "list_id": audience.id,
+        }
+        audience.members[key] = member
+        return member
+
+    @staticmethod
+    def _update(member: dict[str, Any], body: dict[str, Any], *, status: str | None) -> dict:
+        before = copy.deepcopy(member)
+        if status is not None:
+            if status == "subscribed" and member["status"] != "subscribed":
+                member["timestamp_opt"] = _now()
+            member["status"] = status
+        if body.get("merge_fields"):
+            member["merge_fields"] = {**member["merge_fields"], **body["merge_fields"]}
+            merge = member["merge_fields"]
+            member["full_name"] = f"{merge.get('FNAME', '')} {merge.get('LNAME', '')}".strip()
+        for key in ("email_type", "language", "vip", "interests"):
+            if key in body:
+                member[key] = body[key]
+        if "email_address" in body:
+            member["email_address"] = body["email_address"]
+        names = [t["name"] for t in member["tags"]]
+        for tag in body.get("tags") or []:
+            if isinstance(tag, str) and tag not in names:
+                names.append(tag)
+        member["tags"] = [{"id": i + 1, "name": t} for i, t in enumerate(names)]
+        member["tags_count"] = len(names)
+        if member != before:
+            member["last_changed"] = _now()
+        return member
+
+    def _upsert(self, audience: Audience, email: str, body: dict, *, allow_update: bool):
+        """Add or update one member; return (member, created) or raise a Problem."""
+        key = subscriber_hash(email)
+        if key in audience.forgotten:
+            raise Problem(
+                400,
+                "Forgotten Email Not Subscribed",
+                f"{email} was permanently deleted and cannot be re-imported. "
+                "The contact must re-subscribe to get back on the list.",
+            )
+        status, status_if_new = body.get("status"), body.get("status_if_new")
+        self._check_status(status, "status")
+        self._check_status(status_if_new, "status_if_new")
+        existing = audience.members.get(key)
+        if existing is not None and existing["status"] != "archived":
+            if not allow_update:
+                raise Problem(
+                    400,
+                    "Member Exists",
+                    f"{email} is already a list member. Use PUT to insert or update list members.",
+                )
+            return self._update(existing, body, status=status), False
+        new_status = status or status_if_new
+        if new_status is None:
+            raise _invalid(
+                "status_if_new is required when the email address is not on the list yet.",
+                "status_if_new",
+            )
+        if existing is not None:  # archived: adding it again brings it back
+            return self._update(existing, body, status=new_status), True
+        return self._create(audience, email, new_status, body), True
+
+    def _batch(self, request: Request, audience: Audience, body: dict) -> dict[str, Any]:
+        members = body.get("members")
+        if not isinstance(members, list):
+            raise _invalid("members must be an array of member objects.", "members")
+        if len(members) > MAX_BATCH_MEMBERS:
+            raise _invalid(
+                f"members holds {len(members)} items; send at most {MAX_BATCH_MEMBERS} per call.",
+                "members",
+            )
+        update_existing = bool(body.get("update_existing", False))
+        created, updated, errors, seen = [], [], [], set()
+        for item in members:
+            email = item.get("email_address") if isinstance(item, dict) else None
+            if not _valid_email(email):
+                errors.append(
+                    {
+                        "email_address": email if isinstance(email, str) else "",
+                        "error": f"{email} looks fake or invalid, please enter a real email "
+                        "address.",
+                        "error_code": "ERROR_GENERIC",
+                    }
+                )
+                continue
+            key = subscriber_hash(email)
+            if key in seen:
+                errors.append(
+                    {
+                        "email_address": email,
+                        "error": f"{email} appears more than once in this batch.",
+                        "error_code": "ERROR_DUPLICATE",
+                    }
+                )
+                continue
+            seen.add(key)
+            try:
+                member, is_new = self._upsert(audience, email, item, allow_update=update_existing)
+            except Problem as problem:
+                code = (
+                    "ERROR_CONTACT_EXISTS" if problem.title == "Member Exists" else "ERROR_GENERIC"
+                )
+                errors.append({"email_address": email, "error": problem.detail, "error_code": code})
+                continue
+            (created if is_new else updated).append(copy.deepcopy(member))
+        self._wrote(request, len(created) + len(updated))
+        return {
+            "new_members": created,
+            "updated_members": updated,
+            "errors": errors,
+            "total_created": len(created),
+            "total_updated": len(updated),
+            "error_count": len(errors),
+            "_links": [],
+        }
+
+    @staticmethod
+    def _member_key(subscriber: str) -> str:
+        return subscriber_hash(subscriber) if "@" in subscriber else subscriber.lower()
+
+    @staticmethod
+    def _check_body_email(key: str, body: dict[str, Any], required: bool) -> str | None:
+        email = body.get("email_address")
+        if email is None:
+            if required:
+                raise _invalid("email_address is required.", "email_address")
+            return None
+        if not _valid_email(email):
+            raise _invalid("Please provide a valid email address.", "email_address")
+        if subscriber_hash(email) != key:
+            raise _invalid(
+                "The subscriber hash in the URL does not match the email_address in the body: "
+                "it must be the MD5 of the lower-cased email address.",
+                "email_address",
+            )
+        return email
+
+    # -- routes ---------------------------------------------------------------------
+
+    def _build_router(self) -> APIRouter:
+        router = APIRouter(prefix="/3.0", tags=["mailchimp"])
+        Handler = Callable[..., Awaitable[Response]]
+
+        def endpoint(func: Handler) -> Callable[[Request], Awaitable[Response]]:
+            """Run the guard, hold the lock, turn Problems into problem-JSON responses."""
+
+            async def wrapper(request: Request) -> Response:
+                try:
+                    self._guard(request)
+                    body = await self._json(request)
+                    with self._lock:
+                        return func(request, body, **request.path_params)
+                except Problem as problem:
+                    return problem.response()
+
+            return wrapper
+
+        def ping(request: Request, body: dict) -> Response:
+            return JSONResponse({"health_status": "Everything's Chimpy!"})
+
+        def get_lists(request: Request, body: dict) -> Response:
+            lists = [a.summary() for a in self.audiences.values()]
+            return JSONResponse({"lists": lists, "total_items": len(lists), "_links": []})
+
+        def get_list(request: Request, body: dict, list_id: str) -> Response:
+            return JSONResponse(self._audience(list_id).summary())
+
+        def batch(request: Request, body: dict, list_id: str) -> Response:
+            return JSONResponse(self._batch(request, self._audience(list_id), body))
+
+        def list_members(request: Request, body: dict, list_id: str) -> Response:
+            audience = self._audience(list_id)
+            query = request.query_params
+            try:
+                count = int(query.get("count", DEFAULT_COUNT))
+                offset = int(query.get("offset", 0))
+            except ValueError as exc:
+                raise _invalid("count and offset must be integers.") from exc
+            if not 1 <= count <= MAX_COUNT or offset < 0:
+                raise _invalid(f"count must be between 1 and {MAX_COUNT} and offset >= 0.", "count")
+            status = query.get("status")
+            if status is not None and status not in LISTABLE_STATUSES:
+                raise _invalid(f"status must be one of {', '.join(LISTABLE_STATUSES)}.", "status")
+            rows = [m for m in audience.members.values() if status is None or m["status"] == status]
+            return JSONResponse(
+                {
+                    "members": rows[offset : offset + count],
+                    "list_id": list_id,
+                    "total_items": len(rows),
+                    "_links": [],
+                }
+            )
+
+        def add_member(request: Request, body: dict, list_id: str) -> Response:
+            audience = self._audience(list_id)
+            email = body.get("email_address")
+            if not _valid_email(email):
+                raise _invalid("Please provide a valid email address.", "email_address")
+            if body.get("status") is None:
+                raise _invalid("status is required.", "status")
+            member, _ = self._upsert(audience, email, body, allow_update=False)
+            self._wrote(request, 1)
+            return JSONResponse(member)
+
+        def get_member(
+            request: Request, body: dict, list_id: str, subscriber_hash: str
+        ) -> Response:
+            member = self._audience(list_id).members.get(self._member_key(subscriber_hash))
+            if member is None:
+                raise _not_found()
+            return JSONResponse(member)
+
+        def put_member(
+            request: Request, body: dict, list_id: str, subscriber_hash: str
+        ) -> Response:
+            audience = self._audience(list_id)
+            key = self._member_key(subscriber_hash)
+            email = self._check_body_email(key, body, required=True)
+            assert email is not None
+            member, _ = self._upsert(audience, email, body, allow_update=True)
+            self._wrote(request, 1)
+            return JSONResponse(member)
+
+        def patch_member(
+            request: Request, body: dict, list_id: str, subscriber_hash: str
+        ) -> Response:
+            audience = self._audience(list_id)
+            key = self._member_key(subscriber_hash)
+            member = audience.members.get(key)
+            if member is None:
+                raise _not_found()
+            self._check_body_email(key, body, required=False)
+            self._check_status(body.get("status"), "status")
+            self._update(member, body, status=body.get("status"))
+            self._wrote(request, 1)
+            return JSONResponse(member)
+
+        def archive_member(
+            request: Request, body: dict, list_id: str, subscriber_hash: str
+        ) -> Response:
+            member = self._audience(list_id).members.get(self._member_key(subscriber_hash))
+            if member is None:
+                raise _not_found()
+            if member["status"] != "archived":
+                member["status"], member["last_changed"] = "archived", _now()
+                self._wrote(request, 1)
+            return Response(status_code=204)
+
+        def delete_permanent(
+            request: Request, body: dict, list_id: str, subscriber_hash: str
+        ) -> Response:
+            audience = self._audience(list_id)
+            key = self._member_key(subscriber_hash)
+            if audience.members.pop(key, None) is None:
+                raise _not_found()
+            audience.forgotten.add(key)
+            self._wrote(request, 1)
+            return Response(status_code=204)
+
+        member_path = "/lists/{list_id}/members/{subscriber_hash}"
+        routes: list[tuple[str, Handler, str]] = [
+            ("/ping", ping, "GET"),
+            ("/lists", get_lists, "GET"),
+            ("/lists/{list_id}", get_list, "GET"),
+            ("/lists/{list_id}", batch, "POST"),
+            ("/lists/{list_id}/members", list_members, "GET"),
+            ("/lists/{list_id}/members", add_member, "POST"),
+            (member_path, get_member, "GET"),
+            (member_path, put_member, "PUT"),
+            (member_path, patch_member, "PATCH"),
+            (member_path, archive_member, "DELETE"),
+            (f"{member_path}/actions/delete-permanent", delete_permanent, "POST"),
+        ]
+        for path, func, method in routes:
+            router.add_api_route(path, endpoint(func), methods=[method], name=func.__name__)
+        return router

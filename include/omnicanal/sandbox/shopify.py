@@ -1,0 +1,453 @@
+"""Shopify Admin REST API emulation over the world's store records.
+
+Serves ``/admin/api/{version}/customers.json`` and ``orders.json`` (plus ``count.json``
+and single records) the way Shopify does, so the real tap runs unchanged against it:
+
+- auth with the ``X-Shopify-Access-Token`` header (401 with Shopify's body otherwise);
+- ``limit`` (default 50, at most 250), ``since_id``, ``ids``, ``created_at_min/max``,
+  ``updated_at_min/max`` (inclusive), ``fields``; orders also ``status`` (default
+  ``open``: cancelled orders only come with ``status=any`` or ``cancelled``) and
+  ``financial_status``. Unknown parameters are ignored, as Shopify does;
+- sorted by id ascending; ``order=updated_at asc`` (or ``created_at``/``id``, ``asc``/
+  ``desc``) is also accepted, which incremental taps want;
+- cursor pagination through ``Link`` headers (``rel="next"``/``rel="previous"``) whose
+  opaque ``page_info`` carries the filter; with ``page_info`` only ``limit`` and
+  ``fields`` may be sent (400 otherwise);
+- a leaky-bucket throttle per token, reported in ``X-Shopify-Shop-Api-Call-Limit`` and
+  answered with 429 + ``Retry-After`` when full;
+- ``fail_next`` to inject failures, ``touch_customer``/``touch_order``/``add_customer``
+  to change records for incremental-sync tests (also over HTTP under ``/_sandbox``).
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import JSONResponse
+
+from omnicanal.sandbox.store import SHOP_TZ, shop_timestamp
+from omnicanal.sandbox.throttle import Clock, FaultInjector, LeakyBucket
+from omnicanal.sandbox.world import World
+
+DEFAULT_SHOPIFY_TOKEN = "shpat_sandbox"
+API_VERSION = "2024-10"
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 250
+DEFAULT_BUCKET_SIZE = 40
+DEFAULT_LEAK_RATE = 2.0
+
+CALL_LIMIT_HEADER = "X-Shopify-Shop-Api-Call-Limit"
+INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
+THROTTLED = (
+    "Exceeded 2 calls per second for api client. "
+    "Reduce request rates to resume uninterrupted service."
+)
+_PAGE_INFO_COMPANIONS = {"page_info", "limit", "fields"}
+_SORT_FIELDS = ("id", "created_at", "updated_at")
+_ORDER_STATUSES = ("open", "closed", "cancelled", "any")
+_TIME_FILTERS = {
+    "created_at_min": ("created_at", "min"),
+    "created_at_max": ("created_at", "max"),
+    "updated_at_min": ("updated_at", "min"),
+    "updated_at_max": ("updated_at", "max"),
+}
+
+
+class BadRequest(Exception):
+    """A parameter Shopify would refuse; the message is sent back to the client."""
+
+
+def _epoch(timestamp: str) -> int:
+    return int(datetime.fromisoformat(timestamp).timestamp())
+
+
+def _parse_time(name: str, value: str) -> int:
+    """Parse an ISO-8601 filter value; a value without offset is in the shop's zone."""
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest(
+            f"{name} must be an ISO-8601 timestamp such as 2024-10-01T00:00:00-03:00, got {value!r}"
+        ) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=SHOP_TZ)
+    return int(moment.timestamp())
+
+
+def _encode_cursor(cursor: dict[str, Any]) -> str:
+    raw = json.dumps(cursor, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(token: str, resource: str) -> dict[str, Any]:
+    try:
+        cursor = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if cursor["resource"] != resource or cursor["direction"] not in ("next", "previous"):
+            raise ValueError(token)
+        return cursor
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadRequest(
+            "page_info - Invalid value. Use the page_info exactly as it appears in the "
+            "Link header of the previous response."
+        ) from exc
+
+
+def _sort_key(record: dict[str, Any], order: list[str]) -> tuple[int, int]:
+    field, direction = order
+    primary = record["id"] if field == "id" else _epoch(record[field])
+    sign = -1 if direction == "desc" else 1
+    return sign * primary, sign * record["id"]
+
+
+class ShopifyEmulator:
+    """The emulated shop: its HTTP router, throttle, fault queue and record mutations."""
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        access_token: str = DEFAULT_SHOPIFY_TOKEN,
+        bucket_size: int = DEFAULT_BUCKET_SIZE,
+        leak_rate: float = DEFAULT_LEAK_RATE,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.world = world
+        self.access_token = access_token
+        self.faults = FaultInjector()
+        self.request_count = 0
+        self._clock = clock
+        self._bucket_size = bucket_size
+        self._leak_rate = leak_rate
+        self._buckets: dict[str, LeakyBucket] = {}
+        self._lock = threading.RLock()
+        self.router = self._build_router()
+
+    # -- test controls ----------------------------------------------------------
+
+    def set_rate_limit(self, bucket_size: int, leak_rate: float) -> None:
+        """Change the bucket size and leak per second, starting from an empty bucket."""
+        with self._lock:
+            self._bucket_size, self._leak_rate = bucket_size, leak_rate
+            self._buckets.clear()
+
+    def fail_next(self, n: int = 1, status: int = 500) -> None:
+        """Answer the next ``n`` authenticated requests with ``status`` instead."""
+        self.faults.fail_next(n, status, retry_after="1.0" if status == 429 else None)
+
+    def touch_customer(
+        self, customer_id: int, *, at: datetime | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Apply ``fields`` to a customer and bump its ``updated_at``; return the record.
+
+        ``updated_at`` becomes ``at``, or a moment later than every customer's, so an
+        incremental tap must pick the change up. Orders embedding the customer follow,
+        as Shopify renders them live; the world's ground truth (``Person``) does not.
+        """
+        with self._lock:
+            record = self._replace("customers", customer_id, fields, at)
+            embedded = {k: v for k, v in record.items() if k in _EMBEDDED_CUSTOMER_KEYS}
+            for index, order in enumerate(self.world.shopify_orders):
+                if (order.get("customer") or {}).get("id") == customer_id:
+                    self.world.shopify_orders[index] = {**order, "customer": embedded}
+            return record
+
+    def touch_order(
+        self, order_id: int, *, at: datetime | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Apply ``fields`` to an order and bump its ``updated_at``; return the record."""
+        with self._lock:
+            return self._replace("orders", order_id, fields, at)
+
+    def add_customer(
+        self, record: dict[str, Any], person_id: str | None = None, *, at: datetime | None = None
+    ) -> dict[str, Any]:
+        """Add a customer (a new sign-up): fresh id and timestamps unless given.
+
+        ``person_id`` records who it is in the ground truth.
+        """
+        with self._lock:
+            customers = self.world.shopify_customers
+            moment = shop_timestamp(at or self._next_moment(customers))
+            new_id = record.get("id") or max((c["id"] for c in customers), default=7 * 10**12) + 1
+            created = {
+                "created_at": moment,
+                **record,
+                "id": new_id,
+                "updated_at": moment,
+                "admin_graphql_api_id": f"gid://shopify/Customer/{new_id}",
+            }
+            customers.append(created)
+            if person_id is not None:
+                self.world.shopify_customer_person[new_id] = person_id
+            return created
+
+    # -- internals ----------------------------------------------------------------
+
+    def _records(self, resource: str) -> list[dict[str, Any]]:
+        if resource == "customers":
+            return self.world.shopify_customers
+        return self.world.shopify_orders
+
+    def _next_moment(self, records: list[dict[str, Any]]) -> datetime:
+        now = datetime.now(UTC).replace(microsecond=0)
+        latest = max((datetime.fromisoformat(r["updated_at"]) for r in records), default=now)
+        return max(now, latest + timedelta(seconds=1))
+
+    def _replace(
+        self, resource: str, record_id: int, fields: dict[str, Any], at: datetime | None
+    ) -> dict[str, Any]:
+        records = self._records(resource)
+        for index, record in enumerate(records):
+            if record["id"] == record_id:
+                moment = at or self._next_moment(records)
+                updated = {**record, **fields, "updated_at": shop_timestamp(moment)}
+                records[index] = updated  # replaced, not mutated: readers keep a consistent copy
+                return updated
+        raise KeyError(f"no Shopify {resource[:-1]} with id {record_id}")
+
+    def _bucket(self, token: str) -> LeakyBucket:
+        with self._lock:
+            if token not in self._buckets:
+                self._buckets[token] = LeakyBucket(self._bucket_size, self._leak_rate, self._clock)
+            return self._buckets[token]
+
+    def _guard(self, request: Request) -> tuple[JSONResponse | None, dict[str, str]]:
+        """Authenticate, throttle and inject faults: an early response, or headers to send."""
+        self.request_count += 1
+        token = request.headers.get("X-Shopify-Access-Token")
+        if token != self.access_token:
+            return JSONResponse({"errors": INVALID_TOKEN}, status_code=401), {}
+        bucket = self._bucket(token)
+        allowed, level = bucket.try_take()
+        headers = {
+            CALL_LIMIT_HEADER: f"{level}/{bucket.size}",
+            "X-Shopify-API-Version": request.path_params.get("version", API_VERSION),
+        }
+        if not allowed:
+            return JSONResponse(
+                {"errors": THROTTLED}, status_code=429, headers={**headers, "Retry-After": "1.0"}
+            ), headers
+        fault = self.faults.take()
+        if fault is not None:
+            fault_headers = dict(headers)
+            if fault.retry_after:
+                fault_headers["Retry-After"] = fault.retry_after
+            body = {"errors": THROTTLED if fault.status == 429 else "Internal Server Error"}
+            return JSONResponse(body, status_code=fault.status, headers=fault_headers), headers
+        return None, headers
+
+    def _filters(self, resource: str, params: dict[str, str]) -> dict[str, Any]:
+        """Validate the filter parameters of a first-page request into a cursor filter."""
+        filters: dict[str, Any] = {}
+        for name, (field, bound) in _TIME_FILTERS.items():
+            if params.get(name):
+                filters[f"{field}_{bound}"] = _parse_time(name, params[name])
+        if params.get("since_id"):
+            filters["since_id"] = _int_param("since_id", params["since_id"])
+        if params.get("ids"):
+            filters["ids"] = sorted(_int_param("ids", v) for v in params["ids"].split(",") if v)
+        if resource == "orders":
+            status = params.get("status", "open")
+            if status not in _ORDER_STATUSES:
+                raise BadRequest(f"status must be one of {', '.join(_ORDER_STATUSES)}")
+            filters["status"] = status
+            if params.get("financial_status") and params["financial_status"] != "any":
+                filters["financial_status"] = params["financial_status"]
+        order = params.get("order", "id asc").split()
+        if len(order) == 1:
+            order.append("asc")
+        if len(order) != 2 or order[0] not in _SORT_FIELDS or order[1] not in ("asc", "desc"):
+            raise BadRequest(
+                "order must be '<field> asc' or '<field> desc' with field one of "
+                f"{', '.join(_SORT_FIELDS)}, e.g. order=updated_at asc"
+            )
+        filters["order"] = order
+        return filters
+
+    @staticmethod
+    def _matches(record: dict[str, Any], filters: dict[str, Any]) -> bool:
+        for field in ("created_at", "updated_at"):
+            low, high = filters.get(f"{field}_min"), filters.get(f"{field}_max")
+            if low is not None or high is not None:
+                moment = _epoch(record[field])
+                if (low is not None and moment < low) or (high is not None and moment > high):
+                    return False
+        if "since_id" in filters and record["id"] <= filters["since_id"]:
+            return False
+        if "ids" in filters and record["id"] not in filters["ids"]:
+            return False
+        status = filters.get("status", "any")
+        if status == "open" and (record.get("cancelled_at") or record.get("closed_at")):
+            return False
+        if status == "closed" and not record.get("closed_at"):
+            return False
+        if status == "cancelled" and not record.get("cancelled_at"):
+            return False
+        wanted = filters.get("financial_status")
+        return wanted is None or record.get("financial_status") == wanted
+
+    def _list(self, request: Request, resource: str) -> JSONResponse:
+        early, headers = self._guard(request)
+        if early is not None:
+            return early
+        params = dict(request.query_params)
+        try:
+            limit = _int_param("limit", params.get("limit", str(DEFAULT_LIMIT)))
+            if not 1 <= limit <= MAX_LIMIT:
+                raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+            if "page_info" in params:
+                extra = sorted(set(params) - _PAGE_INFO_COMPANIONS)
+                if extra:
+                    raise BadRequest(
+                        f"page_info cannot be combined with {', '.join(extra)}: follow the "
+                        "Link header URL as is, changing only limit or fields"
+                    )
+                cursor = _decode_cursor(params["page_info"], resource)
+                filters, direction, anchor = cursor["filters"], cursor["direction"], cursor["key"]
+            else:
+                filters, direction, anchor = self._filters(resource, params), None, None
+        except BadRequest as exc:
+            return JSONResponse({"errors": str(exc)}, status_code=400, headers=headers)
+
+        with self._lock:
+            rows = [r for r in self._records(resource) if self._matches(r, filters)]
+        rows.sort(key=lambda r: _sort_key(r, filters["order"]))
+        keys = [list(_sort_key(r, filters["order"])) for r in rows]
+        if direction == "next":
+            start = bisect.bisect_right(keys, anchor)
+            page = rows[start : start + limit]
+        elif direction == "previous":
+            end = bisect.bisect_left(keys, anchor)
+            start = max(0, end - limit)
+            page = rows[start:end]
+        else:
+            start, page = 0, rows[:limit]
+
+        links = []
+        base = f"{str(request.base_url).rstrip('/')}{request.url.path}"
+        extra_query = {"fields": params["fields"]} if params.get("fields") else {}
+
+        def link(rel: str, key: list[int]) -> str:
+            token = _encode_cursor(
+                {"resource": resource, "filters": filters, "direction": rel, "key": key}
+            )
+            query = urlencode({"limit": limit, **extra_query, "page_info": token})
+            return f'<{base}?{query}>; rel="{rel}"'
+
+        if page and direction is not None and start > 0:
+            links.append(link("previous", keys[start]))
+        if page and start + len(page) < len(rows):
+            links.append(link("next", keys[start + len(page) - 1]))
+        if links:
+            headers["Link"] = ", ".join(links)
+        return JSONResponse({resource: _select(page, params.get("fields"))}, headers=headers)
+
+    def _count(self, request: Request, resource: str) -> JSONResponse:
+        early, headers = self._guard(request)
+        if early is not None:
+            return early
+        try:
+            filters = self._filters(resource, dict(request.query_params))
+        except BadRequest as exc:
+            return JSONResponse({"errors": str(exc)}, status_code=400, headers=headers)
+        with self._lock:
+            count = sum(1 for r in self._records(resource) if self._matches(r, filters))
+        return JSONResponse({"count": count}, headers=headers)
+
+    def _one(self, request: Request, resource: str, record_id: int) -> JSONResponse:
+        early, headers = self._guard(request)
+        if early is not None:
+            return early
+        with self._lock:
+            found = next((r for r in self._records(resource) if r["id"] == record_id), None)
+        if found is None:
+            return JSONResponse({"errors": "Not Found"}, status_code=404, headers=headers)
+        selected = _select([found], request.query_params.get("fields"))[0]
+        return JSONResponse({resource[:-1]: selected}, headers=headers)
+
+    def _build_router(self) -> APIRouter:
+        router = APIRouter(tags=["shopify"])
+        admin = "/admin/api/{version}"
+
+        def lister(resource: str) -> Callable[[Request], Any]:
+            async def handler(request: Request) -> JSONResponse:
+                return self._list(request, resource)
+
+            return handler
+
+        def counter(resource: str) -> Callable[[Request], Any]:
+            async def handler(request: Request) -> JSONResponse:
+                return self._count(request, resource)
+
+            return handler
+
+        def getter(resource: str) -> Callable[[Request, int], Any]:
+            async def handler(request: Request, record_id: int) -> JSONResponse:
+                return self._one(request, resource, record_id)
+
+            return handler
+
+        def toucher(resource: str) -> Callable[[int, dict[str, Any]], Any]:
+            touch = self.touch_customer if resource == "customers" else self.touch_order
+
+            async def handler(
+                record_id: int, fields: Annotated[dict[str, Any], Body()]
+            ) -> JSONResponse:
+                try:
+                    return JSONResponse(touch(record_id, **fields))
+                except KeyError as exc:
+                    return JSONResponse({"errors": str(exc)}, status_code=404)
+
+            return handler
+
+        for resource in ("customers", "orders"):
+            router.add_api_route(f"{admin}/{resource}.json", lister(resource), methods=["GET"])
+            router.add_api_route(f"{admin}/{resource}/count.json", counter(resource))
+            router.add_api_route(f"{admin}/{resource}/{{record_id}}.json", getter(resource))
+            router.add_api_route(
+                f"/_sandbox/shopify/{resource}/{{record_id}}/touch",
+                toucher(resource),
+                methods=["POST"],
+                include_in_schema=False,
+            )
+        return router
+
+
+_EMBEDDED_CUSTOMER_KEYS = (
+    "id",
+    "email",
+    "created_at",
+    "updated_at",
+    "first_name",
+    "last_name",
+    "state",
+    "verified_email",
+    "phone",
+    "currency",
+    "tags",
+    "admin_graphql_api_id",
+)
+
+
+def _int_param(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be an integer, got {value!r}") from exc
+
+
+def _select(records: list[dict[str, Any]], fields: str | None) -> list[dict[str, Any]]:
+    """Apply Shopify's ``fields`` parameter: keep only the listed top-level keys."""
+    if not fields:
+        return records
+    wanted = [f.strip() for f in fields.split(",") if f.strip()]
+    return [{k: r[k] for k in wanted if k in r} for r in records]

@@ -1,0 +1,152 @@
+"""One coherent synthetic world: people, the records their channels hold, and the truth.
+
+``generate_world`` draws the people and everything the emulated platforms hold about
+them from one seed, so the demo, the tests and a bug report all see the same world.
+The ``World`` keeps the ground truth (which record belongs to which person) next to
+the noisy records, and answers what a correct pipeline must produce, e.g.
+``expected_recent_buyers`` for the Mailchimp "recent buyers" segment.
+
+Each source draws from its own random stream derived from the seed, so adding a
+source later does not reshuffle the people or the other sources of a seed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from omnicanal.sandbox.cpf import cpf_is_valid, format_cpf
+from omnicanal.sandbox.people import Person, generate_people
+from omnicanal.sandbox.store import build_shopify_store
+
+__all__ = ["Person", "World", "cpf_is_valid", "format_cpf", "generate_world"]
+
+WORLD_FORMAT_VERSION = 1
+
+
+@dataclass
+class World:
+    """The people, what Shopify holds about them, and which record is whose.
+
+    ``shopify_customers`` and ``shopify_orders`` are JSON-ready dicts in the Shopify
+    Admin REST API 2024-10 shape; the Shopify emulator serves (and mutates) them.
+    ``shopify_customer_person`` maps each customer id to the ``person_id`` it belongs
+    to: the answer identity resolution should find.
+    """
+
+    as_of: datetime
+    seed: int
+    people: list[Person]
+    shopify_customers: list[dict[str, Any]] = field(default_factory=list)
+    shopify_orders: list[dict[str, Any]] = field(default_factory=list)
+    shopify_customer_person: dict[int, str] = field(default_factory=dict)
+
+    @cached_property
+    def people_by_id(self) -> dict[str, Person]:
+        return {p.person_id: p for p in self.people}
+
+    def person(self, person_id: str) -> Person:
+        """The person with ``person_id``; KeyError if the world has none."""
+        return self.people_by_id[person_id]
+
+    def expected_recent_buyers(self, window_days: int = 90) -> dict[str, dict[str, str]]:
+        """Ground truth of the Mailchimp "recent buyers" segment.
+
+        People with at least one non-cancelled Shopify order created in the
+        ``window_days`` before ``as_of`` who accept email marketing, keyed by their
+        canonical (lower-case) email, with their canonical first and last name. Read
+        from the current orders, so it follows mutations made through the emulator;
+        consent and names always come from the ``Person``.
+        """
+        cutoff = self.as_of - timedelta(days=window_days)
+        buyers: dict[str, dict[str, str]] = {}
+        for order in self.shopify_orders:
+            if order.get("cancelled_at"):
+                continue
+            created = datetime.fromisoformat(order["created_at"])
+            if not cutoff <= created <= self.as_of:
+                continue
+            person_id = self.shopify_customer_person.get((order.get("customer") or {}).get("id"))
+            if person_id is None:
+                continue
+            person = self.person(person_id)
+            if person.accepts_email_marketing:
+                buyers[person.email] = {
+                    "first_name": person.first_name,
+                    "last_name": person.last_name,
+                }
+        return dict(sorted(buyers.items()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": WORLD_FORMAT_VERSION,
+            "seed": self.seed,
+            "as_of": self.as_of.isoformat(),
+            "people": [p.to_dict() for p in self.people],
+            "shopify": {
+                "customers": self.shopify_customers,
+                "orders": self.shopify_orders,
+                "customer_person": {str(k): v for k, v in self.shopify_customer_person.items()},
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> World:
+        version = data.get("format_version")
+        if version != WORLD_FORMAT_VERSION:
+            raise ValueError(
+                f"world file has format_version {version!r}, this omnicanal reads "
+                f"{WORLD_FORMAT_VERSION}; regenerate it with `omnicanal sandbox generate`"
+            )
+        shopify = data["shopify"]
+        return cls(
+            as_of=datetime.fromisoformat(data["as_of"]),
+            seed=data["seed"],
+            people=[Person.from_dict(p) for p in data["people"]],
+            shopify_customers=shopify["customers"],
+            shopify_orders=shopify["orders"],
+            shopify_customer_person={int(k): v for k, v in shopify["customer_person"].items()},
+        )
+
+    def to_json(self, path: str | Path) -> None:
+        """Write the world to ``path`` (UTF-8 JSON, accents kept readable)."""
+        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> World:
+        """Read a world written by ``to_json``."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _as_of(as_of: datetime | None) -> datetime:
+    if as_of is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware, e.g. datetime(..., tzinfo=UTC)")
+    return as_of.astimezone(UTC).replace(microsecond=0)
+
+
+def generate_world(people: int, seed: int, as_of: datetime | None = None) -> World:
+    """Generate a world of ``people`` people, the same one for the same seed and ``as_of``.
+
+    ``as_of`` is the world's "now" (default: the current UTC second); every timestamp
+    lies before it, so a fixed ``as_of`` makes the whole world reproducible.
+    """
+    if people < 1:
+        raise ValueError(f"a world needs at least one person, got people={people}")
+    moment = _as_of(as_of)
+    population = generate_people(random.Random(f"{seed}:people"), people, moment)
+    store = build_shopify_store(random.Random(f"{seed}:shopify"), population, moment)
+    return World(
+        as_of=moment,
+        seed=seed,
+        people=population,
+        shopify_customers=store.customers,
+        shopify_orders=store.orders,
+        shopify_customer_person=store.customer_person,
+    )
