@@ -40,9 +40,10 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The dbt templater compiles the models, so it needs the warehouse's profile variables.
+# The dbt templater compiles the models, so it needs the warehouse's profile variables;
+# sqlfluff only takes the dbt templater from the .sqlfluff of the folder it runs in.
 sql-lint: setup
-	$(BIN)/omnicanal env -- $(BIN)/sqlfluff lint dbt_project/models
+	cd dbt_project && ../$(BIN)/omnicanal env -- ../$(BIN)/sqlfluff lint models --disable-progress-bar
 
 pytest: setup
 	$(BIN)/pytest

@@ -22,6 +22,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Asset, task
 from cosmos import DbtTaskGroup
+
 from omnicanal.activation.definitions import load_definitions
 from omnicanal.config import get_settings
 from omnicanal.orchestration import tasks

@@ -64,3 +64,19 @@ def warehouse_env(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point omnicanal's settings (in this process and its children) at a fresh database."""
     monkeypatch.setenv("OMNICANAL_WAREHOUSE_URL", fresh_db)
     return fresh_db
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Airflow's metadata DB in the test home, migrated once (kept between sessions)."""
+    import subprocess
+    import sys
+
+    home = Path(os.environ["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    marker = home / ".migrated"
+    if not (marker.exists() and (home / "airflow.db").exists()):
+        airflow = Path(sys.executable).parent / "airflow"
+        subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
+        marker.write_text("ok\n")
+    return home

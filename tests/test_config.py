@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from omnicanal.config import WarehouseURL, get_settings
 from omnicanal.errors import ConfigError
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+
 from omnicanal import warehouse
 from omnicanal.cli import main
 from omnicanal.config import get_settings

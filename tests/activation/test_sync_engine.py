@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+
 from omnicanal.activation.engine import run_sync
 from omnicanal.cli import main
 from omnicanal.config import get_settings

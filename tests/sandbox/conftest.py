@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+
 from omnicanal.sandbox import SandboxServer, World, generate_world
 
 AS_OF = datetime(2025, 6, 1, 15, 0, 0, tzinfo=UTC)

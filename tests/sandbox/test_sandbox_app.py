@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from omnicanal.sandbox import (
     DEFAULT_MAILCHIMP_API_KEY,
     DEFAULT_SHOPIFY_TOKEN,

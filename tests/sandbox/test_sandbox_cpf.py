@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from omnicanal.sandbox import World, cpf_is_valid, format_cpf
 from omnicanal.sandbox.cpf import cpf_check_digits, random_cpf
 

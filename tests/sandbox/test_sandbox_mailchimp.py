@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from omnicanal.sandbox import (
     DEFAULT_MAILCHIMP_API_KEY,
     MailchimpEmulator,

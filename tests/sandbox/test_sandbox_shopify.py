@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from omnicanal.sandbox import DEFAULT_SHOPIFY_TOKEN, SandboxServer, World
 from omnicanal.sandbox.throttle import LeakyBucket
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from omnicanal.sandbox import World, cpf_is_valid, generate_world
 from omnicanal.sandbox.noise import strip_accents
 

@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.testing import SuiteConfig, get_tap_test_class
+
 from omnicanal.sandbox.app import SandboxServer
 from omnicanal.sandbox.shopify import (
     DEFAULT_LEAK_RATE,
@@ -32,8 +35,6 @@ from omnicanal.sandbox.shopify import (
     ShopifyEmulator,
 )
 from omnicanal.sandbox.world import World, generate_world
-from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from tap_shopify.errors import ShopifyRetriesExhaustedError
 from tap_shopify.tap import TapShopify
 

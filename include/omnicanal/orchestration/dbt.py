@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,8 +39,13 @@ def run_dbt(settings: Settings, args: list[str]) -> int:
 def cosmos_configs(settings: Settings) -> dict:
     """Keyword arguments for Cosmos's DbtTaskGroup: project, profile, execution, render."""
     from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-    from cosmos.constants import InvocationMode, LoadMode
+    from cosmos.constants import InvocationMode, LoadMode, TestIndirectSelection
 
+    # Cosmos looks for `dbt` on PATH even when it runs dbt in-process; the venv that
+    # runs Airflow is the one with dbt, so make sure its bin folder is on PATH.
+    venv_bin = str(Path(sys.executable).parent)
+    if venv_bin not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
     env = dbt_env(settings)
     return {
         "project_config": ProjectConfig(
@@ -50,14 +56,19 @@ def cosmos_configs(settings: Settings) -> dict:
             target_name=DBT_TARGET,
             profiles_yml_filepath=settings.dbt_project_dir / "profiles.yml",
         ),
+        # dbt runs in-process (dbtRunner): no subprocess start-up per model.
+        # Cautious: a model's test task runs only the tests of that model; tests that
+        # span several models get their own task after all of them (detached below).
         "execution_config": ExecutionConfig(
-            dbt_executable_path=dbt_executable(), invocation_mode=InvocationMode.DBT_RUNNER
+            invocation_mode=InvocationMode.DBT_RUNNER,
+            test_indirect_selection=TestIndirectSelection.CAUTIOUS,
         ),
         "render_config": RenderConfig(
             load_method=LoadMode.DBT_LS,
-            dbt_executable_path=dbt_executable(),
-            env_vars=env,
+            # Cosmos compares this with the dbt it finds on PATH; pass that same one.
+            dbt_executable_path=shutil.which("dbt") or dbt_executable(),
             enable_mock_profile=False,
+            should_detach_multiple_parents_tests=True,
             emit_datasets=False,
         ),
     }
