@@ -80,6 +80,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         shopify_token=settings.shopify_access_token,
         mailchimp_api_key=settings.mailchimp_api_key,
         mailchimp_list_id=settings.mailchimp_list_id,
+        mailchimp_state_path=settings.sandbox_mailchimp_state,
     )
     return 0
 
@@ -114,7 +115,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         return 0
     from omnicanal.activation.engine import run_sync
 
-    report = run_sync(settings, args.name, dry_run=args.dry_run)
+    report = run_sync(settings, args.name, dry_run=args.dry_run, full_resync=args.full_resync)
     _print_json(report.as_dict())
     return 0 if report.failed == 0 else 1
 
@@ -223,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sp.add_parser("run", help="send what changed since the last run")
     r.add_argument("name", help="exposure name (or sync model name)")
     r.add_argument("--dry-run", action="store_true", help="count the changes, send nothing")
+    r.add_argument(
+        "--full-resync",
+        action="store_true",
+        help="send every row again (the destination lost what the ledger says it holds)",
+    )
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("settings", help="every setting, its meaning and its current value")

@@ -188,6 +188,11 @@ class Settings:
     def world_path(self) -> Path:
         return self.home / "sandbox" / "world.json"
 
+    @property
+    def sandbox_mailchimp_state(self) -> Path:
+        """Where the sandbox's Mailchimp keeps its members between restarts."""
+        return self.home / "sandbox" / "mailchimp.json"
+
     def warehouse(self) -> WarehouseURL:
         """The warehouse URL parts; starts nothing (see omnicanal.warehouse for that)."""
         if self.warehouse_url:

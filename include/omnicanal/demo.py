@@ -55,6 +55,7 @@ def start_sandbox(settings: Settings, people: int, seed: int, stack: ExitStack):
         shopify_token=settings.shopify_access_token,
         mailchimp_api_key=settings.mailchimp_api_key,
         mailchimp_list_id=settings.mailchimp_list_id,
+        mailchimp_state_path=settings.sandbox_mailchimp_state,
     )
     stack.enter_context(server)
     return world, server
@@ -111,6 +112,15 @@ def summary(settings: Settings, server=None) -> dict:
             except Exception:  # noqa: BLE001 - a missing model is shown as missing
                 conn.rollback()
                 out[key] = None
+        try:
+            out["last_sync_runs"] = conn.execute(
+                """select distinct on (sync_name) sync_name, status, inserted, updated, removed,
+                          unchanged, failed
+                   from omnicanal_activation.sync_runs order by sync_name, run_id desc"""
+            ).fetchall()
+        except Exception:  # noqa: BLE001 - no sync ran yet
+            conn.rollback()
+            out["last_sync_runs"] = []
     if server is not None:
         members = server.app.state.mailchimp.members(
             settings.mailchimp_list_id, status="subscribed"
@@ -173,6 +183,11 @@ def run_demo(settings: Settings, people: int | None = None, seed: int | None = N
             f"  members synced to Mailchimp        {facts['mailchimp_members_subscribed']}"
             f" (ground truth: {expected})"
         )
+        for name, status, ins, upd, rem, same, failed in facts["last_sync_runs"]:
+            print(
+                f"  sync {name} ({status}): {ins} inserted, {upd} updated, {rem} removed, "
+                f"{same} unchanged, {failed} failed"
+            )
         print(f"  time taken                         {progress.elapsed:.1f}s")
     print()
     print("Open the Airflow UI with `make ui` (http://127.0.0.1:8080, the login is printed")

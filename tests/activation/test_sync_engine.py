@@ -215,3 +215,17 @@ def test_model_problems_stop_the_sync(mailchimp, warehouse_env):
     with pytest.raises(SyncError, match="no sync named"):
         run_sync(get_settings(), "nope")
     assert mailchimp.write_calls == 0
+
+
+def test_full_resync_restores_a_wiped_destination(mailchimp, warehouse_env):
+    settings = get_settings()
+    set_segment(warehouse_env, [("ana@x.com.br", "Ana", "Souza"), ("bia@x.com.br", "Bia", "Lima")])
+    run_sync(settings, SYNC)
+    # The destination loses its members behind our back: a normal run trusts the ledger…
+    mailchimp.audiences.clear()
+    mailchimp.add_list(LIST)
+    assert run_sync(settings, SYNC).sent == 0
+    # …a full resync sends every row again.
+    report = run_sync(settings, SYNC, full_resync=True)
+    assert (report.updated, report.unchanged) == (2, 0)
+    assert set(held(mailchimp)) == {"ana@x.com.br", "bia@x.com.br"}

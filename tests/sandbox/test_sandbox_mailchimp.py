@@ -200,3 +200,24 @@ def test_rate_limit_and_faults(api: httpx.Client, sandbox: SandboxServer) -> Non
     assert statuses[:2] == [200, 200] and statuses[2] == 429
     mailchimp.set_rate_limit(None)
     assert api.get(f"/lists/{LIST}").status_code == 200
+
+
+def test_members_survive_a_restart_with_a_state_file(tmp_path):
+    """With a state file the emulated Mailchimp keeps its members, like the real one."""
+    import httpx
+
+    from omnicanal.sandbox.app import SandboxServer
+    from omnicanal.sandbox.world import generate_world
+
+    state = tmp_path / "mailchimp.json"
+    world = generate_world(3, seed=1)
+    body = {"email_address": "ana@x.com.br", "status": "subscribed"}
+    with SandboxServer(world, mailchimp_state_path=state) as sandbox:
+        httpx.post(
+            f"{sandbox.url}/3.0/lists/omnicanal-demo/members", auth=("x", "sandbox-us1"), json=body
+        ).raise_for_status()
+    with SandboxServer(world, mailchimp_state_path=state) as sandbox:
+        members = sandbox.app.state.mailchimp.members("omnicanal-demo")
+    assert [m["email_address"] for m in members] == ["ana@x.com.br"]
+    with SandboxServer(world) as sandbox:  # no state file: a fresh account
+        assert sandbox.app.state.mailchimp.members("omnicanal-demo") == []

@@ -148,13 +148,23 @@ def _check_model(conn: psycopg.Connection, definition: SyncDefinition) -> tuple[
     return total, null_keys
 
 
-def plan(conn: psycopg.Connection, definition: SyncDefinition) -> tuple[list[Change], int]:
+def plan(
+    conn: psycopg.Connection, definition: SyncDefinition, full_resync: bool = False
+) -> tuple[list[Change], int]:
+    """The changes to send, and how many rows are unchanged.
+
+    ``full_resync`` sends every row of the model again (as updates), for when the
+    destination lost what the ledger says it holds; removals stay limited to keys the
+    ledger knows, so it still never touches what the sync did not write.
+    """
     changes: list[Change] = []
     unchanged = 0
     cursor = conn.execute(_diff_query(definition), {"sync": definition.name})
     for record_key, payload, payload_hash, action in cursor:
         if record_key is None:
             continue
+        if action == "unchanged" and full_resync:
+            action = "update"
         if action == "unchanged":
             unchanged += 1
             continue
@@ -220,6 +230,7 @@ def run_sync(
     name: str,
     *,
     dry_run: bool = False,
+    full_resync: bool = False,
     destination: Destination | None = None,
 ) -> SyncReport:
     """Run the sync called ``name``; returns what was sent and what failed."""
@@ -236,7 +247,7 @@ def run_sync(
             raise SyncError(f"sync {definition.name!r} is already running elsewhere")
         try:
             report.rows_in_model, report.skipped_null_keys = _check_model(conn, definition)
-            changes, report.unchanged = plan(conn, definition)
+            changes, report.unchanged = plan(conn, definition, full_resync)
             conn.commit()
             if dry_run:
                 for change in changes:

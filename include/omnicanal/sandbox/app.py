@@ -47,6 +47,7 @@ def create_app(
     shopify_bucket_size: int = DEFAULT_BUCKET_SIZE,
     shopify_leak_rate: float = DEFAULT_LEAK_RATE,
     mailchimp_max_requests_per_second: int | None = None,
+    mailchimp_state_path: str | Path | None = None,
 ) -> FastAPI:
     """Build the sandbox app serving ``world``.
 
@@ -72,6 +73,7 @@ def create_app(
         api_key=mailchimp_api_key,
         list_ids=(mailchimp_list_id,),
         max_requests_per_second=mailchimp_max_requests_per_second,
+        state_path=mailchimp_state_path,
     )
     app.state.world, app.state.shopify, app.state.mailchimp = world, shopify, mailchimp
     app.include_router(shopify.router)
@@ -214,6 +216,7 @@ def serve(
     shopify_bucket_size: int = DEFAULT_BUCKET_SIZE,
     shopify_leak_rate: float = DEFAULT_LEAK_RATE,
     mailchimp_max_requests_per_second: int | None = None,
+    mailchimp_state_path: str | Path | None = None,
     log_level: str = "info",
 ) -> None:
     """Serve the world in ``world_path`` in the foreground until interrupted (Ctrl-C).
@@ -234,5 +237,6 @@ def serve(
         shopify_bucket_size=shopify_bucket_size,
         shopify_leak_rate=shopify_leak_rate,
         mailchimp_max_requests_per_second=mailchimp_max_requests_per_second,
+        mailchimp_state_path=mailchimp_state_path,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -27,6 +27,8 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import json
+import os
 import re
 import threading
 import time
@@ -34,6 +36,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -163,11 +166,18 @@ class MailchimpEmulator:
         list_ids: tuple[str, ...] = (DEFAULT_LIST_ID,),
         max_requests_per_second: int | None = None,
         clock: Clock = time.monotonic,
+        state_path: str | Path | None = None,
     ) -> None:
         self.api_key = api_key
         self.audiences: dict[str, Audience] = {}
+        # Real Mailchimp remembers its members across our runs; with a state file the
+        # emulator does too, so a sandbox restart does not fake a destination wipe.
+        self.state_path = Path(state_path) if state_path else None
+        if self.state_path and self.state_path.exists():
+            self._load_state()
         for list_id in list_ids:
-            self.add_list(list_id)
+            if list_id not in self.audiences:
+                self.add_list(list_id)
         self.faults = FaultInjector()
         self._window = RequestWindow(max_requests_per_second, clock)
         self._clock = clock
@@ -260,6 +270,40 @@ class MailchimpEmulator:
         with self._lock:
             self.members_written += count
             self.write_log.append((request.method, request.url.path, count))
+            self._save_state()
+
+    def _load_state(self) -> None:
+        data = json.loads(self.state_path.read_text())
+        for item in data.get("audiences", []):
+            self.audiences[item["id"]] = Audience(
+                id=item["id"],
+                name=item["name"],
+                date_created=item["date_created"],
+                members=item["members"],
+                forgotten=set(item.get("forgotten", [])),
+                web_ids=item.get("web_ids", 0),
+            )
+
+    def _save_state(self) -> None:
+        if self.state_path is None:
+            return
+        data = {
+            "audiences": [
+                {
+                    "id": a.id,
+                    "name": a.name,
+                    "date_created": a.date_created,
+                    "members": a.members,
+                    "forgotten": sorted(a.forgotten),
+                    "web_ids": a.web_ids,
+                }
+                for a in self.audiences.values()
+            ]
+        }
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.state_path)
 
     def _audience(self, list_id: str) -> Audience:
         audience = self.audiences.get(list_id)
