@@ -20,6 +20,7 @@ from psycopg import sql
 from omnicanal import warehouse
 from omnicanal.config import Settings
 from omnicanal.errors import OmnicanalError
+from omnicanal.extract import reset_state
 
 PIPELINE_DAG = "omnicanal_pipeline"
 
@@ -157,6 +158,10 @@ def run_demo(settings: Settings, people: int | None = None, seed: int | None = N
             f"{server.url} serves {len(world.shopify_customers)} Shopify customers, "
             f"{len(world.shopify_orders)} orders"
         )
+
+        # Each demo serves a world generated now, so "recent" means recent to the clock;
+        # that is a new snapshot of the store, so extract it whole, not from the bookmark.
+        reset_state(settings, "shopify")
 
         progress.step("airflow metadata database")
         prepare_airflow(settings)
