@@ -113,6 +113,16 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 f"{definition.destination} (key {definition.key})"
             )
         return 0
+    if args.action == "forget":
+        from omnicanal.activation.definitions import get_definition
+        from omnicanal.activation.ledger import forget
+        from omnicanal.warehouse import connect
+
+        definition = get_definition(settings.dbt_project_dir, args.name)
+        with connect(settings) as conn:
+            count = forget(conn, definition.name)
+        print(f"forgot {count} ledger rows of {definition.name}; the next run sends all rows")
+        return 0
     from omnicanal.activation.engine import run_sync
 
     report = run_sync(settings, args.name, dry_run=args.dry_run, full_resync=args.full_resync)
@@ -229,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send every row again (the destination lost what the ledger says it holds)",
     )
+    f = sp.add_parser("forget", help="forget what the destination holds (it was replaced)")
+    f.add_argument("name", help="exposure name (or sync model name)")
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("settings", help="every setting, its meaning and its current value")

@@ -49,6 +49,10 @@ def start_sandbox(settings: Settings, people: int, seed: int, stack: ExitStack):
     from omnicanal.sandbox.world import generate_world
 
     world = generate_world(people, seed)
+    if not settings.sandbox_mailchimp_state.exists():
+        # A new sandbox Mailchimp account: whatever the ledger remembers of an older
+        # one is gone, so the syncs must start from scratch.
+        _forget_all_syncs(settings)
     server = SandboxServer(
         world,
         host=settings.sandbox_host,
@@ -60,6 +64,15 @@ def start_sandbox(settings: Settings, people: int, seed: int, stack: ExitStack):
     )
     stack.enter_context(server)
     return world, server
+
+
+def _forget_all_syncs(settings: Settings) -> None:
+    from omnicanal.activation.definitions import load_definitions
+    from omnicanal.activation.ledger import forget
+
+    with warehouse.connect(settings) as conn:
+        for name in load_definitions(settings.dbt_project_dir):
+            forget(conn, name)
 
 
 def load_dag(settings: Settings, dag_id: str = PIPELINE_DAG):

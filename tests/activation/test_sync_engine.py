@@ -229,3 +229,11 @@ def test_full_resync_restores_a_wiped_destination(mailchimp, warehouse_env):
     report = run_sync(settings, SYNC, full_resync=True)
     assert (report.updated, report.unchanged) == (2, 0)
     assert set(held(mailchimp)) == {"ana@x.com.br", "bia@x.com.br"}
+
+
+def test_forget_makes_the_next_run_send_everything(mailchimp, warehouse_env, capsys):
+    set_segment(warehouse_env, [("ana@x.com.br", "Ana", "Souza")])
+    run_sync(get_settings(), SYNC)
+    assert main(["sync", "forget", SYNC]) == 0
+    assert "forgot 1 ledger rows" in capsys.readouterr().out
+    assert run_sync(get_settings(), SYNC).inserted == 1

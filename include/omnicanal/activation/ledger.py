@@ -60,3 +60,14 @@ def ensure_schema(conn: psycopg.Connection) -> None:
     # Serialise concurrent first runs: CREATE ... IF NOT EXISTS races on the catalog.
     conn.execute("select pg_advisory_xact_lock(hashtext('omnicanal_activation_ddl'))")
     conn.execute(DDL)
+
+
+def forget(conn: psycopg.Connection, sync_name: str) -> int:
+    """Forget what a destination holds for ``sync_name`` (it was replaced or wiped).
+
+    The next run then sends every row of the model as new. Run history is kept.
+    """
+    ensure_schema(conn)
+    return conn.execute(
+        f"delete from {SCHEMA}.sync_ledger where sync_name = %s", (sync_name,)
+    ).rowcount
