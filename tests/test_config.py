@@ -64,3 +64,13 @@ def test_mailchimp_url_follows_the_key_data_centre():
 def test_url_round_trip():
     url = WarehouseURL.parse("postgresql://u@h:1/d")
     assert WarehouseURL.parse(url.url()) == url
+
+
+def test_readme_documents_every_setting():
+    from pathlib import Path
+
+    from omnicanal.config import SETTINGS_DOC
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for name, doc in SETTINGS_DOC.items():
+        assert f"| `{name}` | {doc} |" in readme, f"README's settings table lacks {name}"

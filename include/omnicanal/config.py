@@ -39,6 +39,8 @@ SETTINGS_DOC: dict[str, str] = {
     "Default: the sandbox's token.",
     "OMNICANAL_SHOPIFY_START_DATE": "First date to extract from Shopify (ISO-8601). "
     "Default: 2000-01-01T00:00:00Z.",
+    "OMNICANAL_SHOPIFY_MAX_RETRIES": "Retries of a failed Shopify request (5xx, 429, "
+    "network) before the extract fails. Default: 5.",
     "OMNICANAL_MAILCHIMP_API_URL": "Mailchimp Marketing API base URL, "
     "`https://<dc>.api.mailchimp.com/3.0`. Default: the data centre in the API key, or "
     "the sandbox.",
@@ -142,6 +144,7 @@ class Settings:
     shopify_api_url: str | None
     shopify_access_token: str = field(repr=False)
     shopify_start_date: str
+    shopify_max_retries: int
     mailchimp_api_url: str | None
     mailchimp_api_key: str = field(repr=False)
     mailchimp_list_id: str
@@ -230,6 +233,7 @@ def get_settings(env: dict[str, str] | None = None) -> Settings:
         shopify_access_token=env.get("OMNICANAL_SHOPIFY_ACCESS_TOKEN")
         or DEFAULT_SANDBOX_SHOPIFY_TOKEN,
         shopify_start_date=env.get("OMNICANAL_SHOPIFY_START_DATE") or "2000-01-01T00:00:00Z",
+        shopify_max_retries=_int(env, "OMNICANAL_SHOPIFY_MAX_RETRIES", 5),
         mailchimp_api_url=env.get("OMNICANAL_MAILCHIMP_API_URL") or None,
         mailchimp_api_key=env.get("OMNICANAL_MAILCHIMP_API_KEY") or DEFAULT_SANDBOX_MAILCHIMP_KEY,
         mailchimp_list_id=env.get("OMNICANAL_MAILCHIMP_LIST_ID") or DEFAULT_MAILCHIMP_LIST_ID,

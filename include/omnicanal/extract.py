@@ -50,6 +50,7 @@ def _shopify_config(settings: Settings) -> dict:
         "api_url": settings.shopify_url,
         "access_token": settings.shopify_access_token,
         "start_date": settings.shopify_start_date,
+        "max_retries": settings.shopify_max_retries,
     }
 
 
@@ -237,10 +238,15 @@ def run_extract(
         tap_rc, loader_rc = tap_proc.wait(), loader_proc.wait()
         for thread in threads:
             thread.join()
+    # A loader that stops closes the pipe, and the tap then dies of it: the loader's
+    # words are the reason, so they come first.
+    if loader_rc != 0:
+        raise ExtractError(
+            f"{LOADER} failed (exit {loader_rc}) loading {source.name}; nothing after the "
+            f"last saved state was kept, a rerun resumes from there:\n" + _last_words(loader_err)
+        )
     if tap_rc != 0:
         raise ExtractError(f"{source.tap} failed (exit {tap_rc}):\n" + _last_words(tap_err))
-    if loader_rc != 0:
-        raise ExtractError(f"{LOADER} failed (exit {loader_rc}):\n" + _last_words(loader_err))
     return ExtractReport(
         source=source.name,
         rows=raw_counts(settings, source),
@@ -249,10 +255,15 @@ def run_extract(
     )
 
 
-def _last_words(lines: list[str], keep: int = 15) -> str:
-    """The end of a process's log: where a Singer component says why it stopped."""
-    interesting = [
-        line for line in lines if "Traceback" in line or "Error" in line or "error" in line
-    ]
-    tail = (interesting or lines)[-keep:]
+def _last_words(lines: list[str], keep: int = 6) -> str:
+    """The end of a process's log: where a Singer component says why it stopped.
+
+    Its ERROR/CRITICAL lines, last ones first in importance (the final one is the
+    reason); the log prefix (time, level, logger) is dropped for readability.
+    """
+    errors = [line for line in lines if "| ERROR" in line or "| CRITICAL" in line]
+    if not errors:
+        tail = lines[-keep:]
+    else:
+        tail = [line.rsplit(" | ", 1)[-1] for line in errors[-keep:]]
     return "\n".join(tail) or "(it printed nothing)"
