@@ -13,7 +13,14 @@ from omnicanal.config import Settings
 def airflow_env(settings: Settings) -> dict[str, str]:
     """Variables that point Airflow at this project: its home, DAGs, no examples."""
     home = settings.airflow_home
+    # Airflow starts its own components (`airflow standalone`) and Cosmos finds dbt by
+    # name: this venv's bin folder must come first on PATH.
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if venv_bin not in path.split(os.pathsep):
+        path = venv_bin + os.pathsep + path
     return {
+        "PATH": path,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
