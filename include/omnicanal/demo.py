@@ -220,6 +220,10 @@ def run_ui(settings: Settings) -> int:
 
     from omnicanal.orchestration.airflow_env import airflow_env
 
+    def _interrupt(signum, frame):  # SIGTERM stops it the way Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
     with ExitStack() as stack:
         started_here = settings.uses_embedded_warehouse and not warehouse.is_running(settings)
         warehouse.up(settings)
