@@ -34,7 +34,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
-from omnicanal.sandbox.store import SHOP_TZ, shop_timestamp
+from omnicanal.sandbox.store import EMBEDDED_CUSTOMER_KEYS, SHOP_TZ, shop_timestamp
 from omnicanal.sandbox.throttle import Clock, FaultInjector, LeakyBucket
 from omnicanal.sandbox.world import World
 
@@ -154,7 +154,7 @@ class ShopifyEmulator:
         """
         with self._lock:
             record = self._replace("customers", customer_id, fields, at)
-            embedded = {k: v for k, v in record.items() if k in _EMBEDDED_CUSTOMER_KEYS}
+            embedded = {k: v for k, v in record.items() if k in EMBEDDED_CUSTOMER_KEYS}
             for index, order in enumerate(self.world.shopify_orders):
                 if (order.get("customer") or {}).get("id") == customer_id:
                     self.world.shopify_orders[index] = {**order, "customer": embedded}
@@ -420,22 +420,6 @@ class ShopifyEmulator:
                 include_in_schema=False,
             )
         return router
-
-
-_EMBEDDED_CUSTOMER_KEYS = (
-    "id",
-    "email",
-    "created_at",
-    "updated_at",
-    "first_name",
-    "last_name",
-    "state",
-    "verified_email",
-    "phone",
-    "currency",
-    "tags",
-    "admin_graphql_api_id",
-)
 
 
 def _int_param(name: str, value: str) -> int:

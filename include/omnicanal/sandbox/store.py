@@ -40,6 +40,22 @@ from omnicanal.sandbox.noise import (
 )
 from omnicanal.sandbox.people import Person
 
+#: The customer fields Shopify embeds in an order's ``customer`` object.
+EMBEDDED_CUSTOMER_KEYS = (
+    "id",
+    "email",
+    "created_at",
+    "updated_at",
+    "first_name",
+    "last_name",
+    "state",
+    "verified_email",
+    "phone",
+    "currency",
+    "tags",
+    "admin_graphql_api_id",
+)
+
 SHOP_TZ = timezone(timedelta(hours=-3), "America/Sao_Paulo")
 """Shopify renders timestamps in the shop's zone; a Brazilian shop is at -03:00."""
 
@@ -448,23 +464,7 @@ def _order(
         "buyer_accepts_marketing": person.accepts_email_marketing,
         "tags": "",
         "note": None,
-        "customer": {
-            key: customer[key]
-            for key in (
-                "id",
-                "email",
-                "created_at",
-                "updated_at",
-                "first_name",
-                "last_name",
-                "state",
-                "verified_email",
-                "phone",
-                "currency",
-                "tags",
-                "admin_graphql_api_id",
-            )
-        },
+        "customer": {key: customer[key] for key in EMBEDDED_CUSTOMER_KEYS},
         "line_items": items,
         "billing_address": billing,
         "shipping_address": None if source == "pos" else dict(billing),
