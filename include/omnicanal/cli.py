@@ -77,10 +77,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         world_path,
         host=args.host,
         port=args.port,
-        shopify_token=settings.shopify_access_token,
-        mailchimp_api_key=settings.mailchimp_api_key,
-        mailchimp_list_id=settings.mailchimp_list_id,
-        mailchimp_state_path=settings.sandbox_mailchimp_state,
+        **settings.sandbox_app_options(),
     )
     return 0
 
@@ -128,6 +125,29 @@ def cmd_sync(args: argparse.Namespace) -> int:
     report = run_sync(settings, args.name, dry_run=args.dry_run, full_resync=args.full_resync)
     _print_json(report.as_dict())
     return 0 if report.failed == 0 else 1
+
+
+# -- identity ---------------------------------------------------------------------------
+
+
+def cmd_identity(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from omnicanal.identity.resolve import resolve_file
+
+    report, _ = resolve_file(
+        get_settings(), Path(args.input), Path(args.output), schema=args.schema
+    )
+    for bad in report.bad_rows[:20]:
+        print(f"{args.input}:{bad.line}: skipped: {bad.reason}", file=sys.stderr)
+    if len(report.bad_rows) > 20:
+        print(f"... and {len(report.bad_rows) - 20} more bad rows", file=sys.stderr)
+    print(
+        f"{report.rows_loaded} records -> {report.customers} customers "
+        f"({len(report.bad_rows)} bad rows skipped) in {report.seconds_total:.1f}s; "
+        f"wrote {args.output}"
+    )
+    return 0
 
 
 # -- settings / airflow / demo -----------------------------------------------------------
@@ -242,6 +262,23 @@ def build_parser() -> argparse.ArgumentParser:
     f = sp.add_parser("forget", help="forget what the destination holds (it was replaced)")
     f.add_argument("name", help="exposure name (or sync model name)")
     p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("identity", help="identity resolution on anyone's data")
+    sp = p.add_subparsers(dest="action", required=True)
+    r = sp.add_parser(
+        "resolve",
+        help="CSV of records (record_id, source, email, phone, cpf, first_name, last_name, "
+        "full_name, birth_date, city, postcode, address) -> record_id,customer_id",
+    )
+    r.add_argument("input", help="input CSV with a header row")
+    r.add_argument("-o", "--output", required=True, help="CSV to write: record_id,customer_id")
+    r.add_argument(
+        "--schema",
+        default="identity_cli",
+        help="warehouse schema for the input and the identity tables; customer_ids persist "
+        "there across runs (default: identity_cli)",
+    )
+    p.set_defaults(func=cmd_identity)
 
     p = sub.add_parser("settings", help="every setting, its meaning and its current value")
     p.set_defaults(func=cmd_settings)

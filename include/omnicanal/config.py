@@ -175,6 +175,15 @@ class Settings:
             return f"https://{dc}.api.mailchimp.com/3.0"
         return f"{self.sandbox_url}/3.0"
 
+    def sandbox_app_options(self) -> dict:
+        """The sandbox's credentials and state file, so taps and syncs can talk to it."""
+        return {
+            "shopify_token": self.shopify_access_token,
+            "mailchimp_api_key": self.mailchimp_api_key,
+            "mailchimp_list_id": self.mailchimp_list_id,
+            "mailchimp_state_path": self.sandbox_mailchimp_state,
+        }
+
     @property
     def dbt_project_dir(self) -> Path:
         return self.project_dir / "dbt_project"

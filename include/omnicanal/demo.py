@@ -57,10 +57,7 @@ def start_sandbox(settings: Settings, people: int, seed: int, stack: ExitStack):
         world,
         host=settings.sandbox_host,
         port=settings.sandbox_port,
-        shopify_token=settings.shopify_access_token,
-        mailchimp_api_key=settings.mailchimp_api_key,
-        mailchimp_list_id=settings.mailchimp_list_id,
-        mailchimp_state_path=settings.sandbox_mailchimp_state,
+        **settings.sandbox_app_options(),
     )
     stack.enter_context(server)
     return world, server
