@@ -18,16 +18,20 @@ import pytest
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 TEST_HOME = PROJECT_DIR / ".omnicanal" / "test"
 
+# Tests keep their state (embedded warehouse, Airflow home) apart from the demo's, and
 # Airflow reads its configuration once, at import: set it before any test imports it.
 os.environ.setdefault("OMNICANAL_PROJECT_DIR", str(PROJECT_DIR))
-os.environ["AIRFLOW_HOME"] = str(TEST_HOME / "airflow")
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_DIR / "dags")
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
-    f"sqlite:///{TEST_HOME / 'airflow' / 'airflow.db'}"
-)
-os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
-os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+os.environ.setdefault("OMNICANAL_HOME", str(TEST_HOME))
+
+
+def _airflow_env() -> dict[str, str]:
+    from omnicanal.config import get_settings
+    from omnicanal.orchestration.airflow_env import airflow_env
+
+    return airflow_env(get_settings())
+
+
+os.environ.update(_airflow_env())
 
 
 @pytest.fixture(scope="session")

@@ -96,10 +96,45 @@ def prepare_airflow(settings: Settings) -> None:
     migrate_metadata_db(settings)
 
 
-def run_pipeline(settings: Settings):
-    """One ``dag.test()`` run of the pipeline DAG; returns the DagRun."""
+def run_pipeline(settings: Settings, log_path: Path | None = None):
+    """One ``dag.test()`` run of the pipeline DAG; returns the DagRun.
+
+    With ``log_path``, everything Airflow, Cosmos and dbt print goes to that file and
+    the terminal shows one line per finished task, so progress stays readable.
+    """
     dag = load_dag(settings)
-    return dag.test()
+    if log_path is None:
+        return dag.test()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    terminal = os.fdopen(os.dup(1), "w", buffering=1)
+    started = time.monotonic()
+
+    def line(mark: str):
+        def callback(context) -> None:
+            task_id = context["ti"].task_id
+            terminal.write(f"    {mark} {time.monotonic() - started:6.1f}s  {task_id}\n")
+
+        return callback
+
+    for task in dag.tasks:
+        task.on_success_callback = [line("ok    ")]
+        task.on_failure_callback = [line("FAILED")]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "a") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            return dag.test()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            terminal.close()
 
 
 def summary(settings: Settings, server=None) -> dict:
@@ -177,13 +212,14 @@ def run_demo(settings: Settings, people: int | None = None, seed: int | None = N
         prepare_airflow(settings)
         progress.done(str(settings.airflow_home))
 
-        progress.step(f"pipeline: dag.test() of {PIPELINE_DAG}")
-        dagrun = run_pipeline(settings)
-        for line in _task_table(dagrun):
-            print(line)
+        log_path = settings.home / "logs" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        progress.step(f"pipeline: dag.test() of {PIPELINE_DAG} (task logs: {log_path})")
+        dagrun = run_pipeline(settings, log_path)
         progress.done(f"run state {dagrun.state}")
         if str(dagrun.state) != "success":
-            print("the pipeline failed; see the task logs above", file=sys.stderr)
+            for line in _task_table(dagrun):
+                print(line)
+            print(f"the pipeline failed; the task logs are in {log_path}", file=sys.stderr)
             return 1
 
         facts = summary(settings, server)

@@ -33,6 +33,11 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         # Cosmos caches `dbt ls` in Airflow Variables; keep rendering fast and local.
         "AIRFLOW__COSMOS__ENABLE_CACHE": "True",
         "AIRFLOW__COSMOS__PROPAGATE_LOGS": "False",
+        # No telemetry: the pipeline runs on customer data, often offline.
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+        "DO_NOT_TRACK": "1",
+        "SCARF_NO_ANALYTICS": "1",
         "OMNICANAL_PROJECT_DIR": str(settings.project_dir),
         "OMNICANAL_HOME": str(settings.home),
     }

@@ -19,6 +19,8 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     return {
         **settings.warehouse().libpq_env(),
         "OMNICANAL_DBT_THREADS": str(settings.dbt_threads),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_USE_COLORS": "false",
         "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
         "DBT_PROJECT_DIR": str(settings.dbt_project_dir),
     }
