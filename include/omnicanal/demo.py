@@ -97,14 +97,13 @@ def prepare_airflow(settings: Settings) -> None:
 
 
 def run_pipeline(settings: Settings, log_path: Path | None = None):
-    """One ``dag.test()`` run of the pipeline DAG; returns the DagRun.
+    """Parse the pipeline DAG and run it once with ``dag.test()``; returns the DagRun.
 
-    With ``log_path``, everything Airflow, Cosmos and dbt print goes to that file and
-    the terminal shows one line per finished task, so progress stays readable.
+    With ``log_path``, everything Airflow, Cosmos and dbt print (parse and run) goes to
+    that file and the terminal shows one line per finished task.
     """
-    dag = load_dag(settings)
     if log_path is None:
-        return dag.test()
+        return load_dag(settings).test()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     terminal = os.fdopen(os.dup(1), "w", buffering=1)
     started = time.monotonic()
@@ -116,9 +115,6 @@ def run_pipeline(settings: Settings, log_path: Path | None = None):
 
         return callback
 
-    for task in dag.tasks:
-        task.on_success_callback = [line("ok    ")]
-        task.on_failure_callback = [line("FAILED")]
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
@@ -126,6 +122,10 @@ def run_pipeline(settings: Settings, log_path: Path | None = None):
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
+            dag = load_dag(settings)
+            for task in dag.tasks:
+                task.on_success_callback = [line("ok    ")]
+                task.on_failure_callback = [line("FAILED")]
             return dag.test()
         finally:
             sys.stdout.flush()
