@@ -307,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         level = "DEBUG" if args.verbose else get_settings().log_level
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # One line per HTTP request is noise at INFO; our own modules say what matters.
+        logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
         return args.func(args)
     except OmnicanalError as exc:
         print(f"omnicanal: error: {exc}", file=sys.stderr)
