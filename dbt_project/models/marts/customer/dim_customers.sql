@@ -1,16 +1,44 @@
 {#
-    One row per person with the golden record of their Shopify accounts and their
-    purchase history. Survivorship: name and address come from the most recently
-    updated account that has them (as a unit, never mixed across accounts); phone and
-    CPF from the most recently updated account that has each. Email marketing consent is
-    conservative: an opt-out on any account wins.
+    One row per person (customer_id from identity resolution) with the golden record of
+    all their records and their purchase history. Each attribute is chosen by the
+    survivorship rules of the var identity_survivorship (dbt_project.yml) and comes with
+    the source of the chosen value (<attribute>_source). Name and address are each
+    taken from one record as a unit. Only linkable emails (not stopped by a guard) are
+    candidates, and an email two customers could claim goes to neither. Email
+    marketing consent is conservative: an opt-out on any record wins.
 #}
+
+{%- set attributes = {
+    'name': 'nullif(concat_ws(\' \', first_name, last_name), \'\')',
+    'email': 'email',
+    'phone': 'phone_e164',
+    'cpf': 'cpf',
+    'address': 'nullif(concat_ws(\'|\', city, state), \'\')',
+} %}
 
 with
 
-accounts as (
+records as (
 
-    select * from {{ ref('int_identity__shopify_accounts') }}
+    select * from {{ ref('int_identity__records') }}
+
+),
+
+record_customers as (
+
+    select * from {{ ref('int_identity__record_customers') }}
+
+),
+
+identifiers as (
+
+    select * from {{ ref('int_identity__identifiers') }}
+
+),
+
+identifier_values as (
+
+    select * from {{ ref('int_identity__identifier_values') }}
 
 ),
 
@@ -20,73 +48,99 @@ orders as (
 
 ),
 
-accounts_ranked as (
+linkable_emails as (
+
+    select
+        identifiers.record_num,
+        identifiers.identifier_label as email
+
+    from identifiers
+    inner join identifier_values
+        on identifiers.value_id = identifier_values.value_id
+    where
+        identifiers.identifier_type = 'email'
+        and identifier_values.is_linkable
+
+),
+
+members as (
+
+    select
+        record_customers.customer_id,
+        records.record_key,
+        records.source,
+        records.source_record_id,
+        records.first_name,
+        records.last_name,
+        linkable_emails.email,
+        records.phone_e164,
+        records.cpf,
+        records.city,
+        records.state,
+        records.accepts_email_marketing,
+        records.created_at,
+        records.updated_at
+
+    from records
+    inner join record_customers
+        on records.record_key = record_customers.record_key
+    left join linkable_emails
+        on records.record_num = linkable_emails.record_num
+
+),
+
+with_frequency as (
+
+    {%- set frequencies = [] %}
+    {%- for attribute, value_sql in attributes.items() %}
+        {%- do frequencies.append(survivorship_frequency(attribute, value_sql)) %}
+    {%- endfor %}
 
     select
         *,
-        row_number() over (
-            partition by customer_id
-            order by
-                first_name is null and last_name is null,
-                updated_at desc nulls last,
-                shopify_customer_id desc
-        ) as name_rank,
-        row_number() over (
-            partition by customer_id
-            order by
-                city is null and state is null,
-                updated_at desc nulls last,
-                shopify_customer_id desc
-        ) as address_rank
+        {{ frequencies | join(',\n        ') }}
 
-    from accounts
+    from members
 
 ),
 
-names as (
+ranked as (
 
     select
-        customer_id,
-        first_name,
-        last_name
+        *,
+    {%- for attribute, value_sql in attributes.items() %}
+        {{ survivorship_rank(attribute, value_sql) }} as {{ attribute }}_rank
+        {{- ',' if not loop.last }}
+    {%- endfor %}
 
-    from accounts_ranked
-    where name_rank = 1
+    from with_frequency
 
 ),
 
-addresses as (
+golden as (
 
     select
         customer_id,
-        city,
-        state
-
-    from accounts_ranked
-    where address_rank = 1
-
-),
-
-account_rollup as (
-
-    select
-        customer_id,
-        -- one person is one normalised email, so every account agrees on it
-        min(email_normalized) as email,
-        (
-            array_agg(phone order by updated_at desc nulls last, shopify_customer_id desc)
-            filter (where phone is not null)
-        )[1] as phone,
-        (
-            array_agg(cpf order by updated_at desc nulls last, shopify_customer_id desc)
-            filter (where cpf is not null)
-        )[1] as cpf,
-        -- bool_and skips accounts with no known consent state; if none has one, false
+        {%- for attribute, value_sql in attributes.items() %}
+            max(source) filter (
+                where {{ attribute }}_rank = 1 and ({{ value_sql }}) is not null
+            ) as {{ attribute }}_source,
+        {%- endfor %}
+        max(first_name) filter (where name_rank = 1) as first_name,
+        max(last_name) filter (where name_rank = 1) as last_name,
+        max(email) filter (where email_rank = 1) as email,
+        max(phone_e164) filter (where phone_rank = 1) as phone,
+        max(cpf) filter (where cpf_rank = 1) as cpf,
+        max(city) filter (where address_rank = 1) as city,
+        max(state) filter (where address_rank = 1) as state,
+        -- bool_and skips records with no known consent state; if none has one, false
         coalesce(bool_and(accepts_email_marketing), false) as accepts_email_marketing,
-        array_agg(shopify_customer_id order by shopify_customer_id) as shopify_customer_ids,
+        array_agg(cast(source_record_id as bigint) order by cast(source_record_id as bigint))
+        filter (where source = 'shopify') as shopify_customer_ids,
+        array_agg(record_key order by record_key) as record_keys,
         min(created_at) as created_at
 
-    from accounts
+    from ranked
     group by customer_id
 
 ),
@@ -111,29 +165,34 @@ purchases as (
 final as (
 
     select
-        account_rollup.customer_id,
-        account_rollup.email,
-        names.first_name,
-        names.last_name,
-        account_rollup.phone,
-        account_rollup.cpf,
-        addresses.city,
-        addresses.state,
-        account_rollup.accepts_email_marketing,
-        account_rollup.shopify_customer_ids,
+        golden.customer_id,
+        -- an email two customers could claim (split by a guard) is neither's
+        case
+            when count(*) over (partition by golden.email) = 1 then golden.email
+        end as email,
+        golden.first_name,
+        golden.last_name,
+        golden.phone,
+        golden.cpf,
+        golden.city,
+        golden.state,
+        golden.accepts_email_marketing,
+        coalesce(golden.shopify_customer_ids, cast('{}' as bigint[])) as shopify_customer_ids,
         purchases.first_order_at,
         purchases.last_order_at,
         coalesce(purchases.orders_count, 0) as orders_count,
         coalesce(purchases.lifetime_value, 0) as lifetime_value,
-        account_rollup.created_at
+        golden.created_at,
+        golden.name_source,
+        golden.email_source,
+        golden.phone_source,
+        golden.cpf_source,
+        golden.address_source,
+        golden.record_keys
 
-    from account_rollup
-    inner join names
-        on account_rollup.customer_id = names.customer_id
-    inner join addresses
-        on account_rollup.customer_id = addresses.customer_id
+    from golden
     left join purchases
-        on account_rollup.customer_id = purchases.customer_id
+        on golden.customer_id = purchases.customer_id
 
 )
 

@@ -1,7 +1,8 @@
 {#
     Orders attributed to a person: through the ordering Shopify account when there is
-    one, otherwise through the order's email. Orders that match neither (anonymous
-    point-of-sale sales) keep a null customer_id.
+    one, otherwise through the order's email when exactly one customer holds it as a
+    linkable email. Orders that match neither (anonymous point-of-sale sales) keep a
+    null customer_id.
 #}
 
 with
@@ -12,20 +13,40 @@ orders as (
 
 ),
 
-accounts as (
+record_customers as (
 
-    select * from {{ ref('int_identity__shopify_accounts') }}
+    select * from {{ ref('int_identity__record_customers') }}
+
+),
+
+identifiers as (
+
+    select * from {{ ref('int_identity__identifiers') }}
+
+),
+
+identifier_values as (
+
+    select * from {{ ref('int_identity__identifier_values') }}
 
 ),
 
 people_by_email as (
 
-    select distinct
-        email_normalized,
-        customer_id
+    select
+        identifiers.identifier_label as email_normalized,
+        min(record_customers.customer_id) as customer_id
 
-    from accounts
-    where email_normalized is not null
+    from identifiers
+    inner join identifier_values
+        on identifiers.value_id = identifier_values.value_id
+    inner join record_customers
+        on identifiers.record_key = record_customers.record_key
+    where
+        identifiers.identifier_type = 'email'
+        and identifier_values.is_linkable
+    group by identifiers.identifier_label
+    having count(distinct record_customers.customer_id) = 1
 
 ),
 
@@ -51,8 +72,8 @@ attributed as (
         orders.cancelled_at
 
     from orders
-    left join accounts as by_account
-        on orders.shopify_customer_id = by_account.shopify_customer_id
+    left join record_customers as by_account
+        on 'shopify:' || orders.shopify_customer_id = by_account.record_key
     left join people_by_email as by_email
         on orders.email_normalized = by_email.email_normalized
 

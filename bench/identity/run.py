@@ -1,0 +1,72 @@
+"""Identity resolution benchmark: ours (dbt SQL on Postgres) against Splink, in one run.
+
+    .venv/bin/python bench/identity/run.py                      # everything
+    .venv/bin/python bench/identity/run.py --only febrl3 febrl4 # pick parts
+    .venv/bin/python bench/identity/run.py --sizes 10000 100000 # sandbox sizes
+
+Prints a line per figure; the last line is one JSON object with all of them. Each timed
+run holds an exclusive lock on /tmp/omnicanal-bench.lock, so benches of other engineers
+on this machine do not overlap with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+LOCK = "/tmp/omnicanal-bench.lock"
+
+
+@contextmanager
+def bench_lock():
+    with open(LOCK, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", default=["febrl3", "febrl4"])
+    parser.add_argument("--sizes", nargs="*", type=int, default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--no-splink-sandbox", action="store_true")
+    args = parser.parse_args()
+
+    from omnicanal import warehouse
+    from omnicanal.config import get_settings
+
+    settings = get_settings()
+    warehouse.up(settings)
+    results: dict = {}
+    for name in ("febrl3", "febrl4"):
+        if name in args.only:
+            import febrl
+
+            with bench_lock():
+                results[name] = febrl.run(settings, name)
+            print(name, json.dumps(results[name]), flush=True)
+    if "sandbox" in args.only:
+        import sandbox_bench
+
+        for size in args.sizes:
+            with bench_lock():
+                results[f"sandbox_{size}"] = sandbox_bench.run(settings, size)
+            print(f"sandbox_{size}", json.dumps(results[f"sandbox_{size}"]), flush=True)
+    for name in ("febrl3", "febrl4"):
+        if name in results:
+            ours, splink = results[name]["ours"], results[name]["splink"]
+            results[name]["f1_ratio_ours_over_splink"] = round(ours["f1"] / splink["f1"], 4)
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

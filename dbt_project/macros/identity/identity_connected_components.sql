@@ -1,0 +1,221 @@
+{#
+    Connected components in Postgres, for the identifier graph.
+
+    The graph is bipartite: records (node) and identifier values (value_id), one edge per
+    (record, value) in the `edges` temp table. Labels are record numbers; each pass
+    gives every value the smallest label of its records, then every record the smallest
+    label of its values, then jumps pointers (a record takes the label of its label),
+    which halves the remaining distance each time: a handful of passes even for long
+    chains. Each pass is a CREATE TABLE AS over hash joins (no UPDATE bloat), on
+    session-temporary tables (no WAL). The loop stops when no label changed.
+
+    Renders plpgsql statements for a DO block; `out` gets (node, lab) for every node
+    that has an edge.
+#}
+{% macro identity_cc_loop(edges, out) -%}
+    drop table if exists {{ out }};
+    drop table if exists _cc_v;
+    create temp table _cc_v as
+        select value_id, min(node) as lab from {{ edges }} group by value_id;
+    analyze _cc_v;
+    create temp table {{ out }} as
+        select e.node, min(v.lab) as lab
+        from {{ edges }} as e join _cc_v as v on v.value_id = e.value_id
+        group by e.node;
+    analyze {{ out }};
+    passes := 0;
+    loop
+        passes := passes + 1;
+        drop table if exists _cc_v;
+        create temp table _cc_v as
+            select e.value_id, min(l.lab) as lab
+            from {{ edges }} as e join {{ out }} as l on l.node = e.node
+            group by e.value_id;
+        analyze _cc_v;
+        drop table if exists _cc_n;
+        create temp table _cc_n as
+            select e.node, min(v.lab) as lab
+            from {{ edges }} as e join _cc_v as v on v.value_id = e.value_id
+            group by e.node;
+        analyze _cc_n;
+        drop table if exists _cc_j;
+        create temp table _cc_j as
+            select n.node, least(n.lab, coalesce(p.lab, n.lab)) as lab
+            from _cc_n as n left join _cc_n as p on p.node = n.lab;
+        analyze _cc_j;
+        select count(*) into changed
+        from _cc_j as j join {{ out }} as o on o.node = j.node
+        where j.lab <> o.lab;
+        drop table {{ out }};
+        alter table _cc_j rename to {{ out | replace('pg_temp.', '') }};
+        exit when changed = 0 or passes >= 100;
+    end loop;
+    raise notice 'connected components of % in % passes', '{{ edges }}', passes;
+{%- endmacro %}
+
+
+{#
+    The whole clustering step as one DO block: components over the linkable identifier
+    values plus the fuzzy stage's accepted pairs, then the cluster-level guards of the
+    var identity_guards:
+    - max_values_per_customer {type: n}: a component holding more than n distinct
+      values of the type (two CPFs) is recomputed without the values whose records carry
+      more than n of them (the shared phone of two people); a component still over the
+      limit is cut into one cluster per value of the type, and its records that carry
+      none become clusters of their own;
+    - max_cluster_size: a larger component is recomputed from the strong types only
+      (max_cluster_size_strong_types), and if still too large, one cluster per record.
+    Leaves temp table _id_clusters (node, lab, pre_guard_lab, guard).
+#}
+{% macro identity_build_clusters(identifiers, identifier_values, fuzzy_pairs) -%}
+    {%- set guards = var('identity_guards', {}) %}
+    {%- set max_size = guards.get('max_cluster_size', none) %}
+    {%- set strong = guards.get('max_cluster_size_strong_types', ['cpf', 'email']) %}
+do $identity$
+declare
+    passes int;
+    changed bigint;
+    violating bigint;
+begin
+    set local work_mem = '256MB';
+    drop table if exists _id_edges;
+    create temp table _id_edges as
+        select i.record_num as node, i.value_id, i.identifier_type
+        from {{ identifiers }} as i
+        join {{ identifier_values }} as v on v.value_id = i.value_id
+        where v.is_linkable
+        union all
+        select p.record_num_a, hashtextextended('pair:' || p.record_num_a || ':' || p.record_num_b, 0), 'fuzzy'
+        from {{ fuzzy_pairs }} as p where p.is_match
+        union all
+        select p.record_num_b, hashtextextended('pair:' || p.record_num_a || ':' || p.record_num_b, 0), 'fuzzy'
+        from {{ fuzzy_pairs }} as p where p.is_match;
+    analyze _id_edges;
+
+    {{ identity_cc_loop('_id_edges', '_id_cc') }}
+
+    drop table if exists _id_clusters;
+    create temp table _id_clusters as
+        select node, lab, lab as pre_guard_lab, cast(null as text) as guard from _id_cc;
+    create index on _id_clusters (node);
+    analyze _id_clusters;
+
+    {%- for identifier_type, limit in guards.get('max_values_per_customer', {}).items() %}
+
+    -- guard max_values_per_customer: {{ identifier_type }} <= {{ limit }}
+    drop table if exists _id_violating;
+    create temp table _id_violating as
+        select c.lab
+        from _id_clusters as c
+        join {{ identifiers }} as i on i.record_num = c.node and i.identifier_type = '{{ identifier_type }}'
+        group by c.lab
+        having count(distinct i.value_id) > {{ limit }};
+    select count(*) into violating from _id_violating;
+    if violating > 0 then
+        -- the edges inside violating components, minus values bridging several {{ identifier_type }}s
+        drop table if exists _id_sub_edges;
+        create temp table _id_sub_edges as
+            with sub as (
+                select e.node, e.value_id, e.identifier_type
+                from _id_edges as e
+                join _id_clusters as c on c.node = e.node
+                join _id_violating as v on v.lab = c.lab
+            ),
+            bridging as (
+                select sub.value_id
+                from sub
+                join {{ identifiers }} as i on i.record_num = sub.node and i.identifier_type = '{{ identifier_type }}'
+                where sub.identifier_type <> '{{ identifier_type }}'
+                group by sub.value_id
+                having count(distinct i.value_id) > {{ limit }}
+            )
+            select sub.node, sub.value_id
+            from sub
+            where sub.value_id not in (select value_id from bridging);
+        analyze _id_sub_edges;
+
+        {{ identity_cc_loop('_id_sub_edges', '_id_sub_cc') }}
+
+        -- still over the limit: one cluster per value of the type, the rest alone
+        drop table if exists _id_sub_final;
+        create temp table _id_sub_final as
+            with nodes as (
+                select c.node, c.lab as old_lab, coalesce(s.lab, c.node) as lab
+                from _id_clusters as c
+                join _id_violating as v on v.lab = c.lab
+                left join _id_sub_cc as s on s.node = c.node
+            ),
+            still as (
+                select nodes.lab
+                from nodes
+                join {{ identifiers }} as i on i.record_num = nodes.node and i.identifier_type = '{{ identifier_type }}'
+                group by nodes.lab
+                having count(distinct i.value_id) > {{ limit }}
+            ),
+            value_of as (
+                select i.record_num as node, min(i.value_id) as value_id
+                from {{ identifiers }} as i
+                where i.identifier_type = '{{ identifier_type }}'
+                group by i.record_num
+            )
+            select
+                nodes.node,
+                case
+                    when still.lab is null then nodes.lab
+                    when value_of.value_id is null then nodes.node
+                    else min(nodes.node) over (partition by nodes.lab, value_of.value_id)
+                end as lab
+            from nodes
+            left join still on still.lab = nodes.lab
+            left join value_of on value_of.node = nodes.node;
+
+        update _id_clusters as c
+        set lab = f.lab, guard = 'max_values_per_customer:{{ identifier_type }}'
+        from _id_sub_final as f
+        where f.node = c.node;
+        raise notice 'guard max_values_per_customer:% split % components', '{{ identifier_type }}', violating;
+    end if;
+    {%- endfor %}
+
+    {%- if max_size %}
+
+    -- guard max_cluster_size: {{ max_size }}
+    drop table if exists _id_violating;
+    create temp table _id_violating as
+        select lab from _id_clusters group by lab having count(*) > {{ max_size }};
+    select count(*) into violating from _id_violating;
+    if violating > 0 then
+        drop table if exists _id_sub_edges;
+        create temp table _id_sub_edges as
+            select e.node, e.value_id
+            from _id_edges as e
+            join _id_clusters as c on c.node = e.node
+            join _id_violating as v on v.lab = c.lab
+            where e.identifier_type in ('{{ strong | join("', '") }}');
+        analyze _id_sub_edges;
+
+        {{ identity_cc_loop('_id_sub_edges', '_id_sub_cc') }}
+
+        drop table if exists _id_sub_final;
+        create temp table _id_sub_final as
+            with nodes as (
+                select c.node, coalesce(s.lab, c.node) as lab
+                from _id_clusters as c
+                join _id_violating as v on v.lab = c.lab
+                left join _id_sub_cc as s on s.node = c.node
+            )
+            select
+                node,
+                case when count(*) over (partition by lab) > {{ max_size }} then node else lab end as lab
+            from nodes;
+        update _id_clusters as c
+        set lab = f.lab, guard = concat_ws(', ', c.guard, 'max_cluster_size')
+        from _id_sub_final as f
+        where f.node = c.node;
+        raise notice 'guard max_cluster_size split % components', violating;
+    end if;
+    {%- endif %}
+    analyze _id_clusters;
+end
+$identity$
+{%- endmacro %}

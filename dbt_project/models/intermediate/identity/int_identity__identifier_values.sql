@@ -1,0 +1,114 @@
+{#
+    One row per distinct identifier value, with the value-level over-merge guards of the
+    var identity_guards applied: a blocklisted value, or one carried by more distinct
+    people than max_people_per_value allows for its type, is not linkable. "Distinct
+    people" are distinct normalised full names (a record without a name counts as one
+    person of its own): the store's phone typed on every walk-in sale belongs to many
+    names. Every value that a guard stops is listed in int_identity__guard_audit.
+#}
+
+{%- set guards = var('identity_guards', {}) %}
+{%- set limits = guards.get('max_people_per_value', {}) %}
+{%- set blocklist = guards.get('blocklist', {}) %}
+
+with
+
+identifiers as (
+
+    select * from {{ ref('int_identity__identifiers') }}
+
+),
+
+blocklist as (
+
+    select
+        cast(null as text) as identifier_type,
+        cast(null as text) as identifier_value
+    where false
+    {%- for identifier_type, values in blocklist.items() %}
+        {%- for value in values %}
+
+            union all
+            select
+                '{{ identifier_type }}' as identifier_type,
+                {%- if identifier_type == 'email' %}
+                    encode(
+                        sha256(
+                            convert_to(
+                                {{ identity_email("'" ~ (value | replace("'", "''")) ~ "'") }},
+                                'UTF8'
+                            )
+                        ),
+                        'hex'
+                    ) as identifier_value
+                {%- elif identifier_type == 'phone' %}
+                    {{ normalize_phone("'" ~ (value | replace("'", "''")) ~ "'") }}
+                        as identifier_value
+                {%- elif identifier_type == 'cpf' %}
+                    regexp_replace('{{ value | replace("'", "''") }}', '\D', '', 'g')
+                        as identifier_value
+                {%- else %}
+        '{{ value | replace("'", "''") }}' as identifier_value
+        {%- endif %}
+        {%- endfor %}
+    {%- endfor %}
+
+),
+
+value_stats as (
+
+    select
+        value_id,
+        identifier_type,
+        identifier_value,
+        min(identifier_label) as identifier_label,
+        count(*) as records_count,
+        count(distinct coalesce(full_name_key, record_key)) as people_count
+
+    from identifiers
+    group by value_id, identifier_type, identifier_value
+
+),
+
+guarded as (
+
+    select
+        value_stats.*,
+        case
+            when blocklist.identifier_value is not null
+                then 'blocklist'
+            when value_stats.people_count > case value_stats.identifier_type
+                    {%- for identifier_type, limit in limits.items()
+                        if identifier_type != 'default' %}
+                        when '{{ identifier_type }}' then {{ limit }}
+                    {%- endfor %}
+                    else {{ limits.get('default', 5) }}
+                end
+                then 'max_people_per_value'
+        end as guard
+
+    from value_stats
+    left join blocklist
+        on
+            value_stats.identifier_type = blocklist.identifier_type
+            and value_stats.identifier_value = blocklist.identifier_value
+
+),
+
+final as (
+
+    select
+        value_id,
+        identifier_type,
+        identifier_value,
+        identifier_label,
+        records_count,
+        people_count,
+        guard is null as is_linkable,
+        guard
+
+    from guarded
+
+)
+
+select * from final

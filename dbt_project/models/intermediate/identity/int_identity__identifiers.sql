@@ -1,0 +1,74 @@
+{#
+    The identifier graph's edges, as (record, identifier value) pairs: every normalised
+    identifier each record carries. An email's value is the sha256 of its normalised
+    form, so a plain email and a hashed one (Meta/Google style) are the same value;
+    identifier_label keeps the readable form when there is one (for the audit).
+    value_id is a 64-bit hash of "<type>:<value>", the node id of the value.
+#}
+
+with
+
+records as (
+
+    select * from {{ ref('int_identity__records') }}
+
+),
+
+typed as (
+
+    select
+        records.record_num,
+        records.record_key,
+        records.full_name_key,
+        identifiers.identifier_type,
+        identifiers.identifier_value,
+        identifiers.identifier_label
+
+    from records
+    cross join
+        lateral (
+            values
+            (
+                'email',
+                coalesce(
+                    encode(sha256(convert_to(records.email, 'UTF8')), 'hex'),
+                    records.email_sha256
+                ),
+                records.email
+            ),
+            ('phone', records.phone_e164, records.phone_e164),
+            ('cpf', records.cpf, records.cpf)
+        ) as identifiers (identifier_type, identifier_value, identifier_label)
+    where identifiers.identifier_value is not null
+
+    union all
+
+    select
+        records.record_num,
+        records.record_key,
+        records.full_name_key,
+        platform.key as identifier_type,
+        platform.value as identifier_value,
+        platform.value as identifier_label
+
+    from records
+    cross join lateral jsonb_each_text(records.platform_ids) as platform
+
+),
+
+final as (
+
+    select
+        record_num,
+        record_key,
+        identifier_type,
+        identifier_value,
+        identifier_label,
+        hashtextextended(identifier_type || ':' || identifier_value, 0) as value_id,
+        full_name_key
+
+    from typed
+
+)
+
+select * from final

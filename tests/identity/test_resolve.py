@@ -1,0 +1,136 @@
+"""``omnicanal identity resolve`` end to end on a fresh database: normalisation links,
+guards that stop links (with audit rows), CPF splits, stable ids across reruns, merges
+that keep the older id, bad rows reported and skipped."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from omnicanal.cli import main
+
+HEADER = ["record_id", "source", "email", "phone", "cpf", "first_name", "last_name",
+          "birth_date", "city"]
+
+BASE = [
+    # Ana: email case/spaces, phone without the ninth digit, formatted CPF
+    ["a1", "shop", "Ana.Souza@Example.com ", "(11) 8787-4321", "", "Ana", "Souza", "", ""],
+    ["a2", "crm", "", "+55 11 98787-4321", "529.982.247-25", "ANA", "SOUZA", "", ""],
+    ["a3", "pos", "", "", "52998224725", "Ana", "Souza", "", ""],
+    # Bruno alone
+    ["b1", "shop", "bruno@example.com", "", "", "Bruno", "Lima", "", ""],
+    # four different people typed the store's junk email: it links nobody
+    ["t1", "pos", "teste@teste.com", "", "", "Carla", "Mendes", "", ""],
+    ["t2", "pos", "TESTE@teste.com", "", "", "Davi", "Rocha", "", ""],
+    # the same shared family phone, two different valid CPFs: the guard splits them
+    ["f1", "crm", "", "(21) 99876-5432", "111.444.777-35", "Eva", "Ramos", "", ""],
+    ["f2", "crm", "", "21 99876 5432", "98765432100", "Fábio", "Ramos", "", ""],
+    # invalid CPF links nothing
+    ["x1", "crm", "", "", "111.444.777-36", "Gil", "Costa", "", ""],
+    ["x2", "crm", "", "", "111.444.777-36", "Hugo", "Melo", "", ""],
+]
+
+
+def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def read_mapping(path: Path) -> dict[str, str]:
+    with path.open() as handle:
+        return {row["record_id"]: row["customer_id"] for row in csv.DictReader(handle)}
+
+
+@pytest.fixture
+def resolve(warehouse_env: str, tmp_path: Path):
+    def run(rows: list[list[str]], name: str = "in") -> dict[str, str]:
+        src = write_csv(tmp_path / f"{name}.csv", rows)
+        out = tmp_path / f"{name}.out.csv"
+        assert main(["identity", "resolve", str(src), "-o", str(out)]) == 0
+        return read_mapping(out)
+
+    return run
+
+
+def test_resolve_links_guards_and_splits(resolve, warehouse_env: str) -> None:
+    ids = resolve(BASE)
+    assert ids["a1"] == ids["a2"] == ids["a3"]  # email/phone/CPF normalisation
+    assert ids["b1"] != ids["a1"]
+    assert ids["t1"] != ids["t2"]  # blocklisted email
+    assert ids["f1"] != ids["f2"]  # two CPFs in one cluster: split
+    assert ids["x1"] != ids["x2"]  # invalid CPF links nothing
+    with psycopg.connect(warehouse_env) as conn:
+        guards = {
+            row[0]
+            for row in conn.execute("select guard from identity_cli.int_identity__guard_audit")
+        }
+    assert "blocklist" in guards
+    assert "max_values_per_customer:cpf" in guards
+
+
+def test_ids_are_stable_and_merges_keep_the_older_id(resolve, warehouse_env: str) -> None:
+    first = resolve(BASE, "first")
+    again = resolve(BASE, "again")
+    assert again == first
+    # a new record carrying Bruno's email and Ana's CPF... would violate nothing:
+    # Bruno and Ana share no CPF conflict (Bruno has none), so they merge.
+    bridge = ["m1", "app", "bruno@example.com", "", "52998224725", "Bruno", "Lima", "", ""]
+    merged = resolve([*BASE, bridge], "merged")
+    assert merged["b1"] == merged["a1"] == merged["m1"]
+    assert merged["a1"] in {first["a1"], first["b1"]}
+    survivor, absorbed = merged["a1"], ({first["a1"], first["b1"]} - {merged["a1"]}).pop()
+    with psycopg.connect(warehouse_env) as conn:
+        events = conn.execute(
+            "select customer_id, event, related_customer_id from identity_cli.customer_id_history"
+            " where event = 'merge'"
+        ).fetchall()
+    assert (absorbed, "merge", survivor) in events
+    # everyone else kept their id
+    for record_id in ("t1", "t2", "f1", "f2", "x1", "x2"):
+        assert merged[record_id] == first[record_id]
+
+
+def test_split_records_lineage(resolve, warehouse_env: str) -> None:
+    rows = [
+        ["s1", "shop", "pat@example.com", "", "111.444.777-35", "Pat", "Reis", "", ""],
+        ["s2", "shop", "pat@example.com", "", "", "Pat", "Reis", "", ""],
+        ["s3", "shop", "pat@example.com", "", "", "Pat", "Reis", "", ""],
+    ]
+    first = resolve(rows, "one")
+    assert len(set(first.values())) == 1
+    # s3 now carries another CPF: the cluster holds two CPFs and is split
+    rows[2][4] = "529.982.247-25"
+    second = resolve(rows, "two")
+    assert second["s3"] != second["s1"]
+    assert second["s1"] == first["s1"]  # the id stays with the largest part
+    with psycopg.connect(warehouse_env) as conn:
+        events = conn.execute(
+            "select customer_id, related_customer_id from identity_cli.customer_id_history"
+            " where event = 'split'"
+        ).fetchall()
+    assert (second["s3"], first["s1"]) in events
+
+
+def test_bad_rows_are_reported_not_fatal(warehouse_env: str, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "record_id,source,email\n"
+        "1,shop,ana@example.com\n"
+        ",shop,nobody@example.com\n"
+        "2,shop\n"
+        "1,shop,dup@example.com\n"
+        "3,shop,ana@example.com\n"
+    )
+    out = tmp_path / "out.csv"
+    assert main(["identity", "resolve", str(path), "-o", str(out)]) == 0
+    mapping = read_mapping(out)
+    assert set(mapping) == {"1", "3"}
+    assert mapping["1"] == mapping["3"]
+    err = capsys.readouterr().err
+    assert "must not be empty" in err and "fields where the header" in err and "duplicate" in err
