@@ -90,6 +90,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
     report = run_extract(get_settings(), args.source, full_refresh=args.full_refresh)
     print(f"extracted {report.source} in {report.seconds:.1f}s; rows now: {report.rows}")
+    if report.quarantined:
+        print(
+            f"{report.quarantined} record(s) quarantined with their reason in "
+            f"raw_{report.source}._quarantine"
+        )
     return 0
 
 

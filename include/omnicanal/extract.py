@@ -64,7 +64,9 @@ SOURCES: dict[str, Source] = {
     ),
 }
 
-LOADER = "target-postgres"
+#: Our own loader (targets/target-warehouse): COPY + merge, schema evolution, quarantine.
+LOADER = "target-warehouse"
+QUARANTINE_TABLE = "_quarantine"
 
 
 def get_source(name: str) -> Source:
@@ -98,7 +100,6 @@ def _loader_config(settings: Settings, source: Source) -> dict:
         "add_record_metadata": True,
         "activate_version": True,
         "hard_delete": False,
-        "use_copy": True,
     }
 
 
@@ -145,6 +146,8 @@ class ExtractReport:
     rows: dict[str, int] = field(default_factory=dict)
     state: dict | None = None
     seconds: float = 0.0
+    #: Records the loader set aside in raw_<source>._quarantine during this run.
+    quarantined: int = 0
 
 
 def _drain(stream, sink: list[str], prefix: str) -> None:
@@ -154,6 +157,22 @@ def _drain(stream, sink: list[str], prefix: str) -> None:
         if len(sink) > 400:
             del sink[:200]
         log.debug("%s %s", prefix, line)
+
+
+def quarantine_count(settings: Settings, source: Source) -> int:
+    """Records of ``source`` the loader quarantined so far (0 if none ever were)."""
+    with connect(settings) as conn:
+        exists = conn.execute(
+            "select 1 from information_schema.tables where table_schema = %s and table_name = %s",
+            (source.raw_schema, QUARANTINE_TABLE),
+        ).fetchone()
+        if not exists:
+            return 0
+        return conn.execute(
+            sql.SQL("select count(*) from {}.{}").format(
+                sql.Identifier(source.raw_schema), sql.Identifier(QUARANTINE_TABLE)
+            )
+        ).fetchone()[0]
 
 
 def raw_counts(settings: Settings, source: Source) -> dict[str, int]:
@@ -185,6 +204,7 @@ def run_extract(
     if full_refresh:
         reset_state(settings, source.name)
     state = read_state(settings, source.name)
+    quarantined_before = quarantine_count(settings, source)
     with tempfile.TemporaryDirectory(prefix=f"omnicanal-{source.name}-") as tmp:
         os.chmod(tmp, 0o700)
         files = {
@@ -247,12 +267,23 @@ def run_extract(
         )
     if tap_rc != 0:
         raise ExtractError(f"{source.tap} failed (exit {tap_rc}):\n" + _last_words(tap_err))
-    return ExtractReport(
+    report = ExtractReport(
         source=source.name,
         rows=raw_counts(settings, source),
         state=last_state,
         seconds=time.monotonic() - started,
+        quarantined=quarantine_count(settings, source) - quarantined_before,
     )
+    if report.quarantined:
+        log.warning(
+            "%d %s record(s) broke their schema and were quarantined with the reason in "
+            "%s.%s; the rest loaded",
+            report.quarantined,
+            source.name,
+            source.raw_schema,
+            QUARANTINE_TABLE,
+        )
+    return report
 
 
 def _last_words(lines: list[str], keep: int = 6) -> str:

@@ -20,7 +20,7 @@ def extract(source: str) -> dict:
 
     report = run_extract(get_settings(), source)
     log.info("extract %s: %s rows now in raw tables (%.1fs)", source, report.rows, report.seconds)
-    return {"source": report.source, "rows": report.rows}
+    return {"source": report.source, "rows": report.rows, "quarantined": report.quarantined}
 
 
 def sync(name: str) -> dict:

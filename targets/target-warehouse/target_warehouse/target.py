@@ -1,0 +1,356 @@
+"""target-warehouse: a fast, lossless Singer target for Postgres.
+
+The target owns one connection and drives every checkpoint itself: all streams' pending
+batches are COPYed and merged in one transaction, and only after it commits is the
+latest STATE printed. Batches are cut at the last STATE message whenever possible, so
+the state printed describes exactly what is committed: a crash at any moment followed
+by a rerun from that state loses nothing and (even for append-only streams) loads
+nothing twice. See the README for the details and the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import typing as t
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import msgspec
+import psycopg
+from singer_sdk import typing as th
+from singer_sdk.exceptions import (
+    ConfigValidationError,
+    InvalidInputLine,
+    RecordsWithoutSchemaException,
+)
+from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
+from singer_sdk.target_base import Target
+
+from target_warehouse.reader import Envelope, RawRecordReader
+from target_warehouse.sink import Batch, WarehouseSink
+
+DEFAULT_BATCH_ROWS = 100_000
+DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
+
+
+class TargetWarehouse(Target):
+    """Loads Singer streams into Postgres with COPY + merge; see the README."""
+
+    name = "target-warehouse"
+    default_sink_class = WarehouseSink
+    message_reader_class = RawRecordReader
+    capabilities: t.ClassVar = [
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STRUCTURED_LOGGING,
+        PluginCapabilities.ACTIVATE_VERSION,
+        TargetCapabilities.SOFT_DELETE,
+        TargetCapabilities.HARD_DELETE,
+        TargetCapabilities.TARGET_SCHEMA,
+        TargetCapabilities.VALIDATE_RECORDS,
+    ]
+
+    config_jsonschema = th.PropertiesList(
+        th.Property("host", th.StringType, default="127.0.0.1", description="Postgres host."),
+        th.Property("port", th.IntegerType, default=5432, description="Postgres port."),
+        th.Property("user", th.StringType, default="postgres", description="Postgres user."),
+        th.Property("password", th.StringType, secret=True, description="Postgres password."),
+        th.Property(
+            "database", th.StringType, default="postgres", description="Database to load into."
+        ),
+        th.Property(
+            "url",
+            th.StringType,
+            secret=True,
+            description=(
+                "A libpq connection URL (postgresql://user:pass@host:port/db); when set it "
+                "replaces host, port, user, password and database."
+            ),
+        ),
+        th.Property(
+            "default_target_schema",
+            th.StringType,
+            default="public",
+            description="Schema that receives every stream's table and the _quarantine table.",
+        ),
+        th.Property(
+            "batch_size_rows",
+            th.IntegerType,
+            default=DEFAULT_BATCH_ROWS,
+            description="A stream's batch is loaded when it holds this many records.",
+        ),
+        th.Property(
+            "batch_max_bytes",
+            th.IntegerType,
+            default=DEFAULT_BATCH_BYTES,
+            description="...or when its records take this many bytes of JSON (bounds memory).",
+        ),
+        th.Property(
+            "add_record_metadata",
+            th.BooleanType,
+            default=True,
+            description=(
+                "Add _sdc_extracted_at, _sdc_received_at and _sdc_batched_at columns "
+                "(_sdc_deleted_at and _sdc_table_version are always there)."
+            ),
+        ),
+        th.Property(
+            "hard_delete",
+            th.BooleanType,
+            default=False,
+            description=(
+                "Delete rows whose record has _sdc_deleted_at, and rows an ACTIVATE_VERSION "
+                "retires, instead of setting _sdc_deleted_at (soft delete)."
+            ),
+        ),
+        th.Property(
+            "activate_version",
+            th.BooleanType,
+            default=True,
+            description="Handle ACTIVATE_VERSION messages (full-table streams); else ignore them.",
+        ),
+        th.Property(
+            "validate_records",
+            th.BooleanType,
+            default=True,
+            description=(
+                "Check each record against its stream's schema (compiled, msgspec) and "
+                "quarantine those that break it. Values Postgres cannot cast are "
+                "quarantined either way."
+            ),
+        ),
+        th.Property(
+            "max_checkpoint_seconds",
+            th.NumberType,
+            default=60,
+            description="Load and emit STATE at least this often while records arrive.",
+        ),
+    ).to_dict()
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(
+            *args, setup_mapper=False, **{k: v for k, v in kwargs.items() if k != "setup_mapper"}
+        )
+        self._conn: psycopg.Connection | None = None
+        self._bookmarks: dict[str, list[str]] = {}
+        self._emitted_state: t.Any = None
+        self._last_checkpoint = time.monotonic()
+        self._check_every = 0
+        self._inflight: Future | None = None
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loader")
+        self._check_config()
+
+    # -- config and connection ---------------------------------------------------------
+
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        """The SDK's built-in settings, minus ``load_method``: the load method follows
+        the stream (merge by key properties, append-only without them)."""
+        super().append_builtin_config(config_jsonschema)
+        config_jsonschema["properties"].pop("load_method", None)
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """As the SDK's, but the error message names the settings that are wrong."""
+        try:
+            return super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            detail = "; ".join(exc.errors) or str(exc)
+            msg = f"target-warehouse config is invalid: {detail}"
+            raise ConfigValidationError(msg, errors=exc.errors, schema=exc.schema) from None
+
+    def _check_config(self) -> None:
+        cfg = self.config
+        for name in ("batch_size_rows", "batch_max_bytes", "port"):
+            value = cfg.get(name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                msg = f"setting {name!r} must be a positive integer (got {value!r})"
+                raise ValueError(msg)
+        schema = cfg.get("default_target_schema")
+        if schema is not None and not str(schema).strip():
+            msg = "setting 'default_target_schema' must not be empty"
+            raise ValueError(msg)
+
+    @property
+    def connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            cfg = self.config
+            try:
+                if cfg.get("url"):
+                    conn = psycopg.connect(cfg["url"], application_name="target-warehouse")
+                else:
+                    conn = psycopg.connect(
+                        host=cfg.get("host", "127.0.0.1"),
+                        port=cfg.get("port", 5432),
+                        user=cfg.get("user", "postgres"),
+                        password=cfg.get("password"),
+                        dbname=cfg.get("database", "postgres"),
+                        application_name="target-warehouse",
+                    )
+            except psycopg.OperationalError as exc:
+                where = "url" if cfg.get("url") else "host/port/user/password/database"
+                msg = f"cannot connect to Postgres with the settings {where}: {exc}"
+                raise RuntimeError(msg) from exc
+            conn.execute("set time zone 'UTC'")
+            conn.execute("set temp_buffers = '256MB'")  # staging stays in memory
+            conn.execute("set work_mem = '256MB'")  # the in-batch dedupe sorts in memory
+            conn.execute("set jit = off")  # compiling costs more than it saves here
+            conn.commit()
+            self._conn = conn
+        return self._conn
+
+    # -- messages ------------------------------------------------------------------------
+
+    def _process_schema_message(self, message_dict: dict) -> None:
+        self._assert_line_requires(message_dict, requires={"stream", "schema"})
+        schema = message_dict["schema"]
+        if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+            msg = f"SCHEMA for stream {message_dict['stream']!r} has no 'properties' object"
+            raise InvalidInputLine(msg)
+        stream = message_dict["stream"]
+        keys = list(message_dict.get("key_properties") or [])
+        bookmarks = list(message_dict.get("bookmark_properties") or [])
+        sink = self._sinks_active.get(stream)
+        if sink is not None:
+            if (
+                sink.original_schema == schema
+                and list(sink.key_properties) == keys
+                and self._bookmarks.get(stream) == bookmarks
+            ):
+                return
+            self.checkpoint(everything=True, wait=True)  # what came under the old schema first
+            sink.clean_up()
+            del self._sinks_active[stream]
+        self._bookmarks[stream] = bookmarks
+        sink = self.add_sink(stream, schema, keys)
+        sink.replication_key = bookmarks[0] if bookmarks else None
+
+    def _process_record_message(self, message: Envelope | dict) -> None:  # type: ignore[override]
+        if isinstance(message, dict):  # someone fed us a parsed message
+            message = Envelope(
+                type="RECORD",
+                stream=message["stream"],
+                record=msgspec.Raw(json.dumps(message["record"]).encode()),
+                time_extracted=message.get("time_extracted"),
+                version=message.get("version"),
+            )
+        sink = self._sinks_active.get(message.stream)
+        if sink is None:
+            msg = (
+                f"A record for stream {message.stream!r} was encountered before a "
+                "corresponding schema."
+            )
+            raise RecordsWithoutSchemaException(msg)
+        if sink.add(message.record, message.time_extracted, message.version):
+            self.checkpoint(full=sink)
+            return
+        self._check_every += 1
+        if self._check_every >= 10_000:
+            self._check_every = 0
+            if time.monotonic() - self._last_checkpoint > self.config.get(
+                "max_checkpoint_seconds", 60
+            ):
+                self.checkpoint()
+
+    def _process_state_message(self, message_dict: dict) -> None:
+        self._assert_line_requires(message_dict, requires={"value"})
+        self._latest_state = message_dict["value"]
+        pending = False
+        for sink in self._sinks_active.values():
+            sink.mark_state()
+            pending |= sink.pending
+        if not pending:  # nothing unloaded comes before it
+            self._wait()
+            self._emit_state(json.loads(json.dumps(self._latest_state)))
+
+    def _process_activate_version_message(self, message_dict: dict) -> None:
+        stream = message_dict["stream"]
+        sink = self._sinks_active.get(stream)
+        if sink is None:
+            msg = f"ACTIVATE_VERSION for stream {stream!r} came before its schema"
+            raise RecordsWithoutSchemaException(msg)
+        cfg = self.config
+        if not (
+            cfg.get("activate_version", True) and cfg.get("process_activate_version_messages", True)
+        ):
+            self.logger.warning("Ignoring ACTIVATE_VERSION for %s (activate_version off)", stream)
+            return
+        self.checkpoint(everything=True, wait=True)
+        conn = self.connection
+        with conn.transaction():
+            sink.activate(conn, int(message_dict["version"]))
+
+    def _process_batch_message(self, message_dict: dict) -> None:
+        msg = "BATCH messages are not supported by target-warehouse; send RECORD messages"
+        raise NotImplementedError(msg)
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def checkpoint(
+        self, *, full: WarehouseSink | None = None, everything: bool = False, wait: bool = False
+    ) -> None:
+        """Hand pending batches to the loader thread; it commits them, then prints the state.
+
+        Normally only records before the latest STATE are cut (the rest stay buffered),
+        so the printed state is exact. When a full sink has too few records before that
+        STATE, everything is cut, to keep memory bounded. One load runs at a time, while
+        this thread goes on reading and validating the next batch.
+        """
+        up_to_mark = not everything
+        if full is not None and full.marked_rows < full.current_size // 2:
+            up_to_mark = False
+        batches = [b for s in self._sinks_active.values() if (b := s.take(up_to_mark=up_to_mark))]
+        state = json.loads(json.dumps(self._latest_state)) if self._latest_state else None
+        self._wait()
+        if batches:
+            self._inflight = self._loader.submit(self._load, batches, state)
+        else:
+            self._emit_state(state)
+        self._last_checkpoint = time.monotonic()
+        if wait:
+            self._wait()
+
+    def _load(self, batches: list[Batch], state: dict | None) -> None:
+        conn = self.connection
+        with conn.transaction():
+            for batch in batches:
+                batch.sink.load(conn, batch)
+        self._emit_state(state)
+
+    def _wait(self) -> None:
+        """Wait for the load in flight; its failure is ours."""
+        if self._inflight is not None:
+            inflight, self._inflight = self._inflight, None
+            inflight.result()
+
+    def _emit_state(self, state: t.Any = None) -> None:
+        if state is None or state == self._emitted_state:
+            return
+        self._emitted_state = state
+        sys.stdout.write(json.dumps(state) + "\n")
+        sys.stdout.flush()
+
+    def process_endofpipe(self) -> None:
+        self.checkpoint(everything=True, wait=True)
+        self._loader.shutdown()
+        for sink in self._sinks_active.values():
+            self.logger.info(
+                "stream %s: %d rows loaded, %d quarantined",
+                sink.stream_name,
+                sink.rows_loaded,
+                sink.rows_quarantined,
+            )
+            sink.clean_up()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _handle_termination(self, signum, frame) -> None:  # pragma: no cover
+        self.logger.info("Received signal %d: loading what is buffered, then stopping", signum)
+        try:
+            self.checkpoint(everything=True, wait=True)
+        finally:
+            super(Target, self)._handle_termination(signum, frame)
+
+
+if __name__ == "__main__":
+    TargetWarehouse.cli()

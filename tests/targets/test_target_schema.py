@@ -1,0 +1,174 @@
+"""Tables follow the Singer schema: columns added and widened, never dropped; any name."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import record, schema
+
+INT = {"type": "integer"}
+
+
+def _types(sql, table: str) -> dict[str, str]:
+    return dict(
+        sql(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw_test' and table_name = %s",
+            (table,),
+        )
+    )
+
+
+def test_type_mapping(warehouse_config, run, sql):
+    props = {
+        "id": INT,
+        "n": {"type": ["number", "null"]},
+        "ok": {"type": "boolean"},
+        "at": {"type": "string", "format": "date-time"},
+        "day": {"type": "string", "format": "date"},
+        "s": {"type": "string"},
+        "obj": {"type": "object", "properties": {"a": INT}},
+        "arr": {"type": "array", "items": {"type": "string"}},
+        "multi": {"type": ["string", "integer"]},
+        "any_of": {"anyOf": [{"type": "object"}, {"type": "string"}]},
+    }
+    row = {
+        "id": 1,
+        "n": 1.5,
+        "ok": True,
+        "at": "2024-01-01T12:00:00-03:00",
+        "day": "2024-01-01",
+        "s": "x",
+        "obj": {"a": 1},
+        "arr": ["a"],
+        "multi": 7,
+        "any_of": "text",
+    }
+    run(warehouse_config, [schema("t", props, keys=["id"]), record("t", row)])
+    types = _types(sql, "t")
+    assert {k: types[k] for k in props} == {
+        "id": "bigint",
+        "n": "numeric",
+        "ok": "boolean",
+        "at": "timestamp with time zone",
+        "day": "date",
+        "s": "text",
+        "obj": "jsonb",
+        "arr": "jsonb",
+        "multi": "text",
+        "any_of": "jsonb",
+    }
+    for meta in ("_sdc_extracted_at", "_sdc_received_at", "_sdc_batched_at", "_sdc_deleted_at"):
+        assert types[meta] == "timestamp with time zone"
+    [(at, obj, multi)] = sql("select at::text, obj, multi from raw_test.t")
+    assert (at, obj, multi) == ("2024-01-01 15:00:00+00", {"a": 1}, "7")
+
+
+def test_schema_evolution_adds_and_widens_and_keeps_old_data(warehouse_config, run, sql):
+    v1 = {"id": INT, "amount": INT, "code": INT}
+    run(
+        warehouse_config,
+        [schema("s", v1, keys=["id"]), record("s", {"id": 1, "amount": 10, "code": 7})],
+    )
+    v2 = {
+        "id": INT,
+        "amount": {"type": "number"},
+        "code": {"type": "string"},
+        "note": {"type": "string"},
+    }
+    run(
+        warehouse_config,
+        [
+            schema("s", v2, keys=["id"]),
+            record("s", {"id": 2, "amount": 2.5, "code": "A7", "note": "new"}),
+        ],
+    )
+    types = _types(sql, "s")
+    assert (types["amount"], types["code"], types["note"]) == ("numeric", "text", "text")
+    rows = sql("select id, amount::text, code, note from raw_test.s order by id")
+    assert rows == [(1, "10", "7", None), (2, "2.5", "A7", "new")]
+    # an older, narrower schema later does not narrow or drop anything
+    run(
+        warehouse_config,
+        [schema("s", v1, keys=["id"]), record("s", {"id": 3, "amount": 3, "code": 3})],
+    )
+    assert _types(sql, "s")["amount"] == "numeric" and "note" in _types(sql, "s")
+    assert sql("select count(*) from raw_test.s") == [(3,)]
+
+
+def test_schema_change_mid_stream(warehouse_config, run, sql):
+    messages = [
+        schema("m", {"id": INT, "v": INT}, keys=["id"]),
+        record("m", {"id": 1, "v": 1}),
+        schema("m", {"id": INT, "v": {"type": "object"}}, keys=["id"]),
+        record("m", {"id": 2, "v": {"deep": [1, 2]}}),
+    ]
+    run(warehouse_config, messages)
+    assert _types(sql, "m")["v"] == "jsonb"
+    assert sql("select id, v from raw_test.m order by id") == [(1, 1), (2, {"deep": [1, 2]})]
+
+
+HOSTILE_STREAMS = [
+    'Orders "2024"; DROP TABLE x; --',
+    "select",
+    "UPPER case stream",
+    "s" * 70 + "_one",
+    "s" * 70 + "_two",
+]
+HOSTILE_PROPS = {
+    "id": INT,
+    "select": {"type": "string"},
+    "Mixed Case": {"type": "string"},
+    "semi;colon": {"type": "string"},
+    'quo"te': {"type": "string"},
+    "back\\slash": {"type": "string"},
+    "user": {"type": "string"},
+    "p" * 80 + "1": {"type": "string"},
+    "p" * 80 + "2": {"type": "string"},
+}
+
+
+@pytest.mark.parametrize("stream", HOSTILE_STREAMS)
+def test_hostile_names(warehouse_config, run, sql, stream):
+    values = {name: f"v-{i}" for i, name in enumerate(HOSTILE_PROPS) if name != "id"}
+    run(
+        warehouse_config | {"default_target_schema": 'raw "weird" Schema'},
+        [schema(stream, HOSTILE_PROPS, keys=["id", "select"]), record(stream, {"id": 1, **values})],
+    )
+    tables = sql(
+        "select table_name from information_schema.tables where table_schema = %s",
+        ('raw "weird" Schema',),
+    )
+    names = sorted(t[0] for t in tables)
+    assert "_quarantine" in names and len(names) == 2
+    table = next(n for n in names if n != "_quarantine")
+    assert len(table.encode()) <= 63
+    if len(stream) <= 63:
+        assert table == stream
+    columns = sql(
+        "select column_name from information_schema.columns where table_schema = %s "
+        "and table_name = %s and column_name not like '\\_sdc%%'",
+        ('raw "weird" Schema', table),
+    )
+    assert len(columns) == len(HOSTILE_PROPS)  # the two long names did not collide
+    quoted_table = '"' + table.replace('"', '""') + '"'
+    [(selected, semi, quote)] = sql(
+        f'select "select", "semi;colon", "quo""te" from "raw ""weird"" Schema".{quoted_table}'
+    )
+    assert (selected, semi, quote) == (values["select"], values["semi;colon"], values['quo"te'])
+    assert sql('select count(*) from "raw ""weird"" Schema"._quarantine') == [(0,)]
+
+
+def test_two_long_streams_get_distinct_tables(warehouse_config, run, sql):
+    messages = []
+    for stream in HOSTILE_STREAMS[-2:]:
+        messages += [schema(stream, {"id": INT}, keys=["id"]), record(stream, {"id": 1})]
+    run(warehouse_config, messages)
+    tables = sql("select table_name from information_schema.tables where table_schema = 'raw_test'")
+    assert len(tables) == 3
+
+
+def test_bad_config_names_the_setting(warehouse_config):
+    from target_warehouse.target import TargetWarehouse
+
+    with pytest.raises(Exception, match="batch_size_rows"):
+        TargetWarehouse(config=warehouse_config | {"batch_size_rows": "many"})
