@@ -12,8 +12,17 @@ import pytest
 
 from omnicanal.cli import main
 
-HEADER = ["record_id", "source", "email", "phone", "cpf", "first_name", "last_name",
-          "birth_date", "city"]
+HEADER = [
+    "record_id",
+    "source",
+    "email",
+    "phone",
+    "cpf",
+    "first_name",
+    "last_name",
+    "birth_date",
+    "city",
+]
 
 BASE = [
     # Ana: email case/spaces, phone without the ninth digit, formatted CPF
