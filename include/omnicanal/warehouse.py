@@ -39,6 +39,7 @@ from omnicanal.errors import WarehouseError
 EMBEDDED_USER = "postgres"
 EMBEDDED_DB = "omnicanal"
 SYSTEM_USER = "omnicanal-pg"
+EMBEDDED_EXTENSIONS = ("fuzzystrmatch", "pg_trgm", "unaccent")
 
 
 def _pg_bin() -> Path:
@@ -224,6 +225,11 @@ def up(settings: Settings, timeout: float = 60.0) -> WarehouseURL:
         ).fetchone()
         if not exists:
             conn.execute(f'create database "{url.dbname}"')
+    with psycopg.connect(url.url(), autocommit=True) as conn:
+        # The contrib extensions identity resolution uses ship in the wheel; an external
+        # warehouse gets them from dbt's on-run-start hook when its server offers them.
+        for extension in EMBEDDED_EXTENSIONS:
+            conn.execute(f"create extension if not exists {extension}")
     return url
 
 
