@@ -7,8 +7,9 @@ model and its tests, by Astronomer Cosmos) and pushes each dbt-defined segment t
 destination, sending only what changed.
 
 - **warehouse_up** makes sure the warehouse answers (starts the embedded one).
-- **extract_shopify** runs `tap-shopify | target-postgres` into `raw_shopify.*`,
-  incremental from the state kept in the warehouse.
+- **extract_shopify** runs `tap-shopify | target-warehouse` into `raw_shopify.*`,
+  incremental from the state kept in the warehouse; records that break their schema
+  are quarantined in `raw_shopify._quarantine` with the reason, the rest loads.
 - **dbt** builds staging, marts and the `sync_*` models.
 - **sync_<name>** runs `omnicanal sync run <name>` for each sync exposure.
 
