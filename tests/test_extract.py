@@ -14,6 +14,7 @@ from omnicanal.errors import ExtractError
 from omnicanal.extract import read_state, run_extract
 from omnicanal.sandbox.app import SandboxServer
 from omnicanal.sandbox.world import generate_world
+from target_warehouse.target import CRASH_AFTER_COMMIT_ENV
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,33 @@ def test_full_then_incremental_without_duplicates(shop, warehouse_env, sandbox):
             "select first_name from raw_shopify.customers where id = %s", (customer_id,)
         ).fetchone()[0]
     assert name == "Renomeada"
+
+
+def test_loader_killed_after_commit_before_printing_keeps_the_committed_state(
+    shop, warehouse_env, sandbox, monkeypatch
+):
+    """The loader commits the state with the records (``state_table``): when it dies right
+    after the COMMIT, before any STATE line reaches us, the state is still saved and the
+    rerun resumes from it without duplicates."""
+    world = sandbox.app.state.world
+    monkeypatch.setenv(CRASH_AFTER_COMMIT_ENV, "1")
+    with pytest.raises(ExtractError, match="target-warehouse failed"):
+        run_extract(get_settings(), "shopify")
+    state = read_state(get_settings(), "shopify")
+    assert state is not None and state.get("bookmarks")
+    with psycopg.connect(warehouse_env) as conn:
+        loaded = conn.execute(
+            "select (select count(*) from raw_shopify.customers)"
+            " + (select count(*) from raw_shopify.orders)"
+        ).fetchone()[0]
+    assert loaded > 0  # the first commit did land
+
+    monkeypatch.delenv(CRASH_AFTER_COMMIT_ENV)
+    report = run_extract(get_settings(), "shopify")
+    assert report.state == read_state(get_settings(), "shopify")
+    total, distinct, orders = counts(warehouse_env)
+    assert total == distinct == len(world.shopify_customers)
+    assert orders == len(world.shopify_orders)
 
 
 def test_wrong_token_is_a_clear_error_and_loses_nothing(shop, warehouse_env, monkeypatch, capsys):

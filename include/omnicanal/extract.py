@@ -1,10 +1,13 @@
 """Run a source's Singer tap into the warehouse loader, with state kept in the warehouse.
 
 ``tap-<platform> | target`` as two processes joined by a pipe, the Singer way. The
-loader emits a STATE message only after the records before it are committed; we
-store the last one in ``omnicanal_meta.singer_state`` so the next run resumes from
-there. Keeping state in the warehouse (not on a worker's disk) means any Airflow
-worker can run the next extract.
+loader (target-warehouse, with its ``state_table`` setting) upserts each STATE into
+``omnicanal_meta.singer_state`` in the same transaction that commits the records the
+state covers, and only then prints it; the next run resumes from that table. So a
+crash at any point, even between the COMMIT and the STATE line reaching us, leaves a
+state that describes exactly what is committed. The printed states are only logged.
+Keeping state in the warehouse (not on a worker's disk) means any Airflow worker can
+run the next extract.
 
 Config files hold secrets, so they are written 0600 into a private temporary folder
 and removed when the run ends; they never reach a log.
@@ -25,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from omnicanal.config import Settings
 from omnicanal.errors import ExtractError
@@ -34,6 +36,9 @@ from omnicanal.warehouse import connect
 log = logging.getLogger(__name__)
 
 STATE_SCHEMA = "omnicanal_meta"
+STATE_TABLE = "singer_state"
+#: The state table's key column (target-warehouse's ``state_id_column``).
+STATE_ID_COLUMN = "source"
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,10 @@ def _loader_config(settings: Settings, source: Source) -> dict:
         "add_record_metadata": True,
         "activate_version": True,
         "hard_delete": False,
+        # the loader commits each state with its records, into the table read_state reads
+        "state_table": f"{STATE_SCHEMA}.{STATE_TABLE}",
+        "state_id": source.name,
+        "state_id_column": STATE_ID_COLUMN,
     }
 
 
@@ -107,8 +116,8 @@ def _ensure_state_table(conn) -> None:
     conn.execute("select pg_advisory_xact_lock(hashtext('omnicanal_meta_ddl'))")
     conn.execute(
         f"""create schema if not exists {STATE_SCHEMA};
-        create table if not exists {STATE_SCHEMA}.singer_state (
-            source      text primary key,
+        create table if not exists {STATE_SCHEMA}.{STATE_TABLE} (
+            {STATE_ID_COLUMN}  text primary key,
             state       jsonb not null,
             updated_at  timestamptz not null default now()
         )"""
@@ -116,28 +125,23 @@ def _ensure_state_table(conn) -> None:
 
 
 def read_state(settings: Settings, source: str) -> dict | None:
+    """The state the loader committed last for ``source`` (None: start from scratch)."""
     with connect(settings) as conn:
         _ensure_state_table(conn)
         row = conn.execute(
-            f"select state from {STATE_SCHEMA}.singer_state where source = %s", (source,)
+            f"select state from {STATE_SCHEMA}.{STATE_TABLE} where {STATE_ID_COLUMN} = %s",
+            (source,),
         ).fetchone()
     return row[0] if row else None
 
 
-def write_state(settings: Settings, source: str, state: dict) -> None:
+def reset_state(settings: Settings, source: str) -> None:
+    """Forget ``source``'s state: its next extract is a full one."""
     with connect(settings) as conn:
         _ensure_state_table(conn)
         conn.execute(
-            f"""insert into {STATE_SCHEMA}.singer_state (source, state) values (%s, %s)
-                on conflict (source) do update set state = excluded.state, updated_at = now()""",
-            (source, Jsonb(state)),
+            f"delete from {STATE_SCHEMA}.{STATE_TABLE} where {STATE_ID_COLUMN} = %s", (source,)
         )
-
-
-def reset_state(settings: Settings, source: str) -> None:
-    with connect(settings) as conn:
-        _ensure_state_table(conn)
-        conn.execute(f"delete from {STATE_SCHEMA}.singer_state where source = %s", (source,))
 
 
 @dataclass
@@ -240,7 +244,7 @@ def run_extract(
         ]
         for thread in threads:
             thread.start()
-        last_state = None
+        printed = None  # the loader has stored it already; only logged here
         for line in loader_proc.stdout:
             line = line.strip()
             if not line:
@@ -249,12 +253,11 @@ def run_extract(
                 message = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            # Targets emit the state itself, or (some) a wrapped STATE message.
             if isinstance(message, dict) and message.get("type") == "STATE":
                 message = message.get("value")
             if isinstance(message, dict):
-                last_state = message
-                write_state(settings, source.name, message)
+                printed = message
+                log.debug("%s committed state %s", LOADER, line[:500])
         tap_rc, loader_rc = tap_proc.wait(), loader_proc.wait()
         for thread in threads:
             thread.join()
@@ -270,10 +273,19 @@ def run_extract(
     report = ExtractReport(
         source=source.name,
         rows=raw_counts(settings, source),
-        state=last_state,
+        state=read_state(settings, source.name),
         seconds=time.monotonic() - started,
         quarantined=quarantine_count(settings, source) - quarantined_before,
     )
+    if printed is not None and printed != report.state:
+        log.warning(
+            "%s printed state %s last but %s.%s holds %s; the next run resumes from the table",
+            LOADER,
+            json.dumps(printed)[:500],
+            STATE_SCHEMA,
+            STATE_TABLE,
+            json.dumps(report.state)[:500],
+        )
     if report.quarantined:
         log.warning(
             "%d %s record(s) broke their schema and were quarantined with the reason in "

@@ -60,6 +60,38 @@ def ensure_schema(conn: psycopg.Connection, schema: str) -> None:
     )
 
 
+def ensure_state_table(conn: psycopg.Connection, schema: str, table: str, id_column: str) -> None:
+    """Create the ``state_table`` (and its schema) unless it exists."""
+    rel = sql.Identifier(schema, table)
+    if conn.execute("select to_regclass(%s)", (rel.as_string(conn),)).fetchone()[0] is not None:
+        return
+    conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (DDL_LOCK,))
+    conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+    conn.execute(
+        sql.SQL(
+            """create table if not exists {} (
+                {} text primary key,
+                state jsonb not null,
+                updated_at timestamptz not null default now()
+            )"""
+        ).format(rel, sql.Identifier(id_column))
+    )
+
+
+def upsert_state(
+    conn: psycopg.Connection, schema: str, table: str, id_column: str, state_id: str, state: str
+) -> None:
+    """Store ``state`` (JSON text) as the row ``state_id`` of the state table."""
+    key = sql.Identifier(id_column)
+    conn.execute(
+        sql.SQL(
+            "insert into {} ({}, state, updated_at) values (%s, %s::jsonb, now())"
+            " on conflict ({}) do update set state = excluded.state, updated_at = now()"
+        ).format(sql.Identifier(schema, table), key, key),
+        (state_id, state),
+    )
+
+
 def _alter_type(conn: psycopg.Connection, rel: sql.Composable, column: str, new: str) -> None:
     col = sql.Identifier(column)
     if new == JSONB:

@@ -5,16 +5,21 @@ batches are COPYed and merged in one transaction, and only after it commits is t
 latest STATE printed. Batches are cut at the last STATE message whenever possible, so
 the state printed describes exactly what is committed: a crash at any moment followed
 by a rerun from that state loses nothing and (even for append-only streams) loads
-nothing twice. See the README for the details and the figures.
+nothing twice. With ``state_table`` the state is also upserted into a table inside the
+same transaction as the records, so even a crash between COMMIT and printing leaves a
+state (in the table) that matches what is committed. See the README for the details.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import time
 import typing as t
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 import msgspec
 import psycopg
@@ -27,11 +32,16 @@ from singer_sdk.exceptions import (
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.target_base import Target
 
+from target_warehouse import tables
 from target_warehouse.reader import Envelope, RawRecordReader
 from target_warehouse.sink import Batch, WarehouseSink
 
 DEFAULT_BATCH_ROWS = 100_000
 DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
+#: Test hook, not a setting: ``TARGET_WAREHOUSE_TEST_CRASH_AFTER_COMMIT=N`` makes the
+#: process SIGKILL itself right after its Nth data COMMIT, before that STATE is printed,
+#: so tests can hit the window between the two. Never set it in production.
+CRASH_AFTER_COMMIT_ENV = "TARGET_WAREHOUSE_TEST_CRASH_AFTER_COMMIT"
 
 
 class TargetWarehouse(Target):
@@ -125,6 +135,33 @@ class TargetWarehouse(Target):
             default=60,
             description="Load and emit STATE at least this often while records arrive.",
         ),
+        th.Property(
+            "state_table",
+            th.StringType,
+            description=(
+                "Also store each STATE in this table ('schema.table', or 'table' in "
+                "default_target_schema), upserted in the same transaction that commits "
+                "the records it covers, before the STATE line is printed. An orchestrator "
+                "that resumes from this table gets no loss and no duplicates even if the "
+                "target dies between COMMIT and printing. Created if missing: "
+                "(<state_id_column> text primary key, state jsonb not null, updated_at "
+                "timestamptz not null default now()). Requires state_id."
+            ),
+        ),
+        th.Property(
+            "state_id",
+            th.StringType,
+            description=(
+                "The row of state_table this target's STATE goes to (e.g. the source or "
+                "tap name), so one table holds the state of several pipelines."
+            ),
+        ),
+        th.Property(
+            "state_id_column",
+            th.StringType,
+            default="state_id",
+            description="Name of state_table's key column, which holds state_id.",
+        ),
     ).to_dict()
 
     def __init__(self, *args, **kwargs) -> None:
@@ -139,6 +176,12 @@ class TargetWarehouse(Target):
         self._inflight: Future | None = None
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loader")
         self._check_config()
+        self._state_rel = self._state_table()
+        self._state_table_ready = False
+        self._stored_state: t.Any = None
+        self._commits = 0
+        crash = os.environ.get(CRASH_AFTER_COMMIT_ENV, "").strip()
+        self._crash_after = int(crash) if crash else 0
 
     # -- config and connection ---------------------------------------------------------
 
@@ -169,6 +212,27 @@ class TargetWarehouse(Target):
         if schema is not None and not str(schema).strip():
             msg = "setting 'default_target_schema' must not be empty"
             raise ValueError(msg)
+        table = cfg.get("state_table")
+        if table is not None:
+            if not str(table).strip() or any(not p for p in str(table).split(".", 1)):
+                msg = f"setting 'state_table' must be 'schema.table' or 'table' (got {table!r})"
+                raise ValueError(msg)
+            if not cfg.get("state_id"):
+                msg = "setting 'state_id' is required when 'state_table' is set"
+                raise ValueError(msg)
+            if not str(cfg.get("state_id_column") or "state_id").strip():
+                msg = "setting 'state_id_column' must not be empty"
+                raise ValueError(msg)
+
+    def _state_table(self) -> tuple[str, str] | None:
+        """(schema, table) of ``state_table``, or None when the setting is off."""
+        table = self.config.get("state_table")
+        if not table:
+            return None
+        if "." in table:
+            schema, name = table.split(".", 1)
+            return schema, name
+        return self.config.get("default_target_schema") or "public", table
 
     @property
     def connection(self) -> psycopg.Connection:
@@ -311,10 +375,44 @@ class TargetWarehouse(Target):
 
     def _load(self, batches: list[Batch], state: dict | None) -> None:
         conn = self.connection
-        with conn.transaction():
+        with self._state_transaction(conn):
             for batch in batches:
                 batch.sink.load(conn, batch)
+            self._store_state(conn, state)
+        self._committed()
         self._emit_state(state)
+
+    @contextmanager
+    def _state_transaction(self, conn: psycopg.Connection) -> t.Iterator[None]:
+        """A transaction that may store the state; on rollback, forget what it stored."""
+        stored, ready = self._stored_state, self._state_table_ready
+        try:
+            with conn.transaction():
+                yield
+        except BaseException:
+            self._stored_state, self._state_table_ready = stored, ready
+            raise
+
+    def _store_state(self, conn: psycopg.Connection, state: t.Any) -> None:
+        """Upsert ``state`` into ``state_table`` (if set) inside the caller's transaction."""
+        if self._state_rel is None or state is None or state == self._stored_state:
+            return
+        schema, table = self._state_rel
+        id_column = self.config.get("state_id_column") or "state_id"
+        if not self._state_table_ready:
+            tables.ensure_state_table(conn, schema, table, id_column)
+            self._state_table_ready = True
+        tables.upsert_state(
+            conn, schema, table, id_column, str(self.config["state_id"]), json.dumps(state)
+        )
+        self._stored_state = state
+
+    def _committed(self) -> None:
+        """A data transaction committed; the test hook may kill us before its STATE."""
+        self._commits += 1
+        if self._crash_after and self._commits >= self._crash_after:
+            sys.stdout.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def _wait(self) -> None:
         """Wait for the load in flight; its failure is ours."""
@@ -323,8 +421,15 @@ class TargetWarehouse(Target):
             inflight.result()
 
     def _emit_state(self, state: t.Any = None) -> None:
+        """Print ``state``; with ``state_table``, it is stored first (committed already
+        when it came with a load, else in a transaction of its own: every record before
+        it is committed by then)."""
         if state is None or state == self._emitted_state:
             return
+        if self._state_rel is not None and state != self._stored_state:
+            conn = self.connection
+            with self._state_transaction(conn):
+                self._store_state(conn, state)
         self._emitted_state = state
         sys.stdout.write(json.dumps(state) + "\n")
         sys.stdout.flush()
