@@ -127,13 +127,8 @@ def _count(url: str) -> int:
 def _target_config(url: str, tmp: Path, name: str, extra: dict) -> Path:
     from omnicanal.config import WarehouseURL
 
-    u = WarehouseURL.parse(url)
     config = {
-        "host": u.host,
-        "port": u.port,
-        "user": u.user,
-        "password": u.password,
-        "database": u.dbname,
+        **WarehouseURL.parse(url).connection_params(),
         "default_target_schema": "raw_bench",
         "add_record_metadata": True,
         "hard_delete": False,

@@ -100,6 +100,16 @@ class WarehouseURL:
         auth = self.user + (":***" if self.password else "")
         return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}"
 
+    def connection_params(self) -> dict[str, str | int]:
+        """The five keys Singer Postgres targets (ours included) take for a connection."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "database": self.dbname,
+        }
+
     def libpq_env(self) -> dict[str, str]:
         """Environment for dbt's profile (dbt_project/profiles.yml reads these)."""
         return {

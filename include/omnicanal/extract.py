@@ -94,13 +94,8 @@ def _executable(name: str) -> str:
 
 
 def _loader_config(settings: Settings, source: Source) -> dict:
-    url = settings.warehouse()
     return {
-        "host": url.host,
-        "port": url.port,
-        "user": url.user,
-        "password": url.password,
-        "database": url.dbname,
+        **settings.warehouse().connection_params(),
         "default_target_schema": source.raw_schema,
         "add_record_metadata": True,
         "activate_version": True,

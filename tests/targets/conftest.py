@@ -10,15 +10,7 @@ from omnicanal.config import WarehouseURL
 
 
 def _target_config(url: str, **extra) -> dict:
-    parsed = WarehouseURL.parse(url)
-    config = {
-        "host": parsed.host,
-        "port": parsed.port,
-        "user": parsed.user,
-        "password": parsed.password,
-        "database": parsed.dbname,
-        "default_target_schema": "raw_test",
-    }
+    config = {**WarehouseURL.parse(url).connection_params(), "default_target_schema": "raw_test"}
     config.update(extra)
     return {k: v for k, v in config.items() if v is not None}
 
