@@ -2,7 +2,9 @@
 
     .venv/bin/python bench/identity/run.py                      # everything
     .venv/bin/python bench/identity/run.py --only febrl3 febrl4 # pick parts
-    .venv/bin/python bench/identity/run.py --sizes 10000 100000 # sandbox sizes
+    .venv/bin/python bench/identity/run.py --only sandbox --sizes 10000 100000 1000000
+
+Splink runs on the sandbox records up to 100k (--no-splink-sandbox to skip it).
 
 Prints a line per figure; the last line is one JSON object with all of them. Each timed
 run holds an exclusive lock on /tmp/omnicanal-bench.lock, so benches of other engineers
@@ -35,7 +37,7 @@ def bench_lock():
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", default=["febrl3", "febrl4"])
+    parser.add_argument("--only", nargs="*", default=["febrl3", "febrl4", "sandbox"])
     parser.add_argument("--sizes", nargs="*", type=int, default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--no-splink-sandbox", action="store_true")
     args = parser.parse_args()
@@ -58,7 +60,9 @@ def main() -> int:
 
         for size in args.sizes:
             with bench_lock():
-                results[f"sandbox_{size}"] = sandbox_bench.run(settings, size)
+                results[f"sandbox_{size}"] = sandbox_bench.run(
+                    settings, size, splink=not args.no_splink_sandbox and size <= 100_000
+                )
             print(f"sandbox_{size}", json.dumps(results[f"sandbox_{size}"]), flush=True)
     for name in ("febrl3", "febrl4"):
         if name in results:

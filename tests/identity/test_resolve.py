@@ -143,3 +143,83 @@ def test_bad_rows_are_reported_not_fatal(warehouse_env: str, tmp_path: Path, cap
     assert mapping["1"] == mapping["3"]
     err = capsys.readouterr().err
     assert "must not be empty" in err and "fields where the header" in err and "duplicate" in err
+
+
+FUZZY_HEADER = [
+    "record_id",
+    "source",
+    "email",
+    "first_name",
+    "last_name",
+    "birth_date",
+    "city",
+    "postcode",
+    "address",
+]
+FIRST = ["Bruno", "Carla", "Davi", "Eva", "Fábio", "Gil", "Hugo", "Iara", "Jonas", "Lia"]
+LAST = ["Lima", "Costa", "Rocha", "Mendes", "Ramos", "Reis", "Melo", "Pires", "Dias", "Luz"]
+
+
+def test_fuzzy_stage_links_records_without_identifiers(warehouse_env: str, tmp_path: Path) -> None:
+    rows = [
+        ["r1", "shop", "ana@example.com", "Ana", "Souza", "1990-05-12", "São Paulo",
+         "01310-100", "Avenida Paulista, 1000"],
+        # no identifier, shouting, accent-less, day and month as written in Brazil
+        ["r2", "pos", "", "ANA", "SOUZA", "12/05/1990", "Sao Paulo", "01310100",
+         "AVENIDA PAULISTA, 1000"],
+        # same name, nothing else in common: another Ana Souza
+        ["r3", "crm", "", "Ana", "Souza", "1985-01-01", "Recife", "50000-000",
+         "Rua da Aurora, 12"],
+    ]  # fmt: skip
+    for i in range(40):  # a population for u and the EM sessions
+        first, last = FIRST[i % 10], LAST[(i * 3) % 10]
+        birth = f"19{60 + i % 40}-{1 + i % 12:02d}-{1 + i % 28:02d}"
+        for copy, source in enumerate(("shop", "pos")):
+            rows.append(
+                [f"p{i}-{copy}", source, "", first if copy else first.upper(), last, birth,
+                 "Curitiba", f"8{i:04d}-000", f"Rua {i}, {i * 7}"]
+            )  # fmt: skip
+    src = write_csv(tmp_path / "fuzzy.csv", rows, FUZZY_HEADER)
+    out = tmp_path / "fuzzy.out.csv"
+    assert main(["identity", "resolve", str(src), "-o", str(out)]) == 0
+    ids = read_mapping(out)
+    assert ids["r1"] == ids["r2"]
+    assert ids["r3"] != ids["r1"]
+    assert all(ids[f"p{i}-0"] == ids[f"p{i}-1"] for i in range(40))
+    assert len({ids[f"p{i}-0"] for i in range(40)}) == 40
+
+
+def test_incremental_run_recomputes_only_the_affected_clusters(resolve, warehouse_env: str) -> None:
+    first = resolve(BASE, "first")
+    bridge = ["m1", "app", "bruno@example.com", "", "52998224725", "Bruno", "Lima", "", ""]
+    second = resolve([*BASE, bridge], "second")
+    assert second["m1"] == second["a1"] == second["b1"]
+    with psycopg.connect(warehouse_env) as conn:
+        (run_id,) = conn.execute(
+            "select distinct invocation_id from identity_cli.customer_id_history"
+            " where event = 'merge'"
+        ).fetchone()
+        rewritten = {
+            row[0]
+            for row in conn.execute(
+                "select record_key from identity_cli.int_identity__clusters where run_id = %s",
+                (run_id,),
+            )
+        }
+        changes = conn.execute(
+            "select record_key, change from identity_cli.int_identity__record_changes"
+        ).fetchall()
+    # the new record, Ana's and Bruno's clusters; nobody else's component was touched
+    assert rewritten == {"shop:a1", "crm:a2", "pos:a3", "shop:b1", "app:m1"}
+    assert changes == [("app:m1", "new")]
+    # a record gone from the input leaves the graph; the others keep their ids
+    third = resolve([row for row in [*BASE, bridge] if row[0] != "x2"], "third")
+    assert "x2" not in third
+    assert all(third[key] == second[key] for key in third)
+    with psycopg.connect(warehouse_env) as conn:
+        left = conn.execute(
+            "select count(*) from identity_cli.int_identity__record_customers"
+            " where record_key = 'crm:x2'"
+        ).fetchone()
+    assert left == (0,)
+    assert first["t1"] == third["t1"]

@@ -55,8 +55,69 @@
 
 
 {#
-    The whole clustering step as one DO block: components over the linkable identifier
-    values plus the fuzzy stage's accepted pairs, then the cluster-level guards of the
+    The deterministic graph: components over the linkable identifier values only.
+    Full run: every record. Incremental run (`previous` = this model's table): only the
+    records the run touched, those that carry a value they had or have, and every record
+    of the previous components of all these; those components' rows are deleted and the
+    set is recomputed as a closed subgraph. Leaves temp tables _id_det_scope (record_num:
+    the records recomputed) and _id_det_cc (node, lab).
+#}
+{% macro identity_deterministic_components(identifiers, identifier_values, previous=none) -%}
+do $identity$
+declare
+    passes int;
+    changed bigint;
+begin
+    set local work_mem = '256MB';
+    drop table if exists _id_det_scope;
+    {%- if previous %}
+    create temp table _id_det_scope as
+        with touched as (
+            {{ identity_touched_records() }}
+        ),
+        touched_values as (
+            select value_id from {{ identifiers }} where record_num in (select record_num from touched)
+            union
+            select value_id from {{ this.schema }}.int_identity__removed_identifiers
+        ),
+        reached as (
+            select record_num from touched
+            union
+            select i.record_num from {{ identifiers }} as i
+            where i.value_id in (select value_id from touched_values)
+        )
+        select p.record_num from {{ previous }} as p
+        where p.component_num in (
+            select p2.component_num from {{ previous }} as p2
+            where p2.record_num in (select record_num from reached)
+        )
+        union
+        select record_num from reached;
+    analyze _id_det_scope;
+    delete from {{ previous }} where record_num in (select record_num from _id_det_scope);
+    {%- else %}
+    create temp table _id_det_scope as select record_num from {{ identifiers }} where false;
+    {%- endif %}
+    drop table if exists _id_det_edges;
+    create temp table _id_det_edges as
+        select i.record_num as node, i.value_id
+        from {{ identifiers }} as i
+        join {{ identifier_values }} as v on v.value_id = i.value_id
+        where v.is_linkable
+        {%- if previous %}
+            and i.record_num in (select record_num from _id_det_scope)
+        {%- endif %};
+    analyze _id_det_edges;
+
+    {{ identity_cc_loop('_id_det_edges', '_id_det_cc') }}
+end
+$identity$
+{%- endmacro %}
+
+
+{#
+    The whole clustering step as one DO block: the deterministic components joined by
+    the fuzzy stage's accepted pairs, then the cluster-level guards of the
     var identity_guards:
     - max_values_per_customer {type: n}: a component holding more than n distinct
       values of the type (two CPFs) is recomputed without the values whose records carry
@@ -67,10 +128,11 @@
       (max_cluster_size_strong_types), and if still too large, one cluster per record.
     Leaves temp table _id_clusters (node, lab, pre_guard_lab, guard).
 #}
-{% macro identity_build_clusters(identifiers, identifier_values, fuzzy_pairs) -%}
+{% macro identity_build_clusters(identifiers, identifier_values, fuzzy_pairs, components, previous=none) -%}
     {%- set guards = var('identity_guards', {}) %}
     {%- set max_size = guards.get('max_cluster_size', none) %}
     {%- set strong = guards.get('max_cluster_size_strong_types', ['cpf', 'email']) %}
+    {%- set in_scope = ' in (select record_num from _id_scope)' if previous else '' %}
 do $identity$
 declare
     passes int;
@@ -78,21 +140,57 @@ declare
     violating bigint;
 begin
     set local work_mem = '256MB';
+    {%- if previous %}
+    -- incremental: the previous clusters holding a record whose component was recomputed,
+    -- a touched record or a record of a new fuzzy link; closed under every edge
+    drop table if exists _id_scope;
+    create temp table _id_scope as
+        with reached as (
+            select record_num from {{ components }} where run_id = {{ identity_run_id() }}
+            union
+            {{ identity_touched_records() }}
+            union
+            select record_num_a from {{ fuzzy_pairs }} where run_id = {{ identity_run_id() }} and is_match
+            union
+            select record_num_b from {{ fuzzy_pairs }} where run_id = {{ identity_run_id() }} and is_match
+        )
+        select p.record_num from {{ previous }} as p
+        where p.cluster_num in (
+            select p2.cluster_num from {{ previous }} as p2
+            where p2.record_num in (select record_num from reached)
+        )
+        union
+        select record_num from reached;
+    create index on _id_scope (record_num);
+    analyze _id_scope;
+    delete from {{ previous }} where record_num in (select record_num from _id_scope);
+    {%- endif %}
     drop table if exists _id_edges;
     create temp table _id_edges as
         select i.record_num as node, i.value_id, i.identifier_type
         from {{ identifiers }} as i
         join {{ identifier_values }} as v on v.value_id = i.value_id
-        where v.is_linkable
+        where v.is_linkable{% if previous %} and i.record_num{{ in_scope }}{% endif %}
         union all
         select p.record_num_a, hashtextextended('pair:' || p.record_num_a || ':' || p.record_num_b, 0), 'fuzzy'
-        from {{ fuzzy_pairs }} as p where p.is_match
+        from {{ fuzzy_pairs }} as p where p.is_match{% if previous %} and p.record_num_a{{ in_scope }}{% endif %}
         union all
         select p.record_num_b, hashtextextended('pair:' || p.record_num_a || ':' || p.record_num_b, 0), 'fuzzy'
-        from {{ fuzzy_pairs }} as p where p.is_match;
+        from {{ fuzzy_pairs }} as p where p.is_match{% if previous %} and p.record_num_b{{ in_scope }}{% endif %};
     analyze _id_edges;
 
-    {{ identity_cc_loop('_id_edges', '_id_cc') }}
+    -- the deterministic components (each a star around its component node) joined by
+    -- the fuzzy pairs: a small graph, few passes
+    drop table if exists _id_join_edges;
+    create temp table _id_join_edges as
+        select c.record_num as node, hashtextextended('component:' || c.component_num, 0) as value_id
+        from {{ components }} as c
+        where c.record_num in (select e.node from _id_edges as e){% if previous %} and c.record_num{{ in_scope }}{% endif %}
+        union all
+        select e.node, e.value_id from _id_edges as e where e.identifier_type = 'fuzzy';
+    analyze _id_join_edges;
+
+    {{ identity_cc_loop('_id_join_edges', '_id_cc') }}
 
     drop table if exists _id_clusters;
     create temp table _id_clusters as

@@ -3,37 +3,55 @@
     int_identity__records), one level per comparison, as an int array:
       0 = no information (a value missing), 1 = disagree, 2 = similar, 3 = very similar,
       4 = exact.
-    names, city: levenshtein <= 1 → 3; <= 2 or trigram similarity >= 0.5 → 2
-    birth date (YYYYMMDD key): one digit off → 3, two (a transposition) → 2
+    names: levenshtein <= 1, or equal to the other record's other name part (first and
+      last name swapped) → 3; levenshtein <= 2 or trigram similarity >= 0.5 → 2
+    city: levenshtein <= 1 → 3; <= 2 or trigram similarity >= 0.5 → 2
+    birth date (YYYYMMDD key): one digit off → 3; two digits off, or day and month
+    transposed → 2
     postcode: one digit off → 3; address: trigram similarity >= 0.7 → 3, >= 0.45 → 2
     phone: same E.164 → 4, same last eight digits → 3; email and CPF: exact or not.
+    Each comparison names the record columns a blocking rule may use that carry its
+    information: an EM session blocking on one of them cannot estimate its m.
 #}
 {% macro identity_fuzzy_comparisons() -%}
     {{ return([
-        ('first_name', 'first_name_key', 'name'),
-        ('last_name', 'last_name_key', 'name'),
-        ('birth_date', 'birth_date_key', 'date'),
-        ('city', 'city_key', 'name'),
-        ('postcode', 'postcode_key', 'code'),
-        ('address', 'address_key', 'text'),
-        ('phone', 'phone_e164', 'phone'),
-        ('email', 'email', 'exact'),
-        ('cpf', 'cpf', 'exact'),
+        {'name': 'first_name', 'column': 'first_name_key', 'kind': 'name',
+         'swap': 'last_name_key', 'keys': ['first_name_key', 'full_name_key']},
+        {'name': 'last_name', 'column': 'last_name_key', 'kind': 'name',
+         'swap': 'first_name_key', 'keys': ['last_name_key', 'full_name_key']},
+        {'name': 'birth_date', 'column': 'birth_date_key', 'kind': 'date',
+         'keys': ['birth_date_key', 'birth_date']},
+        {'name': 'city', 'column': 'city_key', 'kind': 'city', 'keys': ['city_key']},
+        {'name': 'postcode', 'column': 'postcode_key', 'kind': 'code',
+         'keys': ['postcode_key']},
+        {'name': 'address', 'column': 'address_key', 'kind': 'text',
+         'keys': ['address_key']},
+        {'name': 'phone', 'column': 'phone_e164', 'kind': 'phone',
+         'keys': ['phone_e164', 'phone_last8']},
+        {'name': 'email', 'column': 'email', 'kind': 'exact', 'keys': ['email']},
+        {'name': 'cpf', 'column': 'cpf', 'kind': 'exact', 'keys': ['cpf']},
     ]) }}
 {%- endmacro %}
 
-{% macro identity_fuzzy_level(kind, column, a='a', b='b') -%}
-    {%- set x = a ~ '.' ~ column -%}
-    {%- set y = b ~ '.' ~ column -%}
+{% macro identity_fuzzy_level(comparison, a='a', b='b') -%}
+    {%- set kind = comparison.kind -%}
+    {%- set x = a ~ '.' ~ comparison.column -%}
+    {%- set y = b ~ '.' ~ comparison.column -%}
     case
         when {{ x }} is null or {{ y }} is null then 0
         when {{ x }} = {{ y }} then 4
-        {%- if kind == 'name' %}
+        {%- if kind in ('name', 'city') %}
         when levenshtein_less_equal({{ x }}, {{ y }}, 1) <= 1 then 3
+        {%- if comparison.get('swap') %}
+        when {{ x }} = {{ b ~ '.' ~ comparison.swap }} and {{ y }} = {{ a ~ '.' ~ comparison.swap }} then 3
+        {%- endif %}
         when levenshtein_less_equal({{ x }}, {{ y }}, 2) <= 2 or similarity({{ x }}, {{ y }}) >= 0.5 then 2
         {%- elif kind == 'date' %}
         when levenshtein_less_equal({{ x }}, {{ y }}, 1) <= 1 then 3
-        when levenshtein_less_equal({{ x }}, {{ y }}, 2) <= 2 then 2
+        when
+            levenshtein_less_equal({{ x }}, {{ y }}, 2) <= 2
+            or {{ x }} = left({{ y }}, 4) || right({{ y }}, 2) || substr({{ y }}, 5, 2)
+            then 2
         {%- elif kind == 'code' %}
         when levenshtein_less_equal({{ x }}, {{ y }}, 1) <= 1 then 3
         {%- elif kind == 'text' %}
@@ -46,37 +64,82 @@
     end
 {%- endmacro %}
 
-{% macro identity_fuzzy_levels(a='a', b='b') -%}
+{#
+    The levels array; comparisons in `ignore` (their names) are left at 0 (no
+    information), as an EM session does for the comparisons its blocking rule fixes.
+#}
+{% macro identity_fuzzy_levels(a='a', b='b', ignore=[]) -%}
     array[
-        {%- for name, column, kind in identity_fuzzy_comparisons() %}
-        {{ identity_fuzzy_level(kind, column, a, b) }}{{ ',' if not loop.last }}
+        {%- for comparison in identity_fuzzy_comparisons() %}
+        {%- if comparison.name in ignore %}
+        0{{ ',' if not loop.last }}
+        {%- else %}
+        {{ identity_fuzzy_level(comparison, a, b) }}{{ ',' if not loop.last }}
+        {%- endif %}
         {%- endfor %}
     ]
 {%- endmacro %}
 
+{# The comparisons (names) a blocking rule (list of record columns) leaves uninformative. #}
+{% macro identity_fuzzy_blocked_comparisons(rule) -%}
+    {%- set names = [] %}
+    {%- for comparison in identity_fuzzy_comparisons() %}
+        {%- for column in rule if column in comparison['keys'] and comparison.name not in names %}
+            {%- do names.append(comparison.name) %}
+        {%- endfor %}
+    {%- endfor %}
+    {{ return(names) }}
+{%- endmacro %}
+
 
 {#
-    Fellegi-Sunter parameters, as a DO block for the pre-hook of int_identity__fuzzy_pairs:
-    u (the chance of each level between two different people) from random record pairs,
-    then m (the same between two records of one person) and lambda (the share of
-    matches among the candidates) by expectation-maximisation over the candidates'
-    level patterns, u held fixed. Leaves temp table _fz_pattern_weights (levels, weight):
-    the match weight, log2 of the posterior odds, of each pattern seen.
+    Fellegi-Sunter parameters, as a DO block for the pre-hook of int_identity__fuzzy_pairs.
+    - u (the chance of each level between two different people): from random record pairs.
+    - m (the same between two records of one person): expectation-maximisation in
+      sessions, as Splink does: each session (var identity_fuzzy.em_sessions) takes the
+      pairs of one blocking rule, on a sample of at most em_max_records records, and
+      estimates m and the match share with u held fixed, ignoring the comparisons its
+      rule uses (they agree by construction there). A comparison's m is the mean over
+      the sessions that did not block on it; with no such session, a fixed prior m.
+      EM over the prediction candidates themselves would learn "same name" as the
+      match class on a dedupe of families (FEBRL3), hence the sessions.
+    - lambda (the chance that two random records match): pairs agreeing on the prior
+      rules (identity_fuzzy.prior), over their assumed recall, over all pairs.
+    Leaves temp table _fz_pattern_weights (levels, weight): the match weight, log2 of
+    the posterior odds, of each pattern seen among the candidates; and _fz_parameters.
+    With `stored` (an incremental run), m, u and lambda are those of the stored table
+    and only the candidates of the touched records are weighed: parameters are learnt on
+    full runs (dbt run --full-refresh), not moved by each 1% of new records.
 #}
-{% macro identity_fuzzy_parameters(records, candidates) -%}
+{% macro identity_fuzzy_parameters(records, candidates, stored=none) -%}
     {%- set cfg = var('identity_fuzzy', {}) %}
     {%- set comparisons = identity_fuzzy_comparisons() %}
+    {%- set iterations = cfg.get('em_iterations', 25) %}
+    {%- set max_block = cfg.get('max_block_size', 200) %}
 do $fz$
 declare
     total bigint;
-    lam float8 := 0.3;
+    lam float8;
+    share float8;
     i int;
 begin
     perform setseed(0.4242);
+    set local work_mem = '256MB';
+    {%- if stored %}
+
+    -- incremental run: the parameters of the last full run, for the new candidates only
+    drop table if exists _fz_m;
+    create temp table _fz_m as select comp, lvl, m from {{ stored }};
+    drop table if exists _fz_u;
+    create temp table _fz_u as select comp, lvl, u from {{ stored }};
+    select min(lambda) into lam from {{ stored }};
     drop table if exists _fz_patterns;
     create temp table _fz_patterns as
-        select levels, count(*)::float8 as n from {{ candidates }} group by levels;
-    analyze _fz_patterns;
+        select levels, count(*)::float8 as n from {{ candidates }}
+        where record_num_a in ({{ identity_touched_records() }})
+            or record_num_b in ({{ identity_touched_records() }})
+        group by levels;
+    {%- else %}
 
     -- u: level frequencies between random pairs of records
     select count(*) into total from {{ records }};
@@ -108,45 +171,80 @@ begin
             (coalesce(counted.n, 0) + 1) / (sum(coalesce(counted.n, 0) + 1) over (partition by grid.comp)) as u
         from grid left join counted on counted.comp = grid.comp and counted.lvl = grid.lvl;
 
-    -- m: start from "agreement is likely", then EM
-    drop table if exists _fz_m;
-    create temp table _fz_m as
+    -- prior m: "agreement is likely"
+    drop table if exists _fz_m_prior;
+    create temp table _fz_m_prior as
         select comp, lvl, case lvl when 4 then 0.85 when 3 then 0.08 when 2 then 0.04 else 0.03 end::float8 as m
         from _fz_u;
+    drop table if exists _fz_m_sessions;
+    create temp table _fz_m_sessions (session int, comp bigint, lvl bigint, m float8);
+    share := least(1.0, {{ cfg.get('em_max_records', 200000) }}::float8 / greatest(total, 1));
 
-    for i in 1..{{ cfg.get('em_iterations', 25) }} loop
-        drop table if exists _fz_post;
-        create temp table _fz_post as
-            with scored as (
-                select p.levels, p.n,
-                    sum(ln(m.m) - ln(u.u)) as llr
-                from _fz_patterns as p
-                cross join lateral unnest(p.levels) with ordinality as c (lvl, comp)
-                join _fz_m as m on m.comp = c.comp and m.lvl = c.lvl
-                join _fz_u as u on u.comp = c.comp and u.lvl = c.lvl
-                group by p.levels, p.n
-            )
-            select p.levels, p.n,
-                1.0 / (1.0 + exp(-(ln(lam / (1 - lam)) + least(greatest(coalesce(s.llr, 0), -500), 500)))) as post
-            from _fz_patterns as p left join scored as s on s.levels = p.levels;
-        select sum(n * post) / sum(n) into lam from _fz_post;
-        lam := least(greatest(lam, 1e-6), 1 - 1e-6);
-        drop table if exists _fz_m_next;
-        create temp table _fz_m_next as
-            with weighted as (
-                select c.comp, c.lvl, sum(p.n * p.post) as w
-                from _fz_post as p
-                cross join lateral unnest(p.levels) with ordinality as c (lvl, comp)
-                where c.lvl > 0
-                group by c.comp, c.lvl
-            )
-            select u.comp, u.lvl,
-                (coalesce(weighted.w, 0) + 0.01) / sum(coalesce(weighted.w, 0) + 0.01) over (partition by u.comp) as m
-            from _fz_u as u left join weighted on weighted.comp = u.comp and weighted.lvl = u.lvl;
-        drop table _fz_m;
-        alter table _fz_m_next rename to _fz_m;
-    end loop;
-    raise notice 'fuzzy stage: lambda among candidates %', lam;
+    {%- for rule in cfg.get('em_sessions', []) %}
+    {%- set ignored = identity_fuzzy_blocked_comparisons(rule) %}
+
+    -- EM session {{ loop.index }}: pairs agreeing on {{ rule | join(', ') }}; m not estimated for {{ ignored | join(', ') }}
+    drop table if exists _fz_patterns;
+    create temp table _fz_patterns as
+        with sampled as (
+            select *, count(*) over (partition by {{ rule | join(', ') }}) as block_size
+            from {{ records }}
+            where
+                {{ rule | join(' is not null and ') }} is not null
+                and (abs(hashint8(record_num)) % 1000000) < share * 1000000
+        )
+        select {{ identity_fuzzy_levels('a', 'b', ignored) }} as levels, count(*)::float8 as n
+        from sampled as a
+        join sampled as b
+            on {% for column in rule %}a.{{ column }} = b.{{ column }} and {% endfor %}a.record_num < b.record_num
+            {%- if not cfg.get('within_source', true) %} and a.source <> b.source{% endif %}
+        where a.block_size <= {{ max_block }}
+        group by 1;
+    {{ identity_fuzzy_em('lam', iterations, true) }}
+    raise notice 'fuzzy stage: EM session % (%): match share %', {{ loop.index }}, '{{ rule | join(", ") }}', lam;
+    insert into _fz_m_sessions
+        select {{ loop.index }}, comp, lvl, m from _fz_m
+        where comp not in (
+            {%- for comparison in comparisons %}{% if comparison.name in ignored %}{{ loop.index }}, {% endif %}{% endfor %}0);
+    {%- endfor %}
+
+    drop table if exists _fz_m;
+    create temp table _fz_m as
+        select prior.comp, prior.lvl, coalesce(avg(s.m), min(prior.m)) as m
+        from _fz_m_prior as prior
+        left join _fz_m_sessions as s on s.comp = prior.comp and s.lvl = prior.lvl
+        group by prior.comp, prior.lvl;
+
+    -- lambda, the chance that two random records are one person (Splink's
+    -- probability_two_random_records_match): the pairs agreeing on any prior rule,
+    -- divided by the share of all matches those rules are thought to find (recall), over
+    -- all the pairs the stage may compare
+    {%- set prior = cfg.get('prior', {}) %}
+    {%- set prior_rules = prior.get('rules', [['first_name_key', 'last_name_key', 'birth_date_key']]) %}
+    select
+        {%- if cfg.get('within_source', true) %}
+        count(*)::float8 * (count(*) - 1) / 2
+        {%- else %}
+        (count(*)::float8 * count(*) - (select sum(n * n) from (select count(*)::float8 as n from {{ records }} group by source) as s)) / 2
+        {%- endif %}
+    into share from {{ records }};
+    select count(*) / {{ prior.get('recall', 0.9) }} / greatest(share, 1) into lam
+    from (
+        {%- for rule in prior_rules %}
+        select a.record_num as x, b.record_num as y
+        from {{ records }} as a
+        join {{ records }} as b
+            on {% for column in rule %}a.{{ column }} = b.{{ column }} and {% endfor %}a.record_num < b.record_num
+            {%- if not cfg.get('within_source', true) %} and a.source <> b.source{% endif %}
+        {{ 'union' if not loop.last }}
+        {%- endfor %}
+    ) as agreeing;
+    lam := least(greatest(lam, 1e-9), 0.5);
+    raise notice 'fuzzy stage: probability two random records match %', lam;
+    drop table if exists _fz_patterns;
+    create temp table _fz_patterns as
+        select levels, count(*)::float8 as n from {{ candidates }} group by levels;
+    {%- endif %}
 
     drop table if exists _fz_pattern_weights;
     create temp table _fz_pattern_weights as
@@ -162,4 +260,54 @@ begin
         select m.comp, m.lvl, m.m, u.u, lam as lambda from _fz_m as m join _fz_u as u using (comp, lvl);
 end
 $fz$
+{%- endmacro %}
+
+
+{#
+    plpgsql statements: EM over temp table _fz_patterns (levels, n) with u (_fz_u) fixed.
+    With update_m, m starts from _fz_m_prior and is re-estimated into _fz_m; without,
+    only the match share `lam` is (m read from _fz_m).
+#}
+{% macro identity_fuzzy_em(lam, iterations, update_m) -%}
+    {{ lam }} := 0.1;
+    {%- if update_m %}
+    drop table if exists _fz_m;
+    create temp table _fz_m as select * from _fz_m_prior;
+    {%- endif %}
+    drop table if exists _fz_llr;
+    create temp table _fz_llr as
+        select p.levels, p.n, 0::float8 as llr from _fz_patterns as p;
+    for i in 1..{{ iterations }} loop
+        drop table if exists _fz_llr;
+        create temp table _fz_llr as
+            select p.levels, p.n, coalesce(sum(ln(m.m) - ln(u.u)) filter (where c.lvl > 0), 0) as llr
+            from _fz_patterns as p
+            cross join lateral unnest(p.levels) with ordinality as c (lvl, comp)
+            left join _fz_m as m on m.comp = c.comp and m.lvl = c.lvl
+            left join _fz_u as u on u.comp = c.comp and u.lvl = c.lvl
+            group by p.levels, p.n;
+        drop table if exists _fz_post;
+        create temp table _fz_post as
+            select levels, n,
+                1.0 / (1.0 + exp(-(ln({{ lam }} / (1 - {{ lam }})) + least(greatest(llr, -500), 500)))) as post
+            from _fz_llr;
+        select coalesce(sum(n * post) / nullif(sum(n), 0), 0.1) into {{ lam }} from _fz_post;
+        {{ lam }} := least(greatest({{ lam }}, 1e-6), 1 - 1e-6);
+        {%- if update_m %}
+        drop table if exists _fz_m_next;
+        create temp table _fz_m_next as
+            with weighted as (
+                select c.comp, c.lvl, sum(p.n * p.post) as w
+                from _fz_post as p
+                cross join lateral unnest(p.levels) with ordinality as c (lvl, comp)
+                where c.lvl > 0
+                group by c.comp, c.lvl
+            )
+            select u.comp, u.lvl,
+                (coalesce(weighted.w, 0) + 0.01) / sum(coalesce(weighted.w, 0) + 0.01) over (partition by u.comp) as m
+            from _fz_u as u left join weighted on weighted.comp = u.comp and weighted.lvl = u.lvl;
+        drop table _fz_m;
+        alter table _fz_m_next rename to _fz_m;
+        {%- endif %}
+    end loop;
 {%- endmacro %}

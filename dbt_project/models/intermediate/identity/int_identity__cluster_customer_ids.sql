@@ -11,6 +11,7 @@
     So a rerun on the same data changes no id, and new records join existing ids.
 #}
 
+-- depends_on: {{ ref('int_identity__record_changes') }}
 {%- set state = adapter.get_relation(
     database=this.database, schema=this.schema, identifier='int_identity__record_customers'
 ) if execute else none %}
@@ -19,7 +20,9 @@ with
 
 clusters as (
 
+    -- the clusters this run (re)computed: all of them on a full run
     select * from {{ ref('int_identity__clusters') }}
+    where run_id = {{ identity_run_id() }}
 
 ),
 
@@ -32,11 +35,13 @@ records as (
 previous as (
 
     {%- if state %}
+    -- the ids the records of this run's clusters held (the other clusters keep theirs)
     select
         record_key,
         customer_id,
         customer_id_created_at
     from {{ state }}
+    where record_key in (select clusters.record_key from clusters)
     {%- else %}
         select
             cast(null as text) as record_key,
@@ -127,8 +132,8 @@ final as (
             inherited.customer_id,
             case
                 when exists (
-                        select 1 as found from previous
-                        where previous.customer_id
+                        select 1 as found from {{ state if state else 'previous' }} as taken
+                        where taken.customer_id
                             = md5('customer:' || founders.founding_record_key)
                     )
                     then md5(

@@ -2,9 +2,20 @@
     Candidate pairs of the fuzzy stage and their comparison levels: records that agree
     on every column of at least one blocking rule (var identity_fuzzy.blocking_rules),
     skipping blocks larger than max_block_size (a common name blocks nothing), and, with
-    within_source false, pairs from the same source. Pairs that already share a
-    linkable identifier are left to the graph.
+    within_source false, pairs from the same source. Pairs already in one component
+    of the identifier graph (int_identity__deterministic_components) are not compared.
+    Incremental: a run compares only pairs with a record it touched (their blocks).
 #}
+
+-- depends_on: {{ ref('int_identity__record_changes') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{% if is_incremental() %}delete from {{ this }}
+        where record_num_a in ({{ identity_touched_records() }})
+        or record_num_b in ({{ identity_touched_records() }}){% endif %}",
+    post_hook="analyze {{ this }}",
+) }}
 
 {%- set cfg = var('identity_fuzzy', {}) %}
 {%- set enabled = cfg.get('enabled', true) and identity_fuzzy_available() %}
@@ -14,7 +25,13 @@ with
 
 records as (
 
-    select * from {{ ref('int_identity__records') }}
+    select
+        records.*,
+        components.component_num
+
+    from {{ ref('int_identity__records') }} as records
+    inner join {{ ref('int_identity__deterministic_components') }} as components
+        on records.record_num = components.record_num
 
 ),
 
@@ -26,12 +43,19 @@ records as (
             select
                 record_num,
                 source,
+                component_num,
                 concat_ws('|', {{ rule | join(', ') }}) as block_key,
                 count(*) over (partition by {{ rule | join(', ') }}) as block_size
 
             from records
             where
-                {{ rule | join(' is not null and ') }} is not null
+                {{ rule | join(' is not null and ') }} is not null{% if is_incremental() %}
+                -- only the blocks of the records this run touched
+                and ({{ rule | join(', ') }}) in (
+                    select {{ rule | join(', ') }} from records
+                    where record_num in ({{ identity_touched_records() }})
+                )
+                {%- endif %}
 
         ),
 
@@ -46,10 +70,17 @@ records as (
                 on
                     left_side.block_key = right_side.block_key
                     and left_side.record_num < right_side.record_num
+                    and left_side.component_num <> right_side.component_num
             {%- if not cfg.get('within_source', true) %}
             and left_side.source <> right_side.source
             {%- endif %}
-            where left_side.block_size <= {{ max_block }}
+            where
+                left_side.block_size <= {{ max_block }}{% if is_incremental() %}
+                and (
+                    left_side.record_num in ({{ identity_touched_records() }})
+                    or right_side.record_num in ({{ identity_touched_records() }})
+                )
+                {%- endif %}
 
         ),
     {%- endfor %}

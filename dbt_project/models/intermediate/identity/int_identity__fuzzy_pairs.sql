@@ -4,14 +4,32 @@
     and whether it links (weight >= identity_fuzzy.threshold_weight). Two records with
     different valid CPFs never link. With one_to_one_across_sources, a record links to at
     most its mutual best match in each other source.
+    Incremental: a run weighs only the candidate pairs of the records it touched, with the
+    stored parameters (one_to_one_across_sources then ranks among those pairs only).
 #}
 
 -- depends_on: {{ ref('int_identity__records') }}
 -- depends_on: {{ ref('int_identity__fuzzy_candidates') }}
+-- depends_on: {{ ref('int_identity__record_changes') }}
 {{ config(
-    pre_hook="{{ identity_fuzzy_parameters(
-        ref('int_identity__records'), ref('int_identity__fuzzy_candidates')
-    ) }}"
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook=[
+        "{% if is_incremental() %}delete from {{ this }}
+            where record_num_a in ({{ identity_touched_records() }})
+            or record_num_b in ({{ identity_touched_records() }}){% endif %}",
+        "{{ identity_fuzzy_parameters(
+            ref('int_identity__records'),
+            ref('int_identity__fuzzy_candidates'),
+            adapter.get_relation(database=this.database, schema=this.schema,
+                identifier='int_identity__fuzzy_parameters') if is_incremental() else none,
+        ) }}",
+    ],
+    post_hook=[
+        "drop table if exists {{ this.schema }}.int_identity__fuzzy_parameters",
+        "create table {{ this.schema }}.int_identity__fuzzy_parameters as
+            select * from pg_temp._fz_parameters",
+    ]
 ) }}
 
 {%- set cfg = var('identity_fuzzy', {}) %}
@@ -22,6 +40,11 @@ with
 candidates as (
 
     select * from {{ ref('int_identity__fuzzy_candidates') }}
+    {%- if is_incremental() %}
+    where
+        record_num_a in ({{ identity_touched_records() }})
+        or record_num_b in ({{ identity_touched_records() }})
+    {%- endif %}
 
 ),
 
@@ -75,7 +98,8 @@ final as (
                 ranked.record_num_a is not null,
             {%- endif %}
             false
-        ) as is_match
+        ) as is_match,
+        {{ identity_run_id() }} as run_id
 
     from scored
     left join ranked

@@ -7,6 +7,14 @@
     names. Every value that a guard stops is listed in int_identity__guard_audit.
 #}
 
+-- depends_on: {{ ref('int_identity__record_changes') }}
+{{ config(
+    materialized='incremental',
+    unique_key='value_id',
+    incremental_strategy='merge',
+    post_hook="analyze {{ this }}",
+) }}
+
 {%- set guards = var('identity_guards', {}) %}
 {%- set limits = guards.get('max_people_per_value', {}) %}
 {%- set blocklist = guards.get('blocklist', {}) %}
@@ -16,6 +24,15 @@ with
 identifiers as (
 
     select * from {{ ref('int_identity__identifiers') }}
+    {%- if is_incremental() %}
+    -- recount only the values the touched records had or have
+    where value_id in (
+        select touched.value_id from {{ ref('int_identity__identifiers') }} as touched
+        where touched.record_num in ({{ identity_touched_records() }})
+        union
+        select removed.value_id from {{ this.schema }}.int_identity__removed_identifiers as removed
+    )
+    {%- endif %}
 
 ),
 

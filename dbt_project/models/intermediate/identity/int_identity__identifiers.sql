@@ -4,13 +4,27 @@
     form, so a plain email and a hashed one (Meta/Google style) are the same value;
     identifier_label keeps the readable form when there is one (for the audit).
     value_id is a 64-bit hash of "<type>:<value>", the node id of the value.
+    Incremental: a run rewrites the edges of the records it touched only.
 #}
+
+-- depends_on: {{ ref('int_identity__record_changes') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ identity_identifiers_pre_hook() }}",
+    post_hook=[
+        "create index if not exists {{ this.identifier }}_record_idx on {{ this }} (record_num)",
+        "create index if not exists {{ this.identifier }}_value_idx on {{ this }} (value_id)",
+        "analyze {{ this }}",
+    ],
+) }}
 
 with
 
 records as (
 
     select * from {{ ref('int_identity__records') }}
+    where record_num in ({{ identity_touched_records() }})
 
 ),
 

@@ -4,12 +4,16 @@
     stable: each run only writes the records whose customer_id changed or that are new.
 #}
 
+-- depends_on: {{ ref('int_identity__record_changes') }}
 {{ config(
     materialized='incremental',
     unique_key='record_key',
     incremental_strategy='merge',
     full_refresh=false,
-    post_hook="create index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id)",
+    post_hook=[
+        "create index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id)",
+        "{{ identity_delete_changed('record_key', 'record_key', ['deleted']) }}",
+    ],
 ) }}
 
 with
@@ -17,6 +21,7 @@ with
 clusters as (
 
     select * from {{ ref('int_identity__clusters') }}
+    where run_id = {{ identity_run_id() }}
 
 ),
 

@@ -3,78 +3,44 @@
     var identity_sources (or, for `omnicanal identity resolve`, the one input table
     named by identity_input), with each identifier normalised by the shared macros.
     One row per record; record_key = "<source>:<id in the source>".
+    Incremental: a run normalises only the records int_identity__record_changes lists as
+    new or changed (merged by record_key), and removes the deleted ones.
 #}
 
-{%- set input = var('identity_input', none) %}
-{%- set fields = {
-    'email': 'text', 'email_sha256': 'text', 'phone': 'text', 'cpf': 'text',
-    'first_name': 'text', 'last_name': 'text', 'full_name': 'text', 'birth_date': 'text',
-    'city': 'text', 'state': 'text', 'postcode': 'text', 'address': 'text',
-    'accepts_email_marketing': 'boolean', 'created_at': 'timestamptz',
-    'updated_at': 'timestamptz'
-} %}
+-- depends_on: {{ ref('int_identity__record_changes') }}
+{{ config(
+    materialized='incremental',
+    unique_key='record_key',
+    incremental_strategy='merge',
+    post_hook=[
+        "{{ identity_delete_changed('record_key', 'record_key', ['deleted']) }}",
+        "create index if not exists {{ this.identifier }}_num_idx on {{ this }} (record_num)",
+        "analyze {{ this }}",
+    ],
+) }}
 
 with
 
 source_records as (
 
-    {%- if input %}
-
-    select
-        cast(source as text) as source,
-        cast(record_id as text) as source_record_id,
-        cast(email as text) as email,
-        cast(null as text) as email_sha256,
-        cast(phone as text) as phone,
-        cast(cpf as text) as cpf,
-        cast(first_name as text) as first_name,
-        cast(last_name as text) as last_name,
-        cast(full_name as text) as full_name,
-        cast(birth_date as text) as birth_date,
-        cast(city as text) as city,
-        cast(null as text) as state,
-        cast(postcode as text) as postcode,
-        cast(address as text) as address,
-        cast(null as boolean) as accepts_email_marketing,
-        cast(null as timestamptz) as created_at,
-        cast(null as timestamptz) as updated_at,
-        cast(null as jsonb) as platform_ids
-
-    from {{ input }}
-
-{%- else %}
-        {%- for src in var('identity_sources') %}
-            {%- if not loop.first %}
-
-    union all
-    {%- endif %}
-
-            select
-                cast('{{ src.source }}' as text) as source,
-                cast({{ src.record_id }} as text) as source_record_id,
-                {%- for field, type in fields.items() %}
-                    cast({{ src.columns.get(field) or 'null' }} as {{ type }}) as {{ field }},
-                {%- endfor %}
-                {%- if src.get('ids') %}
-                    jsonb_strip_nulls(jsonb_build_object(
-                        {%- for id_type, column in src.ids.items() %}
-                            '{{ id_type }}', cast({{ column }} as text){{ ',' if not loop.last }}
-                        {%- endfor %}
-                    )) as platform_ids
-                {%- else %}
-        cast(null as jsonb) as platform_ids
-        {%- endif %}
-
-            from {{ ref(src.model) }}
-        {%- endfor %}
-    {%- endif %}
+    {{ identity_source_records() }}
 
 ),
+{%- if is_incremental() %}
+
+changes as (
+
+    select * from {{ ref('int_identity__record_changes') }}
+    where change in ('new', 'changed')
+
+),
+{%- endif %}
 
 normalized as (
 
     select
         source || ':' || source_record_id as record_key,
+        {{ identity_fingerprint() }} as record_fingerprint,
         source,
         source_record_id,
 
@@ -128,10 +94,26 @@ normalized as (
 
 ),
 
+{%- set record_num = 'changes.record_num' if is_incremental()
+    else 'row_number() over (order by normalized.record_key)' %}
+
+numbered as (
+
+    select
+        {{ record_num }} as record_num,
+        normalized.*
+
+    from normalized
+    {%- if is_incremental() %}
+    inner join changes
+        on normalized.record_key = changes.record_key
+    {%- endif %}
+
+),
+
 final as (
 
     select
-        row_number() over (order by record_key) as record_num,
         *,
         -- a real calendar date, when the key is one
         case
@@ -152,7 +134,7 @@ final as (
         end as birth_date,
         right(regexp_replace(phone_raw, '\D', '', 'g'), 8) as phone_last8
 
-    from normalized
+    from numbered
 
 )
 

@@ -1,0 +1,86 @@
+{#
+    What changed in the sources since the last run, one row per record that is new,
+    changed (any raw field differs: fingerprint) or deleted, with its node number:
+    a changed or deleted record keeps the record_num it had, a new one gets the next
+    free numbers. On the first run, and with --full-refresh, every record is new. The models after it recompute
+    only what these records touch (their components and clusters).
+#}
+
+{#- a full refresh rebuilds every identity model: every record is then new #}
+{%- set previous = adapter.get_relation(
+    database=this.database, schema=this.schema, identifier='int_identity__records'
+) if execute and not flags.FULL_REFRESH else none %}
+
+with
+
+source_records as (
+
+    {{ identity_source_records() }}
+
+),
+
+fingerprinted as (
+
+    select
+        source || ':' || source_record_id as record_key,
+        {{ identity_fingerprint() }} as record_fingerprint
+
+    from source_records
+
+),
+
+previous as (
+
+    {%- if previous %}
+    select
+        record_key,
+        record_num,
+        record_fingerprint
+    from {{ previous }}
+    {%- else %}
+        select
+            cast(null as text) as record_key,
+            cast(null as bigint) as record_num,
+            cast(null as text) as record_fingerprint
+        where false
+    {%- endif %}
+
+),
+
+compared as (
+
+    select
+        coalesce(fingerprinted.record_key, previous.record_key) as record_key,
+        previous.record_num,
+        fingerprinted.record_fingerprint,
+        case
+            when previous.record_key is null then 'new'
+            when fingerprinted.record_key is null then 'deleted'
+            when fingerprinted.record_fingerprint <> previous.record_fingerprint then 'changed'
+        end as change  -- noqa: RF04
+
+    from fingerprinted
+    full outer join previous
+        on fingerprinted.record_key = previous.record_key
+
+),
+
+final as (
+
+    select
+        record_key,
+        coalesce(
+            record_num,
+            (select coalesce(max(previous.record_num), 0) as max_num from previous)
+            + row_number() over (partition by record_num is null order by record_key)
+        ) as record_num,
+        record_fingerprint,
+        change,
+        '{{ invocation_id }}' as run_id
+
+    from compared
+    where change is not null
+
+)
+
+select * from final
