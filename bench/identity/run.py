@@ -14,25 +14,14 @@ on this machine do not overlap with it.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/
 
-LOCK = "/tmp/omnicanal-bench.lock"
-
-
-@contextmanager
-def bench_lock():
-    with open(LOCK, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+from benchlock import bench_lock  # noqa: E402
 
 
 def main() -> int:

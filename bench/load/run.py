@@ -16,14 +16,12 @@ table; the last line is one JSON object with every figure and ratio.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -32,21 +30,12 @@ import psycopg
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/
 
+from benchlock import bench_lock  # noqa: E402
 from generate import generate  # noqa: E402
 
-LOCK = "/tmp/omnicanal-bench.lock"
 BIN = Path(sys.executable).parent
-
-
-@contextmanager
-def bench_lock():
-    with open(LOCK, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _admin_url(url: str | None) -> str:
