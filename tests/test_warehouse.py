@@ -47,3 +47,17 @@ def test_unreachable_external_warehouse_is_a_clear_error(capsys, monkeypatch):
     assert main(["warehouse", "up"]) == 2
     printed = capsys.readouterr().err
     assert "does not answer" in printed and "topsecret" not in printed
+
+
+def test_recreate_database_starts_empty(pg_admin_url):
+    from omnicanal.config import WarehouseURL
+
+    admin = WarehouseURL.parse(pg_admin_url)
+    url = warehouse.recreate_database(admin, "omnicanal_t_recreate")
+    with psycopg.connect(url.url()) as conn:
+        conn.execute("create table leftover (x int)")
+    again = warehouse.recreate_database(admin, "omnicanal_t_recreate")
+    with psycopg.connect(again.url()) as conn:
+        assert conn.execute("select to_regclass('leftover')").fetchone() == (None,)
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute('drop database "omnicanal_t_recreate" with (force)')

@@ -195,7 +195,14 @@ def cmd_env(args: argparse.Namespace) -> int:
     from omnicanal.orchestration.dbt import dbt_env
 
     settings = get_settings()
-    warehouse.up(settings)
+    url = warehouse.up(settings)
+    if args.fresh_database:
+        # A new, empty database on the same server: for tools whose result must not
+        # depend on what earlier runs left (sqlfluff's dbt templater renders
+        # is_incremental() branches differently once the models exist).
+        url = warehouse.recreate_database(url, args.fresh_database)
+        os.environ["OMNICANAL_WAREHOUSE_URL"] = url.url()
+        settings = get_settings()
     env = {**os.environ, **airflow_env(settings), **dbt_env(settings)}
     command = [a for a in args.command_args if a != "--"] if args.command_args else []
     if not command:
@@ -293,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_airflow)
 
     p = sub.add_parser("env", help="run a command with the warehouse up and its variables set")
+    p.add_argument(
+        "--fresh-database",
+        metavar="NAME",
+        help="drop and create the empty database NAME on the warehouse server and use it",
+    )
     p.add_argument("command_args", nargs=argparse.REMAINDER, help="-- command and arguments")
     p.set_defaults(func=cmd_env)
 

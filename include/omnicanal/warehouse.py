@@ -233,6 +233,30 @@ def up(settings: Settings, timeout: float = 60.0) -> WarehouseURL:
     return url
 
 
+def recreate_database(url: WarehouseURL, name: str) -> WarehouseURL:
+    """Drop and create the empty database ``name`` on ``url``'s server; return its URL.
+
+    It gets the contrib extensions when the server has them, like the warehouse does.
+    """
+    admin = WarehouseURL(url.host, url.port, url.user, url.password, "postgres")
+    target = WarehouseURL(url.host, url.port, url.user, url.password, name)
+    with psycopg.connect(admin.url(), autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        conn.execute(f'create database "{name}"')
+    with psycopg.connect(target.url(), autocommit=True) as conn:
+        available = {
+            row[0]
+            for row in conn.execute(
+                "select name from pg_available_extensions where name = any(%s)",
+                (list(EMBEDDED_EXTENSIONS),),
+            )
+        }
+        for extension in EMBEDDED_EXTENSIONS:
+            if extension in available:
+                conn.execute(f"create extension if not exists {extension}")
+    return target
+
+
 def down(settings: Settings) -> bool:
     """Stop the embedded warehouse. Returns False if it was not running."""
     if not settings.uses_embedded_warehouse:
