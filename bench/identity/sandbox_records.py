@@ -20,6 +20,7 @@ import random
 from datetime import UTC, datetime
 from pathlib import Path
 
+from omnicanal.identity.resolve import INPUT_COLUMNS
 from omnicanal.sandbox.noise import (
     name_typo,
     noisy_cpf,
@@ -29,19 +30,8 @@ from omnicanal.sandbox.noise import (
 )
 from omnicanal.sandbox.people import generate_people
 
-COLUMNS = [
-    "record_id",
-    "source",
-    "email",
-    "phone",
-    "cpf",
-    "first_name",
-    "last_name",
-    "birth_date",
-    "city",
-    "postcode",
-    "address",
-]
+#: The `omnicanal identity resolve` input columns the generator fills (all but full_name).
+COLUMNS = [column for column in INPUT_COLUMNS if column != "full_name"]
 
 # channel: (share of records, chance it holds email, phone, cpf, birth date, address)
 CHANNELS: dict[str, tuple[int, float, float, float, float, float]] = {
