@@ -70,7 +70,7 @@ def scores(predicted: set[frozenset], truth: set[frozenset]) -> dict[str, float]
 
 
 def run_ours(settings, name: str, frames: dict[str, pd.DataFrame]) -> tuple[dict, float]:
-    from omnicanal.identity.resolve import resolve_file
+    from omnicanal.identity.resolve import fetch_mapping, resolve_file
     from omnicanal.warehouse import connect
 
     link = name == "febrl4"
@@ -109,24 +109,15 @@ def run_ours(settings, name: str, frames: dict[str, pd.DataFrame]) -> tuple[dict
                             address,
                         ]
                     )
-        extra = {"identity_fuzzy": fuzzy_vars(link)}
+        fuzzy = {"within_source": False, "one_to_one_across_sources": True} if link else {}
         start = time.perf_counter()
-        _, mapping = resolve_file(settings, path, None, schema=schema, extra_vars=extra)
+        resolve_file(settings, path, path.with_suffix(".out.csv"), schema=schema, fuzzy=fuzzy)
         seconds = time.perf_counter() - start
+        mapping = fetch_mapping(settings, schema)
     members: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for source, record_id, customer in mapping:
         members[customer].append((source, record_id))
     return pairs_from_clusters(members, cross_source_only=link), seconds
-
-
-def fuzzy_vars(link: bool) -> dict:
-    import yaml
-
-    project = Path(__file__).resolve().parents[2] / "dbt_project" / "dbt_project.yml"
-    fuzzy = dict(yaml.safe_load(project.read_text())["vars"]["identity_fuzzy"])
-    if link:
-        fuzzy.update(within_source=False, one_to_one_across_sources=True)
-    return fuzzy
 
 
 SPLINK_CLUSTER_THRESHOLDS = (0.9, 0.95, 0.99)

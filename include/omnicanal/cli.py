@@ -138,10 +138,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_identity(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from omnicanal.identity.resolve import resolve_file
+    from omnicanal.identity.resolve import parse_fuzzy_overrides, resolve_file
 
-    report, _ = resolve_file(
-        get_settings(), Path(args.input), Path(args.output), schema=args.schema
+    settings = get_settings()
+    fuzzy = parse_fuzzy_overrides(settings, args.fuzzy or [])
+    report = resolve_file(
+        settings, Path(args.input), Path(args.output), schema=args.schema, fuzzy=fuzzy
     )
     for bad in report.bad_rows[:20]:
         print(f"{args.input}:{bad.line}: skipped: {bad.reason}", file=sys.stderr)
@@ -289,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="identity_cli",
         help="warehouse schema for the input and the identity tables; customer_ids persist "
         "there across runs (default: identity_cli)",
+    )
+    r.add_argument(
+        "--fuzzy",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a setting of the fuzzy stage (var identity_fuzzy in dbt_project.yml) "
+        "for this run, e.g. --fuzzy threshold_weight=5 --fuzzy one_to_one_across_sources=true",
     )
     p.set_defaults(func=cmd_identity)
 

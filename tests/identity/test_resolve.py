@@ -5,6 +5,7 @@ that keep the older id, bad rows reported and skipped."""
 from __future__ import annotations
 
 import csv
+from collections import defaultdict
 from pathlib import Path
 
 import psycopg
@@ -223,3 +224,102 @@ def test_incremental_run_recomputes_only_the_affected_clusters(resolve, warehous
         ).fetchone()
     assert left == (0,)
     assert first["t1"] == third["t1"]
+
+
+def partition(ids: dict[str, str]) -> set[frozenset[str]]:
+    """The clusters of a mapping, whatever their customer_ids."""
+    groups: dict[str, set[str]] = defaultdict(set)
+    for record, customer in ids.items():
+        groups[customer].add(record)
+    return {frozenset(group) for group in groups.values()}
+
+
+def population(sources: tuple[str, str] = ("shop", "pos")) -> list[dict[str, str]]:
+    """Forty people with one record in each of two sources and no identifier: enough
+    pairs for the fuzzy stage to learn its parameters."""
+    rows = []
+    for i in range(40):
+        first, last = FIRST[i % 10], LAST[(i * 3) % 10]
+        for copy, source in enumerate(sources):
+            rows.append(
+                {
+                    "record_id": f"p{i}-{copy}",
+                    "source": source,
+                    "first_name": first if copy else first.upper(),
+                    "last_name": last,
+                    "birth_date": f"19{60 + i % 40}-{1 + i % 12:02d}-{1 + i % 28:02d}",
+                    "city": "Curitiba",
+                    "postcode": f"8{i:04d}-000",
+                    "address": f"Rua {i}, {i * 7}",
+                }
+            )
+    return rows
+
+
+def resolve_dicts(
+    tmp_path: Path, rows: list[dict[str, str]], name: str, *options: str
+) -> dict[str, str]:
+    header = ["record_id", "source", "email", "phone", *FUZZY_HEADER[3:]]
+    table = [[row.get(column, "") for column in header] for row in rows]
+    src = write_csv(tmp_path / f"{name}.csv", table, header)
+    out = tmp_path / f"{name}.out.csv"
+    assert main(["identity", "resolve", str(src), "-o", str(out), *options]) == 0
+    return read_mapping(out)
+
+
+ANA = {
+    "first_name": "Ana",
+    "last_name": "Souza",
+    "birth_date": "1990-05-12",
+    "city": "São Paulo",
+    "postcode": "01310-100",
+    "address": "Avenida Paulista, 1000",
+}
+
+
+def test_incremental_compares_the_pairs_of_a_split_component(
+    warehouse_env: str, tmp_path: Path
+) -> None:
+    # a and b share no identifier; c (email of a, phone of b) puts them in one component,
+    # so the fuzzy stage never compares them; once c is gone they must be compared
+    rows = [
+        {"record_id": "a", "source": "shop", "email": "ana@example.com", **ANA},
+        {"record_id": "c", "source": "crm", "email": "ana@example.com", "phone": "(11) 98787-4321"},
+        {"record_id": "b", "source": "pos", "phone": "11 98787-4321", **ANA, "first_name": "ANA"},
+        *population(),
+    ]
+    first = resolve_dicts(tmp_path, rows, "first")
+    assert first["a"] == first["b"] == first["c"]
+    without_c = [row for row in rows if row["record_id"] != "c"]
+    incremental = resolve_dicts(tmp_path, without_c, "second")
+    full = resolve_dicts(tmp_path, without_c, "full", "--schema", "identity_cli_full")
+    assert incremental["a"] == incremental["b"] == first["a"]
+    assert partition(incremental) == partition(full)
+
+
+def test_incremental_one_to_one_reranks_stored_pairs(warehouse_env: str, tmp_path: Path) -> None:
+    # x (s1) first links to its only match y1 (s2); y2 (s2), a better match, arrives later:
+    # one-to-one, x must now link to y2 alone, as a full run on the same records does
+    options = ("--fuzzy", "within_source=false", "--fuzzy", "one_to_one_across_sources=true")
+    x = {"record_id": "x", "source": "s1", **ANA}
+    y1 = {"record_id": "y1", "source": "s2", **ANA, "address": "", "postcode": ""}
+    y2 = {"record_id": "y2", "source": "s2", **ANA, "first_name": "ANA"}
+    base = [x, y1, *population(("s1", "s2"))]
+    first = resolve_dicts(tmp_path, base, "first", *options)
+    assert first["x"] == first["y1"]
+    second = resolve_dicts(tmp_path, [*base, y2], "second", *options)
+    full = resolve_dicts(tmp_path, [*base, y2], "full", *options, "--schema", "identity_cli_full")
+    assert second["x"] == second["y2"] != second["y1"]
+    assert partition(second) == partition(full)
+
+
+def test_fuzzy_override_errors_name_the_setting(
+    warehouse_env: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    src = write_csv(tmp_path / "in.csv", BASE)
+    out = tmp_path / "out.csv"
+    assert main(["identity", "resolve", str(src), "-o", str(out), "--fuzzy", "treshold_weight=5"])
+    assert "has no setting 'treshold_weight'; it has" in capsys.readouterr().err
+    assert main(["identity", "resolve", str(src), "-o", str(out), "--fuzzy", "threshold_weight=hi"])
+    assert "threshold_weight takes a float, got str" in capsys.readouterr().err
+    assert not out.exists()

@@ -142,7 +142,8 @@ begin
     set local work_mem = '256MB';
     {%- if previous %}
     -- incremental: the previous clusters holding a record whose component was recomputed,
-    -- a touched record or a record of a new fuzzy link; closed under every edge
+    -- a touched record or a record of a fuzzy pair this run wrote or re-decided; closed
+    -- under every edge
     drop table if exists _id_scope;
     create temp table _id_scope as
         with reached as (
@@ -150,9 +151,9 @@ begin
             union
             {{ identity_touched_records() }}
             union
-            select record_num_a from {{ fuzzy_pairs }} where run_id = {{ identity_run_id() }} and is_match
+            select record_num_a from {{ fuzzy_pairs }} where run_id = {{ identity_run_id() }}
             union
-            select record_num_b from {{ fuzzy_pairs }} where run_id = {{ identity_run_id() }} and is_match
+            select record_num_b from {{ fuzzy_pairs }} where run_id = {{ identity_run_id() }}
         )
         select p.record_num from {{ previous }} as p
         where p.cluster_num in (

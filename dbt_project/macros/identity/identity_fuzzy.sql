@@ -136,8 +136,7 @@ begin
     drop table if exists _fz_patterns;
     create temp table _fz_patterns as
         select levels, count(*)::float8 as n from {{ candidates }}
-        where record_num_a in ({{ identity_touched_records() }})
-            or record_num_b in ({{ identity_touched_records() }})
+        where run_id = {{ identity_run_id() }}
         group by levels;
     {%- else %}
 
@@ -310,4 +309,148 @@ $fz$
         alter table _fz_m_next rename to _fz_m;
         {%- endif %}
     end loop;
+{%- endmacro %}
+
+
+{#
+    Whether a pair above the threshold may link: never across two different valid CPFs;
+    with one_to_one_across_sources, only across sources.
+#}
+{% macro identity_fuzzy_eligible(pairs) -%}
+    {%- set cpf_index = (identity_fuzzy_comparisons() | map(attribute='name') | list).index('cpf') + 1 -%}
+    {{ pairs }}.match_weight >= {{ var('identity_fuzzy', {}).get('threshold_weight', 4.0) }}
+    and {{ pairs }}.levels[{{ cpf_index }}] <> 1
+    {%- if var('identity_fuzzy', {}).get('one_to_one_across_sources', false) %}
+    and {{ pairs }}.source_a <> {{ pairs }}.source_b
+    {%- endif %}
+{%- endmacro %}
+
+{#
+    CTEs (ending in `mutual_best`): the pairs of `eligible` (record_num_a, record_num_b,
+    source_a, source_b, match_weight) where each record is the other's best match in the
+    other's source. A record is ranked over all its pairs whichever side of them it is on
+    (record_num_a is only the smaller number).
+#}
+{% macro identity_fuzzy_mutual_best(eligible) -%}
+directed as (
+
+    select
+        record_num_a as record_num,
+        record_num_b as partner_num,
+        source_b as partner_source,
+        match_weight
+    from {{ eligible }}
+    union all
+    select
+        record_num_b as record_num,
+        record_num_a as partner_num,
+        source_a as partner_source,
+        match_weight
+    from {{ eligible }}
+
+),
+
+best as (
+
+    select distinct on (record_num, partner_source)
+        record_num,
+        partner_num
+    from directed
+    order by record_num asc, partner_source asc, match_weight desc, partner_num asc
+
+),
+
+mutual_best as (
+
+    select
+        best.record_num as record_num_a,
+        best.partner_num as record_num_b
+    from best
+    inner join best as back
+        on best.partner_num = back.record_num and best.record_num = back.partner_num
+    where best.record_num < best.partner_num
+
+)
+{%- endmacro %}
+
+{#
+    Pre-hook of int_identity__fuzzy_pairs (incremental, one_to_one_across_sources): the
+    records of the stored pairs the run is about to delete (temp table _fz_rerank); their
+    best matches may change although they are not in the run's scope.
+#}
+{% macro identity_fuzzy_rerank_start() -%}
+    {%- if not (is_incremental() and var('identity_fuzzy', {}).get('one_to_one_across_sources', false)) -%}
+    select 1
+    {%- else %}
+    drop table if exists _fz_rerank;
+    create temp table _fz_rerank as
+        with scope as ({{ identity_fuzzy_scope() }})
+        select pairs.record_num_a as record_num from {{ this }} as pairs
+        inner join scope on pairs.record_num_a = scope.record_num
+        union
+        select pairs.record_num_b from {{ this }} as pairs
+        inner join scope on pairs.record_num_a = scope.record_num
+        union
+        select pairs.record_num_a from {{ this }} as pairs
+        inner join scope on pairs.record_num_b = scope.record_num
+        union
+        select pairs.record_num_b from {{ this }} as pairs
+        inner join scope on pairs.record_num_b = scope.record_num
+    {%- endif %}
+{%- endmacro %}
+
+{#
+    Post-hook of int_identity__fuzzy_pairs (incremental, one_to_one_across_sources): a
+    pair's decision depends on every pair of its two records, so re-decide each stored
+    pair of a record that lost a pair (_fz_rerank) or gained one (this run's rows),
+    ranking over all the pairs of their records. A changed decision takes this run's id,
+    so int_identity__clusters recomputes the clusters it reaches.
+#}
+{% macro identity_fuzzy_rerank() -%}
+    {%- if not (is_incremental() and var('identity_fuzzy', {}).get('one_to_one_across_sources', false)) -%}
+    select 1
+    {%- else %}
+    update {{ this }} as pairs
+    set is_match = decided.is_match, run_id = {{ identity_run_id() }}
+    from (
+        with affected as (
+            select record_num from _fz_rerank
+            union
+            select record_num_a from {{ this }} where run_id = {{ identity_run_id() }}
+            union
+            select record_num_b from {{ this }} where run_id = {{ identity_run_id() }}
+        ),
+        touching as (
+            select * from {{ this }} where record_num_a in (select record_num from affected)
+            union
+            select * from {{ this }} where record_num_b in (select record_num from affected)
+        ),
+        endpoints as (
+            select record_num_a as record_num from touching
+            union
+            select record_num_b from touching
+        ),
+        incident as (
+            select * from {{ this }} where record_num_a in (select record_num from endpoints)
+            union
+            select * from {{ this }} where record_num_b in (select record_num from endpoints)
+        ),
+        eligible as (
+            select * from incident where {{ identity_fuzzy_eligible('incident') }}
+        ),
+        {{ identity_fuzzy_mutual_best('eligible') }}
+        select
+            touching.record_num_a,
+            touching.record_num_b,
+            mutual_best.record_num_a is not null as is_match
+        from touching
+        left join mutual_best
+            on touching.record_num_a = mutual_best.record_num_a
+            and touching.record_num_b = mutual_best.record_num_b
+    ) as decided
+    where
+        pairs.record_num_a = decided.record_num_a
+        and pairs.record_num_b = decided.record_num_b
+        and pairs.is_match is distinct from decided.is_match
+    {%- endif %}
 {%- endmacro %}

@@ -55,3 +55,48 @@
         created_at, updated_at, platform_ids
     ) as text))
 {%- endmacro %}
+
+{#
+    The records whose fuzzy pairs a run recomputes: the touched records and every record
+    of a deterministic component the run recomputed. A component that split (or joined)
+    changes which of its pairs the fuzzy stage must compare, even between two records
+    that did not change themselves.
+#}
+{% macro identity_fuzzy_scope() -%}
+    select record_num from {{ ref('int_identity__deterministic_components') }}
+    where run_id = {{ identity_run_id() }}
+    union
+    {{ identity_touched_records() }}
+{%- endmacro %}
+
+{#
+    Hook: delete this model's pairs (record_num_a, record_num_b) with a record in the fuzzy
+    scope; two deletes, each a join the planner can drive by an index.
+#}
+{% macro identity_delete_scope_pairs() -%}
+    {%- if is_incremental() -%}
+        {%- for column in ['record_num_a', 'record_num_b'] %}
+    delete from {{ this }} as pairs using ({{ identity_fuzzy_scope() }}) as scope
+    where pairs.{{ column }} = scope.record_num;
+        {%- endfor %}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+    Post-hook of int_identity__records: one btree index per blocking rule of the fuzzy
+    stage (named by its columns), so an incremental run finds the blocks of its records
+    by index lookups instead of reading every record once per rule.
+#}
+{% macro identity_blocking_indexes() -%}
+    {%- set cfg = var('identity_fuzzy', {}) %}
+    {%- if cfg.get('enabled', true) and cfg.get('blocking_rules') -%}
+        {%- for rule in cfg.get('blocking_rules') %}
+    create index if not exists {{ this.identifier }}_block_{{ local_md5(rule | join(',')) [:10] }}
+        on {{ this }} ({{ rule | join(', ') }});
+        {%- endfor %}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}

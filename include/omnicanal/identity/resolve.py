@@ -122,6 +122,10 @@ def read_records(path: Path, report: ResolveReport) -> list[list[str | None]]:
 
 
 def load_input(settings: Settings, schema: str, rows: list[list[str | None]]) -> None:
+    """COPY the rows into ``<schema>.identity_input`` (CSV text in 1 MB chunks: one C call
+    per chunk, not one Python call per value). An empty field is NULL."""
+    import io
+
     from omnicanal.warehouse import connect
 
     with connect(settings) as conn:
@@ -136,12 +140,19 @@ def load_input(settings: Settings, schema: str, rows: list[list[str | None]]) ->
                 ),
             )
         )
-        copy = sql.SQL("copy {} ({}, input_line) from stdin").format(
+        copy = sql.SQL("copy {} ({}, input_line) from stdin (format csv)").format(
             table, sql.SQL(", ").join(map(sql.Identifier, INPUT_COLUMNS))
         )
         with conn.cursor() as cur, cur.copy(copy) as writer:
-            for number, row in enumerate(rows):
-                writer.write_row([*row, number])
+            buffer = io.StringIO()
+            out = csv.writer(buffer, lineterminator="\n")
+            for start in range(0, len(rows), 10_000):
+                out.writerows(
+                    [*row, number] for number, row in enumerate(rows[start : start + 10_000], start)
+                )
+                writer.write(buffer.getvalue())
+                buffer.seek(0)
+                buffer.truncate()
         conn.commit()
 
 
@@ -180,20 +191,84 @@ def run_identity_models(
         )
 
 
+def _mapping_query(schema: str, columns: sql.Composable) -> sql.Composed:
+    return sql.SQL(
+        "select {columns} from {input} as i"
+        " join {customers} as c on c.record_key = i.source || ':' || i.record_id"
+        " order by i.input_line"
+    ).format(
+        columns=columns,
+        input=sql.Identifier(schema, "identity_input"),
+        customers=sql.Identifier(schema, "int_identity__record_customers"),
+    )
+
+
 def fetch_mapping(settings: Settings, schema: str) -> list[tuple[str, str, str]]:
     """(source, record_id, customer_id) for every input row, in input order."""
     from omnicanal.warehouse import connect
 
-    query = sql.SQL(
-        "select i.source, i.record_id, c.customer_id from {input} as i"
-        " join {customers} as c on c.record_key = i.source || ':' || i.record_id"
-        " order by i.input_line"
-    ).format(
-        input=sql.Identifier(schema, "identity_input"),
-        customers=sql.Identifier(schema, "int_identity__record_customers"),
-    )
+    query = _mapping_query(schema, sql.SQL("i.source, i.record_id, c.customer_id"))
     with connect(settings) as conn:
         return [tuple(row) for row in conn.execute(query).fetchall()]
+
+
+def write_mapping(settings: Settings, schema: str, output_path: Path) -> int:
+    """Write record_id,customer_id for every input row, in input order (COPY, streamed);
+    return the number of distinct customers."""
+    from omnicanal.warehouse import connect
+
+    query = _mapping_query(schema, sql.SQL("i.record_id, c.customer_id"))
+    with connect(settings) as conn:
+        with conn.cursor() as cur, output_path.open("wb") as handle:
+            with cur.copy(sql.SQL("copy ({}) to stdout (format csv, header)").format(query)) as out:
+                for chunk in out:
+                    handle.write(chunk)
+        count = sql.SQL("select count(distinct c.customer_id) from {} as c").format(
+            sql.Identifier(schema, "int_identity__record_customers")
+        )
+        return conn.execute(count).fetchone()[0]
+
+
+def project_fuzzy_settings(settings: Settings) -> dict:
+    """The project's identity_fuzzy var, as dbt_project.yml declares it."""
+    import yaml
+
+    project = yaml.safe_load((settings.dbt_project_dir / "dbt_project.yml").read_text())
+    return dict(project["vars"]["identity_fuzzy"])
+
+
+def parse_fuzzy_overrides(settings: Settings, items: list[str]) -> dict:
+    """``KEY=VALUE`` items (VALUE in YAML) over the keys of identity_fuzzy; a bad item is
+    an error naming it and, for an unknown key, the keys there are."""
+    import yaml
+
+    known = project_fuzzy_settings(settings)
+    overrides: dict = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise OmnicanalError(f"--fuzzy {item!r}: expected KEY=VALUE, e.g. threshold_weight=5")
+        if key not in known:
+            raise OmnicanalError(
+                f"--fuzzy {item!r}: identity_fuzzy has no setting {key!r}; "
+                f"it has {', '.join(sorted(known))}"
+            )
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise OmnicanalError(f"--fuzzy {item!r}: not valid YAML ({error})") from None
+        expected = type(known[key])
+        if (
+            known[key] is not None
+            and not isinstance(value, expected)
+            and not (expected is float and isinstance(value, int))
+        ):
+            raise OmnicanalError(
+                f"--fuzzy {item!r}: {key} takes a {expected.__name__}, got {type(value).__name__}"
+            )
+        overrides[key] = value
+    return overrides
 
 
 def resolve_file(
@@ -201,24 +276,24 @@ def resolve_file(
     input_path: Path,
     output_path: Path | None,
     schema: str = "identity_cli",
+    fuzzy: dict | None = None,
     extra_vars: dict | None = None,
-) -> tuple[ResolveReport, list[tuple[str, str, str]]]:
-    """Load, resolve and (when output_path is given) write record_id,customer_id."""
+) -> ResolveReport:
+    """Load, resolve and (when output_path is given) write record_id,customer_id.
+    ``fuzzy`` overrides keys of the project's identity_fuzzy var for this run."""
     report = ResolveReport()
     start = time.perf_counter()
     rows = read_records(input_path, report)
     load_input(settings, schema, rows)
     report.rows_loaded = len(rows)
     report.seconds_load = time.perf_counter() - start
+    variables = dict(extra_vars or {})
+    if fuzzy:
+        variables["identity_fuzzy"] = {**project_fuzzy_settings(settings), **fuzzy}
     dbt_start = time.perf_counter()
-    run_identity_models(settings, schema, extra_vars)
+    run_identity_models(settings, schema, variables)
     report.seconds_dbt = time.perf_counter() - dbt_start
-    mapping = fetch_mapping(settings, schema)
-    report.customers = len({customer for _, _, customer in mapping})
     if output_path is not None:
-        with output_path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["record_id", "customer_id"])
-            writer.writerows((record_id, customer) for _, record_id, customer in mapping)
+        report.customers = write_mapping(settings, schema, output_path)
     report.seconds_total = time.perf_counter() - start
-    return report, mapping
+    return report

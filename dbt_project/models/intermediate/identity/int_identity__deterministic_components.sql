@@ -21,6 +21,7 @@
     post_hook=[
         "create index if not exists {{ this.identifier }}_record_idx on {{ this }} (record_num)",
         "create index if not exists {{ this.identifier }}_component_idx on {{ this }} (component_num)",
+        "create index if not exists {{ this.identifier }}_run_idx on {{ this }} (run_id)",
         "analyze {{ this }}",
     ],
 ) }}

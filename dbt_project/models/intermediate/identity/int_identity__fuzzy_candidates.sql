@@ -4,24 +4,66 @@
     skipping blocks larger than max_block_size (a common name blocks nothing), and, with
     within_source false, pairs from the same source. Pairs already in one component
     of the identifier graph (int_identity__deterministic_components) are not compared.
-    Incremental: a run compares only pairs with a record it touched (their blocks).
+    Incremental: a run compares only the pairs with a record in its scope (macro
+    identity_fuzzy_scope: touched records and recomputed components). Their blocks are
+    found through the blocking indexes of int_identity__records, so the run reads the
+    blocks it needs, not every record once per rule; run_id marks the rows it wrote.
 #}
 
 -- depends_on: {{ ref('int_identity__record_changes') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    pre_hook="{% if is_incremental() %}delete from {{ this }}
-        where record_num_a in ({{ identity_touched_records() }})
-        or record_num_b in ({{ identity_touched_records() }}){% endif %}",
-    post_hook="analyze {{ this }}",
+    on_schema_change='append_new_columns',
+    pre_hook="{{ identity_delete_scope_pairs() }}",
+    post_hook=[
+        "create index if not exists {{ this.identifier }}_a_idx on {{ this }} (record_num_a)",
+        "create index if not exists {{ this.identifier }}_b_idx on {{ this }} (record_num_b)",
+        "create index if not exists {{ this.identifier }}_run_idx on {{ this }} (run_id)",
+        "analyze {{ this }}",
+    ],
 ) }}
 
 {%- set cfg = var('identity_fuzzy', {}) %}
 {%- set enabled = cfg.get('enabled', true) and identity_fuzzy_available() %}
 {%- set max_block = cfg.get('max_block_size', 200) %}
+{%- set rules = cfg.get('blocking_rules', []) %}
 
 with
+{%- if enabled and is_incremental() %}
+
+scope as (
+
+    {{ identity_fuzzy_scope() }}
+
+),
+
+scope_records as (
+
+    select * from {{ ref('int_identity__records') }}
+    where record_num in (select scope.record_num from scope)
+
+),
+
+-- every record sharing a block with a record in scope, rule by rule (index lookups)
+members as (
+
+    select record_num from scope_records
+    {%- for rule in rules %}
+
+    union
+
+    select others.record_num
+    from scope_records
+    inner join {{ ref('int_identity__records') }} as others
+        on
+        {%- for column in rule %}
+            scope_records.{{ column }} = others.{{ column }}{{ ' and' if not loop.last }}
+        {%- endfor %}
+    {%- endfor %}
+
+),
+{%- endif %}
 
 records as (
 
@@ -32,11 +74,14 @@ records as (
     from {{ ref('int_identity__records') }} as records
     inner join {{ ref('int_identity__deterministic_components') }} as components
         on records.record_num = components.record_num
+    {%- if enabled and is_incremental() %}
+    where records.record_num in (select members.record_num from members)
+    {%- endif %}
 
 ),
 
 {%- if enabled %}
-    {%- for rule in cfg.get('blocking_rules', []) %}
+    {%- for rule in rules %}
 
         block_{{ loop.index }} as (
 
@@ -50,10 +95,9 @@ records as (
             from records
             where
                 {{ rule | join(' is not null and ') }} is not null{% if is_incremental() %}
-                -- only the blocks of the records this run touched
+                -- only the blocks of the records in scope (complete: members holds them whole)
                 and ({{ rule | join(', ') }}) in (
-                    select {{ rule | join(', ') }} from records
-                    where record_num in ({{ identity_touched_records() }})
+                    select {{ rule | join(', ') }} from scope_records
                 )
                 {%- endif %}
 
@@ -77,8 +121,8 @@ records as (
             where
                 left_side.block_size <= {{ max_block }}{% if is_incremental() %}
                 and (
-                    left_side.record_num in ({{ identity_touched_records() }})
-                    or right_side.record_num in ({{ identity_touched_records() }})
+                    left_side.record_num in (select scope.record_num from scope)
+                    or right_side.record_num in (select scope.record_num from scope)
                 )
                 {%- endif %}
 
@@ -87,7 +131,7 @@ records as (
 
     candidates as (
 
-        {%- for rule in cfg.get('blocking_rules', []) %}
+        {%- for rule in rules %}
             select * from pairs_{{ loop.index }}
             {{ 'union' if not loop.last }}
         {%- endfor %}
@@ -101,7 +145,8 @@ records as (
             candidates.record_num_b,
             a.source as source_a,
             b.source as source_b,
-            {{ identity_fuzzy_levels('a', 'b') }} as levels
+            {{ identity_fuzzy_levels('a', 'b') }} as levels,
+            {{ identity_run_id() }} as run_id
 
         from candidates
         inner join records as a
@@ -120,7 +165,8 @@ final as (
         cast(null as bigint) as record_num_b,
         cast(null as text) as source_a,
         cast(null as text) as source_b,
-        cast(null as int []) as levels
+        cast(null as int []) as levels,
+        cast(null as text) as run_id
     from records
     where false
 

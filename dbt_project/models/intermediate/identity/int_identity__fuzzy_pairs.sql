@@ -1,23 +1,30 @@
 {#
-    The fuzzy stage's decisions: each candidate pair's Fellegi-Sunter match weight (log2
-    posterior odds; m and u estimated on this data, see macro identity_fuzzy_parameters)
-    and whether it links (weight >= identity_fuzzy.threshold_weight). Two records with
-    different valid CPFs never link. With one_to_one_across_sources, a record links to at
-    most its mutual best match in each other source.
-    Incremental: a run weighs only the candidate pairs of the records it touched, with the
-    stored parameters (one_to_one_across_sources then ranks among those pairs only).
+    The fuzzy stage's decisions: the candidate pairs whose Fellegi-Sunter match weight
+    (log2 posterior odds; m and u estimated on this data, see macro
+    identity_fuzzy_parameters) reaches identity_fuzzy.threshold_weight, and whether each
+    links (is_match). Two records with different valid CPFs never link. With
+    one_to_one_across_sources, a record links to at most its mutual best match in each
+    other source (macro identity_fuzzy_mutual_best). Pairs under the threshold are in
+    int_identity__fuzzy_candidates with their levels.
+    Incremental: a run weighs only the candidates it wrote (its scope), with the stored
+    parameters; with one_to_one_across_sources a post-hook then re-ranks every stored pair
+    whose records gained or lost a pair (macro identity_fuzzy_rerank). run_id marks the
+    rows this run wrote or whose decision it changed.
 #}
 
 -- depends_on: {{ ref('int_identity__records') }}
 -- depends_on: {{ ref('int_identity__fuzzy_candidates') }}
+-- depends_on: {{ ref('int_identity__deterministic_components') }}
 -- depends_on: {{ ref('int_identity__record_changes') }}
+{%- set cfg = var('identity_fuzzy', {}) %}
+{%- set one_to_one = cfg.get('one_to_one_across_sources', false) %}
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
+    on_schema_change='append_new_columns',
     pre_hook=[
-        "{% if is_incremental() %}delete from {{ this }}
-            where record_num_a in ({{ identity_touched_records() }})
-            or record_num_b in ({{ identity_touched_records() }}){% endif %}",
+        "{{ identity_fuzzy_rerank_start() }}",
+        "{{ identity_delete_scope_pairs() }}",
         "{{ identity_fuzzy_parameters(
             ref('int_identity__records'),
             ref('int_identity__fuzzy_candidates'),
@@ -26,14 +33,16 @@
         ) }}",
     ],
     post_hook=[
+        "{{ identity_fuzzy_rerank() }}",
         "drop table if exists {{ this.schema }}.int_identity__fuzzy_parameters",
         "create table {{ this.schema }}.int_identity__fuzzy_parameters as
             select * from pg_temp._fz_parameters",
+        "create index if not exists {{ this.identifier }}_a_idx on {{ this }} (record_num_a)",
+        "create index if not exists {{ this.identifier }}_b_idx on {{ this }} (record_num_b)",
+        "create index if not exists {{ this.identifier }}_run_idx on {{ this }} (run_id)",
+        "analyze {{ this }}",
     ]
 ) }}
-
-{%- set cfg = var('identity_fuzzy', {}) %}
-{%- set cpf_index = 9 %}
 
 with
 
@@ -41,9 +50,7 @@ candidates as (
 
     select * from {{ ref('int_identity__fuzzy_candidates') }}
     {%- if is_incremental() %}
-    where
-        record_num_a in ({{ identity_touched_records() }})
-        or record_num_b in ({{ identity_touched_records() }})
+    where run_id = {{ identity_run_id() }}
     {%- endif %}
 
 ),
@@ -61,51 +68,39 @@ scored as (
     from candidates
     inner join pg_temp._fz_pattern_weights as weights
         on candidates.levels = weights.levels
+    where weights.weight >= {{ cfg.get('threshold_weight', 4.0) }}
 
 ),
 
-ranked as (
+eligible as (
 
-    select
-        *,
-        row_number() over (
-            partition by record_num_a, source_b order by match_weight desc, record_num_b asc
-        ) as rank_for_a,
-        row_number() over (
-            partition by record_num_b, source_a order by match_weight desc, record_num_a asc
-        ) as rank_for_b
-
-    from scored
-    where
-        match_weight >= {{ cfg.get('threshold_weight', 4.0) }}
-        and levels[{{ cpf_index }}] <> 1
+    select * from scored
+    where {{ identity_fuzzy_eligible('scored') }}
 
 ),
+{%- if one_to_one %}
+
+{{ identity_fuzzy_mutual_best('eligible') }},
+{%- endif %}
 
 final as (
 
     select
         scored.record_num_a,
         scored.record_num_b,
+        scored.source_a,
+        scored.source_b,
         scored.levels,
         scored.match_weight,
-        coalesce(
-            {%- if cfg.get('one_to_one_across_sources', false) %}
-            scored.source_a <> scored.source_b
-            and ranked.rank_for_a = 1
-            and ranked.rank_for_b = 1,
-            {%- else %}
-                ranked.record_num_a is not null,
-            {%- endif %}
-            false
+        exists (
+            select 1 as linked from {{ 'mutual_best' if one_to_one else 'eligible' }} as linked
+            where
+                linked.record_num_a = scored.record_num_a
+                and linked.record_num_b = scored.record_num_b
         ) as is_match,
         {{ identity_run_id() }} as run_id
 
     from scored
-    left join ranked
-        on
-            scored.record_num_a = ranked.record_num_a
-            and scored.record_num_b = ranked.record_num_b
 
 )
 

@@ -15,6 +15,8 @@
     post_hook=[
         "{{ identity_delete_changed('record_key', 'record_key', ['deleted']) }}",
         "create index if not exists {{ this.identifier }}_num_idx on {{ this }} (record_num)",
+        "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (record_key)",
+        "{{ identity_blocking_indexes() }}",
         "analyze {{ this }}",
     ],
 ) }}
