@@ -27,11 +27,12 @@ from omnicanal.sandbox.noise import (
     noisy_email,
     noisy_name_case,
     noisy_phone,
+    whatsapp_wa_id,
 )
 from omnicanal.sandbox.people import generate_people
 
-#: The `omnicanal identity resolve` input columns the generator fills (all but full_name).
-COLUMNS = [column for column in INPUT_COLUMNS if column != "full_name"]
+#: The `omnicanal identity resolve` input columns the generator fills.
+COLUMNS = [column for column in INPUT_COLUMNS if column not in ("full_name", "instagram")]
 
 # channel: (share of records, chance it holds email, phone, cpf, birth date, address)
 CHANNELS: dict[str, tuple[int, float, float, float, float, float]] = {
@@ -105,19 +106,25 @@ def generate(records: int, seed: int = 7) -> list[tuple[str, list[str | None]]]:
             if bare:
                 email = phone = cpf = None
                 birth, address = person.birth_date.isoformat(), person.address
-            row = [
-                f"{source[:2]}{counter:08d}",
-                source,
-                email,
-                phone,
-                cpf,
-                noisy_name_case(rng, first),
-                noisy_name_case(rng, last),
-                birth,
-                person.city if rng.random() < 0.8 else None,
-                person.postcode if address else None,
-                address,
-            ]
+            wa_id = None
+            if source == "whatsapp" and phone:
+                # WhatsApp knows the number itself, as its wa_id
+                wa_id, phone = whatsapp_wa_id(rng, person.phone), None
+            values = {
+                "record_id": f"{source[:2]}{counter:08d}",
+                "source": source,
+                "email": email,
+                "phone": phone,
+                "wa_id": wa_id,
+                "cpf": cpf,
+                "first_name": noisy_name_case(rng, first),
+                "last_name": noisy_name_case(rng, last),
+                "birth_date": birth,
+                "city": person.city if rng.random() < 0.8 else None,
+                "postcode": person.postcode if address else None,
+                "address": address,
+            }
+            row = [values[column] for column in COLUMNS]
             out.append((person.person_id, row))
     return out
 

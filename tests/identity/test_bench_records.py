@@ -23,19 +23,24 @@ def test_generator_is_reproducible_and_sized() -> None:
 
 
 def test_every_record_shares_evidence_with_its_person() -> None:
-    by_person: dict[str, list[list]] = defaultdict(list)
+    by_person: dict[str, list[dict]] = defaultdict(list)
     for person, row in sandbox_records.generate(3000, seed=5):
-        by_person[person].append(row)
-    bare = 0
+        by_person[person].append(dict(zip(sandbox_records.COLUMNS, row, strict=True)))
+    bare = wa_ids = 0
     for rows in by_person.values():
+        for row in rows:
+            if row["source"] == "whatsapp" and row["wa_id"]:
+                wa_ids += 1
+                assert row["wa_id"].startswith("55") and len(row["wa_id"]) in (12, 13)
+                assert row["phone"] is None
         for row in rows[1:]:
-            strong = [v for v in row[2:5] if v]
-            if not strong:
+            if not any(row[kind] for kind in ("email", "phone", "wa_id", "cpf")):
                 bare += 1
                 # a record with no identifier repeats the first record's birth date and
                 # address, so the fuzzy stage can find it
-                assert row[7] == rows[0][7] and row[10] == rows[0][10]
-    assert bare > 0
+                assert row["birth_date"] == rows[0]["birth_date"]
+                assert row["address"] == rows[0]["address"]
+    assert bare > 0 and wa_ids > 0
 
 
 def test_pair_scores_count_pairs() -> None:

@@ -146,6 +146,26 @@ def test_bad_rows_are_reported_not_fatal(warehouse_env: str, tmp_path: Path, cap
     assert "must not be empty" in err and "fields where the header" in err and "duplicate" in err
 
 
+def test_values_are_trimmed_and_a_repeated_column_is_an_error(
+    warehouse_env: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = tmp_path / "spaces.csv"
+    path.write_text(
+        "record_id,source,email,nickname\n"
+        " 1 ,shop ,ana@example.com,x\n"
+        '2, pos,"  ANA@example.com ",y\n'
+        "3,pos,,z\n"
+    )
+    out = tmp_path / "out.csv"
+    assert main(["identity", "resolve", str(path), "-o", str(out)]) == 0
+    mapping = read_mapping(out)
+    assert list(mapping) == ["1", "2", "3"]  # as written, trimmed, in input order
+    assert mapping["1"] == mapping["2"] != mapping["3"]
+    path.write_text("record_id,source,email,EMAIL\n1,shop,a@example.com,b@example.com\n")
+    assert main(["identity", "resolve", str(path), "-o", str(out)]) == 2
+    assert "the header names email more than once" in capsys.readouterr().err
+
+
 FUZZY_HEADER = [
     "record_id",
     "source",
@@ -323,3 +343,29 @@ def test_fuzzy_override_errors_name_the_setting(
     assert main(["identity", "resolve", str(src), "-o", str(out), "--fuzzy", "threshold_weight=hi"])
     assert "threshold_weight takes a float, got str" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_whatsapp_wa_id_and_social_handles_link(warehouse_env: str, tmp_path: Path) -> None:
+    header = ["record_id", "source", "phone", "wa_id", "instagram", "first_name", "last_name"]
+    rows = [
+        ["s1", "shop", "(11) 8787-4321", "", "", "Ana", "Souza"],
+        # WhatsApp's wa_id of an account older than the ninth digit: the same phone
+        ["w1", "whatsapp", "", "551187874321", "", "Ana", "S."],
+        # the same Instagram handle, written as a handle and as a profile URL
+        ["i1", "instagram", "", "", "@Ana.Souza", "Ana", ""],
+        ["i2", "crm", "+55 11 98787-4321", "", "https://www.instagram.com/ana.souza/", "Ana", ""],
+        ["w2", "whatsapp", "", "5521998765432", "não tem", "Bruno", "Lima"],
+    ]
+    src = write_csv(tmp_path / "social.csv", rows, header)
+    out = tmp_path / "social.out.csv"
+    assert main(["identity", "resolve", str(src), "-o", str(out)]) == 0
+    ids = read_mapping(out)
+    assert ids["s1"] == ids["w1"] == ids["i1"] == ids["i2"] != ids["w2"]
+    with psycopg.connect(warehouse_env) as conn:
+        types = conn.execute(
+            "select distinct identifier_type, identifier_label"
+            " from identity_cli.int_identity__identifiers"
+            " where record_key in ('instagram:i1', 'crm:i2')"
+            " order by 1, 2"
+        ).fetchall()
+    assert types == [("instagram", "@ana.souza"), ("phone", "+5511987874321")]

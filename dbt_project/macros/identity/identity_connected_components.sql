@@ -57,7 +57,8 @@
 {#
     The deterministic graph: components over the linkable identifier values only.
     Full run: every record. Incremental run (`previous` = this model's table): only the
-    records the run touched, those that carry a value they had or have, and every record
+    records the run touched, those that carry a value they had or have (one that links
+    now or linked before: not the store's phone), and every record
     of the previous components of all these; those components' rows are deleted and the
     set is recomputed as a closed subgraph. Leaves temp tables _id_det_scope (record_num:
     the records recomputed) and _id_det_cc (node, lab).
@@ -75,10 +76,16 @@ begin
         with touched as (
             {{ identity_touched_records() }}
         ),
+        -- the values those records had or have, unless they link nothing, now or before
         touched_values as (
-            select value_id from {{ identifiers }} where record_num in (select record_num from touched)
-            union
-            select value_id from {{ this.schema }}.int_identity__removed_identifiers
+            select value_id from {{ identifier_values }}
+            where
+                (is_linkable or was_linkable)
+                and value_id in (
+                    select value_id from {{ identifiers }} where record_num in (select record_num from touched)
+                    union
+                    select value_id from {{ this.schema }}.int_identity__removed_identifiers
+                )
         ),
         reached as (
             select record_num from touched

@@ -384,7 +384,7 @@ mutual_best as (
     {%- else %}
     drop table if exists _fz_rerank;
     create temp table _fz_rerank as
-        with scope as ({{ identity_fuzzy_scope() }})
+        with scope as (select record_num from _fz_scope)
         select pairs.record_num_a as record_num from {{ this }} as pairs
         inner join scope on pairs.record_num_a = scope.record_num
         union

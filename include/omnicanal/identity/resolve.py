@@ -11,11 +11,15 @@ the records it shares with the last run.
 from __future__ import annotations
 
 import csv
+import gc
+import io
 import json
 import logging
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +35,7 @@ INPUT_COLUMNS = [
     "source",
     "email",
     "phone",
+    "wa_id",
     "cpf",
     "first_name",
     "last_name",
@@ -39,6 +44,7 @@ INPUT_COLUMNS = [
     "city",
     "postcode",
     "address",
+    "instagram",
 ]
 REQUIRED_COLUMNS = ("record_id", "source")
 MAX_FIELD_LENGTH = 1000
@@ -72,88 +78,153 @@ class ResolveReport:
         }
 
 
-def read_records(path: Path, report: ResolveReport) -> list[list[str | None]]:
-    """Rows of the CSV in INPUT_COLUMNS order; bad rows go to the report, not an error."""
-    if not path.exists():
-        raise OmnicanalError(f"input file {path} does not exist")
-    rows: list[list[str | None]] = []
+def _read_header(path: Path, reader) -> tuple[list[str], list[int]]:
+    """The header's known columns and their positions; a header we cannot use is an
+    error naming what is wrong."""
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        raise OmnicanalError(f"{path} is empty: it needs a header row") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise OmnicanalError(
+            f"{path} lacks the column(s) {', '.join(missing)}; the header must name "
+            f"record_id, source and any of {', '.join(INPUT_COLUMNS[2:])}"
+        )
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise OmnicanalError(f"{path}: the header names {', '.join(twice)} more than once")
+    unknown = [h for h in header if h not in INPUT_COLUMNS]
+    if unknown:
+        log.warning("ignoring unknown column(s): %s", ", ".join(unknown))
+    return header, [i for i, h in enumerate(header) if h in INPUT_COLUMNS]
+
+
+@contextmanager
+def _no_cyclic_gc():
+    """Millions of small lists and nothing cyclic: without this, the cyclic garbage
+    collector walks the growing heap again and again (more than half the read time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _Lines:
+    """The file's lines, for csv.reader, keeping those each record was read from: a good
+    record goes to COPY as the text it was written in, not re-serialised."""
+
+    def __init__(self, handle) -> None:
+        self._next = handle.__next__
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._next()
+        self.taken.append(line)
+        return line
+
+
+def _good_rows(
+    lines: _Lines, reader, header: list[str], keep: list[int], report: ResolveReport
+) -> Iterator[str]:
+    """The CSV's good records as CSV text (the known columns, untrimmed: the models trim),
+    in chunks; bad rows go to the report. Only what must be per row is done per row
+    (field count, required values, length, NUL, duplicates)."""
+    width, keep_all = len(header), len(keep) == len(header)
+    id_at, source_at = header.index("record_id"), header.index("source")
     seen: set[tuple[str, str]] = set()
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+    chunk: list[str] = []
+    buffer = io.StringIO()
+    out = csv.writer(buffer, lineterminator="\n")
+    taken = lines.taken
+    while True:
         try:
-            header = [h.strip().lower() for h in next(reader)]
+            values = next(reader)
         except StopIteration:
-            raise OmnicanalError(f"{path} is empty: it needs a header row") from None
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            raise OmnicanalError(
-                f"{path} lacks the column(s) {', '.join(missing)}; the header must name "
-                f"record_id, source and any of {', '.join(INPUT_COLUMNS[2:])}"
-            )
-        unknown = [h for h in header if h not in INPUT_COLUMNS]
-        if unknown:
-            log.warning("ignoring unknown column(s): %s", ", ".join(unknown))
-        index = {name: header.index(name) for name in INPUT_COLUMNS if name in header}
-        for values in reader:
-            line = reader.line_num
+            break
+        except csv.Error as error:  # e.g. a field over csv's size limit: that row only
+            taken.clear()
             report.rows_read += 1
-            if len(values) != len(header):
-                report.bad_rows.append(
-                    BadRow(line, f"{len(values)} fields where the header has {len(header)}")
-                )
-                continue
-            row = [
-                (values[index[name]].strip() or None) if name in index else None
-                for name in INPUT_COLUMNS
-            ]
-            record_id, source = row[0], row[1]
-            if not record_id or not source:
-                report.bad_rows.append(BadRow(line, "record_id and source must not be empty"))
-                continue
-            if any(v is not None and (len(v) > MAX_FIELD_LENGTH or "\x00" in v) for v in row):
-                report.bad_rows.append(BadRow(line, "a value is too long or holds a NUL"))
-                continue
-            if (source, record_id) in seen:
-                report.bad_rows.append(BadRow(line, f"duplicate record {source}:{record_id}"))
-                continue
-            seen.add((source, record_id))
-            rows.append(row)
-    return rows
+            report.bad_rows.append(BadRow(reader.line_num, f"not valid CSV: {error}"))
+            continue
+        raw = "".join(taken) if len(taken) > 1 else taken[0]
+        taken.clear()
+        report.rows_read += 1
+        if len(values) != width:
+            reason = f"{len(values)} fields where the header has {width}"
+            report.bad_rows.append(BadRow(reader.line_num, reason))
+            continue
+        record_id, source = values[id_at].strip(), values[source_at].strip()
+        if not record_id or not source:
+            reason = "record_id and source must not be empty"
+            report.bad_rows.append(BadRow(reader.line_num, reason))
+            continue
+        if max(map(len, values)) > MAX_FIELD_LENGTH or "\x00" in raw:
+            reason = f"a value is over {MAX_FIELD_LENGTH} characters or holds a NUL"
+            report.bad_rows.append(BadRow(reader.line_num, reason))
+            continue
+        key = (source, record_id)
+        if key in seen:
+            reason = f"duplicate record {source}:{record_id}"
+            report.bad_rows.append(BadRow(reader.line_num, reason))
+            continue
+        seen.add(key)
+        report.rows_loaded += 1
+        if keep_all and raw.endswith("\n"):
+            chunk.append(raw)
+        else:  # unknown columns to leave out, or a last line without its newline
+            out.writerow([values[i] for i in keep])
+            chunk.append(buffer.getvalue())
+            buffer.seek(0)
+            buffer.truncate()
+        if len(chunk) == 20_000:
+            yield "".join(chunk)
+            chunk.clear()
+    if chunk:
+        yield "".join(chunk)
 
 
-def load_input(settings: Settings, schema: str, rows: list[list[str | None]]) -> None:
-    """COPY the rows into ``<schema>.identity_input`` (CSV text in 1 MB chunks: one C call
-    per chunk, not one Python call per value). An empty field is NULL."""
-    import io
-
+def load_input(settings: Settings, schema: str, path: Path, report: ResolveReport) -> None:
+    """Read the CSV and COPY its good rows into ``<schema>.identity_input`` (every
+    INPUT_COLUMNS column, text; those the CSV lacks stay null; input_line numbers them
+    in file order) as they are read: Postgres takes one chunk while Python checks the
+    next. An empty field is NULL."""
     from omnicanal.warehouse import connect
 
-    with connect(settings) as conn:
-        conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
-        table = sql.Identifier(schema, "identity_input")
-        conn.execute(sql.SQL("drop table if exists {}").format(table))
-        conn.execute(
-            sql.SQL("create table {} ({}, input_line bigint)").format(
-                table,
-                sql.SQL(", ").join(
-                    sql.SQL("{} text").format(sql.Identifier(c)) for c in INPUT_COLUMNS
-                ),
-            )
-        )
-        copy = sql.SQL("copy {} ({}, input_line) from stdin (format csv)").format(
-            table, sql.SQL(", ").join(map(sql.Identifier, INPUT_COLUMNS))
-        )
-        with conn.cursor() as cur, cur.copy(copy) as writer:
-            buffer = io.StringIO()
-            out = csv.writer(buffer, lineterminator="\n")
-            for start in range(0, len(rows), 10_000):
-                out.writerows(
-                    [*row, number] for number, row in enumerate(rows[start : start + 10_000], start)
+    if not path.exists():
+        raise OmnicanalError(f"input file {path} does not exist")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        lines = _Lines(handle)
+        reader = csv.reader(lines)
+        header, keep = _read_header(path, reader)
+        lines.taken.clear()
+        with connect(settings) as conn:
+            conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+            table = sql.Identifier(schema, "identity_input")
+            conn.execute(sql.SQL("drop table if exists {}").format(table))
+            conn.execute(
+                sql.SQL(
+                    "create table {} ({}, input_line bigint generated always as identity)"
+                ).format(
+                    table,
+                    sql.SQL(", ").join(
+                        sql.SQL("{} text").format(sql.Identifier(c)) for c in INPUT_COLUMNS
+                    ),
                 )
-                writer.write(buffer.getvalue())
-                buffer.seek(0)
-                buffer.truncate()
-        conn.commit()
+            )
+            copy = sql.SQL("copy {} ({}) from stdin (format csv)").format(
+                table, sql.SQL(", ").join(sql.Identifier(header[i]) for i in keep)
+            )
+            with conn.cursor() as cur, cur.copy(copy) as writer, _no_cyclic_gc():
+                for text in _good_rows(lines, reader, header, keep, report):
+                    writer.write(text)
+            conn.commit()
 
 
 def run_identity_models(
@@ -194,7 +265,7 @@ def run_identity_models(
 def _mapping_query(schema: str, columns: sql.Composable) -> sql.Composed:
     return sql.SQL(
         "select {columns} from {input} as i"
-        " join {customers} as c on c.record_key = i.source || ':' || i.record_id"
+        " join {customers} as c on c.record_key = trim(i.source) || ':' || trim(i.record_id)"
         " order by i.input_line"
     ).format(
         columns=columns,
@@ -207,7 +278,7 @@ def fetch_mapping(settings: Settings, schema: str) -> list[tuple[str, str, str]]
     """(source, record_id, customer_id) for every input row, in input order."""
     from omnicanal.warehouse import connect
 
-    query = _mapping_query(schema, sql.SQL("i.source, i.record_id, c.customer_id"))
+    query = _mapping_query(schema, sql.SQL("trim(i.source), trim(i.record_id), c.customer_id"))
     with connect(settings) as conn:
         return [tuple(row) for row in conn.execute(query).fetchall()]
 
@@ -217,7 +288,7 @@ def write_mapping(settings: Settings, schema: str, output_path: Path) -> int:
     return the number of distinct customers."""
     from omnicanal.warehouse import connect
 
-    query = _mapping_query(schema, sql.SQL("i.record_id, c.customer_id"))
+    query = _mapping_query(schema, sql.SQL("trim(i.record_id) as record_id, c.customer_id"))
     with connect(settings) as conn:
         with conn.cursor() as cur, output_path.open("wb") as handle:
             with cur.copy(sql.SQL("copy ({}) to stdout (format csv, header)").format(query)) as out:
@@ -283,9 +354,7 @@ def resolve_file(
     ``fuzzy`` overrides keys of the project's identity_fuzzy var for this run."""
     report = ResolveReport()
     start = time.perf_counter()
-    rows = read_records(input_path, report)
-    load_input(settings, schema, rows)
-    report.rows_loaded = len(rows)
+    load_input(settings, schema, input_path, report)
     report.seconds_load = time.perf_counter() - start
     variables = dict(extra_vars or {})
     if fuzzy:

@@ -79,6 +79,13 @@ def phone_formats(e164: str) -> dict[str, str]:
     }
 
 
+def whatsapp_wa_id(rng: random.Random, e164: str) -> str:
+    """The person's WhatsApp ``wa_id``: the number's digits without "+". An account made
+    before the ninth digit was added to Brazilian mobiles keeps the old 12 digits."""
+    ddd, number = _split_mobile(e164)
+    return f"55{ddd}{number[1:] if rng.random() < 0.3 else number}"
+
+
 _PHONE_WEIGHTS: dict[str, int] = {
     "e164": 30,
     "national_masked": 20,

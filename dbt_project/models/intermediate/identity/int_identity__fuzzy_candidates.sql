@@ -15,12 +15,12 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='append_new_columns',
-    pre_hook="{{ identity_delete_scope_pairs() }}",
+    pre_hook=["{{ identity_fuzzy_scope_table() }}", "{{ identity_delete_scope_pairs() }}"],
     post_hook=[
         "create index if not exists {{ this.identifier }}_a_idx on {{ this }} (record_num_a)",
         "create index if not exists {{ this.identifier }}_b_idx on {{ this }} (record_num_b)",
         "create index if not exists {{ this.identifier }}_run_idx on {{ this }} (run_id)",
-        "analyze {{ this }}",
+        "{{ identity_analyze() }}",
     ],
 ) }}
 
@@ -34,7 +34,7 @@ with
 
 scope as (
 
-    {{ identity_fuzzy_scope() }}
+    select record_num from pg_temp._fz_scope
 
 ),
 
@@ -45,7 +45,37 @@ scope_records as (
 
 ),
 
--- every record sharing a block with a record in scope, rule by rule (index lookups)
+-- the blocks of the records in scope, rule by rule, that hold at most max_block_size
+-- records: counted through the rule's index, reading at most max_block_size + 1 entries
+{%- for rule in rules %}
+
+block_keys_{{ loop.index }} as materialized (
+
+    select
+        block_keys.*,
+        sizes.block_size
+
+    from (
+        select distinct {{ rule | join(', ') }} from scope_records
+        where {{ rule | join(' is not null and ') }} is not null
+    ) as block_keys
+    cross join lateral (
+        select count(*) as block_size
+        from (
+            select 1 as found from {{ ref('int_identity__records') }} as sized
+            where
+            {%- for column in rule %}
+                sized.{{ column }} = block_keys.{{ column }}{{ ' and' if not loop.last }}
+            {%- endfor %}
+            limit {{ max_block + 1 }}
+        ) as limited
+    ) as sizes
+    where sizes.block_size <= {{ max_block }}
+
+),
+{%- endfor %}
+
+-- every record of those blocks
 members as (
 
     select record_num from scope_records
@@ -54,21 +84,34 @@ members as (
     union
 
     select others.record_num
-    from scope_records
+    from block_keys_{{ loop.index }} as block_keys
     inner join {{ ref('int_identity__records') }} as others
         on
         {%- for column in rule %}
-            scope_records.{{ column }} = others.{{ column }}{{ ' and' if not loop.last }}
+            others.{{ column }} = block_keys.{{ column }}{{ ' and' if not loop.last }}
         {%- endfor %}
     {%- endfor %}
 
 ),
 {%- endif %}
 
+{#- only the columns the blocks and the comparisons read: the CTE is materialised #}
+{%- set needed = ['record_num', 'source'] %}
+{%- for rule in rules %}{% for column in rule if column not in needed %}
+    {%- do needed.append(column) %}
+{%- endfor %}{% endfor %}
+{%- for comparison in identity_fuzzy_comparisons() %}
+    {%- for column in [comparison.column, comparison.get('swap')] if column and column not in needed %}
+        {%- do needed.append(column) %}
+    {%- endfor %}
+{%- endfor %}
+
 records as (
 
     select
-        records.*,
+        {%- for column in needed %}
+        records.{{ column }},
+        {%- endfor %}
         components.component_num
 
     from {{ ref('int_identity__records') }} as records

@@ -23,6 +23,7 @@
     incremental_strategy='append',
     on_schema_change='append_new_columns',
     pre_hook=[
+        "{{ identity_fuzzy_scope_table() }}",
         "{{ identity_fuzzy_rerank_start() }}",
         "{{ identity_delete_scope_pairs() }}",
         "{{ identity_fuzzy_parameters(
@@ -40,7 +41,7 @@
         "create index if not exists {{ this.identifier }}_a_idx on {{ this }} (record_num_a)",
         "create index if not exists {{ this.identifier }}_b_idx on {{ this }} (record_num_b)",
         "create index if not exists {{ this.identifier }}_run_idx on {{ this }} (run_id)",
-        "analyze {{ this }}",
+        "{{ identity_analyze() }}",
     ]
 ) }}
 

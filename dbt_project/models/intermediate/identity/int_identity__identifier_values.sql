@@ -12,7 +12,11 @@
     materialized='incremental',
     unique_key='value_id',
     incremental_strategy='merge',
-    post_hook="analyze {{ this }}",
+    on_schema_change='append_new_columns',
+    post_hook=[
+        "create unique index if not exists {{ this.identifier }}_value_idx on {{ this }} (value_id)",
+        "{{ identity_analyze() }}",
+    ],
 ) }}
 
 {%- set guards = var('identity_guards', {}) %}
@@ -115,16 +119,24 @@ guarded as (
 final as (
 
     select
-        value_id,
-        identifier_type,
-        identifier_value,
-        identifier_label,
-        records_count,
-        people_count,
-        guard is null as is_linkable,
-        guard
+        guarded.value_id,
+        guarded.identifier_type,
+        guarded.identifier_value,
+        guarded.identifier_label,
+        guarded.records_count,
+        guarded.people_count,
+        guarded.guard is null as is_linkable,
+        guarded.guard,
+        -- before this run's recount (null for a new value): a value that neither links
+        -- now nor linked before (the store's phone) changes no component
+        {{ 'existing.is_linkable' if is_incremental() else 'cast(null as boolean)' }}
+            as was_linkable
 
     from guarded
+    {%- if is_incremental() %}
+    left join {{ this }} as existing
+        on guarded.value_id = existing.value_id
+    {%- endif %}
 
 )
 

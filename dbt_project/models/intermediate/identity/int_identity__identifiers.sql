@@ -1,7 +1,8 @@
 {#
     The identifier graph's edges, as (record, identifier value) pairs: every normalised
     identifier each record carries. An email's value is the sha256 of its normalised
-    form, so a plain email and a hashed one (Meta/Google style) are the same value;
+    form, so a plain email and a hashed one (Meta/Google style) are the same value; a
+    WhatsApp wa_id is a phone; a social handle's type is its network;
     identifier_label keeps the readable form when there is one (for the audit).
     value_id is a 64-bit hash of "<type>:<value>", the node id of the value.
     Incremental: a run rewrites the edges of the records it touched only.
@@ -15,7 +16,7 @@
     post_hook=[
         "create index if not exists {{ this.identifier }}_record_idx on {{ this }} (record_num)",
         "create index if not exists {{ this.identifier }}_value_idx on {{ this }} (value_id)",
-        "analyze {{ this }}",
+        "{{ identity_analyze() }}",
     ],
 ) }}
 
@@ -51,6 +52,7 @@ typed as (
                 records.email
             ),
             ('phone', records.phone_e164, records.phone_e164),
+            ('phone', nullif(records.wa_id_e164, records.phone_e164), records.wa_id_e164),
             ('cpf', records.cpf, records.cpf)
         ) as identifiers (identifier_type, identifier_value, identifier_label)
     where identifiers.identifier_value is not null
@@ -67,6 +69,20 @@ typed as (
 
     from records
     cross join lateral jsonb_each_text(records.platform_ids) as platform
+
+    union all
+
+    -- a social handle's type is its network (instagram, tiktok, ...)
+    select
+        records.record_num,
+        records.record_key,
+        records.full_name_key,
+        handle.key as identifier_type,
+        handle.value as identifier_value,
+        '@' || handle.value as identifier_label
+
+    from records
+    cross join lateral jsonb_each_text(records.social_handles) as handle
 
 ),
 

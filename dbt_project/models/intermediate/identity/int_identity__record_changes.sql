@@ -6,6 +6,9 @@
     only what these records touch (their components and clusters).
 #}
 
+-- a million keys on each side of the comparison: hash them in memory, not in batches on disk
+{{ config(pre_hook="set local work_mem = '256MB'") }}
+
 {#- a full refresh rebuilds every identity model: every record is then new #}
 {%- set previous = adapter.get_relation(
     database=this.database, schema=this.schema, identifier='int_identity__records'
@@ -23,7 +26,7 @@ fingerprinted as (
 
     select
         source || ':' || source_record_id as record_key,
-        {{ identity_fingerprint() }} as record_fingerprint
+        record_fingerprint
 
     from source_records
 
@@ -71,7 +74,15 @@ final as (
         record_key,
         coalesce(
             record_num,
-            (select coalesce(max(previous.record_num), 0) as max_num from previous)
+            -- the last number given (an index lookup, not a second pass over previous)
+            (
+                {%- if previous %}
+                    select coalesce(max(numbered.record_num), 0) as max_num
+                    from {{ previous }} as numbered
+                {%- else %}
+                select 0 as max_num
+                {%- endif %}
+            )
             + row_number() over (partition by record_num is null order by record_key)
         ) as record_num,
         record_fingerprint,

@@ -12,6 +12,7 @@
     full_refresh=false,
     post_hook=[
         "create index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id)",
+        "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (record_key)",
         "{{ identity_delete_changed('record_key', 'record_key', ['deleted']) }}",
     ],
 ) }}

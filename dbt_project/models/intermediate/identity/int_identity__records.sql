@@ -17,7 +17,7 @@
         "create index if not exists {{ this.identifier }}_num_idx on {{ this }} (record_num)",
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (record_key)",
         "{{ identity_blocking_indexes() }}",
-        "analyze {{ this }}",
+        "{{ identity_analyze() }}",
     ],
 ) }}
 
@@ -42,7 +42,7 @@ normalized as (
 
     select
         source || ':' || source_record_id as record_key,
-        {{ identity_fingerprint() }} as record_fingerprint,
+        record_fingerprint,
         source,
         source_record_id,
 
@@ -51,9 +51,17 @@ normalized as (
         case
             when lower(trim(email_sha256)) ~ '^[0-9a-f]{64}$' then lower(trim(email_sha256))
         end as email_sha256,
-        {{ normalize_phone('phone') }} as phone_e164,
+        -- WhatsApp's wa_id is the number in international form without "+" (Brazilian
+        -- ones often without the ninth digit): a phone; the record's phone falls back to it
+        {{ normalize_phone("'+' || nullif(regexp_replace(wa_id, '\\D', '', 'g'), '')") }}
+            as wa_id_e164,
+        coalesce(
+            {{ normalize_phone('phone') }},
+            {{ normalize_phone("'+' || nullif(regexp_replace(wa_id, '\\D', '', 'g'), '')") }}
+        ) as phone_e164,
         {{ normalize_cpf('cpf') }} as cpf,
         platform_ids,
+        {{ normalize_social_handles('social_handles') }} as social_handles,
 
         ----------  as given, for the golden record
         nullif(trim(first_name), '') as first_name,
@@ -62,7 +70,7 @@ normalized as (
             nullif(trim(full_name), ''),
             nullif(trim(concat_ws(' ', trim(first_name), trim(last_name))), '')
         ) as full_name,
-        nullif(trim(phone), '') as phone_raw,
+        coalesce(nullif(trim(phone), ''), nullif(trim(wa_id), '')) as phone_raw,
         nullif(trim(city), '') as city,
         nullif(trim(state), '') as state,
         nullif(trim(postcode), '') as postcode,

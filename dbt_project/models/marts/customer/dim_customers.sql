@@ -30,18 +30,6 @@ record_customers as (
 
 ),
 
-identifiers as (
-
-    select * from {{ ref('int_identity__identifiers') }}
-
-),
-
-identifier_values as (
-
-    select * from {{ ref('int_identity__identifier_values') }}
-
-),
-
 orders as (
 
     select * from {{ ref('fct_orders') }}
@@ -50,16 +38,7 @@ orders as (
 
 linkable_emails as (
 
-    select
-        identifiers.record_num,
-        identifiers.identifier_label as email
-
-    from identifiers
-    inner join identifier_values
-        on identifiers.value_id = identifier_values.value_id
-    where
-        identifiers.identifier_type = 'email'
-        and identifier_values.is_linkable
+    select * from {{ ref('int_customer__linkable_emails') }}
 
 ),
 

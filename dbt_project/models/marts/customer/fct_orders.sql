@@ -19,34 +19,21 @@ record_customers as (
 
 ),
 
-identifiers as (
+linkable_emails as (
 
-    select * from {{ ref('int_identity__identifiers') }}
-
-),
-
-identifier_values as (
-
-    select * from {{ ref('int_identity__identifier_values') }}
+    select * from {{ ref('int_customer__linkable_emails') }}
 
 ),
 
 people_by_email as (
 
     select
-        identifiers.identifier_label as email_normalized,
-        min(record_customers.customer_id) as customer_id
+        email as email_normalized,
+        min(customer_id) as customer_id
 
-    from identifiers
-    inner join identifier_values
-        on identifiers.value_id = identifier_values.value_id
-    inner join record_customers
-        on identifiers.record_key = record_customers.record_key
-    where
-        identifiers.identifier_type = 'email'
-        and identifier_values.is_linkable
-    group by identifiers.identifier_label
-    having count(distinct record_customers.customer_id) = 1
+    from linkable_emails
+    group by email
+    having count(distinct customer_id) = 1
 
 ),
 
