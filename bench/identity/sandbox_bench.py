@@ -38,7 +38,8 @@ def pair_scores(frame: pd.DataFrame) -> dict:
 
 
 class PeakMemory:
-    """Peak summed RSS of every postgres and dbt process, sampled every 0.2 s."""
+    """Peak summed RSS of every postgres and dbt process (the CLI runs dbt as
+    omnicanal.identity.dbt_worker), sampled every 0.2 s."""
 
     def __init__(self) -> None:
         self.peak = 0
@@ -51,7 +52,7 @@ class PeakMemory:
             for proc in psutil.process_iter(["name", "cmdline", "memory_info"]):
                 name = proc.info["name"] or ""
                 cmd = " ".join(proc.info["cmdline"] or [])
-                if name.startswith("postgres") or "bin/dbt" in cmd:
+                if name.startswith("postgres") or "bin/dbt" in cmd or "dbt_worker" in cmd:
                     mem = proc.info["memory_info"]
                     total += mem.rss - getattr(mem, "shared", 0) if mem else 0
             self.peak = max(self.peak, total)

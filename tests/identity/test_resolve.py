@@ -155,12 +155,13 @@ def test_values_are_trimmed_and_a_repeated_column_is_an_error(
         " 1 ,shop ,ana@example.com,x\n"
         '2, pos,"  ANA@example.com ",y\n'
         "3,pos,,z\n"
+        '"4,""b""",crm,ana@example.com,w\n'
     )
     out = tmp_path / "out.csv"
     assert main(["identity", "resolve", str(path), "-o", str(out)]) == 0
     mapping = read_mapping(out)
-    assert list(mapping) == ["1", "2", "3"]  # as written, trimmed, in input order
-    assert mapping["1"] == mapping["2"] != mapping["3"]
+    assert list(mapping) == ["1", "2", "3", '4,"b"']  # as written, trimmed, in input order
+    assert mapping["1"] == mapping["2"] == mapping['4,"b"'] != mapping["3"]
     path.write_text("record_id,source,email,EMAIL\n1,shop,a@example.com,b@example.com\n")
     assert main(["identity", "resolve", str(path), "-o", str(out)]) == 2
     assert "the header names email more than once" in capsys.readouterr().err

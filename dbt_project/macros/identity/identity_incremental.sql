@@ -89,13 +89,14 @@
 
 {#
     Hook: delete this model's pairs (record_num_a, record_num_b) with a record in the fuzzy
-    scope (_fz_scope); two deletes, each a join the planner can drive by an index.
+    scope (_fz_scope); two deletes, each an index scan on an array of record_nums (a join
+    would be hashed against a scan of millions of pairs).
 #}
 {% macro identity_delete_scope_pairs() -%}
     {%- if is_incremental() -%}
         {%- for column in ['record_num_a', 'record_num_b'] %}
-    delete from {{ this }} as pairs using _fz_scope as scope
-    where pairs.{{ column }} = scope.record_num;
+    delete from {{ this }}
+    where {{ column }} = any(array(select scope.record_num from _fz_scope as scope));
         {%- endfor %}
     {%- else -%}
         select 1
@@ -120,14 +121,15 @@
 {%- endmacro %}
 
 {#
-    Post-hook: fresh statistics after a full build. An incremental run changes a few
-    rows of large tables: it leaves the statistics to autovacuum instead of sampling
-    each table again (a third of a second per table at a million records).
+    Post-hook, after the commit: a full build vacuums and analyses its table, which sets
+    the visibility map and the statistics at once, so autovacuum does not come for the
+    million new rows while the next run is working. An incremental run changes a few
+    rows of large tables: it leaves both to autovacuum.
 #}
-{% macro identity_analyze() -%}
+{% macro identity_vacuum_analyze() -%}
     {%- if is_incremental() -%}
         select 1
     {%- else -%}
-        analyze {{ this }}
+        vacuum (analyze) {{ this }}
     {%- endif -%}
 {%- endmacro %}

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -165,7 +166,9 @@ def _good_rows(
             reason = "record_id and source must not be empty"
             report.bad_rows.append(BadRow(reader.line_num, reason))
             continue
-        if max(map(len, values)) > MAX_FIELD_LENGTH or "\x00" in raw:
+        if (len(raw) > MAX_FIELD_LENGTH and max(map(len, values)) > MAX_FIELD_LENGTH) or (
+            "\x00" in raw
+        ):
             reason = f"a value is over {MAX_FIELD_LENGTH} characters or holds a NUL"
             report.bad_rows.append(BadRow(reader.line_num, reason))
             continue
@@ -209,8 +212,11 @@ def load_input(settings: Settings, schema: str, path: Path, report: ResolveRepor
             table = sql.Identifier(schema, "identity_input")
             conn.execute(sql.SQL("drop table if exists {}").format(table))
             conn.execute(
+                # read whole, twice, then dropped by the next run: autovacuum would only
+                # compete with that run for the CPU
                 sql.SQL(
                     "create table {} ({}, input_line bigint generated always as identity)"
+                    " with (autovacuum_enabled = false)"
                 ).format(
                     table,
                     sql.SQL(", ").join(
@@ -227,20 +233,50 @@ def load_input(settings: Settings, schema: str, path: Path, report: ResolveRepor
             conn.commit()
 
 
-def run_identity_models(
-    settings: Settings, schema: str, extra_vars: dict | None = None, target_dir: Path | None = None
-) -> None:
-    """dbt run of every identity model, on the input table, in ``schema``."""
-    from omnicanal.orchestration.dbt import dbt_env, dbt_executable
+class DbtProcess:
+    """A dbt process started before its command is known (module dbt_worker): it imports
+    dbt, about three seconds, while the CSV loads on the other core; ``run`` then gives
+    it the command and waits. ``close`` ends it if it never got one."""
 
+    def __init__(self, settings: Settings) -> None:
+        from omnicanal.orchestration.dbt import dbt_env
+
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "omnicanal.identity.dbt_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **dbt_env(settings)},
+            cwd=settings.dbt_project_dir,
+        )
+
+    def run(self, args: list[str]) -> None:
+        output, _ = self._proc.communicate(json.dumps(args) + "\n")
+        if self._proc.returncode != 0:
+            raise OmnicanalError("dbt failed on the identity models:\n" + output[-4000:])
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.communicate("")  # an empty command: the worker exits
+
+
+def run_identity_models(
+    settings: Settings,
+    schema: str,
+    extra_vars: dict | None = None,
+    target_dir: Path | None = None,
+    dbt: DbtProcess | None = None,
+) -> None:
+    """dbt run of every identity model, on the input table, in ``schema`` (in ``dbt``
+    when one was started ahead)."""
     variables = {
         "identity_input": f'"{schema}"."identity_input"',
         "identity_schema": schema,
         **(extra_vars or {}),
     }
     target = target_dir or (settings.home / "identity" / "dbt-target")
-    command = [
-        dbt_executable(),
+    args = [
         "run",
         "--select",
         "path:models/intermediate/identity",
@@ -252,21 +288,18 @@ def run_identity_models(
         str(target / "logs"),
         "--quiet",
     ]
-    env = {**os.environ, **dbt_env(settings)}
-    result = subprocess.run(
-        command, env=env, cwd=settings.dbt_project_dir, capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        raise OmnicanalError(
-            "dbt failed on the identity models:\n" + (result.stdout + result.stderr)[-4000:]
-        )
+    process = dbt or DbtProcess(settings)
+    try:
+        process.run(args)
+    finally:
+        process.close()
 
 
-def _mapping_query(schema: str, columns: sql.Composable) -> sql.Composed:
+def _mapping_query(schema: str, columns: sql.Composable, ordered: bool = True) -> sql.Composed:
     return sql.SQL(
         "select {columns} from {input} as i"
         " join {customers} as c on c.record_key = trim(i.source) || ':' || trim(i.record_id)"
-        " order by i.input_line"
+        + (" order by i.input_line" if ordered else "")
     ).format(
         columns=columns,
         input=sql.Identifier(schema, "identity_input"),
@@ -284,16 +317,29 @@ def fetch_mapping(settings: Settings, schema: str) -> list[tuple[str, str, str]]
 
 
 def write_mapping(settings: Settings, schema: str, output_path: Path) -> int:
-    """Write record_id,customer_id for every input row, in input order (COPY, streamed);
-    return the number of distinct customers."""
+    """Write record_id,customer_id for every input row, in input order; return the number
+    of distinct customers. Postgres writes the CSV lines and hands them over in blocks of
+    10,000 (a row at a time costs a Python call per record)."""
     from omnicanal.warehouse import connect
 
-    query = _mapping_query(schema, sql.SQL("trim(i.record_id) as record_id, c.customer_id"))
+    block = 10_000
+    line = (
+        "case when trim(i.record_id) ~ '[\",\\r\\n]'"
+        " then '\"' || replace(trim(i.record_id), '\"', '\"\"') || '\"'"
+        " else trim(i.record_id) end || ',' || c.customer_id || chr(10)"
+    )
+    query = sql.SQL(
+        "select string_agg(line, '' order by input_line) from ({rows}) as lines"
+        " group by input_line / {block} order by input_line / {block}"
+    ).format(
+        rows=_mapping_query(schema, sql.SQL(line + " as line, i.input_line"), ordered=False),
+        block=sql.Literal(block),
+    )
     with connect(settings) as conn:
-        with conn.cursor() as cur, output_path.open("wb") as handle:
-            with cur.copy(sql.SQL("copy ({}) to stdout (format csv, header)").format(query)) as out:
-                for chunk in out:
-                    handle.write(chunk)
+        with conn.cursor() as cur, output_path.open("w", encoding="utf-8", newline="") as handle:
+            handle.write("record_id,customer_id\n")
+            for (text,) in cur.execute(query):
+                handle.write(text)
         count = sql.SQL("select count(distinct c.customer_id) from {} as c").format(
             sql.Identifier(schema, "int_identity__record_customers")
         )
@@ -354,14 +400,18 @@ def resolve_file(
     ``fuzzy`` overrides keys of the project's identity_fuzzy var for this run."""
     report = ResolveReport()
     start = time.perf_counter()
-    load_input(settings, schema, input_path, report)
-    report.seconds_load = time.perf_counter() - start
-    variables = dict(extra_vars or {})
-    if fuzzy:
-        variables["identity_fuzzy"] = {**project_fuzzy_settings(settings), **fuzzy}
-    dbt_start = time.perf_counter()
-    run_identity_models(settings, schema, variables)
-    report.seconds_dbt = time.perf_counter() - dbt_start
+    dbt = DbtProcess(settings)  # dbt imports while the CSV loads
+    try:
+        load_input(settings, schema, input_path, report)
+        report.seconds_load = time.perf_counter() - start
+        variables = dict(extra_vars or {})
+        if fuzzy:
+            variables["identity_fuzzy"] = {**project_fuzzy_settings(settings), **fuzzy}
+        dbt_start = time.perf_counter()
+        run_identity_models(settings, schema, variables, dbt=dbt)
+        report.seconds_dbt = time.perf_counter() - dbt_start
+    finally:
+        dbt.close()
     if output_path is not None:
         report.customers = write_mapping(settings, schema, output_path)
     report.seconds_total = time.perf_counter() - start

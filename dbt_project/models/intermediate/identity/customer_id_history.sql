@@ -10,6 +10,7 @@
 {{ config(
     materialized='incremental',
     full_refresh=false,
+    post_hook=[after_commit("{{ identity_vacuum_analyze() }}")],
 ) }}
 
 with

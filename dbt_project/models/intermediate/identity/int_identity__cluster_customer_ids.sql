@@ -28,7 +28,15 @@ clusters as (
 
 records as (
 
-    select * from {{ ref('int_identity__records') }}
+    select
+        record_num,
+        record_key,
+        created_at
+    from {{ ref('int_identity__records') }}
+    {%- if state %}
+    -- a later run recomputes a few clusters: fetch their records by index
+    where record_num = any(array(select clusters.record_num from clusters))
+    {%- endif %}
 
 ),
 
@@ -41,7 +49,7 @@ previous as (
         customer_id,
         customer_id_created_at
     from {{ state }}
-    where record_key in (select clusters.record_key from clusters)
+    where record_key = any(array(select clusters.record_key from clusters))
     {%- else %}
         select
             cast(null as text) as record_key,

@@ -22,7 +22,7 @@
         "create index if not exists {{ this.identifier }}_record_idx on {{ this }} (record_num)",
         "create index if not exists {{ this.identifier }}_component_idx on {{ this }} (component_num)",
         "create index if not exists {{ this.identifier }}_run_idx on {{ this }} (run_id)",
-        "{{ identity_analyze() }}",
+        after_commit("{{ identity_vacuum_analyze() }}"),
     ],
 ) }}
 

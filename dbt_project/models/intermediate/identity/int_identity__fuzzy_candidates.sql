@@ -20,7 +20,7 @@
         "create index if not exists {{ this.identifier }}_a_idx on {{ this }} (record_num_a)",
         "create index if not exists {{ this.identifier }}_b_idx on {{ this }} (record_num_b)",
         "create index if not exists {{ this.identifier }}_run_idx on {{ this }} (run_id)",
-        "{{ identity_analyze() }}",
+        after_commit("{{ identity_vacuum_analyze() }}"),
     ],
 ) }}
 
@@ -101,7 +101,8 @@ members as (
     {%- do needed.append(column) %}
 {%- endfor %}{% endfor %}
 {%- for comparison in identity_fuzzy_comparisons() %}
-    {%- for column in [comparison.column, comparison.get('swap')] if column and column not in needed %}
+    {%- for column in [comparison.column, comparison.get('swap')]
+        if column and column not in needed %}
         {%- do needed.append(column) %}
     {%- endfor %}
 {%- endfor %}
@@ -110,7 +111,7 @@ records as (
 
     select
         {%- for column in needed %}
-        records.{{ column }},
+            records.{{ column }},
         {%- endfor %}
         components.component_num
 

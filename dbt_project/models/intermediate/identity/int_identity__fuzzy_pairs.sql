@@ -41,7 +41,7 @@
         "create index if not exists {{ this.identifier }}_a_idx on {{ this }} (record_num_a)",
         "create index if not exists {{ this.identifier }}_b_idx on {{ this }} (record_num_b)",
         "create index if not exists {{ this.identifier }}_run_idx on {{ this }} (run_id)",
-        "{{ identity_analyze() }}",
+        after_commit("{{ identity_vacuum_analyze() }}"),
     ]
 ) }}
 
@@ -93,7 +93,7 @@ final as (
         scored.source_b,
         scored.levels,
         scored.match_weight,
-        exists (
+        exists(
             select 1 as linked from {{ 'mutual_best' if one_to_one else 'eligible' }} as linked
             where
                 linked.record_num_a = scored.record_num_a

@@ -15,7 +15,7 @@
     on_schema_change='append_new_columns',
     post_hook=[
         "create unique index if not exists {{ this.identifier }}_value_idx on {{ this }} (value_id)",
-        "{{ identity_analyze() }}",
+        after_commit("{{ identity_vacuum_analyze() }}"),
     ],
 ) }}
 

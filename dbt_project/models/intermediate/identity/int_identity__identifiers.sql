@@ -16,7 +16,7 @@
     post_hook=[
         "create index if not exists {{ this.identifier }}_record_idx on {{ this }} (record_num)",
         "create index if not exists {{ this.identifier }}_value_idx on {{ this }} (value_id)",
-        "{{ identity_analyze() }}",
+        after_commit("{{ identity_vacuum_analyze() }}"),
     ],
 ) }}
 

@@ -80,7 +80,7 @@ final as (
                     select coalesce(max(numbered.record_num), 0) as max_num
                     from {{ previous }} as numbered
                 {%- else %}
-                select 0 as max_num
+                    select 0 as max_num
                 {%- endif %}
             )
             + row_number() over (partition by record_num is null order by record_key)

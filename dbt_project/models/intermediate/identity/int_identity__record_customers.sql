@@ -14,6 +14,7 @@
         "create index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id)",
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (record_key)",
         "{{ identity_delete_changed('record_key', 'record_key', ['deleted']) }}",
+        after_commit("{{ identity_vacuum_analyze() }}"),
     ],
 ) }}
 

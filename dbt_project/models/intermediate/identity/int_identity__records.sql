@@ -17,7 +17,7 @@
         "create index if not exists {{ this.identifier }}_num_idx on {{ this }} (record_num)",
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (record_key)",
         "{{ identity_blocking_indexes() }}",
-        "{{ identity_analyze() }}",
+        after_commit("{{ identity_vacuum_analyze() }}"),
     ],
 ) }}
 
