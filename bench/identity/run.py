@@ -4,7 +4,8 @@
     .venv/bin/python bench/identity/run.py --only febrl3 febrl4 # pick parts
     .venv/bin/python bench/identity/run.py --only sandbox --sizes 10000 100000 1000000
 
-Splink runs on the sandbox records up to 100k (--no-splink-sandbox to skip it).
+Splink runs on the sandbox records up to 100k by default (--splink-max-size 1000000 to
+run it at 1M too; --no-splink-sandbox to skip it).
 
 Prints a line per figure; the last line is one JSON object with all of them. Each timed
 run holds an exclusive lock on /tmp/omnicanal-bench.lock, so benches of other engineers
@@ -29,6 +30,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=["febrl3", "febrl4", "sandbox"])
     parser.add_argument("--sizes", nargs="*", type=int, default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--no-splink-sandbox", action="store_true")
+    parser.add_argument("--splink-max-size", type=int, default=100_000)
     args = parser.parse_args()
 
     from omnicanal import warehouse
@@ -48,10 +50,9 @@ def main() -> int:
         import sandbox_bench
 
         for size in args.sizes:
+            splink = not args.no_splink_sandbox and size <= args.splink_max_size
             with bench_lock():
-                results[f"sandbox_{size}"] = sandbox_bench.run(
-                    settings, size, splink=not args.no_splink_sandbox and size <= 100_000
-                )
+                results[f"sandbox_{size}"] = sandbox_bench.run(settings, size, splink=splink)
             print(f"sandbox_{size}", json.dumps(results[f"sandbox_{size}"]), flush=True)
     for name in ("febrl3", "febrl4"):
         if name in results:
