@@ -376,7 +376,8 @@ mutual_best as (
 {#
     Pre-hook of int_identity__fuzzy_pairs (incremental, one_to_one_across_sources): the
     records of the stored pairs the run is about to delete (temp table _fz_rerank); their
-    best matches may change although they are not in the run's scope.
+    best matches may change although they are not in the run's scope. The pairs are found
+    as identity_delete_scope_pairs finds them, by index.
 #}
 {% macro identity_fuzzy_rerank_start() -%}
     {%- if not (is_incremental() and var('identity_fuzzy', {}).get('one_to_one_across_sources', false)) -%}
@@ -384,18 +385,16 @@ mutual_best as (
     {%- else %}
     drop table if exists _fz_rerank;
     create temp table _fz_rerank as
-        with scope as (select record_num from _fz_scope)
-        select pairs.record_num_a as record_num from {{ this }} as pairs
-        inner join scope on pairs.record_num_a = scope.record_num
+        with touching as (
+            select record_num_a, record_num_b from {{ this }}
+            where record_num_a = any(array(select scope.record_num from _fz_scope as scope))
+            union all
+            select record_num_a, record_num_b from {{ this }}
+            where record_num_b = any(array(select scope.record_num from _fz_scope as scope))
+        )
+        select record_num_a as record_num from touching
         union
-        select pairs.record_num_b from {{ this }} as pairs
-        inner join scope on pairs.record_num_a = scope.record_num
-        union
-        select pairs.record_num_a from {{ this }} as pairs
-        inner join scope on pairs.record_num_b = scope.record_num
-        union
-        select pairs.record_num_b from {{ this }} as pairs
-        inner join scope on pairs.record_num_b = scope.record_num
+        select record_num_b from touching
     {%- endif %}
 {%- endmacro %}
 
