@@ -133,3 +133,21 @@
         vacuum (analyze) {{ this }}
     {%- endif -%}
 {%- endmacro %}
+
+{#
+    The temp table a model's pre-hook (a DO block) leaves, as a relation for the model's
+    select: pg_temp.<name> when the model runs; when dbt only parses (execute is false,
+    no hook ran), a typed stand-in with the same columns, `columns` as (name, type) pairs.
+#}
+{% macro identity_hook_result(name, columns) -%}
+    {%- if execute -%}
+        pg_temp.{{ name }}
+    {%- else -%}
+        (
+            select
+            {%- for column, type in columns %}
+                cast(null as {{ type }}) as {{ column }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        )
+    {%- endif -%}
+{%- endmacro %}

@@ -53,17 +53,9 @@ final as (
         {{ identity_run_id() }} as run_id
 
     from records
-    {% if execute -%}
-        left join pg_temp._id_clusters as clusters
-    {%- else -%}
-    left join (
-        select
-            cast(null as bigint) as node,
-            cast(null as bigint) as lab,
-            cast(null as bigint) as pre_guard_lab,
-            cast(null as text) as guard
-    ) as clusters
-    {%- endif %}
+    left join {{ identity_hook_result('_id_clusters', [
+            ('node', 'bigint'), ('lab', 'bigint'), ('pre_guard_lab', 'bigint'), ('guard', 'text')
+        ]) }} as clusters
         on records.record_num = clusters.node
 
 )

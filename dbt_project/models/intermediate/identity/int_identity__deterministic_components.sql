@@ -45,15 +45,9 @@ final as (
         {{ identity_run_id() }} as run_id
 
     from records
-    {% if execute -%}
-        left join pg_temp._id_det_cc as components
-    {%- else -%}
-    left join (
-        select
-            cast(null as bigint) as node,
-            cast(null as bigint) as lab
-    ) as components
-    {%- endif %}
+    left join {{ identity_hook_result('_id_det_cc', [
+            ('node', 'bigint'), ('lab', 'bigint')
+        ]) }} as components
         on records.record_num = components.node
 
 )
