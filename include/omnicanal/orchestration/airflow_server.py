@@ -254,7 +254,7 @@ class AirflowCluster:
         # API with JWTs the scheduler signs and the api-server checks.
         secret_file = self.home / ".cluster-secret"
         if not secret_file.exists():
-            secret_file.write_text(secrets.token_urlsafe(32))
+            secret_file.write_text(secrets.token_urlsafe(64))
         secret = secret_file.read_text().strip()
         overrides = {
             "AIRFLOW_HOME": str(self.home),
@@ -271,6 +271,10 @@ class AirflowCluster:
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__BASE_URL": self.url,
             "AIRFLOW__API__WORKERS": "1",
+            # The scheduler and the triggerer serve task logs on fixed ports by default
+            # (8793, 8794): free ones let two clusters (a test and a benchmark) coexist.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             "AIRFLOW__API__SECRET_KEY": secret,
             "AIRFLOW__API_AUTH__JWT_SECRET": secret,
@@ -382,27 +386,37 @@ class AirflowCluster:
             raise
         return self
 
-    def stop(self, grace: float = 20.0) -> None:
-        """SIGTERM every component's process group; SIGKILL what is left after ``grace``."""
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + grace
+    def _signal_all(self, sig: signal.Signals) -> None:
         for proc in self.procs.values():
             try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            # The group may outlive its leader (task processes, gunicorn/uvicorn workers).
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(proc.pid, sig)
             except (ProcessLookupError, PermissionError):
                 pass
-            proc.wait()
-        self.procs.clear()
+
+    def _wait_all(self, until: float) -> bool:
+        """Wait for every leader to exit until the monotonic time ``until``; all gone?"""
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.05, until - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                return False
+        return True
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM every component's process group, again after 5 s (the scheduler's
+        LocalExecutor waits for running tasks until a second signal), and SIGKILL
+        whatever is left of the groups after ``grace`` seconds."""
+        if self.procs:
+            started = time.monotonic()
+            self._signal_all(signal.SIGTERM)
+            if not self._wait_all(started + min(5.0, grace)):
+                self._signal_all(signal.SIGTERM)
+                self._wait_all(started + grace)
+            # A group may outlive its leader (task processes, uvicorn workers).
+            self._signal_all(signal.SIGKILL)
+            for proc in self.procs.values():
+                proc.wait()
+            self.procs.clear()
         self.api.close()
 
     def __enter__(self) -> AirflowCluster:
