@@ -1,8 +1,11 @@
-"""Shared fixtures: a real Postgres server and a fresh database per test that needs one.
+"""Shared fixtures: a real Postgres server and a fresh database per test that needs one,
+and a fixed sandbox world with servers over it.
 
 The server is the one ``OMNICANAL_WAREHOUSE_URL`` points at, or else the embedded
 warehouse (started here if it was not running, and stopped again at the end).
-Airflow is pointed at a private home before anything imports it.
+Airflow is pointed at a private home before anything imports it. The world has a fixed
+``as_of`` so every assertion is reproducible; servers bind port 0 so parallel runs
+never collide.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -25,8 +29,8 @@ os.environ.setdefault("OMNICANAL_HOME", str(TEST_HOME))
 
 
 def _airflow_env() -> dict[str, str]:
-    from omnicanal.config import get_settings
     from omnicanal.orchestration.airflow_env import airflow_env
+    from omnicanal.settings import get_settings
 
     return airflow_env(get_settings())
 
@@ -38,7 +42,8 @@ os.environ.update(_airflow_env())
 def pg_admin_url() -> Iterator[str]:
     """URL of a database we may create other databases from."""
     from omnicanal import warehouse
-    from omnicanal.config import WarehouseURL, get_settings
+    from omnicanal.config import WarehouseURL
+    from omnicanal.settings import get_settings
 
     settings = get_settings()
     started = settings.uses_embedded_warehouse and not warehouse.is_running(settings)
@@ -65,8 +70,12 @@ def fresh_db(pg_admin_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def warehouse_env(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Point omnicanal's settings (in this process and its children) at a fresh database."""
+    """Point omnicanal's settings (in this process and its children) at a fresh database,
+    and the Airflow connection the dbt tasks' profile comes from, as airflow_env does."""
+    from omnicanal.orchestration.dbt import WAREHOUSE_CONN_ID
+
     monkeypatch.setenv("OMNICANAL_WAREHOUSE_URL", fresh_db)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}", fresh_db)
     return fresh_db
 
 
@@ -84,3 +93,35 @@ def airflow_db() -> Path:
         subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
         marker.write_text("ok\n")
     return home
+
+
+# -- the sandbox ------------------------------------------------------------------------
+
+AS_OF = datetime(2025, 6, 1, 15, 0, 0, tzinfo=UTC)
+SEED = 20250601
+
+
+@pytest.fixture(scope="session")
+def world():
+    """200 people, read-only: tests that mutate records use ``fresh_server``."""
+    from omnicanal.sandbox import generate_world
+
+    return generate_world(200, SEED, as_of=AS_OF)
+
+
+@pytest.fixture(scope="module")
+def server(world):
+    """A sandbox over the shared world; tests on it must not change records."""
+    from omnicanal.sandbox import SandboxServer
+
+    with SandboxServer(world) as running:
+        yield running
+
+
+@pytest.fixture
+def fresh_server():
+    """A sandbox over its own copy of the world, for tests that mutate or throttle."""
+    from omnicanal.sandbox import SandboxServer, generate_world
+
+    with SandboxServer(generate_world(200, SEED, as_of=AS_OF)) as running:
+        yield running

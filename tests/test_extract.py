@@ -9,17 +9,17 @@ import psycopg
 import pytest
 
 from omnicanal.cli import main
-from omnicanal.config import get_settings
 from omnicanal.errors import ExtractError
 from omnicanal.extract import read_state, run_extract
 from omnicanal.sandbox.app import SandboxServer
 from omnicanal.sandbox.world import generate_world
+from omnicanal.settings import get_settings
 from target_warehouse.target import CRASH_AFTER_COMMIT_ENV
 
 
 @pytest.fixture(scope="module")
 def sandbox():
-    with SandboxServer(generate_world(40, seed=5), shopify_bucket_size=10_000) as server:
+    with SandboxServer(generate_world(40, seed=5), shopify={"bucket_size": 10_000}) as server:
         yield server
 
 
@@ -43,8 +43,8 @@ def test_full_then_incremental_without_duplicates(shop, warehouse_env, sandbox):
     world = sandbox.app.state.world
     report = run_extract(get_settings(), "shopify")
     assert report.rows == {
-        "customers": len(world.shopify_customers),
-        "orders": len(world.shopify_orders),
+        "customers": len(world.slices["shopify"].customers),
+        "orders": len(world.slices["shopify"].orders),
     }
     state = read_state(get_settings(), "shopify")
     assert set(state["bookmarks"]) == {"customers", "orders"}
@@ -56,7 +56,7 @@ def test_full_then_incremental_without_duplicates(shop, warehouse_env, sandbox):
     assert before[0] == before[1]
 
     # One customer changes: the incremental run brings the change, still no duplicate.
-    customer_id = world.shopify_customers[0]["id"]
+    customer_id = world.slices["shopify"].customers[0]["id"]
     shop.touch_customer(customer_id, first_name="Renomeada")
     run_extract(get_settings(), "shopify")
     assert counts(warehouse_env) == before
@@ -90,8 +90,8 @@ def test_loader_killed_after_commit_before_printing_keeps_the_committed_state(
     report = run_extract(get_settings(), "shopify")
     assert report.state == read_state(get_settings(), "shopify")
     total, distinct, orders = counts(warehouse_env)
-    assert total == distinct == len(world.shopify_customers)
-    assert orders == len(world.shopify_orders)
+    assert total == distinct == len(world.slices["shopify"].customers)
+    assert orders == len(world.slices["shopify"].orders)
 
 
 def test_wrong_token_is_a_clear_error_and_loses_nothing(shop, warehouse_env, monkeypatch, capsys):
@@ -119,7 +119,7 @@ def test_malformed_record_is_quarantined_and_the_rest_loads(shop, warehouse_env,
     bad = shop.add_customer({"email": "bad@x.com.br", "created_at": "not a date"})
     report = run_extract(get_settings(), "shopify")
     assert report.quarantined == 1
-    good = len(world.shopify_customers) - 1
+    good = len(world.slices["shopify"].customers) - 1
     assert report.rows["customers"] == good
     with psycopg.connect(warehouse_env) as conn:
         stream, record_id, reason = conn.execute(
@@ -132,4 +132,4 @@ def test_malformed_record_is_quarantined_and_the_rest_loads(shop, warehouse_env,
     again = run_extract(get_settings(), "shopify")
     assert again.quarantined == 0
     total, distinct, _ = counts(warehouse_env)
-    assert total == distinct == len(world.shopify_customers)
+    assert total == distinct == len(world.slices["shopify"].customers)

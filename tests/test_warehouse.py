@@ -7,8 +7,8 @@ import pytest
 
 from omnicanal import warehouse
 from omnicanal.cli import main
-from omnicanal.config import get_settings
 from omnicanal.errors import WarehouseError
+from omnicanal.settings import get_settings
 
 
 def test_embedded_up_down_cycle(tmp_path):

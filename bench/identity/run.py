@@ -34,7 +34,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from omnicanal import warehouse
-    from omnicanal.config import get_settings
+    from omnicanal.settings import get_settings
 
     settings = get_settings()
     warehouse.up(settings)

@@ -39,7 +39,8 @@ BIN = Path(sys.executable).parent
 
 
 def _admin_url(url: str | None) -> str:
-    from omnicanal.config import WarehouseURL, get_settings
+    from omnicanal.config import WarehouseURL
+    from omnicanal.settings import get_settings
 
     if url:
         return url

@@ -12,8 +12,8 @@ import json
 import logging
 import sys
 
-from omnicanal.config import SETTINGS_DOC, get_settings
 from omnicanal.errors import OmnicanalError
+from omnicanal.settings import all_settings, get_settings
 
 
 def _print_json(data: object) -> None:
@@ -38,8 +38,8 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
         _print_json(info)
         return 0 if info.get("reachable") else 1
     elif args.action == "url":
-        url = settings.warehouse()
-        print(url.url() if args.show_password else url.redacted())
+        where = warehouse.url(settings)
+        print(where.url() if args.show_password else where.redacted())
     return 0
 
 
@@ -57,28 +57,18 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         out = Path(args.output or settings.world_path)
         out.parent.mkdir(parents=True, exist_ok=True)
         world.to_json(out)
-        print(
-            f"world of {len(world.people)} people (seed {args.seed}) written to {out}: "
-            f"{len(world.shopify_customers)} Shopify customers, "
-            f"{len(world.shopify_orders)} orders"
-        )
+        print(f"world of {len(world.people)} people (seed {args.seed}) written to {out}")
         return 0
-    from omnicanal.sandbox.app import generate_world_file, serve
+    from omnicanal.channels import CHANNELS
+    from omnicanal.sandbox.app import emulation_options, generate_world_file, serve
 
     world_path = Path(args.world) if args.world else settings.world_path
     if not args.world:
         # A fresh world each start: "recent" orders stay recent to the wall clock.
         generate_world_file(world_path, people=args.people, seed=args.seed)
-    print(
-        f"sandbox serving {world_path} on http://{args.host}:{args.port} "
-        "(Shopify at /admin/api/2024-10, Mailchimp at /3.0)"
-    )
-    serve(
-        world_path,
-        host=args.host,
-        port=args.port,
-        **settings.sandbox_app_options(),
-    )
+    emulated = ", ".join(c.title for c in CHANNELS.values() if c.emulation)
+    print(f"sandbox serving {world_path} on http://{args.host}:{args.port}: {emulated}")
+    serve(world_path, host=args.host, port=args.port, **emulation_options(settings))
     return 0
 
 
@@ -163,12 +153,11 @@ def cmd_identity(args: argparse.Namespace) -> int:
 def cmd_settings(args: argparse.Namespace) -> int:
     import os
 
-    secret = ("TOKEN", "KEY", "PASSWORD")
-    for name, doc in SETTINGS_DOC.items():
-        value = os.environ.get(name)
-        if value and any(word in name for word in secret):
+    for setting in all_settings():
+        value = os.environ.get(setting.env)
+        if value and setting.secret:
             value = "***"
-        print(f"{name}={value if value is not None else ''}\n    {doc}")
+        print(f"{setting.env}={value if value is not None else ''}\n    {setting.doc}")
     get_settings()  # validates
     return 0
 
@@ -227,6 +216,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return run_ui(get_settings())
 
 
+def _source_names() -> list[str]:
+    from omnicanal.channels import sources
+
+    return [channel.name for channel in sources()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="omnicanal", description="Omnichannel customer data hub: extract, model, activate."
@@ -245,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--people", type=int, default=500)
     w.add_argument("--seed", type=int, default=42)
     w.add_argument("-o", "--output", help="file to write (default: OMNICANAL_HOME/sandbox)")
-    s = sp.add_parser("serve", help="serve the Shopify and Mailchimp APIs over a world")
+    s = sp.add_parser("serve", help="serve every channel's emulated API over a world")
     s.add_argument("--world", help="a world file from `sandbox world` (default: generate)")
     s.add_argument("--people", type=int, default=500)
     s.add_argument("--seed", type=int, default=42)
@@ -254,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sandbox)
 
     p = sub.add_parser("extract", help="run a source's tap into raw_<source>.* (incremental)")
-    p.add_argument("source", help="e.g. shopify")
+    p.add_argument("source", help="a channel with a source: " + ", ".join(_source_names()))
     p.add_argument("--full-refresh", action="store_true", help="forget the saved state first")
     p.set_defaults(func=cmd_extract)
 

@@ -1,59 +1,280 @@
-"""One settings object for the whole hub, read from the environment.
+"""Settings: what each one is called, means and defaults to, and how it is read.
 
-Every part of omnicanal (the taps' target config, the dbt profile, the Airflow
-connection, the sync engine, the CLI) asks :func:`get_settings` instead of reading
-environment variables itself, so a setting has one name, one default and one error
-message everywhere.
+A leaf module: it imports nothing else of omnicanal but its errors. The core settings
+(home, warehouse, sandbox, dbt, logging) are declared here; each channel declares its
+own in its package (``omnicanal.channels.<platform>``) with the same :class:`Setting`
+type, and :func:`omnicanal.settings.get_settings` composes the two. Everything
+(the taps' config, the dbt profile, the Airflow connection, the sync engine, the CLI)
+reads that one object, so a setting has one name, one default and one error message.
 
-With nothing set, omnicanal runs on embedded defaults: an embedded Postgres under
-``.omnicanal/`` and the sandbox that emulates the platforms' APIs.
+Reading settings starts nothing and reads no file: where the embedded warehouse
+listens is :func:`omnicanal.warehouse.url`'s business.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from omnicanal.errors import ConfigError
 
-#: Every setting omnicanal reads, with its meaning. The README's settings table and
-#: ``omnicanal settings`` are generated from this, so it is the single source.
-SETTINGS_DOC: dict[str, str] = {
-    "OMNICANAL_HOME": "Folder for local state: embedded Postgres, Airflow home, sandbox "
-    "world, logs. Default: `.omnicanal/` in the project folder.",
-    "OMNICANAL_PROJECT_DIR": "The project folder (holds dags/, dbt_project/). Default: "
-    "found from the installed package.",
-    "OMNICANAL_WAREHOUSE_URL": "Postgres URL of the warehouse, "
-    "`postgresql://user:password@host:port/dbname`. Unset: the embedded Postgres.",
-    "OMNICANAL_EMBEDDED_PG_PORT": "TCP port of the embedded Postgres on 127.0.0.1. "
-    "Default: 54329 (or the next free port, remembered under OMNICANAL_HOME).",
-    "OMNICANAL_SANDBOX_HOST": "Address the sandbox listens on. Default: 127.0.0.1.",
-    "OMNICANAL_SANDBOX_PORT": "Port the sandbox listens on. Default: 8787.",
-    "OMNICANAL_SANDBOX_PEOPLE": "People in the sandbox world. Default: 500.",
-    "OMNICANAL_SANDBOX_SEED": "Seed of the sandbox world. Default: 42.",
-    "OMNICANAL_SHOPIFY_API_URL": "Base URL of the Shopify store, "
-    "`https://<shop>.myshopify.com`. Default: the sandbox.",
-    "OMNICANAL_SHOPIFY_ACCESS_TOKEN": "Shopify Admin API access token (secret). "
-    "Default: the sandbox's token.",
-    "OMNICANAL_SHOPIFY_START_DATE": "First date to extract from Shopify (ISO-8601). "
-    "Default: 2000-01-01T00:00:00Z.",
-    "OMNICANAL_SHOPIFY_MAX_RETRIES": "Retries of a failed Shopify request (5xx, 429, "
-    "network) before the extract fails. Default: 5.",
-    "OMNICANAL_MAILCHIMP_API_URL": "Mailchimp Marketing API base URL, "
-    "`https://<dc>.api.mailchimp.com/3.0`. Default: the data centre in the API key, or "
-    "the sandbox.",
-    "OMNICANAL_MAILCHIMP_API_KEY": "Mailchimp API key (secret). Default: the sandbox's key.",
-    "OMNICANAL_MAILCHIMP_LIST_ID": "Mailchimp audience (list) id the syncs write to. "
-    "Default: omnicanal-demo (the sandbox's list).",
-    "OMNICANAL_DBT_THREADS": "dbt threads. Default: 2.",
-    "OMNICANAL_LOG_LEVEL": "Log level of the CLI. Default: INFO.",
-}
+#: Parses one raw (non-empty, stripped) value; raises ConfigError naming the setting.
+Parser = Callable[[str, str], Any]
 
-DEFAULT_SANDBOX_SHOPIFY_TOKEN = "shpat_sandbox"
-DEFAULT_SANDBOX_MAILCHIMP_KEY = "sandbox-us1"
-DEFAULT_MAILCHIMP_LIST_ID = "omnicanal-demo"
+
+def text(name: str, raw: str) -> str:
+    return raw
+
+
+def whole_number(minimum: int = 0) -> Parser:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(name, f"must be a whole number (got {raw!r})") from None
+        if value < minimum:
+            raise ConfigError(name, f"must be at least {minimum} (got {value})")
+        return value
+
+    return parse
+
+
+def one_of(*choices: str) -> Parser:
+    def parse(name: str, raw: str) -> str:
+        value = raw.upper()
+        if value not in choices:
+            raise ConfigError(name, f"must be {', '.join(choices[:-1])} or {choices[-1]}")
+        return value
+
+    return parse
+
+
+def http_url(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(name, f"must be an http(s):// URL (got {raw!r})")
+    return raw.rstrip("/")
+
+
+def iso_datetime(name: str, raw: str) -> str:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            name, f"must be an ISO-8601 date or time, e.g. 2024-01-31T00:00:00Z (got {raw!r})"
+        ) from None
+    return raw
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, the attribute it becomes, its meaning.
+
+    ``doc`` is the one line the README's settings table and ``omnicanal settings`` show
+    (a test checks the README against every declared setting); ``default`` is the value
+    when the variable is unset or empty; a ``secret`` is never printed or logged.
+    """
+
+    env: str
+    attr: str
+    doc: str
+    default: Any = None
+    parse: Parser = text
+    secret: bool = False
+
+    def read(self, env: Mapping[str, str]) -> Any:
+        raw = env.get(self.env, "").strip()
+        return self.parse(self.env, raw) if raw else self.default
+
+
+class SettingValues:
+    """The values of one group of settings (a channel's), as attributes.
+
+    Its repr masks secrets, so logging a settings object never leaks a token.
+    """
+
+    def __init__(self, specs: Iterable[Setting], values: Mapping[str, Any]) -> None:
+        self._specs = {spec.attr: spec for spec in specs}
+        self._values = dict(values)
+
+    @classmethod
+    def read(cls, specs: Iterable[Setting], env: Mapping[str, str]) -> SettingValues:
+        specs = tuple(specs)
+        return cls(specs, {spec.attr: spec.read(env) for spec in specs})
+
+    def __getattr__(self, attr: str) -> Any:
+        try:
+            return self.__dict__["_values"][attr]
+        except KeyError:
+            raise AttributeError(f"no setting {attr!r} here") from None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SettingValues) and other._values == self._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(map(repr, self._values.items()))))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{attr}={'***' if spec.secret and self._values[attr] else repr(self._values[attr])}"
+            for attr, spec in self._specs.items()
+        )
+        return f"SettingValues({shown})"
+
+
+def _postgres_url(name: str, raw: str) -> str:
+    WarehouseURL.parse(raw, name)  # fail now, naming the setting
+    return raw
+
+
+def _default_project_dir() -> Path:
+    # include/omnicanal/config.py -> project root is two levels above the package.
+    return Path(__file__).resolve().parents[2]
+
+
+#: The settings of the hub itself; each channel adds its own (omnicanal.channels).
+CORE_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "OMNICANAL_HOME",
+        "home",
+        "Folder for local state: embedded Postgres, Airflow home, sandbox world, logs. "
+        "Default: `.omnicanal/` in the project folder.",
+    ),
+    Setting(
+        "OMNICANAL_PROJECT_DIR",
+        "project_dir",
+        "The project folder (holds dags/, dbt_project/). Default: found from the installed "
+        "package.",
+    ),
+    Setting(
+        "OMNICANAL_WAREHOUSE_URL",
+        "warehouse_url",
+        "Postgres URL of the warehouse, `postgresql://user:password@host:port/dbname`. "
+        "Unset: the embedded Postgres.",
+        parse=_postgres_url,
+        secret=True,
+    ),
+    Setting(
+        "OMNICANAL_EMBEDDED_PG_PORT",
+        "embedded_pg_port",
+        "TCP port of the embedded Postgres on 127.0.0.1. Default: 54329 (or the next free "
+        "port, remembered under OMNICANAL_HOME).",
+        54329,
+        whole_number(1),
+    ),
+    Setting(
+        "OMNICANAL_SANDBOX_HOST",
+        "sandbox_host",
+        "Address the sandbox listens on. Default: 127.0.0.1.",
+        "127.0.0.1",
+    ),
+    Setting(
+        "OMNICANAL_SANDBOX_PORT",
+        "sandbox_port",
+        "Port the sandbox listens on. Default: 8787.",
+        8787,
+        whole_number(1),
+    ),
+    Setting(
+        "OMNICANAL_SANDBOX_PEOPLE",
+        "sandbox_people",
+        "People in the sandbox world. Default: 500.",
+        500,
+        whole_number(1),
+    ),
+    Setting(
+        "OMNICANAL_SANDBOX_SEED",
+        "sandbox_seed",
+        "Seed of the sandbox world. Default: 42.",
+        42,
+        whole_number(0),
+    ),
+    Setting("OMNICANAL_DBT_THREADS", "dbt_threads", "dbt threads. Default: 2.", 2, whole_number(1)),
+    Setting(
+        "OMNICANAL_LOG_LEVEL",
+        "log_level",
+        "Log level of the CLI. Default: INFO.",
+        "INFO",
+        one_of("DEBUG", "INFO", "WARNING", "ERROR"),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting omnicanal uses; build it with :func:`omnicanal.settings.get_settings`.
+
+    Core settings are fields; a channel's are ``settings.channel(name)``.
+    """
+
+    project_dir: Path
+    home: Path
+    warehouse_url: str | None = field(repr=False)
+    embedded_pg_port: int
+    sandbox_host: str
+    sandbox_port: int
+    sandbox_people: int
+    sandbox_seed: int
+    dbt_threads: int
+    log_level: str
+    channels: Mapping[str, SettingValues] = field(default_factory=dict)
+
+    def channel(self, name: str) -> SettingValues:
+        """The settings of channel ``name`` (KeyError if it declares none)."""
+        return self.channels[name]
+
+    @property
+    def uses_embedded_warehouse(self) -> bool:
+        return self.warehouse_url is None
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://{self.sandbox_host}:{self.sandbox_port}"
+
+    @property
+    def dbt_project_dir(self) -> Path:
+        return self.project_dir / "dbt_project"
+
+    @property
+    def dags_dir(self) -> Path:
+        return self.project_dir / "dags"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def sandbox_dir(self) -> Path:
+        """Where the sandbox keeps its world and the emulations' state between restarts."""
+        return self.home / "sandbox"
+
+    @property
+    def world_path(self) -> Path:
+        return self.sandbox_dir / "world.json"
+
+
+def read_settings(
+    env: Mapping[str, str], channel_settings: Mapping[str, Iterable[Setting]]
+) -> Settings:
+    """Read the core settings and each channel's from ``env``.
+
+    Raises :class:`ConfigError` naming the variable when a value is malformed, so the
+    user knows exactly what to fix.
+    """
+    core = {spec.attr: spec.read(env) for spec in CORE_SETTINGS}
+    project_dir = Path(core.pop("project_dir") or _default_project_dir()).resolve()
+    home = Path(core.pop("home") or project_dir / ".omnicanal").resolve()
+    return Settings(
+        project_dir=project_dir,
+        home=home,
+        **core,
+        channels={name: SettingValues.read(specs, env) for name, specs in channel_settings.items()},
+    )
 
 
 @dataclass(frozen=True)
@@ -119,143 +340,3 @@ class WarehouseURL:
             "OMNICANAL_PG_PASSWORD": self.password,
             "OMNICANAL_PG_DBNAME": self.dbname,
         }
-
-
-def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(name, f"must be a whole number (got {raw!r})") from None
-    if value < minimum:
-        raise ConfigError(name, f"must be at least {minimum} (got {value})")
-    return value
-
-
-def _default_project_dir() -> Path:
-    # include/omnicanal/config.py -> project root is two levels above the package.
-    return Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Every setting omnicanal uses; build it with :func:`get_settings`."""
-
-    project_dir: Path
-    home: Path
-    warehouse_url: str | None = field(repr=False)
-    embedded_pg_port: int
-    sandbox_host: str
-    sandbox_port: int
-    sandbox_people: int
-    sandbox_seed: int
-    shopify_api_url: str | None
-    shopify_access_token: str = field(repr=False)
-    shopify_start_date: str
-    shopify_max_retries: int
-    mailchimp_api_url: str | None
-    mailchimp_api_key: str = field(repr=False)
-    mailchimp_list_id: str
-    dbt_threads: int
-    log_level: str
-
-    @property
-    def uses_embedded_warehouse(self) -> bool:
-        return self.warehouse_url is None
-
-    @property
-    def sandbox_url(self) -> str:
-        return f"http://{self.sandbox_host}:{self.sandbox_port}"
-
-    @property
-    def shopify_url(self) -> str:
-        return self.shopify_api_url or self.sandbox_url
-
-    @property
-    def mailchimp_url(self) -> str:
-        """The Mailchimp API base: explicit, from the key's data centre, or the sandbox."""
-        if self.mailchimp_api_url:
-            return self.mailchimp_api_url.rstrip("/")
-        if self.mailchimp_api_key != DEFAULT_SANDBOX_MAILCHIMP_KEY and "-" in (
-            self.mailchimp_api_key
-        ):
-            dc = self.mailchimp_api_key.rsplit("-", 1)[1]
-            return f"https://{dc}.api.mailchimp.com/3.0"
-        return f"{self.sandbox_url}/3.0"
-
-    def sandbox_app_options(self) -> dict:
-        """The sandbox's credentials and state file, so taps and syncs can talk to it."""
-        return {
-            "shopify_token": self.shopify_access_token,
-            "mailchimp_api_key": self.mailchimp_api_key,
-            "mailchimp_list_id": self.mailchimp_list_id,
-            "mailchimp_state_path": self.sandbox_mailchimp_state,
-        }
-
-    @property
-    def dbt_project_dir(self) -> Path:
-        return self.project_dir / "dbt_project"
-
-    @property
-    def dags_dir(self) -> Path:
-        return self.project_dir / "dags"
-
-    @property
-    def airflow_home(self) -> Path:
-        return self.home / "airflow"
-
-    @property
-    def world_path(self) -> Path:
-        return self.home / "sandbox" / "world.json"
-
-    @property
-    def sandbox_mailchimp_state(self) -> Path:
-        """Where the sandbox's Mailchimp keeps its members between restarts."""
-        return self.home / "sandbox" / "mailchimp.json"
-
-    def warehouse(self) -> WarehouseURL:
-        """The warehouse URL parts; starts nothing (see omnicanal.warehouse for that)."""
-        if self.warehouse_url:
-            return WarehouseURL.parse(self.warehouse_url)
-        from omnicanal.warehouse import embedded_url
-
-        return WarehouseURL.parse(embedded_url(self), "embedded warehouse")
-
-
-def get_settings(env: dict[str, str] | None = None) -> Settings:
-    """Read the settings from ``env`` (default: the process environment).
-
-    Raises :class:`ConfigError` naming the setting when a value is malformed, so the
-    user knows exactly what to fix.
-    """
-    env = dict(os.environ if env is None else env)
-    project_dir = Path(env.get("OMNICANAL_PROJECT_DIR") or _default_project_dir()).resolve()
-    home = Path(env.get("OMNICANAL_HOME") or project_dir / ".omnicanal").resolve()
-    warehouse_url = env.get("OMNICANAL_WAREHOUSE_URL", "").strip() or None
-    if warehouse_url:
-        WarehouseURL.parse(warehouse_url)  # fail now, naming the setting
-    log_level = env.get("OMNICANAL_LOG_LEVEL", "INFO").upper()
-    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError("OMNICANAL_LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
-    return Settings(
-        project_dir=project_dir,
-        home=home,
-        warehouse_url=warehouse_url,
-        embedded_pg_port=_int(env, "OMNICANAL_EMBEDDED_PG_PORT", 54329, 1),
-        sandbox_host=env.get("OMNICANAL_SANDBOX_HOST", "127.0.0.1"),
-        sandbox_port=_int(env, "OMNICANAL_SANDBOX_PORT", 8787, 1),
-        sandbox_people=_int(env, "OMNICANAL_SANDBOX_PEOPLE", 500, 1),
-        sandbox_seed=_int(env, "OMNICANAL_SANDBOX_SEED", 42),
-        shopify_api_url=env.get("OMNICANAL_SHOPIFY_API_URL") or None,
-        shopify_access_token=env.get("OMNICANAL_SHOPIFY_ACCESS_TOKEN")
-        or DEFAULT_SANDBOX_SHOPIFY_TOKEN,
-        shopify_start_date=env.get("OMNICANAL_SHOPIFY_START_DATE") or "2000-01-01T00:00:00Z",
-        shopify_max_retries=_int(env, "OMNICANAL_SHOPIFY_MAX_RETRIES", 5),
-        mailchimp_api_url=env.get("OMNICANAL_MAILCHIMP_API_URL") or None,
-        mailchimp_api_key=env.get("OMNICANAL_MAILCHIMP_API_KEY") or DEFAULT_SANDBOX_MAILCHIMP_KEY,
-        mailchimp_list_id=env.get("OMNICANAL_MAILCHIMP_LIST_ID") or DEFAULT_MAILCHIMP_LIST_ID,
-        dbt_threads=_int(env, "OMNICANAL_DBT_THREADS", 2, 1),
-        log_level=log_level,
-    )

@@ -18,6 +18,7 @@ from pathlib import Path
 from psycopg import sql
 
 from omnicanal import warehouse
+from omnicanal.channels import sources
 from omnicanal.config import Settings
 from omnicanal.errors import OmnicanalError
 from omnicanal.extract import reset_state
@@ -45,31 +46,35 @@ class Progress:
 
 def start_sandbox(settings: Settings, people: int, seed: int, stack: ExitStack):
     """Generate the world and serve it in this process until ``stack`` closes."""
-    from omnicanal.sandbox.app import SandboxServer
+    from omnicanal.sandbox.app import SandboxServer, emulation_options
     from omnicanal.sandbox.world import generate_world
 
     world = generate_world(people, seed)
-    if not settings.sandbox_mailchimp_state.exists():
-        # A new sandbox Mailchimp account: whatever the ledger remembers of an older
-        # one is gone, so the syncs must start from scratch.
-        _forget_all_syncs(settings)
-    server = SandboxServer(
-        world,
-        host=settings.sandbox_host,
-        port=settings.sandbox_port,
-        **settings.sandbox_app_options(),
+    options = emulation_options(settings)
+    # An emulated destination without its state file is a new account: whatever the
+    # ledger remembers of an older one is gone, so its syncs must start from scratch.
+    _forget_syncs_to(
+        settings,
+        {
+            name
+            for name, option in options.items()
+            if option.get("state_path") and not Path(option["state_path"]).exists()
+        },
     )
+    server = SandboxServer(world, host=settings.sandbox_host, port=settings.sandbox_port, **options)
     stack.enter_context(server)
     return world, server
 
 
-def _forget_all_syncs(settings: Settings) -> None:
+def _forget_syncs_to(settings: Settings, destinations: set[str]) -> None:
     from omnicanal.activation.definitions import load_definitions
     from omnicanal.activation.ledger import forget
 
+    definitions = load_definitions(settings.dbt_project_dir).values()
     with warehouse.connect(settings) as conn:
-        for name in load_definitions(settings.dbt_project_dir):
-            forget(conn, name)
+        for definition in definitions:
+            if definition.destination in destinations:
+                forget(conn, definition.name)
 
 
 def load_dag(settings: Settings, dag_id: str = PIPELINE_DAG):
@@ -138,10 +143,10 @@ def run_pipeline(settings: Settings, log_path: Path | None = None):
 
 
 def summary(settings: Settings, server=None) -> dict:
-    from omnicanal.extract import SOURCES, raw_counts
+    from omnicanal.extract import raw_counts
 
     out: dict = {"raw_rows": {}}
-    for source in SOURCES.values():
+    for source in sources():
         for stream, count in raw_counts(settings, source).items():
             out["raw_rows"][f"{source.raw_schema}.{stream}"] = count
     with warehouse.connect(settings) as conn:
@@ -169,7 +174,7 @@ def summary(settings: Settings, server=None) -> dict:
             out["last_sync_runs"] = []
     if server is not None:
         members = server.app.state.mailchimp.members(
-            settings.mailchimp_list_id, status="subscribed"
+            settings.channel("mailchimp").list_id, status="subscribed"
         )
         out["mailchimp_members_subscribed"] = len(members)
     return out
@@ -200,13 +205,13 @@ def run_demo(settings: Settings, people: int | None = None, seed: int | None = N
         progress.step(f"sandbox: a world of {people} people (seed {seed})")
         world, server = start_sandbox(settings, people, seed, stack)
         progress.done(
-            f"{server.url} serves {len(world.shopify_customers)} Shopify customers, "
-            f"{len(world.shopify_orders)} orders"
+            f"{server.url} serves " + ", ".join(piece.describe() for piece in world.slices.values())
         )
 
         # Each demo serves a world generated now, so "recent" means recent to the clock;
-        # that is a new snapshot of the store, so extract it whole, not from the bookmark.
-        reset_state(settings, "shopify")
+        # that is a new snapshot of every source, so extract it whole, not from the bookmark.
+        for source in sources():
+            reset_state(settings, source.name)
 
         progress.step("airflow metadata database")
         prepare_airflow(settings)

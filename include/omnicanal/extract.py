@@ -23,15 +23,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from psycopg import sql
 
+from omnicanal.channels import CHANNELS, sources
+from omnicanal.channels.channel import Channel
 from omnicanal.config import Settings
 from omnicanal.errors import ExtractError
-from omnicanal.warehouse import connect
+from omnicanal.warehouse import connect, url
 
 log = logging.getLogger(__name__)
 
@@ -41,46 +42,18 @@ STATE_TABLE = "singer_state"
 STATE_ID_COLUMN = "source"
 
 
-@dataclass(frozen=True)
-class Source:
-    name: str
-    tap: str
-    raw_schema: str
-    streams: tuple[str, ...]
-    tap_config: Callable[[Settings], dict]
-
-
-def _shopify_config(settings: Settings) -> dict:
-    return {
-        "api_url": settings.shopify_url,
-        "access_token": settings.shopify_access_token,
-        "start_date": settings.shopify_start_date,
-        "max_retries": settings.shopify_max_retries,
-    }
-
-
-SOURCES: dict[str, Source] = {
-    "shopify": Source(
-        name="shopify",
-        tap="tap-shopify",
-        raw_schema="raw_shopify",
-        streams=("customers", "orders"),
-        tap_config=_shopify_config,
-    ),
-}
-
 #: Our own loader (targets/target-warehouse): COPY + merge, schema evolution, quarantine.
 LOADER = "target-warehouse"
 QUARANTINE_TABLE = "_quarantine"
 
 
-def get_source(name: str) -> Source:
-    try:
-        return SOURCES[name]
-    except KeyError:
-        raise ExtractError(
-            f"unknown source {name!r}; omnicanal knows: {', '.join(sorted(SOURCES))}"
-        ) from None
+def get_source(name: str) -> Channel:
+    """The channel called ``name``, if it has a source (a tap) to extract."""
+    channel = CHANNELS.get(name)
+    if channel is None or channel.source is None:
+        known = ", ".join(c.name for c in sources())
+        raise ExtractError(f"unknown source {name!r}; omnicanal knows: {known}")
+    return channel
 
 
 def _executable(name: str) -> str:
@@ -93,9 +66,9 @@ def _executable(name: str) -> str:
     )
 
 
-def _loader_config(settings: Settings, source: Source) -> dict:
+def _loader_config(settings: Settings, source: Channel) -> dict:
     return {
-        **settings.warehouse().connection_params(),
+        **url(settings).connection_params(),
         "default_target_schema": source.raw_schema,
         "add_record_metadata": True,
         "activate_version": True,
@@ -158,7 +131,7 @@ def _drain(stream, sink: list[str], prefix: str) -> None:
         log.debug("%s %s", prefix, line)
 
 
-def quarantine_count(settings: Settings, source: Source) -> int:
+def quarantine_count(settings: Settings, source: Channel) -> int:
     """Records of ``source`` the loader quarantined so far (0 if none ever were)."""
     with connect(settings) as conn:
         exists = conn.execute(
@@ -174,10 +147,10 @@ def quarantine_count(settings: Settings, source: Source) -> int:
         ).fetchone()[0]
 
 
-def raw_counts(settings: Settings, source: Source) -> dict[str, int]:
+def raw_counts(settings: Settings, source: Channel) -> dict[str, int]:
     counts: dict[str, int] = {}
     with connect(settings) as conn:
-        for stream in source.streams:
+        for stream in source.source.streams:
             exists = conn.execute(
                 "select 1 from information_schema.tables "
                 "where table_schema = %s and table_name = %s",
@@ -199,7 +172,7 @@ def run_extract(
 
     started = time.monotonic()
     source = get_source(source_name)
-    tap, loader = _executable(source.tap), _executable(LOADER)
+    tap, loader = _executable(source.source.tap), _executable(LOADER)
     if full_refresh:
         reset_state(settings, source.name)
     state = read_state(settings, source.name)
@@ -207,7 +180,7 @@ def run_extract(
     with tempfile.TemporaryDirectory(prefix=f"omnicanal-{source.name}-") as tmp:
         os.chmod(tmp, 0o700)
         files = {
-            "tap.json": source.tap_config(settings),
+            "tap.json": source.source.tap_config(settings),
             "loader.json": _loader_config(settings, source),
         }
         if state:
@@ -219,7 +192,7 @@ def run_extract(
         tap_cmd = [tap, "--config", str(Path(tmp, "tap.json"))]
         if state:
             tap_cmd += ["--state", str(Path(tmp, "state.json"))]
-        log.info("extracting %s with %s into %s", source.name, source.tap, source.raw_schema)
+        log.info("extracting %s with %s into %s", source.name, source.source.tap, source.raw_schema)
         tap_err: list[str] = []
         loader_err: list[str] = []
         tap_proc = subprocess.Popen(
@@ -234,7 +207,7 @@ def run_extract(
         )
         tap_proc.stdout.close()  # the loader owns the pipe now
         threads = [
-            threading.Thread(target=_drain, args=(tap_proc.stderr, tap_err, source.tap)),
+            threading.Thread(target=_drain, args=(tap_proc.stderr, tap_err, source.source.tap)),
             threading.Thread(target=_drain, args=(loader_proc.stderr, loader_err, LOADER)),
         ]
         for thread in threads:
@@ -264,7 +237,7 @@ def run_extract(
             f"last saved state was kept, a rerun resumes from there:\n" + _last_words(loader_err)
         )
     if tap_rc != 0:
-        raise ExtractError(f"{source.tap} failed (exit {tap_rc}):\n" + _last_words(tap_err))
+        raise ExtractError(f"{source.source.tap} failed (exit {tap_rc}):\n" + _last_words(tap_err))
     report = ExtractReport(
         source=source.name,
         rows=raw_counts(settings, source),

@@ -98,6 +98,17 @@ def embedded_url(settings: Settings) -> str:
     return f"postgresql://{EMBEDDED_USER}@127.0.0.1:{port}/{EMBEDDED_DB}"
 
 
+def url(settings: Settings) -> WarehouseURL:
+    """Where the warehouse is: ``OMNICANAL_WAREHOUSE_URL``, or the embedded server.
+
+    Starts nothing (see :func:`up`); for the embedded server it reads the port the
+    server was last started on, which is why this lives here and not in the settings.
+    """
+    if settings.warehouse_url:
+        return WarehouseURL.parse(settings.warehouse_url)
+    return WarehouseURL.parse(embedded_url(settings), "embedded warehouse")
+
+
 def _run_as() -> str | None:
     """The system user the server runs as: ourselves, or a dedicated one when root."""
     if os.geteuid() != 0:
@@ -178,9 +189,9 @@ def up(settings: Settings, timeout: float = 60.0) -> WarehouseURL:
     Idempotent: a running server is reused. Returns the URL parts to connect with.
     """
     if not settings.uses_embedded_warehouse:
-        url = settings.warehouse()
-        wait_until_ready(url, timeout=5.0)
-        return url
+        where = url(settings)
+        wait_until_ready(where, timeout=5.0)
+        return where
     paths = _paths(settings)
     user = _run_as()
     if not (paths.data / "PG_VERSION").exists():
@@ -216,21 +227,21 @@ def up(settings: Settings, timeout: float = 60.0) -> WarehouseURL:
                 f"the embedded warehouse did not start (pg_ctl: {result.stderr.strip()}).\n"
                 f"Last lines of {paths.log}:\n{log_tail}"
             )
-    url = settings.warehouse()
-    admin = WarehouseURL(url.host, url.port, url.user, url.password, "postgres")
+    where = url(settings)
+    admin = WarehouseURL(where.host, where.port, where.user, where.password, "postgres")
     wait_until_ready(admin, timeout=timeout)
     with psycopg.connect(admin.url(), autocommit=True) as conn:
         exists = conn.execute(
-            "select 1 from pg_database where datname = %s", (url.dbname,)
+            "select 1 from pg_database where datname = %s", (where.dbname,)
         ).fetchone()
         if not exists:
-            conn.execute(f'create database "{url.dbname}"')
-    with psycopg.connect(url.url(), autocommit=True) as conn:
+            conn.execute(f'create database "{where.dbname}"')
+    with psycopg.connect(where.url(), autocommit=True) as conn:
         # The contrib extensions identity resolution uses ship in the wheel; an external
         # warehouse gets them from dbt's on-run-start hook when its server offers them.
         for extension in EMBEDDED_EXTENSIONS:
             conn.execute(f"create extension if not exists {extension}")
-    return url
+    return where
 
 
 def recreate_database(url: WarehouseURL, name: str) -> WarehouseURL:
@@ -275,16 +286,16 @@ def down(settings: Settings) -> bool:
 
 def status(settings: Settings) -> dict[str, object]:
     """What the warehouse is and whether it answers (never prints a password)."""
-    url = settings.warehouse()
+    where = url(settings)
     info: dict[str, object] = {
         "kind": "embedded" if settings.uses_embedded_warehouse else "external",
-        "url": url.redacted(),
+        "url": where.redacted(),
     }
     if settings.uses_embedded_warehouse:
         info["data_dir"] = str(_paths(settings).data)
         info["running"] = is_running(settings)
     try:
-        with psycopg.connect(url.url(), connect_timeout=3) as conn:
+        with psycopg.connect(where.url(), connect_timeout=3) as conn:
             info["server_version"] = conn.execute("show server_version").fetchone()[0]
             info["reachable"] = True
     except psycopg.Error as exc:
@@ -312,12 +323,12 @@ def wait_until_ready(url: WarehouseURL, timeout: float) -> None:
 @contextmanager
 def connect(settings: Settings, autocommit: bool = False) -> Iterator[psycopg.Connection]:
     """A psycopg connection to the warehouse, with a clear error when it is down."""
-    url = settings.warehouse()
+    where = url(settings)
     try:
-        conn = psycopg.connect(url.url(), autocommit=autocommit, connect_timeout=10)
+        conn = psycopg.connect(where.url(), autocommit=autocommit, connect_timeout=10)
     except psycopg.OperationalError as exc:
         raise WarehouseError(
-            f"cannot connect to the warehouse at {url.redacted()}: "
+            f"cannot connect to the warehouse at {where.redacted()}: "
             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc}. "
             "Start it with `omnicanal warehouse up`, or fix OMNICANAL_WAREHOUSE_URL."
         ) from None

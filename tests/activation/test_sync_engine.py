@@ -11,10 +11,10 @@ import pytest
 
 from omnicanal.activation.engine import run_sync
 from omnicanal.cli import main
-from omnicanal.config import get_settings
 from omnicanal.errors import SyncError
 from omnicanal.sandbox.app import SandboxServer
 from omnicanal.sandbox.world import generate_world
+from omnicanal.settings import get_settings
 
 SYNC = "mailchimp__recent_buyers"
 LIST = "omnicanal-demo"
@@ -194,7 +194,7 @@ def test_unknown_audience_names_the_setting(mailchimp, warehouse_env, monkeypatc
 def test_destination_down_names_the_url(warehouse_env, monkeypatch):
     set_segment(warehouse_env, [("ana@x.com.br", "Ana", "Souza")])
     monkeypatch.setenv("OMNICANAL_MAILCHIMP_API_URL", "http://127.0.0.1:1/3.0")
-    from omnicanal.activation.destinations.mailchimp import MailchimpDestination
+    from omnicanal.channels.mailchimp.destination import MailchimpDestination
 
     dest = MailchimpDestination("http://127.0.0.1:1/3.0", "k", LIST, max_attempts=2, backoff=0.01)
     with pytest.raises(SyncError, match="127.0.0.1:1"):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import psycopg
 
-from omnicanal.config import get_settings
 from omnicanal.sandbox.app import SandboxServer
 from omnicanal.sandbox.world import generate_world
+from omnicanal.settings import get_settings
 
 LIST = "omnicanal-demo"
 
@@ -43,8 +43,8 @@ def test_pipeline_delivers_the_ground_truth_audience(airflow_db, warehouse_env, 
         with psycopg.connect(warehouse_env) as conn:
             customers = conn.execute("select count(*) from raw_shopify.customers").fetchone()[0]
             orders = conn.execute("select count(*) from raw_shopify.orders").fetchone()[0]
-        assert customers == len(world.shopify_customers)
-        assert orders == len(world.shopify_orders)
+        assert customers == len(world.slices["shopify"].customers)
+        assert orders == len(world.slices["shopify"].orders)
 
         # Second run: incremental extract adds no duplicates, the sync sends nothing.
         mailchimp.reset_counters()

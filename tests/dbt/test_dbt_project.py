@@ -43,6 +43,8 @@ import yaml
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from omnicanal.channels import identity_sources_env
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 EXPOSURES_FILE = DBT_PROJECT_DIR / "models/marts/activation/_activation__exposures.yml"
@@ -85,6 +87,7 @@ class Server:
             "OMNICANAL_PG_PASSWORD": self.password,
             "OMNICANAL_PG_DBNAME": dbname,
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            **identity_sources_env(),
         }
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from omnicanal.channels.mailchimp import SANDBOX_API_KEY as DEFAULT_MAILCHIMP_API_KEY
+from omnicanal.channels.shopify import SANDBOX_ACCESS_TOKEN as DEFAULT_SHOPIFY_TOKEN
 from omnicanal.sandbox import (
-    DEFAULT_MAILCHIMP_API_KEY,
-    DEFAULT_SHOPIFY_TOKEN,
     SandboxServer,
     World,
     create_app,
@@ -34,6 +34,7 @@ def test_healthz_and_clean_stop(world: World) -> None:
             "seed": world.seed,
             "as_of": world.as_of.isoformat(),
             "people": 200,
+            "channels": ["mailchimp", "shopify"],
         }
         url = server.url
     with pytest.raises(httpx.TransportError):
@@ -41,7 +42,9 @@ def test_healthz_and_clean_stop(world: World) -> None:
 
 
 def test_server_accepts_a_ready_app_and_custom_credentials(world: World) -> None:
-    app = create_app(world, shopify_token="shpat_other", mailchimp_api_key="key-us9")
+    app = create_app(
+        world, shopify={"access_token": "shpat_other"}, mailchimp={"api_key": "key-us9"}
+    )
     with SandboxServer(app) as server:
         assert server.app is app
         shopify = httpx.get(
@@ -68,7 +71,7 @@ def test_generate_world_file_round_trips(tmp_path: Path, world: World) -> None:
 
 
 def test_serve_needs_a_world_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="omnicanal sandbox generate"):
+    with pytest.raises(FileNotFoundError, match="omnicanal sandbox world"):
         serve(tmp_path / "missing.json")
 
 

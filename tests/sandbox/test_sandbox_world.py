@@ -24,8 +24,8 @@ WITHOUT_NINTH_DIGIT = re.compile(r"^\(?\d{2}\)? \d{4}-\d{4}$")
 
 
 def _all_addresses(world: World) -> list[dict[str, Any]]:
-    addresses = [a for c in world.shopify_customers for a in c["addresses"]]
-    addresses += [o["billing_address"] for o in world.shopify_orders]
+    addresses = [a for c in world.slices["shopify"].customers for a in c["addresses"]]
+    addresses += [o["billing_address"] for o in world.slices["shopify"].orders]
     return addresses
 
 
@@ -77,31 +77,31 @@ def test_json_round_trip(world: World, tmp_path: Path) -> None:
     loaded = World.from_json(path)
     assert loaded.to_dict() == world.to_dict()
     assert loaded.as_of == world.as_of
-    assert loaded.shopify_customer_person == world.shopify_customer_person
+    assert loaded.slices["shopify"].customer_person == world.slices["shopify"].customer_person
     assert "João" in path.read_text(encoding="utf-8") or "ã" in path.read_text(encoding="utf-8")
 
 
 def test_customer_share_and_ground_truth(world: World) -> None:
-    ids = [c["id"] for c in world.shopify_customers]
+    ids = [c["id"] for c in world.slices["shopify"].customers]
     assert len(set(ids)) == len(ids) and all(i > 10**12 for i in ids)
-    assert set(world.shopify_customer_person) == set(ids)
-    people_with_account = set(world.shopify_customer_person.values())
+    assert set(world.slices["shopify"].customer_person) == set(ids)
+    people_with_account = set(world.slices["shopify"].customer_person.values())
     assert 0.75 < len(people_with_account) / len(world.people) < 0.95
-    for customer in world.shopify_customers:
-        person = world.person(world.shopify_customer_person[customer["id"]])
+    for customer in world.slices["shopify"].customers:
+        person = world.person(world.slices["shopify"].customer_person[customer["id"]])
         assert _norm(customer["email"]) == person.email
 
 
 def test_noise_is_present(world: World) -> None:
-    phones = [c["phone"] for c in world.shopify_customers]
+    phones = [c["phone"] for c in world.slices["shopify"].customers]
     phones += [a["phone"] for a in _all_addresses(world)]
     assert any(p is None for p in phones)
     assert any(p and WITHOUT_NINTH_DIGIT.match(p) for p in phones)
     assert any(p and p.startswith("(") and re.search(r" 9\d{4}-", p) for p in phones)
     assert any(p and E164_MOBILE.match(p) for p in phones)
 
-    emails = [c["email"] for c in world.shopify_customers]
-    emails += [o["email"] for o in world.shopify_orders]
+    emails = [c["email"] for c in world.slices["shopify"].customers]
+    emails += [o["email"] for o in world.slices["shopify"].orders]
     assert any(e != e.strip() for e in emails)
     assert any(e.strip() != e.strip().lower() for e in emails)
     assert any(e == _norm(e) for e in emails)
@@ -117,30 +117,31 @@ def test_noise_is_present(world: World) -> None:
 
 
 def test_timestamps_are_ordered_and_in_shop_time(big_world: World) -> None:
-    for record in big_world.shopify_customers + big_world.shopify_orders:
+    for record in big_world.slices["shopify"].customers + big_world.slices["shopify"].orders:
         created = datetime.fromisoformat(record["created_at"])
         updated = datetime.fromisoformat(record["updated_at"])
         assert record["created_at"].endswith("-03:00")
         assert created <= updated <= big_world.as_of
-    later = [r for r in big_world.shopify_orders if r["updated_at"] != r["created_at"]]
+    later = [r for r in big_world.slices["shopify"].orders if r["updated_at"] != r["created_at"]]
     assert later
 
 
 def test_orders_stay_clear_of_segment_boundaries(big_world: World) -> None:
-    for order in big_world.shopify_orders:
+    for order in big_world.slices["shopify"].orders:
         age = big_world.as_of - datetime.fromisoformat(order["created_at"])
         assert timedelta(0) < age <= timedelta(days=731)
         for boundary in (30, 90):
             assert abs(age - timedelta(days=boundary)) > timedelta(days=2)
     ages = [
-        big_world.as_of - datetime.fromisoformat(o["created_at"]) for o in big_world.shopify_orders
+        big_world.as_of - datetime.fromisoformat(o["created_at"])
+        for o in big_world.slices["shopify"].orders
     ]
     assert any(a < timedelta(days=30) for a in ages)
     assert any(timedelta(days=30) < a < timedelta(days=90) for a in ages)
 
 
 def test_orders_are_consistent(big_world: World) -> None:
-    orders = big_world.shopify_orders
+    orders = big_world.slices["shopify"].orders
     assert [o["order_number"] for o in orders] == list(range(1001, 1001 + len(orders)))
     assert all(o["name"] == f"#{o['order_number']}" for o in orders)
     cancelled = [o for o in orders if o["cancelled_at"]]
@@ -155,15 +156,15 @@ def test_orders_are_consistent(big_world: World) -> None:
     per_customer: dict[int, int] = defaultdict(int)
     for order in orders:
         per_customer[order["customer"]["id"]] += 1
-    for customer in big_world.shopify_customers:
+    for customer in big_world.slices["shopify"].customers:
         assert customer["orders_count"] == per_customer[customer["id"]]
     assert {o["source_name"] for o in orders} == {"web", "pos"}
 
 
 def test_duplicate_accounts_agree_where_the_models_rely_on_it(big_world: World) -> None:
     accounts: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for customer in big_world.shopify_customers:
-        accounts[big_world.shopify_customer_person[customer["id"]]].append(customer)
+    for customer in big_world.slices["shopify"].customers:
+        accounts[big_world.slices["shopify"].customer_person[customer["id"]]].append(customer)
     duplicated = {pid: rows for pid, rows in accounts.items() if len(rows) > 1}
     assert duplicated, "expected some people with two store accounts"
     for person_id, rows in accounts.items():
@@ -183,14 +184,14 @@ def test_duplicate_accounts_agree_where_the_models_rely_on_it(big_world: World) 
 def _recent_buyers_from_raw_records(world: World, window_days: int) -> dict[str, dict[str, str]]:
     """What a correct dbt model computes, from the noisy records only (no Person)."""
     latest: dict[str, dict[str, Any]] = {}
-    for customer in world.shopify_customers:
+    for customer in world.slices["shopify"].customers:
         key = _norm(customer["email"])
         if key not in latest or customer["updated_at"] > latest[key]["updated_at"]:
             latest[key] = customer
     cutoff = world.as_of - timedelta(days=window_days)
     recent = {
         _norm(o["email"])
-        for o in world.shopify_orders
+        for o in world.slices["shopify"].orders
         if o["cancelled_at"] is None and datetime.fromisoformat(o["created_at"]) >= cutoff
     }
     return {

@@ -28,12 +28,9 @@ import pytest
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
+from omnicanal.channels.shopify import SANDBOX_ACCESS_TOKEN as DEFAULT_SHOPIFY_TOKEN
+from omnicanal.channels.shopify.emulation import DEFAULT_LEAK_RATE, ShopifyEmulator
 from omnicanal.sandbox.app import SandboxServer
-from omnicanal.sandbox.shopify import (
-    DEFAULT_LEAK_RATE,
-    DEFAULT_SHOPIFY_TOKEN,
-    ShopifyEmulator,
-)
 from omnicanal.sandbox.world import World, generate_world
 from tap_shopify.errors import ShopifyRetriesExhaustedError
 from tap_shopify.tap import TapShopify
@@ -159,15 +156,17 @@ def test_every_record_arrives_exactly_once_across_pages(
     synced = SyncResult([json.loads(line) for line in result.stdout.splitlines() if line])
 
     for stream, expected in (
-        ("customers", world.shopify_customers),
-        ("orders", world.shopify_orders),
+        ("customers", world.slices["shopify"].customers),
+        ("orders", world.slices["shopify"].orders),
     ):
         ids = synced.ids(stream)
         duplicates = [i for i, n in Counter(ids).items() if n > 1]
         assert not duplicates, f"{stream}: ids emitted more than once: {duplicates}"
         assert set(ids) == {record["id"] for record in expected}, stream
 
-    pages = -(-len(world.shopify_customers) // 7) + -(-len(world.shopify_orders) // 7)
+    pages = -(-len(world.slices["shopify"].customers) // 7) + -(
+        -len(world.slices["shopify"].orders) // 7
+    )
     assert shopify.request_count - requests_before >= pages
     # Cancelled orders only come with status=any; the world has some.
     assert any(order["cancelled_at"] for order in synced.records["orders"])
@@ -176,8 +175,8 @@ def test_every_record_arrives_exactly_once_across_pages(
 def test_records_are_sorted_and_bookmark_is_the_latest_update(world: World) -> None:
     result = sync({"page_size": 25})
     for stream, expected in (
-        ("customers", world.shopify_customers),
-        ("orders", world.shopify_orders),
+        ("customers", world.slices["shopify"].customers),
+        ("orders", world.slices["shopify"].orders),
     ):
         stamps = [utc(record["updated_at"]) for record in result.records[stream]]
         assert stamps == sorted(stamps), f"{stream} not in updated_at order"
@@ -214,12 +213,12 @@ def test_incremental_sync_gets_only_what_changed(shopify: ShopifyEmulator) -> No
 
 
 def test_start_date_limits_the_first_sync(world: World) -> None:
-    stamps = sorted(utc(order["updated_at"]) for order in world.shopify_orders)
+    stamps = sorted(utc(order["updated_at"]) for order in world.slices["shopify"].orders)
     start = stamps[len(stamps) // 2]
     result = sync({"start_date": start.isoformat()})
-    expected = {o["id"] for o in world.shopify_orders if utc(o["updated_at"]) >= start}
+    expected = {o["id"] for o in world.slices["shopify"].orders if utc(o["updated_at"]) >= start}
     assert set(result.ids("orders")) == expected
-    assert 0 < len(expected) < len(world.shopify_orders)
+    assert 0 < len(expected) < len(world.slices["shopify"].orders)
 
 
 def test_429_and_5xx_are_retried_and_the_sync_completes(
@@ -231,8 +230,8 @@ def test_429_and_5xx_are_retried_and_the_sync_completes(
     result = sync({"page_size": 25})
     assert time.monotonic() - started >= 1.0, "Retry-After was not honoured"
     assert shopify.faults.pending == 0
-    assert set(result.ids("customers")) == {c["id"] for c in world.shopify_customers}
-    assert set(result.ids("orders")) == {o["id"] for o in world.shopify_orders}
+    assert set(result.ids("customers")) == {c["id"] for c in world.slices["shopify"].customers}
+    assert set(result.ids("orders")) == {o["id"] for o in world.slices["shopify"].orders}
 
 
 def test_retries_have_a_limit(shopify: ShopifyEmulator) -> None:
@@ -248,7 +247,7 @@ def test_call_limit_header_paces_requests_before_the_bucket_overflows(
     shopify.set_rate_limit(bucket_size=5, leak_rate=DEFAULT_LEAK_RATE)
     with caplog.at_level(logging.INFO):
         result = sync({"page_size": 20, "max_retries": 0})
-    assert set(result.ids("orders")) == {o["id"] for o in world.shopify_orders}
+    assert set(result.ids("orders")) == {o["id"] for o in world.slices["shopify"].orders}
     assert "pausing" in caplog.text
 
 

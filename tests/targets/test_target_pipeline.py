@@ -13,9 +13,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from omnicanal.channels.shopify import SANDBOX_ACCESS_TOKEN as DEFAULT_SHOPIFY_TOKEN
 from omnicanal.config import WarehouseURL
 from omnicanal.sandbox.app import SandboxServer
-from omnicanal.sandbox.shopify import DEFAULT_SHOPIFY_TOKEN
 from omnicanal.sandbox.world import generate_world
 
 BIN = Path(sys.executable).parent
@@ -62,9 +62,9 @@ def test_tap_shopify_into_target_warehouse(fresh_db, sql, tmp_path: Path):
         states = _run(tmp_path, tap_config, loader_config, None)
         assert states, "the target printed no STATE"
         first = sql("select count(*), count(distinct id) from raw_shopify.orders")
-        assert first == [(len(world.shopify_orders), len(world.shopify_orders))]
+        assert first == [(len(world.slices["shopify"].orders), len(world.slices["shopify"].orders))]
         customers = sql("select count(*) from raw_shopify.customers")
-        assert customers == [(len(world.shopify_customers),)]
+        assert customers == [(len(world.slices["shopify"].customers),)]
         # incremental rerun from the printed state: nothing duplicated
         _run(tmp_path, tap_config, loader_config, states[-1])
     assert sql("select count(*), count(distinct id) from raw_shopify.orders") == first

@@ -1,11 +1,13 @@
 {#
-    The identity records as the sources hold them (var identity_sources), or the
+    The identity records as the sources hold them (identity_sources), or the
     `omnicanal identity resolve` input table (var identity_input): one select of the
     raw fields (platform ids and social handles as jsonb objects by type and by network)
     and record_fingerprint (md5 of them, macro identity_fingerprint; for the input table,
     md5 of the row as loaded, so a run need not compute the fields to compare), shared
     by int_identity__record_changes (what changed since the last run) and
     int_identity__records (the normalised records).
+
+    identity_sources (macro below) says which staging models feed identity and how.
 #}
 {% macro identity_source_records() -%}
 {%- set input = var('identity_input', none) %}
@@ -52,7 +54,7 @@
         {{ identity_fingerprint() }} as record_fingerprint
 
     from (
-        {%- for src in var('identity_sources') %}
+        {%- for src in identity_sources() %}
             {%- if not loop.first %}
 
     union all
@@ -85,4 +87,20 @@
     {%- else -%}
         cast(null as jsonb)
     {%- endif -%}
+{%- endmacro %}
+
+
+{#
+    Which staging models feed identity resolution, and which of their columns are which
+    identity field: each channel declares it in its package (IdentityFeed in
+    include/omnicanal/channels), and omnicanal hands the registry's list to dbt in
+    OMNICANAL_IDENTITY_SOURCES, so adding a channel touches no shared dbt file. The var
+    identity_sources, when set (--vars, unit tests), takes precedence.
+#}
+{% macro identity_sources() -%}
+    {%- set declared = var('identity_sources', none) -%}
+    {%- if declared is none -%}
+        {%- set declared = fromjson(env_var('OMNICANAL_IDENTITY_SOURCES')) -%}
+    {%- endif -%}
+    {{ return(declared) }}
 {%- endmacro %}

@@ -21,7 +21,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from omnicanal.activation.definitions import SyncDefinition, get_definition
-from omnicanal.activation.destinations import Destination, Outcome, Row, get_destination
+from omnicanal.activation.destination import Destination, Outcome, Row, get_destination
 from omnicanal.activation.ledger import SCHEMA, ensure_schema
 from omnicanal.config import Settings
 from omnicanal.errors import SyncError

@@ -11,7 +11,11 @@ from omnicanal.config import Settings
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
-    """Variables that point Airflow at this project: its home, DAGs, no examples."""
+    """Variables that point Airflow at this project: its home, DAGs, no examples, and
+    the warehouse connection the dbt tasks' profile comes from."""
+    from omnicanal.orchestration.dbt import WAREHOUSE_CONN_ID
+    from omnicanal.warehouse import url
+
     home = settings.airflow_home
     # Airflow starts its own components (`airflow standalone`) and Cosmos finds dbt by
     # name: this venv's bin folder must come first on PATH.
@@ -38,6 +42,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
         "DO_NOT_TRACK": "1",
         "SCARF_NO_ANALYTICS": "1",
+        f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}": url(settings).url(),
         "OMNICANAL_PROJECT_DIR": str(settings.project_dir),
         "OMNICANAL_HOME": str(settings.home),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from omnicanal.config import get_settings
+from omnicanal.settings import get_settings
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,11 @@
 """The sandbox as a web app: every emulated API over one world, and ways to run it.
 
-``create_app`` mounts the Shopify and Mailchimp emulators on one FastAPI app;
+``create_app`` mounts the emulation of every channel in the registry on one FastAPI
+app;
 ``SandboxServer`` runs it on a local port in a background thread for tests and the
 demo; ``serve`` runs it in the foreground from a world file, which is what
 ``omnicanal sandbox serve`` calls; ``generate_world_file`` is the
-``omnicanal sandbox generate`` side.
+``omnicanal sandbox world`` side.
 """
 
 from __future__ import annotations
@@ -21,63 +22,55 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from omnicanal.sandbox.mailchimp import (
-    DEFAULT_LIST_ID,
-    DEFAULT_MAILCHIMP_API_KEY,
-    MailchimpEmulator,
-)
-from omnicanal.sandbox.shopify import (
-    DEFAULT_BUCKET_SIZE,
-    DEFAULT_LEAK_RATE,
-    DEFAULT_SHOPIFY_TOKEN,
-    ShopifyEmulator,
-)
+from omnicanal.channels import CHANNELS
+from omnicanal.config import Settings
 from omnicanal.sandbox.world import World, generate_world
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 
 
-def create_app(
-    world: World,
-    *,
-    shopify_token: str = DEFAULT_SHOPIFY_TOKEN,
-    mailchimp_api_key: str = DEFAULT_MAILCHIMP_API_KEY,
-    mailchimp_list_id: str = DEFAULT_LIST_ID,
-    shopify_bucket_size: int = DEFAULT_BUCKET_SIZE,
-    shopify_leak_rate: float = DEFAULT_LEAK_RATE,
-    mailchimp_max_requests_per_second: int | None = None,
-    mailchimp_state_path: str | Path | None = None,
-) -> FastAPI:
-    """Build the sandbox app serving ``world``.
+def emulation_options(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Each channel's emulator options from the settings: the credentials the taps and
+    destinations will present, and where an emulation keeps its state."""
+    return {
+        name: channel.emulation.options_from_settings(settings)
+        for name, channel in CHANNELS.items()
+        if channel.emulation
+    }
 
-    The emulators are reachable for tests as ``app.state.shopify``
-    (``ShopifyEmulator``) and ``app.state.mailchimp`` (``MailchimpEmulator``), the world
-    as ``app.state.world``. Shopify lives under ``/admin/api/2024-10``, Mailchimp under
-    ``/3.0``, and ``GET /healthz`` answers when the app is up.
+
+def create_app(world: World, **channel_options: dict[str, Any]) -> FastAPI:
+    """Build the sandbox app serving ``world``: every channel's emulation, mounted.
+
+    ``channel_options`` are keyword arguments for one channel's emulator, by channel
+    name, e.g. ``create_app(world, shopify={"bucket_size": 10_000})``; pass
+    ``**emulation_options(settings)`` to use the configured credentials. Each emulator is
+    reachable for tests as ``app.state.<channel>`` (``app.state.shopify``,
+    ``app.state.mailchimp``) and in ``app.state.emulators``, the world as
+    ``app.state.world``; ``GET /healthz`` answers when the app is up.
     """
+    unknown = set(channel_options) - {n for n, c in CHANNELS.items() if c.emulation}
+    if unknown:
+        raise TypeError(f"no channel with an emulation is called {', '.join(sorted(unknown))}")
     app = FastAPI(
         title="omnicanal sandbox",
-        description="Emulated platform APIs (Shopify, Mailchimp) over one synthetic world.",
+        description="Emulated platform APIs over one synthetic world: "
+        + ", ".join(c.title for c in CHANNELS.values() if c.emulation)
+        + ".",
         docs_url="/_sandbox/docs",
         redoc_url=None,
         openapi_url="/_sandbox/openapi.json",
     )
-    shopify = ShopifyEmulator(
-        world,
-        access_token=shopify_token,
-        bucket_size=shopify_bucket_size,
-        leak_rate=shopify_leak_rate,
-    )
-    mailchimp = MailchimpEmulator(
-        api_key=mailchimp_api_key,
-        list_ids=(mailchimp_list_id,),
-        max_requests_per_second=mailchimp_max_requests_per_second,
-        state_path=mailchimp_state_path,
-    )
-    app.state.world, app.state.shopify, app.state.mailchimp = world, shopify, mailchimp
-    app.include_router(shopify.router)
-    app.include_router(mailchimp.router)
+    app.state.world = world
+    app.state.emulators = {}
+    for name, channel in CHANNELS.items():
+        if channel.emulation is None:
+            continue
+        emulator = channel.emulation.build(world, dict(channel_options.get(name, {})))
+        app.include_router(emulator.router)
+        app.state.emulators[name] = emulator
+        setattr(app.state, name, emulator)
 
     @app.get("/healthz", tags=["sandbox"])
     async def healthz() -> dict[str, Any]:
@@ -86,6 +79,7 @@ def create_app(
             "seed": world.seed,
             "as_of": world.as_of.isoformat(),
             "people": len(world.people),
+            "channels": sorted(app.state.emulators),
         }
 
     return app
@@ -210,33 +204,18 @@ def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     *,
-    shopify_token: str = DEFAULT_SHOPIFY_TOKEN,
-    mailchimp_api_key: str = DEFAULT_MAILCHIMP_API_KEY,
-    mailchimp_list_id: str = DEFAULT_LIST_ID,
-    shopify_bucket_size: int = DEFAULT_BUCKET_SIZE,
-    shopify_leak_rate: float = DEFAULT_LEAK_RATE,
-    mailchimp_max_requests_per_second: int | None = None,
-    mailchimp_state_path: str | Path | None = None,
     log_level: str = "info",
+    **channel_options: dict[str, Any],
 ) -> None:
     """Serve the world in ``world_path`` in the foreground until interrupted (Ctrl-C).
 
-    Mutations made through the API (Mailchimp members, touched Shopify records) live
-    in memory only; the world file is never written.
+    ``channel_options`` as for :func:`create_app`. Mutations made through the API
+    (touched Shopify records) live in memory only; the world file is never written.
     """
     path = Path(world_path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"no world file at {path}; create one with `omnicanal sandbox generate`"
+            f"no world file at {path}; create one with `omnicanal sandbox world`"
         )
-    app = create_app(
-        World.from_json(path),
-        shopify_token=shopify_token,
-        mailchimp_api_key=mailchimp_api_key,
-        mailchimp_list_id=mailchimp_list_id,
-        shopify_bucket_size=shopify_bucket_size,
-        shopify_leak_rate=shopify_leak_rate,
-        mailchimp_max_requests_per_second=mailchimp_max_requests_per_second,
-        mailchimp_state_path=mailchimp_state_path,
-    )
+    app = create_app(World.from_json(path), **channel_options)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -1,13 +1,14 @@
 """One coherent synthetic world: people, the records their channels hold, and the truth.
 
-``generate_world`` draws the people and everything the emulated platforms hold about
-them from one seed, so the demo, the tests and a bug report all see the same world.
-The ``World`` keeps the ground truth (which record belongs to which person) next to
-the noisy records, and answers what a correct pipeline must produce, e.g.
-``expected_recent_buyers`` for the Mailchimp "recent buyers" segment.
+``generate_world`` draws the people and, for every channel whose emulation has a
+slice of the world, what that platform holds about them, from one seed, so the demo,
+the tests and a bug report all see the same world. Each slice keeps its ground truth
+(which record belongs to which person) next to the noisy records; the ``World``
+answers what a correct pipeline must produce, e.g. ``expected_recent_buyers`` for the
+Mailchimp "recent buyers" segment.
 
-Each source draws from its own random stream derived from the seed, so adding a
-source later does not reshuffle the people or the other sources of a seed.
+Each channel draws from its own random stream derived from the seed, so adding a
+channel does not reshuffle the people or the other channels of a seed.
 """
 
 from __future__ import annotations
@@ -20,31 +21,28 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from omnicanal.channels import CHANNELS, get_channel
 from omnicanal.sandbox.cpf import cpf_is_valid, format_cpf
 from omnicanal.sandbox.people import Person, generate_people
-from omnicanal.sandbox.store import build_shopify_store
 
 __all__ = ["Person", "World", "cpf_is_valid", "format_cpf", "generate_world"]
 
-WORLD_FORMAT_VERSION = 1
+WORLD_FORMAT_VERSION = 2
 
 
 @dataclass
 class World:
-    """The people, what Shopify holds about them, and which record is whose.
+    """The people, each channel's slice of the world, and which record is whose.
 
-    ``shopify_customers`` and ``shopify_orders`` are JSON-ready dicts in the Shopify
-    Admin REST API 2024-10 shape; the Shopify emulator serves (and mutates) them.
-    ``shopify_customer_person`` maps each customer id to the ``person_id`` it belongs
-    to: the answer identity resolution should find.
+    ``slices`` maps a channel name to what ``Emulation.world_slice`` generated for it,
+    e.g. ``world.slices["shopify"]`` (a ``ShopifyStore``: customers and orders in the
+    Admin API's JSON shape, and the person each customer account belongs to).
     """
 
     as_of: datetime
     seed: int
     people: list[Person]
-    shopify_customers: list[dict[str, Any]] = field(default_factory=list)
-    shopify_orders: list[dict[str, Any]] = field(default_factory=list)
-    shopify_customer_person: dict[int, str] = field(default_factory=dict)
+    slices: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def people_by_id(self) -> dict[str, Person]:
@@ -65,13 +63,14 @@ class World:
         """
         cutoff = self.as_of - timedelta(days=window_days)
         buyers: dict[str, dict[str, str]] = {}
-        for order in self.shopify_orders:
+        store = self.slices["shopify"]
+        for order in store.orders:
             if order.get("cancelled_at"):
                 continue
             created = datetime.fromisoformat(order["created_at"])
             if not cutoff <= created <= self.as_of:
                 continue
-            person_id = self.shopify_customer_person.get((order.get("customer") or {}).get("id"))
+            person_id = store.customer_person.get((order.get("customer") or {}).get("id"))
             if person_id is None:
                 continue
             person = self.person(person_id)
@@ -88,11 +87,7 @@ class World:
             "seed": self.seed,
             "as_of": self.as_of.isoformat(),
             "people": [p.to_dict() for p in self.people],
-            "shopify": {
-                "customers": self.shopify_customers,
-                "orders": self.shopify_orders,
-                "customer_person": {str(k): v for k, v in self.shopify_customer_person.items()},
-            },
+            "slices": {name: piece.to_dict() for name, piece in self.slices.items()},
         }
 
     @classmethod
@@ -101,16 +96,19 @@ class World:
         if version != WORLD_FORMAT_VERSION:
             raise ValueError(
                 f"world file has format_version {version!r}, this omnicanal reads "
-                f"{WORLD_FORMAT_VERSION}; regenerate it with `omnicanal sandbox generate`"
+                f"{WORLD_FORMAT_VERSION}; regenerate it with `omnicanal sandbox world`"
             )
-        shopify = data["shopify"]
+        slices = {}
+        for name, piece in data["slices"].items():
+            emulation = get_channel(name).emulation
+            if emulation is None or emulation.load_slice is None:
+                raise ValueError(f"world file has a {name!r} slice no channel reads")
+            slices[name] = emulation.load_slice(piece)
         return cls(
             as_of=datetime.fromisoformat(data["as_of"]),
             seed=data["seed"],
             people=[Person.from_dict(p) for p in data["people"]],
-            shopify_customers=shopify["customers"],
-            shopify_orders=shopify["orders"],
-            shopify_customer_person={int(k): v for k, v in shopify["customer_person"].items()},
+            slices=slices,
         )
 
     def to_json(self, path: str | Path) -> None:
@@ -141,12 +139,9 @@ def generate_world(people: int, seed: int, as_of: datetime | None = None) -> Wor
         raise ValueError(f"a world needs at least one person, got people={people}")
     moment = _as_of(as_of)
     population = generate_people(random.Random(f"{seed}:people"), people, moment)
-    store = build_shopify_store(random.Random(f"{seed}:shopify"), population, moment)
-    return World(
-        as_of=moment,
-        seed=seed,
-        people=population,
-        shopify_customers=store.customers,
-        shopify_orders=store.orders,
-        shopify_customer_person=store.customer_person,
-    )
+    slices = {
+        name: channel.emulation.world_slice(random.Random(f"{seed}:{name}"), population, moment)
+        for name, channel in CHANNELS.items()
+        if channel.emulation and channel.emulation.world_slice
+    }
+    return World(as_of=moment, seed=seed, people=population, slices=slices)

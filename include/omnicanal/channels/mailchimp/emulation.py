@@ -42,10 +42,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from omnicanal.channels.mailchimp import DEFAULT_LIST_ID, SANDBOX_API_KEY
 from omnicanal.sandbox.throttle import Clock, FaultInjector, RequestWindow
 
-DEFAULT_MAILCHIMP_API_KEY = "sandbox-us1"
-DEFAULT_LIST_ID = "omnicanal-demo"
 MAX_BATCH_MEMBERS = 500
 DEFAULT_COUNT = 10
 MAX_COUNT = 1000
@@ -162,7 +161,7 @@ class MailchimpEmulator:
     def __init__(
         self,
         *,
-        api_key: str = DEFAULT_MAILCHIMP_API_KEY,
+        api_key: str = SANDBOX_API_KEY,
         list_ids: tuple[str, ...] = (DEFAULT_LIST_ID,),
         max_requests_per_second: int | None = None,
         clock: Clock = time.monotonic,

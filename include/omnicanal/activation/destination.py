@@ -1,4 +1,8 @@
-"""Destinations a sync can write to, by the name used in ``meta.omnicanal_sync``."""
+"""What the sync engine needs from a destination, and how it finds one.
+
+A destination is a class in its channel's package (``omnicanal.channels.<platform>``);
+``meta.omnicanal_sync.destination`` in a sync exposure names the channel.
+"""
 
 from __future__ import annotations
 
@@ -44,8 +48,11 @@ class Destination(Protocol):
 
 
 def get_destination(name: str, settings: Settings, options: dict | None = None) -> Destination:
-    if name == "mailchimp":
-        from omnicanal.activation.destinations.mailchimp import MailchimpDestination
+    """The destination of channel ``name``, configured from the settings and ``options``."""
+    from omnicanal.channels import CHANNELS, destinations
 
-        return MailchimpDestination.from_settings(settings, options or {})
-    raise SyncError(f"unknown destination {name!r}; omnicanal knows: mailchimp")
+    channel = CHANNELS.get(name)
+    if channel is None or channel.destination is None:
+        known = ", ".join(c.name for c in destinations())
+        raise SyncError(f"unknown destination {name!r}; omnicanal knows: {known}")
+    return channel.destination(settings, options or {})

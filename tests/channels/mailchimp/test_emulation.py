@@ -13,16 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
-from omnicanal.sandbox import (
-    DEFAULT_MAILCHIMP_API_KEY,
-    MailchimpEmulator,
-    SandboxServer,
-    World,
-    subscriber_hash,
-)
+from omnicanal.channels.mailchimp import SANDBOX_API_KEY
+from omnicanal.channels.mailchimp.emulation import MailchimpEmulator, subscriber_hash
+from omnicanal.sandbox import SandboxServer, World
 
 LIST = "omnicanal-demo"
-AUTH = ("omnicanal", DEFAULT_MAILCHIMP_API_KEY)
+AUTH = ("omnicanal", SANDBOX_API_KEY)
 
 
 @pytest.fixture
@@ -60,7 +56,7 @@ def test_auth_errors_are_problem_json(sandbox: SandboxServer) -> None:
         body = response.json()
         assert set(body) >= {"type", "title", "status", "detail", "instance"}
         assert body["status"] == 401
-    bearer = httpx.get(url, headers={"Authorization": f"Bearer {DEFAULT_MAILCHIMP_API_KEY}"})
+    bearer = httpx.get(url, headers={"Authorization": f"Bearer {SANDBOX_API_KEY}"})
     assert bearer.status_code == 200
 
 
@@ -212,11 +208,11 @@ def test_members_survive_a_restart_with_a_state_file(tmp_path):
     state = tmp_path / "mailchimp.json"
     world = generate_world(3, seed=1)
     body = {"email_address": "ana@x.com.br", "status": "subscribed"}
-    with SandboxServer(world, mailchimp_state_path=state) as sandbox:
+    with SandboxServer(world, mailchimp={"state_path": state}) as sandbox:
         httpx.post(
             f"{sandbox.url}/3.0/lists/omnicanal-demo/members", auth=("x", "sandbox-us1"), json=body
         ).raise_for_status()
-    with SandboxServer(world, mailchimp_state_path=state) as sandbox:
+    with SandboxServer(world, mailchimp={"state_path": state}) as sandbox:
         members = sandbox.app.state.mailchimp.members("omnicanal-demo")
     assert [m["email_address"] for m in members] == ["ana@x.com.br"]
     with SandboxServer(world) as sandbox:  # no state file: a fresh account

@@ -14,11 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from omnicanal.sandbox import DEFAULT_SHOPIFY_TOKEN, SandboxServer, World
+from omnicanal.channels.shopify import SANDBOX_ACCESS_TOKEN
+from omnicanal.sandbox import SandboxServer, World
 from omnicanal.sandbox.throttle import LeakyBucket
 
 ADMIN = "/admin/api/2024-10"
-AUTH = {"X-Shopify-Access-Token": DEFAULT_SHOPIFY_TOKEN}
+AUTH = {"X-Shopify-Access-Token": SANDBOX_ACCESS_TOKEN}
 LINK = re.compile(r'<([^>]+)>; rel="(next|previous)"')
 
 
@@ -55,7 +56,9 @@ def test_first_page_shape_and_headers(server: SandboxServer, world: World) -> No
     assert response.status_code == 200
     customers = response.json()["customers"]
     assert len(customers) == 50
-    assert [c["id"] for c in customers] == sorted(c["id"] for c in world.shopify_customers)[:50]
+    assert [c["id"] for c in customers] == sorted(
+        c["id"] for c in world.slices["shopify"].customers
+    )[:50]
     assert re.match(r"^\d+/40$", response.headers["X-Shopify-Shop-Api-Call-Limit"])
     links = _links(response)
     assert set(links) == {"next"}
@@ -67,8 +70,8 @@ def test_pagination_walks_every_customer_exactly_once(server: SandboxServer, wor
     records, pages = _walk(f"{server.url}{ADMIN}/customers.json", {"limit": 37})
     ids = [r["id"] for r in records]
     assert len(ids) == len(set(ids))
-    assert sorted(ids) == ids == sorted(c["id"] for c in world.shopify_customers)
-    assert pages == -(-len(world.shopify_customers) // 37)
+    assert sorted(ids) == ids == sorted(c["id"] for c in world.slices["shopify"].customers)
+    assert pages == -(-len(world.slices["shopify"].customers) // 37)
 
 
 def test_previous_link_returns_the_page_before(server: SandboxServer) -> None:
@@ -82,20 +85,20 @@ def test_previous_link_returns_the_page_before(server: SandboxServer) -> None:
 def test_orders_exclude_cancelled_unless_status_any(server: SandboxServer, world: World) -> None:
     open_orders, _ = _walk(f"{server.url}{ADMIN}/orders.json", {"limit": 250})
     every_order, _ = _walk(f"{server.url}{ADMIN}/orders.json", {"limit": 250, "status": "any"})
-    cancelled = {o["id"] for o in world.shopify_orders if o["cancelled_at"]}
+    cancelled = {o["id"] for o in world.slices["shopify"].orders if o["cancelled_at"]}
     assert cancelled, "the shared world should hold cancelled orders"
-    assert {o["id"] for o in every_order} == {o["id"] for o in world.shopify_orders}
+    assert {o["id"] for o in every_order} == {o["id"] for o in world.slices["shopify"].orders}
     assert {o["id"] for o in open_orders} == {o["id"] for o in every_order} - cancelled
     count = httpx.get(f"{server.url}{ADMIN}/orders/count.json?status=any", headers=AUTH)
-    assert count.json() == {"count": len(world.shopify_orders)}
+    assert count.json() == {"count": len(world.slices["shopify"].orders)}
 
 
 def test_updated_at_min_is_inclusive(server: SandboxServer, world: World) -> None:
-    stamps = sorted(c["updated_at"] for c in world.shopify_customers)
+    stamps = sorted(c["updated_at"] for c in world.slices["shopify"].customers)
     pivot = stamps[len(stamps) // 2]
     expected = {
         c["id"]
-        for c in world.shopify_customers
+        for c in world.slices["shopify"].customers
         if datetime.fromisoformat(c["updated_at"]) >= datetime.fromisoformat(pivot)
     }
     records, _ = _walk(
@@ -213,9 +216,9 @@ def test_touched_customer_is_picked_up_incrementally(fresh_server: SandboxServer
 
 
 def test_single_record_and_count(server: SandboxServer, world: World) -> None:
-    customer = world.shopify_customers[0]
+    customer = world.slices["shopify"].customers[0]
     one = httpx.get(f"{server.url}{ADMIN}/customers/{customer['id']}.json", headers=AUTH)
     assert one.json()["customer"] == customer
     assert httpx.get(f"{server.url}{ADMIN}/customers/1.json", headers=AUTH).status_code == 404
     count = httpx.get(f"{server.url}{ADMIN}/customers/count.json", headers=AUTH)
-    assert count.json() == {"count": len(world.shopify_customers)}
+    assert count.json() == {"count": len(world.slices["shopify"].customers)}

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 
-from omnicanal.activation.destinations import Outcome, Row
+from omnicanal.activation.destination import Outcome, Row
 from omnicanal.activation.http import RetryingClient
+from omnicanal.channels.mailchimp import api_url
 from omnicanal.config import Settings
 from omnicanal.errors import SyncError
 
@@ -38,9 +39,9 @@ class MailchimpDestination:
     @classmethod
     def from_settings(cls, settings: Settings, options: dict) -> MailchimpDestination:
         return cls(
-            settings.mailchimp_url,
-            settings.mailchimp_api_key,
-            str(options.get("list_id") or settings.mailchimp_list_id),
+            api_url(settings),
+            settings.channel("mailchimp").api_key,
+            str(options.get("list_id") or settings.channel("mailchimp").list_id),
         )
 
     def close(self) -> None:

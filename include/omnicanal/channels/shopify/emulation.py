@@ -34,11 +34,16 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
-from omnicanal.sandbox.store import EMBEDDED_CUSTOMER_KEYS, SHOP_TZ, shop_timestamp
+from omnicanal.channels.shopify import SANDBOX_ACCESS_TOKEN
+from omnicanal.channels.shopify.world import (
+    EMBEDDED_CUSTOMER_KEYS,
+    SHOP_TZ,
+    ShopifyStore,
+    shop_timestamp,
+)
 from omnicanal.sandbox.throttle import Clock, FaultInjector, LeakyBucket
 from omnicanal.sandbox.world import World
 
-DEFAULT_SHOPIFY_TOKEN = "shpat_sandbox"
 API_VERSION = "2024-10"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 250
@@ -115,12 +120,13 @@ class ShopifyEmulator:
         self,
         world: World,
         *,
-        access_token: str = DEFAULT_SHOPIFY_TOKEN,
+        access_token: str = SANDBOX_ACCESS_TOKEN,
         bucket_size: int = DEFAULT_BUCKET_SIZE,
         leak_rate: float = DEFAULT_LEAK_RATE,
         clock: Clock = time.monotonic,
     ) -> None:
         self.world = world
+        self.store: ShopifyStore = world.slices["shopify"]
         self.access_token = access_token
         self.faults = FaultInjector()
         self.request_count = 0
@@ -155,9 +161,9 @@ class ShopifyEmulator:
         with self._lock:
             record = self._replace("customers", customer_id, fields, at)
             embedded = {k: v for k, v in record.items() if k in EMBEDDED_CUSTOMER_KEYS}
-            for index, order in enumerate(self.world.shopify_orders):
+            for index, order in enumerate(self.store.orders):
                 if (order.get("customer") or {}).get("id") == customer_id:
-                    self.world.shopify_orders[index] = {**order, "customer": embedded}
+                    self.store.orders[index] = {**order, "customer": embedded}
             return record
 
     def touch_order(
@@ -175,7 +181,7 @@ class ShopifyEmulator:
         ``person_id`` records who it is in the ground truth.
         """
         with self._lock:
-            customers = self.world.shopify_customers
+            customers = self.store.customers
             moment = shop_timestamp(at or self._next_moment(customers))
             new_id = record.get("id") or max((c["id"] for c in customers), default=7 * 10**12) + 1
             created = {
@@ -187,15 +193,15 @@ class ShopifyEmulator:
             }
             customers.append(created)
             if person_id is not None:
-                self.world.shopify_customer_person[new_id] = person_id
+                self.store.customer_person[new_id] = person_id
             return created
 
     # -- internals ----------------------------------------------------------------
 
     def _records(self, resource: str) -> list[dict[str, Any]]:
         if resource == "customers":
-            return self.world.shopify_customers
-        return self.world.shopify_orders
+            return self.store.customers
+        return self.store.orders
 
     def _next_moment(self, records: list[dict[str, Any]]) -> datetime:
         now = datetime.now(UTC).replace(microsecond=0)

@@ -1,4 +1,4 @@
-"""The Shopify store of the world: customers and orders as the Admin REST API returns them.
+"""Shopify's slice of the world: customers and orders as the Admin REST API returns them.
 
 Records follow the Shopify Admin REST API 2024-10 JSON shape so the real tap code runs
 against them unchanged. They are generated from the ``Person`` ground truth with the
@@ -107,11 +107,35 @@ class _Account:
 
 @dataclass
 class ShopifyStore:
-    """The generated store: records in API shape plus the ground-truth owner of each."""
+    """Shopify's slice of the world: records in API shape plus the true owner of each.
+
+    ``customer_person`` maps each customer id to the ``person_id`` it belongs to: the
+    answer identity resolution should find. The emulator serves (and mutates) the
+    records in place.
+    """
 
     customers: list[dict[str, Any]]
     orders: list[dict[str, Any]]
     customer_person: dict[int, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "customers": self.customers,
+            "orders": self.orders,
+            "customer_person": {str(k): v for k, v in self.customer_person.items()},
+        }
+
+    def describe(self) -> str:
+        """What the slice holds, for the demo's progress line."""
+        return f"{len(self.customers)} Shopify customers, {len(self.orders)} orders"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ShopifyStore:
+        return cls(
+            customers=data["customers"],
+            orders=data["orders"],
+            customer_person={int(k): v for k, v in data["customer_person"].items()},
+        )
 
 
 def _order_time(rng: random.Random, as_of: datetime) -> datetime:

@@ -1,0 +1,121 @@
+"""Shopify: the online store. A source (customers, orders) with a sandbox emulation.
+
+- settings: ``OMNICANAL_SHOPIFY_*`` below;
+- source: ``tap-shopify`` (taps/tap-shopify), polled, incremental on ``updated_at``;
+- emulation: :mod:`.emulation` over the store of :mod:`.world`;
+- identity: each customer account is an identity record (``stg_shopify__customers``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omnicanal.channels.channel import Channel, Emulation, IdentityFeed, Source
+from omnicanal.config import Setting, Settings, http_url, iso_datetime, whole_number
+
+#: The token the sandbox accepts unless told otherwise.
+SANDBOX_ACCESS_TOKEN = "shpat_sandbox"
+#: The Admin API version the sandbox serves and the tap asks for by default.
+API_VERSION = "2024-10"
+
+SETTINGS = (
+    Setting(
+        "OMNICANAL_SHOPIFY_API_URL",
+        "api_url",
+        "Base URL of the Shopify store, `https://<shop>.myshopify.com`. Default: the sandbox.",
+        parse=http_url,
+    ),
+    Setting(
+        "OMNICANAL_SHOPIFY_ACCESS_TOKEN",
+        "access_token",
+        "Shopify Admin API access token (secret). Default: the sandbox's token.",
+        SANDBOX_ACCESS_TOKEN,
+        secret=True,
+    ),
+    Setting(
+        "OMNICANAL_SHOPIFY_START_DATE",
+        "start_date",
+        "First date to extract from Shopify (ISO-8601). Default: 2000-01-01T00:00:00Z.",
+        "2000-01-01T00:00:00Z",
+        iso_datetime,
+    ),
+    Setting(
+        "OMNICANAL_SHOPIFY_MAX_RETRIES",
+        "max_retries",
+        "Retries of a failed Shopify request (5xx, 429, network) before the extract fails. "
+        "Default: 5.",
+        5,
+        whole_number(0),
+    ),
+)
+
+
+def api_url(settings: Settings) -> str:
+    """The store's base URL: the configured one, or the sandbox."""
+    return settings.channel("shopify").api_url or settings.sandbox_url
+
+
+def tap_config(settings: Settings) -> dict[str, Any]:
+    shopify = settings.channel("shopify")
+    return {
+        "api_url": api_url(settings),
+        "access_token": shopify.access_token,
+        "start_date": shopify.start_date,
+        "max_retries": shopify.max_retries,
+    }
+
+
+def _build_emulator(world, options: dict[str, Any]):
+    from omnicanal.channels.shopify.emulation import ShopifyEmulator
+
+    return ShopifyEmulator(world, **options)
+
+
+def _world_slice(rng, people, as_of):
+    from omnicanal.channels.shopify.world import build_shopify_store
+
+    return build_shopify_store(rng, people, as_of)
+
+
+def _load_slice(data: dict[str, Any]):
+    from omnicanal.channels.shopify.world import ShopifyStore
+
+    return ShopifyStore.from_dict(data)
+
+
+CHANNEL = Channel(
+    name="shopify",
+    title="Shopify (online store)",
+    settings=SETTINGS,
+    source=Source(tap="tap-shopify", streams=("customers", "orders"), tap_config=tap_config),
+    emulation=Emulation(
+        build=_build_emulator,
+        options_from_settings=lambda s: {"access_token": s.channel("shopify").access_token},
+        probe=(
+            f"/admin/api/{API_VERSION}/customers/count.json",
+            {"X-Shopify-Access-Token": SANDBOX_ACCESS_TOKEN},
+        ),
+        world_slice=_world_slice,
+        load_slice=_load_slice,
+    ),
+    identity=(
+        IdentityFeed(
+            model="stg_shopify__customers",
+            record_id="shopify_customer_id",
+            columns={
+                "email": "email",
+                "phone": "phone",
+                "cpf": "cpf",
+                "first_name": "first_name",
+                "last_name": "last_name",
+                "city": "city",
+                "state": "state",
+                "postcode": "zip",
+                "accepts_email_marketing": "accepts_email_marketing",
+                "created_at": "created_at",
+                "updated_at": "updated_at",
+            },
+            ids={"shopify_customer": "shopify_customer_id"},
+        ),
+    ),
+)
