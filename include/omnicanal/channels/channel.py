@@ -25,6 +25,7 @@ from omnicanal.config import Setting, Settings
 
 if TYPE_CHECKING:
     from omnicanal.activation.destination import Destination
+    from omnicanal.activation.testkit import DestinationCase
     from omnicanal.sandbox.people import Person
     from omnicanal.sandbox.world import World
 
@@ -119,6 +120,8 @@ class Channel:
     source: Source | None = None
     emulation: Emulation | None = None
     destination: Callable[[Settings, dict[str, Any]], Destination] | None = None
+    #: The destination's case for the shared test kit (omnicanal.activation.testkit).
+    destination_case: Callable[[], DestinationCase] | None = None
     identity: tuple[IdentityFeed, ...] = ()
 
     @property

@@ -61,6 +61,12 @@ def _destination(settings: Settings, options: dict[str, Any]):
     return MailchimpDestination.from_settings(settings, options)
 
 
+def _destination_case():
+    from omnicanal.channels.mailchimp.kit import destination_case
+
+    return destination_case()
+
+
 def _build_emulator(world, options: dict[str, Any]):
     from omnicanal.channels.mailchimp.emulation import MailchimpEmulator
 
@@ -84,6 +90,7 @@ CHANNEL = Channel(
     title="Mailchimp (email marketing)",
     settings=SETTINGS,
     destination=_destination,
+    destination_case=_destination_case,
     emulation=Emulation(
         build=_build_emulator,
         options_from_settings=emulation_options,
