@@ -66,16 +66,16 @@ def _executable(name: str) -> str:
     )
 
 
-def _loader_config(settings: Settings, source: Channel) -> dict:
+def _loader_config(settings: Settings, channel: Channel) -> dict:
     return {
         **url(settings).connection_params(),
-        "default_target_schema": source.raw_schema,
+        "default_target_schema": channel.raw_schema,
         "add_record_metadata": True,
         "activate_version": True,
         "hard_delete": False,
         # the loader commits each state with its records, into the table read_state reads
         "state_table": f"{STATE_SCHEMA}.{STATE_TABLE}",
-        "state_id": source.name,
+        "state_id": channel.name,
         "state_id_column": STATE_ID_COLUMN,
     }
 
@@ -131,35 +131,35 @@ def _drain(stream, sink: list[str], prefix: str) -> None:
         log.debug("%s %s", prefix, line)
 
 
-def quarantine_count(settings: Settings, source: Channel) -> int:
-    """Records of ``source`` the loader quarantined so far (0 if none ever were)."""
+def quarantine_count(settings: Settings, channel: Channel) -> int:
+    """Records of ``channel`` the loader quarantined so far (0 if none ever were)."""
     with connect(settings) as conn:
         exists = conn.execute(
             "select 1 from information_schema.tables where table_schema = %s and table_name = %s",
-            (source.raw_schema, QUARANTINE_TABLE),
+            (channel.raw_schema, QUARANTINE_TABLE),
         ).fetchone()
         if not exists:
             return 0
         return conn.execute(
             sql.SQL("select count(*) from {}.{}").format(
-                sql.Identifier(source.raw_schema), sql.Identifier(QUARANTINE_TABLE)
+                sql.Identifier(channel.raw_schema), sql.Identifier(QUARANTINE_TABLE)
             )
         ).fetchone()[0]
 
 
-def raw_counts(settings: Settings, source: Channel) -> dict[str, int]:
+def raw_counts(settings: Settings, channel: Channel) -> dict[str, int]:
     counts: dict[str, int] = {}
     with connect(settings) as conn:
-        for stream in source.source.streams:
+        for stream in channel.source.streams:
             exists = conn.execute(
                 "select 1 from information_schema.tables "
                 "where table_schema = %s and table_name = %s",
-                (source.raw_schema, stream),
+                (channel.raw_schema, stream),
             ).fetchone()
             if exists:
                 counts[stream] = conn.execute(
                     sql.SQL("select count(*) from {}.{}").format(
-                        sql.Identifier(source.raw_schema), sql.Identifier(stream)
+                        sql.Identifier(channel.raw_schema), sql.Identifier(stream)
                     )
                 ).fetchone()[0]
     return counts
@@ -171,17 +171,18 @@ def run_extract(
     """Extract ``source_name`` into ``raw_<source>``; incremental from the saved state."""
 
     started = time.monotonic()
-    source = get_source(source_name)
-    tap, loader = _executable(source.source.tap), _executable(LOADER)
+    channel = get_source(source_name)
+    source = channel.source
+    tap, loader = _executable(source.tap), _executable(LOADER)
     if full_refresh:
-        reset_state(settings, source.name)
-    state = read_state(settings, source.name)
-    quarantined_before = quarantine_count(settings, source)
-    with tempfile.TemporaryDirectory(prefix=f"omnicanal-{source.name}-") as tmp:
+        reset_state(settings, channel.name)
+    state = read_state(settings, channel.name)
+    quarantined_before = quarantine_count(settings, channel)
+    with tempfile.TemporaryDirectory(prefix=f"omnicanal-{channel.name}-") as tmp:
         os.chmod(tmp, 0o700)
         files = {
-            "tap.json": source.source.tap_config(settings),
-            "loader.json": _loader_config(settings, source),
+            "tap.json": source.tap_config(settings),
+            "loader.json": _loader_config(settings, channel),
         }
         if state:
             files["state.json"] = state
@@ -192,7 +193,7 @@ def run_extract(
         tap_cmd = [tap, "--config", str(Path(tmp, "tap.json"))]
         if state:
             tap_cmd += ["--state", str(Path(tmp, "state.json"))]
-        log.info("extracting %s with %s into %s", source.name, source.source.tap, source.raw_schema)
+        log.info("extracting %s with %s into %s", channel.name, source.tap, channel.raw_schema)
         tap_err: list[str] = []
         loader_err: list[str] = []
         tap_proc = subprocess.Popen(
@@ -207,7 +208,7 @@ def run_extract(
         )
         tap_proc.stdout.close()  # the loader owns the pipe now
         threads = [
-            threading.Thread(target=_drain, args=(tap_proc.stderr, tap_err, source.source.tap)),
+            threading.Thread(target=_drain, args=(tap_proc.stderr, tap_err, source.tap)),
             threading.Thread(target=_drain, args=(loader_proc.stderr, loader_err, LOADER)),
         ]
         for thread in threads:
@@ -233,17 +234,17 @@ def run_extract(
     # words are the reason, so they come first.
     if loader_rc != 0:
         raise ExtractError(
-            f"{LOADER} failed (exit {loader_rc}) loading {source.name}; nothing after the "
+            f"{LOADER} failed (exit {loader_rc}) loading {channel.name}; nothing after the "
             f"last saved state was kept, a rerun resumes from there:\n" + _last_words(loader_err)
         )
     if tap_rc != 0:
-        raise ExtractError(f"{source.source.tap} failed (exit {tap_rc}):\n" + _last_words(tap_err))
+        raise ExtractError(f"{source.tap} failed (exit {tap_rc}):\n" + _last_words(tap_err))
     report = ExtractReport(
-        source=source.name,
-        rows=raw_counts(settings, source),
-        state=read_state(settings, source.name),
+        source=channel.name,
+        rows=raw_counts(settings, channel),
+        state=read_state(settings, channel.name),
         seconds=time.monotonic() - started,
-        quarantined=quarantine_count(settings, source) - quarantined_before,
+        quarantined=quarantine_count(settings, channel) - quarantined_before,
     )
     if printed is not None and printed != report.state:
         log.warning(
@@ -259,8 +260,8 @@ def run_extract(
             "%d %s record(s) broke their schema and were quarantined with the reason in "
             "%s.%s; the rest loaded",
             report.quarantined,
-            source.name,
-            source.raw_schema,
+            channel.name,
+            channel.raw_schema,
             QUARANTINE_TABLE,
         )
     return report
