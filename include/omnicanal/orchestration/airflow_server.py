@@ -279,10 +279,15 @@ class AirflowCluster:
             "AIRFLOW__API__SECRET_KEY": secret,
             "AIRFLOW__API_AUTH__JWT_SECRET": secret,
             # A new DAG file should appear in seconds, not after the 300 s production
-            # default: list the folder every 5 s and re-parse a changed file at once.
+            # default: list the folder every 5 s (unchanged files are re-parsed every
+            # 30 s, the default; more often would take CPU from the tasks).
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "1",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+            # Cosmos runs `dbt ls` the first time it parses a dbt DAG file: ~40 s on two
+            # busy cores, over the 30 s / 50 s defaults that would turn it into an
+            # import error.
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "180",
+            "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "240",
             "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "1",
             # Two cores: two parsing processes would compete with running tasks.
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
