@@ -28,22 +28,21 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
-@pytest.fixture
-def chromium(monkeypatch: pytest.MonkeyPatch) -> Callable[[], AbstractContextManager[WebDriver]]:
-    """A factory of headless browser sessions; checked before a test spends minutes on
-    the pipeline, opened only when the test needs the page."""
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Callable[[], AbstractContextManager[WebDriver]]]:
+    """A factory of headless browser sessions. Session-scoped so that a test asking for
+    it first learns before the warehouse starts, and before minutes of pipeline, whether
+    there is a browser; a session is opened only when the test needs the page."""
     browser = shutil.which("chromium")
     driver = shutil.which("chromedriver")
     if browser is None or driver is None:
-        missing = ", ".join(
+        missing = " and ".join(
             name for name, path in (("chromium", browser), ("chromedriver", driver)) if not path
         )
         reason = f"{missing} not on PATH: `{INSTALL_HINT}` (Debian's packages)"
         if _in_ci():
             pytest.fail(f"CI must run the UI tests, but {reason}; .ci/run installs them")
         pytest.skip(reason)
-    # Selenium Manager would fetch a driver if ours were not found: never download.
-    monkeypatch.setenv("SE_OFFLINE", "true")
 
     @contextmanager
     def session() -> Iterator[WebDriver]:
@@ -67,4 +66,7 @@ def chromium(monkeypatch: pytest.MonkeyPatch) -> Callable[[], AbstractContextMan
         finally:
             browser_session.quit()
 
-    return session
+    # Selenium Manager would fetch a driver if ours were not found: never download.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SE_OFFLINE", "true")
+        yield session

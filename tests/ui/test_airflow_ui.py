@@ -20,7 +20,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
@@ -129,36 +133,63 @@ def test_pipeline_run_shows_green_in_the_grid(
 def _check_grid(
     browser: WebDriver, cluster: AirflowCluster, run_id: str, task_ids: set[str], tmp: Path
 ) -> Path:
-    """Sign in, open the run in the DAG's grid, check what the page shows, screenshot."""
-    wait = WebDriverWait(browser, PAGE_TIMEOUT)
+    """Sign in, open the run in the DAG's grid, check what the page shows, screenshot.
+
+    On a failure the page as it was (PNG and HTML) is kept beside the screenshot."""
+    try:
+        return _look_at_the_run(browser, cluster, run_id, task_ids, tmp)
+    except BaseException:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOTS / f"{DAG_ID}-failed.png"))
+        (SCREENSHOTS / f"{DAG_ID}-failed.html").write_text(browser.page_source)
+        raise
+
+
+def _look_at_the_run(
+    browser: WebDriver, cluster: AirflowCluster, run_id: str, task_ids: set[str], tmp: Path
+) -> Path:
+    # React re-renders elements: find them again on each poll instead of holding them.
+    wait = WebDriverWait(
+        browser,
+        PAGE_TIMEOUT,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+    )
     _sign_in(browser, cluster, f"/dags/{DAG_ID}/runs/{quote(run_id, safe='')}")
 
     # The run's header: its id and a state badge that reads Success.
-    header = wait.until(
-        ec.visibility_of_element_located((By.CSS_SELECTOR, "[data-testid='header-card']"))
+    header = "[data-testid='header-card']"
+    badge = f"{header} [data-testid='state-badge']"
+    wait.until(lambda b: run_id in b.find_element(By.CSS_SELECTOR, header).text)
+    wait.until(
+        lambda b: b.find_element(By.CSS_SELECTOR, badge).text.strip() == "Success",
+        message=f"the run's badge does not read Success: {_texts(browser, badge)}",
     )
-    wait.until(lambda b: run_id in header.text)
-    badge = header.find_element(By.CSS_SELECTOR, "[data-testid='state-badge']")
-    assert badge.text.strip() == "Success", header.text
-    assert DAG_ID in _texts(browser, "nav[aria-label='breadcrumb'] a"), "DAG id not in breadcrumb"
+    green = browser.find_element(By.CSS_SELECTOR, badge).value_of_css_property("background-color")
+    wait.until(
+        lambda b: DAG_ID in _texts(b, "nav[aria-label='breadcrumb'] a"),
+        message="the breadcrumb does not name the DAG",
+    )
 
     # The grid: one cell of this run for each top-level task and task group (the grid
-    # renders only the rows in view); groups expanded for the person who looks.
-    cell = "a[data-testid='grid-{run}-{task}']"
+    # renders only the rows in view), each with the Success badge's colour.
+    cell = "a[data-testid='grid-{run}-{task}'] [data-testid='task-state-badge']"
     for task_id in sorted({task_id.split(".")[0] for task_id in task_ids}):
+        selector = cell.format(run=run_id, task=task_id)
         wait.until(
-            ec.presence_of_element_located(
-                (By.CSS_SELECTOR, cell.format(run=run_id, task=task_id))
+            lambda b, selector=selector: (
+                b.find_element(By.CSS_SELECTOR, selector).value_of_css_property("background-color")
+                == green
             ),
-            message=f"no grid cell for task {task_id}",
+            message=f"the grid cell of task {task_id} is not {green} (the Success colour)",
         )
-
+    # Groups expanded, for the person who looks at the screenshot.
     browser.find_element(By.CSS_SELECTOR, "[data-testid='expand-all-button']").click()
 
     # The run's task instance list: every row it shows reads Success.
-    wait.until(lambda b: "No Status" not in _texts(b, "td[data-testid='table-cell-state']"))
+    states_css = "td[data-testid='table-cell-state']"
+    wait.until(lambda b: _texts(b, states_css) and "No Status" not in _texts(b, states_css))
     rows = _texts(browser, "td[data-testid='table-cell-task_display_name']")
-    states = _texts(browser, "td[data-testid='table-cell-state']")
+    states = _texts(browser, states_css)
     assert rows and set(rows) <= task_ids, rows
     assert set(states) == {"Success"}, list(zip(rows, states, strict=True))
 
