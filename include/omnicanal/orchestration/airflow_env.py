@@ -37,6 +37,10 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         # Cosmos caches `dbt ls` in Airflow Variables; keep rendering fast and local.
         "AIRFLOW__COSMOS__ENABLE_CACHE": "True",
         "AIRFLOW__COSMOS__PROPAGATE_LOGS": "False",
+        # The dbt producer task (watcher mode) would otherwise rewrite a Variable holding
+        # every result so far after each of its ~500 XCom pushes: quadratic, and ~half
+        # of the dbt DAG's overhead. Cosmos still writes it once if the producer fails.
+        "AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY": "False",
         # No telemetry: the pipeline runs on customer data, often offline.
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",

@@ -1,0 +1,273 @@
+"""Per-model dbt tasks that cost no worker process: Cosmos's watcher consumers, started
+in the triggerer.
+
+In Cosmos's WATCHER mode one producer task runs ``dbt build`` and records each node's
+result in its XComs; every model (and every model's tests) keeps its own task, a
+consumer that reports that result. Cosmos starts each consumer on a worker, which pokes
+once and defers to the triggerer, then resumes on a worker again to finish: two task
+processes per model, each importing Airflow and parsing the DAG file, ~70 process starts
+for this project's 35 tasks, competing with dbt for two cores.
+
+Here each consumer starts in the triggerer (Airflow's ``start_from_trigger``) and a
+successful or skipped node ends there too (``TaskSuccessEvent``): a green run starts one
+task process, the producer's. The consumers keep their dbt dependencies as Airflow
+edges, for the graph and for clearing a task with its downstream, but with trigger rule
+``always``: a chain of triggerer-started tasks costs ~3 s per link (the triggerer's and
+the scheduler's one-second loops), 75 s for this project's 25-deep chain of models and
+tests, where reading each node's result as soon as dbt reports it costs one link.
+
+What needs a worker goes to one, through Cosmos's own ``execute_complete``:
+
+- a failed model or test fails its task there, with dbt's message in its log; the
+  models dbt skipped because of it, and the tests of a failed model, end
+  ``upstream_failed``, so the grid points at the one task that broke;
+- a retry or a manual clear (try 2 and later) waits until its upstream tasks have
+  succeeded, then Cosmos's fallback runs ``dbt run``/``dbt test`` for just that model:
+  clearing a failed task with its downstream re-runs only that part, in order.
+
+Consumers with outlets (the ``sync_*`` models' Assets) stay on a worker, as Cosmos
+makes them: an Asset event is recorded when a task succeeds on a worker, not when the
+triggerer ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import (
+    BaseTaskEndEvent,
+    BaseTrigger,
+    StartTriggerArgs,
+    TaskSkippedEvent,
+    TaskSuccessEvent,
+    TriggerEvent,
+)
+from airflow.utils.state import TaskInstanceState
+
+TRIGGER_CLASSPATH = f"{__name__}.DbtNodeResultTrigger"
+
+# Status values Cosmos's producer records (dbt's node statuses; tests aggregated).
+_SUCCESS = {"success", "pass", "warn"}
+_FAILED = {"failed", "fail", "error", "runtime error"}
+_SKIPPED = {"skipped"}
+_PRODUCER_DONE = {"success", "failed", "skipped", "upstream_failed", "removed"}
+_UPSTREAM_OK = {"success", "skipped"}
+_UPSTREAM_BROKEN = {"failed", "upstream_failed", "removed"}
+
+
+def _status_key(unique_id: str, tests: bool) -> str:
+    """The XCom key under which Cosmos's producer records a node's (or its tests') result."""
+    from cosmos.operators._watcher.aggregation import get_tests_status_xcom_key
+    from cosmos.operators._watcher.state import get_status_xcom_key
+
+    return get_tests_status_xcom_key(unique_id) if tests else get_status_xcom_key(unique_id)
+
+
+def _event_key(unique_id: str) -> str:
+    from cosmos.operators._watcher.state import get_dbt_event_xcom_key
+
+    return get_dbt_event_xcom_key(unique_id)
+
+
+class DbtNodeResultTrigger(BaseTrigger):
+    """Waits for the producer's result for one dbt node; ends the task when it can.
+
+    The dag, run and try come from the task instance the triggerer attaches, so the
+    trigger's arguments are static and fit ``start_trigger_args``.
+    """
+
+    def __init__(
+        self,
+        unique_id: str,
+        producer_task_id: str,
+        upstream: list[str] | None = None,
+        tests: bool = False,
+        poke_interval: float = 1.0,
+        max_poke_interval: float = 3.0,
+    ) -> None:
+        super().__init__()
+        self.unique_id = unique_id
+        self.producer_task_id = producer_task_id
+        self.upstream = list(upstream or [])
+        self.tests = tests
+        self.poke_interval = poke_interval
+        self.max_poke_interval = max_poke_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            TRIGGER_CLASSPATH,
+            {
+                "unique_id": self.unique_id,
+                "producer_task_id": self.producer_task_id,
+                "upstream": self.upstream,
+                "tests": self.tests,
+                "poke_interval": self.poke_interval,
+                "max_poke_interval": self.max_poke_interval,
+            },
+        )
+
+    async def _xcom(self, key: str) -> Any:
+        from airflow.sdk.execution_time.xcom import XCom
+        from asgiref.sync import sync_to_async
+
+        ti = self.task_instance
+        return await sync_to_async(XCom.get_one)(
+            run_id=ti.run_id,
+            key=key,
+            task_id=self.producer_task_id,
+            dag_id=ti.dag_id,
+            map_index=-1,
+        )
+
+    async def _states(self, task_ids: list[str]) -> dict[str, str | None]:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+        from asgiref.sync import sync_to_async
+
+        ti = self.task_instance
+        states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+            dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id]
+        )
+        found = states.get(ti.run_id, {})
+        return {t: (None if found.get(t) is None else str(found[t])) for t in task_ids}
+
+    async def _status(self, unique_id: str, tests: bool) -> str | None:
+        value = await self._xcom(_status_key(unique_id, tests))
+        return value.get("status") if isinstance(value, dict) else value
+
+    def _to_worker(self, reason: str) -> TriggerEvent:
+        """Resume the task on a worker in Cosmos's ``execute_complete`` with ``reason``:
+        ``node_failed`` fails it with dbt's message, ``producer_skipped`` runs the node."""
+        return TriggerEvent({"status": "failed", "reason": reason})
+
+    def _upstream_failed(self, why: str) -> BaseTaskEndEvent:
+        self.log.warning("%s: %s", self.unique_id, why)
+        return BaseTaskEndEvent(task_instance_state=TaskInstanceState.UPSTREAM_FAILED)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        ti = self.task_instance
+        if ti is not None and (ti.try_number or 1) > 1:
+            async for event in self._rerun_alone():
+                yield event
+            return
+        interval = self.poke_interval
+        while True:
+            status = await self._status(self.unique_id, self.tests)
+            if status in _SUCCESS:
+                yield TaskSuccessEvent()
+                return
+            if status in _SKIPPED:
+                yield TaskSkippedEvent()
+                return
+            if status in _FAILED:
+                yield await self._on_failure()
+                return
+            if status is None:
+                producer = (await self._states([self.producer_task_id]))[self.producer_task_id]
+                if producer == "success":  # dbt did not run it (ephemeral, empty)
+                    yield TaskSuccessEvent()
+                    return
+                if producer == "skipped":  # the producer's own retry: run the node here
+                    yield self._to_worker("producer_skipped")
+                    return
+                if producer in _PRODUCER_DONE:
+                    yield self._upstream_failed(
+                        f"the dbt build ({self.producer_task_id}, {producer}) ended without "
+                        "a result for this node; its log says why"
+                    )
+                    return
+            await asyncio.sleep(interval)
+            interval = min(interval * 1.5, self.max_poke_interval)
+
+    async def _on_failure(self) -> TriggerEvent | BaseTaskEndEvent:
+        """Where the grid should point: a failed node fails its task on a worker, with
+        dbt's message in its log. A node dbt skipped because an upstream node failed,
+        and the tests of a failed model, are upstream_failed, unless no upstream task
+        failed (the cause was something without a task, e.g. the model's unit test):
+        then this task is the one that failed."""
+        if self.tests:
+            if await self._status(self.unique_id, False) in _FAILED:
+                return self._upstream_failed("its model failed")
+            return self._to_worker("node_failed")
+        event = await self._xcom(_event_key(self.unique_id))
+        if isinstance(event, dict) and event.get("status") == "skipped":
+            states = await self._settled_upstream()
+            if any(s not in _UPSTREAM_OK for s in states.values()):
+                return self._upstream_failed(
+                    f"dbt skipped it because an upstream node failed: {states}"
+                )
+        return self._to_worker("node_failed")
+
+    async def _settled_upstream(self, timeout: float = 60.0) -> dict[str, str | None]:
+        """The upstream tasks' states once none is still waiting for its own result."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            states = await self._states(self.upstream) if self.upstream else {}
+            settled = all(s in _UPSTREAM_OK | _UPSTREAM_BROKEN for s in states.values())
+            if settled or asyncio.get_running_loop().time() > deadline:
+                return states
+            await asyncio.sleep(self.poke_interval)
+
+    async def _rerun_alone(self) -> AsyncIterator[TriggerEvent]:
+        """A retry or a clear: once the upstream tasks have succeeded (they re-run too
+        when cleared with their downstream), Cosmos runs just this node on a worker."""
+        interval = self.poke_interval
+        while True:
+            states = await self._states(self.upstream) if self.upstream else {}
+            if any(s in _UPSTREAM_BROKEN for s in states.values()):
+                yield self._upstream_failed(f"upstream tasks are {states}")
+                return
+            if all(s in _UPSTREAM_OK for s in states.values()):
+                yield self._to_worker("producer_skipped")
+                return
+            await asyncio.sleep(interval)
+            interval = min(interval * 1.5, self.max_poke_interval)
+
+
+def start_consumers_in_triggerer(tasks: list, producer_task_id: str, poke_interval: float) -> int:
+    """Make Cosmos's watcher consumers in ``tasks`` start (and, on success, end) in the
+    triggerer, all at once; returns how many were changed.
+
+    They keep their dbt dependencies as Airflow edges (the graph, and clearing a task
+    with its downstream), but with trigger rule ``always`` none waits for its upstream
+    task: each reads its own node's result as soon as dbt reports it. A chain of
+    start-from-trigger tasks costs ~3 s per link (the triggerer's and the scheduler's
+    one-second loops), ~75 s for this project's 25-deep chain of models and tests.
+    Consumers with outlets are left to Cosmos (they need a worker to record the Asset
+    event) but poll as often as the others.
+    """
+    from cosmos.operators.watcher import DbtConsumerWatcherSensor, DbtTestWatcherOperator
+
+    changed = 0
+    for task in tasks:
+        if not isinstance(task, DbtConsumerWatcherSensor):
+            continue
+        # Cosmos's own trigger (used by the consumers left on a worker) polls every 10 s.
+        task.poke_interval = poke_interval
+        if task.outlets:
+            continue
+        upstream = sorted(t for t in task.upstream_task_ids if t != producer_task_id)
+        task.start_trigger_args = StartTriggerArgs(
+            trigger_cls=TRIGGER_CLASSPATH,
+            trigger_kwargs={
+                "unique_id": task.model_unique_id,
+                "producer_task_id": producer_task_id,
+                "upstream": upstream,
+                "tests": isinstance(task, DbtTestWatcherOperator),
+                "poke_interval": poke_interval,
+            },
+            next_method="execute_complete",
+            next_kwargs=None,
+            timeout=None,
+        )
+        task.start_from_trigger = True
+        task.trigger_rule = "always"
+        # Where the task runs on a worker at its first try (``dag.test()`` ignores
+        # start_from_trigger and runs one task at a time, in any order), it pokes and
+        # gives the slot back until the producer has reported, instead of deferring to
+        # an in-line trigger that would wait for a producer that cannot run meanwhile.
+        task.deferrable = False
+        task.mode = "reschedule"
+        changed += 1
+    return changed
