@@ -20,8 +20,10 @@ last line is one JSON object with every figure and ratio.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -92,7 +94,7 @@ def airflow_run(cluster, timeout: float) -> dict:
     api = cluster.api
     started = time.monotonic()
     run_id = api.trigger(DAG_ID)
-    state = api.wait_for_run(DAG_ID, run_id, timeout=timeout, poll=0.25)
+    state = api.wait_for_run(DAG_ID, run_id, timeout=timeout, poll=0.5)
     wall = time.monotonic() - started
     run = api.run(DAG_ID, run_id)
     tis = api.task_instances(DAG_ID, run_id)
@@ -244,6 +246,16 @@ def main() -> int:
     os.environ["OMNICANAL_SANDBOX_PORT"] = str(_free_port())
     os.environ.pop("OMNICANAL_WAREHOUSE_URL", None)
     BENCH_HOME.mkdir(parents=True, exist_ok=True)
+
+    # Stopping the bench (Ctrl-C, or SIGTERM; a background job ignores SIGINT) must stop
+    # the Airflow it started: raise so the context managers run.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    from omnicanal import warehouse
+    from omnicanal.settings import get_settings
+
+    if not warehouse.is_running(get_settings()):
+        atexit.register(warehouse.down, get_settings())
 
     results: dict = {"goal_ratio": 1.5, "cpus": os.cpu_count(), "sizes": {}}
     for people in args.people:

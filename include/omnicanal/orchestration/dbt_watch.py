@@ -19,8 +19,9 @@ tests, where reading each node's result as soon as dbt reports it costs one link
 What needs a worker goes to one, through Cosmos's own ``execute_complete``:
 
 - a failed model or test fails its task there, with dbt's message in its log; the
-  models dbt skipped because of it, and the tests of a failed model, end
-  ``upstream_failed``, so the grid points at the one task that broke;
+  models dbt skipped because of it, and the tests of a failed model, end ``skipped``
+  (the triggerer can end a task only as success, failed or skipped), so the grid
+  points at the one task that broke;
 - a retry or a manual clear (try 2 and later) waits until its upstream tasks have
   succeeded, then Cosmos's fallback runs ``dbt run``/``dbt test`` for just that model:
   clearing a failed task with its downstream re-runs only that part, in order.
@@ -37,14 +38,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import (
-    BaseTaskEndEvent,
     BaseTrigger,
     StartTriggerArgs,
     TaskSkippedEvent,
     TaskSuccessEvent,
     TriggerEvent,
 )
-from airflow.utils.state import TaskInstanceState
 
 TRIGGER_CLASSPATH = f"{__name__}.DbtNodeResultTrigger"
 
@@ -53,8 +52,13 @@ _SUCCESS = {"success", "pass", "warn"}
 _FAILED = {"failed", "fail", "error", "runtime error"}
 _SKIPPED = {"skipped"}
 _PRODUCER_DONE = {"success", "failed", "skipped", "upstream_failed", "removed"}
-_UPSTREAM_OK = {"success", "skipped"}
-_UPSTREAM_BROKEN = {"failed", "upstream_failed", "removed"}
+_UPSTREAM_OK = {"success"}
+_UPSTREAM_BROKEN = {"failed", "upstream_failed", "skipped", "removed"}
+
+# The producer's state per (dag, run, producer task), shared by the triggers of a run
+# that run in the same triggerer: when it was read (event-loop time) and what it was.
+_PRODUCER_STATES: dict[tuple[str, str, str], tuple[float, str | None]] = {}
+_PRODUCER_LOCKS: dict[tuple[str, str, str], asyncio.Lock] = {}
 
 
 def _status_key(unique_id: str, tests: bool) -> str:
@@ -85,7 +89,7 @@ class DbtNodeResultTrigger(BaseTrigger):
         upstream: list[str] | None = None,
         tests: bool = False,
         poke_interval: float = 1.0,
-        max_poke_interval: float = 3.0,
+        max_poke_interval: float = 5.0,
     ) -> None:
         super().__init__()
         self.unique_id = unique_id
@@ -141,9 +145,25 @@ class DbtNodeResultTrigger(BaseTrigger):
         ``node_failed`` fails it with dbt's message, ``producer_skipped`` runs the node."""
         return TriggerEvent({"status": "failed", "reason": reason})
 
-    def _upstream_failed(self, why: str) -> BaseTaskEndEvent:
-        self.log.warning("%s: %s", self.unique_id, why)
-        return BaseTaskEndEvent(task_instance_state=TaskInstanceState.UPSTREAM_FAILED)
+    def _not_built(self, why: str) -> TaskSkippedEvent:
+        """The node did not run through no fault of its own. The triggerer can end a
+        task only as success, failed or skipped, so: skipped, with the reason logged."""
+        self.log.warning("%s not built: %s", self.unique_id, why)
+        return TaskSkippedEvent()
+
+    async def _producer_state(self) -> str | None:
+        """The producer's state, read once per ``poke_interval`` for all the triggers of
+        a run in this triggerer, not once per trigger."""
+        ti = self.task_instance
+        key = (ti.dag_id, ti.run_id, self.producer_task_id)
+        lock = _PRODUCER_LOCKS.setdefault(key, asyncio.Lock())
+        async with lock:
+            now = asyncio.get_running_loop().time()
+            read_at, state = _PRODUCER_STATES.get(key, (float("-inf"), None))
+            if now - read_at >= self.poke_interval:
+                state = (await self._states([self.producer_task_id]))[self.producer_task_id]
+                _PRODUCER_STATES[key] = (now, state)
+            return state
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ti = self.task_instance
@@ -151,7 +171,6 @@ class DbtNodeResultTrigger(BaseTrigger):
             async for event in self._rerun_alone():
                 yield event
             return
-        interval = self.poke_interval
         while True:
             status = await self._status(self.unique_id, self.tests)
             if status in _SUCCESS:
@@ -163,40 +182,53 @@ class DbtNodeResultTrigger(BaseTrigger):
             if status in _FAILED:
                 yield await self._on_failure()
                 return
-            if status is None:
-                producer = (await self._states([self.producer_task_id]))[self.producer_task_id]
-                if producer == "success":  # dbt did not run it (ephemeral, empty)
-                    yield TaskSuccessEvent()
+            producer = await self._producer_state()
+            if producer in _PRODUCER_DONE:
+                # Its last results may have landed since the read above.
+                status = await self._status(self.unique_id, self.tests)
+                if status is None:
+                    yield self._without_result(producer)
                     return
-                if producer == "skipped":  # the producer's own retry: run the node here
-                    yield self._to_worker("producer_skipped")
-                    return
-                if producer in _PRODUCER_DONE:
-                    yield self._upstream_failed(
-                        f"the dbt build ({self.producer_task_id}, {producer}) ended without "
-                        "a result for this node; its log says why"
-                    )
-                    return
-            await asyncio.sleep(interval)
-            interval = min(interval * 1.5, self.max_poke_interval)
+                continue
+            await self._wait_for_news()
 
-    async def _on_failure(self) -> TriggerEvent | BaseTaskEndEvent:
+    async def _wait_for_news(self) -> None:
+        """While dbt runs, read this node's result every ``max_poke_interval`` seconds
+        (~7 reads a second for 35 tasks, instead of one per task and second), but at
+        most ``poke_interval`` after the producer has finished, which is what the run's
+        wall time waits for."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.max_poke_interval
+        while loop.time() < until:
+            await asyncio.sleep(self.poke_interval)
+            if await self._producer_state() in _PRODUCER_DONE:
+                return
+
+    def _without_result(self, producer: str | None) -> TriggerEvent | TaskSkippedEvent:
+        if producer == "success":  # dbt did not run it (ephemeral, empty)
+            return TaskSuccessEvent()
+        if producer == "skipped":  # the producer's own retry: run the node here
+            return self._to_worker("producer_skipped")
+        return self._not_built(
+            f"the dbt build ({self.producer_task_id}, {producer}) ended without a result "
+            "for this node; its log says why"
+        )
+
+    async def _on_failure(self) -> TriggerEvent | TaskSkippedEvent:
         """Where the grid should point: a failed node fails its task on a worker, with
         dbt's message in its log. A node dbt skipped because an upstream node failed,
-        and the tests of a failed model, are upstream_failed, unless no upstream task
+        and the tests of a failed model, are skipped, unless no upstream task
         failed (the cause was something without a task, e.g. the model's unit test):
         then this task is the one that failed."""
         if self.tests:
             if await self._status(self.unique_id, False) in _FAILED:
-                return self._upstream_failed("its model failed")
+                return self._not_built("its model failed")
             return self._to_worker("node_failed")
         event = await self._xcom(_event_key(self.unique_id))
         if isinstance(event, dict) and event.get("status") == "skipped":
             states = await self._settled_upstream()
             if any(s not in _UPSTREAM_OK for s in states.values()):
-                return self._upstream_failed(
-                    f"dbt skipped it because an upstream node failed: {states}"
-                )
+                return self._not_built(f"dbt skipped it because an upstream node failed: {states}")
         return self._to_worker("node_failed")
 
     async def _settled_upstream(self, timeout: float = 60.0) -> dict[str, str | None]:
@@ -216,7 +248,7 @@ class DbtNodeResultTrigger(BaseTrigger):
         while True:
             states = await self._states(self.upstream) if self.upstream else {}
             if any(s in _UPSTREAM_BROKEN for s in states.values()):
-                yield self._upstream_failed(f"upstream tasks are {states}")
+                yield self._not_built(f"upstream tasks are {states}")
                 return
             if all(s in _UPSTREAM_OK for s in states.values()):
                 yield self._to_worker("producer_skipped")
