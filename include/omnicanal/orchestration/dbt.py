@@ -6,25 +6,34 @@ every model and every model's tests keep a task of their own that reports its re
 (started and, when green, ended in the triggerer: see
 :mod:`omnicanal.orchestration.dbt_watch`). So the grid still says which model or test
 failed, and clearing that task with its downstream re-runs just that part, while a run
-costs about what plain dbt costs. Measured with ``bench/airflow/run.py`` (LocalExecutor,
-two cores, the demo world), each row changing one thing from the row above:
+costs about what plain dbt costs.
 
-========================================================  ====================  =======
-Cosmos configuration                                      DAG run / plain dbt   note
-========================================================  ====================  =======
-LOCAL, DBT_RUNNER, one task per model and per model's      139 s / 9.8 s (14x)   issue 9
-tests (41 tasks, each a process importing Airflow+dbt)
-WATCHER, DBT_RUNNER, consumers on workers (Cosmos's        not run: ~70 task     estimate
-default: each starts a worker twice)                       processes on 2 cores
-WATCHER, DBT_RUNNER, consumers started in the triggerer,   212 s / ~45 s         chained
-chained by their dbt dependencies                          producer 139 s        3 s/link
-+ consumers not waiting for their upstream task            124 s / 36 s          producer
-  (trigger rule ``always``), reliable-retry Variable on    producer 122 s        slow
-+ Cosmos's reliable-retry Variable off (it rewrote every   see bench/airflow
-  result so far after each of ~540 XCom pushes)
-+ SUBPROCESS instead of DBT_RUNNER (dbtRunner hands the    see bench/airflow
-  producer every debug event to serialise and parse)
-========================================================  ====================  =======
+Measured with ``bench/airflow/run.py`` (LocalExecutor, two shared cores, the demo world
+of 500 people: 18 models, 70 data tests, 14 unit tests; medians of the timed runs,
+plain = ``omnicanal dbt build`` in the same minutes). Each row changes one thing from
+the row above it; the machine was shared with other work, so only ratios taken in the
+same minutes compare:
+
+=====================================================  ==============  ===============
+Cosmos configuration                                   DAG run / plain  note
+=====================================================  ==============  ===============
+LOCAL, DBT_RUNNER, a task per model and per model's    139 s / 9.8 s    issue 9, 41
+tests, each a process importing Airflow and dbt        (14x)            tasks
+WATCHER, DBT_RUNNER, consumers started in the          212 s / ~40 s    a 25-link chain,
+triggerer but waiting on their upstream consumers      (~5x, warm-up)   ~3 s a link
++ consumers not waiting (trigger rule ``always``),     74 s / 32 s      dbtRunner hands
+  Cosmos's reliable-retry Variable off                 (2.3x)           it every event
++ SUBPROCESS instead of DBT_RUNNER                     38 s / 19 s      35 triggers
+                                                       (2.0x)           polling each 1-3 s
++ one read of the producer's state a second for all    31.3 s / 21.4 s  bench/airflow
+  triggers, each node's result every 5 s, default      (1.46x)          README figures
+  heartbeats
+=====================================================  ==============  ===============
+
+Cosmos's default WATCHER (consumers deferring from a worker, then resuming on one)
+starts ~70 task processes for the 35 tasks; it was not run. The reliable-retry Variable
+(``AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY``, set off in airflow_env) rewrote
+every result so far after each of ~540 XCom pushes.
 
 TestBehavior.BUILD is refused by WATCHER mode (the producer already builds); one task
 group per layer would still start a process (and dbt's parse) per layer and show no

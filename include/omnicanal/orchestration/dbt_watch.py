@@ -51,6 +51,10 @@ TRIGGER_CLASSPATH = f"{__name__}.DbtNodeResultTrigger"
 _SUCCESS = {"success", "pass", "warn"}
 _FAILED = {"failed", "fail", "error", "runtime error"}
 _SKIPPED = {"skipped"}
+# dbt reports a node it skipped because an upstream node failed as "skipped"; Cosmos's
+# producer records it as "failed", a status dbt itself never uses (it says "error" or
+# "fail"), so that its consumer does not end green.
+_SKIPPED_FOR_UPSTREAM = "failed"
 _PRODUCER_DONE = {"success", "failed", "skipped", "upstream_failed", "removed"}
 _UPSTREAM_OK = {"success"}
 _UPSTREAM_BROKEN = {"failed", "upstream_failed", "skipped", "removed"}
@@ -67,12 +71,6 @@ def _status_key(unique_id: str, tests: bool) -> str:
     from cosmos.operators._watcher.state import get_status_xcom_key
 
     return get_tests_status_xcom_key(unique_id) if tests else get_status_xcom_key(unique_id)
-
-
-def _event_key(unique_id: str) -> str:
-    from cosmos.operators._watcher.state import get_dbt_event_xcom_key
-
-    return get_dbt_event_xcom_key(unique_id)
 
 
 class DbtNodeResultTrigger(BaseTrigger):
@@ -180,7 +178,7 @@ class DbtNodeResultTrigger(BaseTrigger):
                 yield TaskSkippedEvent()
                 return
             if status in _FAILED:
-                yield await self._on_failure()
+                yield await self._on_failure(status)
                 return
             producer = await self._producer_state()
             if producer in _PRODUCER_DONE:
@@ -214,18 +212,17 @@ class DbtNodeResultTrigger(BaseTrigger):
             "for this node; its log says why"
         )
 
-    async def _on_failure(self) -> TriggerEvent | TaskSkippedEvent:
+    async def _on_failure(self, status: str) -> TriggerEvent | TaskSkippedEvent:
         """Where the grid should point: a failed node fails its task on a worker, with
         dbt's message in its log. A node dbt skipped because an upstream node failed,
-        and the tests of a failed model, are skipped, unless no upstream task
-        failed (the cause was something without a task, e.g. the model's unit test):
-        then this task is the one that failed."""
+        and the tests of a failed model, are skipped, unless no upstream task failed
+        (the cause was something without a task, e.g. the model's unit test): then
+        this task is the one that failed."""
         if self.tests:
             if await self._status(self.unique_id, False) in _FAILED:
                 return self._not_built("its model failed")
             return self._to_worker("node_failed")
-        event = await self._xcom(_event_key(self.unique_id))
-        if isinstance(event, dict) and event.get("status") == "skipped":
+        if status == _SKIPPED_FOR_UPSTREAM:
             states = await self._settled_upstream()
             if any(s not in _UPSTREAM_OK for s in states.values()):
                 return self._not_built(f"dbt skipped it because an upstream node failed: {states}")
