@@ -37,12 +37,9 @@ def test_consumers_start_in_the_triggerer_and_keep_their_edges(transform_dag):
     from omnicanal.orchestration.dbt_watch import TRIGGER_CLASSPATH
 
     consumers = [t for t in transform_dag.tasks if isinstance(t, DbtConsumerWatcherSensor)]
-    in_triggerer = [t for t in consumers if t.start_from_trigger]
-    on_worker = [t for t in consumers if not t.start_from_trigger]
-    assert len(in_triggerer) >= 20
-    # Only tasks that update an Asset need a worker (the sync models' tasks).
-    assert on_worker and all(t.outlets for t in on_worker)
-    for task in in_triggerer:
+    assert len(consumers) >= 20
+    assert all(t.start_from_trigger for t in consumers)
+    for task in consumers:
         args = task.start_trigger_args
         assert args.trigger_cls == TRIGGER_CLASSPATH
         assert args.next_method == "execute_complete"
@@ -50,6 +47,9 @@ def test_consumers_start_in_the_triggerer_and_keep_their_edges(transform_dag):
         assert args.trigger_kwargs["upstream"] == sorted(
             t for t in task.upstream_task_ids if t != "dbt.dbt_producer_watcher"
         )
+        # Only a task that updates an Asset (a sync model's) needs a worker when green.
+        assert args.trigger_kwargs["finish_on_worker"] == bool(task.outlets)
+    assert any(t.outlets for t in consumers)
     # The dbt graph is still the Airflow graph: a model's test waits on its model.
     test = transform_dag.get_task("dbt.stg_shopify__orders.test")
     assert "dbt.stg_shopify__orders.run" in test.upstream_task_ids

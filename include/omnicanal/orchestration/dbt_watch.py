@@ -26,9 +26,9 @@ What needs a worker goes to one, through Cosmos's own ``execute_complete``:
   succeeded, then Cosmos's fallback runs ``dbt run``/``dbt test`` for just that model:
   clearing a failed task with its downstream re-runs only that part, in order.
 
-Consumers with outlets (the ``sync_*`` models' Assets) stay on a worker, as Cosmos
-makes them: an Asset event is recorded when a task succeeds on a worker, not when the
-triggerer ends it.
+Consumers with outlets (the ``sync_*`` models' Assets) start in the triggerer too but
+finish on a worker: an Asset event is recorded when a task succeeds on a worker, not
+when the triggerer ends it.
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ class DbtNodeResultTrigger(BaseTrigger):
         tests: bool = False,
         poke_interval: float = 1.0,
         max_poke_interval: float = 5.0,
+        finish_on_worker: bool = False,
     ) -> None:
         super().__init__()
         self.unique_id = unique_id
@@ -96,6 +97,7 @@ class DbtNodeResultTrigger(BaseTrigger):
         self.tests = tests
         self.poke_interval = poke_interval
         self.max_poke_interval = max_poke_interval
+        self.finish_on_worker = finish_on_worker
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -107,6 +109,7 @@ class DbtNodeResultTrigger(BaseTrigger):
                 "tests": self.tests,
                 "poke_interval": self.poke_interval,
                 "max_poke_interval": self.max_poke_interval,
+                "finish_on_worker": self.finish_on_worker,
             },
         )
 
@@ -143,6 +146,14 @@ class DbtNodeResultTrigger(BaseTrigger):
         ``node_failed`` fails it with dbt's message, ``producer_skipped`` runs the node."""
         return TriggerEvent({"status": "failed", "reason": reason})
 
+    def _succeeded(self) -> TriggerEvent:
+        """Green: ended here, or, for a task with outlets, on a worker (Airflow records
+        a task's Asset events when it succeeds on a worker, not when the triggerer ends
+        it)."""
+        if self.finish_on_worker:
+            return TriggerEvent({"status": "success"})
+        return TaskSuccessEvent()
+
     def _not_built(self, why: str) -> TaskSkippedEvent:
         """The node did not run through no fault of its own. The triggerer can end a
         task only as success, failed or skipped, so: skipped, with the reason logged."""
@@ -172,7 +183,7 @@ class DbtNodeResultTrigger(BaseTrigger):
         while True:
             status = await self._status(self.unique_id, self.tests)
             if status in _SUCCESS:
-                yield TaskSuccessEvent()
+                yield self._succeeded()
                 return
             if status in _SKIPPED:
                 yield TaskSkippedEvent()
@@ -204,7 +215,7 @@ class DbtNodeResultTrigger(BaseTrigger):
 
     def _without_result(self, producer: str | None) -> TriggerEvent | TaskSkippedEvent:
         if producer == "success":  # dbt did not run it (ephemeral, empty)
-            return TaskSuccessEvent()
+            return self._succeeded()
         if producer == "skipped":  # the producer's own retry: run the node here
             return self._to_worker("producer_skipped")
         return self._not_built(
@@ -263,8 +274,7 @@ def start_consumers_in_triggerer(tasks: list, producer_task_id: str, poke_interv
     task: each reads its own node's result as soon as dbt reports it. A chain of
     start-from-trigger tasks costs ~3 s per link (the triggerer's and the scheduler's
     one-second loops), ~75 s for this project's 25-deep chain of models and tests.
-    Consumers with outlets are left to Cosmos (they need a worker to record the Asset
-    event) but poll as often as the others.
+    Consumers with outlets finish on a worker, which records their Asset events.
     """
     from cosmos.operators.watcher import DbtConsumerWatcherSensor, DbtTestWatcherOperator
 
@@ -272,10 +282,7 @@ def start_consumers_in_triggerer(tasks: list, producer_task_id: str, poke_interv
     for task in tasks:
         if not isinstance(task, DbtConsumerWatcherSensor):
             continue
-        # Cosmos's own trigger (used by the consumers left on a worker) polls every 10 s.
         task.poke_interval = poke_interval
-        if task.outlets:
-            continue
         upstream = sorted(t for t in task.upstream_task_ids if t != producer_task_id)
         task.start_trigger_args = StartTriggerArgs(
             trigger_cls=TRIGGER_CLASSPATH,
@@ -285,6 +292,7 @@ def start_consumers_in_triggerer(tasks: list, producer_task_id: str, poke_interv
                 "upstream": upstream,
                 "tests": isinstance(task, DbtTestWatcherOperator),
                 "poke_interval": poke_interval,
+                "finish_on_worker": bool(task.outlets),
             },
             next_method="execute_complete",
             next_kwargs=None,
