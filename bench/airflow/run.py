@@ -138,13 +138,14 @@ def check_retry(cluster, settings, timeout: float) -> dict:
     failed = sorted(t for t, s in first.items() if s == "failed")
     say(f"broken run {state}; failed: {failed}")
     say(f"upstream_failed: {sorted(t for t, s in first.items() if s == 'upstream_failed')}")
-    model_tasks = [t for t in failed if not t.endswith("dbt_producer_watcher")]
+    # What a data engineer clears: the failed tasks (the producer among them skips on
+    # its second try, Cosmos runs no second build) with their downstream.
     started = time.monotonic()
     api.post(
         f"dags/{DAG_ID}/clearTaskInstances",
         {
             "dag_run_id": run_id,
-            "task_ids": model_tasks,
+            "task_ids": failed,
             "include_downstream": True,
             "only_failed": False,
             "reset_dag_runs": True,
@@ -156,12 +157,13 @@ def check_retry(cluster, settings, timeout: float) -> dict:
     tis = api.task_instances(DAG_ID, run_id)
     rerun = sorted(ti["task_id"] for ti in tis if (ti.get("try_number") or 0) > 1)
     untouched = sorted(ti["task_id"] for ti in tis if (ti.get("try_number") or 0) <= 1)
-    say(f"after clearing {model_tasks}: run {second_state} in {time.monotonic() - started:.0f}s")
+    say(f"after clearing {failed}: run {second_state} in {time.monotonic() - started:.0f}s")
     say(f"re-ran alone: {rerun}")
     return {
         "broken_run_state": state,
         "failed_tasks": failed,
-        "cleared": model_tasks,
+        "cleared": failed,
+        "states_after_clear": {ti["task_id"]: ti["state"] for ti in tis},
         "state_after_clear": second_state,
         "retry_s": round(time.monotonic() - started, 1),
         "tasks_rerun": rerun,
@@ -210,6 +212,8 @@ def bench_size(
             except Exception as exc:  # the timings above still count
                 retry = {"error": f"{type(exc).__name__}: {exc}"}
                 say(f"retry check failed: {retry['error']}")
+    if not dags:  # --repeat 0: only the retry check
+        return {"people": people, **({"retry_check": retry} if retry else {})}
     plain_s = statistics.median(plain)
     wall_s = statistics.median(d["wall_s"] for d in dags)
     run_s = statistics.median(d["run_s"] for d in dags)
@@ -267,15 +271,17 @@ def main() -> int:
             args.timeout,
             retry_check=args.check_retry and people == args.people[0],
         )
+        os.environ.pop("OMNICANAL_WAREHOUSE_URL", None)
+        if "median_plain_s" not in figures:
+            continue
         say(
             f"{people} people: plain {figures['median_plain_s']:.1f}s, DAG "
             f"{figures['median_dag_wall_s']:.1f}s wall ({figures['ratio_wall']:.2f}x), "
             f"run {figures['median_dag_run_s']:.1f}s ({figures['ratio_run']:.2f}x)"
         )
-        os.environ.pop("OMNICANAL_WAREHOUSE_URL", None)
-    results["goal_met"] = all(
-        s["ratio_wall"] <= results["goal_ratio"] and s["all_success"]
-        for s in results["sizes"].values()
+    timed = [s for s in results["sizes"].values() if "ratio_wall" in s]
+    results["goal_met"] = bool(timed) and all(
+        s["ratio_wall"] <= results["goal_ratio"] and s["all_success"] for s in timed
     )
     print(json.dumps(results), flush=True)
     return 0
