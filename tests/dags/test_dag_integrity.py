@@ -119,9 +119,7 @@ def test_pipeline_wiring(dagbag):
     assert not [t.task_id for t in dag.tasks if t.outlets]
 
 
-def test_parsing_reads_no_setting_and_changes_no_environment(
-    pg_admin_url, airflow_db, monkeypatch
-):
+def test_parsing_reads_no_setting_and_changes_no_environment(pg_admin_url, airflow_db, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
     from omnicanal.orchestration import tasks

@@ -8,7 +8,6 @@ from omnicanal.activation.destination import Row
 from omnicanal.activation.testkit import DestinationCase
 from omnicanal.channels.mailchimp import DEFAULT_LIST_ID
 
-
 FIRST = ["Ana", "João", "Maria", "José", "Luíza", "Pedro"]
 LAST = ["Souza", "Silva", "da Conceição", "Pereira", "Gonçalves", "Abreu"]
 
