@@ -28,8 +28,8 @@ What needs a worker goes to one, through Cosmos's own ``execute_complete``:
   ``bench/airflow/run.py --check-retry`` hides ``raw_shopify.orders``: the run fails with
   red on the producer, ``stg_shopify__orders.run`` and the test task holding the
   source's tests, the rest skipped; clearing the three (the producer skips its second
-  try) re-ran the 31 downstream tasks one by one, ~15 s each (a dbt process apiece),
-  and left ``stg_shopify__customers.run`` alone; the run ended green.
+  try) re-ran them and the 30 tasks downstream one by one, ~15 s each (a dbt process
+  apiece), left ``stg_shopify__customers.run`` alone, and the run ended green.
 
 Consumers with outlets (the ``sync_*`` models' Assets) start in the triggerer too but
 finish on a worker: an Asset event is recorded when a task succeeds on a worker, not
