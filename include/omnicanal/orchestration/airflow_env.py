@@ -28,6 +28,11 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # Cosmos runs `dbt ls` the first time it parses a dbt DAG file: ~40 s on two
+        # busy cores, over the 30 s / 50 s defaults that would turn it into an import
+        # error (in `make ui` as in the test cluster).
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "180",
+        "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "240",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__UNIT_TEST_MODE": os.environ.get("AIRFLOW__CORE__UNIT_TEST_MODE", "False"),

@@ -285,11 +285,6 @@ class AirflowCluster:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "120",
             "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "1",
-            # Cosmos runs `dbt ls` the first time it parses a dbt DAG file: ~40 s on two
-            # busy cores, over the 30 s / 50 s defaults that would turn it into an
-            # import error.
-            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "180",
-            "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "240",
             "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "1",
             # Two cores: two parsing processes would compete with running tasks.
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
