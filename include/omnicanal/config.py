@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -60,8 +61,6 @@ def http_url(name: str, raw: str) -> str:
 
 
 def iso_datetime(name: str, raw: str) -> str:
-    from datetime import datetime
-
     try:
         datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
@@ -115,9 +114,6 @@ class SettingValues:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SettingValues) and other._values == self._values
-
-    def __hash__(self) -> int:
-        return hash(tuple(sorted(map(repr, self._values.items()))))
 
     def __repr__(self) -> str:
         shown = ", ".join(

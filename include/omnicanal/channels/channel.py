@@ -136,8 +136,6 @@ class Channel:
 
     def raw_tables(self) -> list[str]:
         """``raw_<name>.<stream>`` for each stream: one Airflow Asset each."""
-        return (
-            [f"{self.raw_schema}.{stream}" for stream in self.source.streams]
-            if (self.source)
-            else []
-        )
+        if self.source is None:
+            return []
+        return [f"{self.raw_schema}.{stream}" for stream in self.source.streams]

@@ -56,6 +56,10 @@ def _sync_asset(definition: SyncDefinition):
     return table_asset(definition.schema, definition.model)
 
 
+def _warehouse_task():
+    return task(task_id="warehouse_up")(tasks.warehouse_up)()
+
+
 def _extract_task(channel: Channel, outlets: list):
     return task(task_id=f"extract_{channel.name}", outlets=outlets)(tasks.extract)(channel.name)
 
@@ -86,7 +90,7 @@ with the reason, the rest loads. Updates one Asset per raw table
         tags=["omnicanal", "extract", channel.name],
         default_args=_default_args(),
     ) as dag:
-        warehouse = task(task_id="warehouse_up")(tasks.warehouse_up)()
+        warehouse = _warehouse_task()
         warehouse >> _extract_task(channel, _raw_assets(channel))
     return dag
 
@@ -190,7 +194,7 @@ Settings come from the environment (`OMNICANAL_*`, see the README) when a task r
         tags=["omnicanal", "extract", "transform", "activate"],
         default_args=_default_args(),
     ) as dag:
-        warehouse = task(task_id="warehouse_up")(tasks.warehouse_up)()
+        warehouse = _warehouse_task()
         extracts = [_extract_task(channel, []) for channel in channels]
         dbt = dbt_task_group(project_dir, group_id="dbt", default_args={"retries": 0})
         syncs = [_sync_task(definition) for definition in definitions]
