@@ -66,16 +66,21 @@ class Emulation:
     ``build(world, options)`` returns an emulator with a FastAPI ``router``; ``options``
     are its keyword arguments, from ``options_from_settings`` (credentials the taps and
     destinations will present) overridden by the caller's. ``world_slice(rng, people,
-    as_of)`` generates what the platform holds about the people (None: it starts
-    empty, like an audience that syncs fill); ``load_slice`` reads it back from a world
-    file. ``probe`` is a path under the emulation that answers a GET with the sandbox's
-    default credentials, for the contract test.
+    as_of, earlier)`` generates what the platform holds about the people (None: it
+    starts empty, like an audience that syncs fill); ``earlier`` maps the channels before
+    it in the registry to their slices, so a shop's till can take back an online order;
+    ``load_slice`` reads it back from a world file. ``probe`` is a path under the
+    emulation that answers a GET with the sandbox's default credentials, for the
+    contract test.
     """
 
     build: Callable[[World, dict[str, Any]], Any]
     options_from_settings: Callable[[Settings], dict[str, Any]]
     probe: tuple[str, dict[str, str]]
-    world_slice: Callable[[random.Random, list[Person], datetime], WorldSlice] | None = None
+    world_slice: (
+        Callable[[random.Random, list[Person], datetime, Mapping[str, WorldSlice]], WorldSlice]
+        | None
+    ) = None
     load_slice: Callable[[dict[str, Any]], WorldSlice] | None = None
 
 

@@ -139,9 +139,9 @@ def generate_world(people: int, seed: int, as_of: datetime | None = None) -> Wor
         raise ValueError(f"a world needs at least one person, got people={people}")
     moment = _as_of(as_of)
     population = generate_people(random.Random(f"{seed}:people"), people, moment)
-    slices = {
-        name: channel.emulation.world_slice(random.Random(f"{seed}:{name}"), population, moment)
-        for name, channel in CHANNELS.items()
-        if channel.emulation and channel.emulation.world_slice
-    }
+    slices: dict[str, Any] = {}
+    for name, channel in CHANNELS.items():
+        if channel.emulation and channel.emulation.world_slice:
+            rng = random.Random(f"{seed}:{name}")
+            slices[name] = channel.emulation.world_slice(rng, population, moment, dict(slices))
     return World(as_of=moment, seed=seed, people=population, slices=slices)

@@ -71,7 +71,7 @@ def _build_emulator(world, options: dict[str, Any]):
     return ShopifyEmulator(world, **options)
 
 
-def _world_slice(rng, people, as_of):
+def _world_slice(rng, people, as_of, earlier):
     from omnicanal.channels.shopify.world import build_shopify_store
 
     return build_shopify_store(rng, people, as_of)
