@@ -1,9 +1,9 @@
 """Errors the tap raises when Shopify (or the way to it) fails for good.
 
 Each one carries a message written for the person running the pipeline: what went
-wrong, and which setting to look at. The tap's command line prints these messages
-without a traceback (see ``TapShopify.invoke``); anything else is a bug and keeps
-its traceback.
+wrong, in which stream, and which setting to look at. The tap's command line prints
+these messages without a traceback (see ``TapShopify.invoke``); anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ class ShopifyError(FatalAPIError):
 
 
 class ShopifyAuthError(ShopifyError):
-    """Shopify refused the access token (401) or its scopes (403)."""
+    """Shopify refused the access token (401) or its scopes (403, ACCESS_DENIED)."""
 
 
 class ShopifyConnectionError(ShopifyError):
@@ -24,4 +24,12 @@ class ShopifyConnectionError(ShopifyError):
 
 
 class ShopifyRetriesExhaustedError(ShopifyError):
-    """Shopify kept answering 429 or 5xx after every retry."""
+    """Shopify kept answering THROTTLED, 429 or 5xx after every retry."""
+
+
+class ShopifyGraphQLError(ShopifyError):
+    """Shopify answered a query with GraphQL ``errors`` (a bad field, a bad filter…)."""
+
+
+class ShopifyBulkOperationError(ShopifyError):
+    """A bulk operation could not start, failed, was cancelled or expired."""

@@ -1,0 +1,446 @@
+"""What a record looks like when it leaves the tap: GraphQL's fields, in snake_case.
+
+Shopify's GraphQL nodes are turned into Singer records by a few fixed rules, so a
+reader of the Admin API reference can predict every column:
+
+- every field keeps its GraphQL name, converted to snake_case (``displayFinancialStatus``
+  → ``display_financial_status``, ``countryCodeV2`` → ``country_code_v2``), because
+  loaders and SQL handle lower-case names without quoting;
+- the record's own ``id`` is the numeric id (the tail of the global id, the id the
+  Shopify admin shows and the REST API used), and ``admin_graphql_api_id`` keeps the
+  global id (``gid://shopify/Order/450789469``); nested objects keep their global ids
+  (``customer.id``, ``retail_location.id``);
+- nested connections become lists of their nodes (``line_items: [...]``), whether the
+  nodes came from a page query or from bulk JSONL lines;
+- money stays as GraphQL sends it: a MoneyBag ``{shop_money: {amount, currency_code},
+  presentment_money: {...}}`` with decimal strings; ``UnsignedInt64`` counts
+  (``number_of_orders``) become integers;
+- timestamps are ISO 8601 in UTC (``+00:00``), so bookmarks compare as strings.
+
+The schemas below list what the queries in :mod:`tap_shopify.queries` select; nested
+objects accept extra properties so a newer API version loses nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import typing as t
+
+from singer_sdk import typing as th
+
+GID_PATTERN = re.compile(r"^gid://shopify/[A-Za-z]+/(\d+)(?:\?.*)?$")
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def snake_case(name: str) -> str:
+    """``displayFinancialStatus`` → ``display_financial_status``; ``__typename`` → ``typename``."""
+    if name == "__typename":
+        return "typename"
+    return _CAMEL_BOUNDARY.sub("_", name).lower()
+
+
+def numeric_id(gid: t.Any) -> int | None:
+    """``gid://shopify/Customer/207119551`` → ``207119551``; anything else → None."""
+    if isinstance(gid, str) and (match := GID_PATTERN.match(gid)):
+        return int(match.group(1))
+    return None
+
+
+def to_utc(value: t.Any) -> t.Any:
+    """An ISO 8601 timestamp re-expressed in UTC (same instant); other values unchanged."""
+    if not isinstance(value, str) or len(value) < 19 or value[10:11] != "T":
+        return value
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC).isoformat()
+
+
+def _snake(value: t.Any) -> t.Any:
+    if isinstance(value, dict):
+        return {snake_case(key): _snake(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_snake(item) for item in value]
+    return to_utc(value)
+
+
+def to_record(node: dict[str, t.Any], integer_fields: t.Iterable[str] = ()) -> dict[str, t.Any]:
+    """A GraphQL node (connections already lists) as a Singer record, by the rules above."""
+    record = _snake(node)
+    gid = record.get("id")
+    record["admin_graphql_api_id"] = gid
+    record["id"] = numeric_id(gid) if numeric_id(gid) is not None else gid
+    for field in integer_fields:
+        value = record.get(field)
+        if isinstance(value, str) and value.isdigit():
+            record[field] = int(value)
+    return record
+
+
+# --- schemas ------------------------------------------------------------------------
+
+S = th.StringType
+DT = th.DateTimeType
+B = th.BooleanType
+I = th.IntegerType  # noqa: E741 - short aliases keep the schemas readable
+
+
+def obj(*properties: th.Property) -> th.ObjectType:
+    """A nested object that may carry properties the schema does not list."""
+    return th.ObjectType(*properties, additional_properties=True)
+
+
+def ref() -> th.ObjectType:
+    """A reference to another node: its global id."""
+    return obj(th.Property("id", S))
+
+
+MONEY = obj(th.Property("amount", S), th.Property("currency_code", S))
+MONEY_BAG = obj(th.Property("shop_money", MONEY), th.Property("presentment_money", MONEY))
+ADDRESS = obj(
+    *(
+        th.Property(name, S)
+        for name in (
+            "id",
+            "first_name",
+            "last_name",
+            "name",
+            "company",
+            "address1",
+            "address2",
+            "city",
+            "province",
+            "province_code",
+            "zip",
+            "country",
+            "country_code_v2",
+            "country_code",
+            "phone",
+        )
+    )
+)
+
+
+def _base(*properties: th.Property) -> th.PropertiesList:
+    return th.PropertiesList(
+        th.Property("id", I, required=True, description="Numeric Shopify id."),
+        th.Property(
+            "admin_graphql_api_id",
+            S,
+            description="Global id, e.g. gid://shopify/Order/450789469.",
+        ),
+        *properties,
+    )
+
+
+CUSTOMER_SCHEMA = _base(
+    th.Property("first_name", S),
+    th.Property("last_name", S),
+    th.Property("display_name", S),
+    th.Property("note", S),
+    th.Property("tags", th.ArrayType(S)),
+    th.Property("state", S, description="ENABLED, DISABLED, INVITED or DECLINED."),
+    th.Property("verified_email", B),
+    th.Property("tax_exempt", B),
+    th.Property("locale", S),
+    th.Property("created_at", DT),
+    th.Property("updated_at", DT, required=True),
+    th.Property("number_of_orders", I),
+    th.Property("amount_spent", MONEY),
+    th.Property(
+        "default_email_address",
+        obj(
+            th.Property("email_address", S),
+            th.Property("marketing_state", S),
+            th.Property("marketing_opt_in_level", S),
+            th.Property("marketing_updated_at", DT),
+        ),
+        description="Email and its marketing consent (state, opt-in level, when it changed).",
+    ),
+    th.Property(
+        "default_phone_number",
+        obj(
+            th.Property("phone_number", S),
+            th.Property("marketing_state", S),
+            th.Property("marketing_opt_in_level", S),
+            th.Property("marketing_updated_at", DT),
+            th.Property("marketing_collected_from", S),
+        ),
+        description="Phone and its SMS marketing consent.",
+    ),
+    th.Property("default_address", ADDRESS),
+    th.Property("addresses", th.ArrayType(ADDRESS)),
+).to_dict()
+
+LINE_ITEM = obj(
+    th.Property("id", S),
+    th.Property("name", S),
+    th.Property("title", S),
+    th.Property("variant_title", S),
+    th.Property("sku", S),
+    th.Property("vendor", S),
+    th.Property("quantity", I),
+    th.Property("current_quantity", I),
+    th.Property("requires_shipping", B),
+    th.Property("taxable", B),
+    th.Property("original_unit_price_set", MONEY_BAG),
+    th.Property("discounted_total_set", MONEY_BAG, description="After line discounts."),
+    th.Property("variant", ref()),
+    th.Property("product", ref()),
+)
+
+ORDER_SCHEMA = _base(
+    th.Property("name", S, description='Order name shown to the customer, e.g. "#1001".'),
+    th.Property("email", S),
+    th.Property("phone", S),
+    th.Property("created_at", DT),
+    th.Property("updated_at", DT, required=True),
+    th.Property("processed_at", DT),
+    th.Property("cancelled_at", DT),
+    th.Property("cancel_reason", S),
+    th.Property("closed_at", DT),
+    th.Property("closed", B),
+    th.Property("confirmed", B),
+    th.Property("test", B),
+    th.Property("tags", th.ArrayType(S)),
+    th.Property("note", S),
+    th.Property("display_financial_status", S),
+    th.Property("display_fulfillment_status", S),
+    th.Property("source_name", S, description="web, pos, shopify_draft_order, an app id…"),
+    th.Property("source_identifier", S),
+    th.Property(
+        "channel_information",
+        obj(
+            th.Property("channel_id", S),
+            th.Property("app", obj(th.Property("id", S), th.Property("title", S))),
+            th.Property(
+                "channel_definition",
+                obj(
+                    th.Property("handle", S),
+                    th.Property("channel_name", S),
+                    th.Property("sub_channel_name", S),
+                ),
+            ),
+        ),
+    ),
+    th.Property(
+        "retail_location",
+        obj(th.Property("id", S), th.Property("name", S)),
+        description="The shop (POS location) where a retail order was placed.",
+    ),
+    th.Property("currency_code", S),
+    th.Property("presentment_currency_code", S),
+    th.Property("taxes_included", B),
+    th.Property("discount_codes", th.ArrayType(S)),
+    *(
+        th.Property(name, MONEY_BAG)
+        for name in (
+            "subtotal_price_set",
+            "total_discounts_set",
+            "total_tax_set",
+            "total_shipping_price_set",
+            "total_price_set",
+            "total_refunded_set",
+            "current_total_price_set",
+        )
+    ),
+    th.Property("customer", ref()),
+    th.Property("billing_address", ADDRESS),
+    th.Property("shipping_address", ADDRESS),
+    th.Property(
+        "shipping_line",
+        obj(
+            th.Property("title", S),
+            th.Property("code", S),
+            th.Property("source", S),
+            th.Property("delivery_category", S),
+        ),
+    ),
+    th.Property(
+        "fulfillments",
+        th.ArrayType(
+            obj(
+                th.Property("id", S),
+                th.Property("name", S),
+                th.Property("status", S),
+                th.Property("display_status", S),
+                th.Property("created_at", DT),
+                th.Property("updated_at", DT),
+                th.Property("delivered_at", DT),
+                th.Property("location", obj(th.Property("id", S), th.Property("name", S))),
+                th.Property(
+                    "tracking_info",
+                    th.ArrayType(
+                        obj(
+                            th.Property("company", S),
+                            th.Property("number", S),
+                            th.Property("url", S),
+                        )
+                    ),
+                ),
+            )
+        ),
+    ),
+    th.Property(
+        "refunds",
+        th.ArrayType(
+            obj(
+                th.Property("id", S),
+                th.Property("created_at", DT),
+                th.Property("updated_at", DT),
+                th.Property("note", S),
+                th.Property("total_refunded_set", MONEY_BAG),
+            )
+        ),
+    ),
+    th.Property("line_items", th.ArrayType(LINE_ITEM)),
+    th.Property(
+        "discount_applications",
+        th.ArrayType(
+            obj(
+                th.Property("typename", S, description="DiscountCodeApplication, …"),
+                th.Property("index", I),
+                th.Property("allocation_method", S),
+                th.Property("target_selection", S),
+                th.Property("target_type", S),
+                th.Property(
+                    "value",
+                    obj(
+                        th.Property("amount", S),
+                        th.Property("currency_code", S),
+                        th.Property("percentage", th.NumberType),
+                    ),
+                ),
+                th.Property("code", S),
+                th.Property("title", S),
+                th.Property("description", S),
+            )
+        ),
+    ),
+    th.Property(
+        "fulfillment_orders",
+        th.ArrayType(
+            obj(
+                th.Property("id", S),
+                th.Property("status", S),
+                th.Property("request_status", S),
+                th.Property("created_at", DT),
+                th.Property("updated_at", DT),
+                th.Property(
+                    "delivery_method",
+                    obj(th.Property("method_type", S)),
+                    description="SHIPPING, PICK_UP, LOCAL, RETAIL, NONE…",
+                ),
+                th.Property(
+                    "assigned_location",
+                    obj(th.Property("name", S), th.Property("location", ref())),
+                    description="Where it is fulfilled: the pickup shop for PICK_UP.",
+                ),
+            )
+        ),
+    ),
+    th.Property(
+        "returns",
+        th.ArrayType(
+            obj(
+                th.Property("id", S),
+                th.Property("name", S),
+                th.Property("status", S),
+                th.Property("total_quantity", I),
+                th.Property("created_at", DT),
+                th.Property("closed_at", DT),
+            )
+        ),
+    ),
+).to_dict()
+
+ABANDONED_CHECKOUT_SCHEMA = _base(
+    th.Property("name", S),
+    th.Property("abandoned_checkout_url", S),
+    th.Property("created_at", DT),
+    th.Property("updated_at", DT, required=True),
+    th.Property("completed_at", DT),
+    th.Property("note", S),
+    th.Property("taxes_included", B),
+    th.Property("discount_codes", th.ArrayType(S)),
+    th.Property("customer", ref()),
+    th.Property("billing_address", ADDRESS),
+    th.Property("shipping_address", ADDRESS),
+    *(
+        th.Property(name, MONEY_BAG)
+        for name in (
+            "subtotal_price_set",
+            "total_discount_set",
+            "total_tax_set",
+            "total_line_items_price_set",
+            "total_price_set",
+        )
+    ),
+    th.Property(
+        "line_items",
+        th.ArrayType(
+            obj(
+                th.Property("id", S),
+                th.Property("title", S),
+                th.Property("variant_title", S),
+                th.Property("sku", S),
+                th.Property("quantity", I),
+                th.Property("original_unit_price_set", MONEY_BAG),
+                th.Property("discounted_total_price_set", MONEY_BAG),
+                th.Property("variant", ref()),
+                th.Property("product", ref()),
+            )
+        ),
+    ),
+).to_dict()
+
+PRODUCT_SCHEMA = _base(
+    th.Property("title", S),
+    th.Property("handle", S),
+    th.Property("status", S, description="ACTIVE, ARCHIVED, DRAFT or UNLISTED."),
+    th.Property("vendor", S),
+    th.Property("product_type", S),
+    th.Property("tags", th.ArrayType(S)),
+    th.Property("created_at", DT),
+    th.Property("updated_at", DT, required=True),
+    th.Property("published_at", DT),
+    th.Property("total_inventory", I),
+    th.Property(
+        "variants",
+        th.ArrayType(
+            obj(
+                th.Property("id", S),
+                th.Property("title", S),
+                th.Property("sku", S),
+                th.Property("barcode", S),
+                th.Property("price", S, description="Decimal string, shop currency."),
+                th.Property("compare_at_price", S),
+                th.Property("position", I),
+                th.Property("inventory_quantity", I),
+                th.Property("taxable", B),
+                th.Property("created_at", DT),
+                th.Property("updated_at", DT),
+                th.Property(
+                    "selected_options",
+                    th.ArrayType(obj(th.Property("name", S), th.Property("value", S))),
+                ),
+            )
+        ),
+    ),
+).to_dict()
+
+LOCATION_SCHEMA = _base(
+    th.Property("name", S),
+    th.Property("is_active", B),
+    th.Property("fulfills_online_orders", B),
+    th.Property("has_active_inventory", B),
+    th.Property("ships_inventory", B),
+    th.Property("created_at", DT),
+    th.Property("updated_at", DT),
+    th.Property("deactivated_at", S),
+    th.Property("address", ADDRESS),
+).to_dict()
