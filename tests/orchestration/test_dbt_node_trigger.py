@@ -17,7 +17,7 @@ import pytest
 _runs = itertools.count()
 
 
-def _run(results: dict, states: dict, *, tests=False, upstream=(), try_number=1, outlets=False):
+def _run(results: dict, states: dict, *, tests=False, upstream=(), try_number=1):
     """The first event the trigger yields, with ``results`` keyed by (unique_id, tests)
     and ``states`` by task id (the producer's included)."""
     from omnicanal.orchestration.dbt_watch import DbtNodeResultTrigger
@@ -36,7 +36,6 @@ def _run(results: dict, states: dict, *, tests=False, upstream=(), try_number=1,
         tests=tests,
         poke_interval=0.01,
         max_poke_interval=0.02,
-        finish_on_worker=outlets,
     )
     trigger.task_instance = SimpleNamespace(
         dag_id="omnicanal_transform",
@@ -73,9 +72,8 @@ def _kind(event) -> str:
 @pytest.mark.parametrize(
     ("results", "states", "options", "expected"),
     [
-        # a green node ends in the triggerer; one with an Asset to update, on a worker
+        # a green node ends in the triggerer (a sync model's Asset comes from the producer)
         ({(NODE, False): "success"}, {PRODUCER: "running"}, {}, "success here"),
-        ({(NODE, False): "success"}, {}, {"outlets": True}, "success on a worker"),
         # a failed node fails its own task on a worker, with dbt's message in its log
         ({(NODE, False): "error"}, {}, {}, "failed on a worker: node_failed"),
         # the tests of a failed model are skipped: the model's task is the one in red

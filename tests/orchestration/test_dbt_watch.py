@@ -47,9 +47,12 @@ def test_consumers_start_in_the_triggerer_and_keep_their_edges(transform_dag):
         assert args.trigger_kwargs["upstream"] == sorted(
             t for t in task.upstream_task_ids if t != "dbt.dbt_producer_watcher"
         )
-        # Only a task that updates an Asset (a sync model's) needs a worker when green.
-        assert args.trigger_kwargs["finish_on_worker"] == bool(task.outlets)
-    assert any(t.outlets for t in consumers)
+    # A sync model's task keeps its Asset (a retry that rebuilds it alone records it) and
+    # the producer carries them all, so a green build records each once, from a worker.
+    producer = transform_dag.get_task("dbt.dbt_producer_watcher")
+    with_assets = [t for t in consumers if t.outlets]
+    assert with_assets
+    assert {o.name for o in producer.outlets} == {o.name for t in with_assets for o in t.outlets}
     # The dbt graph is still the Airflow graph: a model's test waits on its model.
     test = transform_dag.get_task("dbt.stg_shopify__orders.test")
     assert "dbt.stg_shopify__orders.run" in test.upstream_task_ids
@@ -64,3 +67,47 @@ def test_trigger_serializes_to_its_own_arguments():
     classpath, kwargs = trigger.serialize()
     assert classpath == TRIGGER_CLASSPATH
     assert DbtNodeResultTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def test_the_producer_pushes_results_and_compiled_sql_but_not_every_dbt_event(transform_dag):
+    """quiet_producer (the producer's on_execute_callback) drops the per-event XComs no
+    one reads; the node results the consumers read still reach XCom."""
+    import json
+
+    from cosmos.operators._watcher import base
+
+    from omnicanal.orchestration.dbt_watch import _status_key, quiet_producer
+
+    producer = transform_dag.get_task("dbt.dbt_producer_watcher")
+    assert quiet_producer in producer.on_execute_callback
+
+    class Ti:
+        def __init__(self):
+            self.pushed = {}
+
+        def xcom_push(self, key, value):
+            self.pushed[key] = value
+
+        def xcom_pull(self, key):
+            return self.pushed.get(key)
+
+    def line(name, status):
+        node = {"unique_id": "model.omnicanal.m", "node_status": status, "resource_type": "model"}
+        return json.dumps({"info": {"name": name, "msg": ""}, "data": {"node_info": node}})
+
+    original = base._process_dbt_log_event
+    try:
+        ti = Ti()
+        kwargs = {"context": {"ti": ti}}
+        base.store_dbt_resource_status_from_log(line("NodeStart", "started"), kwargs)
+        noisy = dict(ti.pushed)
+        assert noisy, "Cosmos no longer pushes an XCom per dbt event: drop quiet_producer"
+        quiet_producer({})
+        ti = Ti()
+        kwargs = {"context": {"ti": ti}}
+        base.store_dbt_resource_status_from_log(line("NodeStart", "started"), kwargs)
+        assert ti.pushed == {}
+        base.store_dbt_resource_status_from_log(line("NodeFinished", "success"), kwargs)
+        assert ti.pushed[_status_key("model.omnicanal.m", False)]["status"] == "success"
+    finally:
+        base._process_dbt_log_event = original

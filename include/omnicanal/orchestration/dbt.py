@@ -151,7 +151,7 @@ def dbt_task_group(
         LoadMode,
     )
 
-    from omnicanal.orchestration.dbt_watch import start_consumers_in_triggerer
+    from omnicanal.orchestration.dbt_watch import quiet_producer, start_consumers_in_triggerer
 
     # Cosmos runs the `dbt` on PATH, which airflow_env puts first (the venv's), at
     # launch, not here.
@@ -181,11 +181,19 @@ def dbt_task_group(
         ),
     )
     by_id = {t.task_id: t for t in group.dag.tasks if t.task_id.startswith(f"{group_id}.")}
+    producer = by_id[f"{group_id}.{PRODUCER_WATCHER_TASK_ID}"]
     for model, outlets in (model_outlets or {}).items():
         for task_id in (f"{group_id}.{model}.run", f"{group_id}.{model}_run"):
             if task_id in by_id:
                 by_id[task_id].outlets = [*by_id[task_id].outlets, *outlets]
-    start_consumers_in_triggerer(
-        list(by_id.values()), f"{group_id}.{PRODUCER_WATCHER_TASK_ID}", WATCH_POKE_SECONDS
-    )
+                # A green build records them once, from the producer (see dbt_watch).
+                producer.outlets = [*producer.outlets, *outlets]
+    producer.on_execute_callback = [*_callbacks(producer.on_execute_callback), quiet_producer]
+    start_consumers_in_triggerer(list(by_id.values()), producer.task_id, WATCH_POKE_SECONDS)
     return group
+
+
+def _callbacks(callback) -> list:
+    if callback is None:
+        return []
+    return list(callback) if isinstance(callback, list | tuple) else [callback]

@@ -31,9 +31,16 @@ What needs a worker goes to one, through Cosmos's own ``execute_complete``:
   try) re-ran them and the 30 tasks downstream one by one, ~15 s each (a dbt process
   apiece), left ``stg_shopify__customers.run`` alone, and the run ended green.
 
-Consumers with outlets (the ``sync_*`` models' Assets) start in the triggerer too but
-finish on a worker: an Asset event is recorded when a task succeeds on a worker, not
-when the triggerer ends it.
+Asset events (the ``sync_*`` models', which schedule the activation DAGs) are recorded
+when a task succeeds on a worker, not when the triggerer ends it. So the producer
+carries the sync models' Assets too (see ``dbt_task_group``): a green build records them
+once, when ``dbt build`` succeeds, and the sync models' consumers end in the triggerer
+like the others, with no worker process at the end of the run (it cost ~3 s of a ~18 s
+run). A sync model rebuilt alone by a retry or a clear succeeds on a worker and records
+its own event. A build with any failing model or test records none: no segment leaves
+the warehouse from a build whose tests failed.
+
+The producer also keeps only the XComs someone reads (``quiet_producer``).
 """
 
 from __future__ import annotations
@@ -93,7 +100,6 @@ class DbtNodeResultTrigger(BaseTrigger):
         tests: bool = False,
         poke_interval: float = 1.0,
         max_poke_interval: float = 15.0,
-        finish_on_worker: bool = False,
     ) -> None:
         super().__init__()
         self.unique_id = unique_id
@@ -102,7 +108,6 @@ class DbtNodeResultTrigger(BaseTrigger):
         self.tests = tests
         self.poke_interval = poke_interval
         self.max_poke_interval = max_poke_interval
-        self.finish_on_worker = finish_on_worker
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -114,7 +119,6 @@ class DbtNodeResultTrigger(BaseTrigger):
                 "tests": self.tests,
                 "poke_interval": self.poke_interval,
                 "max_poke_interval": self.max_poke_interval,
-                "finish_on_worker": self.finish_on_worker,
             },
         )
 
@@ -151,12 +155,8 @@ class DbtNodeResultTrigger(BaseTrigger):
         ``node_failed`` fails it with dbt's message, ``producer_skipped`` runs the node."""
         return TriggerEvent({"status": "failed", "reason": reason})
 
-    def _succeeded(self) -> TriggerEvent:
-        """Green: ended here, or, for a task with outlets, on a worker (Airflow records
-        a task's Asset events when it succeeds on a worker, not when the triggerer ends
-        it)."""
-        if self.finish_on_worker:
-            return TriggerEvent({"status": "success"})
+    def _succeeded(self) -> TaskSuccessEvent:
+        """Green: ended here (a sync model's Asset event comes from the producer)."""
         return TaskSuccessEvent()
 
     def _not_built(self, why: str) -> TaskSkippedEvent:
@@ -285,7 +285,6 @@ def start_consumers_in_triggerer(tasks: list, producer_task_id: str, poke_interv
     task: each reads its own node's result as soon as dbt reports it. A chain of
     start-from-trigger tasks costs ~3 s per link (the triggerer's and the scheduler's
     one-second loops), ~75 s for this project's 25-deep chain of models and tests.
-    Consumers with outlets finish on a worker, which records their Asset events.
     """
     from cosmos.operators.watcher import DbtConsumerWatcherSensor, DbtTestWatcherOperator
 
@@ -303,7 +302,6 @@ def start_consumers_in_triggerer(tasks: list, producer_task_id: str, poke_interv
                 "upstream": upstream,
                 "tests": isinstance(task, DbtTestWatcherOperator),
                 "poke_interval": poke_interval,
-                "finish_on_worker": bool(task.outlets),
             },
             next_method="execute_complete",
             next_kwargs=None,
@@ -319,3 +317,23 @@ def start_consumers_in_triggerer(tasks: list, producer_task_id: str, poke_interv
         task.mode = "reschedule"
         changed += 1
     return changed
+
+
+def quiet_producer(context: Any) -> None:
+    """The producer's ``on_execute_callback``: in its task process, record only the
+    XComs that are read.
+
+    For every node Cosmos's producer pushes an XCom per dbt event (start, compiling,
+    executing, finished: ~400 for this project) that no consumer reads, beside the
+    node's result and compiled SQL, which they do. Each push is an Execution API call
+    made while dbt's log is read line by line, so dbt waits on them: ~1.5 s of a 13 s
+    build on two cores. Only the process running the task is affected (a worker's task
+    process, which ends with it, or under ``dag.test()`` the caller's).
+    """
+    from cosmos.operators._watcher import base
+
+    base._process_dbt_log_event = _no_event_xcom
+
+
+def _no_event_xcom(task_instance: Any, dbt_log: dict[str, Any]) -> None:
+    return None
