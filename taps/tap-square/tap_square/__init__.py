@@ -1,0 +1,1 @@
+"""tap-square: Singer tap for the Square API (a seller's shops: point of sale)."""

@@ -1,0 +1,331 @@
+"""The one base stream every Square API stream builds on.
+
+It knows how the Square API (Connect v2) behaves, so the streams in ``streams.py`` only
+say which endpoint they read and how they filter:
+
+- auth is ``Authorization: Bearer <access token>``, and every request names the API
+  version it was written for in ``Square-Version`` (Square would otherwise answer in
+  the application's default version, which a dashboard click can change);
+- lists page with an opaque ``cursor`` in the response body. GET endpoints take it back
+  as a query parameter; search endpoints (``POST .../search``) take it in the JSON body
+  next to the *same* query, which Square requires, so the body is rebuilt identically
+  for every page;
+- an empty result is ``{}``: no records and no cursor;
+- rate limits answer ``429 RATE_LIMITED``, without ``Retry-After``: retried with
+  exponential backoff and jitter, as Square asks (a ``Retry-After`` that a proxy adds is
+  honoured). 5xx and dropped connections are retried the same way, and whatever still
+  fails ends in one clear error naming the endpoint and the setting to check;
+- errors come as ``{"errors": [{"category", "code", "detail", "field"}]}``: the message
+  quotes the code and detail, never the token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+import random
+import typing as t
+from functools import cached_property
+from http import HTTPStatus
+from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from singer_sdk import RESTStream, SchemaDirectory
+from singer_sdk.authenticators import BearerTokenAuthenticator
+from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.pagination import JSONPathPaginator
+
+from tap_square.errors import (
+    SquareAuthError,
+    SquareConnectionError,
+    SquareError,
+    SquareRetriesExhaustedError,
+)
+
+if t.TYPE_CHECKING:
+    from backoff.types import Details
+    from singer_sdk.helpers.types import Context, RequestFunc
+
+SCHEMAS_DIR = SchemaDirectory(resources.files("tap_square") / "schemas")
+
+#: The API version this tap's streams and schemas follow.
+DEFAULT_API_VERSION = "2026-09-16"
+DEFAULT_API_URL = "https://connect.squareup.com"
+#: Square's largest page for customers, payments and refunds (orders allow 1000).
+MAX_PAGE_SIZE = 100
+
+
+def _url_without_query(url: str | None) -> str:
+    """Strip the query string: enough to name an endpoint, and keeps cursors out of logs."""
+    parts = urlsplit(url or "")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def to_utc_iso(value: str) -> str:
+    """An RFC 3339 timestamp as UTC ISO 8601 (``+00:00``), for bookmarks that compare."""
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def square_time(moment: dt.datetime) -> str:
+    """RFC 3339 in UTC with milliseconds, as Square writes and reads timestamps."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    utc = moment.astimezone(dt.UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+
+
+def retry_after_seconds(response: requests.Response | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (seconds or an HTTP date), if any."""
+    if response is None:
+        return None
+    raw = response.headers.get("Retry-After")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def square_errors(response: requests.Response) -> str:
+    """``CODE: detail (field)`` for each error in Square's body, or the raw text."""
+    try:
+        errors = response.json().get("errors") or []
+    except (ValueError, AttributeError):
+        errors = []
+    parts = []
+    for error in errors:
+        text = f"{error.get('code', '?')}: {error.get('detail', '')}".strip()
+        if error.get("field"):
+            text += f" (field `{error['field']}`)"
+        parts.append(text)
+    if parts:
+        return "; ".join(parts)
+    return response.text.strip()[:300] if response.content else ""
+
+
+class SquareStream(RESTStream[str]):
+    """A list or search endpoint of the Square API, paged by cursor."""
+
+    primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
+    #: Key of the JSON object that holds the records (``{"customers": [...]}``).
+    records_key: t.ClassVar[str]
+    #: The OAuth permission the endpoint needs, named in the 401/403 message.
+    required_permission: t.ClassVar[str] = ""
+
+    #: First wait of the exponential backoff for 429, 5xx and connection errors.
+    backoff_base_seconds: t.ClassVar[float] = 1.0
+    #: Longest wait between two retries.
+    backoff_max_seconds: t.ClassVar[float] = 60.0
+
+    # --- where and how to ask ----------------------------------------------------
+
+    @property
+    def url_base(self) -> str:
+        """``api_url`` (default ``https://connect.squareup.com``), without trailing slash."""
+        return (self.config.get("api_url") or DEFAULT_API_URL).strip().rstrip("/")
+
+    @property
+    def records_jsonpath(self) -> str:  # type: ignore[override]
+        """Records live in a list under the resource's name; ``{}`` means none."""
+        return f"$.{self.records_key}[*]"
+
+    @cached_property
+    def authenticator(self) -> BearerTokenAuthenticator:
+        """``Authorization: Bearer <access_token>``."""
+        return BearerTokenAuthenticator(token=self.config["access_token"])
+
+    @property
+    def http_headers(self) -> dict:
+        """JSON, and the API version every schema here follows."""
+        return {
+            **super().http_headers,
+            "Accept": "application/json",
+            "Square-Version": self.config.get("api_version") or DEFAULT_API_VERSION,
+        }
+
+    @cached_property
+    def user_agent(self) -> str:
+        return self.config.get("user_agent") or "tap-square-omnicanal (singer-sdk)"
+
+    @property
+    def timeout(self) -> int:
+        """Seconds to wait for one HTTP answer (``request_timeout`` setting)."""
+        return int(self.config.get("request_timeout", 60))
+
+    @property
+    def page_size(self) -> int:
+        """Records per page (``page_size`` setting; Square's maximum is 100 here)."""
+        return min(int(self.config.get("page_size", MAX_PAGE_SIZE)), MAX_PAGE_SIZE)
+
+    def start_time(self, context: Context | None) -> dt.datetime | None:
+        """The bookmark of this stream (or partition), else ``start_date``."""
+        if self.replication_key:
+            return self.get_starting_timestamp(context)
+        start = self.config.get("start_date")
+        return dt.datetime.fromisoformat(start.replace("Z", "+00:00")) if start else None
+
+    # --- pagination ----------------------------------------------------------------
+
+    def get_new_paginator(self) -> JSONPathPaginator:
+        """Follow the body's ``cursor`` until a page comes without one."""
+        return JSONPathPaginator("$.cursor")
+
+    # --- records -------------------------------------------------------------------
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """Bookmarks compare as strings: the replication key is written in UTC."""
+        key = self.replication_key
+        if key and isinstance(value := row.get(key), str):
+            row[key] = to_utc_iso(value)
+        return row
+
+    # --- errors, retries and rate limits ------------------------------------------
+
+    def validate_response(self, response: requests.Response) -> None:
+        """Square's client errors become messages that name the setting to fix.
+
+        401/403 are about the token or its permissions; 400 quotes Square's code, detail
+        and field; 429 and 5xx are retried by the SDK (``RetriableAPIError``).
+        """
+        status = response.status_code
+        endpoint = _url_without_query(response.url)
+        if status == HTTPStatus.UNAUTHORIZED:
+            msg = (
+                "Square rejected the access token (HTTP 401 "
+                f"{square_errors(response)}) — check the `access_token` setting"
+            )
+            raise SquareAuthError(msg)
+        if status == HTTPStatus.FORBIDDEN:
+            msg = (
+                f"Square refused {endpoint} (HTTP 403 {square_errors(response)}) — the token "
+                f"needs the {self.required_permission} permission"
+            )
+            raise SquareAuthError(msg)
+        if (
+            HTTPStatus.BAD_REQUEST <= status < HTTPStatus.INTERNAL_SERVER_ERROR
+            and status not in self.extra_retry_statuses
+        ):
+            raise SquareError(self.response_error_message(response))
+        super().validate_response(response)
+
+    def response_error_message(self, response: requests.Response) -> str:
+        """``Square answered HTTP 400 for POST <url>: CODE: detail (field)`` — no query."""
+        method = response.request.method if response.request is not None else "GET"
+        msg = (
+            f"Square answered HTTP {response.status_code} {response.reason} for "
+            f"{method} {_url_without_query(response.url)}"
+        )
+        errors = square_errors(response)
+        hint = ""
+        if response.status_code == HTTPStatus.BAD_REQUEST and "SQUARE_VERSION" in errors.upper():
+            hint = " — check the `api_version` setting"
+        return f"{msg}: {errors}{hint}" if errors else msg
+
+    def backoff_max_tries(self) -> int:
+        """The first attempt plus ``max_retries`` retries."""
+        return int(self.config.get("max_retries", 5)) + 1
+
+    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
+        """Exponential backoff with jitter (Square's advice for 429); ``Retry-After`` wins.
+
+        ``backoff`` primes the generator with ``None`` and then sends each exception,
+        so the wait can depend on the response that failed.
+        """
+        backoffs = 0
+        exception = yield 0.0
+        while True:
+            wait = retry_after_seconds(getattr(exception, "response", None))
+            if wait is None:
+                wait = self.backoff_base_seconds * 2**backoffs
+                wait += random.uniform(0, self.backoff_base_seconds / 2)  # noqa: S311
+                backoffs += 1
+            exception = yield min(wait, self.backoff_max_seconds)
+
+    def backoff_jitter(self, value: float) -> float:
+        """The generator already jitters; a ``Retry-After`` is kept exact."""
+        return value
+
+    def backoff_handler(self, details: Details) -> None:
+        """Log each retry with the status or error, the endpoint and the wait."""
+        exception = details.get("exception")
+        request = details["args"][0] if details.get("args") else None
+        url = _url_without_query(getattr(request, "url", None))
+        if isinstance(exception, RetriableAPIError) and exception.response is not None:
+            reason = f"HTTP {exception.response.status_code} {square_errors(exception.response)}"
+        else:
+            reason = type(exception).__name__ if exception else "an error"
+        self.log(
+            "Square request to %s failed with %s; retrying in %.2f s (attempt %d of %d)",
+            url,
+            reason,
+            details.get("wait", 0.0),
+            details.get("tries", 0) + 1,
+            self.backoff_max_tries(),
+            level=logging.WARNING,
+        )
+
+    def request_decorator(self, func: RequestFunc) -> RequestFunc:
+        """Retry as the SDK does, then turn final failures into readable errors."""
+        retrying = super().request_decorator(func)
+        attempts = self.backoff_max_tries()
+
+        def request_once_retried(
+            prepared_request: requests.PreparedRequest,
+            context: Context | None,
+        ) -> requests.Response:
+            url = _url_without_query(prepared_request.url)
+            try:
+                return retrying(prepared_request, context)
+            except requests.exceptions.Timeout as exc:
+                msg = (
+                    f"Square did not answer {url} within {self.timeout} s ({attempts} "
+                    "attempt(s)) — check that it is reachable, or raise `request_timeout`"
+                )
+                raise SquareConnectionError(msg) from exc
+            except (requests.exceptions.RequestException, ConnectionResetError) as exc:
+                msg = (
+                    f"Could not connect to Square at {url} ({attempts} attempt(s)): "
+                    f"{type(exc).__name__} — check the `api_url` setting and that the "
+                    "server is up"
+                )
+                raise SquareConnectionError(msg) from exc
+            except RetriableAPIError as exc:
+                msg = f"{exc} — still failing after {attempts} attempt(s); try again later"
+                raise SquareRetriesExhaustedError(msg) from exc
+
+        return request_once_retried
+
+
+class SquareSearchStream(SquareStream):
+    """A ``POST .../search`` endpoint: the query and the cursor travel in the JSON body."""
+
+    http_method = "POST"  # type: ignore[assignment]
+
+    def search_body(self, context: Context | None) -> dict[str, t.Any]:
+        """The request body without the cursor: identical on every page, as Square needs."""
+        raise NotImplementedError
+
+    def get_url_params(self, context: Context | None, next_page_token: str | None) -> dict:
+        return {}
+
+    def prepare_request_payload(
+        self, context: Context | None, next_page_token: str | None
+    ) -> dict | None:
+        body = self.search_body(context)
+        if next_page_token:
+            body["cursor"] = next_page_token
+        return body

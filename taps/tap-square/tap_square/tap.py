@@ -1,0 +1,193 @@
+"""tap-square: a seller's shops from the Square API (point of sale), as a Singer tap.
+
+Run ``tap-square --about --format=markdown`` for every setting. The same tap reads a
+real Square account (an ``access_token``; ``api_url`` defaults to production) or the
+omnicanal sandbox (``api_url`` pointing at ``omnicanal sandbox serve``).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import typing as t
+from urllib.parse import urlsplit
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_square.client import DEFAULT_API_URL, DEFAULT_API_VERSION, MAX_PAGE_SIZE
+from tap_square.errors import SquareError
+from tap_square.streams import (
+    CatalogItemsStream,
+    CustomersStream,
+    LocationsStream,
+    OrdersStream,
+    PaymentsStream,
+    RefundsStream,
+)
+
+if t.TYPE_CHECKING:
+    from singer_sdk.streams import Stream
+
+STREAM_TYPES: tuple[type[Stream], ...] = (
+    LocationsStream,
+    CustomersStream,
+    OrdersStream,
+    PaymentsStream,
+    RefundsStream,
+    CatalogItemsStream,
+)
+
+_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class TapSquare(Tap):
+    """Singer tap for the Square API: locations, customers, orders, payments, refunds, items."""
+
+    name = "tap-square"
+    package_name = "tap-square-omnicanal"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "access_token",
+            th.StringType,
+            required=True,
+            secret=True,
+            description=(
+                "Square access token (a personal access token of the seller's application, "
+                "or an OAuth token with MERCHANT_PROFILE_READ, CUSTOMERS_READ, ORDERS_READ, "
+                "PAYMENTS_READ and ITEMS_READ), sent as `Authorization: Bearer`. Never logged."
+            ),
+        ),
+        th.Property(
+            "api_url",
+            th.StringType,
+            default=DEFAULT_API_URL,
+            description=(
+                "Base URL of the Square API, without `/v2`: `https://connect.squareup.com` "
+                "(production), `https://connect.squareupsandbox.com` (Square's sandbox) or "
+                "the omnicanal sandbox (`http://127.0.0.1:8787`)."
+            ),
+            examples=["https://connect.squareup.com", "http://127.0.0.1:8787"],
+        ),
+        th.Property(
+            "api_version",
+            th.StringType,
+            default=DEFAULT_API_VERSION,
+            description=(
+                "Square API version sent in the `Square-Version` header (`YYYY-MM-DD`). "
+                "Pinning it keeps the records' shape stable whatever the application's "
+                "default version in the Developer Dashboard."
+            ),
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            description=(
+                "ISO 8601 date-time. The first sync reads records updated at or after it "
+                "(orders, customers, payments, refunds); payments and refunds created "
+                "before it are never read (`begin_time`). Later syncs start from the "
+                "bookmarks in the state. Empty: the account's whole history."
+            ),
+            examples=["2024-01-01T00:00:00Z"],
+        ),
+        th.Property(
+            "page_size",
+            th.IntegerType(minimum=1, maximum=MAX_PAGE_SIZE),
+            default=MAX_PAGE_SIZE,
+            description=(
+                "Records per request (`limit`) for customers, payments and refunds, 1 to "
+                "100 (Square's maximum). Keep the maximum unless testing pagination."
+            ),
+        ),
+        th.Property(
+            "orders_page_size",
+            th.IntegerType(minimum=1, maximum=1000),
+            default=500,
+            description=(
+                "Orders per SearchOrders request (`limit`), 1 to 1000; Square's default is 500."
+            ),
+        ),
+        th.Property(
+            "user_agent",
+            th.StringType,
+            description=(
+                "User-Agent header for every request. Default: `tap-square-omnicanal (singer-sdk)`."
+            ),
+        ),
+        th.Property(
+            "request_timeout",
+            th.IntegerType(minimum=1),
+            default=60,
+            description=(
+                "Seconds to wait for each HTTP answer before treating it as failed (and "
+                "retrying it)."
+            ),
+        ),
+        th.Property(
+            "max_retries",
+            th.IntegerType(minimum=0),
+            default=5,
+            description=(
+                "How many times a request is retried after HTTP 429 (RATE_LIMITED), HTTP "
+                "5xx, a timeout or a network error, with exponential backoff from 1 s and "
+                "jitter, before the sync fails."
+            ),
+        ),
+    ).to_dict()
+
+    def discover_streams(self) -> list[Stream]:
+        """One stream per Square resource."""
+        return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """JSON-schema validation, plus the rules a schema cannot say clearly.
+
+        Runs before any request, so a bad config fails at start-up with a message that
+        names the setting. Messages never echo the ``access_token``.
+        """
+        try:
+            errors = super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            errors = list(exc.errors)
+        errors += _square_config_errors(self._config)
+        if errors and raise_errors:
+            raise ConfigValidationError(
+                "Config validation failed",
+                errors=errors,
+                schema=self.config_jsonschema,
+            )
+        return errors
+
+    @classmethod
+    def invoke(cls, **kwargs: t.Any) -> None:  # type: ignore[override]
+        """Run the CLI; a known Square failure ends with its message, not a traceback."""
+        try:
+            super().invoke(**kwargs)
+        except SquareError as exc:
+            cls.logger.error("%s", exc)  # noqa: TRY400 - the message is the whole story
+            sys.exit(1)
+
+
+def _square_config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Checks across settings, each message naming the setting to fix."""
+    errors: list[str] = []
+    api_url = config.get("api_url")
+    if api_url and isinstance(api_url, str):
+        parts = urlsplit(api_url.strip())
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            errors.append(
+                "`api_url` must be an http(s) URL such as https://connect.squareup.com, "
+                f"got {api_url!r}"
+            )
+        elif parts.path.rstrip("/").endswith("/v2"):
+            errors.append(f"`api_url` is the base URL, without /v2; got {api_url!r}")
+    version = config.get("api_version")
+    if isinstance(version, str) and not _API_VERSION.fullmatch(version):
+        errors.append(f"`api_version` must be a date such as 2026-09-16, got {version!r}")
+    return errors
+
+
+if __name__ == "__main__":
+    TapSquare.cli()
