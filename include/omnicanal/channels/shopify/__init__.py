@@ -15,6 +15,8 @@ from omnicanal.config import Setting, Settings, http_url, iso_datetime, whole_nu
 
 #: The token the sandbox accepts unless told otherwise.
 SANDBOX_ACCESS_TOKEN = "shpat_sandbox"
+#: A second sandbox token, for an app without ``read_all_orders``: it sees 60 days of orders.
+SANDBOX_RECENT_ORDERS_TOKEN = "shpat_sandbox_recent_orders"
 #: The Admin API version the sandbox serves and the tap asks for by default.
 API_VERSION = "2024-10"
 

@@ -1,7 +1,24 @@
-"""Shopify Admin REST API emulation over the world's store records.
+"""Shopify Admin API emulation over the world's store records: GraphQL, and legacy REST.
 
-Serves ``/admin/api/{version}/customers.json`` and ``orders.json`` (plus ``count.json``
-and single records) the way Shopify does, so the real tap runs unchanged against it:
+The GraphQL Admin API (``POST /admin/api/{version}/graphql.json``, see :mod:`.graphql`,
+:mod:`.graph` and :mod:`.bulk`) is what current integrations use: customers, orders,
+abandoned checkouts, products, locations, ``node``/``nodes``, calculated query cost and
+its throttle, and bulk operations whose JSONL result the sandbox serves itself.
+
+Across both APIs, as on Shopify:
+
+- orders created more than 60 days before the shop's now (the world's ``as_of``) are
+  hidden from a token without ``read_all_orders``. The sandbox's default token is an
+  app granted that scope (``read_all_orders=True``); ``SANDBOX_RECENT_ORDERS_TOKEN`` is
+  one without it;
+- an unsupported or unknown API version (``1999-01``) is served by the oldest supported
+  stable version, and every answer names the version served in
+  ``X-Shopify-API-Version`` (see :mod:`.versions`);
+- an unknown path under ``/admin`` answers 404 ``{"errors": "Not Found"}``.
+
+The legacy REST Admin API serves ``/admin/api/{version}/customers.json`` and
+``orders.json`` (plus ``count.json`` and single records) the way Shopify does, so the
+REST tap runs unchanged against it:
 
 - auth with the ``X-Shopify-Access-Token`` header (401 with Shopify's body otherwise);
 - ``limit`` (default 50, at most 250), ``since_id``, ``ids``, ``created_at_min/max``,
@@ -32,9 +49,14 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Request
-from fastapi.responses import JSONResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 
-from omnicanal.channels.shopify import SANDBOX_ACCESS_TOKEN
+from omnicanal.channels.shopify import SANDBOX_ACCESS_TOKEN, SANDBOX_RECENT_ORDERS_TOKEN
+from omnicanal.channels.shopify import graphql as admin_graphql
+from omnicanal.channels.shopify.bulk import BulkOperations
+from omnicanal.channels.shopify.graph import ORDER_WINDOW_DAYS, Context, ShopGraph
+from omnicanal.channels.shopify.versions import VERSION_HEADER, served_version
 from omnicanal.channels.shopify.world import (
     EMBEDDED_CUSTOMER_KEYS,
     SHOP_TZ,
@@ -121,20 +143,39 @@ class ShopifyEmulator:
         world: World,
         *,
         access_token: str = SANDBOX_ACCESS_TOKEN,
+        read_all_orders: bool = True,
+        recent_orders_token: str = SANDBOX_RECENT_ORDERS_TOKEN,
         bucket_size: int = DEFAULT_BUCKET_SIZE,
         leak_rate: float = DEFAULT_LEAK_RATE,
+        maximum_available: float = admin_graphql.DEFAULT_MAXIMUM_AVAILABLE,
+        restore_rate: float = admin_graphql.DEFAULT_RESTORE_RATE,
+        bulk_delay: float = 1.0,
         clock: Clock = time.monotonic,
+        versions_at: Callable[[], datetime] | None = None,
     ) -> None:
+        """``access_token`` is the app's token, granted ``read_all_orders`` unless told
+        otherwise; ``recent_orders_token`` always lacks it (60 days of orders).
+        ``bucket_size``/``leak_rate`` are the REST throttle, ``maximum_available``/
+        ``restore_rate`` the GraphQL cost bucket; ``bulk_delay`` is how long a bulk
+        operation runs before it completes; ``versions_at`` is the clock that decides
+        which API versions are supported (default: the real one)."""
         self.world = world
         self.store: ShopifyStore = world.slices["shopify"]
         self.access_token = access_token
+        self.tokens = {access_token: read_all_orders, recent_orders_token: False}
         self.faults = FaultInjector()
         self.request_count = 0
         self._clock = clock
         self._bucket_size = bucket_size
         self._leak_rate = leak_rate
         self._buckets: dict[str, LeakyBucket] = {}
+        self._maximum_available = maximum_available
+        self._restore_rate = restore_rate
+        self._cost_buckets: dict[str, admin_graphql.CostBucket] = {}
+        self._versions_at = versions_at or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()
+        self.graph = ShopGraph(self.store, lambda: world.as_of, "Omnicanal Demo")
+        self.bulk = BulkOperations(self, delay=bulk_delay)
         self.router = self._build_router()
 
     # -- test controls ----------------------------------------------------------
@@ -144,6 +185,12 @@ class ShopifyEmulator:
         with self._lock:
             self._bucket_size, self._leak_rate = bucket_size, leak_rate
             self._buckets.clear()
+
+    def set_cost_limit(self, maximum_available: float, restore_rate: float) -> None:
+        """Change the GraphQL cost bucket, starting full."""
+        with self._lock:
+            self._maximum_available, self._restore_rate = maximum_available, restore_rate
+            self._cost_buckets.clear()
 
     def fail_next(self, n: int = 1, status: int = 500) -> None:
         """Answer the next ``n`` authenticated requests with ``status`` instead."""
@@ -198,10 +245,13 @@ class ShopifyEmulator:
 
     # -- internals ----------------------------------------------------------------
 
-    def _records(self, resource: str) -> list[dict[str, Any]]:
+    def _records(self, resource: str, read_all_orders: bool = True) -> list[dict[str, Any]]:
         if resource == "customers":
             return self.store.customers
-        return self.store.orders
+        if read_all_orders:
+            return self.store.orders
+        cutoff = self.world.as_of - timedelta(days=ORDER_WINDOW_DAYS)
+        return [o for o in self.store.orders if datetime.fromisoformat(o["created_at"]) >= cutoff]
 
     def _next_moment(self, records: list[dict[str, Any]]) -> datetime:
         now = datetime.now(UTC).replace(microsecond=0)
@@ -226,18 +276,42 @@ class ShopifyEmulator:
                 self._buckets[token] = LeakyBucket(self._bucket_size, self._leak_rate, self._clock)
             return self._buckets[token]
 
+    def _cost_bucket(self, token: str) -> admin_graphql.CostBucket:
+        with self._lock:
+            if token not in self._cost_buckets:
+                self._cost_buckets[token] = admin_graphql.CostBucket(
+                    self._maximum_available, self._restore_rate, self._clock
+                )
+            return self._cost_buckets[token]
+
+    def served_version(self, requested: str) -> str | None:
+        """The version that answers ``requested`` (None: not a version, so no such path)."""
+        return served_version(requested, self._versions_at())
+
+    def read_all_orders(self, request: Request) -> bool:
+        return self.tokens.get(request.headers.get("X-Shopify-Access-Token") or "", False)
+
+    def _authenticate(self, request: Request) -> tuple[JSONResponse | None, dict[str, str]]:
+        """Version and token checks shared by REST and GraphQL."""
+        self.request_count += 1
+        version = self.served_version(request.path_params.get("version", ""))
+        if version is None:
+            return JSONResponse({"errors": "Not Found"}, status_code=404), {}
+        headers = {VERSION_HEADER: version}
+        token = request.headers.get("X-Shopify-Access-Token")
+        if token not in self.tokens:
+            return JSONResponse({"errors": INVALID_TOKEN}, status_code=401, headers=headers), {}
+        return None, headers
+
     def _guard(self, request: Request) -> tuple[JSONResponse | None, dict[str, str]]:
         """Authenticate, throttle and inject faults: an early response, or headers to send."""
-        self.request_count += 1
-        token = request.headers.get("X-Shopify-Access-Token")
-        if token != self.access_token:
-            return JSONResponse({"errors": INVALID_TOKEN}, status_code=401), {}
+        early, version_headers = self._authenticate(request)
+        if early is not None:
+            return early, {}
+        token = request.headers["X-Shopify-Access-Token"]
         bucket = self._bucket(token)
         allowed, level = bucket.try_take()
-        headers = {
-            CALL_LIMIT_HEADER: f"{level}/{bucket.size}",
-            "X-Shopify-API-Version": request.path_params.get("version", API_VERSION),
-        }
+        headers = {CALL_LIMIT_HEADER: f"{level}/{bucket.size}", **version_headers}
         if not allowed:
             return JSONResponse(
                 {"errors": THROTTLED}, status_code=429, headers={**headers, "Retry-After": "1.0"}
@@ -325,7 +399,8 @@ class ShopifyEmulator:
             return JSONResponse({"errors": str(exc)}, status_code=400, headers=headers)
 
         with self._lock:
-            rows = [r for r in self._records(resource) if self._matches(r, filters)]
+            records = self._records(resource, self.read_all_orders(request))
+            rows = [r for r in records if self._matches(r, filters)]
         rows.sort(key=lambda r: _sort_key(r, filters["order"]))
         keys = [list(_sort_key(r, filters["order"])) for r in rows]
         if direction == "next":
@@ -366,7 +441,8 @@ class ShopifyEmulator:
         except BadRequest as exc:
             return JSONResponse({"errors": str(exc)}, status_code=400, headers=headers)
         with self._lock:
-            count = sum(1 for r in self._records(resource) if self._matches(r, filters))
+            records = self._records(resource, self.read_all_orders(request))
+            count = sum(1 for r in records if self._matches(r, filters))
         return JSONResponse({"count": count}, headers=headers)
 
     def _one(self, request: Request, resource: str, record_id: int) -> JSONResponse:
@@ -374,15 +450,131 @@ class ShopifyEmulator:
         if early is not None:
             return early
         with self._lock:
-            found = next((r for r in self._records(resource) if r["id"] == record_id), None)
+            records = self._records(resource, self.read_all_orders(request))
+            found = next((r for r in records if r["id"] == record_id), None)
         if found is None:
             return JSONResponse({"errors": "Not Found"}, status_code=404, headers=headers)
         selected = _select([found], request.query_params.get("fields"))[0]
         return JSONResponse({resource[:-1]: selected}, headers=headers)
 
+    # -- GraphQL -----------------------------------------------------------------------
+
+    async def _graphql(self, request: Request) -> Response:
+        early, headers = self._authenticate(request)
+        if early is not None:
+            return early
+        raw = await request.body()
+        content_type = request.headers.get("content-type", "").split(";")[0].strip()
+        variables: Any = None
+        operation_name: Any = None
+        if content_type == "application/graphql":
+            query: Any = raw.decode("utf-8", "replace")
+        else:
+            try:
+                payload = json.loads(raw or b"{}")
+            except ValueError:
+                payload = None
+            if not isinstance(payload, dict):
+                return JSONResponse(
+                    {"errors": {"query": "Required parameter missing or invalid"}},
+                    status_code=400,
+                    headers=headers,
+                )
+            query = payload.get("query")
+            variables = payload.get("variables")
+            operation_name = payload.get("operationName")
+        if not isinstance(query, str) or not query.strip():
+            return JSONResponse(
+                {"errors": {"query": "Required parameter missing or invalid"}},
+                status_code=400,
+                headers=headers,
+            )
+        if variables is not None and not isinstance(variables, dict):
+            return JSONResponse(
+                {"errors": {"variables": "must be a JSON object"}},
+                status_code=400,
+                headers=headers,
+            )
+        fault = self.faults.take()
+        if fault is not None:
+            fault_headers = dict(headers)
+            if fault.retry_after:
+                fault_headers["Retry-After"] = fault.retry_after
+            body = {"errors": THROTTLED if fault.status == 429 else "Internal Server Error"}
+            return JSONResponse(body, status_code=fault.status, headers=fault_headers)
+        token = request.headers["X-Shopify-Access-Token"]
+        context = Context(
+            graph=self.graph,
+            read_all_orders=self.tokens[token],
+            base_url=str(request.base_url).rstrip("/"),
+            bulk_operations=self.bulk,
+            token=token,
+        )
+        body = await run_in_threadpool(
+            self.execute_graphql, context, query, variables, operation_name
+        )
+        return JSONResponse(body, headers=headers)
+
+    def execute_graphql(
+        self,
+        context: Context,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        operation_name: str | None = None,
+    ) -> dict[str, Any]:
+        """Run one GraphQL request for ``context.token``: cost, throttle, execution."""
+        bucket = self._cost_bucket(context.token)
+        prepared = admin_graphql.prepare(query, variables, operation_name)
+        if isinstance(prepared, list):
+            return {"errors": prepared, "extensions": self._cost(bucket, 0, 0)}
+        requested = prepared.cost.requested()
+        if requested > admin_graphql.MAX_QUERY_COST:
+            return {
+                "errors": [admin_graphql.max_cost_error(requested)],
+                "extensions": self._cost(bucket, requested, None),
+            }
+        if not bucket.try_spend(requested):
+            return {
+                "errors": [admin_graphql.THROTTLED_ERROR],
+                "extensions": self._cost(bucket, requested, None),
+            }
+        with self._lock:
+            data, errors = admin_graphql.run(prepared, context)
+        actual = prepared.cost.actual(data)
+        bucket.refund(requested - actual)
+        body: dict[str, Any] = {}
+        if errors:
+            body["errors"] = errors
+        body["data"] = data
+        body["extensions"] = self._cost(bucket, requested, actual)
+        return body
+
+    @staticmethod
+    def _cost(
+        bucket: admin_graphql.CostBucket, requested: int, actual: int | None
+    ) -> dict[str, Any]:
+        return {
+            "cost": {
+                "requestedQueryCost": requested,
+                "actualQueryCost": actual,
+                "throttleStatus": bucket.status(),
+            }
+        }
+
     def _build_router(self) -> APIRouter:
         router = APIRouter(tags=["shopify"])
         admin = "/admin/api/{version}"
+
+        async def graphql_endpoint(request: Request) -> Response:
+            return await self._graphql(request)
+
+        router.add_api_route(f"{admin}/graphql.json", graphql_endpoint, methods=["POST"])
+        router.add_api_route(
+            "/_sandbox/shopify/bulk/{operation_id}.jsonl",
+            self.bulk.download,
+            methods=["GET"],
+            include_in_schema=False,
+        )
 
         def lister(resource: str) -> Callable[[Request], Any]:
             async def handler(request: Request) -> JSONResponse:
@@ -425,6 +617,23 @@ class ShopifyEmulator:
                 methods=["POST"],
                 include_in_schema=False,
             )
+
+        async def not_found(request: Request, path: str) -> JSONResponse:
+            """Shopify's body for a path it does not have, not the web framework's."""
+            headers = {}
+            version = request.url.path.split("/")
+            if len(version) > 3 and version[1:3] == ["admin", "api"]:
+                served = self.served_version(version[3])
+                if served:
+                    headers[VERSION_HEADER] = served
+            return JSONResponse({"errors": "Not Found"}, status_code=404, headers=headers)
+
+        router.add_api_route(
+            "/admin/{path:path}",
+            not_found,
+            methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
+            include_in_schema=False,
+        )
         return router
 
 

@@ -117,12 +117,26 @@ class ShopifyStore:
     customers: list[dict[str, Any]]
     orders: list[dict[str, Any]]
     customer_person: dict[int, str]
+    #: The shop's warehouse and retail stores (REST ``Location`` shape).
+    locations: list[dict[str, Any]] = field(default_factory=list)
+    #: The catalogue the line items point at (REST ``Product`` shape, with ``variants``).
+    products: list[dict[str, Any]] = field(default_factory=list)
+    #: Checkouts people started and left (REST ``checkouts.json`` shape).
+    abandoned_checkouts: list[dict[str, Any]] = field(default_factory=list)
+    #: Per order id (as a string key in files): fulfillments, fulfillment orders (with
+    #: their delivery method), returns and the store each refund was taken back at,
+    #: which the GraphQL Admin API serves and the REST order does not carry.
+    order_details: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "customers": self.customers,
             "orders": self.orders,
             "customer_person": {str(k): v for k, v in self.customer_person.items()},
+            "locations": self.locations,
+            "products": self.products,
+            "abandoned_checkouts": self.abandoned_checkouts,
+            "order_details": {str(k): v for k, v in self.order_details.items()},
         }
 
     def describe(self) -> str:
@@ -135,6 +149,10 @@ class ShopifyStore:
             customers=data["customers"],
             orders=data["orders"],
             customer_person={int(k): v for k, v in data["customer_person"].items()},
+            locations=data.get("locations", []),
+            products=data.get("products", []),
+            abandoned_checkouts=data.get("abandoned_checkouts", []),
+            order_details={int(k): v for k, v in data.get("order_details", {}).items()},
         )
 
 
