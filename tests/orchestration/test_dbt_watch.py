@@ -73,6 +73,7 @@ def test_the_producer_pushes_results_and_compiled_sql_but_not_every_dbt_event(tr
     """quiet_producer (the producer's on_execute_callback) drops the per-event XComs no
     one reads; the node results the consumers read still reach XCom."""
     import json
+    from types import SimpleNamespace
 
     from cosmos.operators._watcher import base
 
@@ -102,7 +103,10 @@ def test_the_producer_pushes_results_and_compiled_sql_but_not_every_dbt_event(tr
         base.store_dbt_resource_status_from_log(line("NodeStart", "started"), kwargs)
         noisy = dict(ti.pushed)
         assert noisy, "Cosmos no longer pushes an XCom per dbt event: drop quiet_producer"
-        quiet_producer({})
+        task = SimpleNamespace(calculate_openlineage_events_completes=None)
+        quiet_producer({"task": task})
+        # No OpenLineage provider here to send lineage: Cosmos is told there is no processor.
+        assert task.calculate_openlineage_events_completes("env", "dir", ["dbt"]) is False
         ti = Ti()
         kwargs = {"context": {"ti": ti}}
         base.store_dbt_resource_status_from_log(line("NodeStart", "started"), kwargs)

@@ -46,6 +46,7 @@ The producer also keeps only the XComs someone reads (``quiet_producer``).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -321,7 +322,7 @@ def start_consumers_in_triggerer(tasks: list, producer_task_id: str, poke_interv
 
 def quiet_producer(context: Any) -> None:
     """The producer's ``on_execute_callback``: in its task process, record only the
-    XComs that are read.
+    XComs that are read, and compute OpenLineage events only where they are sent.
 
     For every node Cosmos's producer pushes an XCom per dbt event (start, compiling,
     executing, finished: ~400 for this project) that no consumer reads, beside the
@@ -329,11 +330,22 @@ def quiet_producer(context: Any) -> None:
     made while dbt's log is read line by line, so dbt waits on them: ~1.5 s of a 13 s
     build on two cores. Only the process running the task is affected (a worker's task
     process, which ends with it, or under ``dag.test()`` the caller's).
+
+    After dbt, Cosmos turns its artifacts into OpenLineage events (importing the
+    OpenLineage client: ~1.5 s) for the OpenLineage provider to send. Without that
+    provider installed nothing sends them, so they are not computed.
     """
     from cosmos.operators._watcher import base
 
     base._process_dbt_log_event = _no_event_xcom
+    if importlib.util.find_spec("airflow.providers.openlineage") is None:
+        context["task"].calculate_openlineage_events_completes = _no_lineage
 
 
 def _no_event_xcom(task_instance: Any, dbt_log: dict[str, Any]) -> None:
     return None
+
+
+def _no_lineage(*args: Any, **kwargs: Any) -> bool:
+    """Cosmos's hook for lineage: "no OpenLineage processor here"."""
+    return False
