@@ -1,4 +1,6 @@
-"""Shopify's slice of the world: customers and orders as the Admin REST API returns them.
+"""Shopify's slice of the world: customers and orders as the Admin REST API returns them,
+and the shop around them (locations, products, abandoned checkouts, fulfillments,
+returns: see :mod:`.commerce`), which the GraphQL Admin API serves.
 
 Records follow the Shopify Admin REST API 2024-10 JSON shape so the real tap code runs
 against them unchanged. They are generated from the ``Person`` ground truth with the
@@ -11,7 +13,11 @@ dbt models rely on:
   and every account of one person has the same email-marketing consent state, which is
   "subscribed" exactly when the person accepts email marketing;
 - no order is created within two days of the 30- and 90-day windows before ``as_of``,
-  so segment tests never depend on the second a test runs.
+  so segment tests never depend on the second a test runs;
+- the customers and orders of a seed do not depend on the rest of the shop, which is
+  drawn afterwards from a stream of its own; it only closes settled orders (their
+  ``closed_at`` set to their ``updated_at``) and renames the free shipping line of
+  orders picked up in a store.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from omnicanal.channels.shopify import commerce
 from omnicanal.sandbox.brazil import (
     ADDRESS_COMPLEMENTS,
     CUSTOMER_NOTES,
@@ -65,7 +72,7 @@ CANCELLED_SHARE = 0.03
 SEGMENT_BOUNDARIES_DAYS = (30, 90)
 BOUNDARY_MARGIN_DAYS = 2
 HISTORY_DAYS = 730
-POS_LOCATION_ID = 71_234_567_890
+POS_LOCATION_ID = 71_234_567_890  # the till of "Loja Paulista" (see .commerce)
 
 _CENT = Decimal("0.01")
 _TAX_SHARE = 1 - 1 / Decimal("1.18")  # the 18% ICMS inside a tax-inclusive price
@@ -141,7 +148,10 @@ class ShopifyStore:
 
     def describe(self) -> str:
         """What the slice holds, for the demo's progress line."""
-        return f"{len(self.customers)} Shopify customers, {len(self.orders)} orders"
+        return (
+            f"{len(self.customers)} Shopify customers, {len(self.orders)} orders, "
+            f"{len(self.abandoned_checkouts)} abandoned checkouts"
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ShopifyStore:
@@ -583,8 +593,23 @@ def build_shopify_store(rng: random.Random, people: list[Person], as_of: datetim
         customer["last_order_id"] = order["id"]
         customer["last_order_name"] = order["name"]
 
+    # Everything below draws from a stream of its own, seeded by one last draw, so the
+    # customers and orders above are the same for a seed with or without it.
+    extras = random.Random(f"{rng.getrandbits(64)}:extras")
+    customer_list = list(customers.values())
+    like = customer_list[0]["created_at"] if customer_list else shop_timestamp(as_of)
+    catalogue = commerce.products(extras, as_of, like)
+    checkouts = commerce.abandoned_checkouts(
+        extras, customer_list, catalogue, EMBEDDED_CUSTOMER_KEYS, as_of
+    )
+    details = commerce.order_details(extras, orders, as_of)
+
     return ShopifyStore(
-        customers=list(customers.values()),
+        customers=customer_list,
         orders=orders,
         customer_person={a.customer_id: a.person.person_id for a in accounts},
+        locations=commerce.locations(as_of, like),
+        products=catalogue,
+        abandoned_checkouts=checkouts,
+        order_details=details,
     )
