@@ -1,8 +1,10 @@
-"""Shopify: the online store. A source (customers, orders) with a sandbox emulation.
+"""Shopify: the online store and its tills. A source with a sandbox emulation.
 
 - settings: ``OMNICANAL_SHOPIFY_*`` below;
 - source: ``tap-shopify`` (taps/tap-shopify), polled, incremental on ``updated_at``;
-- emulation: :mod:`.emulation` over the store of :mod:`.world`;
+- emulation: :mod:`.emulation`, the GraphQL Admin API (:mod:`.graphql`, :mod:`.graph`,
+  :mod:`.bulk`) and the legacy REST Admin API, over the store of :mod:`.world` and
+  :mod:`.commerce`;
 - identity: each customer account is an identity record (``stg_shopify__customers``).
 """
 
@@ -17,8 +19,9 @@ from omnicanal.config import Setting, Settings, http_url, iso_datetime, whole_nu
 SANDBOX_ACCESS_TOKEN = "shpat_sandbox"
 #: A second sandbox token, for an app without ``read_all_orders``: it sees 60 days of orders.
 SANDBOX_RECENT_ORDERS_TOKEN = "shpat_sandbox_recent_orders"
-#: The Admin API version the sandbox serves and the tap asks for by default.
-API_VERSION = "2024-10"
+#: The Admin API version the tests and the probe ask for: the newest stable one at the time
+#: of writing. The sandbox serves every supported version (see :mod:`.versions`).
+API_VERSION = "2026-10"
 
 SETTINGS = (
     Setting(
