@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from graphql import GraphQLError, GraphQLResolveInfo
@@ -60,7 +61,9 @@ def utc(timestamp: str | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@lru_cache(maxsize=1_000_000)
 def _epoch(timestamp: str | None) -> int:
+    """Epoch seconds of a REST timestamp; memoised, since every page sorts by them."""
     return int(datetime.fromisoformat(timestamp).timestamp()) if timestamp else 0
 
 
@@ -371,24 +374,40 @@ class ShopGraph:
         self.store = store
         self._now = now
         self.shop_name = shop_name
+        self._positions: dict[str, tuple[int, int, dict[int, int]]] = {}
 
     # lookups --------------------------------------------------------------------------
 
-    def _index(self, attribute: str) -> dict[int, Record]:
+    def _find(self, attribute: str, record_id: int | None) -> Record | None:
+        """A record by id through a position index, rebuilt when the list changed.
+
+        Records are replaced in place when touched (same position, same id), so a
+        position is checked against the id it should hold before it is trusted.
+        """
+        if record_id is None:
+            return None
         records = getattr(self.store, attribute)
-        return {r["id"]: r for r in records}
+        cached = self._positions.get(attribute)
+        if cached is None or cached[0] != id(records) or cached[1] != len(records):
+            cached = (id(records), len(records), {r["id"]: i for i, r in enumerate(records)})
+            self._positions[attribute] = cached
+        position = cached[2].get(record_id)
+        if position is not None and records[position]["id"] == record_id:
+            return records[position]
+        return next((r for r in records if r["id"] == record_id), None)
 
     def customer_record(self, customer_id: int | None) -> Record | None:
-        if customer_id is None:
-            return None
-        return next((c for c in self.store.customers if c["id"] == customer_id), None)
+        return self._find("customers", customer_id)
+
+    def order_record(self, order_id: int | None) -> Record | None:
+        return self._find("orders", order_id)
 
     def order_visible(self, context: Context, order: Record) -> bool:
         """Orders older than 60 days exist only for tokens with ``read_all_orders``."""
         if context.read_all_orders:
             return True
         cutoff = self._now() - timedelta(days=ORDER_WINDOW_DAYS)
-        return datetime.fromisoformat(order["created_at"]) >= cutoff
+        return _epoch(order["created_at"]) >= cutoff.timestamp()
 
     def orders(self, context: Context) -> list[Record]:
         return [o for o in self.store.orders if self.order_visible(context, o)]
@@ -423,7 +442,7 @@ class ShopGraph:
             record = self.customer_record(legacy_id)
             return self.customer(record) if record else None
         if kind == "Order":
-            order = next((o for o in self.store.orders if o["id"] == legacy_id), None)
+            order = self.order_record(legacy_id)
             if order is None or not self.order_visible(context, order):
                 return None
             return self.order(order)
@@ -502,7 +521,7 @@ class ShopGraph:
             )
 
         def last_order(info: GraphQLResolveInfo) -> Node | None:
-            order = next((o for o in self.store.orders if o["id"] == c.get("last_order_id")), None)
+            order = self.order_record(c.get("last_order_id"))
             if order is None or not self.order_visible(info.context, order):
                 return None
             return self.order(order)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from omnicanal.channels.shopify.world import SHOP_TZ
@@ -79,8 +80,11 @@ def parse(query: str | None) -> list[list[Term]]:
     return [terms for terms in alternatives if terms]
 
 
+@lru_cache(maxsize=1_000_000)
 def parse_moment(value: str) -> float | None:
-    """Epoch seconds of an ISO-8601 date or date-time; a zone-less value is shop time."""
+    """Epoch seconds of an ISO-8601 date or date-time; a zone-less value is shop time.
+
+    Memoised: a filter compares the same record timestamps on every page."""
     text = value.strip().replace("Z", "+00:00")
     try:
         moment = datetime.fromisoformat(text)
