@@ -231,7 +231,10 @@ class SquareStream(RESTStream[str]):
         )
         errors = square_errors(response)
         hint = ""
-        if response.status_code == HTTPStatus.BAD_REQUEST and "SQUARE_VERSION" in errors.upper():
+        version_codes = ("INVALID_SQUARE_VERSION_FORMAT", "API_VERSION_INCOMPATIBLE")
+        if response.status_code == HTTPStatus.BAD_REQUEST and any(
+            c in errors for c in version_codes
+        ):
             hint = " — check the `api_version` setting"
         return f"{msg}: {errors}{hint}" if errors else msg
 

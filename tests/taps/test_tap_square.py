@@ -1,0 +1,375 @@
+"""tap-square against the Square emulator of the omnicanal sandbox, over real HTTP.
+
+One ``SandboxServer`` (a 120-person world) serves the whole module. The SDK's standard
+tap tests run against it with small pages so every cursor is followed; the behaviour
+tests check what the pipeline relies on: every record once across pages (search bodies
+included), per-location bookmarks that resume, the one-year default window Square would
+apply without ``begin_time``, retries on 429/5xx/timeouts, and clear failures. Unit
+tests pin the request bodies, the paginator and the backoff schedule.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import redirect_stdout
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+import requests
+from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
+from singer_sdk.testing import SuiteConfig, get_tap_test_class
+
+from omnicanal.channels.square import SANDBOX_ACCESS_TOKEN
+from omnicanal.channels.square.emulation import SquareEmulator
+from omnicanal.sandbox.app import SandboxServer
+from omnicanal.sandbox.world import World, generate_world
+from tap_square.client import DEFAULT_API_VERSION, to_utc_iso
+from tap_square.errors import SquareConnectionError, SquareRetriesExhaustedError
+from tap_square.streams import CustomersStream, OrdersStream, PaymentsStream
+from tap_square.tap import TapSquare
+
+PEOPLE = 120
+SEED = 20260916
+AS_OF = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+TAP_EXECUTABLE = Path(sys.executable).with_name("tap-square")
+STREAMS = ("locations", "customers", "orders", "payments", "refunds", "catalog_items")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# get_tap_test_class needs the config (hence the URL) when the class is built, at
+# import; the server itself starts in the module fixture below, on that port.
+SANDBOX_PORT = _free_port()
+SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
+BASE_CONFIG: dict[str, Any] = {"api_url": SANDBOX_URL, "access_token": SANDBOX_ACCESS_TOKEN}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sandbox() -> Iterator[SandboxServer]:
+    world = generate_world(PEOPLE, seed=SEED, as_of=AS_OF)
+    with SandboxServer(world, port=SANDBOX_PORT, square={"rate_limit": None}) as server:
+        yield server
+
+
+@pytest.fixture
+def square(sandbox: SandboxServer) -> Iterator[SquareEmulator]:
+    """The Square emulator, with no fault or limit left behind after the test."""
+    emulator: SquareEmulator = sandbox.app.state.square
+    yield emulator
+    emulator.faults.clear()
+    emulator.set_rate_limit(None)
+
+
+@pytest.fixture
+def world(sandbox: SandboxServer) -> World:
+    return sandbox.app.state.world
+
+
+# --- the SDK's standard tests ---------------------------------------------------------
+
+# All standard tests run; none is skipped. Small pages make every stream follow cursors
+# (customers and payments by 15, orders by 20).
+TestTapSquareStandard = get_tap_test_class(
+    TapSquare,
+    config={**BASE_CONFIG, "page_size": 15, "orders_page_size": 20},
+    suite_config=SuiteConfig(max_records_limit=None),
+)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+class SyncResult:
+    """What one tap run wrote: records per stream, and the last STATE."""
+
+    def __init__(self, messages: list[dict[str, Any]]) -> None:
+        self.records: dict[str, list[dict[str, Any]]] = {s: [] for s in STREAMS}
+        self.state: dict[str, Any] = {}
+        for message in messages:
+            if message["type"] == "RECORD":
+                self.records[message["stream"]].append(message["record"])
+            elif message["type"] == "STATE":
+                self.state = message["value"]
+
+    def ids(self, stream: str) -> list[str]:
+        return [record["id"] for record in self.records[stream]]
+
+
+def sync(config: dict[str, Any] | None = None, state: dict[str, Any] | None = None) -> SyncResult:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        TapSquare(config={**BASE_CONFIG, **(config or {})}, state=state).sync_all()
+    return SyncResult([json.loads(line) for line in out.getvalue().splitlines() if line])
+
+
+def run_executable(tmp_path: Path, config: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config))
+    return subprocess.run(
+        [str(TAP_EXECUTABLE), "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+# --- behaviour -------------------------------------------------------------------------
+
+
+def test_every_record_arrives_exactly_once_across_pages(
+    tmp_path: Path, world: World, square: SquareEmulator
+) -> None:
+    """Through the executable, 7 records a page (orders 6): the whole shop, no duplicate."""
+    before = square.request_count
+    result = run_executable(tmp_path, {**BASE_CONFIG, "page_size": 7, "orders_page_size": 6})
+    assert result.returncode == 0, result.stderr[-2000:]
+    synced = SyncResult([json.loads(line) for line in result.stdout.splitlines() if line])
+    shop = world.slices["square"]
+    for stream, expected in (
+        ("locations", shop.locations),
+        ("customers", shop.customers),
+        ("orders", shop.orders),
+        ("payments", shop.payments),
+        ("refunds", shop.refunds),
+        ("catalog_items", shop.catalog_items),
+    ):
+        ids = synced.ids(stream)
+        assert not [i for i, n in Counter(ids).items() if n > 1], stream
+        assert set(ids) == {r["id"] for r in expected}, stream
+    assert square.request_count - before >= len(shop.orders) // 6 + len(shop.customers) // 7
+    # payments older than a year are there: begin_time was sent
+    oldest = min(p["created_at"] for p in synced.records["payments"])
+    assert (AS_OF - datetime.fromisoformat(oldest)).days > 365
+
+
+def test_bookmarks_per_location_and_incremental_sync(world: World, square: SquareEmulator) -> None:
+    first = sync({"page_size": 50})
+    bookmarks = first.state["bookmarks"]
+    locations = {loc["id"] for loc in world.slices["square"].locations}
+    for stream in ("orders", "payments"):
+        partitions = bookmarks[stream]["partitions"]
+        assert {p["context"]["location_id"] for p in partitions} == locations
+        for partition in partitions:
+            latest = max(
+                r["updated_at"]
+                for r in first.records[stream]
+                if r["location_id"] == partition["context"]["location_id"]
+            )
+            assert partition["replication_key_value"] == latest
+    orders = first.records["orders"]
+    for location in locations:  # sorted within each location's search
+        stamps = [o["updated_at"] for o in orders if o["location_id"] == location]
+        assert stamps == sorted(stamps)
+    assert all(o["updated_at"].endswith("+00:00") for o in orders)
+
+    second = sync({"page_size": 50}, state=first.state)
+    # inclusive filters: at most the records on each bookmark come back
+    assert len(second.records["orders"]) <= len(locations)
+    assert len(second.records["customers"]) <= 3
+
+    order = world.slices["square"].orders[0]
+    customer = world.slices["square"].customers[0]
+    square.touch_order(order["id"], ticket_name="Retirada")
+    square.touch_customer(customer["id"], note="CPF na nota: 529.982.247-25")
+    third = sync({"page_size": 50}, state=second.state)
+    assert order["id"] in third.ids("orders") and len(third.records["orders"]) <= len(locations) + 1
+    changed = next(c for c in third.records["customers"] if c["id"] == customer["id"])
+    assert changed["note"] == "CPF na nota: 529.982.247-25"
+    new_value = next(
+        p["replication_key_value"]
+        for p in third.state["bookmarks"]["orders"]["partitions"]
+        if p["context"]["location_id"] == order["location_id"]
+    )
+    assert new_value == to_utc_iso(square.shop.orders[0]["updated_at"])
+
+
+def test_start_date_limits_the_first_sync(world: World) -> None:
+    shop = world.slices["square"]
+    stamps = sorted(o["updated_at"] for o in shop.orders)
+    start = stamps[len(stamps) // 2]
+    result = sync({"start_date": start})
+    assert set(result.ids("orders")) == {o["id"] for o in shop.orders if o["updated_at"] >= start}
+    assert set(result.ids("payments")) == {
+        p["id"] for p in shop.payments if p["created_at"] >= start and p["updated_at"] >= start
+    }
+
+
+def test_429_5xx_and_a_timeout_are_retried_and_the_sync_completes(
+    world: World, square: SquareEmulator
+) -> None:
+    square.fail_next(1, 429)
+    square.fail_next(1, 503)
+    square.fail_next(1, 504, hang_seconds=2.0)
+    with mock.patch("tap_square.client.SquareStream.backoff_base_seconds", 0.05):
+        result = sync({"request_timeout": 1})
+    assert square.faults.pending == 0
+    assert set(result.ids("orders")) == {o["id"] for o in world.slices["square"].orders}
+
+
+def test_rate_limit_is_backed_off(world: World, square: SquareEmulator) -> None:
+    square.set_rate_limit(4)
+    with mock.patch("tap_square.client.SquareStream.backoff_base_seconds", 0.3):
+        result = sync({"page_size": 40, "max_retries": 8})
+    assert set(result.ids("customers")) == {c["id"] for c in world.slices["square"].customers}
+
+
+def test_retries_have_a_limit(square: SquareEmulator) -> None:
+    square.fail_next(3, 500)
+    with (
+        mock.patch("tap_square.client.SquareStream.backoff_base_seconds", 0.01),
+        pytest.raises(
+            SquareRetriesExhaustedError, match=r"HTTP 500 .*INTERNAL_SERVER_ERROR.*2 att"
+        ),
+    ):
+        sync({"max_retries": 1})
+
+
+def test_bad_token_fails_with_a_clear_message_and_no_secret(tmp_path: Path) -> None:
+    wrong = "EAAAwrong0123456789abcdef"
+    result = run_executable(tmp_path, {**BASE_CONFIG, "access_token": wrong})
+    assert result.returncode == 1
+    assert "Square rejected the access token (HTTP 401 UNAUTHORIZED" in result.stderr
+    assert "check the `access_token` setting" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert wrong not in result.stderr + result.stdout
+
+
+def test_an_unsupported_version_names_the_setting(tmp_path: Path) -> None:
+    result = run_executable(tmp_path, {**BASE_CONFIG, "api_version": "2099-01-01"})
+    assert result.returncode == 1
+    assert "API_VERSION_INCOMPATIBLE" in result.stderr and "`api_version`" in result.stderr
+
+
+def test_server_down_fails_with_a_clear_message(tmp_path: Path) -> None:
+    down = f"http://127.0.0.1:{_free_port()}"
+    result = run_executable(tmp_path, {**BASE_CONFIG, "api_url": down, "max_retries": 0})
+    assert result.returncode == 1
+    assert f"Could not connect to Square at {down}/v2/" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "setting"),
+    [
+        ({"page_size": 101}, "page_size"),
+        ({"orders_page_size": 1001}, "orders_page_size"),
+        ({"api_url": "connect.squareup.com"}, "api_url"),
+        ({"api_url": "https://connect.squareup.com/v2"}, "api_url"),
+        ({"api_version": "2026-09"}, "api_version"),
+        ({"access_token": None}, "access_token"),
+    ],
+)
+def test_bad_config_is_rejected_naming_the_setting(config: dict[str, Any], setting: str) -> None:
+    merged = {k: v for k, v in {**BASE_CONFIG, **config}.items() if v is not None}
+    with pytest.raises(ConfigValidationError) as raised:
+        TapSquare(config=merged)
+    assert any(setting in error for error in raised.value.errors), raised.value.errors
+
+
+# --- units: request shapes, paging, backoff ------------------------------------------
+
+
+def _stream(cls, config: dict[str, Any] | None = None):
+    tap = TapSquare(config={**BASE_CONFIG, **(config or {})})
+    return tap.streams[cls.name]
+
+
+def test_search_bodies_repeat_the_query_and_carry_the_cursor() -> None:
+    orders = _stream(OrdersStream)
+    context = {"location_id": "L1"}
+    bookmark = datetime(2024, 3, 1, tzinfo=UTC)  # what the state (or start_date) says
+    with mock.patch.object(orders, "get_starting_timestamp", return_value=bookmark):
+        first = orders.prepare_request_payload(context, None)
+        following = orders.prepare_request_payload(context, "CURSOR-2")
+    assert first == {
+        "location_ids": ["L1"],
+        "limit": 500,
+        "query": {
+            "filter": {
+                "state_filter": {"states": ["OPEN", "COMPLETED", "CANCELED"]},
+                "date_time_filter": {"updated_at": {"start_at": "2024-03-01T00:00:00.000Z"}},
+            },
+            "sort": {"sort_field": "UPDATED_AT", "sort_order": "ASC"},
+        },
+    }
+    assert following == {**first, "cursor": "CURSOR-2"}
+    assert orders.http_method == "POST"
+    customers = _stream(CustomersStream, {"page_size": 20})
+    with mock.patch.object(customers, "get_starting_timestamp", return_value=bookmark):
+        body = customers.prepare_request_payload(None, None)
+    assert body == {
+        "limit": 20,
+        "query": {
+            "filter": {"updated_at": {"start_at": "2024-03-01T00:00:00.000Z"}},
+            "sort": {"field": "CREATED_AT", "order": "ASC"},
+        },
+    }
+
+
+def test_payments_params_always_send_begin_time() -> None:
+    payments = _stream(PaymentsStream)
+    params = payments.get_url_params({"location_id": "L1"}, "C2")
+    assert params["begin_time"] == "2009-01-01T00:00:00.000Z"
+    assert (params["location_id"], params["cursor"], params["sort_field"]) == (
+        "L1",
+        "C2",
+        "UPDATED_AT",
+    )
+    assert payments.http_headers["Square-Version"] == DEFAULT_API_VERSION
+    assert payments.authenticator.auth_headers["Authorization"] == f"Bearer {SANDBOX_ACCESS_TOKEN}"
+
+
+def _response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None):
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(body).encode()
+    response.headers.update(headers or {})
+    return response
+
+
+def test_paginator_follows_the_body_cursor_until_it_is_gone() -> None:
+    paginator = _stream(OrdersStream).get_new_paginator()
+    paginator.advance(_response({"orders": [{"id": "a"}], "cursor": "C2"}))
+    assert paginator.current_value == "C2" and not paginator.finished
+    paginator.advance(_response({}))  # Square's empty last page
+    assert paginator.finished
+
+
+def test_backoff_is_exponential_and_honours_retry_after() -> None:
+    stream = _stream(OrdersStream)
+    waits = stream.backoff_wait_generator()
+    assert next(waits) == 0.0
+    no_header = RetriableAPIError("429", _response({}, 429))
+    first, second, third = (waits.send(no_header) for _ in range(3))
+    assert 1.0 <= first < 1.5 and 2.0 <= second < 2.5 and 4.0 <= third < 4.5
+    proxied = RetriableAPIError("429", _response({}, 429, {"Retry-After": "7"}))
+    assert waits.send(proxied) == 7.0
+    assert stream.backoff_max_tries() == 6
+
+
+def test_timeouts_become_a_connection_error(square: SquareEmulator) -> None:
+    square.fail_next(2, 504, hang_seconds=1.5)
+    started = time.monotonic()
+    with (
+        mock.patch("tap_square.client.SquareStream.backoff_base_seconds", 0.01),
+        pytest.raises(
+            SquareConnectionError, match=r"did not answer .*/v2/.* within 1 s \(2 attempt"
+        ),
+    ):
+        sync({"request_timeout": 1, "max_retries": 1})
+    assert time.monotonic() - started < 10
