@@ -11,16 +11,26 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from omnicanal.channels.channel import Channel, Emulation, IdentityFeed, Source
 from omnicanal.config import Setting, Settings, http_url, iso_datetime, whole_number
+from omnicanal.errors import ConfigError
 
 #: The token the sandbox accepts unless told otherwise.
 SANDBOX_ACCESS_TOKEN = "EAAAsandbox-omnicanal-square"
 #: The Square API version (``Square-Version``) the tap asks for and the sandbox serves
 #: when a request names none (Square then uses the application's default version).
 API_VERSION = "2026-09-16"
+
+
+def square_version(name: str, raw: str) -> str:
+    """A ``Square-Version`` is a release date, ``YYYY-MM-DD``."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw.strip()):
+        raise ConfigError(name, f"must be a Square API version such as {API_VERSION} (got {raw!r})")
+    return raw.strip()
+
 
 SETTINGS = (
     Setting(
@@ -58,6 +68,7 @@ SETTINGS = (
         "api_version",
         f"Square API version sent in the `Square-Version` header. Default: {API_VERSION}.",
         API_VERSION,
+        square_version,
     ),
 )
 

@@ -714,7 +714,7 @@ class _Builder:
         chosen = lines[: rng.randint(1, len(lines))] if lines else []
         returned = []
         for line in chosen:
-            price = cents(line["price"])
+            price = cents(line.get("price") or "0")
             quantity = int(line.get("quantity") or 1)
             product = next((p for p in self.products if p.name == line.get("title")), None)
             gross = price * quantity
