@@ -466,7 +466,10 @@ class VtexEmulator:
         for field, (low, high) in query["ranges"].items():
             if not order.get(field):
                 return False
-            if not low <= parse_timestamp(order[field]) <= high:
+            # the OMS index keeps milliseconds: filters compare at that precision
+            moment = parse_timestamp(order[field])
+            moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+            if not low <= moment <= high:
                 return False
         return query["statuses"] is None or order["status"] in query["statuses"]
 
