@@ -274,6 +274,8 @@ def test_search_orders_state_filter_and_entries(server: SandboxServer, world: Wo
         ({"limit": 1001}, "VALUE_TOO_HIGH", "limit"),
         ({"limit": 0}, "VALUE_TOO_LOW", "limit"),
         ({"shop": 1}, "UNKNOWN_BODY_PARAMETER", "shop"),
+        ({"query": []}, "EXPECTED_OBJECT", "query"),
+        ({"query": {"filter": "recent"}}, "EXPECTED_OBJECT", "query.filter"),
         (
             {
                 "query": {

@@ -211,6 +211,15 @@ def _enum(value: Any, field: str, allowed: tuple[str, ...] | dict[str, str]) -> 
     return value.upper()
 
 
+def _object(value: Any, field: str) -> dict[str, Any]:
+    """A nested request object (``query``, ``query.filter``...): absent is empty."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _invalid("EXPECTED_OBJECT", f"Expected an object for `{field}`.", field)
+    return value
+
+
 def _time(value: Any, field: str) -> datetime:
     if not isinstance(value, str):
         raise _invalid("INVALID_TIME", f"`{field}` must be an RFC 3339 timestamp.", field)
@@ -570,11 +579,9 @@ class SquareEmulator:
             name = sorted(unknown)[0]
             raise _invalid("UNKNOWN_BODY_PARAMETER", f"Unknown field `{name}`.", name)
         limit = _bounded(body.get("limit", 100), "limit", 1, 100)
-        query = body.get("query") or {}
-        if not isinstance(query, dict):
-            raise _invalid("EXPECTED_OBJECT", "Expected an object for `query`.", "query")
-        filters = query.get("filter") or {}
-        sort = query.get("sort") or {}
+        query = _object(body.get("query"), "query")
+        filters = _object(query.get("filter"), "query.filter")
+        sort = _object(query.get("sort"), "query.sort")
         rows = list(self.shop.customers)
         for name in ("created_at", "updated_at"):
             if name in filters:
@@ -650,16 +657,16 @@ class SquareEmulator:
             )
         known = {loc["id"] for loc in self.shop.locations}
         for index, location_id in enumerate(location_ids):
-            if location_id not in known:
+            if not isinstance(location_id, str) or location_id not in known:
                 raise _invalid(
                     "INVALID_VALUE",
                     f"Location `{location_id}` is not a location of this seller.",
                     f"location_ids[{index}]",
                 )
         limit = _bounded(body.get("limit", 500), "limit", 1, 1000)
-        query = body.get("query") or {}
-        filters = query.get("filter") or {}
-        sort = query.get("sort") or {}
+        query = _object(body.get("query"), "query")
+        filters = _object(query.get("filter"), "query.filter")
+        sort = _object(query.get("sort"), "query.sort")
         sort_field = _enum(
             sort.get("sort_field", "CREATED_AT"), "query.sort.sort_field", _ORDER_SORT_FIELDS
         )
@@ -673,7 +680,7 @@ class SquareEmulator:
         frozen_end = parse_timestamp(cursor_state["end"]) if "end" in cursor_state else self.now()
         rows = [o for o in self.shop.orders if o["location_id"] in location_ids]
         extra: dict[str, Any] = {}
-        date_filter = filters.get("date_time_filter") or {}
+        date_filter = _object(filters.get("date_time_filter"), "query.filter.date_time_filter")
         if len(date_filter) > 1:
             raise _invalid(
                 "INVALID_VALUE",
