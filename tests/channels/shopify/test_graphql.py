@@ -321,25 +321,26 @@ def _wait(server: SandboxServer, operation_id: str) -> dict[str, Any]:
     raise AssertionError("the bulk operation never finished")
 
 
-def test_bulk_operation_lifecycle_and_jsonl(fresh_server) -> None:
-    shopify = fresh_server.app.state.shopify
-    shopify.bulk.delay = 0.3
+def _bulk_lines(url: str) -> tuple[list[dict[str, Any]], bytes]:
+    download = httpx.get(url)
+    assert download.status_code == 200
+    return [json.loads(line) for line in download.text.splitlines()], download.content
+
+
+def test_bulk_operation_lifecycle_and_ungrouped_jsonl(fresh_server) -> None:
+    fresh_server.app.state.shopify.bulk.delay = 0.3
     started = _gql(fresh_server, RUN, q=ORDERS_BULK)["data"]["bulkOperationRunQuery"]
     assert started["userErrors"] == [] and started["bulkOperation"]["status"] == "CREATED"
     operation_id = started["bulkOperation"]["id"]
-    second = _gql(fresh_server, RUN, q=ORDERS_BULK)["data"]["bulkOperationRunQuery"]
-    assert second["bulkOperation"] is None
-    assert second["userErrors"][0]["code"] == "OPERATION_IN_PROGRESS"
-    assert operation_id in second["userErrors"][0]["message"]
+    running = _gql(fresh_server, POLL, id=operation_id)["data"]["node"]
+    assert running["status"] in ("CREATED", "RUNNING") and running["url"] is None
 
     done = _wait(fresh_server, operation_id)
     assert done["status"] == "COMPLETED" and done["completedAt"] and done["partialDataUrl"] is None
     current = _gql(fresh_server, "{ currentBulkOperation { id status } }")
     assert current["data"]["currentBulkOperation"] == {"id": operation_id, "status": "COMPLETED"}
 
-    download = httpx.get(done["url"])
-    assert download.status_code == 200
-    lines = [json.loads(line) for line in download.text.splitlines()]
+    lines, content = _bulk_lines(done["url"])
     orders = fresh_server.app.state.world.slices["shopify"].orders
     roots = [line for line in lines if "__parentId" not in line]
     children = [line for line in lines if "__parentId" in line]
@@ -349,19 +350,45 @@ def test_bulk_operation_lifecycle_and_jsonl(fresh_server) -> None:
         == int(done["objectCount"])
         == len(orders) + sum(len(o["line_items"]) for o in orders)
     )
-    assert int(done["fileSize"]) == len(download.content)
+    assert int(done["fileSize"]) == len(content)
     assert all("lineItems" not in root for root in roots)
-    current_parent = None
-    for line in lines:  # each child follows its parent
-        if "__parentId" in line:
-            assert line["__parentId"] == current_parent and line["__typename"] == "LineItem"
-        else:
-            current_parent = line["id"]
+    assert all(c["__typename"] == "LineItem" for c in children)
+    # ungrouped (the default since 2026-01): children are not next to their parent
+    assert lines.index(children[0]) == len(roots)
     by_order = {f"gid://shopify/Order/{o['id']}": len(o["line_items"]) for o in orders}
     assert {p: sum(1 for c in children if c["__parentId"] == p) for p in by_order} == by_order
-    after = _gql(fresh_server, RUN, q=ORDERS_BULK)["data"]["bulkOperationRunQuery"]
-    assert after["userErrors"] == []  # one at a time, not one ever
-    _wait(fresh_server, after["bulkOperation"]["id"])
+
+
+def test_bulk_grouped_objects_follow_their_parent(fresh_server) -> None:
+    fresh_server.app.state.shopify.bulk.delay = 0.0
+    grouped = (
+        "mutation($q: String!) { bulkOperationRunQuery(query: $q, groupObjects: true) "
+        "{ bulkOperation { id } userErrors { message } } }"
+    )
+    started = _gql(fresh_server, grouped, q=ORDERS_BULK)["data"]["bulkOperationRunQuery"]
+    lines, _ = _bulk_lines(_wait(fresh_server, started["bulkOperation"]["id"])["url"])
+    parent = None
+    for line in lines:
+        if "__parentId" in line:
+            assert line["__parentId"] == parent
+        else:
+            parent = line["id"]
+
+
+def test_five_bulk_operations_at_once_since_2026_01(fresh_server) -> None:
+    bulk = fresh_server.app.state.shopify.bulk
+    bulk.delay = 5.0
+    assert bulk.concurrency("2026-01") == 5 and bulk.concurrency("2025-10") == 1
+    started = [
+        _gql(fresh_server, RUN, q=ORDERS_BULK)["data"]["bulkOperationRunQuery"] for _ in range(5)
+    ]
+    assert all(s["userErrors"] == [] for s in started)
+    sixth = _gql(fresh_server, RUN, q=ORDERS_BULK)["data"]["bulkOperationRunQuery"]
+    assert sixth["bulkOperation"] is None
+    assert sixth["userErrors"][0]["code"] == "LIMIT_REACHED"
+    cancel = "mutation($id: ID!) { bulkOperationCancel(id: $id) { userErrors { message } } }"
+    for s in started:
+        _gql(fresh_server, cancel, id=s["bulkOperation"]["id"])
 
 
 def test_bulk_cancel_and_invalid_queries(fresh_server) -> None:
@@ -423,6 +450,15 @@ def test_orders_older_than_60_days_need_read_all_orders(server, world: World) ->
     count = _post(server, "{ ordersCount { count precision } }", headers=RECENT).json()
     assert count["data"]["ordersCount"] == {"count": len(recent), "precision": "EXACT"}
 
+    scopes = "{ currentAppInstallation { accessScopes { handle } } }"
+
+    def handles(headers: dict[str, str]) -> set[str]:
+        body = _post(server, scopes, headers=headers).json()["data"]
+        return {s["handle"] for s in body["currentAppInstallation"]["accessScopes"]}
+
+    assert "read_all_orders" in handles(AUTH) and "read_all_orders" not in handles(RECENT)
+    assert "read_orders" in handles(RECENT)
+
     rest = f"{server.url}/admin/api/{VERSION}/orders/count.json?status=any"
     assert httpx.get(rest, headers=RECENT).json() == {"count": len(recent)}
     assert httpx.get(rest, headers=AUTH).json() == {"count": len(orders)}
@@ -471,3 +507,22 @@ def test_unknown_paths_answer_shopifys_body(server) -> None:
         assert response.json() == {"errors": "Not Found"}
     posted = httpx.post(f"{server.url}/admin/oauth/unknown", headers=AUTH)
     assert posted.status_code == 404 and posted.json() == {"errors": "Not Found"}
+
+
+def test_faults_reach_graphql_too(fresh_server) -> None:
+    shopify = fresh_server.app.state.shopify
+    shopify.fail_next(1, status=429)
+    shopify.fail_next(1, status=503)
+    throttled = _post(fresh_server, "{ shop { name } }")
+    assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "1.0"
+    assert _post(fresh_server, "{ shop { name } }").status_code == 503
+    assert _post(fresh_server, "{ shop { name } }").status_code == 200
+    shopify.stall_next(1, seconds=1.0)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{fresh_server.url}/admin/api/{VERSION}/graphql.json",
+            json={"query": "{ shop { name } }"},
+            headers=AUTH,
+            timeout=0.2,
+        )
+    assert _post(fresh_server, "{ shop { name } }").status_code == 200

@@ -92,7 +92,11 @@ CHANNEL = Channel(
     name="shopify",
     title="Shopify (online store)",
     settings=SETTINGS,
-    source=Source(tap="tap-shopify", streams=("customers", "orders"), tap_config=tap_config),
+    source=Source(
+        tap="tap-shopify",
+        streams=("customers", "orders", "abandoned_checkouts", "products", "locations"),
+        tap_config=tap_config,
+    ),
     emulation=Emulation(
         build=_build_emulator,
         options_from_settings=lambda s: {"access_token": s.channel("shopify").access_token},

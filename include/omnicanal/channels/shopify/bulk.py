@@ -1,15 +1,20 @@
 """Bulk operations: ``bulkOperationRunQuery`` runs a query over a whole connection in the
 background and leaves the result as a JSONL file, the way Shopify does.
 
-- one bulk query at a time per app and shop: starting a second while one is CREATED or
-  RUNNING answers a ``userErrors`` entry (``OPERATION_IN_PROGRESS``), no operation;
+- concurrency per app and shop depends on the API version: since 2026-01 up to five
+  bulk operations run at once (a sixth gets a ``LIMIT_REACHED`` user error); before,
+  one at a time (a second gets ``OPERATION_IN_PROGRESS``). Either way no operation is
+  created;
 - the query must be valid against the schema and hold one to five connections, nested
   at most two deep; connections need no ``first`` (every node is exported);
 - status goes CREATED → RUNNING → COMPLETED after ``delay`` seconds (the emulator's
   ``bulk_delay``); ``bulkOperationCancel`` turns a running one CANCELING → CANCELED;
 - the JSONL holds one object per line: each root node, and each node of a nested
-  connection as a line of its own with ``__parentId`` (its parent's id) right after
-  its parent; nested objects that are not connections stay inline;
+  connection as a line of its own with ``__parentId`` (its parent's id); nested objects
+  that are not connections stay inline. With ``groupObjects: true`` children follow
+  their parent; without (the default since 2026-01) the file promises no order, and
+  the sandbox writes every root first and the children after them, so a client that
+  relied on grouping finds out here rather than in production;
 - ``url`` points at the file on the sandbox itself (null when nothing matched),
   ``objectCount``/``rootObjectCount``/``fileSize`` are counted as Shopify counts them.
 """
@@ -42,6 +47,9 @@ if TYPE_CHECKING:
 
 MAX_CONNECTIONS = 5
 MAX_NESTING = 2
+#: Bulk operations an app may run at once per shop, from API version 2026-01 on.
+CONCURRENT_OPERATIONS = 5
+CONCURRENCY_SINCE = "2026-01"
 RUNNING_STATUSES = ("CREATED", "RUNNING", "CANCELING")
 _FIRST_ID = 4_100_000_000_000
 
@@ -52,6 +60,7 @@ class BulkOperation:
     token: str
     query: str
     created_at: datetime
+    group_objects: bool = False
     status: str = "CREATED"
     error_code: str | None = None
     completed_at: datetime | None = None
@@ -111,32 +120,47 @@ class BulkOperations:
         mine = [op for op in self._operations.values() if op.token == token]
         return max(mine, key=lambda op: op.id).node() if mine else None
 
-    def run(self, context: Context, query: str) -> dict[str, Any]:
+    @staticmethod
+    def concurrency(version: str) -> int:
+        """How many bulk operations an app may run at once under API ``version``."""
+        if version == "unstable" or version >= CONCURRENCY_SINCE:
+            return CONCURRENT_OPERATIONS
+        return 1
+
+    def run(self, context: Context, query: str, *, group_objects: bool = False) -> dict:
         """``bulkOperationRunQuery``: validate ``query`` and start it in the background."""
         problem = self._check(query)
         if problem:
             return {"bulkOperation": None, "userErrors": [problem]}
+        limit = self.concurrency(context.version)
         with self._lock:
             running = [
                 op
                 for op in self._operations.values()
                 if op.token == context.token and op.status in RUNNING_STATUSES
             ]
-            if running:
-                busy = gid("BulkOperation", running[0].id)
-                message = (
-                    f"A bulk query operation for this app and shop is already in progress: {busy}."
-                )
-                return {
-                    "bulkOperation": None,
-                    "userErrors": [_user_error(message, "OPERATION_IN_PROGRESS")],
-                }
+            if len(running) >= limit:
+                if limit == 1:
+                    busy = gid("BulkOperation", running[0].id)
+                    message = (
+                        "A bulk query operation for this app and shop is already in progress: "
+                        f"{busy}."
+                    )
+                    error = _user_error(message, "OPERATION_IN_PROGRESS")
+                else:
+                    message = (
+                        f"A maximum of {limit} bulk operations can run at the same time for "
+                        "this app and shop. Wait for one to finish before starting another."
+                    )
+                    error = _user_error(message, "LIMIT_REACHED")
+                return {"bulkOperation": None, "userErrors": [error]}
             self._next_id += 1
             operation = BulkOperation(
                 id=self._next_id,
                 token=context.token,
                 query=query,
                 created_at=datetime.now(UTC).replace(microsecond=0),
+                group_objects=group_objects,
             )
             self._operations[operation.id] = operation
         snapshot = operation.node()
@@ -147,6 +171,7 @@ class BulkOperations:
             base_url=context.base_url,
             bulk_operations=self,
             token=context.token,
+            version=context.version,
         )
         threading.Thread(
             target=self._work,
@@ -187,7 +212,7 @@ class BulkOperations:
             with self._lock:
                 if operation.status == "CREATED":
                     operation.status = "RUNNING"
-            lines = self._export(operation.query, context)
+            lines = self._export(operation.query, context, grouped=operation.group_objects)
             body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
             remaining = self.delay - (time.monotonic() - started)
             while remaining > 0 and not operation.cancel_requested:
@@ -255,7 +280,9 @@ class BulkOperations:
             )
         return None
 
-    def _export(self, query: str, context: Context) -> list[dict[str, Any]]:
+    def _export(
+        self, query: str, context: Context, *, grouped: bool = True
+    ) -> list[dict[str, Any]]:
         prepared = admin_graphql.prepare(query, None, None)
         assert not isinstance(prepared, list)
         schema = admin_graphql.admin_schema()
@@ -268,6 +295,10 @@ class BulkOperations:
             if isinstance(value, dict):
                 for node in _connection_nodes(value):
                     _flatten(node, None, lines)
+        if not grouped:  # ungrouped: no promise of order; roots first shows it
+            lines = [x for x in lines if "__parentId" not in x] + [
+                x for x in lines if "__parentId" in x
+            ]
         return lines
 
     # HTTP side -------------------------------------------------------------------------

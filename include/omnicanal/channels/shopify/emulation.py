@@ -32,17 +32,20 @@ REST tap runs unchanged against it:
   ``fields`` may be sent (400 otherwise);
 - a leaky-bucket throttle per token, reported in ``X-Shopify-Shop-Api-Call-Limit`` and
   answered with 429 + ``Retry-After`` when full;
-- ``fail_next`` to inject failures, ``touch_customer``/``touch_order``/``add_customer``
+- ``fail_next`` to inject failures (429 with ``Retry-After``, 5xx) and ``stall_next`` to
+  hold answers past a client's timeout, ``touch_customer``/``touch_order``/``add_customer``
   to change records for incremental-sync tests (also over HTTP under ``/_sandbox``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import bisect
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -66,7 +69,6 @@ from omnicanal.channels.shopify.world import (
 from omnicanal.sandbox.throttle import Clock, FaultInjector, LeakyBucket
 from omnicanal.sandbox.world import World
 
-API_VERSION = "2024-10"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 250
 DEFAULT_BUCKET_SIZE = 40
@@ -164,6 +166,7 @@ class ShopifyEmulator:
         self.access_token = access_token
         self.tokens = {access_token: read_all_orders, recent_orders_token: False}
         self.faults = FaultInjector()
+        self._stalls: deque[float] = deque()
         self.request_count = 0
         self._clock = clock
         self._bucket_size = bucket_size
@@ -185,6 +188,17 @@ class ShopifyEmulator:
         with self._lock:
             self._bucket_size, self._leak_rate = bucket_size, leak_rate
             self._buckets.clear()
+
+    def stall_next(self, n: int = 1, seconds: float = 30.0) -> None:
+        """Hold the next ``n`` requests ``seconds`` before answering: a client timeout."""
+        with self._lock:
+            self._stalls.extend(float(seconds) for _ in range(n))
+
+    async def _stall(self) -> None:
+        with self._lock:
+            seconds = self._stalls.popleft() if self._stalls else 0.0
+        if seconds:
+            await asyncio.sleep(seconds)
 
     def set_cost_limit(self, maximum_available: float, restore_rate: float) -> None:
         """Change the GraphQL cost bucket, starting full."""
@@ -509,6 +523,7 @@ class ShopifyEmulator:
             base_url=str(request.base_url).rstrip("/"),
             bulk_operations=self.bulk,
             token=token,
+            version=headers[VERSION_HEADER],
         )
         body = await run_in_threadpool(
             self.execute_graphql, context, query, variables, operation_name
@@ -566,6 +581,7 @@ class ShopifyEmulator:
         admin = "/admin/api/{version}"
 
         async def graphql_endpoint(request: Request) -> Response:
+            await self._stall()
             return await self._graphql(request)
 
         router.add_api_route(f"{admin}/graphql.json", graphql_endpoint, methods=["POST"])
@@ -578,18 +594,21 @@ class ShopifyEmulator:
 
         def lister(resource: str) -> Callable[[Request], Any]:
             async def handler(request: Request) -> JSONResponse:
+                await self._stall()
                 return self._list(request, resource)
 
             return handler
 
         def counter(resource: str) -> Callable[[Request], Any]:
             async def handler(request: Request) -> JSONResponse:
+                await self._stall()
                 return self._count(request, resource)
 
             return handler
 
         def getter(resource: str) -> Callable[[Request, int], Any]:
             async def handler(request: Request, record_id: int) -> JSONResponse:
+                await self._stall()
                 return self._one(request, resource, record_id)
 
             return handler

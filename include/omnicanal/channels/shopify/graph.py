@@ -31,6 +31,8 @@ from omnicanal.channels.shopify.search import Field, matcher
 from omnicanal.channels.shopify.world import ShopifyStore
 
 MAX_PAGE_SIZE = 250
+#: What the sandbox app was granted (``read_all_orders`` on top, per token).
+APP_SCOPES = ("read_customers", "read_orders", "read_products", "read_locations")
 ORDER_WINDOW_DAYS = 60
 CURRENCY = "BRL"
 
@@ -112,6 +114,8 @@ class Context:
     #: Bulk operation tools, set by the emulator (see :mod:`.bulk`).
     bulk_operations: Any = None
     token: str = ""
+    #: The API version serving the request (some behaviour changed between versions).
+    version: str = "unstable"
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -461,6 +465,26 @@ class ShopGraph:
         if kind == "BulkOperation" and context.bulk_operations is not None:
             return context.bulk_operations.node(legacy_id)
         return None
+
+    def installation(self, context: Context) -> Node:
+        """``currentAppInstallation``: the sandbox app and the scopes its token holds."""
+        scopes = list(APP_SCOPES)
+        if context.read_all_orders:
+            scopes.append("read_all_orders")
+        return {
+            "__typename": "AppInstallation",
+            "id": gid("AppInstallation", 51_234_567_890),
+            "app": {
+                "__typename": "App",
+                "id": gid("App", 41_234_567_890),
+                "title": "omnicanal",
+                "handle": "omnicanal",
+            },
+            "accessScopes": [
+                {"handle": scope, "description": scope.replace("_", " ").capitalize()}
+                for scope in scopes
+            ],
+        }
 
     def shop(self) -> Node:
         return {

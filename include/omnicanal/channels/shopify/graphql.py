@@ -183,6 +183,9 @@ def _bind_roots(schema: GraphQLSchema) -> None:
         return c.graph.store.locations
 
     fields["shop"].resolve = lambda _r, info: _ctx(info).graph.shop()
+    fields["currentAppInstallation"].resolve = lambda _r, info: _ctx(info).graph.installation(
+        _ctx(info)
+    )
     fields["node"].resolve = lambda _r, info, id: _ctx(info).graph.lookup(_ctx(info), id)
     fields["nodes"].resolve = lambda _r, info, ids: [
         _ctx(info).graph.lookup(_ctx(info), i) for i in ids
@@ -221,7 +224,7 @@ def _bind_roots(schema: GraphQLSchema) -> None:
 
     def run_query(_r: Any, info: Any, query: str, groupObjects: bool = False) -> Any:
         context = _ctx(info)
-        return context.bulk_operations.run(context, query)
+        return context.bulk_operations.run(context, query, group_objects=groupObjects)
 
     def cancel(_r: Any, info: Any, id: str) -> Any:  # noqa: A002
         context = _ctx(info)
