@@ -300,6 +300,22 @@ def test_a_server_that_never_answers_in_time_is_a_clear_error(vtex: VtexEmulator
         sync({"max_retries": 1, "request_timeout": 1})
 
 
+def test_a_listed_order_without_detail_fails_the_run_instead_of_being_skipped(
+    vtex: VtexEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The OMS list is an index that can lag the orders: never move a bookmark past one."""
+    from fastapi.responses import JSONResponse
+
+    from omnicanal.channels.vtex.emulation import oms_body
+
+    async def missing(request, order_id):
+        return JSONResponse(oms_body("Order not found", "OMS002"), 404)
+
+    monkeypatch.setattr(vtex, "get_order", missing)
+    with pytest.raises(VtexError, match=r"listed order .* but has no detail .* run the extract"):
+        sync({"page_size": 50})
+
+
 def test_bad_credentials_fail_with_a_clear_message_and_no_secret(tmp_path: Path) -> None:
     wrong = "WRONGTOKEN" + "Q" * 60
     result = run_executable(tmp_path, {**BASE_CONFIG, "app_token": wrong})

@@ -24,7 +24,7 @@ from urllib.parse import quote
 from singer_sdk import StreamSchema
 
 from tap_vtex.client import SCHEMAS_DIR, VtexStream, vtex_message
-from tap_vtex.errors import VtexScrollExpiredError
+from tap_vtex.errors import VtexError, VtexScrollExpiredError
 from tap_vtex.paging import (
     MAX_LIST_PAGES,
     DateWindowPaginator,
@@ -130,6 +130,19 @@ class OrdersStream(VtexStream):
         if window_overflows(response, int(self.config.get("max_list_pages", MAX_LIST_PAGES))):
             return
         yield from super().parse_response(response)
+
+    def validate_response(self, response: requests.Response) -> None:
+        """A listed order whose detail is missing fails the run rather than being skipped:
+        skipping it would let the bookmark move past an order never delivered."""
+        if response.status_code == 404 and self.path + "/" in response.url:
+            order_id = response.url.rsplit("/", 1)[-1]
+            msg = (
+                f"VTEX listed order {order_id} but has no detail for it (HTTP 404: "
+                f"{vtex_message(response)}); the OMS list is an index that can lag — run "
+                "the extract again"
+            )
+            raise VtexError(msg)
+        super().validate_response(response)
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         """Replace the list summary by the order's detail; skip orders unchanged since
