@@ -526,3 +526,35 @@ def test_faults_reach_graphql_too(fresh_server) -> None:
             timeout=0.2,
         )
     assert _post(fresh_server, "{ shop { name } }").status_code == 200
+
+
+def test_bulk_executor_answers_as_graphql_core_does(server) -> None:
+    """The bulk path's own executor must shape every value as the real executor does."""
+    from omnicanal.channels.shopify import graphql as admin_graphql
+    from omnicanal.channels.shopify.bulk import BulkExecutor
+    from omnicanal.channels.shopify.graph import Context
+
+    shopify = server.app.state.shopify
+    query = """
+    fragment Money on MoneyBag { shopMoney { amount currencyCode } }
+    { orders(sortKey: UPDATED_AT, query: "updated_at:>='2024-01-01'") { edges { node {
+        __typename id name total: totalPriceSet { ...Money } displayFinancialStatus
+        closed closedAt tags discountCodes customer { id numberOfOrders amountSpent { amount } }
+        shippingLine { title deliveryCategory } retailLocation { name address { formatted } }
+        fulfillments { status location { name } trackingInfo { number } }
+        refunds { id totalRefundedSet { ...Money } }
+        lineItems { edges { node {
+          id quantity variant { price sku } originalTotalSet { ...Money } } } }
+        discountApplications { nodes { __typename index value {
+          ... on MoneyV2 { amount } ... on PricingPercentageValue { percentage } }
+          ... on DiscountCodeApplication { code } } }
+        returns { nodes { name status returnLineItems(first: 5) { nodes {
+          ... on ReturnLineItem { quantity returnReason } } } } }
+    } } } }"""
+    prepared = admin_graphql.prepare(query, None, None)
+    assert not isinstance(prepared, list), prepared
+    context = Context(graph=shopify.graph, bulk=True, token=SANDBOX_ACCESS_TOKEN)
+    expected, errors = admin_graphql.run(prepared, context)
+    assert errors == []
+    assert BulkExecutor(prepared, context).run() == expected
+    assert len(expected["orders"]["edges"]) > 10

@@ -55,8 +55,9 @@ def parse_gid(value: str) -> tuple[str, int] | None:
     return parts[0], int(parts[1])
 
 
+@lru_cache(maxsize=1_000_000)
 def utc(timestamp: str | None) -> str | None:
-    """GraphQL's DateTime: the REST timestamp in UTC with a ``Z``."""
+    """GraphQL's DateTime: the REST timestamp in UTC with a ``Z`` (memoised)."""
     if not timestamp:
         return None
     moment = datetime.fromisoformat(timestamp).astimezone(UTC)
@@ -175,7 +176,7 @@ def connection(
     end = position[window[-1]] if window else None
     nodes = [build(rows[i][1]) for i in window]
     edges = [
-        {"cursor": encode_cursor(rows[i][0]), "node": node}
+        {"cursor": _lazy_cursor(rows[i][0]), "node": node}
         for i, node in zip(window, nodes, strict=True)
     ]
     return {
@@ -184,10 +185,15 @@ def connection(
         "pageInfo": {
             "hasNextPage": end is not None and end < len(ordered) - 1,
             "hasPreviousPage": start is not None and start > 0,
-            "startCursor": edges[0]["cursor"] if edges else None,
-            "endCursor": edges[-1]["cursor"] if edges else None,
+            "startCursor": _lazy_cursor(rows[window[0]][0]) if window else None,
+            "endCursor": _lazy_cursor(rows[window[-1]][0]) if window else None,
         },
     }
+
+
+def _lazy_cursor(key: tuple[Any, int]) -> Callable[..., str]:
+    """A cursor encoded only if the query asks for it (bulk exports never do)."""
+    return lambda info, **_: encode_cursor(key)
 
 
 def _comparable(cursor: tuple[Any, int], keys: list[tuple[Any, int]]) -> tuple[Any, int]:
