@@ -1,0 +1,510 @@
+"""Extract benchmark: each tap against its sandbox emulation, vs a bare httpx loop.
+
+    .venv/bin/python bench/extract/run.py                       # 2000 people, every channel
+    .venv/bin/python bench/extract/run.py --people 5000 --repeat 3 --channels shopify
+    .venv/bin/python bench/extract/run.py --orders-100k         # Shopify bulk vs paging
+
+A generated world is served in this process (``SandboxServer``), every emulation with
+its limits off (Shopify's cost bucket and REST bucket unbounded, bulk operations
+without their simulated run time; Square's and VTEX's request rates unlimited). For
+each channel, ``--repeat`` times, alternately:
+
+- the tap as a subprocess (``tap-<name> --config``, the config the extract would give
+  it, pointed at this sandbox), its stdout read by a counting sink (RECORD messages
+  per stream; nothing is loaded): wall time of the process;
+- ``bare.py``: one httpx loop sending the same requests (same pages, page sizes,
+  filters; Shopify's own GraphQL queries and bulk operation) and counting records.
+
+Shopify runs twice, once per extraction path (``bulk``: one bulk operation per stream;
+``pages``: paginated queries). The goal (issue 10) is tap time <= 1.5x the bare
+client's. A recorder around the sandbox app (an ASGI middleware, not a change to the
+emulators) logs every request's time, status and, for Shopify GraphQL, the
+``actualQueryCost`` and ``currentlyAvailable`` the answer reports; it gives the request
+counts (the tap and the bare loop must send the same number) and the span from the first
+request to the last answer.
+
+Then the limits go on (the emulators' own knobs: ``set_cost_limit``,
+``set_rate_limit``) and the tap runs once more (Shopify: paginated queries, where the
+cost budget matters; a bulk operation costs ~10 points). The achieved rate is measured
+in whole windows after the limit first binds (Square and VTEX: the first 429; Shopify:
+the first answer with less than half the bucket left): answered requests, or actual
+query cost, over the limit's rate times the time. Goal: >= 0.9. When the tap's
+unlimited rate cannot reach the real limit (a tap reading 500 orders a request never
+sends Square 100 requests a second), the check runs with the limit lowered to a third
+of the tap's unlimited rate, so that it binds, and says so.
+
+Each timed run holds the exclusive lock on /tmp/omnicanal-bench.lock. Prints progress
+lines; the last line is one JSON object with every figure, ratio and goal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PROJECT = HERE.parents[1]
+sys.path.insert(0, str(HERE.parent))  # bench/
+
+from benchlock import bench_lock  # noqa: E402
+
+BIN = Path(sys.executable).parent
+#: Issue 10's goals.
+GOAL_RATIO = 1.5
+GOAL_SHARE = 0.9
+#: Large enough never to bind: the emulators' limits, off.
+UNLIMITED = 10**12
+#: Tap settings for the limits-on check: Square's pages are so large (100 customers, 500
+#: orders) that a sandbox world is read in a few dozen requests, too few to measure a rate.
+LIMIT_CHECK_CONFIG = {"square": {"page_size": 10, "orders_page_size": 10}}
+#: Shopify orders per person in the generated world (measured: 3692 for 2000 people).
+SHOPIFY_ORDERS_PER_PERSON = 1.85
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- what the sandbox saw ---------------------------------------------------------------
+
+_COST = re.compile(rb'"actualQueryCost":\s*(\d+(?:\.\d+)?)')
+_AVAILABLE = re.compile(rb'"currentlyAvailable":\s*(\d+(?:\.\d+)?)')
+
+
+class Recorder:
+    """ASGI middleware: (start, end, path, status, cost, available) of every request
+    while ``Recorder.log`` is a list."""
+
+    log: list[tuple[float, float, str, int, float | None, float | None]] | None = None
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        log = Recorder.log
+        if scope["type"] != "http" or log is None:
+            await self.app(scope, receive, send)
+            return
+        started, status, tail = time.monotonic(), [0], [b""]
+        graphql = scope["path"].endswith("/graphql.json")
+
+        async def recording_send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            elif graphql and message["type"] == "http.response.body":
+                tail[0] = (tail[0] + message.get("body", b""))[-600:]
+            await send(message)
+
+        await self.app(scope, receive, recording_send)
+        cost = available = None
+        if graphql and (match := _COST.search(tail[0])):
+            cost = float(match.group(1))
+            if found := _AVAILABLE.search(tail[0]):
+                available = float(found.group(1))
+        log.append((started, time.monotonic(), scope["path"], status[0], cost, available))
+
+
+def recorded(log: list) -> dict[str, Any]:
+    statuses = Counter(str(entry[3]) for entry in log)
+    span = max(e[1] for e in log) - min(e[0] for e in log) if log else 0.0
+    figures = {"requests": len(log), "statuses": dict(statuses), "server_span_s": round(span, 3)}
+    costs = [entry[4] for entry in log if entry[4] is not None]
+    if costs:
+        figures["cost"] = sum(costs)
+    return figures
+
+
+# --- the contenders ---------------------------------------------------------------------
+
+_RECORD = re.compile(rb'"type":\s*"RECORD",\s*"stream":\s*"([^"]+)"')
+
+
+def run_tap(channel: str, config: dict, tmp: Path, stop_after: float | None = None) -> dict:
+    """The tap as a subprocess, its RECORD messages counted as they stream out;
+    ``stop_after`` seconds, it is stopped (SIGTERM) if still running."""
+    path = tmp / f"tap-{channel}.json"
+    path.write_text(json.dumps(config))
+    records: Counter[str] = Counter()
+    stderr = tmp / f"tap-{channel}.log"
+
+    def count(stream: Any) -> None:
+        carry = b""
+        while chunk := stream.read(1 << 20):
+            chunk, _, rest = (carry + chunk).rpartition(b"\n")
+            carry = rest
+            records.update(m.decode() for m in _RECORD.findall(chunk))
+        records.update(m.decode() for m in _RECORD.findall(carry))
+
+    Recorder.log = []
+    with bench_lock(), open(stderr, "wb") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [str(BIN / f"tap-{channel}"), "--config", str(path)], stdout=subprocess.PIPE, stderr=err
+        )
+        sink = threading.Thread(target=count, args=(proc.stdout,), daemon=True)
+        sink.start()
+        try:
+            code = proc.wait(timeout=stop_after)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            code = proc.wait()
+        seconds = time.perf_counter() - started
+        sink.join()
+    log, Recorder.log = Recorder.log, None
+    if stop_after is not None and seconds >= stop_after:
+        say(f"tap-{channel} stopped after {seconds:.0f}s, as asked")
+    elif code != 0:
+        raise SystemExit(f"tap-{channel} failed (exit {code}):\n{stderr.read_text()[-3000:]}")
+    return {"seconds": round(seconds, 3), "records": dict(records), **recorded(log), "_log": log}
+
+
+def run_bare(job: dict, tmp: Path) -> dict[str, Any]:
+    path = tmp / f"bare-{job['channel']}.json"
+    path.write_text(json.dumps(job))
+    Recorder.log = []
+    with bench_lock():
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, str(HERE / "bare.py"), str(path)], capture_output=True, text=True
+        )
+        seconds = time.perf_counter() - started
+    log, Recorder.log = Recorder.log, None
+    if result.returncode != 0:
+        raise SystemExit(f"bare {job['channel']} failed:\n{result.stderr[-3000:]}")
+    inner = json.loads(result.stdout.strip().splitlines()[-1])
+    return {
+        "seconds": round(seconds, 3),
+        "loop_s": inner["seconds"],
+        "records": inner["records"],
+        **recorded(log),
+    }
+
+
+# --- channels: configs and limits -------------------------------------------------------
+
+
+def tap_config(channel: str, settings: Any, url: str, extraction: str | None) -> dict:
+    from omnicanal.channels import get_channel
+
+    config = {**get_channel(channel).source.tap_config(settings), "api_url": url}
+    if channel == "shopify":
+        config |= {"extraction": extraction, "bulk_poll_interval": 0.25}
+    return config
+
+
+def bare_job(channel: str, config: dict, extraction: str | None) -> dict:
+    job: dict[str, Any] = {"channel": channel, "config": config}
+    if channel == "shopify":
+        from tap_shopify import bulk, queries, streams
+
+        by_resource = {id(getattr(queries, n)): n for n in dir(queries) if n.isupper()}
+        job |= {
+            "extraction": extraction,
+            "api_version": config.get("api_version") or "2026-10",
+            "poll_interval": config["bulk_poll_interval"],
+            "bulk_run": bulk.RUN_MUTATION,
+            "bulk_poll": bulk.POLL_QUERY,
+            "scopes_query": streams.SCOPES_QUERY,
+            "streams": [
+                (s.name, by_resource[id(s.resource)], s.bulk_capable) for s in streams.STREAM_TYPES
+            ],
+        }
+    elif channel == "vtex":
+        from tap_vtex.streams import CUSTOMER_FIELDS
+
+        job["customer_fields"] = ",".join(CUSTOMER_FIELDS)
+    return job
+
+
+def unlimited_options() -> dict[str, dict]:
+    return {
+        "shopify": {
+            "maximum_available": UNLIMITED,
+            "restore_rate": UNLIMITED,
+            "bucket_size": UNLIMITED,
+            "leak_rate": UNLIMITED,
+            "bulk_delay": 0.0,
+        },
+        "square": {"rate_limit": None},
+        "vtex": {"requests_per_minute": UNLIMITED},
+    }
+
+
+def real_limit(channel: str) -> dict[str, Any]:
+    """The emulation's default limit: rate per second, window, burst."""
+    if channel == "shopify":
+        from omnicanal.channels.shopify import graphql as admin
+
+        rate, burst = admin.DEFAULT_RESTORE_RATE, admin.DEFAULT_MAXIMUM_AVAILABLE
+        return {"unit": "cost points", "rate_per_s": rate, "burst": burst, "window_s": 1.0}
+    if channel == "square":
+        from omnicanal.channels.square.emulation import DEFAULT_RATE_LIMIT
+
+        return {"unit": "requests", "rate_per_s": DEFAULT_RATE_LIMIT, "window_s": 1.0}
+    from omnicanal.channels.vtex.emulation import DEFAULT_REQUESTS_PER_MINUTE
+
+    return {"unit": "requests", "rate_per_s": DEFAULT_REQUESTS_PER_MINUTE / 60, "window_s": 60.0}
+
+
+def set_limit(emulator: Any, channel: str, limit: dict | None) -> None:
+    """Turn the emulation's limit on (``limit``) or off (None) through its own knobs."""
+    if channel == "shopify":
+        if limit is None:
+            emulator.set_cost_limit(UNLIMITED, UNLIMITED)
+        else:
+            emulator.set_cost_limit(limit["burst"], limit["rate_per_s"])
+    elif channel == "square":
+        emulator.set_rate_limit(None if limit is None else max(1, round(limit["rate_per_s"])))
+    else:
+        per_minute = UNLIMITED if limit is None else max(1, round(limit["rate_per_s"] * 60))
+        emulator.set_rate_limit(per_minute)
+
+
+def work(entry: tuple, unit: str) -> float:
+    """What one answered request spent of the limit."""
+    if unit == "requests":
+        return 1.0 if 200 <= entry[3] < 300 else 0.0
+    return entry[4] or 0.0
+
+
+def achieved_share(log: list, limit: dict) -> dict[str, Any]:
+    """Work done in whole windows after the limit first binds, over what it allows."""
+    log = sorted(log)
+    if limit["unit"] == "requests":
+        bound = next((e for e in log if e[3] == 429), None)
+    else:
+        bound = next((e for e in log if e[5] is not None and e[5] < limit["burst"] / 2), None)
+    if bound is None:
+        return {"binds": False, "share": None}
+    window = limit["window_s"]
+    end = max(e[1] for e in log)
+    windows = int((end - bound[1]) // window)
+    if windows < 1:
+        return {"binds": True, "share": None, "note": "the run ended within one window"}
+    until = bound[1] + windows * window
+    inside = [e for e in log if bound[1] < e[1] <= until]
+    done = sum(work(e, limit["unit"]) for e in inside)
+    if limit["unit"] != "requests" and inside:
+        # Points drawn from the bucket's stock are not the restore rate's: discount them.
+        last = next(e[5] for e in reversed([bound, *inside]) if e[5] is not None)
+        done -= max(0.0, bound[5] - last)
+    allowed = limit["rate_per_s"] * windows * window
+    throttled = sum(1 for e in log if e[3] == 429)
+    return {
+        "binds": True,
+        "windows": windows,
+        "measured_s": round(windows * window, 1),
+        "done": round(done, 1),
+        "allowed": round(allowed, 1),
+        "share": round(done / allowed, 3),
+        "throttled_429": throttled,
+    }
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+def compare(channel: str, label: str, app: Any, settings: Any, url: str, args, tmp: Path) -> dict:
+    extraction = label.split("_")[1] if "_" in label else None
+    config = tap_config(channel, settings, url, extraction)
+    job = bare_job(channel, config, extraction)
+    taps, bares = [], []
+    for attempt in range(args.repeat):
+        taps.append(run_tap(channel, config, tmp))
+        bares.append(run_bare(job, tmp))
+        say(
+            f"{label} #{attempt + 1}: tap {taps[-1]['seconds']}s ({taps[-1]['requests']} req, "
+            f"{sum(taps[-1]['records'].values())} records), bare {bares[-1]['seconds']}s "
+            f"({bares[-1]['requests']} req, {sum(bares[-1]['records'].values())} records)"
+        )
+    tap = min(taps, key=lambda r: r["seconds"]) | {
+        "seconds_median": statistics.median(r["seconds"] for r in taps)
+    }
+    bare = min(bares, key=lambda r: r["seconds"]) | {
+        "seconds_median": statistics.median(r["seconds"] for r in bares)
+    }
+    tap.pop("_log")
+    if tap["records"] != bare["records"]:
+        say(f"WARNING {label}: tap records {tap['records']} != bare {bare['records']}")
+    records = sum(tap["records"].values())
+    ratio = round(tap["seconds_median"] / bare["seconds_median"], 2)
+    span_ratio = round(tap["server_span_s"] / bare["server_span_s"], 2)
+    return {
+        "tap": tap,
+        "bare": bare,
+        "records": records,
+        "tap_records_per_s": round(records / tap["seconds_median"]),
+        "bare_records_per_s": round(records / bare["seconds_median"]),
+        "same_records": tap["records"] == bare["records"],
+        "same_requests": tap["requests"] == bare["requests"],
+        "ratio": ratio,
+        "server_span_ratio": span_ratio,
+        "goal": f"ratio <= {GOAL_RATIO}",
+        "goal_met": ratio <= GOAL_RATIO,
+    }
+
+
+def limits_on(channel: str, app: Any, settings: Any, url: str, unlimited: dict, args, tmp: Path):
+    """The tap once more with the limit on; its achieved share of the limit's rate."""
+    real = real_limit(channel)
+    config = tap_config(channel, settings, url, "pages" if channel == "shopify" else None)
+    config |= LIMIT_CHECK_CONFIG.get(channel, {})
+    tap = unlimited["tap"]
+    if channel in LIMIT_CHECK_CONFIG:  # its own unlimited reference, with the same pages
+        tap = run_tap(channel, config, tmp)
+        tap.pop("_log")
+        say(f"{channel} unlimited with {LIMIT_CHECK_CONFIG[channel]}: {tap['requests']} req")
+    work = tap["requests"] if real["unit"] == "requests" else tap.get("cost", 0.0)
+    tap_rate = work / tap["server_span_s"]
+    window = real["window_s"]
+    # A sliding window's first window is a burst too; three more make the measure.
+    burst = real.get("burst", real["rate_per_s"] * window)
+    limit = dict(real)
+    if tap_rate < 1.5 * real["rate_per_s"] or work < burst + 3 * real["rate_per_s"] * window:
+        scaled = min(tap_rate / 3, work / (4 * window))
+        # The knobs take whole requests per second (Square) or per minute (VTEX).
+        limit["rate_per_s"] = round(scaled * window) / window if channel != "shopify" else scaled
+        limit["rate_per_s"] = round(max(limit["rate_per_s"], 1 / window), 3)
+        limit["scaled"] = (
+            f"the real limit ({real['rate_per_s']:g} {real['unit']}/s) would not bind: the "
+            f"tap's unlimited rate is {tap_rate:.1f}/s over {work:.0f} {real['unit']}"
+        )
+    stop_after = max(args.limits_seconds, 3.5 * window)
+    set_limit(app.state.emulators[channel], channel, limit)
+    try:
+        result = run_tap(channel, config, tmp, stop_after=stop_after)
+    finally:
+        set_limit(app.state.emulators[channel], channel, None)
+    share = achieved_share(result.pop("_log"), limit)
+    say(f"{channel} limits on ({limit['rate_per_s']:g} {limit['unit']}/s): {share}")
+    return {
+        "limit": limit,
+        "tap_config": LIMIT_CHECK_CONFIG.get(channel, {}),
+        "real_limit_binds": "scaled" not in limit,
+        "tap_unlimited_rate_per_s": round(tap_rate, 1),
+        "stop_after_s": stop_after,
+        "tap": result,
+        **share,
+        "goal": f"share >= {GOAL_SHARE}",
+        "goal_met": share.get("share") is not None and share["share"] >= GOAL_SHARE,
+    }
+
+
+def serve(people: int, seed: int):
+    from omnicanal.sandbox.app import SandboxServer, create_app, emulation_options
+    from omnicanal.sandbox.world import generate_world
+    from omnicanal.settings import get_settings
+
+    settings = get_settings()
+    started = time.monotonic()
+    world = generate_world(people, seed)
+    say(
+        f"world of {people} people ({time.monotonic() - started:.0f}s): "
+        + "; ".join(s.describe() for s in world.slices.values())
+    )
+    options = emulation_options(settings)
+    for name, extra in unlimited_options().items():
+        options[name] = {**options.get(name, {}), **extra}
+    app = create_app(world, **options)
+    app.add_middleware(Recorder)
+    return settings, app, SandboxServer(app)
+
+
+def main() -> None:
+    from omnicanal.channels import sources
+
+    emulated = [c.name for c in sources() if c.emulation is not None]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--people", type=int, default=2000, help="world size (default 2000)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--channels", default=",".join(emulated), help="comma-separated")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each contender")
+    parser.add_argument("--no-limits", action="store_true", help="skip the limits-on check")
+    parser.add_argument(
+        "--limits-seconds",
+        type=float,
+        default=40,
+        help="stop the limits-on run after this long (at least 3.5 windows of the limit)",
+    )
+    parser.add_argument(
+        "--orders-100k",
+        action="store_true",
+        help="Shopify only, a world of ~100k orders: bulk vs paging (minutes)",
+    )
+    args = parser.parse_args()
+    channels = [c for c in args.channels.split(",") if c]
+    if args.orders_100k:
+        channels, args.people = ["shopify"], round(100_000 / SHOPIFY_ORDERS_PER_PERSON)
+        args.no_limits = True
+    unknown = set(channels) - set(emulated)
+    if unknown:
+        raise SystemExit(f"no source with an emulation called {sorted(unknown)}; have {emulated}")
+
+    settings, app, server = serve(args.people, args.seed)
+    results: dict[str, Any] = {}
+    with server, tempfile.TemporaryDirectory(prefix="omnicanal-bench-extract-") as tmpdir:
+        tmp = Path(tmpdir)
+        for channel in channels:
+            labels = ["shopify_bulk", "shopify_pages"] if channel == "shopify" else [channel]
+            for label in labels:
+                results[label] = compare(channel, label, app, settings, server.url, args, tmp)
+                say(f"{label}: tap/bare {results[label]['ratio']}x")
+            if args.no_limits:
+                continue
+            unlimited = results["shopify_pages" if channel == "shopify" else channel]
+            results[f"{channel}_limits_on"] = limits_on(
+                channel, app, settings, server.url, unlimited, args, tmp
+            )
+
+    if "shopify_bulk" in results:
+        bulk, pages = results["shopify_bulk"], results["shopify_pages"]
+        results["shopify_bulk_vs_pages"] = {
+            "orders": bulk["tap"]["records"].get("orders"),
+            "tap_pages_over_bulk": round(
+                pages["tap"]["seconds_median"] / bulk["tap"]["seconds_median"], 2
+            ),
+            "bare_pages_over_bulk": round(
+                pages["bare"]["seconds_median"] / bulk["bare"]["seconds_median"], 2
+            ),
+        }
+
+    print()
+    print(f"{'run':<22}{'tap s':>9}{'bare s':>9}{'ratio':>7}{'records':>9}{'tap rec/s':>11}")
+    for label, res in results.items():
+        if "ratio" in res:
+            print(
+                f"{label:<22}{res['tap']['seconds_median']:>9}{res['bare']['seconds_median']:>9}"
+                f"{res['ratio']:>7}{res['records']:>9}{res['tap_records_per_s']:>11}"
+            )
+        elif "share" in res:
+            print(f"{label:<22} share of the limit {res['share']} (goal >= {GOAL_SHARE})")
+    goals = {k: v["goal_met"] for k, v in results.items() if "goal_met" in v}
+    print(
+        json.dumps(
+            {
+                "people": args.people,
+                "seed": args.seed,
+                "repeat": args.repeat,
+                "machine_cpus": os.cpu_count(),
+                "results": results,
+                "goal_met": goals,
+                "all_goals_met": all(goals.values()),
+            },
+            default=str,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
