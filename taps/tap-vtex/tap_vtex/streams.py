@@ -101,7 +101,10 @@ class OrdersStream(VtexStream):
         """Where the creation-date walk starts: start_date, or the bookmark minus lookback."""
         bookmark = self._bookmark()
         if bookmark is not None:
-            return bookmark - timedelta(days=int(self.config.get("order_lookback_days", 30)))
+            lookback = bookmark - timedelta(days=int(self.config.get("order_lookback_days", 30)))
+            if self.config.get("start_date"):
+                return max(lookback, _parse(self.config["start_date"]))
+            return lookback
         start = self.get_starting_timestamp(context)
         if start is None:
             return datetime.now(UTC) - timedelta(days=730)
