@@ -558,3 +558,26 @@ def test_bulk_executor_answers_as_graphql_core_does(server) -> None:
     assert errors == []
     assert BulkExecutor(prepared, context).run() == expected
     assert len(expected["orders"]["edges"]) > 10
+
+
+def test_unknown_search_fields_are_ignored_with_a_warning(server, world: World) -> None:
+    body = _gql(server, '{ customers(first: 250, query: "colour:blue") { nodes { id } } }')
+    assert len(body["data"]["customers"]["nodes"]) == len(world.slices["shopify"].customers)
+    assert body["extensions"]["search"] == [
+        {
+            "path": ["customers"],
+            "query": "colour:blue",
+            "warnings": [{"field": "colour", "message": "Invalid search field for this query."}],
+        }
+    ]
+    assert "search" not in _gql(server, CUSTOMERS_PAGE, first=1)["extensions"]
+
+
+def test_the_new_records_survive_a_world_file(tmp_path, world: World) -> None:
+    path = tmp_path / "world.json"
+    world.to_json(path)
+    again = World.from_json(path).slices["shopify"]
+    store = world.slices["shopify"]
+    assert again.order_details == store.order_details and again.products == store.products
+    assert again.locations == store.locations
+    assert again.abandoned_checkouts == store.abandoned_checkouts

@@ -562,6 +562,8 @@ class ShopifyEmulator:
             body["errors"] = errors
         body["data"] = data
         body["extensions"] = self._cost(bucket, requested, actual)
+        if context.extras.get("search"):
+            body["extensions"]["search"] = context.extras["search"]
         return body
 
     @staticmethod

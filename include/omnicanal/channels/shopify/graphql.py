@@ -66,7 +66,7 @@ from omnicanal.channels.shopify.graph import (
     parse_gid,
     sort_key,
 )
-from omnicanal.channels.shopify.search import matcher
+from omnicanal.channels.shopify.search import matcher, warnings
 from omnicanal.sandbox.throttle import Clock
 
 SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
@@ -127,11 +127,21 @@ def _root_connection(
         for ignored in ("savedSearchId", "includeLegacy", "includeInactive"):
             args.pop(ignored, None)
         wanted = matcher(query, fields)
+        _note_search(info, query, fields)
         rows = [r for r in records(context) if wanted(r)]
         builder = getattr(context.graph, build)
         return connection(info, rows, sort_key(resource, sort), builder, **args)
 
     return resolve
+
+
+def _note_search(info: Any, query: str | None, fields: dict) -> None:
+    """Remember a search's warnings for ``extensions.search``, as Shopify reports them."""
+    found = warnings(query, fields)
+    if found:
+        _ctx(info).extras.setdefault("search", []).append(
+            {"path": list(info.path.as_list()), "query": query, "warnings": found}
+        )
 
 
 def _count(records: Callable[[Context], list[dict[str, Any]]], fields: dict) -> Callable:

@@ -4,8 +4,8 @@
 are ANDed, ``OR`` between terms makes alternatives, ``-`` or ``NOT`` negates, a term
 is ``field:value`` with an optional comparator (``:>``, ``:>=``, ``:<``, ``:<=``), a
 value may be quoted, ``*`` at its end matches a prefix, and a bare word searches the
-resource's default text (name, email). Filters the sandbox does not know are ignored,
-as Shopify ignores an unknown filter field.
+resource's default text (name, email). A filter field the resource does not have is
+ignored, and reported as Shopify reports it, in ``extensions.search`` warnings.
 """
 
 from __future__ import annotations
@@ -157,6 +157,16 @@ def _term_matches(record: dict[str, Any], term: Term, fields: Mapping[str, Field
         elif text == wanted:
             return True
     return False
+
+
+def warnings(query: str | None, fields: Mapping[str, Field]) -> list[dict[str, str]]:
+    """Shopify's search warnings: one per filter field the resource does not have."""
+    unknown = []
+    for terms in parse(query):
+        for term in terms:
+            if term.field and term.field not in fields and term.field not in unknown:
+                unknown.append(term.field)
+    return [{"field": f, "message": "Invalid search field for this query."} for f in unknown]
 
 
 def matcher(query: str | None, fields: Mapping[str, Field]) -> Callable[[dict[str, Any]], bool]:
