@@ -101,8 +101,9 @@ def test_square_version_is_served_and_named(server: SandboxServer) -> None:
 
 
 def test_unknown_paths_and_methods_answer_squares_error_body(server: SandboxServer) -> None:
-    unknown = _error(httpx.get(f"{server.url}/v2/orders/unknown-thing", headers=AUTH), 404)
-    assert (unknown["category"], unknown["code"]) == ("INVALID_REQUEST_ERROR", "NOT_FOUND")
+    for path in ("/v2/orders/unknown-thing", "/v2", "/v2/"):
+        unknown = _error(httpx.get(f"{server.url}{path}", headers=AUTH), 404)
+        assert (unknown["category"], unknown["code"]) == ("INVALID_REQUEST_ERROR", "NOT_FOUND")
     wrong_method = _error(httpx.get(f"{server.url}/v2/orders/search", headers=AUTH), 405)
     assert wrong_method["code"] == "METHOD_NOT_ALLOWED"
     not_json = httpx.post(

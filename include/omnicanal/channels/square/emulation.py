@@ -927,8 +927,12 @@ class SquareEmulator:
             **hidden,
         )
 
-        async def not_found(request: Request, path: str) -> JSONResponse:
-            known = {r.path for r in router.routes if hasattr(r, "path")}
+        async def not_found(request: Request, path: str = "") -> JSONResponse:
+            known = {
+                r.path
+                for r in router.routes
+                if hasattr(r, "path") and getattr(r, "endpoint", None) is not not_found
+            }
             if request.url.path in known:
                 return SquareError(
                     405,
@@ -939,10 +943,11 @@ class SquareEmulator:
                 404, "NOT_FOUND", f"API endpoint for URL path `{request.url.path}` not found."
             ).response()
 
-        router.add_api_route(
-            "/v2/{path:path}",
-            not_found,
-            methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
-            include_in_schema=False,
-        )
+        for pattern in ("/v2", "/v2/{path:path}"):
+            router.add_api_route(
+                pattern,
+                not_found,
+                methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
+                include_in_schema=False,
+            )
         return router
