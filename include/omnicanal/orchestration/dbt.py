@@ -42,8 +42,7 @@ triggerer but waiting on their upstream consumers      (~5x, warm-up)   ~3 s a l
 The last row is what ships: ``.venv/bin/python bench/airflow/run.py --people 500 5000
 --repeat 3`` (2026-11-29, medians of 3). Its run was timed while other work kept the two
 cores busy (load 5 to 8, everything but the bench reniced to 15), so plain dbt took 20 s
-where it takes 13 s on a quiet machine; on the quiet machine, before this row's changes,
-a run's tail after the producer was 3.3 s, 2.0 s now. The 10x world builds no slower
+where it takes 13 s on a quiet machine. The 10x world builds no slower
 than the demo one: its models are small, and the identity models are incremental, so
 dbt's fixed cost per node dominates both.
 
