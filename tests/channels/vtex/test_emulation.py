@@ -16,9 +16,11 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from omnicanal.channels.vtex import SANDBOX_APP_KEY, SANDBOX_APP_TOKEN
-from omnicanal.channels.vtex.emulation import MAX_PAGE_EXCEEDED
+from omnicanal.channels.vtex.emulation import MAX_PAGE_EXCEEDED, VtexEmulator
 from omnicanal.channels.vtex.world import (
     MASKED_EMAIL_DOMAIN,
     VtexStore,
@@ -331,8 +333,25 @@ def test_rate_limit_is_429_with_retry_after(fresh_server) -> None:
     answers = [get(fresh_server, ORDERS, params={"per_page": 1}) for _ in range(4)]
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert [a.headers["X-RateLimit-Remaining"] for a in answers[:3]] == ["2", "1", "0"]
-    assert int(answers[3].headers["Retry-After"]) >= 1
+    assert 1 <= int(answers[3].headers["Retry-After"]) <= 60
+    assert answers[3].headers["Retry-After"] == answers[3].headers["X-RateLimit-Reset"]
     assert answers[3].json()["error"]["message"] == "Too Many Requests"
+
+
+def test_rate_limit_window_resets_each_minute(world) -> None:
+    """Fixed one-minute windows: refused until the window ends, then the full rate again."""
+    now = [1000.0]
+    emulator = VtexEmulator(world, requests_per_minute=2, clock=lambda: now[0])
+    app = FastAPI()
+    app.include_router(emulator.router)
+    client = TestClient(app)
+    assert [client.get(ORDERS, headers=AUTH).status_code for _ in range(3)] == [200, 200, 429]
+    now[0] += 59.2
+    refused = client.get(SCROLL, headers=AUTH)
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+    assert refused.json() == {"Message": "Too Many Requests"}
+    now[0] += 1.0
+    assert [client.get(ORDERS, headers=AUTH).status_code for _ in range(3)] == [200, 200, 429]
 
 
 def test_faults_by_method_and_over_http(fresh_server) -> None:

@@ -31,7 +31,9 @@ error bodies, and the tests drive it over plain HTTP as the tap does:
   (AND binds tighter; no parentheses); an unknown field is 400
   ``Field '<name>' not found in schema``;
 - a rate limit per account (default 6,000 requests a minute, the OMS documented figure)
-  answered with 429 and ``Retry-After``; ``X-RateLimit-Remaining`` on every answer;
+  counted in fixed one-minute windows, answered with 429 and ``Retry-After`` (seconds
+  until the window resets) once used up; ``X-RateLimit-Remaining`` and
+  ``X-RateLimit-Reset`` on every answer;
 - unknown paths under ``/api/oms`` and ``/api/dataentities`` answer 404 in the
   platform's body, not FastAPI's;
 - faults for retry tests: ``fail_next(n, status)`` (429 with ``Retry-After``, 5xx) and
@@ -147,23 +149,30 @@ def _parse_moment(raw: str, name: str, error: type[Exception]) -> datetime:
 
 
 class _Window:
-    """Requests per account in a sliding minute: VTEX's per-account rate limit."""
+    """Requests per account per minute, counted in fixed one-minute windows.
+
+    When a window is used up, every request is refused until it ends, and the answer
+    says how long that is (``Retry-After``, ``X-RateLimit-Reset``): a client that waits
+    as told keeps the full rate, one that hammers gets nothing more.
+    """
 
     def __init__(self, per_minute: int, clock: Clock) -> None:
         self.per_minute, self._clock = per_minute, clock
-        self._seen: deque[float] = deque()
+        self._started = clock()
+        self._used = 0
         self._lock = threading.Lock()
 
     def take(self) -> tuple[bool, int, float]:
-        """Count one request: (allowed, remaining, seconds until a slot frees)."""
+        """Count one request: (allowed, remaining, seconds until the window resets)."""
         with self._lock:
             now = self._clock()
-            while self._seen and now - self._seen[0] >= 60.0:
-                self._seen.popleft()
-            if len(self._seen) >= self.per_minute:
-                return False, 0, max(0.0, 60.0 - (now - self._seen[0]))
-            self._seen.append(now)
-            return True, self.per_minute - len(self._seen), 0.0
+            if now - self._started >= 60.0:
+                self._started, self._used = now, 0
+            reset = max(0.0, 60.0 - (now - self._started))
+            if self._used >= self.per_minute:
+                return False, 0, reset
+            self._used += 1
+            return True, self.per_minute - self._used, reset
 
 
 class _Where:
@@ -335,10 +344,13 @@ class VtexEmulator:
             return self._error(product, 401, OMS_UNAUTHORIZED, MD_UNAUTHORIZED), {}
         if product not in known[1]:
             return self._error(product, 403, OMS_FORBIDDEN, MD_FORBIDDEN), {}
-        allowed, remaining, wait = self._window.take()
-        headers = {"X-RateLimit-Remaining": str(remaining)}
+        allowed, remaining, reset = self._window.take()
+        headers = {
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(max(1, math.ceil(reset))),
+        }
         if not allowed:
-            headers = {**headers, "Retry-After": str(max(1, math.ceil(wait)))}
+            headers = {**headers, "Retry-After": str(max(1, math.ceil(reset)))}
             return self._error(product, 429, TOO_MANY_REQUESTS, TOO_MANY_REQUESTS, headers), {}
         with self._lock:
             stall = self._stalls.popleft() if self._stalls else None
