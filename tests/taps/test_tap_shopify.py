@@ -1,11 +1,18 @@
-"""tap-shopify against the Shopify emulator of the omnicanal sandbox, over real HTTP.
+"""tap-shopify on the GraphQL Admin API: against the sandbox over HTTP, and in units.
 
-One ``SandboxServer`` (a 60-person world) serves the whole module. The SDK's standard
-tap tests run against it with a small page size so cursor pagination is exercised;
-the behaviour tests below check what the pipeline relies on: every record exactly
-once across pages, incremental state, retries on 429/5xx, pacing by the call-limit
-header, and clear failures for a bad token, a bad config and a server that is down.
-Some runs go through the ``tap-shopify`` executable, as the pipeline calls it.
+The first half runs the tap against the omnicanal sandbox (a ``SandboxServer`` over a
+60-person world, real HTTP): the SDK's standard tap tests, then what the pipeline
+relies on. Bulk operations and paginated queries give the same records; every record
+once; incremental state; cost-budget pacing that never trips the throttle; retries;
+the 60-day order window; clear failures for a bad token, a bad config and a server
+that is down. Some runs go through the ``tap-shopify`` executable, as the pipeline
+calls it.
+
+The second half tests the tap's parts over Shopify-shaped answers from a fake
+transport (a ``requests`` adapter) with a fake clock: bulk JSONL reassembly from
+``__parentId`` lines in any order, the cost throttle's waits, THROTTLED/429/5xx
+retries, paging with nested connections, bulk operation states and the
+``read_all_orders`` check, without sleeping.
 """
 
 from __future__ import annotations
@@ -16,31 +23,44 @@ import logging
 import socket
 import subprocess
 import sys
-import time
-from collections import Counter
+import typing as t
+from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import redirect_stdout
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from requests.adapters import BaseAdapter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
 from omnicanal.channels.shopify import SANDBOX_ACCESS_TOKEN as DEFAULT_SHOPIFY_TOKEN
-from omnicanal.channels.shopify.emulation import DEFAULT_LEAK_RATE, ShopifyEmulator
+from omnicanal.channels.shopify import SANDBOX_RECENT_ORDERS_TOKEN
+from omnicanal.channels.shopify.emulation import ShopifyEmulator
 from omnicanal.sandbox.app import SandboxServer
 from omnicanal.sandbox.world import World, generate_world
-from tap_shopify.errors import ShopifyRetriesExhaustedError
+from tap_shopify import queries
+from tap_shopify.bulk import reassemble
+from tap_shopify.errors import (
+    ShopifyAuthError,
+    ShopifyBulkOperationError,
+    ShopifyGraphQLError,
+    ShopifyRetriesExhaustedError,
+)
+from tap_shopify.graphql import DEFAULT_API_VERSION, ShopifyGraphQL, ThrottleStatus
+from tap_shopify.shapes import numeric_id, snake_case, to_record
 from tap_shopify.tap import TapShopify
 
 PEOPLE = 60
 SEED = 20241001
 AS_OF = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 TAP_EXECUTABLE = Path(sys.executable).with_name("tap-shopify")
-# Generous bucket for the module; the pacing test narrows it on purpose.
-ROOMY_BUCKET = {"bucket_size": 10_000, "leak_rate": 1_000.0}
+# A roomy cost budget for the module; the pacing test narrows it on purpose.
+ROOMY_COST = {"maximum_available": 100_000, "restore_rate": 100_000.0}
+STREAMS = ("customers", "orders", "abandoned_checkouts", "products", "locations")
 
 
 def _free_port() -> int:
@@ -53,15 +73,21 @@ def _free_port() -> int:
 # import; the server itself starts in the module fixture below, on that port.
 SANDBOX_PORT = _free_port()
 SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
-BASE_CONFIG: dict[str, Any] = {"api_url": SANDBOX_URL, "access_token": DEFAULT_SHOPIFY_TOKEN}
+BASE_CONFIG: dict[str, Any] = {
+    "api_url": SANDBOX_URL,
+    "access_token": DEFAULT_SHOPIFY_TOKEN,
+    "bulk_poll_interval": 0.1,
+}
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def sandbox() -> Iterator[SandboxServer]:
     """The sandbox serving a fresh world on ``SANDBOX_PORT`` for this module."""
     world = generate_world(PEOPLE, seed=SEED, as_of=AS_OF)
     with SandboxServer(world, port=SANDBOX_PORT) as server:
-        server.app.state.shopify.set_rate_limit(**ROOMY_BUCKET)
+        emulator: ShopifyEmulator = server.app.state.shopify
+        emulator.set_cost_limit(**ROOMY_COST)
+        emulator.bulk.delay = 0.05
         yield server
 
 
@@ -71,7 +97,7 @@ def shopify(sandbox: SandboxServer) -> Iterator[ShopifyEmulator]:
     emulator: ShopifyEmulator = sandbox.app.state.shopify
     yield emulator
     emulator.faults.clear()
-    emulator.set_rate_limit(**ROOMY_BUCKET)
+    emulator.set_cost_limit(**ROOMY_COST)
 
 
 @pytest.fixture
@@ -81,13 +107,18 @@ def world(sandbox: SandboxServer) -> World:
 
 # --- the SDK's standard tests ---------------------------------------------------------
 
-# All standard tests run; none is skipped. page_size=20 makes the sync page through
-# 3 customer and 6 order pages (48 customers, 114 orders in this world).
-TestTapShopifyStandard = get_tap_test_class(
+# All standard tests run; none is skipped. No start_date and no state: every stream is
+# read with a bulk operation, the first-sync path.
+_StandardTests = get_tap_test_class(
     TapShopify,
-    config={**BASE_CONFIG, "page_size": 20},
+    config=BASE_CONFIG,
     suite_config=SuiteConfig(max_records_limit=None),
 )
+
+
+@pytest.mark.usefixtures("sandbox")
+class TestTapShopifyStandard(_StandardTests):  # type: ignore[misc,valid-type]
+    """The SDK's suite, with the module's sandbox running."""
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -98,7 +129,7 @@ class SyncResult:
 
     def __init__(self, messages: list[dict[str, Any]]) -> None:
         self.messages = messages
-        self.records: dict[str, list[dict[str, Any]]] = {"customers": [], "orders": []}
+        self.records: dict[str, list[dict[str, Any]]] = {name: [] for name in STREAMS}
         self.state: dict[str, Any] = {}
         for message in messages:
             if message["type"] == "RECORD":
@@ -116,12 +147,15 @@ class SyncResult:
         return self.state["bookmarks"][stream]["replication_key_value"]
 
 
-def sync(config: dict[str, Any], state: dict[str, Any] | None = None) -> SyncResult:
+def sync(
+    config: dict[str, Any], state: dict[str, Any] | None = None
+) -> tuple[SyncResult, TapShopify]:
     """Run the tap in this process and parse the Singer messages it printed."""
     out = io.StringIO()
+    shop = TapShopify(config={**BASE_CONFIG, **config}, state=state)
     with redirect_stdout(out):
-        TapShopify(config={**BASE_CONFIG, **config}, state=state).sync_all()
-    return SyncResult([json.loads(line) for line in out.getvalue().splitlines() if line])
+        shop.sync_all()
+    return SyncResult([json.loads(line) for line in out.getvalue().splitlines() if line]), shop
 
 
 def run_executable(
@@ -143,82 +177,107 @@ def utc(timestamp: str) -> datetime:
     return datetime.fromisoformat(timestamp).astimezone(UTC)
 
 
-# --- behaviour -------------------------------------------------------------------------
+def by_id(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    return {record["id"]: record for record in records}
 
 
-def test_every_record_arrives_exactly_once_across_pages(
+# --- against the sandbox ---------------------------------------------------------------
+
+
+def test_bulk_and_pages_give_the_same_records_each_once(
     tmp_path: Path, world: World, shopify: ShopifyEmulator
 ) -> None:
-    """Through the executable, 7 records a page: all of the world, no duplicates."""
-    requests_before = shopify.request_count
-    result = run_executable(tmp_path, {**BASE_CONFIG, "page_size": 7})
+    """Through the executable: a bulk operation per stream, then paginated queries."""
+    result = run_executable(tmp_path, BASE_CONFIG)
     assert result.returncode == 0, result.stderr
-    synced = SyncResult([json.loads(line) for line in result.stdout.splitlines() if line])
+    bulk = SyncResult([json.loads(line) for line in result.stdout.splitlines() if line])
+    pages, shop = sync({"extraction": "pages", "page_size": 7})
+    assert shop.streams["orders"].extraction_used == "pages"
 
+    store = world.slices["shopify"]
     for stream, expected in (
-        ("customers", world.slices["shopify"].customers),
-        ("orders", world.slices["shopify"].orders),
+        ("customers", store.customers),
+        ("orders", store.orders),
+        ("abandoned_checkouts", store.abandoned_checkouts),
+        ("products", store.products),
+        ("locations", store.locations),
     ):
-        ids = synced.ids(stream)
+        ids = bulk.ids(stream)
         duplicates = [i for i, n in Counter(ids).items() if n > 1]
         assert not duplicates, f"{stream}: ids emitted more than once: {duplicates}"
         assert set(ids) == {record["id"] for record in expected}, stream
+        assert expected, f"the world has no {stream}"
+        # Children rebuilt from __parentId lines equal the nested pages, field by field.
+        assert by_id(bulk.records[stream]) == by_id(pages.records[stream]), stream
 
-    pages = -(-len(world.slices["shopify"].customers) // 7) + -(
-        -len(world.slices["shopify"].orders) // 7
-    )
-    assert shopify.request_count - requests_before >= pages
-    # Cancelled orders only come with status=any; the world has some.
-    assert any(order["cancelled_at"] for order in synced.records["orders"])
-
-
-def test_records_are_sorted_and_bookmark_is_the_latest_update(world: World) -> None:
-    result = sync({"page_size": 25})
-    for stream, expected in (
-        ("customers", world.slices["shopify"].customers),
-        ("orders", world.slices["shopify"].orders),
-    ):
-        stamps = [utc(record["updated_at"]) for record in result.records[stream]]
-        assert stamps == sorted(stamps), f"{stream} not in updated_at order"
-        # Normalised to UTC, same instant as Shopify's shop-time value.
-        assert all(r["updated_at"].endswith("+00:00") for r in result.records[stream])
-        latest = max(utc(record["updated_at"]) for record in expected)
-        assert utc(result.bookmark(stream)) == latest
-        assert "progress_markers" not in result.state["bookmarks"][stream]
+    orders = bulk.records["orders"]
+    # Cancelled orders come too (the GraphQL orders query has no open-only default).
+    assert any(order["cancelled_at"] for order in orders)
+    line_items = sum(len(order["line_items"]) for order in orders)
+    assert line_items == sum(len(order["line_items"]) for order in store.orders)
+    assert any(order["retail_location"] for order in orders), "no point-of-sale order"
+    assert all(o["admin_graphql_api_id"] == f"gid://shopify/Order/{o['id']}" for o in orders)
+    variants = sum(len(product["variants"]) for product in bulk.records["products"])
+    assert variants == sum(len(product["variants"]) for product in store.products)
 
 
 def test_incremental_sync_gets_only_what_changed(shopify: ShopifyEmulator) -> None:
-    """Second run: nothing new. After one customer changes: just that customer."""
-    first = sync({"page_size": 25})
+    """Run 1 (bulk), run 2 from its state (pages): nothing new; then one customer changes."""
+    first, _ = sync({})
     assert len(first.records["customers"]) > 1
-
-    second = sync({"page_size": 25}, state=first.state)
     for stream in ("customers", "orders"):
-        # updated_at_min is inclusive: only the record(s) on the bookmark come back,
+        latest = max(utc(record["updated_at"]) for record in first.records[stream])
+        assert utc(first.bookmark(stream)) == latest
+        assert first.bookmark(stream).endswith("+00:00")
+
+    # The world's records are weeks old: a day-old threshold would bulk again.
+    incremental = {"bulk_threshold_days": 3650}
+    second, shop = sync(incremental, state=first.state)
+    assert shop.streams["customers"].extraction_used == "pages"
+    for stream in ("customers", "orders", "abandoned_checkouts", "products"):
+        # updated_at:>= is inclusive: only the record(s) on the bookmark come back,
         # versions already delivered (at-least-once, loaders upsert on id).
         assert second.versions(stream) <= first.versions(stream), stream
-        assert all(r["updated_at"] == first.bookmark(stream) for r in second.records[stream])
-    assert second.state["bookmarks"] == first.state["bookmarks"]
+        bookmark = first.bookmark(stream)
+        assert all(utc(r["updated_at"]) == utc(bookmark) for r in second.records[stream])
 
     changed_id = first.records["customers"][0]["id"]
     shopify.touch_customer(changed_id, note="Prefere contato por WhatsApp")
-
-    third = sync({"page_size": 25}, state=second.state)
+    third, _ = sync(incremental, state=second.state)
     new_customers = third.versions("customers") - first.versions("customers")
     assert [customer_id for customer_id, _ in new_customers] == [changed_id]
     changed = next(r for r in third.records["customers"] if r["id"] == changed_id)
     assert changed["note"] == "Prefere contato por WhatsApp"
     assert third.bookmark("customers") == changed["updated_at"]
-    assert third.versions("orders") <= first.versions("orders")
 
 
 def test_start_date_limits_the_first_sync(world: World) -> None:
-    stamps = sorted(utc(order["updated_at"]) for order in world.slices["shopify"].orders)
-    start = stamps[len(stamps) // 2]
-    result = sync({"start_date": start.isoformat()})
-    expected = {o["id"] for o in world.slices["shopify"].orders if utc(o["updated_at"]) >= start}
+    orders = world.slices["shopify"].orders
+    stamps = sorted(utc(order["updated_at"]) for order in orders)
+    start = stamps[len(stamps) // 2].replace(microsecond=0)
+    result, _ = sync({"start_date": start.isoformat()})
+    expected = {o["id"] for o in orders if utc(o["updated_at"]) >= start}
     assert set(result.ids("orders")) == expected
-    assert 0 < len(expected) < len(world.slices["shopify"].orders)
+    assert 0 < len(expected) < len(orders)
+
+
+def test_pacing_by_the_cost_budget_never_trips_the_throttle(
+    shopify: ShopifyEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 100-point bucket refilling 200 points/s, and no retry allowed: any THROTTLED
+    answer would end the sync, so every page must wait for its cost first."""
+    shopify.set_cost_limit(maximum_available=100, restore_rate=200.0)
+    shop = TapShopify(
+        config={**BASE_CONFIG, "extraction": "pages", "page_size": 10, "max_retries": 0}
+    )
+    stream = shop.streams["customers"]
+    out = io.StringIO()
+    with caplog.at_level(logging.INFO), redirect_stdout(out):
+        stream.sync()
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len([m for m in records if m["type"] == "RECORD"]) == len(shopify.store.customers)
+    assert "pausing" in caplog.text
+    assert stream.client.throttle_wait_total > 0
 
 
 def test_429_and_5xx_are_retried_and_the_sync_completes(
@@ -226,9 +285,7 @@ def test_429_and_5xx_are_retried_and_the_sync_completes(
 ) -> None:
     shopify.fail_next(1, status=429)  # answered with Retry-After: 1.0
     shopify.fail_next(1, status=503)
-    started = time.monotonic()
-    result = sync({"page_size": 25})
-    assert time.monotonic() - started >= 1.0, "Retry-After was not honoured"
+    result, _ = sync({"extraction": "pages"})
     assert shopify.faults.pending == 0
     assert set(result.ids("customers")) == {c["id"] for c in world.slices["shopify"].customers}
     assert set(result.ids("orders")) == {o["id"] for o in world.slices["shopify"].orders}
@@ -236,19 +293,23 @@ def test_429_and_5xx_are_retried_and_the_sync_completes(
 
 def test_retries_have_a_limit(shopify: ShopifyEmulator) -> None:
     shopify.fail_next(3, status=500)
-    with pytest.raises(ShopifyRetriesExhaustedError, match=r"HTTP 500 .*2 attempt"):
+    with pytest.raises(ShopifyRetriesExhaustedError, match=r"stream '\w+'.*HTTP 500.*2 att"):
         sync({"max_retries": 1})
 
 
-def test_call_limit_header_paces_requests_before_the_bucket_overflows(
+def test_without_read_all_orders_only_60_days_of_orders_come(
     world: World, shopify: ShopifyEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """With a 5-call bucket and no retries allowed, any 429 would end the sync."""
-    shopify.set_rate_limit(bucket_size=5, leak_rate=DEFAULT_LEAK_RATE)
-    with caplog.at_level(logging.INFO):
-        result = sync({"page_size": 20, "max_retries": 0})
-    assert set(result.ids("orders")) == {o["id"] for o in world.slices["shopify"].orders}
-    assert "pausing" in caplog.text
+    """An app token without read_all_orders: Shopify hides older orders; the tap says so."""
+    with caplog.at_level(logging.WARNING):
+        result, shop = sync({"access_token": SANDBOX_RECENT_ORDERS_TOKEN})
+    cutoff = AS_OF - timedelta(days=60)
+    orders = world.slices["shopify"].orders
+    recent = {o["id"] for o in orders if datetime.fromisoformat(o["created_at"]) >= cutoff}
+    assert set(result.ids("orders")) == recent
+    assert 0 < len(recent) < len(orders)
+    assert "read_all_orders" in caplog.text and "last 60 days" in caplog.text
+    assert result.state["bookmarks"]["orders"]["order_history"]["read_all_orders"] is False
 
 
 def test_bad_token_fails_with_a_clear_message_and_no_secret(tmp_path: Path) -> None:
@@ -268,7 +329,10 @@ def test_server_down_fails_with_a_clear_message_naming_the_url(tmp_path: Path) -
     down_url = f"http://127.0.0.1:{_free_port()}"
     result = run_executable(tmp_path, {**BASE_CONFIG, "api_url": down_url, "max_retries": 0})
     assert result.returncode != 0
-    assert f"Could not connect to Shopify at {down_url}/admin/api/2024-10/" in result.stderr
+    assert (
+        f"could not connect to Shopify at {down_url}/admin/api/{DEFAULT_API_VERSION}/graphql.json"
+        in result.stderr
+    )
     assert "connection refused" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -280,9 +344,10 @@ def test_server_down_fails_with_a_clear_message_naming_the_url(tmp_path: Path) -
         ({"page_size": 0}, "page_size"),
         ({"api_url": None}, "api_url"),
         ({"api_url": "127.0.0.1:8787"}, "api_url"),
-        ({"api_version": "2024-11"}, "api_version"),
+        ({"api_version": "2026-11"}, "api_version"),
         ({"api_url": None, "shop": "not a shop!"}, "shop"),
         ({"access_token": None}, "access_token"),
+        ({"extraction": "sometimes"}, "extraction"),
     ],
 )
 def test_bad_config_is_rejected_naming_the_setting(config: dict[str, Any], setting: str) -> None:
@@ -312,3 +377,655 @@ def test_about_markdown_describes_every_setting() -> None:
         assert schema.get("description"), f"setting {name} has no description"
         assert f"| {name} |" in result.stdout
     assert TapShopify.config_jsonschema["properties"]["access_token"].get("secret") is True
+    assert f"| api_version | False | {DEFAULT_API_VERSION} |" in result.stdout
+
+
+# === units, over Shopify-shaped answers ================================================
+
+API = "https://acme.myshopify.com"
+GRAPHQL_URL = f"{API}/admin/api/2026-10/graphql.json"
+RESULT_URL = "https://storage.googleapis.com/shopify-tiers-assets/bulk/result.jsonl?sig=abc"
+CONFIG = {"shop": "acme", "access_token": "shpat_test_token"}
+
+
+def cost(requested: float = 10, available: float = 1990, restore: float = 100) -> dict:
+    return {
+        "cost": {
+            "requestedQueryCost": requested,
+            "actualQueryCost": requested,
+            "throttleStatus": {
+                "maximumAvailable": 2000.0,
+                "currentlyAvailable": available,
+                "restoreRate": restore,
+            },
+        }
+    }
+
+
+def ok(data: dict, **cost_args: float) -> tuple[int, dict, dict]:
+    return 200, {"data": data, "extensions": cost(**cost_args)}, {}
+
+
+THROTTLED = (
+    200,
+    {
+        "errors": [
+            {
+                "message": "Throttled",
+                "extensions": {
+                    "code": "THROTTLED",
+                    "documentation": "https://shopify.dev/api/usage/rate-limits",
+                },
+            }
+        ],
+        "extensions": cost(requested=300, available=100, restore=100),
+    },
+    {},
+)
+
+
+class FakeShopify(BaseAdapter):
+    """Answers requests from a script: a queue of answers per kind of request.
+
+    ``graphql`` answers are chosen by a predicate on the query text, first match
+    first; ``files`` maps a download URL to its body. Every request is recorded.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.routes: list[tuple[t.Callable[[str], bool], deque]] = []
+        self.files: dict[str, str] = {}
+        self.requests: list[dict[str, t.Any]] = []
+        self.headers_seen: list[dict[str, str]] = []
+
+    def on(self, needle: str, *answers: tuple[int, t.Any, dict]) -> FakeShopify:
+        self.routes.append((lambda query: needle in query, deque(answers)))
+        return self
+
+    def send(self, request, **kwargs):  # type: ignore[override]
+        response = requests.Response()
+        response.request = request
+        response.url = request.url
+        self.headers_seen.append(dict(request.headers))
+        if request.method == "GET":
+            response.status_code = 200 if request.url in self.files else 403
+            response.raw = io.BytesIO(self.files.get(request.url, "denied").encode())
+            return response
+        body = json.loads(request.body)
+        self.requests.append(body)
+        for matches, answers in self.routes:
+            if matches(body["query"]) and answers:
+                status, payload, headers = answers.popleft() if len(answers) > 1 else answers[0]
+                break
+        else:
+            msg = f"unexpected query: {body['query'][:80]}"
+            raise AssertionError(msg)
+        response.status_code = status
+        response.headers.update({"Content-Type": "application/json", **headers})
+        response.raw = io.BytesIO(json.dumps(payload).encode())
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def fake() -> FakeShopify:
+    return FakeShopify()
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def patched_requests(fake: FakeShopify, monkeypatch: pytest.MonkeyPatch) -> FakeShopify:
+    """Every requests.Session (the client's and the download's) goes to the fake."""
+    original = requests.Session.__init__
+
+    def init(self: requests.Session) -> None:
+        original(self)
+        self.mount("https://", fake)
+
+    monkeypatch.setattr(requests.Session, "__init__", init)
+    return fake
+
+
+def client(fake: FakeShopify, fake_time: FakeTime, **config: t.Any) -> ShopifyGraphQL:
+    session = requests.Session()
+    session.mount("https://", fake)
+    return ShopifyGraphQL(
+        {**CONFIG, **config},
+        logging.getLogger("test"),
+        sleep=fake_time.sleep,
+        clock=fake_time.clock,
+        session=session,
+    )
+
+
+def tap(
+    fake_time: FakeTime, config: dict[str, t.Any] | None = None, state: dict | None = None
+) -> TapShopify:
+    shop = TapShopify(config={**CONFIG, **(config or {})}, state=state)
+    for stream in shop.streams.values():
+        stream.client.sleep = fake_time.sleep
+        stream.client.clock = fake_time.clock
+    return shop
+
+
+def records(shop: TapShopify, stream: str) -> list[dict[str, t.Any]]:
+    """Sync one stream as the SDK does (bookmarks, post-processing) and return its records."""
+    out = io.StringIO()
+    with redirect_stdout(out):
+        shop.streams[stream].sync()
+    messages = [json.loads(line) for line in out.getvalue().splitlines() if line]
+    return [m["record"] for m in messages if m["type"] == "RECORD" and m["stream"] == stream]
+
+
+# --- record shapes ------------------------------------------------------------------
+
+
+def test_names_and_ids_follow_graphql() -> None:
+    assert snake_case("displayFinancialStatus") == "display_financial_status"
+    assert snake_case("countryCodeV2") == "country_code_v2"
+    assert snake_case("address1") == "address1"
+    assert numeric_id("gid://shopify/Order/450789469") == 450789469
+    assert numeric_id("gid://shopify/Customer/7?owner=x") == 7
+    record = to_record(
+        {
+            "id": "gid://shopify/Customer/207119551",
+            "numberOfOrders": "12",
+            "updatedAt": "2026-10-01T12:00:00-03:00",
+            "defaultAddress": {"id": "gid://shopify/MailingAddress/1", "countryCodeV2": "BR"},
+        },
+        integer_fields=("number_of_orders",),
+    )
+    assert record == {
+        "id": 207119551,
+        "admin_graphql_api_id": "gid://shopify/Customer/207119551",
+        "number_of_orders": 12,
+        "updated_at": "2026-10-01T15:00:00+00:00",
+        "default_address": {"id": "gid://shopify/MailingAddress/1", "country_code_v2": "BR"},
+    }
+
+
+# --- bulk JSONL reassembly ----------------------------------------------------------
+
+
+def jsonl(*lines: dict) -> io.BytesIO:
+    return io.BytesIO("".join(json.dumps(line) + "\n" for line in lines).encode())
+
+
+def test_bulk_children_are_put_back_under_their_parent_in_any_order() -> None:
+    """Ungrouped output (the 2026-01+ default): a child may come before its parent."""
+    order_1, order_2 = "gid://shopify/Order/1", "gid://shopify/Order/2"
+    file = jsonl(
+        {"__typename": "LineItem", "id": "gid://shopify/LineItem/21", "__parentId": order_2},
+        {"id": order_1, "name": "#1001"},
+        {"__typename": "LineItem", "id": "gid://shopify/LineItem/11", "__parentId": order_1},
+        {
+            "__typename": "DiscountCodeApplication",
+            "code": "BEMVINDO10",
+            "index": 0,
+            "__parentId": order_1,
+        },
+        {"id": order_2, "name": "#1002"},
+        {"__typename": "LineItem", "id": "gid://shopify/LineItem/12", "__parentId": order_1},
+        {"__typename": "Return", "id": "gid://shopify/Return/5", "__parentId": order_2},
+    )
+    rebuilt = list(reassemble(file, queries.ORDERS, stream="orders"))
+    assert [order["name"] for order in rebuilt] == ["#1001", "#1002"]
+    first, second = rebuilt
+    assert [item["id"] for item in first["lineItems"]] == [
+        "gid://shopify/LineItem/11",
+        "gid://shopify/LineItem/12",
+    ]
+    assert first["lineItems"][0] == {"id": "gid://shopify/LineItem/11"}  # no __parentId/type
+    assert first["discountApplications"] == [
+        {"__typename": "DiscountCodeApplication", "code": "BEMVINDO10", "index": 0}
+    ]
+    assert first["returns"] == [] and first["fulfillmentOrders"] == []
+    assert [item["id"] for item in second["lineItems"]] == ["gid://shopify/LineItem/21"]
+    assert [r["id"] for r in second["returns"]] == ["gid://shopify/Return/5"]
+
+
+def test_bulk_child_without_its_parent_fails_loudly() -> None:
+    file = jsonl(
+        {"id": "gid://shopify/Order/1"},
+        {"__typename": "LineItem", "id": "x", "__parentId": "gid://shopify/Order/404"},
+    )
+    with pytest.raises(ShopifyBulkOperationError, match="1 bulk result line"):
+        list(reassemble(file, queries.ORDERS, stream="orders"))
+
+
+def test_bulk_line_that_is_not_json_names_its_line() -> None:
+    file = io.BytesIO(b'{"id": "gid://shopify/Order/1"}\n{"id": \n')
+    with pytest.raises(ShopifyBulkOperationError, match="line 2"):
+        list(reassemble(file, queries.ORDERS, stream="orders"))
+
+
+# --- cost throttle and retries ------------------------------------------------------
+
+
+def test_throttle_status_refills_at_the_restore_rate() -> None:
+    status = ThrottleStatus(2000, 100, 100, observed_at=0)
+    assert status.available_at(1.5) == 250
+    assert status.available_at(100) == 2000
+    assert status.wait_for(300, 0) == pytest.approx(2.0)
+    assert status.wait_for(50, 0) == 0
+    # A cost above the bucket waits for a full bucket, not forever.
+    assert status.wait_for(5000, 0) == pytest.approx(19.0)
+
+
+def test_a_query_waits_until_the_budget_holds_its_requested_cost(
+    fake: FakeShopify, fake_time: FakeTime
+) -> None:
+    fake.on("shop", ok({"shop": {"name": "Acme"}}, requested=500, available=200, restore=100))
+    graphql = client(fake, fake_time)
+    graphql.execute("{ shop { name } }")
+    assert fake_time.sleeps == []  # nothing known before the first answer
+    graphql.execute("{ shop { name } }")
+    # 200 points left, the query asks 500, 100 points/s come back: 3 s.
+    assert fake_time.sleeps == [pytest.approx(3.0)]
+    assert graphql.throttle_wait_total == pytest.approx(3.0)
+
+
+def test_throttled_answer_waits_for_the_missing_points_and_retries(
+    fake: FakeShopify, fake_time: FakeTime
+) -> None:
+    fake.on("shop", THROTTLED, ok({"shop": {"name": "Acme"}}))
+    graphql = client(fake, fake_time)
+    assert graphql.execute("{ shop { name } }") == {"shop": {"name": "Acme"}}
+    # requested 300, available 100, restore 100/s: 2 s, then the retry succeeds.
+    assert fake_time.sleeps == [pytest.approx(2.0)]
+    assert len(fake.requests) == 2
+
+
+def test_429_and_5xx_are_retried_honouring_retry_after(
+    fake: FakeShopify, fake_time: FakeTime
+) -> None:
+    fake.on(
+        "shop",
+        (429, {"errors": "Exceeded 2 calls per second"}, {"Retry-After": "1.5"}),
+        (503, {"errors": "Service Unavailable"}, {}),
+        ok({"shop": {"name": "Acme"}}),
+    )
+    graphql = client(fake, fake_time)
+    assert graphql.execute("{ shop { name } }") == {"shop": {"name": "Acme"}}
+    assert fake_time.sleeps[0] == 1.5
+    assert 2.0 <= fake_time.sleeps[1] <= 2.2  # second retry: 2 s of the exponential backoff
+
+
+def test_retries_have_a_limit_and_name_the_stream(fake: FakeShopify, fake_time: FakeTime) -> None:
+    fake.on("shop", THROTTLED)
+    graphql = client(fake, fake_time, max_retries=2)
+    with pytest.raises(ShopifyRetriesExhaustedError, match=r"stream 'orders'.*THROTTLED.*3 att"):
+        graphql.execute("{ shop { name } }", stream="orders")
+
+
+def test_graphql_errors_fail_clearly_naming_the_stream(
+    fake: FakeShopify, fake_time: FakeTime
+) -> None:
+    fake.on(
+        "orders",
+        (
+            200,
+            {
+                "errors": [
+                    {
+                        "message": "Field 'nope' doesn't exist on type 'Order'",
+                        "locations": [{"line": 1, "column": 20}],
+                        "path": ["query", "orders", "nodes", "nope"],
+                        "extensions": {"code": "undefinedField", "typeName": "Order"},
+                    }
+                ]
+            },
+            {},
+        ),
+    )
+    graphql = client(fake, fake_time)
+    with pytest.raises(ShopifyGraphQLError, match=r"stream 'orders'.*'nope' doesn't exist"):
+        graphql.execute("{ orders { nodes { nope } } }", stream="orders")
+
+
+def test_access_denied_and_401_are_auth_errors(fake: FakeShopify, fake_time: FakeTime) -> None:
+    fake.on(
+        "customers",
+        (
+            200,
+            {
+                "errors": [
+                    {
+                        "message": "Access denied for customers field. Required access: "
+                        "`read_customers` access scope.",
+                        "extensions": {"code": "ACCESS_DENIED"},
+                    }
+                ]
+            },
+            {},
+        ),
+    )
+    fake.on("shop", (401, {"errors": "[API] Invalid API key or access token"}, {}))
+    graphql = client(fake, fake_time)
+    with pytest.raises(ShopifyAuthError, match="read_customers"):
+        graphql.execute("{ customers { nodes { id } } }", stream="customers")
+    with pytest.raises(ShopifyAuthError, match="HTTP 401") as raised:
+        graphql.execute("{ shop { name } }")
+    assert "shpat_test_token" not in str(raised.value)
+    assert fake.headers_seen[0]["X-Shopify-Access-Token"] == "shpat_test_token"
+
+
+# --- paginated queries --------------------------------------------------------------
+
+
+def order_node(number: int, updated: str, line_items: list[str], more: bool = False) -> dict:
+    return {
+        "id": f"gid://shopify/Order/{number}",
+        "name": f"#{number}",
+        "updatedAt": updated,
+        "customer": {"id": "gid://shopify/Customer/77"},
+        "totalPriceSet": {
+            "shopMoney": {"amount": "199.9", "currencyCode": "BRL"},
+            "presentmentMoney": {"amount": "199.9", "currencyCode": "BRL"},
+        },
+        "lineItems": {
+            "pageInfo": {"hasNextPage": more, "endCursor": "li-cursor" if more else None},
+            "nodes": [{"__typename": "LineItem", "id": gid} for gid in line_items],
+        },
+        "discountApplications": {"pageInfo": {"hasNextPage": False}, "nodes": []},
+        "fulfillmentOrders": {"pageInfo": {"hasNextPage": False}, "nodes": []},
+        "returns": {"pageInfo": {"hasNextPage": False}, "nodes": []},
+    }
+
+
+SCOPES_ALL = ok(
+    {
+        "currentAppInstallation": {
+            "accessScopes": [
+                {"handle": "read_orders"},
+                {"handle": "read_all_orders"},
+                {"handle": "read_customers"},
+            ]
+        }
+    }
+)
+SCOPES_60_DAYS = ok({"currentAppInstallation": {"accessScopes": [{"handle": "read_orders"}]}})
+
+
+def test_pages_follow_cursors_and_complete_nested_connections(
+    patched_requests: FakeShopify, fake_time: FakeTime
+) -> None:
+    fake = patched_requests
+    fake.on("AccessScopes", SCOPES_ALL)
+    fake.on(
+        "OrdersPage",
+        ok(
+            {
+                "orders": {
+                    "pageInfo": {"hasNextPage": True, "endCursor": "page-2"},
+                    "nodes": [
+                        order_node(1, "2026-11-28T10:00:00Z", ["gid://shopify/LineItem/1"], True)
+                    ],
+                }
+            }
+        ),
+        ok(
+            {
+                "orders": {
+                    "pageInfo": {"hasNextPage": False, "endCursor": "end"},
+                    "nodes": [order_node(2, "2026-11-28T11:00:00Z", [])],
+                }
+            }
+        ),
+    )
+    fake.on(
+        "OrdersMoreLineItems",
+        ok(
+            {
+                "node": {
+                    "lineItems": {
+                        "pageInfo": {"hasNextPage": False, "endCursor": "x"},
+                        "nodes": [{"__typename": "LineItem", "id": "gid://shopify/LineItem/2"}],
+                    }
+                }
+            }
+        ),
+    )
+    bookmark = (datetime.now(UTC) - timedelta(hours=5)).replace(microsecond=0)
+    state = {
+        "bookmarks": {
+            "orders": {
+                "replication_key": "updated_at",
+                "replication_key_value": bookmark.isoformat(),
+            }
+        }
+    }
+    shop = tap(fake_time, {"extraction": "auto"}, state=state)
+    synced = records(shop, "orders")
+
+    assert [order["id"] for order in synced] == [1, 2]
+    assert synced[0]["admin_graphql_api_id"] == "gid://shopify/Order/1"
+    assert [item["id"] for item in synced[0]["line_items"]] == [
+        "gid://shopify/LineItem/1",
+        "gid://shopify/LineItem/2",
+    ]
+    assert synced[0]["total_price_set"]["shop_money"] == {"amount": "199.9", "currency_code": "BRL"}
+    assert synced[0]["customer"] == {"id": "gid://shopify/Customer/77"}
+    assert synced[0]["updated_at"] == "2026-11-28T10:00:00+00:00"
+
+    pages = [r for r in fake.requests if "OrdersPage" in r["query"]]
+    assert [page["variables"].get("after") for page in pages] == [None, "page-2"]
+    since = bookmark.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert {page["variables"]["query"] for page in pages} == {f"updated_at:>='{since}'"}
+    assert "sortKey: UPDATED_AT" in pages[0]["query"]
+    # The page size keeps the requested cost under Shopify's 1000-point cap.
+    assert queries.ORDERS.page_cost(pages[0]["variables"]["first"]) <= queries.MAX_QUERY_COST
+    more = next(r for r in fake.requests if "OrdersMoreLineItems" in r["query"])
+    assert more["variables"] == {"id": "gid://shopify/Order/1", "after": "li-cursor"}
+    assert shop.streams["orders"].extraction_used == "pages"
+
+
+# --- bulk operations ----------------------------------------------------------------
+
+
+def bulk_started(gid: str = "gid://shopify/BulkOperation/1") -> tuple[int, dict, dict]:
+    return ok(
+        {
+            "bulkOperationRunQuery": {
+                "bulkOperation": {"id": gid, "status": "CREATED"},
+                "userErrors": [],
+            }
+        }
+    )
+
+
+def bulk_status(status: str, **fields: t.Any) -> tuple[int, dict, dict]:
+    node = {
+        "id": "gid://shopify/BulkOperation/1",
+        "status": status,
+        "errorCode": None,
+        "objectCount": "0",
+        "rootObjectCount": "0",
+        "url": None,
+        "partialDataUrl": None,
+    }
+    return ok({"node": {**node, **fields}})
+
+
+def test_first_sync_runs_a_bulk_operation_and_rebuilds_records(
+    patched_requests: FakeShopify, fake_time: FakeTime
+) -> None:
+    fake = patched_requests
+    fake.on("bulkOperationRunQuery", bulk_started())
+    fake.on(
+        "BulkOperationStatus",
+        bulk_status("RUNNING"),
+        bulk_status("COMPLETED", url=RESULT_URL, objectCount="3", rootObjectCount="2"),
+    )
+    fake.files[RESULT_URL] = "".join(
+        json.dumps(line) + "\n"
+        for line in (
+            {
+                "id": "gid://shopify/Product/1",
+                "title": "Camiseta",
+                "updatedAt": "2026-01-01T00:00:00Z",
+            },
+            {
+                "__typename": "ProductVariant",
+                "id": "gid://shopify/ProductVariant/9",
+                "sku": "CAM-P",
+                "price": "59.90",
+                "__parentId": "gid://shopify/Product/1",
+            },
+            {"id": "gid://shopify/Product/2", "title": "Boné", "updatedAt": "2026-01-02T00:00:00Z"},
+        )
+    )
+    shop = tap(fake_time, {"start_date": "2024-01-01T00:00:00Z", "bulk_poll_interval": 4})
+    synced = records(shop, "products")
+
+    assert [(p["id"], p["title"]) for p in synced] == [(1, "Camiseta"), (2, "Boné")]
+    assert synced[0]["variants"] == [
+        {"id": "gid://shopify/ProductVariant/9", "sku": "CAM-P", "price": "59.90"}
+    ]
+    assert synced[1]["variants"] == []
+    started = next(r for r in fake.requests if "bulkOperationRunQuery" in r["query"])
+    assert "groupObjects: false" in started["query"]
+    bulk_query = started["variables"]["query"]
+    assert (
+        "products(query: \"updated_at:>='2024-01-01T00:00:00Z'\", sortKey: UPDATED_AT)"
+        in bulk_query
+    )
+    assert "variants { edges { node { __typename" in bulk_query
+    assert "first:" not in bulk_query  # bulk queries are not paginated
+    assert fake_time.sleeps[:2] == [1.0, 2.0]  # polling backs off up to the interval
+    # The signed result URL is fetched without the shop's access token.
+    download = next(h for h in fake.headers_seen if "X-Shopify-Access-Token" not in h)
+    assert download
+
+
+@pytest.mark.parametrize(
+    ("final", "error", "message"),
+    [
+        (
+            bulk_status("FAILED", errorCode="TIMEOUT"),
+            ShopifyBulkOperationError,
+            "FAILED with TIMEOUT",
+        ),
+        (bulk_status("FAILED", errorCode="ACCESS_DENIED"), ShopifyAuthError, "ACCESS_DENIED"),
+        (bulk_status("EXPIRED"), ShopifyBulkOperationError, "ended EXPIRED"),
+    ],
+)
+def test_a_failed_bulk_operation_fails_the_stream_clearly(
+    patched_requests: FakeShopify,
+    fake_time: FakeTime,
+    final: tuple,
+    error: type[Exception],
+    message: str,
+) -> None:
+    patched_requests.on("bulkOperationRunQuery", bulk_started())
+    patched_requests.on("BulkOperationStatus", final)
+    shop = tap(fake_time, {"extraction": "bulk"})
+    with pytest.raises(error, match=rf"stream 'customers'.*{message}"):
+        records(shop, "customers")
+
+
+def test_bulk_with_nothing_to_return_has_no_file_and_no_records(
+    patched_requests: FakeShopify, fake_time: FakeTime
+) -> None:
+    patched_requests.on("bulkOperationRunQuery", bulk_started())
+    patched_requests.on("BulkOperationStatus", bulk_status("COMPLETED"))
+    assert records(tap(fake_time, {"extraction": "bulk"}), "customers") == []
+
+
+def test_bulk_waits_when_too_many_operations_run(
+    patched_requests: FakeShopify, fake_time: FakeTime
+) -> None:
+    busy = ok(
+        {
+            "bulkOperationRunQuery": {
+                "bulkOperation": None,
+                "userErrors": [
+                    {
+                        "field": None,
+                        "message": "A bulk query operation for this app and shop is already "
+                        "in progress",
+                        "code": "OPERATION_IN_PROGRESS",
+                    }
+                ],
+            }
+        }
+    )
+    patched_requests.on("bulkOperationRunQuery", busy, bulk_started())
+    patched_requests.on("BulkOperationStatus", bulk_status("COMPLETED"))
+    assert (
+        records(tap(fake_time, {"extraction": "bulk", "bulk_poll_interval": 5}), "customers") == []
+    )
+    assert fake_time.sleeps[0] == 5
+
+
+@pytest.mark.parametrize(
+    ("days_ago", "setting", "expected"),
+    [
+        (None, "auto", "bulk"),
+        (1, "auto", "pages"),
+        (10, "auto", "bulk"),
+        (1, "bulk", "bulk"),
+        (None, "pages", "pages"),
+    ],
+)
+def test_bulk_for_large_extracts_pages_for_small_increments(
+    days_ago: int | None, setting: str, expected: str
+) -> None:
+    stream = TapShopify(config={**CONFIG, "extraction": setting}).streams["orders"]
+    start = None
+    if days_ago is not None:
+        start = (datetime.now(UTC) - timedelta(days=days_ago)).isoformat()
+    assert stream.extraction_mode(start) == expected
+    locations = TapShopify(config={**CONFIG, "extraction": "bulk"}).streams["locations"]
+    assert locations.extraction_mode(None) == "pages"
+
+
+# --- the 60-day order window --------------------------------------------------------
+
+
+def test_without_read_all_orders_the_tap_warns_and_records_it(
+    patched_requests: FakeShopify, fake_time: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    patched_requests.on("AccessScopes", SCOPES_60_DAYS)
+    shop = tap(fake_time)
+    stream = shop.streams["orders"]
+    with caplog.at_level(logging.WARNING):
+        assert stream.check_order_history() is False
+    assert "read_all_orders" in caplog.text and "last 60 days" in caplog.text
+    history = stream.stream_state["order_history"]
+    assert history["read_all_orders"] is False
+    since = datetime.fromisoformat(history["visible_since"].replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - since) - timedelta(days=60)) < timedelta(minutes=5)
+
+
+def test_with_read_all_orders_there_is_no_warning(
+    patched_requests: FakeShopify, fake_time: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    patched_requests.on("AccessScopes", SCOPES_ALL)
+    stream = tap(fake_time).streams["orders"]
+    with caplog.at_level(logging.WARNING):
+        assert stream.check_order_history() is True
+    assert "read_all_orders" not in caplog.text
+    assert stream.stream_state["order_history"] == {
+        "read_all_orders": True,
+        "visible_since": None,
+    }

@@ -1,1 +1,2 @@
-"""tap-shopify: Singer tap for the Shopify Admin REST API (customers, orders)."""
+"""tap-shopify: Singer tap for the Shopify GraphQL Admin API (customers, orders, abandoned
+checkouts, products, locations)."""

@@ -232,7 +232,7 @@ ORDERS = Resource(
     root="orders",
     node_type="Order",
     selection=(
-        "id name email phone createdAt updatedAt processedAt cancelledAt cancelReason "
+        "id name number email phone createdAt updatedAt processedAt cancelledAt cancelReason "
         "closedAt closed confirmed test tags note "
         "displayFinancialStatus displayFulfillmentStatus "
         "sourceName sourceIdentifier "
@@ -247,7 +247,7 @@ ORDERS = Resource(
         f"totalPriceSet {{ {MONEY_BAG} }} "
         f"totalRefundedSet {{ {MONEY_BAG} }} "
         f"currentTotalPriceSet {{ {MONEY_BAG} }} "
-        "customer { id } "
+        "customer { id defaultEmailAddress { emailAddress } } "
         f"billingAddress {{ {ADDRESS} }} "
         f"shippingAddress {{ {ADDRESS} }} "
         "shippingLine { title code source deliveryCategory } "

@@ -195,6 +195,7 @@ LINE_ITEM = obj(
 
 ORDER_SCHEMA = _base(
     th.Property("name", S, description='Order name shown to the customer, e.g. "#1001".'),
+    th.Property("number", I, description="Order number, unique per shop (1001…)."),
     th.Property("email", S),
     th.Property("phone", S),
     th.Property("created_at", DT),
@@ -248,7 +249,14 @@ ORDER_SCHEMA = _base(
             "current_total_price_set",
         )
     ),
-    th.Property("customer", ref()),
+    th.Property(
+        "customer",
+        obj(
+            th.Property("id", S),
+            th.Property("default_email_address", obj(th.Property("email_address", S))),
+        ),
+        description="The ordering account (global id, email), if any.",
+    ),
     th.Property("billing_address", ADDRESS),
     th.Property("shipping_address", ADDRESS),
     th.Property(

@@ -1,4 +1,5 @@
-"""tap-shopify: customers and orders from the Shopify Admin REST API, as a Singer tap.
+"""tap-shopify: a shop's customers, orders, abandoned checkouts, products and locations
+from the Shopify GraphQL Admin API, as a Singer tap.
 
 Run ``tap-shopify --about --format=markdown`` for every setting. The same tap reads
 a real shop (``shop`` + an Admin API ``access_token``) or the omnicanal sandbox
@@ -16,21 +17,20 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_shopify.client import MAX_PAGE_SIZE
 from tap_shopify.errors import ShopifyError
-from tap_shopify.streams import CustomersStream, OrdersStream
+from tap_shopify.graphql import DEFAULT_API_VERSION, ShopifyGraphQL
+from tap_shopify.queries import MAX_PAGE_SIZE
+from tap_shopify.streams import STREAM_TYPES
 
 if t.TYPE_CHECKING:
     from singer_sdk.streams import Stream
-
-STREAM_TYPES: tuple[type[Stream], ...] = (CustomersStream, OrdersStream)
 
 _SHOP_HANDLE = re.compile(r"[a-z0-9][a-z0-9-]*(\.myshopify\.com)?")
 _API_VERSION = re.compile(r"\d{4}-(01|04|07|10)|unstable")
 
 
 class TapShopify(Tap):
-    """Singer tap for the Shopify Admin REST API (customers, orders)."""
+    """Singer tap for the Shopify GraphQL Admin API: a shop's customers and orders, and more."""
 
     name = "tap-shopify"
     package_name = "tap-shopify-omnicanal"
@@ -63,18 +63,20 @@ class TapShopify(Tap):
             description=(
                 "Admin API access token of a custom app installed on the shop "
                 "(`shpat_…`), sent as the `X-Shopify-Access-Token` header. The app needs "
-                "the `read_customers` and `read_orders` scopes (and `read_all_orders` "
-                "for orders older than 60 days). Never logged."
+                "the `read_customers`, `read_orders`, `read_products` and `read_locations` "
+                "scopes, and `read_all_orders` for orders older than 60 days (without it "
+                "the tap warns and records it in the state). Never logged."
             ),
         ),
         th.Property(
             "api_version",
             th.StringType,
-            default="2024-10",
+            default=DEFAULT_API_VERSION,
             description=(
-                "Admin API version in the URL (`/admin/api/{api_version}/`): a "
-                "quarterly release such as `2024-10` (January, April, July or October of a "
-                "year), or `unstable`."
+                "GraphQL Admin API version in the URL (`/admin/api/{api_version}/graphql.json`):"
+                " a quarterly release such as `2026-10` (January, April, July or October; "
+                "each is supported for 12 months), or `unstable`. The default is the "
+                "stable release the tap's queries were written for."
             ),
         ),
         th.Property(
@@ -82,7 +84,8 @@ class TapShopify(Tap):
             th.DateTimeType,
             description=(
                 "ISO 8601 date-time. The first sync asks only for records updated at "
-                "or after it (`updated_at_min`); later syncs start from the bookmark in "
+                "or after it (`query: \"updated_at:>='…'\"`); later syncs start from the "
+                "bookmark in "
                 "the state. Leave empty to read the shop's whole history."
             ),
             examples=["2024-01-01T00:00:00Z"],
@@ -92,9 +95,47 @@ class TapShopify(Tap):
             th.IntegerType(minimum=1, maximum=MAX_PAGE_SIZE),
             default=MAX_PAGE_SIZE,
             description=(
-                "Records per request (Shopify's `limit`), 1 to 250. Every request "
-                "costs one slot of the rate-limit bucket whatever its size, so keep "
-                "the maximum unless testing pagination."
+                "Root nodes per paginated query (`first`), 1 to 250. The tap lowers it "
+                "per stream so a query's requested cost stays under Shopify's 1000-point "
+                "cap (orders, with their nested line items, come a few per page)."
+            ),
+        ),
+        th.Property(
+            "extraction",
+            th.StringType(allowed_values=["auto", "bulk", "pages"]),
+            default="auto",
+            description=(
+                "`auto`: a bulk operation (`bulkOperationRunQuery`) for a first sync or "
+                "an increment older than `bulk_threshold_days`, paginated queries for "
+                "smaller increments. `bulk` or `pages` forces one path for every stream "
+                "(locations are always paged: a shop has few)."
+            ),
+        ),
+        th.Property(
+            "bulk_threshold_days",
+            th.NumberType(minimum=0),
+            default=3,
+            description=(
+                "In `auto` extraction, a stream whose bookmark is older than this many "
+                "days is read with a bulk operation instead of pages."
+            ),
+        ),
+        th.Property(
+            "bulk_poll_interval",
+            th.NumberType(minimum=0),
+            default=10,
+            description=(
+                "Longest wait, in seconds, between two polls of a running bulk "
+                "operation (polling starts at 1 s and doubles up to it)."
+            ),
+        ),
+        th.Property(
+            "bulk_timeout",
+            th.NumberType(minimum=1),
+            default=21600,
+            description=(
+                "Seconds to wait for one bulk operation to finish before the sync "
+                "fails (Shopify itself allows up to 10 days)."
             ),
         ),
         th.Property(
@@ -120,7 +161,8 @@ class TapShopify(Tap):
             th.IntegerType(minimum=0),
             default=5,
             description=(
-                "How many times a request is retried after HTTP 429 (waiting "
+                "How many times a query is retried after a THROTTLED answer (waiting "
+                "until the cost budget holds the query's cost), HTTP 429 (waiting "
                 "`Retry-After`), HTTP 5xx or a network error (exponential backoff from "
                 "1 s) before the sync fails."
             ),
@@ -128,8 +170,9 @@ class TapShopify(Tap):
     ).to_dict()
 
     def discover_streams(self) -> list[Stream]:
-        """One stream per Shopify resource."""
-        return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+        """One stream per Shopify resource, sharing one client (one cost budget per app)."""
+        client = ShopifyGraphQL(self.config, self.logger)
+        return [stream_type(tap=self, client=client) for stream_type in STREAM_TYPES]
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """JSON-schema validation, plus the rules a schema cannot say clearly.
@@ -195,7 +238,7 @@ def _shopify_config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     version = config.get("api_version")
     if isinstance(version, str) and not _API_VERSION.fullmatch(version):
         errors.append(
-            f"`api_version` must look like 2024-10 (a year and 01, 04, 07 or 10) or be "
+            f"`api_version` must look like 2026-10 (a year and 01, 04, 07 or 10) or be "
             f"`unstable`, got {version!r}"
         )
     return errors

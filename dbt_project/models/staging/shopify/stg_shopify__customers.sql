@@ -12,13 +12,14 @@ renamed as (
 
         ----------  ids
         id as shopify_customer_id,
+        admin_graphql_api_id,
 
         ----------  contact
-        email,
-        {{ normalize_email('email') }} as email_normalized,
+        default_email_address ->> 'email_address' as email,
+        {{ normalize_email("default_email_address ->> 'email_address'") }} as email_normalized,
         {{ normalize_proper_name('first_name') }} as first_name,
         {{ normalize_proper_name('last_name') }} as last_name,
-        nullif(trim(phone), '') as phone,
+        nullif(trim(default_phone_number ->> 'phone_number'), '') as phone,
         {{ extract_cpf("default_address ->> 'company'") }} as cpf,
 
         ----------  default address
@@ -28,23 +29,36 @@ renamed as (
             nullif(trim(default_address ->> 'province'), '')
         ) as state,
         nullif(trim(default_address ->> 'zip'), '') as zip,
-        nullif(upper(trim(default_address ->> 'country_code')), '') as country_code,
+        nullif(upper(trim(default_address ->> 'country_code_v2')), '') as country_code,
 
         ----------  consent
-        lower(email_marketing_consent ->> 'state') as email_marketing_consent_state,
-        lower(email_marketing_consent ->> 'state') = 'subscribed' as accepts_email_marketing,
+        lower(default_email_address ->> 'marketing_state') as email_marketing_consent_state,
+        lower(default_email_address ->> 'marketing_state') = 'subscribed'
+            as accepts_email_marketing,
         cast(
-            email_marketing_consent ->> 'consent_updated_at' as timestamptz
+            default_email_address ->> 'marketing_updated_at' as timestamptz
         ) as email_marketing_consent_updated_at,
+        lower(default_phone_number ->> 'marketing_state') as sms_marketing_consent_state,
+        lower(default_phone_number ->> 'marketing_state') = 'subscribed'
+            as accepts_sms_marketing,
+        cast(
+            default_phone_number ->> 'marketing_updated_at' as timestamptz
+        ) as sms_marketing_consent_updated_at,
 
         ----------  account
-        state as account_state,
+        lower(state) as account_state,
         verified_email as is_email_verified,
-        tags,
+        -- tags come as a JSON array (or text[]); kept as Shopify's comma-separated text
+        case
+            when jsonb_typeof(to_jsonb(tags)) = 'array'
+                then array_to_string(
+                        array(select jsonb_array_elements_text(to_jsonb(tags)) as tag), ', '
+                    )
+        end as tags,
         note,
-        currency,
-        orders_count as shopify_orders_count,
-        {{ to_numeric('total_spent') }} as shopify_total_spent,
+        amount_spent ->> 'currency_code' as currency,
+        cast(number_of_orders as bigint) as shopify_orders_count,
+        {{ to_numeric("amount_spent ->> 'amount'") }} as shopify_total_spent,
 
         ----------  timestamps
         -- The loader writes naive timestamps in its session time zone, the server

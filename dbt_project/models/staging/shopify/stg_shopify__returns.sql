@@ -1,0 +1,46 @@
+{#
+    One row per return of a Shopify order, unnested from the order's returns.
+#}
+
+with
+
+orders as (
+
+    select * from {{ source('shopify', 'orders') }}
+
+),
+
+returns as (
+
+    select
+        orders.id as shopify_order_id,
+        order_return.value as order_return
+
+    from orders
+    cross join lateral jsonb_array_elements(
+        case
+            when jsonb_typeof(to_jsonb(orders.returns)) = 'array'
+                then to_jsonb(orders.returns)
+            else cast('[]' as jsonb)
+        end
+    ) as order_return (value)
+
+),
+
+renamed as (
+
+    select
+        cast(substring(order_return ->> 'id' from '/([0-9]+)$') as bigint)
+            as shopify_return_id,
+        shopify_order_id,
+        order_return ->> 'name' as return_name,
+        lower(order_return ->> 'status') as return_status,
+        cast(order_return ->> 'total_quantity' as integer) as total_quantity,
+        cast(order_return ->> 'created_at' as timestamptz) as created_at,
+        cast(order_return ->> 'closed_at' as timestamptz) as closed_at
+
+    from returns
+
+)
+
+select * from renamed
