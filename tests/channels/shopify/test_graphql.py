@@ -283,6 +283,15 @@ def test_validation_errors_as_shopify_words_them(server) -> None:
     assert missing["errors"][0]["message"] == "Field 'customer' is missing required arguments: id"
     unknown = _gql(server, "{ customers(first: 1, colour: 2) { nodes { id } } }")
     assert unknown["errors"][0]["extensions"]["code"] == "argumentNotAccepted"
+    unparsable = _gql(server, "shop { name }")
+    assert unparsable["errors"] == [
+        {
+            "message": 'Parse error on "shop" (IDENTIFIER) at [1, 1]',
+            "locations": [{"line": 1, "column": 1}],
+        }
+    ]
+    cut_short = _gql(server, "{ shop { name }")
+    assert cut_short["errors"][0]["message"] == "Unexpected end of document"
 
 
 def test_bad_token_and_missing_query(server) -> None:

@@ -517,12 +517,58 @@ _NO_SELECTION = re.compile(r"^Field '(\w+)' of type '([^']+)' must have a select
 _LEAF_SELECTION = re.compile(r"^Field '(\w+)' must not have a selection since type '([^']+)'")
 
 
+_TOKEN_NAMES = {
+    "!": "BANG",
+    "$": "VAR_SIGN",
+    "&": "AMP",
+    "(": "LPAREN",
+    ")": "RPAREN",
+    "...": "ELLIPSIS",
+    ":": "COLON",
+    "=": "EQUALS",
+    "@": "DIR_SIGN",
+    "[": "LBRACKET",
+    "]": "RBRACKET",
+    "{": "LCURLY",
+    "|": "PIPE",
+    "}": "RCURLY",
+}
+
+
+def _parse_error(error: GraphQLError) -> str:
+    """graphql-ruby's words for a syntax error: 'Parse error on ")" (RPAREN) at [1, 28]'."""
+    if "<EOF>" in error.message or not error.source or not error.positions:
+        return "Unexpected end of document"
+    body, position = error.source.body, error.positions[0]
+    line, column = error.locations[0].line, error.locations[0].column
+    rest = body[position:]
+    if rest.startswith("..."):
+        text, kind = "...", "ELLIPSIS"
+    elif rest[:1] in _TOKEN_NAMES:
+        text, kind = rest[:1], _TOKEN_NAMES[rest[:1]]
+    elif match := re.match(r"-?\d+\.\d+(?:[eE][+-]?\d+)?", rest):
+        text, kind = match.group(), "FLOAT"
+    elif match := re.match(r"-?\d+", rest):
+        text, kind = match.group(), "INT"
+    elif match := re.match(r'"(?:[^"\\]|\\.)*"', rest):
+        text, kind = match.group()[1:-1], "STRING"
+    elif match := re.match(r"[_A-Za-z][_0-9A-Za-z]*", rest):
+        text = match.group()
+        keywords = {"query", "mutation", "subscription", "fragment", "on", "true", "false"}
+        kind = text.upper() if text in keywords else "IDENTIFIER"
+    else:
+        text, kind = rest[:1], "UNKNOWN_CHAR"
+    return f'Parse error on "{text}" ({kind}) at [{line}, {column}]'
+
+
 def format_error(error: GraphQLError) -> dict[str, Any]:
     """A GraphQL error as Shopify's graphql-ruby words it (message, locations, code)."""
     formatted: dict[str, Any] = dict(error.formatted)
     message = error.message
     extensions: dict[str, Any] | None = None
-    if match := _UNDEFINED_FIELD.match(message):
+    if message.startswith("Syntax Error"):
+        message = _parse_error(error)
+    elif match := _UNDEFINED_FIELD.match(message):
         field, type_name = match.groups()
         message = f"Field '{field}' doesn't exist on type '{type_name}'"
         extensions = {"code": "undefinedField", "typeName": type_name, "fieldName": field}
