@@ -312,6 +312,26 @@ def test_without_read_all_orders_only_60_days_of_orders_come(
     assert result.state["bookmarks"]["orders"]["order_history"]["read_all_orders"] is False
 
 
+def test_an_unsupported_version_is_served_forward_and_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Shopify answers an expired version with the oldest supported one, and says so."""
+    shop = TapShopify(config={**BASE_CONFIG, "api_version": "2024-10"})
+    stream = shop.streams["locations"]
+    with caplog.at_level(logging.WARNING), redirect_stdout(io.StringIO()):
+        stream.sync()
+    served = stream.client.served_version
+    assert served and served != "2024-10"
+    assert f"served Admin API version {served} instead of the requested 2024-10" in caplog.text
+
+    caplog.clear()
+    current = TapShopify(config=BASE_CONFIG).streams["locations"]
+    with caplog.at_level(logging.WARNING), redirect_stdout(io.StringIO()):
+        current.sync()
+    assert current.client.served_version == DEFAULT_API_VERSION
+    assert "served Admin API version" not in caplog.text
+
+
 def test_bad_token_fails_with_a_clear_message_and_no_secret(tmp_path: Path) -> None:
     wrong_token = "shpat_wrong_0123456789abcdef"
     result = run_executable(tmp_path, {**BASE_CONFIG, "access_token": wrong_token})

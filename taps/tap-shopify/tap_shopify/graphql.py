@@ -41,6 +41,8 @@ from tap_shopify.errors import (
 )
 
 ACCESS_TOKEN_HEADER = "X-Shopify-Access-Token"
+#: The version Shopify actually served, on every answer.
+VERSION_HEADER = "X-Shopify-API-Version"
 
 #: Shopify's current stable Admin API release on the day this tap was pinned
 #: (quarterly releases, each supported for at least twelve months).
@@ -319,6 +321,26 @@ class ShopifyGraphQL:
 
     # --- internals ----------------------------------------------------------------
 
+    def _note_served_version(self, served: str | None) -> None:
+        """Warn once when Shopify served another version than the one asked for.
+
+        Shopify answers a request for an unsupported (too old) version with the oldest
+        supported one and says so only in ``X-Shopify-API-Version``: the sync works,
+        but on a schema the queries were not written for, until fields disappear.
+        """
+        if not served or served == self.served_version:
+            return
+        self.served_version = served
+        if served != self.api_version and self.api_version != "unstable":
+            self.logger.warning(
+                "Shopify served Admin API version %s instead of the requested %s, which it "
+                "no longer supports (or does not know): set `api_version` to a supported "
+                "release, e.g. %s",
+                served,
+                self.api_version,
+                DEFAULT_API_VERSION,
+            )
+
     def _backoff(self, attempt: int) -> float:
         """1 s, 2 s, 4 s… with up to 10 % jitter so parallel taps do not retry in step."""
         base = self.backoff_base_seconds * 2 ** (attempt - 1)
@@ -357,7 +379,7 @@ class ShopifyGraphQL:
             raise _Retry(reason, unreachable=True) from None
         except requests.exceptions.ConnectionError as exc:
             raise _Retry(_short_reason(exc), unreachable=True) from None
-        self.served_version = response.headers.get("X-Shopify-API-Version") or self.served_version
+        self._note_served_version(response.headers.get(VERSION_HEADER))
         status = response.status_code
         if status == HTTPStatus.TOO_MANY_REQUESTS:
             raise _Retry("HTTP 429 Too Many Requests", retry_after_seconds(response))
