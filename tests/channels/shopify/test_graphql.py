@@ -278,6 +278,7 @@ def test_validation_errors_as_shopify_words_them(server) -> None:
         "typeName": "Customer",
         "fieldName": "nope",
     }
+    assert body["errors"][0]["path"] == ["query", "customers", "nodes", "nope"]
     assert "data" not in body
     missing = _gql(server, "{ customer { id } }")
     assert missing["errors"][0]["message"] == "Field 'customer' is missing required arguments: id"

@@ -561,9 +561,49 @@ def _parse_error(error: GraphQLError) -> str:
     return f'Parse error on "{text}" ({kind}) at [{line}, {column}]'
 
 
-def format_error(error: GraphQLError) -> dict[str, Any]:
-    """A GraphQL error as Shopify's graphql-ruby words it (message, locations, code)."""
+def _node_paths(document: DocumentNode) -> dict[int, list[str]]:
+    """graphql-ruby's static path of every field and argument node: ``["query", "shop"]``."""
+    paths: dict[int, list[str]] = {}
+
+    def walk(selection_set: SelectionSetNode | None, prefix: list[str]) -> None:
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                path = [*prefix, selection.name.value]
+                paths[id(selection)] = path
+                for argument in selection.arguments or ():
+                    paths[id(argument)] = [*path, argument.name.value]
+                walk(selection.selection_set, path)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                step = f"... on {condition.name.value}" if condition else "..."
+                walk(selection.selection_set, [*prefix, step])
+            elif isinstance(selection, FragmentSpreadNode):
+                paths[id(selection)] = [*prefix, f"... {selection.name.value}"]
+
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            head = definition.operation.value
+            if definition.name:
+                head = f"{head} {definition.name.value}"
+            paths[id(definition)] = [head]
+            walk(definition.selection_set, [head])
+        elif isinstance(definition, FragmentDefinitionNode):
+            head = f"fragment {definition.name.value}"
+            paths[id(definition)] = [head]
+            walk(definition.selection_set, [head])
+    return paths
+
+
+def format_error(error: GraphQLError, paths: dict[int, list[str]] | None = None) -> dict[str, Any]:
+    """A GraphQL error as Shopify's graphql-ruby words it (message, locations, path, code).
+
+    ``paths`` (from :func:`_node_paths`) gives a validation error graphql-ruby's static
+    path of the offending node."""
     formatted: dict[str, Any] = dict(error.formatted)
+    if paths is not None and error.nodes:
+        static = paths.get(id(error.nodes[-1]))
+        if static:
+            formatted["path"] = static
     message = error.message
     extensions: dict[str, Any] | None = None
     if message.startswith("Syntax Error"):
@@ -666,7 +706,8 @@ def prepare(
         return [format_error(error)]
     errors = validate(schema, document)
     if errors:
-        return [format_error(e) for e in errors]
+        paths = _node_paths(document)
+        return [format_error(e, paths) for e in errors]
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name:
         chosen = [o for o in operations if o.name and o.name.value == operation_name]
