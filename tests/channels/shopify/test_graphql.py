@@ -591,3 +591,26 @@ def test_the_new_records_survive_a_world_file(tmp_path, world: World) -> None:
     assert again.order_details == store.order_details and again.products == store.products
     assert again.locations == store.locations
     assert again.abandoned_checkouts == store.abandoned_checkouts
+
+
+def test_a_touched_customer_comes_back_in_an_incremental_graphql_sync(fresh_server) -> None:
+    shopify = fresh_server.app.state.shopify
+    latest = (
+        "{ customers(first: 2, sortKey: UPDATED_AT, reverse: true) "
+        "{ nodes { legacyResourceId note updatedAt } } }"
+    )
+    before = _gql(fresh_server, latest)["data"]["customers"]["nodes"]  # primes the sorted copy
+    target = shopify.store.customers[5]
+    touched = shopify.touch_customer(target["id"], note="Prefere retirar na loja")
+    after = _gql(fresh_server, latest)["data"]["customers"]["nodes"]
+    assert int(after[0]["legacyResourceId"]) == target["id"] != int(before[0]["legacyResourceId"])
+    assert after[0]["note"] == "Prefere retirar na loja"
+    since = datetime.fromisoformat(touched["updated_at"]).astimezone(UTC)
+    changed = _gql(
+        fresh_server,
+        CUSTOMERS_PAGE,
+        first=50,
+        query=f"updated_at:>='{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'",
+        sortKey="UPDATED_AT",
+    )["data"]["customers"]["edges"]
+    assert [int(e["node"]["legacyResourceId"]) for e in changed] == [target["id"]]

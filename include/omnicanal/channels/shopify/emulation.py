@@ -225,6 +225,7 @@ class ShopifyEmulator:
             for index, order in enumerate(self.store.orders):
                 if (order.get("customer") or {}).get("id") == customer_id:
                     self.store.orders[index] = {**order, "customer": embedded}
+                    self.graph.revision += 1
             return record
 
     def touch_order(
@@ -253,6 +254,7 @@ class ShopifyEmulator:
                 "admin_graphql_api_id": f"gid://shopify/Customer/{new_id}",
             }
             customers.append(created)
+            self.graph.revision += 1
             if person_id is not None:
                 self.store.customer_person[new_id] = person_id
             return created
@@ -281,6 +283,7 @@ class ShopifyEmulator:
                 moment = at or self._next_moment(records)
                 updated = {**record, **fields, "updated_at": shop_timestamp(moment)}
                 records[index] = updated  # replaced, not mutated: readers keep a consistent copy
+                self.graph.revision += 1
                 return updated
         raise KeyError(f"no Shopify {resource[:-1]} with id {record_id}")
 

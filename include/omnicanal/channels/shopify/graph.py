@@ -131,12 +131,15 @@ def connection(
     last: int | None = None,
     before: str | None = None,
     reverse: bool = False,
+    sorted_rows: list[tuple[tuple[Any, int], Record]] | None = None,
     **_: Any,
 ) -> Node:
     """One page of ``records`` as a Relay connection, the way Shopify pages.
 
     Records are ordered by ``key`` (a sort value and the legacy id, which breaks ties),
-    descending with ``reverse``; cursors carry the key of their record.
+    descending with ``reverse``; cursors carry the key of their record. ``sorted_rows``
+    ((key, record) pairs already in key order) stands in for ``records`` and ``key``
+    when the caller keeps a sorted copy.
     """
     context: Context = info.context
     for name, value in (("first", first), ("last", last)):
@@ -148,7 +151,10 @@ def connection(
             )
     if first is None and last is None and not context.bulk:
         raise GraphQLError("you must provide one of first or last")
-    rows = sorted(((key(r), r) for r in records), key=lambda pair: pair[0])
+    if sorted_rows is not None:
+        rows = sorted_rows
+    else:
+        rows = sorted(((key(r), r) for r in records), key=lambda pair: pair[0])
     keys = [k for k, _ in rows]
     lo, hi = 0, len(rows)
     if after is not None:
@@ -385,6 +391,29 @@ class ShopGraph:
         self._now = now
         self.shop_name = shop_name
         self._positions: dict[str, tuple[int, int, dict[int, int]]] = {}
+        #: Bumped by every change made through the emulator, so sorted copies refresh.
+        self.revision = 0
+        self._sorted: dict[tuple[str, str], tuple[list, tuple[int, int], list]] = {}
+
+    def sorted_records(
+        self, resource: str, sort: str | None, records: list[Record]
+    ) -> list[tuple[tuple[Any, int], Record]]:
+        """``records`` as (key, record) pairs in ``sort`` order, kept between requests.
+
+        Paging a large shop asks for the same order hundreds of times; the copy is
+        rebuilt when the list, its length or the store's revision changes.
+        """
+        cached = self._sorted.get((resource, sort or "ID"))
+        if (
+            cached is not None
+            and cached[0] is records  # held by the cache, so its identity cannot be reused
+            and cached[1] == (len(records), self.revision)
+        ):
+            return cached[2]
+        key = sort_key(resource, sort)
+        rows = sorted(((key(r), r) for r in records), key=lambda pair: pair[0])
+        self._sorted[(resource, sort or "ID")] = (records, (len(records), self.revision), rows)
+        return rows
 
     # lookups --------------------------------------------------------------------------
 

@@ -119,7 +119,11 @@ def _root_connection(
     fields: dict,
     build: str,
     default_sort: str,
+    visible: Callable[[Context, dict[str, Any]], bool] | None = None,
 ) -> Callable[..., Any]:
+    """A root connection over the store list ``records`` returns, filtered by ``query``
+    and by what the token may see (``visible``), paged in ``sortKey`` order."""
+
     def resolve(_root: Any, info: Any, **args: Any) -> dict[str, Any]:
         context = _ctx(info)
         query = args.pop("query", None)
@@ -128,9 +132,12 @@ def _root_connection(
             args.pop(ignored, None)
         wanted = matcher(query, fields)
         _note_search(info, query, fields)
-        rows = [r for r in records(context) if wanted(r)]
+        ordered = context.graph.sorted_records(resource, sort, records(context))
+        rows = [
+            (key, r) for key, r in ordered if (visible is None or visible(context, r)) and wanted(r)
+        ]
         builder = getattr(context.graph, build)
-        return connection(info, rows, sort_key(resource, sort), builder, **args)
+        return connection(info, (), sort_key(resource, sort), builder, sorted_rows=rows, **args)
 
     return resolve
 
@@ -181,10 +188,22 @@ def _bind_roots(schema: GraphQLSchema) -> None:
         return c.graph.store.customers
 
     def orders(c: Context) -> list[dict[str, Any]]:
+        return c.graph.store.orders
+
+    def visible_orders(c: Context) -> list[dict[str, Any]]:
         return c.graph.orders(c)
 
+    def order_visible(c: Context, order: dict[str, Any]) -> bool:
+        return c.graph.order_visible(c, order)
+
     def checkouts(c: Context) -> list[dict[str, Any]]:
+        return c.graph.store.abandoned_checkouts
+
+    def abandoned(c: Context) -> list[dict[str, Any]]:
         return [a for a in c.graph.store.abandoned_checkouts if not a.get("completed_at")]
+
+    def still_abandoned(c: Context, checkout: dict[str, Any]) -> bool:
+        return not checkout.get("completed_at")
 
     def products(c: Context) -> list[dict[str, Any]]:
         return c.graph.store.products
@@ -207,13 +226,13 @@ def _bind_roots(schema: GraphQLSchema) -> None:
     fields["customersCount"].resolve = _count(customers, CUSTOMER_FIELDS)
     fields["order"].resolve = _one("Order")
     fields["orders"].resolve = _root_connection(
-        "orders", orders, ORDER_FIELDS, "order", "PROCESSED_AT"
+        "orders", orders, ORDER_FIELDS, "order", "PROCESSED_AT", order_visible
     )
-    fields["ordersCount"].resolve = _count(orders, ORDER_FIELDS)
+    fields["ordersCount"].resolve = _count(visible_orders, ORDER_FIELDS)
     fields["abandonedCheckouts"].resolve = _root_connection(
-        "abandoned_checkouts", checkouts, CHECKOUT_FIELDS, "checkout", "ID"
+        "abandoned_checkouts", checkouts, CHECKOUT_FIELDS, "checkout", "ID", still_abandoned
     )
-    fields["abandonedCheckoutsCount"].resolve = _count(checkouts, CHECKOUT_FIELDS)
+    fields["abandonedCheckoutsCount"].resolve = _count(abandoned, CHECKOUT_FIELDS)
     fields["product"].resolve = _one("Product")
     fields["products"].resolve = _root_connection(
         "products", products, PRODUCT_FIELDS, "product", "ID"
@@ -253,20 +272,19 @@ def _location(_root: Any, info: Any, id: str | None = None) -> Any:  # noqa: A00
 
 
 def _locations(records: Callable[[Context], list[dict[str, Any]]]) -> Callable[..., Any]:
-    base = _root_connection("locations", records, LOCATION_FIELDS, "location", "NAME")
+    every = _root_connection("locations", records, LOCATION_FIELDS, "location", "NAME")
+    active = _root_connection(
+        "locations",
+        records,
+        LOCATION_FIELDS,
+        "location",
+        "NAME",
+        lambda _c, location: bool(location.get("active")),
+    )
 
     def resolve(_root: Any, info: Any, **args: Any) -> Any:
-        include_inactive = args.get("includeInactive", False)
-        if include_inactive:
-            return base(_root, info, **args)
-        original = records
-
-        def active_only(c: Context) -> list[dict[str, Any]]:
-            return [loc for loc in original(c) if loc.get("active")]
-
-        return _root_connection("locations", active_only, LOCATION_FIELDS, "location", "NAME")(
-            _root, info, **args
-        )
+        chosen = every if args.get("includeInactive", False) else active
+        return chosen(_root, info, **args)
 
     return resolve
 
