@@ -33,8 +33,15 @@ from omnicanal.channels.vtex import SANDBOX_APP_KEY, SANDBOX_APP_TOKEN
 from omnicanal.channels.vtex.emulation import VtexEmulator
 from omnicanal.sandbox.app import SandboxServer
 from omnicanal.sandbox.world import World, generate_world
+from tap_vtex import paging
 from tap_vtex.errors import VtexConnectionError, VtexError, VtexRetriesExhaustedError
-from tap_vtex.paging import DateWindowPaginator, ScrollPaginator, Window
+from tap_vtex.paging import (
+    DateWindowPaginator,
+    KeysetSearchPaginator,
+    ScrollPaginator,
+    SearchPage,
+    Window,
+)
 from tap_vtex.tap import TapVtex
 
 PEOPLE = 60
@@ -205,6 +212,23 @@ def test_scroll_paginator_carries_the_token_until_an_empty_page() -> None:
     assert paginator.finished
 
 
+def test_keyset_search_moves_the_lower_bound_and_steps_only_through_ties(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(paging, "SEARCH_PAGE_SIZE", 3)
+    paginator = KeysetSearchPaginator("2024-01-01T00:00:00.000Z")
+    assert paginator.current_value.rest_range == "resources=0-3"
+    page = [{"updatedIn": "2024-01-02"}, {"updatedIn": "2024-01-03"}, {"updatedIn": "2024-01-04"}]
+    paginator.advance(FakeResponse(page))
+    assert paginator.current_value == SearchPage("2024-01-04", 0)
+    ties = [{"updatedIn": "2024-01-04"}] * 3  # a whole page on one value
+    paginator.advance(FakeResponse(ties))
+    assert paginator.current_value == SearchPage("2024-01-04", 3)
+    assert paginator.current_value.rest_range == "resources=3-6"
+    paginator.advance(FakeResponse([{"updatedIn": "2024-01-05"}]))  # short page: the end
+    assert paginator.finished
+
+
 # --- behaviour ---------------------------------------------------------------------------
 
 
@@ -265,6 +289,32 @@ def test_incremental_sync_gets_only_what_changed(vtex: VtexEmulator, world: Worl
     changed = next(r for r in third.records["customers"] if r["id"] == profile["id"])
     assert changed["firstName"] == "Renomeada"
     assert third.bookmark("customers") == changed["updatedIn"]
+
+
+def test_incremental_customers_search_by_keyset_and_miss_none(
+    vtex: VtexEmulator, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """12 profiles change, 7 of them in the same millisecond, read 5 a page: all arrive,
+    through search (the scroll is never opened again)."""
+    first = sync({"page_size": 50})
+    profiles = world.slices["vtex"].profiles
+    same_moment = datetime.fromisoformat(first.bookmark("customers")) + timedelta(seconds=1)
+    for index, profile in enumerate(profiles[:12]):
+        at = same_moment if index < 7 else same_moment + timedelta(seconds=index)
+        vtex.touch_profile(profile["id"], at=at, lastName=f"Mudou {index}")
+
+    async def no_scroll(request, entity):
+        raise AssertionError("an incremental sync must not scroll")
+
+    monkeypatch.setattr(vtex, "scroll", no_scroll)
+    monkeypatch.setattr(paging, "SEARCH_PAGE_SIZE", 5)
+    second = sync({"page_size": 50}, state=first.state)
+    got = {r["id"]: r["lastName"] for r in second.records["customers"]}
+    assert {p["id"] for p in profiles[:12]} <= set(got)
+    assert all(got[p["id"]].startswith("Mudou") for p in profiles[:12])
+    stamps = [r["updatedIn"] for r in second.records["customers"]]
+    assert stamps == sorted(stamps)
+    assert second.bookmark("customers") == max(p["updatedIn"] for p in profiles)
 
 
 def test_start_date_limits_the_first_sync(world: World) -> None:

@@ -13,6 +13,15 @@ never overlap, so every order is read exactly once.
 an ``X-VTEX-MD-TOKEN`` header; later calls send only ``_token`` until a page comes back
 empty. :class:`ScrollPaginator` carries the token and a page counter (the token itself
 does not change between calls).
+
+**Master Data search by keyset.** ``GET /api/dataentities/CL/search`` pages with the
+``REST-Range`` header, 100 documents at a time and only within the first 10,000.
+Offsets shift when a document is updated mid-walk (it moves to the end of an
+``updatedIn`` sort), which would skip its neighbour, so :class:`KeysetSearchPaginator`
+moves the ``updatedIn`` lower bound to the last value read instead and starts again at
+offset 0: documents on that exact value are read twice (delivery is at-least-once, the
+loader upserts), none is skipped, and the 10,000 ceiling never applies. Only when a
+whole page shares one value does it step the offset.
 """
 
 from __future__ import annotations
@@ -132,3 +141,39 @@ class ScrollPaginator(BaseAPIPaginator[tuple[str, int] | None]):
             return None
         page = self.current_value[1] + 1 if self.current_value else 1
         return token, page
+
+
+#: Documents per Master Data search request (``REST-Range``): VTEX's maximum.
+SEARCH_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One Master Data search request: documents with ``updatedIn >= lower``, from ``offset``."""
+
+    lower: str
+    offset: int = 0
+
+    @property
+    def rest_range(self) -> str:
+        return f"resources={self.offset}-{self.offset + SEARCH_PAGE_SIZE}"
+
+
+class KeysetSearchPaginator(BaseAPIPaginator[SearchPage]):
+    """Walk ``updatedIn``-sorted search pages by moving the lower bound (see module doc)."""
+
+    def __init__(self, lower: str, field: str = "updatedIn") -> None:
+        super().__init__(SearchPage(lower))
+        self.field = field
+
+    def get_next(self, response: requests.Response) -> SearchPage | None:
+        documents = response.json()
+        if len(documents) < SEARCH_PAGE_SIZE:
+            return None
+        current = self.current_value
+        last = documents[-1].get(self.field)
+        if not last:
+            return None
+        if last == current.lower:  # a full page on one value: step past it by offset
+            return SearchPage(current.lower, current.offset + len(documents))
+        return SearchPage(last, 0)

@@ -9,10 +9,13 @@ created from ``order_lookback_days`` before the bookmark and emits those whose
 ``lastChange`` reached the bookmark. Orders that change later than that after their
 creation are picked up by a full refresh.
 
-``customers``: the ``CL`` data entity through Master Data v2's scroll (no 10,000
-document ceiling, up to 1,000 a page), sorted by ``updatedIn`` and, once there is a
-bookmark or a ``start_date``, filtered with ``_where=updatedIn between … AND …``:
-incremental on ``updatedIn`` and resumable from any checkpoint.
+``customers``: the ``CL`` data entity of Master Data v2, sorted by ``updatedIn``: a
+full sync scrolls it (no 10,000 document ceiling, up to 1,000 a page, filtered with
+``_where=updatedIn between … AND …`` from a ``start_date``); an incremental sync (a
+bookmark in the state) searches the documents updated since the bookmark, 100 a page,
+moving the ``updatedIn`` lower bound page by page (``paging.KeysetSearchPaginator``),
+which holds no scroll open and cannot skip a document updated mid-walk. Incremental on
+``updatedIn`` and resumable from any checkpoint either way.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from tap_vtex.errors import VtexError, VtexScrollExpiredError
 from tap_vtex.paging import (
     MAX_LIST_PAGES,
     DateWindowPaginator,
+    KeysetSearchPaginator,
     ScrollPaginator,
+    SearchPage,
     Window,
     vtex_ms,
     window_overflows,
@@ -37,6 +42,7 @@ from tap_vtex.paging import (
 if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
+    from singer_sdk.streams.rest import HTTPRequest, PageContext
 
 #: The CL fields the tap asks for (``_fields``); ``_all`` would drag in every custom field.
 CUSTOMER_FIELDS = (
@@ -159,36 +165,57 @@ class OrdersStream(VtexStream):
 
 
 class CustomersStream(VtexStream):
-    """Master Data v2 ``CL`` profiles through scroll, incremental on ``updatedIn``."""
+    """Master Data v2 ``CL`` profiles: scrolled in full, searched by keyset incrementally."""
 
     name = "customers"
     path = "/api/dataentities/CL/scroll"
+    search_path = "/api/dataentities/CL/search"
     primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
     replication_key = "updatedIn"
-    #: Scrolled with ``_sort=updatedIn ASC``: every checkpoint is a resumable bookmark.
+    #: Sorted by ``updatedIn`` either way: every checkpoint is a resumable bookmark.
     is_sorted = True
     records_jsonpath = "$[*]"
     required_resource = "Dynamic Storage > Read only documents"
     schema = StreamSchema(SCHEMAS_DIR)
 
-    def get_new_paginator(self) -> ScrollPaginator:
+    def _bookmark(self) -> str | None:
+        value = self.stream_state.get("replication_key_value")
+        return value if isinstance(value, str) and value else None
+
+    def get_new_paginator(self) -> ScrollPaginator | KeysetSearchPaginator:
+        bookmark = self._bookmark()
+        if bookmark is not None:
+            return KeysetSearchPaginator(vtex_ms(_parse(bookmark)))
         return ScrollPaginator()
 
+    def _where(self, lower: datetime | str | None) -> dict[str, str]:
+        if lower is None:
+            return {}
+        start = lower if isinstance(lower, str) else vtex_ms(lower)
+        until = vtex_ms(datetime.now(UTC) + timedelta(days=1))
+        return {"_where": f"updatedIn between {start} AND {until}"}
+
     def get_url_params(
-        self, context: Context | None, next_page_token: tuple[str, int] | None
+        self, context: Context | None, next_page_token: tuple[str, int] | SearchPage | None
     ) -> dict:
+        fields = {"_fields": ",".join(CUSTOMER_FIELDS), "_sort": "updatedIn ASC"}
+        if isinstance(next_page_token, SearchPage):
+            return {**fields, **self._where(next_page_token.lower)}
         if next_page_token is not None:
             return {"_token": next_page_token[0]}
-        params = {
+        return {
             "_size": int(self.config.get("scroll_size", 1000)),
-            "_fields": ",".join(CUSTOMER_FIELDS),
-            "_sort": "updatedIn ASC",
+            **fields,
+            **self._where(self.get_starting_timestamp(context)),
         }
-        start = self.get_starting_timestamp(context)
-        if start is not None:
-            until = datetime.now(UTC) + timedelta(days=1)
-            params["_where"] = f"updatedIn between {vtex_ms(start)} AND {vtex_ms(until)}"
-        return params
+
+    def get_http_request(self, *, page: PageContext) -> HTTPRequest:
+        """Search pages go to ``/search`` with their ``REST-Range``; scroll pages as is."""
+        request = super().get_http_request(page=page)
+        if isinstance(page.next_page_token, SearchPage):
+            request.url = f"{self.url_base}{self.search_path}"
+            request.headers = {**request.headers, "REST-Range": page.next_page_token.rest_range}
+        return request
 
     def validate_response(self, response: requests.Response) -> None:
         """An expired scroll token gets its own message: rerun, the bookmark resumes."""

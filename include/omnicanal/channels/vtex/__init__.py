@@ -3,8 +3,8 @@
 - settings: ``OMNICANAL_VTEX_*`` below;
 - source: ``tap-vtex`` (taps/tap-vtex), polled: ``orders`` walks the OMS order list by
   creation-date windows (the list refuses pages beyond 30) and reads each order's detail,
-  incremental on ``lastChange``; ``customers`` scrolls the Master Data ``CL`` profiles,
-  incremental on ``updatedIn``;
+  incremental on ``lastChange``; ``customers`` scrolls the Master Data ``CL`` profiles
+  in full and searches them by ``updatedIn`` incrementally;
 - emulation: :mod:`.emulation` over the store of :mod:`.world`;
 - identity: each CL profile is an identity record with the real email
   (``stg_vtex__customers``); each order is one too (``stg_vtex__orders``), with its
