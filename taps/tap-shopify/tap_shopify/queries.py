@@ -265,7 +265,7 @@ ABANDONED_CHECKOUTS = Resource(
     selection=(
         "id name abandonedCheckoutUrl createdAt updatedAt completedAt note taxesIncluded "
         "discountCodes "
-        "customer { id } "
+        "customer { id defaultEmailAddress { emailAddress } } "
         f"billingAddress {{ {ADDRESS} }} "
         f"shippingAddress {{ {ADDRESS} }} "
         f"subtotalPriceSet {{ {MONEY_BAG} }} "

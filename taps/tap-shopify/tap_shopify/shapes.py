@@ -100,6 +100,10 @@ def ref() -> th.ObjectType:
 
 
 MONEY = obj(th.Property("amount", S), th.Property("currency_code", S))
+CUSTOMER_REF = obj(
+    th.Property("id", S),
+    th.Property("default_email_address", obj(th.Property("email_address", S))),
+)
 MONEY_BAG = obj(th.Property("shop_money", MONEY), th.Property("presentment_money", MONEY))
 ADDRESS = obj(
     *(
@@ -250,12 +254,7 @@ ORDER_SCHEMA = _base(
         )
     ),
     th.Property(
-        "customer",
-        obj(
-            th.Property("id", S),
-            th.Property("default_email_address", obj(th.Property("email_address", S))),
-        ),
-        description="The ordering account (global id, email), if any.",
+        "customer", CUSTOMER_REF, description="The ordering account (global id, email), if any."
     ),
     th.Property("billing_address", ADDRESS),
     th.Property("shipping_address", ADDRESS),
@@ -375,7 +374,7 @@ ABANDONED_CHECKOUT_SCHEMA = _base(
     th.Property("note", S),
     th.Property("taxes_included", B),
     th.Property("discount_codes", th.ArrayType(S)),
-    th.Property("customer", ref()),
+    th.Property("customer", CUSTOMER_REF, description="The buyer's account (global id, email)."),
     th.Property("billing_address", ADDRESS),
     th.Property("shipping_address", ADDRESS),
     *(

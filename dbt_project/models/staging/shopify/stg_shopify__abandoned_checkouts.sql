@@ -14,6 +14,8 @@ renamed as (
         id as shopify_checkout_id,
         admin_graphql_api_id,
         cast(substring(customer ->> 'id' from '/([0-9]+)$') as bigint) as shopify_customer_id,
+        {{ normalize_email("customer -> 'default_email_address' ->> 'email_address'") }}
+            as email_normalized,
         name as checkout_name,
         abandoned_checkout_url,
 
