@@ -327,6 +327,12 @@ _SORTS: dict[str, dict[str, Callable[[Record], Any]]] = {
         "PROCESSED_AT": lambda o: _epoch(o.get("processed_at")),
         "ORDER_NUMBER": lambda o: o.get("order_number") or 0,
         "TOTAL_PRICE": lambda o: float(o.get("total_price") or 0),
+        "CURRENT_TOTAL_PRICE": lambda o: float(
+            o.get("current_total_price") or o.get("total_price") or 0
+        ),
+        "DESTINATION": lambda o: " ".join(
+            str((o.get("shipping_address") or {}).get(k) or "") for k in ("country", "city")
+        ).lower(),
         "CUSTOMER_NAME": lambda o: _name_key(
             (o.get("customer") or {}).get("first_name"), (o.get("customer") or {}).get("last_name")
         ),
