@@ -675,6 +675,14 @@ def test_throttled_answer_waits_for_the_missing_points_and_retries(
     assert len(fake.requests) == 2
 
 
+def test_throttled_without_cost_figures_backs_off(fake: FakeShopify, fake_time: FakeTime) -> None:
+    bare = (200, {"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}]}, {})
+    fake.on("shop", bare, ok({"shop": {"name": "Acme"}}))
+    graphql = client(fake, fake_time)
+    assert graphql.execute("{ shop { name } }") == {"shop": {"name": "Acme"}}
+    assert 1.0 <= fake_time.sleeps[0] <= 1.1  # first step of the exponential backoff
+
+
 def test_429_and_5xx_are_retried_honouring_retry_after(
     fake: FakeShopify, fake_time: FakeTime
 ) -> None:

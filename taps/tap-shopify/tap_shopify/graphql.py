@@ -431,7 +431,8 @@ class ShopifyGraphQL:
                 wait = None
                 if self.throttle is not None and cost is not None:
                     wait = self.throttle.wait_for(cost, now)
-                raise _Retry(THROTTLED, wait if wait is not None else None)
+                # No cost figures (or a bucket that looks full): back off exponentially.
+                raise _Retry(THROTTLED, wait or None)
             if ACCESS_DENIED in codes:
                 msg = (
                     f"{where}: Shopify denied access — the app lacks an access scope: "
