@@ -46,6 +46,7 @@ error bodies, and the tests drive it over plain HTTP as the tap does:
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import re
 import secrets
@@ -126,6 +127,13 @@ class MasterDataError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status, self.message = status, message
+
+
+@functools.lru_cache(maxsize=100_000)
+def _ms(stamp: str) -> datetime:
+    """A stored timestamp at the OMS index's precision (milliseconds), parsed once."""
+    moment = parse_timestamp(stamp)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def oms_body(message: str, code: str = "1") -> dict[str, Any]:
@@ -268,6 +276,7 @@ class VtexEmulator:
         self._clock = clock
         self._window = _Window(requests_per_minute, clock)
         self._scrolls: dict[str, dict[str, Any]] = {}
+        self._order_index: dict[str, int] = {}
         self._lock = threading.RLock()
         self.router = self._build_router()
 
@@ -479,9 +488,7 @@ class VtexEmulator:
             if not order.get(field):
                 return False
             # the OMS index keeps milliseconds: filters compare at that precision
-            moment = parse_timestamp(order[field])
-            moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-            if not low <= moment <= high:
+            if not low <= _ms(order[field]) <= high:
                 return False
         return query["statuses"] is None or order["status"] in query["statuses"]
 
@@ -489,7 +496,7 @@ class VtexEmulator:
     def _list_key(order: dict[str, Any], field: str) -> tuple:
         value: Any
         if field == "creationDate":
-            value = parse_timestamp(order["creationDate"])
+            value = _ms(order["creationDate"])
         elif field == "items":
             value = sum(i["quantity"] for i in order["items"])
         elif field == "totalValue":
@@ -540,12 +547,21 @@ class VtexEmulator:
         }
         return JSONResponse(body, headers=headers)
 
+    def _find_order(self, order_id: str) -> dict[str, Any] | None:
+        """The order with ``order_id``: by index, rebuilt when the orders changed."""
+        orders = self.store.orders
+        index = self._order_index.get(order_id)
+        if index is None or index >= len(orders) or orders[index]["orderId"] != order_id:
+            self._order_index = {o["orderId"]: i for i, o in enumerate(orders)}
+            index = self._order_index.get(order_id)
+        return None if index is None else orders[index]
+
     async def get_order(self, request: Request, order_id: str) -> JSONResponse:
         early, headers = await self._guard(request, "oms")
         if early is not None:
             return early
         with self._lock:
-            found = next((o for o in self.store.orders if o["orderId"] == order_id), None)
+            found = self._find_order(order_id)
         if found is None:
             return JSONResponse(oms_body("Order not found", "OMS002"), 404, headers=headers)
         return JSONResponse(found, headers=headers)
