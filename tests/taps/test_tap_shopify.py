@@ -939,7 +939,7 @@ def test_first_sync_runs_a_bulk_operation_and_rebuilds_records(
     )
     assert "variants { edges { node { __typename" in bulk_query
     assert "first:" not in bulk_query  # bulk queries are not paginated
-    assert fake_time.sleeps[:2] == [1.0, 2.0]  # polling backs off up to the interval
+    assert fake_time.sleeps[:2] == [0.5, 0.75]  # polling backs off up to the interval
     # The signed result URL is fetched without the shop's access token.
     download = next(h for h in fake.headers_seen if "X-Shopify-Access-Token" not in h)
     assert download

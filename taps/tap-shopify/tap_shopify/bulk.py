@@ -48,6 +48,8 @@ FINAL_STATUSES = {"COMPLETED", "FAILED", "CANCELED", "EXPIRED"}
 #: userErrors codes meaning "too many bulk queries running": wait, then start again.
 BUSY_CODES = {"OPERATION_IN_PROGRESS", "LIMIT_REACHED"}
 PARENT_KEY = "__parentId"
+FIRST_POLL_SECONDS = 0.5
+POLL_GROWTH = 1.5
 TYPENAME_KEY = "__typename"
 
 
@@ -96,7 +98,9 @@ class BulkOperationRunner:
         """Start the bulk query and wait for it; return the final BulkOperation."""
         operation = self._start(query, stream=stream)
         deadline = self.clock() + self.timeout
-        interval = min(1.0, self.poll_interval)
+        # Small exports finish in about a second, large ones take minutes: poll soon,
+        # then less and less often, up to poll_interval.
+        interval = min(FIRST_POLL_SECONDS, self.poll_interval)
         while operation.get("status") not in FINAL_STATUSES:
             if self.clock() >= deadline:
                 msg = (
@@ -106,7 +110,7 @@ class BulkOperationRunner:
                 )
                 raise ShopifyBulkOperationError(msg)
             self.sleep(interval)
-            interval = min(interval * 2, self.poll_interval)
+            interval = min(interval * POLL_GROWTH, self.poll_interval)
             data = self.client.execute(POLL_QUERY, {"id": operation["id"]}, stream=stream)
             operation = data.get("node") or {}
             if not operation:

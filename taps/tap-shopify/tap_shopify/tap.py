@@ -126,7 +126,7 @@ class TapShopify(Tap):
             default=10,
             description=(
                 "Longest wait, in seconds, between two polls of a running bulk "
-                "operation (polling starts at 1 s and doubles up to it)."
+                "operation (polling starts at 0.5 s and grows by half each time up to it)."
             ),
         ),
         th.Property(
