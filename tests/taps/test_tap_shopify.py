@@ -234,7 +234,7 @@ def test_incremental_sync_gets_only_what_changed(shopify: ShopifyEmulator) -> No
     incremental = {"bulk_threshold_days": 3650}
     second, shop = sync(incremental, state=first.state)
     assert shop.streams["customers"].extraction_used == "pages"
-    for stream in ("customers", "orders", "abandoned_checkouts", "products"):
+    for stream in STREAMS:
         # updated_at:>= is inclusive: only the record(s) on the bookmark come back,
         # versions already delivered (at-least-once, loaders upsert on id).
         assert second.versions(stream) <= first.versions(stream), stream
@@ -1025,6 +1025,39 @@ def test_bulk_for_large_extracts_pages_for_small_increments(
     assert stream.extraction_mode(start) == expected
     locations = TapShopify(config={**CONFIG, "extraction": "bulk"}).streams["locations"]
     assert locations.extraction_mode(None) == "pages"
+
+
+def test_locations_are_read_whole_and_filtered_by_the_bookmark(
+    patched_requests: FakeShopify, fake_time: FakeTime
+) -> None:
+    """Shopify's locations query cannot filter on updated_at: the stream does."""
+    nodes = [
+        {
+            "id": "gid://shopify/Location/1",
+            "name": "CD Barueri",
+            "updatedAt": "2026-01-01T00:00:00Z",
+        },
+        {
+            "id": "gid://shopify/Location/2",
+            "name": "Loja Paulista",
+            "updatedAt": "2026-06-01T00:00:00Z",
+        },
+    ]
+    page = {"locations": {"pageInfo": {"hasNextPage": False, "endCursor": "x"}, "nodes": nodes}}
+    patched_requests.on("LocationsPage", ok(page))
+    state = {
+        "bookmarks": {
+            "locations": {
+                "replication_key": "updated_at",
+                "replication_key_value": "2026-03-01T00:00:00+00:00",
+            }
+        }
+    }
+    synced = records(tap(fake_time, state=state), "locations")
+    assert [location["name"] for location in synced] == ["Loja Paulista"]
+    sent = next(r for r in patched_requests.requests if "LocationsPage" in r["query"])
+    assert "query" not in sent["variables"]  # no server-side filter to send
+    assert "includeInactive: true" in sent["query"]
 
 
 # --- the 60-day order window --------------------------------------------------------

@@ -59,7 +59,7 @@ class Resource:
     connections: tuple[Connection, ...] = ()
     #: ``sortKey`` for page and bulk queries; None where Shopify has no updated-at key.
     sort_key: str | None = "UPDATED_AT"
-    #: Search field for the incremental filter; None for a full-table resource.
+    #: Search field for the incremental filter; None: Shopify cannot filter on it, the stream does.
     filter_field: str | None = "updated_at"
     #: Extra root arguments, e.g. ``includeInactive: true``.
     extra_arguments: str = ""
@@ -321,6 +321,7 @@ LOCATIONS = Resource(
         "phone }"
     ),
     sort_key="NAME",
+    # The locations query filters on created_at, not updated_at: the stream filters.
     filter_field=None,
     extra_arguments="includeInactive: true, includeLegacy: true",
 )

@@ -447,7 +447,7 @@ LOCATION_SCHEMA = _base(
     th.Property("has_active_inventory", B),
     th.Property("ships_inventory", B),
     th.Property("created_at", DT),
-    th.Property("updated_at", DT),
+    th.Property("updated_at", DT, required=True),
     th.Property("deactivated_at", S),
     th.Property("address", ADDRESS),
 ).to_dict()

@@ -95,8 +95,22 @@ class ShopifyStream(Stream):
             "bulk operation" if mode == "bulk" else "paginated queries",
         )
         nodes = self._bulk(search) if mode == "bulk" else self._pages(search)
+        # A resource Shopify cannot filter on updated_at is read whole and filtered here.
+        since = None
+        if start and not self.resource.filter_field:
+            since = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
         for node in nodes:
-            yield shapes.to_record(node, self.integer_fields)
+            record = shapes.to_record(node, self.integer_fields)
+            if since is not None and self._updated_before(record, since):
+                continue
+            yield record
+
+    @staticmethod
+    def _updated_before(record: dict[str, t.Any], since: dt.datetime) -> bool:
+        value = record.get("updated_at")
+        if not isinstance(value, str):
+            return False  # no timestamp: keep it rather than lose it
+        return dt.datetime.fromisoformat(value) < since
 
     # --- bulk ---------------------------------------------------------------------------
 
@@ -259,14 +273,15 @@ class ProductsStream(ShopifyStream):
 class LocationsStream(ShopifyStream):
     """``locations``: the shop's warehouses and retail stores, active or not.
 
-    A shop has a handful, and the ``locations`` query has no updated-at filter, so
-    the stream reads them all each run (full table). Needs ``read_locations``.
+    The ``locations`` query filters on ``created_at`` but not ``updated_at``, and a shop
+    has a handful: each run reads them all (in pages, never bulk) and emits those
+    updated since the bookmark, so the stream is incremental like the others.
+    Needs ``read_locations``.
     """
 
     name = "locations"
     resource = queries.LOCATIONS
     schema = shapes.LOCATION_SCHEMA
-    replication_key = None
     bulk_capable = False
 
 
