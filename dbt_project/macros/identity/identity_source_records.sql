@@ -70,6 +70,9 @@
                 {{ identity_jsonb_object(src.get('handles')) }} as social_handles
 
             from {{ ref(src.model) }}
+            {%- if src.get('where') %}
+            where {{ src.where }}
+            {%- endif %}
         {%- endfor %}
     ) as source_rows
     {%- endif %}

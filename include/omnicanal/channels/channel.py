@@ -91,7 +91,9 @@ class IdentityFeed:
     ``columns`` maps identity fields (email, email_sha256, phone, wa_id, cpf, first_name,
     last_name, full_name, birth_date, city, state, postcode, address,
     accepts_email_marketing, created_at, updated_at) to the model's columns; ``ids``
-    maps platform id types and ``handles`` social networks to columns.
+    maps platform id types and ``handles`` social networks to columns. ``where`` keeps
+    only the rows that describe someone (e.g. orders placed from an account): a row
+    that is nobody's would become a customer of its own.
     """
 
     model: str
@@ -100,6 +102,7 @@ class IdentityFeed:
     ids: Mapping[str, str] = field(default_factory=dict)
     handles: Mapping[str, str] = field(default_factory=dict)
     source: str | None = None
+    where: str | None = None
 
     def as_var(self, channel: str) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -112,6 +115,8 @@ class IdentityFeed:
             entry["ids"] = dict(self.ids)
         if self.handles:
             entry["handles"] = dict(self.handles)
+        if self.where:
+            entry["where"] = self.where
         return entry
 
 

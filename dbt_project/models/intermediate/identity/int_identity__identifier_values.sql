@@ -2,9 +2,11 @@
     One row per distinct identifier value, with the value-level over-merge guards of the
     var identity_guards applied: a blocklisted value, or one carried by more distinct
     people than max_people_per_value allows for its type, is not linkable. "Distinct
-    people" are distinct normalised full names (a record without a name counts as one
-    person of its own): the store's phone typed on every walk-in sale belongs to many
-    names. Every value that a guard stops is listed in int_identity__guard_audit.
+    people" are distinct normalised full names: the store's phone typed on every walk-in
+    sale belongs to many names. A record without a name is nobody else: a buyer's orders,
+    which carry their account id and no name, are one person, not one each (a value has
+    at least one person). Every value that a guard stops is listed in
+    int_identity__guard_audit.
 #}
 
 -- depends_on: {{ ref('int_identity__record_changes') }}
@@ -84,7 +86,7 @@ value_stats as (
         identifier_value,
         min(identifier_label) as identifier_label,
         count(*) as records_count,
-        count(distinct coalesce(full_name_key, record_key)) as people_count
+        greatest(count(distinct full_name_key), 1) as people_count
 
     from identifiers
     group by value_id, identifier_type, identifier_value

@@ -5,7 +5,8 @@
 - emulation: :mod:`.emulation`, the GraphQL Admin API (:mod:`.graphql`, :mod:`.graph`,
   :mod:`.bulk`) and the legacy REST Admin API, over the store of :mod:`.world` and
   :mod:`.commerce`;
-- identity: each customer account is an identity record (``stg_shopify__customers``).
+- identity: each customer account is an identity record (``stg_shopify__customers``), and
+  each order ties its name to its account (``stg_shopify__orders``).
 """
 
 from __future__ import annotations
@@ -125,6 +126,16 @@ CHANNEL = Channel(
                 "updated_at": "updated_at",
             },
             ids={"shopify_customer": "shopify_customer_id"},
+        ),
+        # Each order ties its name ("#1234") to the account that placed it, so a shop
+        # that takes the order back (Square's returns name it) reaches its buyer.
+        IdentityFeed(
+            model="stg_shopify__orders",
+            source="shopify_orders",
+            record_id="shopify_order_id",
+            columns={"created_at": "created_at", "updated_at": "updated_at"},
+            ids={"shopify_customer": "shopify_customer_id", "shopify_order": "order_name"},
+            where="shopify_customer_id is not null",
         ),
     ),
 )

@@ -152,6 +152,7 @@ CHANNEL = Channel(
                 "square_customer": "square_customer_id",
                 "shopify_order": "shopify_order_name",
             },
+            where="square_customer_id is not null",
         ),
     ),
 )
