@@ -4,7 +4,7 @@
     .venv/bin/python bench/airflow/run.py --people 500 --repeat 3
 
 For each world size: a fresh warehouse database on the embedded server, the sandbox
-world served in this process, `omnicanal extract shopify` into the raw tables, then
+world served in this process, `omnicanal extract` of every source into the raw tables, then
 (untimed) one `omnicanal dbt build` so both contenders rebuild existing relations. Then,
 ``--repeat`` times, alternately: `omnicanal dbt build` (wall time of the command), and
 the `omnicanal_transform` DAG triggered through the REST API v2 of an Airflow started
@@ -56,6 +56,7 @@ def _free_port() -> int:
 def prepare_world(people: int, seed: int, stack: ExitStack):
     """Fresh database, sandbox world, extract; returns the settings pointing at it."""
     from omnicanal import warehouse
+    from omnicanal.channels import sources
     from omnicanal.demo import start_sandbox
     from omnicanal.extract import run_extract
     from omnicanal.settings import get_settings
@@ -68,8 +69,9 @@ def prepare_world(people: int, seed: int, stack: ExitStack):
     started = time.monotonic()
     start_sandbox(settings, people, seed, stack)
     say(f"world of {people} people served ({time.monotonic() - started:.1f}s)")
-    report = run_extract(settings, "shopify", full_refresh=True)
-    say(f"extracted {report.rows} ({report.seconds:.1f}s)")
+    for source in sources():
+        report = run_extract(settings, source.name, full_refresh=True)
+        say(f"extracted {source.name}: {report.rows} ({report.seconds:.1f}s)")
     return settings
 
 

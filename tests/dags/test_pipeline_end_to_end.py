@@ -1,9 +1,11 @@
-"""The whole pipeline under Airflow: sandbox → tap → warehouse → dbt → Mailchimp.
+"""The whole pipeline under Airflow: sandbox → taps → warehouse → dbt → Mailchimp.
 
 A real ``dag.test()`` run of ``omnicanal_pipeline`` (every task, Cosmos's dbt tasks
 included) against a fresh warehouse database and a sandbox over real HTTP; the
 sandbox's Mailchimp list must then hold exactly the recent buyers of the world's
-ground truth. A second run must load no duplicates and send nothing.
+ground truth; every online (Shopify) order that a shop took back at its Square till
+must be in the warehouse from both systems and attached to one ``customer_id``. A
+second run must load no duplicates and send nothing.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ def test_pipeline_delivers_the_ground_truth_audience(airflow_db, warehouse_env, 
 
     world = generate_world(150, seed=11)
     with SandboxServer(world) as sandbox:
-        monkeypatch.setenv("OMNICANAL_SHOPIFY_API_URL", sandbox.url)
-        monkeypatch.setenv("OMNICANAL_MAILCHIMP_API_URL", f"{sandbox.url}/3.0")
+        # Every channel's default API URL is the sandbox's: point them all at this one.
+        monkeypatch.setenv("OMNICANAL_SANDBOX_PORT", str(sandbox.port))
         settings = get_settings()
         dag = load_dag(settings)
 
@@ -35,16 +37,25 @@ def test_pipeline_delivers_the_ground_truth_audience(airflow_db, warehouse_env, 
         expected = world.expected_recent_buyers()
         assert len(expected) > 10
         held = {m["email_address"]: m for m in mailchimp.members(LIST, status="subscribed")}
-        assert set(held) == set(expected)
-        for email, names in expected.items():
-            merge = held[email]["merge_fields"]
-            assert (merge["FNAME"], merge["LNAME"]) == (names["first_name"], names["last_name"])
+        # The right people, each once, under their real names, at one of their own
+        # addresses: someone who shops on VTEX with a second address may be reached there
+        # when that profile is their newest (survivorship: most recent).
+        owner = addresses_by_person(world)
+        canonical = {world.person(pid).email: pid for pid in {*owner.values()}}
+        reached = [owner.get(email.lower()) for email in held]
+        assert None not in reached, [e for e in held if email_owner(owner, e) is None]
+        assert sorted(reached) == sorted(canonical[email] for email in expected)
+        for email, member in held.items():
+            person = world.person(owner[email.lower()])
+            merge = member["merge_fields"]
+            assert (merge["FNAME"], merge["LNAME"]) == (person.first_name, person.last_name)
 
         with psycopg.connect(warehouse_env) as conn:
             customers = conn.execute("select count(*) from raw_shopify.customers").fetchone()[0]
             orders = conn.execute("select count(*) from raw_shopify.orders").fetchone()[0]
         assert customers == len(world.slices["shopify"].customers)
         assert orders == len(world.slices["shopify"].orders)
+        assert_online_orders_returned_in_a_shop_are_one_customers(world, warehouse_env)
 
         # Second run: incremental extract adds no duplicates, the sync sends nothing.
         mailchimp.reset_counters()
@@ -61,3 +72,60 @@ def test_pipeline_delivers_the_ground_truth_audience(airflow_db, warehouse_env, 
                 "omnicanal_activation.sync_runs order by run_id"
             ).fetchall()
         assert runs == [(len(expected), 0, 0, 0), (0, 0, 0, len(expected))]
+
+
+def assert_online_orders_returned_in_a_shop_are_one_customers(world, warehouse_url: str) -> None:
+    """Bought online, returned in a shop: the Square return names the Shopify order, and
+    the buyer's Shopify account and the Square profile that brought it back are one
+    customer."""
+    square, shopify = world.slices["square"], world.slices["shopify"]
+    truth = square.online_returns  # Square order id -> the Shopify order id it took back
+    assert truth, "the world has no online order returned in a shop"
+    with psycopg.connect(warehouse_url) as conn:
+        rows = conn.execute(
+            """
+            select
+                returns.square_order_id,
+                orders.shopify_order_id,
+                in_shop.customer_id,
+                online.customer_id
+            from staging.stg_square__online_order_returns as returns
+            left join staging.stg_shopify__orders as orders
+                on returns.shopify_order_name = orders.order_name
+            left join intermediate.int_identity__record_customers as in_shop
+                on in_shop.record_key = 'square:' || returns.square_customer_id
+            left join intermediate.int_identity__record_customers as online
+                on online.record_key = 'shopify:' || orders.shopify_customer_id
+            """
+        ).fetchall()
+    found = {square_order: shopify_order for square_order, shopify_order, _, _ in rows}
+    assert found == truth
+    split = [r for r in rows if r[2] is None or r[2] != r[3]]
+    assert not split, f"returns whose shop and online customers differ: {split}"
+    # and that customer is the right person on both sides
+    square_orders = {o["id"]: o for o in square.orders}
+    online_orders = {o["id"]: o for o in shopify.orders}
+    for square_order, shopify_order in truth.items():
+        buyer = online_orders[shopify_order]["customer"]["id"]
+        returner = square_orders[square_order]["customer_id"]
+        assert shopify.customer_person[buyer] == square.customer_person[returner]
+
+
+def addresses_by_person(world) -> dict[str, str]:
+    """Every email address (trimmed, lower-case) a platform holds for a person, with
+    whose it is: the world's ground truth across Shopify, VTEX and Square."""
+    owner: dict[str, str] = {p.email: p.person_id for p in world.people}
+    shopify, vtex, square = (world.slices[name] for name in ("shopify", "vtex", "square"))
+    held = [
+        *((c.get("email"), shopify.customer_person.get(c["id"])) for c in shopify.customers),
+        *((p.get("email"), vtex.profile_person.get(p["id"])) for p in vtex.profiles),
+        *((c.get("email_address"), square.customer_person.get(c["id"])) for c in square.customers),
+    ]
+    for email, person_id in held:
+        if email and person_id:
+            owner.setdefault(email.strip().lower(), person_id)
+    return owner
+
+
+def email_owner(owner: dict[str, str], email: str) -> str | None:
+    return owner.get(email.lower())

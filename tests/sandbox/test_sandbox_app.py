@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from omnicanal.channels import CHANNELS
 from omnicanal.channels.mailchimp import SANDBOX_API_KEY as DEFAULT_MAILCHIMP_API_KEY
 from omnicanal.channels.shopify import SANDBOX_ACCESS_TOKEN as DEFAULT_SHOPIFY_TOKEN
 from omnicanal.sandbox import (
@@ -34,7 +35,7 @@ def test_healthz_and_clean_stop(world: World) -> None:
             "seed": world.seed,
             "as_of": world.as_of.isoformat(),
             "people": 200,
-            "channels": ["mailchimp", "shopify"],
+            "channels": sorted(c.name for c in CHANNELS.values() if c.emulation),
         }
         url = server.url
     with pytest.raises(httpx.TransportError):

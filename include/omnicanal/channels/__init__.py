@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from omnicanal.channels import mailchimp, shopify
+from omnicanal.channels import mailchimp, shopify, square, vtex
 from omnicanal.channels.channel import Channel
 from omnicanal.errors import OmnicanalError
 
@@ -16,6 +16,8 @@ CHANNELS: dict[str, Channel] = {
     channel.name: channel
     for channel in (
         shopify.CHANNEL,
+        square.CHANNEL,
+        vtex.CHANNEL,
         mailchimp.CHANNEL,
     )
 }
