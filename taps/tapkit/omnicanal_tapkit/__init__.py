@@ -1,0 +1,41 @@
+"""What omnicanal's Singer taps share, built on singer-sdk's public hooks only.
+
+- :mod:`~omnicanal_tapkit.waits`: ``Retry-After`` (seconds or HTTP date) and capped
+  exponential backoff with jitter;
+- :mod:`~omnicanal_tapkit.failures`: retry log lines and final errors a person can act
+  on, raised as the tap's own exception classes;
+- :mod:`~omnicanal_tapkit.redact`: endpoints named without their query, credentials
+  scrubbed from any other text;
+- :mod:`~omnicanal_tapkit.streams`: :class:`PlatformRetries`, all of the above on a
+  ``RESTStream``'s backoff hooks;
+- :mod:`~omnicanal_tapkit.tap`: :class:`PlatformTap`, cross-setting config checks and a
+  clean CLI exit for known failures.
+"""
+
+from omnicanal_tapkit.failures import (
+    PlatformFailures,
+    backoff_log_handler,
+    network_reason,
+    readable_failures,
+)
+from omnicanal_tapkit.redact import redact, request_secrets, scrub, url_without_query
+from omnicanal_tapkit.streams import PlatformRetries
+from omnicanal_tapkit.tap import PlatformTap, base_url_errors
+from omnicanal_tapkit.waits import exponential_backoff, retry_after_seconds, retry_waits
+
+__all__ = [
+    "PlatformFailures",
+    "PlatformRetries",
+    "PlatformTap",
+    "backoff_log_handler",
+    "base_url_errors",
+    "exponential_backoff",
+    "network_reason",
+    "readable_failures",
+    "redact",
+    "request_secrets",
+    "retry_after_seconds",
+    "retry_waits",
+    "scrub",
+    "url_without_query",
+]

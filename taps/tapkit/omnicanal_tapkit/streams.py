@@ -1,0 +1,80 @@
+"""The retry behaviour of omnicanal's REST streams, on singer-sdk's public backoff hooks.
+
+``RESTStream`` documents ``backoff_wait_generator``, ``backoff_max_tries``,
+``backoff_jitter``, ``backoff_handler`` and ``request_decorator`` as the methods a tap
+overrides to change how it retries. :class:`PlatformRetries` overrides exactly those,
+so a tap's base stream only says who its platform is::
+
+    class SquareStream(PlatformRetries, RESTStream[str]):
+        failures = PlatformFailures(
+            platform="Square",
+            connection_error=SquareConnectionError,
+            retries_exhausted_error=SquareRetriesExhaustedError,
+            describe=square_errors,
+        )
+
+and gets: ``max_retries`` retries after the first attempt, ``Retry-After`` obeyed
+(capped at ``backoff_max_seconds``), exponential backoff with jitter from
+``backoff_base_seconds`` otherwise, one WARNING per retry, and one readable error at the
+end (see :mod:`omnicanal_tapkit.failures`). Which answers are retriable stays the
+stream's own business (``validate_response``, ``extra_retry_statuses``).
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from omnicanal_tapkit.failures import PlatformFailures, backoff_log_handler, readable_failures
+from omnicanal_tapkit.waits import retry_waits
+
+if t.TYPE_CHECKING:
+    from backoff.types import Details
+    from singer_sdk.helpers.types import RequestFunc
+
+
+class PlatformRetries:
+    """Mixin for a singer-sdk ``RESTStream``; put it before ``RESTStream`` in the bases.
+
+    Reads the ``max_retries`` (default 5) and ``request_timeout`` (default 60) settings.
+    """
+
+    #: The platform's name and exception classes; every subclass sets it.
+    failures: t.ClassVar[PlatformFailures]
+    #: First wait of the exponential backoff for 429, 5xx and connection errors.
+    backoff_base_seconds: t.ClassVar[float] = 1.0
+    #: Longest wait between two retries, whatever the backoff or ``Retry-After`` says.
+    backoff_max_seconds: t.ClassVar[float] = 60.0
+
+    if t.TYPE_CHECKING:  # provided by RESTStream
+        import logging
+
+        config: t.Mapping[str, t.Any]
+        logger: logging.Logger
+
+    @property
+    def timeout(self) -> int:
+        """Seconds to wait for one HTTP answer (``request_timeout`` setting)."""
+        return int(self.config.get("request_timeout", 60))
+
+    def backoff_max_tries(self) -> int:
+        """The first attempt plus ``max_retries`` retries."""
+        return int(self.config.get("max_retries", 5)) + 1
+
+    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
+        """``Retry-After`` when the platform says it, else exponential backoff with jitter."""
+        return retry_waits(base=self.backoff_base_seconds, cap=self.backoff_max_seconds)
+
+    def backoff_jitter(self, value: float) -> float:
+        """No extra jitter: the generator jitters its own waits, ``Retry-After`` stays exact."""
+        return value
+
+    def backoff_handler(self, details: Details) -> None:
+        """Log each retry with the status or error, the endpoint (no query) and the wait."""
+        backoff_log_handler(self.failures, self.logger, max_tries=self.backoff_max_tries())(details)
+
+    def request_decorator(self, func: RequestFunc) -> RequestFunc:
+        """Retry as the SDK does, then turn the final failure into the tap's readable error."""
+        retrying = super().request_decorator(func)  # type: ignore[misc]
+        return readable_failures(
+            retrying, self.failures, attempts=self.backoff_max_tries(), timeout=self.timeout
+        )

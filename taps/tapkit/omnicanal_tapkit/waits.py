@@ -1,0 +1,91 @@
+"""How long to wait before asking a platform again.
+
+Every platform omnicanal reads says the same two things when it is overloaded: a
+``Retry-After`` header when it knows when to come back (Shopify's 429, VTEX's 429, a
+proxy in front of Square), and nothing at all otherwise (Square's 429, any 5xx, a
+dropped connection). The first is obeyed exactly; the second gets exponential backoff
+with a little jitter, so the taps of one deployment do not retry in step. Both are capped,
+so a misconfigured server cannot park a sync for an hour.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import random
+import typing as t
+
+if t.TYPE_CHECKING:
+    import requests
+
+#: Share of a backoff step added at random (up to 10 % more), enough to spread the
+#: retries of parallel taps without making the schedule unpredictable.
+DEFAULT_JITTER = 0.1
+
+
+def retry_after_seconds(response: requests.Response | None) -> float | None:
+    """Seconds the server asked us to wait (``Retry-After``), or ``None`` if it did not say.
+
+    RFC 9110 allows a number of seconds (platforms send fractions too, ``2.0``) or an
+    HTTP date; a date in the past means "now" (0). A header that is neither is ignored,
+    so the caller falls back to its own backoff instead of failing.
+    """
+    if response is None:
+        return None
+    raw = (response.headers.get("Retry-After") or "").strip()
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000" dates parse naive; HTTP dates are always GMT
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def exponential_backoff(
+    step: int,
+    *,
+    base: float = 1.0,
+    cap: float = 60.0,
+    jitter: float = DEFAULT_JITTER,
+) -> float:
+    """The wait before retry number ``step + 1``: ``base``, ``2·base``, ``4·base``… plus jitter.
+
+    ``jitter`` is the largest share added at random (0.1: up to 10 % more). The cap
+    applies last, so it really is the longest wait.
+    """
+    wait = base * 2**step
+    wait *= 1 + random.uniform(0, jitter)  # noqa: S311 - spreading retries, not crypto
+    return min(wait, cap)
+
+
+def retry_waits(
+    *,
+    base: float = 1.0,
+    cap: float = 60.0,
+    jitter: float = DEFAULT_JITTER,
+) -> t.Generator[float, t.Any, None]:
+    """A wait generator for singer-sdk's ``RESTStream.backoff_wait_generator`` hook.
+
+    ``backoff`` (which the SDK retries with) primes the generator with ``None`` and then
+    sends each exception it caught, so the wait can depend on the answer that failed:
+    the failed response's ``Retry-After`` wins (capped); otherwise the next step of
+    :func:`exponential_backoff`. Steps count only the waits the client chose, so a
+    server that says ``Retry-After`` does not make the next unannounced failure wait
+    longer. Pair it with a ``backoff_jitter`` that returns its value unchanged: this
+    generator already jitters, and a ``Retry-After`` must stay exact.
+    """
+    steps = 0
+    exception = yield 0.0
+    while True:
+        wait = retry_after_seconds(getattr(exception, "response", None))
+        if wait is None:
+            wait = exponential_backoff(steps, base=base, cap=cap, jitter=jitter)
+            steps += 1
+        exception = yield min(wait, cap)

@@ -1,0 +1,371 @@
+"""omnicanal-tapkit, the piece every tap shares: waits, readable failures, config checks.
+
+All in memory (no server, no sleep worth the name): the taps' own tests drive the same
+code against the sandbox. These pin what each tap relies on: ``Retry-After`` in both of
+RFC 9110's forms, backoff growth and its cap, the tap's own error classes at the end of
+the retries, no credential in any message or log line, and config problems that name
+the setting, through singer-sdk's public surface only.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import typing as t
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from requests.adapters import BaseAdapter
+from singer_sdk import RESTStream
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
+
+from omnicanal_tapkit import (
+    PlatformFailures,
+    PlatformRetries,
+    PlatformTap,
+    backoff_log_handler,
+    base_url_errors,
+    exponential_backoff,
+    readable_failures,
+    retry_after_seconds,
+    retry_waits,
+    url_without_query,
+)
+
+TOKEN = "tok_SECRET_0123456789"
+URL = "https://api.example.com/v2/orders?cursor=abc&access_token=qsSECRET987"
+
+
+class AcmeError(FatalAPIError):
+    pass
+
+
+class AcmeConnectionError(AcmeError):
+    pass
+
+
+class AcmeRetriesExhaustedError(AcmeError):
+    pass
+
+
+ACME = PlatformFailures(
+    platform="Acme",
+    connection_error=AcmeConnectionError,
+    retries_exhausted_error=AcmeRetriesExhaustedError,
+    address_settings="`api_url` / `account`",
+    describe=lambda response: f"{response.reason}: {response.text}",
+)
+
+
+def answer(status: int, headers: dict[str, str] | None = None, body: str = "") -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response.reason = {200: "OK", 429: "Too Many Requests", 500: "Internal Server Error"}.get(
+        status, ""
+    )
+    response.headers.update(headers or {})
+    response._content = body.encode()
+    response.url = URL
+    return response
+
+
+def prepared() -> requests.PreparedRequest:
+    request = requests.Request(
+        "GET", URL, headers={"Authorization": f"Bearer {TOKEN}", "X-Acme-AppKey": "key-SECRET42"}
+    )
+    return request.prepare()
+
+
+# --- waits -------------------------------------------------------------------------------
+
+
+def test_retry_after_in_seconds_and_as_an_http_date() -> None:
+    assert retry_after_seconds(answer(429, {"Retry-After": "7"})) == 7.0
+    assert retry_after_seconds(answer(429, {"Retry-After": "2.5"})) == 2.5
+    later = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 28 <= retry_after_seconds(answer(429, {"Retry-After": later})) <= 30
+    past = "Wed, 21 Oct 2015 07:28:00 GMT"
+    assert retry_after_seconds(answer(503, {"Retry-After": past})) == 0.0
+    assert retry_after_seconds(answer(429, {"Retry-After": "-3"})) == 0.0
+    # absent or unreadable: the caller's own backoff decides
+    assert retry_after_seconds(answer(429)) is None
+    assert retry_after_seconds(answer(429, {"Retry-After": "soon"})) is None
+    assert retry_after_seconds(None) is None
+
+
+def test_backoff_doubles_with_bounded_jitter_up_to_the_cap() -> None:
+    assert [exponential_backoff(n, jitter=0) for n in range(4)] == [1.0, 2.0, 4.0, 8.0]
+    for step in range(5):
+        wait = exponential_backoff(step, base=0.5)
+        assert 0.5 * 2**step <= wait <= 0.5 * 2**step * 1.1
+    assert exponential_backoff(10, base=1.0, cap=60.0) == 60.0
+    # jitter spreads parallel taps: not every wait is the same
+    assert len({exponential_backoff(3) for _ in range(20)}) > 1
+
+
+def test_wait_generator_obeys_retry_after_capped_and_backs_off_otherwise() -> None:
+    waits = retry_waits(base=1.0, cap=10.0)
+    assert next(waits) == 0.0  # backoff primes the generator
+    bare = RetriableAPIError("429", answer(429))
+    first, second = waits.send(bare), waits.send(bare)
+    assert 1.0 <= first <= 1.1 and 2.0 <= second <= 2.2
+    assert waits.send(RetriableAPIError("429", answer(429, {"Retry-After": "3"}))) == 3.0
+    # a Retry-After does not count as a backoff step: the next bare failure waits 4 s
+    assert 4.0 <= waits.send(bare) <= 4.4
+    assert waits.send(RetriableAPIError("429", answer(429, {"Retry-After": "3600"}))) == 10.0
+    assert 8.0 <= waits.send(bare) <= 8.8
+    assert waits.send(bare) == 10.0  # 16 s, over the cap
+    assert 0.0 < waits.send(requests.exceptions.ConnectionError("reset")) <= 10.0
+
+
+# --- readable failures, no secrets ---------------------------------------------------------
+
+
+def _failing(exc: BaseException) -> t.Callable[..., requests.Response]:
+    def send(request: requests.PreparedRequest, context: t.Any) -> requests.Response:
+        raise exc
+
+    return send
+
+
+def _secret_free(text: str) -> None:
+    for secret in (TOKEN, "key-SECRET42", "qsSECRET987", "?cursor"):
+        assert secret not in text, text
+
+
+def test_a_timeout_becomes_the_platforms_connection_error() -> None:
+    wrapped = readable_failures(
+        _failing(requests.exceptions.ReadTimeout(f"read timed out: {URL}")),
+        ACME,
+        attempts=3,
+        timeout=1.5,
+    )
+    with pytest.raises(AcmeConnectionError) as raised:
+        wrapped(prepared(), None)
+    message = str(raised.value)
+    assert message.startswith(
+        "Acme did not answer https://api.example.com/v2/orders within 1.5 s (3 attempt(s))"
+    )
+    assert "`request_timeout`" in message
+    _secret_free(message)
+
+
+def test_a_refused_connection_names_the_url_the_reason_and_the_settings() -> None:
+    refused = requests.exceptions.ConnectionError(
+        f"HTTPSConnectionPool: Max retries exceeded with url: {URL} ([Errno 111] "
+        f"Connection refused) headers={{'Authorization': 'Bearer {TOKEN}'}}"
+    )
+    with pytest.raises(AcmeConnectionError) as raised:
+        readable_failures(_failing(refused), ACME, attempts=1, timeout=60)(prepared(), None)
+    message = str(raised.value)
+    assert message == (
+        "Could not connect to Acme at https://api.example.com/v2/orders (1 attempt(s)): "
+        "connection refused — check the `api_url` / `account` setting and that the server is up"
+    )
+    assert isinstance(raised.value, AcmeError)
+
+
+def test_retries_exhausted_keep_the_last_error_but_not_the_credentials() -> None:
+    last = RetriableAPIError(
+        f"500 Server Error for {URL} with Bearer {TOKEN} and key-SECRET42", answer(500)
+    )
+    with pytest.raises(AcmeRetriesExhaustedError) as raised:
+        readable_failures(_failing(last), ACME, attempts=6, timeout=60)(prepared(), None)
+    message = str(raised.value)
+    assert message.startswith("500 Server Error for https://api.example.com/v2/orders with ***")
+    assert message.endswith("— still failing after 6 attempt(s); try again later")
+    assert "***" in message
+    _secret_free(message)
+    assert raised.value.__cause__ is last  # kept for a debugger, not for the log
+
+
+def test_a_success_and_other_errors_pass_through() -> None:
+    ok = answer(200)
+    assert (
+        readable_failures(lambda request, context: ok, ACME, attempts=1, timeout=1)(
+            prepared(), None
+        )
+        is ok
+    )
+    fatal = AcmeError("HTTP 401 — check the `access_token` setting")
+    with pytest.raises(AcmeError) as raised:
+        readable_failures(_failing(fatal), ACME, attempts=1, timeout=1)(prepared(), None)
+    assert raised.value is fatal
+
+
+def test_retry_log_line_names_the_endpoint_the_reason_and_the_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("tapkit-test")
+    handler = backoff_log_handler(ACME, logger, max_tries=6)
+    failed = RetriableAPIError("429", answer(429, body=f"slow down {TOKEN}"))
+    with caplog.at_level(logging.WARNING, logger="tapkit-test"):
+        handler({"exception": failed, "args": (prepared(), None), "wait": 1.04, "tries": 1})
+        handler(
+            {
+                "exception": requests.exceptions.ConnectionError("Connection reset by peer"),
+                "args": (prepared(), None),
+                "wait": 2.0,
+                "tries": 2,
+            }
+        )
+    first, second = (record.getMessage() for record in caplog.records)
+    assert first == (
+        "Acme request to https://api.example.com/v2/orders failed with HTTP 429 Too Many "
+        "Requests: slow down ***; retrying in 1.04 s (attempt 2 of 6)"
+    )
+    assert "failed with connection reset; retrying in 2.00 s (attempt 3 of 6)" in second
+    _secret_free(caplog.text)
+
+
+def test_url_without_query_drops_query_and_fragment() -> None:
+    assert url_without_query(URL + "#frag") == "https://api.example.com/v2/orders"
+    assert url_without_query(None) == ""
+
+
+# --- the mixin on a real RESTStream, over a fake transport -----------------------------------
+
+
+class Scripted(BaseAdapter):
+    """Answers from a script, one per request, and remembers what it was sent."""
+
+    def __init__(self, *answers: requests.Response | BaseException) -> None:
+        super().__init__()
+        self.answers = list(answers)
+        self.sent: list[requests.PreparedRequest] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
+        self.sent.append(request)
+        item = self.answers.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        item.request = request
+        item.url = request.url or ""
+        return item
+
+    def close(self) -> None:
+        pass
+
+
+class AcmeStream(PlatformRetries, RESTStream[t.Any]):
+    name = "things"
+    path = "/v2/things"
+    url_base = "https://api.example.com"
+    records_jsonpath = "$.things[*]"
+    schema = th.PropertiesList(th.Property("id", th.StringType)).to_dict()
+    failures = ACME
+    backoff_base_seconds = 0.001
+
+    @property
+    def http_headers(self) -> dict:
+        return {**super().http_headers, "Authorization": f"Bearer {TOKEN}"}
+
+
+class AcmeTap(PlatformTap):
+    name = "tap-acme"
+    known_failures = (AcmeError,)
+    config_jsonschema = th.PropertiesList(
+        th.Property("account", th.StringType),
+        th.Property("api_url", th.StringType),
+        th.Property("api_key", th.StringType, secret=True),
+        th.Property("page_size", th.IntegerType(minimum=1, maximum=100)),
+        th.Property("max_retries", th.IntegerType(minimum=0)),
+    ).to_dict()
+
+    def discover_streams(self) -> list:
+        return [AcmeStream(tap=self)]
+
+    @classmethod
+    def config_errors(cls, config: t.Mapping[str, t.Any]) -> list[str]:
+        errors = base_url_errors(
+            config.get("api_url"), example="https://api.example.com", api_path="v2"
+        )
+        if not config.get("account") and not config.get("api_url"):
+            errors.append("Set `account` or `api_url`; neither is set")
+        return errors
+
+
+def _stream_over(adapter: Scripted, **config: t.Any) -> AcmeStream:
+    stream = AcmeTap(config={"api_url": "https://api.example.com", **config}).streams["things"]
+    stream.requests_session.mount("https://", adapter)
+    return stream
+
+
+def test_the_mixin_retries_through_the_sdk_and_ends_in_the_taps_error() -> None:
+    adapter = Scripted(
+        answer(429, {"Retry-After": "0"}),
+        requests.exceptions.ConnectionError("Connection reset by peer"),
+        answer(200, body='{"things": [{"id": "a"}]}'),
+    )
+    stream = _stream_over(adapter, max_retries=2)
+    assert [record["id"] for record in stream.get_records(None)] == ["a"]
+    assert len(adapter.sent) == 3
+
+    adapter = Scripted(*(answer(500) for _ in range(3)))
+    stream = _stream_over(adapter, max_retries=2)
+    with pytest.raises(AcmeRetriesExhaustedError, match=r"still failing after 3 attempt"):
+        list(stream.get_records(None))
+    assert len(adapter.sent) == 3
+    assert stream.timeout == 60
+
+
+# --- config checks and the clean exit ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "setting"),
+    [
+        ({"api_url": "api.example.com"}, "api_url"),
+        ({"api_url": "https://api.example.com/v2"}, "api_url"),
+        ({"api_url": "https://proxy.example.com/acme/v2/things"}, "api_url"),
+        ({"account": None, "api_url": None}, "account"),
+    ],
+)
+def test_a_cross_setting_problem_names_the_setting(config: dict[str, t.Any], setting: str) -> None:
+    merged = {k: v for k, v in {"account": "acme", "api_key": TOKEN, **config}.items() if v}
+    with pytest.raises(ConfigValidationError) as raised:
+        AcmeTap(config=merged)
+    assert any(f"`{setting}`" in error for error in raised.value.errors), raised.value.errors
+    assert TOKEN not in " ".join(raised.value.errors)
+
+
+def test_schema_and_rule_problems_are_reported_together() -> None:
+    with pytest.raises(ConfigValidationError) as raised:
+        AcmeTap(config={"api_url": "ftp://x", "page_size": 500})
+    errors = raised.value.errors
+    assert any("config['page_size']" in error for error in errors), errors
+    assert any(error.startswith("`api_url` must be an http(s) URL") for error in errors), errors
+
+
+def test_a_good_config_passes_and_discovery_only_warns(caplog: pytest.LogCaptureFixture) -> None:
+    AcmeTap(config={"api_url": "https://proxy.example.com/acme/"})
+    with caplog.at_level(logging.WARNING):
+        AcmeTap(config={}, validate_config=False)
+    assert "Set `account` or `api_url`" in caplog.text
+
+
+class FailingTap(AcmeTap):
+    failure: t.ClassVar[BaseException] = AcmeConnectionError("Could not connect to Acme")
+
+    @classmethod
+    def config_errors(cls, config: t.Mapping[str, t.Any]) -> list[str]:
+        return []
+
+    def discover_streams(self) -> list:
+        raise self.failure
+
+
+def test_a_known_failure_ends_the_cli_with_its_message(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exited:
+        FailingTap.invoke(about=False)
+    assert exited.value.code == 1
+    assert "Could not connect to Acme" in caplog.text
+    assert not any(record.exc_info for record in caplog.records)
+
+    class BuggyTap(FailingTap):
+        failure = KeyError("a bug keeps its traceback")
+
+    with pytest.raises(KeyError):
+        BuggyTap.invoke(about=False)
