@@ -14,7 +14,8 @@ say which endpoint they read and how they filter:
 - rate limits answer ``429 RATE_LIMITED``, without ``Retry-After``: retried with
   exponential backoff and jitter, as Square asks (a ``Retry-After`` that a proxy adds is
   honoured). 5xx and dropped connections are retried the same way, and whatever still
-  fails ends in one clear error naming the endpoint and the setting to check;
+  fails ends in one clear error naming the endpoint and the setting to check (the
+  retry policy and those messages are omnicanal-tapkit's ``PlatformRetries``);
 - errors come as ``{"errors": [{"category", "code", "detail", "field"}]}``: the message
   quotes the code and detail, never the token.
 """
@@ -22,21 +23,17 @@ say which endpoint they read and how they filter:
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
-import logging
-import random
 import typing as t
 from functools import cached_property
 from http import HTTPStatus
 from importlib import resources
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from singer_sdk import RESTStream, SchemaDirectory
 from singer_sdk.authenticators import BearerTokenAuthenticator
-from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.pagination import JSONPathPaginator
 
+from omnicanal_tapkit import PlatformFailures, PlatformRetries, url_without_query
 from tap_square.errors import (
     SquareAuthError,
     SquareConnectionError,
@@ -45,8 +42,7 @@ from tap_square.errors import (
 )
 
 if t.TYPE_CHECKING:
-    from backoff.types import Details
-    from singer_sdk.helpers.types import Context, RequestFunc
+    from singer_sdk.helpers.types import Context
 
 SCHEMAS_DIR = SchemaDirectory(resources.files("tap_square") / "schemas")
 
@@ -55,12 +51,6 @@ DEFAULT_API_VERSION = "2026-09-16"
 DEFAULT_API_URL = "https://connect.squareup.com"
 #: Square's largest page for customers, payments and refunds (orders allow 1000).
 MAX_PAGE_SIZE = 100
-
-
-def _url_without_query(url: str | None) -> str:
-    """Strip the query string: enough to name an endpoint, and keeps cursors out of logs."""
-    parts = urlsplit(url or "")
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def to_utc_iso(value: str) -> str:
@@ -82,24 +72,6 @@ def square_time(moment: dt.datetime) -> str:
     return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
 
 
-def retry_after_seconds(response: requests.Response | None) -> float | None:
-    """Seconds a ``Retry-After`` header asks to wait (seconds or an HTTP date), if any."""
-    if response is None:
-        return None
-    raw = response.headers.get("Retry-After")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-
-
 def square_errors(response: requests.Response) -> str:
     """``CODE: detail (field)`` for each error in Square's body, or the raw text."""
     try:
@@ -117,19 +89,22 @@ def square_errors(response: requests.Response) -> str:
     return response.text.strip()[:300] if response.content else ""
 
 
-class SquareStream(RESTStream[str]):
+class SquareStream(PlatformRetries, RESTStream[str]):
     """A list or search endpoint of the Square API, paged by cursor."""
+
+    #: Retries, their log lines and final errors speak of Square and raise its errors.
+    failures = PlatformFailures(
+        platform="Square",
+        connection_error=SquareConnectionError,
+        retries_exhausted_error=SquareRetriesExhaustedError,
+        describe=square_errors,
+    )
 
     primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
     #: Key of the JSON object that holds the records (``{"customers": [...]}``).
     records_key: t.ClassVar[str]
     #: The OAuth permission the endpoint needs, named in the 401/403 message.
     required_permission: t.ClassVar[str] = ""
-
-    #: First wait of the exponential backoff for 429, 5xx and connection errors.
-    backoff_base_seconds: t.ClassVar[float] = 1.0
-    #: Longest wait between two retries.
-    backoff_max_seconds: t.ClassVar[float] = 60.0
 
     # --- where and how to ask ----------------------------------------------------
 
@@ -160,11 +135,6 @@ class SquareStream(RESTStream[str]):
     @cached_property
     def user_agent(self) -> str:
         return self.config.get("user_agent") or "tap-square-omnicanal (singer-sdk)"
-
-    @property
-    def timeout(self) -> int:
-        """Seconds to wait for one HTTP answer (``request_timeout`` setting)."""
-        return int(self.config.get("request_timeout", 60))
 
     @property
     def page_size(self) -> int:
@@ -202,7 +172,7 @@ class SquareStream(RESTStream[str]):
         and field; 429 and 5xx are retried by the SDK (``RetriableAPIError``).
         """
         status = response.status_code
-        endpoint = _url_without_query(response.url)
+        endpoint = url_without_query(response.url)
         if status == HTTPStatus.UNAUTHORIZED:
             msg = (
                 "Square rejected the access token (HTTP 401 "
@@ -227,7 +197,7 @@ class SquareStream(RESTStream[str]):
         method = response.request.method if response.request is not None else "GET"
         msg = (
             f"Square answered HTTP {response.status_code} {response.reason} for "
-            f"{method} {_url_without_query(response.url)}"
+            f"{method} {url_without_query(response.url)}"
         )
         errors = square_errors(response)
         hint = ""
@@ -237,80 +207,6 @@ class SquareStream(RESTStream[str]):
         ):
             hint = " — check the `api_version` setting"
         return f"{msg}: {errors}{hint}" if errors else msg
-
-    def backoff_max_tries(self) -> int:
-        """The first attempt plus ``max_retries`` retries."""
-        return int(self.config.get("max_retries", 5)) + 1
-
-    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
-        """Exponential backoff with jitter (Square's advice for 429); ``Retry-After`` wins.
-
-        ``backoff`` primes the generator with ``None`` and then sends each exception,
-        so the wait can depend on the response that failed.
-        """
-        backoffs = 0
-        exception = yield 0.0
-        while True:
-            wait = retry_after_seconds(getattr(exception, "response", None))
-            if wait is None:
-                wait = self.backoff_base_seconds * 2**backoffs
-                wait += random.uniform(0, self.backoff_base_seconds / 2)  # noqa: S311
-                backoffs += 1
-            exception = yield min(wait, self.backoff_max_seconds)
-
-    def backoff_jitter(self, value: float) -> float:
-        """The generator already jitters; a ``Retry-After`` is kept exact."""
-        return value
-
-    def backoff_handler(self, details: Details) -> None:
-        """Log each retry with the status or error, the endpoint and the wait."""
-        exception = details.get("exception")
-        request = details["args"][0] if details.get("args") else None
-        url = _url_without_query(getattr(request, "url", None))
-        if isinstance(exception, RetriableAPIError) and exception.response is not None:
-            reason = f"HTTP {exception.response.status_code} {square_errors(exception.response)}"
-        else:
-            reason = type(exception).__name__ if exception else "an error"
-        self.log(
-            "Square request to %s failed with %s; retrying in %.2f s (attempt %d of %d)",
-            url,
-            reason,
-            details.get("wait", 0.0),
-            details.get("tries", 0) + 1,
-            self.backoff_max_tries(),
-            level=logging.WARNING,
-        )
-
-    def request_decorator(self, func: RequestFunc) -> RequestFunc:
-        """Retry as the SDK does, then turn final failures into readable errors."""
-        retrying = super().request_decorator(func)
-        attempts = self.backoff_max_tries()
-
-        def request_once_retried(
-            prepared_request: requests.PreparedRequest,
-            context: Context | None,
-        ) -> requests.Response:
-            url = _url_without_query(prepared_request.url)
-            try:
-                return retrying(prepared_request, context)
-            except requests.exceptions.Timeout as exc:
-                msg = (
-                    f"Square did not answer {url} within {self.timeout} s ({attempts} "
-                    "attempt(s)) — check that it is reachable, or raise `request_timeout`"
-                )
-                raise SquareConnectionError(msg) from exc
-            except (requests.exceptions.RequestException, ConnectionResetError) as exc:
-                msg = (
-                    f"Could not connect to Square at {url} ({attempts} attempt(s)): "
-                    f"{type(exc).__name__} — check the `api_url` setting and that the "
-                    "server is up"
-                )
-                raise SquareConnectionError(msg) from exc
-            except RetriableAPIError as exc:
-                msg = f"{exc} — still failing after {attempts} attempt(s); try again later"
-                raise SquareRetriesExhaustedError(msg) from exc
-
-        return request_once_retried
 
 
 class SquareSearchStream(SquareStream):

@@ -2,7 +2,7 @@
 
 Each message is written for the person running the pipeline: what went wrong, and
 which setting to look at. The command line prints it without a traceback (see
-``TapSquare.invoke``); anything else is a bug and keeps its traceback.
+``TapSquare.known_failures``); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations

@@ -8,14 +8,11 @@ omnicanal sandbox (``api_url`` pointing at ``omnicanal sandbox serve``).
 from __future__ import annotations
 
 import re
-import sys
 import typing as t
-from urllib.parse import urlsplit
 
-from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError
 
+from omnicanal_tapkit import PlatformTap, base_url_errors
 from tap_square.client import DEFAULT_API_URL, DEFAULT_API_VERSION, MAX_PAGE_SIZE
 from tap_square.errors import SquareError
 from tap_square.streams import (
@@ -42,11 +39,13 @@ STREAM_TYPES: tuple[type[Stream], ...] = (
 _API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-class TapSquare(Tap):
+class TapSquare(PlatformTap):
     """Singer tap for the Square API: locations, customers, orders, payments, refunds, items."""
 
     name = "tap-square"
     package_name = "tap-square-omnicanal"
+    #: Failures the command line ends with their message alone (no traceback).
+    known_failures = (SquareError,)
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -141,52 +140,17 @@ class TapSquare(Tap):
         """One stream per Square resource."""
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """JSON-schema validation, plus the rules a schema cannot say clearly.
-
-        Runs before any request, so a bad config fails at start-up with a message that
-        names the setting. Messages never echo the ``access_token``.
-        """
-        try:
-            errors = super()._validate_config(raise_errors=raise_errors)
-        except ConfigValidationError as exc:
-            errors = list(exc.errors)
-        errors += _square_config_errors(self._config)
-        if errors and raise_errors:
-            raise ConfigValidationError(
-                "Config validation failed",
-                errors=errors,
-                schema=self.config_jsonschema,
-            )
-        return errors
-
     @classmethod
-    def invoke(cls, **kwargs: t.Any) -> None:  # type: ignore[override]
-        """Run the CLI; a known Square failure ends with its message, not a traceback."""
-        try:
-            super().invoke(**kwargs)
-        except SquareError as exc:
-            cls.logger.error("%s", exc)  # noqa: TRY400 - the message is the whole story
-            sys.exit(1)
+    def config_errors(cls, config: t.Mapping[str, t.Any]) -> list[str]:
+        """Rules the JSON schema cannot say clearly, each message naming the setting.
 
-
-def _square_config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
-    """Checks across settings, each message naming the setting to fix."""
-    errors: list[str] = []
-    api_url = config.get("api_url")
-    if api_url and isinstance(api_url, str):
-        parts = urlsplit(api_url.strip())
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            errors.append(
-                "`api_url` must be an http(s) URL such as https://connect.squareup.com, "
-                f"got {api_url!r}"
-            )
-        elif parts.path.rstrip("/").endswith("/v2"):
-            errors.append(f"`api_url` is the base URL, without /v2; got {api_url!r}")
-    version = config.get("api_version")
-    if isinstance(version, str) and not _API_VERSION.fullmatch(version):
-        errors.append(f"`api_version` must be a date such as 2026-09-16, got {version!r}")
-    return errors
+        Checked at start-up, before any request; messages never echo the ``access_token``.
+        """
+        errors = base_url_errors(config.get("api_url"), example=DEFAULT_API_URL, api_path="v2")
+        version = config.get("api_version")
+        if isinstance(version, str) and not _API_VERSION.fullmatch(version):
+            errors.append(f"`api_version` must be a date such as 2026-09-16, got {version!r}")
+        return errors
 
 
 if __name__ == "__main__":
