@@ -10,7 +10,7 @@ they read and how they page:
 - rate limits are per account: HTTP 429 with ``Retry-After`` seconds (we wait exactly
   that long and retry); 5xx, timeouts and dropped connections are retried with
   exponential backoff; whatever still fails ends in one clear error that names the URL
-  and the setting to check;
+  and the setting to check (omnicanal-tapkit's ``PlatformRetries``);
 - 401 and 403 name the app key and the License Manager resource its role needs;
   other 4xx are fatal with VTEX's own message (OMS ``error.message``, Master Data
   ``Message``).
@@ -18,20 +18,15 @@ they read and how they page:
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
-import logging
-import random
 import typing as t
 from functools import cached_property
 from http import HTTPStatus
 from importlib import resources
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from singer_sdk import RESTStream, SchemaDirectory
-from singer_sdk.exceptions import RetriableAPIError
 
+from omnicanal_tapkit import PlatformFailures, PlatformRetries, url_without_query
 from tap_vtex.errors import (
     VtexAuthError,
     VtexConnectionError,
@@ -40,7 +35,6 @@ from tap_vtex.errors import (
 )
 
 if t.TYPE_CHECKING:
-    from backoff.types import Details
     from singer_sdk.helpers.types import Context, RequestFunc
 
 SCHEMAS_DIR = SchemaDirectory(resources.files("tap_vtex") / "schemas")
@@ -58,30 +52,6 @@ def vtex_base_url(config: t.Mapping[str, t.Any]) -> str:
     return f"https://{account}.{environment}.com.br"
 
 
-def url_without_query(url: str | None) -> str:
-    """Strip the query string: enough to name an endpoint, and keeps filters out of logs."""
-    parts = urlsplit(url or "")
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
-def retry_after_seconds(response: requests.Response | None) -> float | None:
-    """Seconds the server asked us to wait (``Retry-After``), or ``None`` if it did not say."""
-    if response is None:
-        return None
-    raw = response.headers.get("Retry-After")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-
-
 def vtex_message(response: requests.Response) -> str:
     """VTEX's own error text: OMS ``{"error": {"message"}}`` or Master Data ``{"Message"}``."""
     try:
@@ -97,15 +67,18 @@ def vtex_message(response: requests.Response) -> str:
     return response.text.strip()[:300]
 
 
-class VtexStream(RESTStream[t.Any]):
+class VtexStream(PlatformRetries, RESTStream[t.Any]):
     """A VTEX REST endpoint with VTEX's auth, errors, retries and rate limits."""
 
+    #: Retries, their log lines and final errors speak of VTEX and raise its errors.
+    failures = PlatformFailures(
+        platform="VTEX",
+        connection_error=VtexConnectionError,
+        retries_exhausted_error=VtexRetriesExhaustedError,
+        address_settings="`api_url` / `account`",
+    )
     #: The License Manager resource the app key's role needs, named in a 403.
     required_resource: t.ClassVar[str] = ""
-    #: First wait of the exponential backoff for 5xx and connection errors.
-    backoff_base_seconds: t.ClassVar[float] = 1.0
-    #: Longest wait between two retries, whatever the backoff or Retry-After says.
-    backoff_max_seconds: t.ClassVar[float] = 60.0
 
     @property
     def url_base(self) -> str:
@@ -125,11 +98,6 @@ class VtexStream(RESTStream[t.Any]):
     @cached_property
     def user_agent(self) -> str:
         return self.config.get("user_agent") or "tap-vtex-omnicanal (singer-sdk)"
-
-    @property
-    def timeout(self) -> int:
-        """Seconds to wait for one HTTP answer (``request_timeout`` setting)."""
-        return int(self.config.get("request_timeout", 60))
 
     # --- a request outside the stream's own paging (the order detail) ---------------
 
@@ -195,90 +163,3 @@ class VtexStream(RESTStream[t.Any]):
         )
         detail = vtex_message(response) if response.content else ""
         return f"{msg}: {detail}" if detail else msg
-
-    def backoff_max_tries(self) -> int:
-        """The first attempt plus ``max_retries`` retries."""
-        return int(self.config.get("max_retries", 5)) + 1
-
-    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
-        """Wait what ``Retry-After`` says on 429; otherwise back off exponentially."""
-        backoffs = 0
-        exception = yield 0.0
-        while True:
-            response = getattr(exception, "response", None)
-            wait = retry_after_seconds(response)
-            if wait is None:
-                wait = self.backoff_base_seconds * 2**backoffs
-                wait += random.uniform(0, self.backoff_base_seconds / 2)  # noqa: S311
-                backoffs += 1
-            exception = yield min(wait, self.backoff_max_seconds)
-
-    def backoff_jitter(self, value: float) -> float:
-        """No extra jitter: ``Retry-After`` is exact, and the generator jitters the rest."""
-        return value
-
-    def backoff_handler(self, details: Details) -> None:
-        """Log each retry with the status or error, the URL (no query) and the wait."""
-        exception = details.get("exception")
-        request = details["args"][0] if details.get("args") else None
-        url = url_without_query(getattr(request, "url", None))
-        if isinstance(exception, RetriableAPIError) and exception.response is not None:
-            reason = f"HTTP {exception.response.status_code} {exception.response.reason}"
-        else:
-            reason = type(exception).__name__ if exception else "an error"
-        self.log(
-            "VTEX request to %s failed with %s; retrying in %.2f s (attempt %d of %d)",
-            url,
-            reason,
-            details.get("wait", 0.0),
-            details.get("tries", 0) + 1,
-            self.backoff_max_tries(),
-            level=logging.WARNING,
-        )
-
-    def request_decorator(self, func: RequestFunc) -> RequestFunc:
-        """Retry as the SDK does, then make final failures readable."""
-        retrying = super().request_decorator(func)
-        attempts = self.backoff_max_tries()
-
-        def request_once_retried(
-            prepared_request: requests.PreparedRequest,
-            context: Context | None,
-        ) -> requests.Response:
-            url = url_without_query(prepared_request.url)
-            try:
-                return retrying(prepared_request, context)
-            except requests.exceptions.Timeout as exc:
-                msg = (
-                    f"VTEX did not answer {url} within {self.timeout} s ({attempts} "
-                    "attempt(s)) — check that the account is reachable, or raise the "
-                    "`request_timeout` setting"
-                )
-                raise VtexConnectionError(msg) from exc
-            except (requests.exceptions.RequestException, ConnectionResetError) as exc:
-                msg = (
-                    f"Could not connect to VTEX at {url} ({attempts} attempt(s)): "
-                    f"{_short_reason(exc)} — check the `api_url` / `account` setting and "
-                    "that the server is up"
-                )
-                raise VtexConnectionError(msg) from exc
-            except RetriableAPIError as exc:
-                msg = f"{exc} — still failing after {attempts} attempt(s); try again later"
-                raise VtexRetriesExhaustedError(msg) from exc
-
-        return request_once_retried
-
-
-def _short_reason(exc: BaseException) -> str:
-    """A one-line reason for a network failure (``connection refused``, DNS…)."""
-    text = str(exc)
-    for needle, reason in (
-        ("Connection refused", "connection refused"),
-        ("Name or service not known", "host name not found"),
-        ("Temporary failure in name resolution", "host name not found"),
-        ("Connection reset", "connection reset"),
-        ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
-    ):
-        if needle in text:
-            return reason
-    return type(exc).__name__

@@ -2,7 +2,7 @@
 
 Each carries a message for the person running the pipeline: what went wrong and which
 setting to look at. The command line prints them without a traceback (see
-``TapVtex.invoke``); anything else is a bug and keeps its traceback.
+``TapVtex.known_failures``); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations

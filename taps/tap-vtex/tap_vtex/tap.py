@@ -9,14 +9,11 @@ client; the requests follow its Orders API and Master Data API v2 references.
 from __future__ import annotations
 
 import re
-import sys
 import typing as t
-from urllib.parse import urlsplit
 
-from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError
 
+from omnicanal_tapkit import PlatformTap, base_url_errors
 from tap_vtex.errors import VtexError
 from tap_vtex.paging import MAX_LIST_PAGES
 from tap_vtex.streams import CustomersStream, OrdersStream
@@ -29,11 +26,13 @@ STREAM_TYPES: tuple[type[Stream], ...] = (OrdersStream, CustomersStream)
 _ACCOUNT = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
-class TapVtex(Tap):
+class TapVtex(PlatformTap):
     """Singer tap for VTEX: OMS orders with their detail, Master Data CL profiles."""
 
     name = "tap-vtex"
     package_name = "tap-vtex-omnicanal"
+    #: Failures the command line ends with their message alone (no traceback).
+    known_failures = (VtexError,)
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -165,57 +164,28 @@ class TapVtex(Tap):
         """One stream per VTEX resource."""
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """JSON-schema validation, plus the rules a schema cannot say clearly.
-
-        Messages never echo the app key or token.
-        """
-        try:
-            errors = super()._validate_config(raise_errors=raise_errors)
-        except ConfigValidationError as exc:
-            errors = list(exc.errors)
-        errors += _vtex_config_errors(self._config)
-        if errors and raise_errors:
-            raise ConfigValidationError(
-                "Config validation failed",
-                errors=errors,
-                schema=self.config_jsonschema,
-            )
-        return errors
-
     @classmethod
-    def invoke(cls, **kwargs: t.Any) -> None:  # type: ignore[override]
-        """Run the CLI; a known VTEX failure ends with its message, not a traceback."""
-        try:
-            super().invoke(**kwargs)
-        except VtexError as exc:
-            cls.logger.error("%s", exc)  # noqa: TRY400 - the message is the whole story
-            sys.exit(1)
+    def config_errors(cls, config: t.Mapping[str, t.Any]) -> list[str]:
+        """Rules the JSON schema cannot say clearly, each message naming the setting.
 
-
-def _vtex_config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
-    """Checks across settings, each message naming the setting to fix."""
-    errors: list[str] = []
-    account = config.get("account")
-    api_url = config.get("api_url")
-    if not account and not api_url:
-        errors.append(
-            "Set `account` (e.g. `acme` for https://acme.vtexcommercestable.com.br) or "
-            "`api_url` (e.g. http://127.0.0.1:8787 for the sandbox); neither is set"
+        Checked at start-up, before any request; messages never echo the app key or token.
+        """
+        account = config.get("account")
+        api_url = config.get("api_url")
+        errors = base_url_errors(
+            api_url, example="https://acme.vtexcommercestable.com.br", api_path="api"
         )
-    if api_url and isinstance(api_url, str):
-        parts = urlsplit(api_url.strip())
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
+        if not account and not api_url:
             errors.append(
-                "`api_url` must be an http(s) URL such as "
-                f"https://acme.vtexcommercestable.com.br, got {api_url!r}"
+                "Set `account` (e.g. `acme` for https://acme.vtexcommercestable.com.br) or "
+                "`api_url` (e.g. http://127.0.0.1:8787 for the sandbox); neither is set"
             )
-        elif "/api/" in parts.path + "/":
-            errors.append(f"`api_url` is the account's base URL, without /api/…; got {api_url!r}")
-    if account and isinstance(account, str) and not api_url:
-        if not _ACCOUNT.fullmatch(account.strip().lower()):
-            errors.append(f"`account` must be a VTEX account name such as `acme`, got {account!r}")
-    return errors
+        if account and isinstance(account, str) and not api_url:
+            if not _ACCOUNT.fullmatch(account.strip().lower()):
+                errors.append(
+                    f"`account` must be a VTEX account name such as `acme`, got {account!r}"
+                )
+        return errors
 
 
 if __name__ == "__main__":
