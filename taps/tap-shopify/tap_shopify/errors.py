@@ -2,7 +2,7 @@
 
 Each one carries a message written for the person running the pipeline: what went
 wrong, in which stream, and which setting to look at. The tap's command line prints
-these messages without a traceback (see ``TapShopify.invoke``); anything else is a
+these messages without a traceback (see ``TapShopify.known_failures``); anything else is a
 bug and keeps its traceback.
 """
 

@@ -14,24 +14,26 @@ afford yet, so a well-paced sync is never throttled. When it is anyway (another 
 the same shop spent the budget), Shopify answers HTTP 200 with
 ``errors[].extensions.code == "THROTTLED"`` and no data: the client waits for the
 missing points and asks again. HTTP 429 (``Retry-After``), 5xx and dropped connections
-are retried with exponential backoff. Every other GraphQL error is final and names the
-stream it came from.
+are retried with exponential backoff (omnicanal-tapkit's waits, shared with the other
+taps). Every other GraphQL error is final and names the stream it came from.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import logging
-import random
 import time
 import typing as t
 from dataclasses import dataclass
 from http import HTTPStatus
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from omnicanal_tapkit import (
+    exponential_backoff,
+    network_reason,
+    retry_after_seconds,
+    url_without_query,
+)
 from tap_shopify.errors import (
     ShopifyAuthError,
     ShopifyConnectionError,
@@ -68,34 +70,6 @@ def shopify_base_url(config: t.Mapping[str, t.Any]) -> str:
     if not shop.endswith(".myshopify.com"):
         shop = f"{shop}.myshopify.com"
     return f"https://{shop}"
-
-
-def url_without_query(url: str | None) -> str:
-    """Strip the query string: enough to name an endpoint, and keeps signatures out of logs."""
-    parts = urlsplit(url or "")
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
-def retry_after_seconds(response: requests.Response | None) -> float | None:
-    """Seconds the server asked us to wait (``Retry-After``), or ``None`` if it did not say.
-
-    Shopify sends a number of seconds, possibly fractional (``2.0``); RFC 9110 also
-    allows an HTTP date, which is honoured too.
-    """
-    if response is None:
-        return None
-    raw = response.headers.get("Retry-After")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 @dataclass
@@ -343,8 +317,9 @@ class ShopifyGraphQL:
 
     def _backoff(self, attempt: int) -> float:
         """1 s, 2 s, 4 s… with up to 10 % jitter so parallel taps do not retry in step."""
-        base = self.backoff_base_seconds * 2 ** (attempt - 1)
-        return base * (1 + random.random() / 10)  # noqa: S311 - jitter, not crypto
+        return exponential_backoff(
+            attempt - 1, base=self.backoff_base_seconds, cap=self.backoff_max_seconds
+        )
 
     def _pace(self, query: str, estimated_cost: float | None) -> None:
         """Sleep until the bucket can afford this query's requested cost."""
@@ -378,7 +353,7 @@ class ShopifyGraphQL:
             reason = f"no answer within {self.timeout:g} s (raise `request_timeout`?)"
             raise _Retry(reason, unreachable=True) from None
         except requests.exceptions.ConnectionError as exc:
-            raise _Retry(_short_reason(exc), unreachable=True) from None
+            raise _Retry(network_reason(exc), unreachable=True) from None
         self._note_served_version(response.headers.get(VERSION_HEADER))
         status = response.status_code
         if status == HTTPStatus.TOO_MANY_REQUESTS:
@@ -451,22 +426,6 @@ class ShopifyGraphQL:
 def _body_excerpt(response: requests.Response) -> str:
     text = (response.text or "").strip().replace("\n", " ")
     return text[:300] or f"HTTP {response.status_code} {response.reason}"
-
-
-def _short_reason(exc: BaseException) -> str:
-    """A one-line reason for a network failure (``connection refused``, DNS…)."""
-    text = str(exc)
-    for needle, reason in (
-        ("Connection refused", "connection refused"),
-        ("Name or service not known", "host name not found"),
-        ("nodename nor servname", "host name not found"),
-        ("Temporary failure in name resolution", "host name not found"),
-        ("Connection reset", "connection reset"),
-        ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
-    ):
-        if needle in text:
-            return reason
-    return type(exc).__name__
 
 
 __all__ = [

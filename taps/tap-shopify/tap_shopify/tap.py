@@ -9,14 +9,11 @@ a real shop (``shop`` + an Admin API ``access_token``) or the omnicanal sandbox
 from __future__ import annotations
 
 import re
-import sys
 import typing as t
-from urllib.parse import urlsplit
 
-from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError
 
+from omnicanal_tapkit import PlatformTap, base_url_errors
 from tap_shopify.errors import ShopifyError
 from tap_shopify.graphql import DEFAULT_API_VERSION, ShopifyGraphQL
 from tap_shopify.queries import MAX_PAGE_SIZE
@@ -29,11 +26,13 @@ _SHOP_HANDLE = re.compile(r"[a-z0-9][a-z0-9-]*(\.myshopify\.com)?")
 _API_VERSION = re.compile(r"\d{4}-(01|04|07|10)|unstable")
 
 
-class TapShopify(Tap):
+class TapShopify(PlatformTap):
     """Singer tap for the Shopify GraphQL Admin API: a shop's customers and orders, and more."""
 
     name = "tap-shopify"
     package_name = "tap-shopify-omnicanal"
+    #: Failures the command line ends with their message alone (no traceback).
+    known_failures = (ShopifyError,)
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -174,74 +173,37 @@ class TapShopify(Tap):
         client = ShopifyGraphQL(self.config, self.logger)
         return [stream_type(tap=self, client=client) for stream_type in STREAM_TYPES]
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """JSON-schema validation, plus the rules a schema cannot say clearly.
+    @classmethod
+    def config_errors(cls, config: t.Mapping[str, t.Any]) -> list[str]:
+        """Rules the JSON schema cannot say clearly, each message naming the setting.
 
-        Runs before any request, so a bad config fails at start-up with a message
+        Checked at start-up, before any request, so a bad config fails with a message
         that names the setting (``shop``/``api_url``, ``api_version``). Messages never
         echo the ``access_token``.
         """
-        try:
-            errors = super()._validate_config(raise_errors=raise_errors)
-        except ConfigValidationError as exc:
-            errors = list(exc.errors)
-        errors += _shopify_config_errors(self._config)
-        if errors and raise_errors:
-            raise ConfigValidationError(
-                "Config validation failed",
-                errors=errors,
-                schema=self.config_jsonschema,
+        shop = config.get("shop")
+        api_url = config.get("api_url")
+        errors = base_url_errors(api_url, example="https://acme.myshopify.com", api_path="admin")
+        if not shop and not api_url:
+            errors.append(
+                "Set `shop` (e.g. `acme` for https://acme.myshopify.com) or `api_url` "
+                "(e.g. http://127.0.0.1:8787 for the sandbox); neither is set"
+            )
+        if shop and isinstance(shop, str) and not api_url:
+            handle = shop.strip().lower().rstrip("/")
+            handle = handle.removeprefix("https://").removeprefix("http://")
+            if not _SHOP_HANDLE.fullmatch(handle):
+                errors.append(
+                    "`shop` must be the shop handle (`acme`) or its myshopify.com domain "
+                    f"(`acme.myshopify.com`), got {shop!r}"
+                )
+        version = config.get("api_version")
+        if isinstance(version, str) and not _API_VERSION.fullmatch(version):
+            errors.append(
+                f"`api_version` must look like 2026-10 (a year and 01, 04, 07 or 10) or be "
+                f"`unstable`, got {version!r}"
             )
         return errors
-
-    @classmethod
-    def invoke(cls, **kwargs: t.Any) -> None:  # type: ignore[override]
-        """Run the CLI; a known Shopify failure ends with its message, not a traceback."""
-        try:
-            super().invoke(**kwargs)
-        except ShopifyError as exc:
-            cls.logger.error("%s", exc)  # noqa: TRY400 - the message is the whole story
-            sys.exit(1)
-
-
-def _shopify_config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
-    """Checks across settings, each message naming the setting to fix."""
-    errors: list[str] = []
-    shop = config.get("shop")
-    api_url = config.get("api_url")
-    if not shop and not api_url:
-        errors.append(
-            "Set `shop` (e.g. `acme` for https://acme.myshopify.com) or `api_url` "
-            "(e.g. http://127.0.0.1:8787 for the sandbox); neither is set"
-        )
-    if api_url and isinstance(api_url, str):
-        parts = urlsplit(api_url.strip())
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            errors.append(
-                "`api_url` must be an http(s) URL such as https://acme.myshopify.com, "
-                f"got {api_url!r}"
-            )
-        elif parts.path.rstrip("/").endswith(("/admin", "/admin/api")) or "/admin/" in (
-            parts.path + "/"
-        ):
-            errors.append(
-                f"`api_url` is the shop's base URL, without /admin/api/…; got {api_url!r}"
-            )
-    if shop and isinstance(shop, str) and not api_url:
-        handle = shop.strip().lower().rstrip("/")
-        handle = handle.removeprefix("https://").removeprefix("http://")
-        if not _SHOP_HANDLE.fullmatch(handle):
-            errors.append(
-                "`shop` must be the shop handle (`acme`) or its myshopify.com domain "
-                f"(`acme.myshopify.com`), got {shop!r}"
-            )
-    version = config.get("api_version")
-    if isinstance(version, str) and not _API_VERSION.fullmatch(version):
-        errors.append(
-            f"`api_version` must look like 2026-10 (a year and 01, 04, 07 or 10) or be "
-            f"`unstable`, got {version!r}"
-        )
-    return errors
 
 
 if __name__ == "__main__":
