@@ -320,6 +320,10 @@ def start_consumers_in_triggerer(tasks: list, producer_task_id: str, poke_interv
     return changed
 
 
+#: What ``quiet_producer`` replaced in Cosmos, as Cosmos had it (for tests).
+COSMOS_ORIGINALS: dict[str, Any] = {}
+
+
 def quiet_producer(context: Any) -> None:
     """The producer's ``on_execute_callback``: in its task process, record only the
     XComs that are read, and compute OpenLineage events only where they are sent.
@@ -337,6 +341,7 @@ def quiet_producer(context: Any) -> None:
     """
     from cosmos.operators._watcher import base
 
+    COSMOS_ORIGINALS.setdefault("_process_dbt_log_event", base._process_dbt_log_event)
     base._process_dbt_log_event = _no_event_xcom
     if importlib.util.find_spec("airflow.providers.openlineage") is None:
         context["task"].calculate_openlineage_events_completes = _no_lineage
