@@ -29,6 +29,7 @@ from omnicanal_tapkit import (
     base_url_errors,
     exponential_backoff,
     readable_failures,
+    request_settings,
     retry_after_seconds,
     retry_waits,
     url_without_query,
@@ -309,6 +310,17 @@ def test_the_mixin_retries_through_the_sdk_and_ends_in_the_taps_error() -> None:
         list(stream.get_records(None))
     assert len(adapter.sent) == 3
     assert stream.timeout == 60
+
+
+def test_request_settings_document_the_defaults_the_mixin_uses() -> None:
+    properties = th.PropertiesList(
+        *request_settings(user_agent="tap-acme (singer-sdk)", retried_after="HTTP 429")
+    ).to_dict()["properties"]
+    stream = AcmeTap(config={"account": "acme"}).streams["things"]
+    assert stream.backoff_max_tries() == properties["max_retries"]["default"] + 1
+    assert stream.timeout == properties["request_timeout"]["default"]
+    assert "`tap-acme (singer-sdk)`" in properties["user_agent"]["description"]
+    assert "after HTTP 429, before the sync fails" in properties["max_retries"]["description"]
 
 
 # --- config checks and the clean exit ------------------------------------------------------

@@ -13,7 +13,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from omnicanal_tapkit import PlatformTap, base_url_errors
+from omnicanal_tapkit import PlatformTap, base_url_errors, request_settings
 from tap_shopify.errors import ShopifyError
 from tap_shopify.graphql import DEFAULT_API_VERSION, ShopifyGraphQL
 from tap_shopify.queries import MAX_PAGE_SIZE
@@ -137,33 +137,16 @@ class TapShopify(PlatformTap):
                 "fails (Shopify itself allows up to 10 days)."
             ),
         ),
-        th.Property(
-            "user_agent",
-            th.StringType,
-            description=(
-                "User-Agent header for every request. Defaults to "
-                "`tap-shopify-omnicanal (singer-sdk)`; Shopify asks apps to identify "
-                "themselves, e.g. `acme-data-team (data@acme.example)`."
+        *request_settings(
+            user_agent="tap-shopify-omnicanal (singer-sdk)",
+            retried_after=(
+                "a THROTTLED answer (waiting until the cost budget holds the query's cost), "
+                "HTTP 429 (waiting `Retry-After`), HTTP 5xx or a network error (exponential "
+                "backoff from 1 s)"
             ),
-        ),
-        th.Property(
-            "request_timeout",
-            th.IntegerType(minimum=1),
-            default=60,
-            description=(
-                "Seconds to wait for each HTTP answer before treating it as failed "
-                "(and retrying it)."
-            ),
-        ),
-        th.Property(
-            "max_retries",
-            th.IntegerType(minimum=0),
-            default=5,
-            description=(
-                "How many times a query is retried after a THROTTLED answer (waiting "
-                "until the cost budget holds the query's cost), HTTP 429 (waiting "
-                "`Retry-After`), HTTP 5xx or a network error (exponential backoff from "
-                "1 s) before the sync fails."
+            user_agent_note=(
+                "Shopify asks apps to identify themselves, e.g. "
+                "`acme-data-team (data@acme.example)`."
             ),
         ),
     ).to_dict()

@@ -12,7 +12,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from omnicanal_tapkit import PlatformTap, base_url_errors
+from omnicanal_tapkit import PlatformTap, base_url_errors, request_settings
 from tap_square.client import DEFAULT_API_URL, DEFAULT_API_VERSION, MAX_PAGE_SIZE
 from tap_square.errors import SquareError
 from tap_square.streams import (
@@ -108,30 +108,11 @@ class TapSquare(PlatformTap):
                 "Orders per SearchOrders request (`limit`), 1 to 1000; Square's default is 500."
             ),
         ),
-        th.Property(
-            "user_agent",
-            th.StringType,
-            description=(
-                "User-Agent header for every request. Default: `tap-square-omnicanal (singer-sdk)`."
-            ),
-        ),
-        th.Property(
-            "request_timeout",
-            th.IntegerType(minimum=1),
-            default=60,
-            description=(
-                "Seconds to wait for each HTTP answer before treating it as failed (and "
-                "retrying it)."
-            ),
-        ),
-        th.Property(
-            "max_retries",
-            th.IntegerType(minimum=0),
-            default=5,
-            description=(
-                "How many times a request is retried after HTTP 429 (RATE_LIMITED), HTTP "
-                "5xx, a timeout or a network error, with exponential backoff from 1 s and "
-                "jitter, before the sync fails."
+        *request_settings(
+            user_agent="tap-square-omnicanal (singer-sdk)",
+            retried_after=(
+                "HTTP 429 (RATE_LIMITED), HTTP 5xx, a timeout or a network error, with "
+                "exponential backoff from 1 s and jitter"
             ),
         ),
     ).to_dict()

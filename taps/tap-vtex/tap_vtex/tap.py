@@ -13,7 +13,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from omnicanal_tapkit import PlatformTap, base_url_errors
+from omnicanal_tapkit import PlatformTap, base_url_errors, request_settings
 from tap_vtex.errors import VtexError
 from tap_vtex.paging import MAX_LIST_PAGES
 from tap_vtex.streams import CustomersStream, OrdersStream
@@ -131,31 +131,11 @@ class TapVtex(PlatformTap):
             default=1000,
             description="CL profiles per Master Data scroll page (`_size`), 1 to 1000.",
         ),
-        th.Property(
-            "user_agent",
-            th.StringType,
-            description=(
-                "User-Agent header for every request. Defaults to "
-                "`tap-vtex-omnicanal (singer-sdk)`."
-            ),
-        ),
-        th.Property(
-            "request_timeout",
-            th.IntegerType(minimum=1),
-            default=60,
-            description=(
-                "Seconds to wait for each HTTP answer before treating it as failed "
-                "(and retrying it)."
-            ),
-        ),
-        th.Property(
-            "max_retries",
-            th.IntegerType(minimum=0),
-            default=5,
-            description=(
-                "How many times a request is retried after HTTP 429 (waiting "
-                "`Retry-After`), HTTP 5xx, a timeout or a network error (exponential "
-                "backoff from 1 s) before the sync fails."
+        *request_settings(
+            user_agent="tap-vtex-omnicanal (singer-sdk)",
+            retried_after=(
+                "HTTP 429 (waiting `Retry-After`), HTTP 5xx, a timeout or a network error "
+                "(exponential backoff from 1 s)"
             ),
         ),
     ).to_dict()

@@ -9,7 +9,9 @@
 - :mod:`~omnicanal_tapkit.streams`: :class:`PlatformRetries`, all of the above on a
   ``RESTStream``'s backoff hooks;
 - :mod:`~omnicanal_tapkit.tap`: :class:`PlatformTap`, cross-setting config checks and a
-  clean CLI exit for known failures.
+  clean CLI exit for known failures;
+- :mod:`~omnicanal_tapkit.settings`: the ``user_agent``, ``request_timeout`` and
+  ``max_retries`` settings, described once.
 """
 
 from omnicanal_tapkit.failures import (
@@ -19,6 +21,7 @@ from omnicanal_tapkit.failures import (
     readable_failures,
 )
 from omnicanal_tapkit.redact import redact, request_secrets, scrub, url_without_query
+from omnicanal_tapkit.settings import request_settings
 from omnicanal_tapkit.streams import PlatformRetries
 from omnicanal_tapkit.tap import PlatformTap, base_url_errors
 from omnicanal_tapkit.waits import exponential_backoff, retry_after_seconds, retry_waits
@@ -34,6 +37,7 @@ __all__ = [
     "readable_failures",
     "redact",
     "request_secrets",
+    "request_settings",
     "retry_after_seconds",
     "retry_waits",
     "scrub",

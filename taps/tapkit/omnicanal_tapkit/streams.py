@@ -2,22 +2,15 @@
 
 ``RESTStream`` documents ``backoff_wait_generator``, ``backoff_max_tries``,
 ``backoff_jitter``, ``backoff_handler`` and ``request_decorator`` as the methods a tap
-overrides to change how it retries. :class:`PlatformRetries` overrides exactly those,
-so a tap's base stream only says who its platform is::
-
-    class SquareStream(PlatformRetries, RESTStream[str]):
-        failures = PlatformFailures(
-            platform="Square",
-            connection_error=SquareConnectionError,
-            retries_exhausted_error=SquareRetriesExhaustedError,
-            describe=square_errors,
-        )
-
-and gets: ``max_retries`` retries after the first attempt, ``Retry-After`` obeyed
-(capped at ``backoff_max_seconds``), exponential backoff with jitter from
-``backoff_base_seconds`` otherwise, one WARNING per retry, and one readable error at the
-end (see :mod:`omnicanal_tapkit.failures`). Which answers are retriable stays the
-stream's own business (``validate_response``, ``extra_retry_statuses``).
+overrides to change how it retries. :class:`PlatformRetries` overrides exactly those
+(and ``timeout``), so a tap's base stream, ``class SquareStream(PlatformRetries,
+RESTStream)``, only says who its platform is, in a ``failures`` class attribute (a
+:class:`~omnicanal_tapkit.failures.PlatformFailures`). It gets: ``max_retries``
+retries after the first attempt, ``Retry-After`` obeyed (capped at
+``backoff_max_seconds``), exponential backoff with jitter from ``backoff_base_seconds``
+otherwise, one WARNING per retry, and one readable error at the end (see
+:mod:`omnicanal_tapkit.failures`). Which answers are retriable stays the stream's own
+business (``validate_response``, ``extra_retry_statuses``).
 """
 
 from __future__ import annotations
@@ -25,6 +18,7 @@ from __future__ import annotations
 import typing as t
 
 from omnicanal_tapkit.failures import PlatformFailures, backoff_log_handler, readable_failures
+from omnicanal_tapkit.settings import DEFAULT_MAX_RETRIES, DEFAULT_REQUEST_TIMEOUT
 from omnicanal_tapkit.waits import retry_waits
 
 if t.TYPE_CHECKING:
@@ -35,7 +29,8 @@ if t.TYPE_CHECKING:
 class PlatformRetries:
     """Mixin for a singer-sdk ``RESTStream``; put it before ``RESTStream`` in the bases.
 
-    Reads the ``max_retries`` (default 5) and ``request_timeout`` (default 60) settings.
+    Reads the ``max_retries`` and ``request_timeout`` settings (see
+    :func:`omnicanal_tapkit.settings.request_settings`).
     """
 
     #: The platform's name and exception classes; every subclass sets it.
@@ -54,11 +49,11 @@ class PlatformRetries:
     @property
     def timeout(self) -> int:
         """Seconds to wait for one HTTP answer (``request_timeout`` setting)."""
-        return int(self.config.get("request_timeout", 60))
+        return int(self.config.get("request_timeout", DEFAULT_REQUEST_TIMEOUT))
 
     def backoff_max_tries(self) -> int:
         """The first attempt plus ``max_retries`` retries."""
-        return int(self.config.get("max_retries", 5)) + 1
+        return int(self.config.get("max_retries", DEFAULT_MAX_RETRIES)) + 1
 
     def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
         """``Retry-After`` when the platform says it, else exponential backoff with jitter."""
