@@ -84,7 +84,10 @@ def test_json_round_trip(world: World, tmp_path: Path) -> None:
 def test_customer_share_and_ground_truth(world: World) -> None:
     ids = [c["id"] for c in world.slices["shopify"].customers]
     assert len(set(ids)) == len(ids) and all(i > 10**12 for i in ids)
-    assert set(world.slices["shopify"].customer_person) == set(ids)
+    deleted = {entry["id"] for entry in world.slices["shopify"].deleted}
+    # the ground truth keeps whose a deleted account was
+    assert set(world.slices["shopify"].customer_person) == set(ids) | deleted
+    assert deleted and not deleted & set(ids)
     people_with_account = set(world.slices["shopify"].customer_person.values())
     assert 0.75 < len(people_with_account) / len(world.people) < 0.95
     for customer in world.slices["shopify"].customers:

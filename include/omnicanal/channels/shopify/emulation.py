@@ -34,7 +34,8 @@ REST tap runs unchanged against it:
   answered with 429 + ``Retry-After`` when full;
 - ``fail_next`` to inject failures (429 with ``Retry-After``, 5xx) and ``stall_next`` to
   hold answers past a client's timeout, ``touch_customer``/``touch_order``/``add_customer``
-  to change records for incremental-sync tests (also over HTTP under ``/_sandbox``).
+  to change records for incremental-sync tests, ``delete_customer`` to delete one (also
+  over HTTP under ``/_sandbox``).
 """
 
 from __future__ import annotations
@@ -258,6 +259,26 @@ class ShopifyEmulator:
             if person_id is not None:
                 self.store.customer_person[new_id] = person_id
             return created
+
+    def delete_customer(self, customer_id: int, *, at: datetime | None = None) -> dict[str, Any]:
+        """Delete a customer as ``customerDelete`` does; return the ground-truth entry.
+
+        Shopify deletes only customers who never placed an order (``ValueError``
+        otherwise). The customer is gone from every query (``customers``, ``customer``,
+        ``nodes``) and leaves no deletion event; ``store.deleted`` keeps what it was.
+        """
+        with self._lock:
+            record = self.graph.customer_record(customer_id)
+            if record is None:
+                raise KeyError(f"no Shopify customer with id {customer_id}")
+            if any((o.get("customer") or {}).get("id") == customer_id for o in self.store.orders):
+                raise ValueError("Customer can't be deleted because they have associated orders")
+            moment = at or datetime.now(UTC).replace(microsecond=0)
+            entry = {"id": customer_id, "deleted_at": shop_timestamp(moment), "record": record}
+            self.store.customers.remove(record)
+            self.store.deleted.append(entry)
+            self.graph.revision += 1
+            return entry
 
     # -- internals ----------------------------------------------------------------
 
@@ -641,6 +662,21 @@ class ShopifyEmulator:
                 methods=["POST"],
                 include_in_schema=False,
             )
+
+        async def delete_customer(record_id: int) -> JSONResponse:
+            try:
+                return JSONResponse(self.delete_customer(record_id))
+            except KeyError as exc:
+                return JSONResponse({"errors": str(exc)}, status_code=404)
+            except ValueError as exc:
+                return JSONResponse({"errors": str(exc)}, status_code=422)
+
+        router.add_api_route(
+            "/_sandbox/shopify/customers/{record_id}/delete",
+            delete_customer,
+            methods=["POST"],
+            include_in_schema=False,
+        )
 
         async def not_found(request: Request, path: str) -> JSONResponse:
             """Shopify's body for a path it does not have, not the web framework's."""

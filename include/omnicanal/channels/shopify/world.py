@@ -17,12 +17,21 @@ dbt models rely on:
 - the customers and orders of a seed do not depend on the rest of the shop, which is
   drawn afterwards from a stream of its own; it only closes settled orders (their
   ``closed_at`` set to their ``updated_at``) and renames the free shipping line of
-  orders picked up in a store.
+  orders picked up in a store;
+- a few customers were deleted before ``as_of`` (``deleted``): Shopify deletes only
+  customers who never placed an order, and these were their person's only account and
+  left no abandoned checkout, so no order (and so neither
+  ``World.expected_recent_buyers`` nor any other slice, which read the orders and
+  ``customer_person``) depends on them. They are drawn last, from a stream of their
+  own, so every other record of a seed is the same with or without them. A deleted
+  customer is gone from ``customers`` (the API no longer serves it);
+  ``customer_person`` still says whose it was.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
@@ -69,6 +78,8 @@ SHOP_TZ = timezone(timedelta(hours=-3), "America/Sao_Paulo")
 CUSTOMER_SHARE = 0.85
 DUPLICATE_ACCOUNT_SHARE = 0.05
 CANCELLED_SHARE = 0.03
+#: The share of deletable customers (no order, no checkout) deleted before ``as_of``.
+DELETED_SHARE = 0.2
 SEGMENT_BOUNDARIES_DAYS = (30, 90)
 BOUNDARY_MARGIN_DAYS = 2
 HISTORY_DAYS = 730
@@ -134,6 +145,9 @@ class ShopifyStore:
     #: their delivery method), returns and the store each refund was taken back at,
     #: which the GraphQL Admin API serves and the REST order does not carry.
     order_details: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Customers deleted before ``as_of``, no longer served: ``{"id", "deleted_at",
+    #: "record"}`` (the record as it was), the ground truth of what the shop deleted.
+    deleted: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,6 +158,7 @@ class ShopifyStore:
             "products": self.products,
             "abandoned_checkouts": self.abandoned_checkouts,
             "order_details": {str(k): v for k, v in self.order_details.items()},
+            "deleted": self.deleted,
         }
 
     def describe(self) -> str:
@@ -163,6 +178,7 @@ class ShopifyStore:
             products=data.get("products", []),
             abandoned_checkouts=data.get("abandoned_checkouts", []),
             order_details={int(k): v for k, v in data.get("order_details", {}).items()},
+            deleted=data.get("deleted", []),
         )
 
 
@@ -603,6 +619,13 @@ def build_shopify_store(rng: random.Random, people: list[Person], as_of: datetim
         extras, customer_list, catalogue, EMBEDDED_CUSTOMER_KEYS, as_of
     )
     details = commerce.order_details(extras, orders, as_of)
+    deleted = _delete_customers(
+        random.Random(f"{rng.getrandbits(64)}:deletions"),
+        customer_list,
+        {a.customer_id: a.person.person_id for a in accounts},
+        checkouts,
+        as_of,
+    )
 
     return ShopifyStore(
         customers=customer_list,
@@ -612,4 +635,37 @@ def build_shopify_store(rng: random.Random, people: list[Person], as_of: datetim
         products=catalogue,
         abandoned_checkouts=checkouts,
         order_details=details,
+        deleted=deleted,
     )
+
+
+def _delete_customers(
+    rng: random.Random,
+    customers: list[dict[str, Any]],
+    customer_person: dict[int, str],
+    checkouts: list[dict[str, Any]],
+    as_of: datetime,
+) -> list[dict[str, Any]]:
+    """Delete a share of the customers Shopify lets one delete; remove them from the list.
+
+    ``customerDelete`` refuses a customer who placed an order. Only the one account of
+    a person is deleted (a duplicate's deletion would leave the other with a dirty
+    name as the latest), and none that left a checkout, so the checkouts stay whole.
+    Each is deleted after its last update.
+    """
+    with_checkout = {(c.get("customer") or {}).get("id") for c in checkouts}
+    accounts = Counter(customer_person.values())
+    cap = as_of - timedelta(minutes=1)
+    deleted = []
+    for customer in customers:
+        if customer["orders_count"] or customer["id"] in with_checkout:
+            continue
+        if accounts[customer_person[customer["id"]]] > 1:
+            continue
+        if rng.random() >= DELETED_SHARE:
+            continue
+        at = _later(rng, datetime.fromisoformat(customer["updated_at"]), cap, 60)
+        deleted.append({"id": customer["id"], "deleted_at": shop_timestamp(at), "record": customer})
+    gone = {entry["id"] for entry in deleted}
+    customers[:] = [c for c in customers if c["id"] not in gone]
+    return deleted

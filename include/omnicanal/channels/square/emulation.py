@@ -33,7 +33,8 @@ Square's own SDK run unchanged against it:
 - a per-token request rate limit answered with ``429 RATE_LIMIT_ERROR / RATE_LIMITED``
   (Square publishes no figure nor ``Retry-After``: clients back off exponentially);
 - ``fail_next`` to inject 429, 5xx or hanging requests (timeouts), ``touch_customer`` /
-  ``touch_order`` to change records for incremental tests; also over HTTP under
+  ``touch_order`` to change records for incremental tests, ``delete_customer`` to
+  delete a profile (Square keeps its orders); also over HTTP under
   ``/_sandbox/square/``.
 """
 
@@ -446,6 +447,26 @@ class SquareEmulator:
         """Apply ``fields`` to an order, bump ``updated_at`` (and ``version``); return it."""
         with self._lock:
             return self._replace(self.shop.orders, order_id, fields, at)
+
+    def delete_customer(self, customer_id: str, *, at: datetime | None = None) -> dict[str, Any]:
+        """Delete a customer profile as DeleteCustomer does; return the ground-truth entry.
+
+        The profile is gone from ListCustomers, SearchCustomers and RetrieveCustomer
+        (404); its orders, payments and refunds stay, ``customer_id`` included.
+        """
+        with self._lock:
+            for record in self.shop.customers:
+                if record["id"] == customer_id:
+                    moment = at or self.now()
+                    entry = {
+                        "id": customer_id,
+                        "deleted_at": square_timestamp(moment),
+                        "record": record,
+                    }
+                    self.shop.customers.remove(record)
+                    self.shop.deleted.append(entry)
+                    return entry
+        raise KeyError(customer_id)
 
     # -- guard ------------------------------------------------------------------------
 
@@ -923,6 +944,19 @@ class SquareEmulator:
         router.add_api_route(
             "/_sandbox/square/orders/{record_id}/touch",
             toucher(self.touch_order),
+            methods=["POST"],
+            **hidden,
+        )
+
+        async def delete_customer(record_id: str) -> JSONResponse:
+            try:
+                return JSONResponse(self.delete_customer(record_id))
+            except KeyError:
+                return SquareError(404, "NOT_FOUND", f"No record `{record_id}`.").response()
+
+        router.add_api_route(
+            "/_sandbox/square/customers/{record_id}/delete",
+            delete_customer,
             methods=["POST"],
             **hidden,
         )

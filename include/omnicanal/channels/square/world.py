@@ -22,9 +22,16 @@ What happens at the till, and why it matters to identity resolution:
   customer who is the Shopify buyer, with an unlinked refund (money back) or a new line
   item (an exchange).
 
-Ground truth: ``customer_person`` (Square customer id → person) and ``order_person``
-(every order, anonymous ones included, → person), and ``online_returns`` (Square order
-id → the Shopify order id it took back).
+Ground truth: ``customer_person`` (Square customer id → person, deleted profiles
+included) and ``order_person`` (every order, anonymous ones included, → person), and
+``online_returns`` (Square order id → the Shopify order id it took back).
+
+A few customer profiles were deleted before ``as_of`` (``deleted``): Square drops a
+deleted profile from ListCustomers, SearchCustomers and RetrieveCustomer, and keeps the
+orders, whose ``customer_id`` still names it. Only profiles of people who never ordered
+online are deleted, so no Shopify order (and so neither ``World.expected_recent_buyers``
+nor an online return) depends on them; they are drawn last, from a stream of their own,
+so every other record of a seed is the same with or without them.
 """
 
 from __future__ import annotations
@@ -59,6 +66,8 @@ TILL_RETURN_SHARE = 0.04
 #: Share of eligible online (Shopify web) orders brought back to a shop.
 ONLINE_RETURN_SHARE = 0.08
 ONLINE_EXCHANGE_SHARE = 0.4  # of those, exchanged for another item rather than refunded
+#: Share of the deletable customer profiles (see the module docstring) deleted.
+DELETED_SHARE = 0.05
 
 _TAX_SHARE = 1 - 1 / Decimal("1.18")  # the 18% ICMS inside a tax-inclusive price
 #: The shops' zone: opening hours are local.
@@ -203,6 +212,9 @@ class SquareShop:
     customer_person: dict[str, str]
     order_person: dict[str, str]
     online_returns: dict[str, int] = field(default_factory=dict)
+    #: Profiles deleted before ``as_of``, no longer served: ``{"id", "deleted_at",
+    #: "record"}`` (the record as it was).
+    deleted: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -215,6 +227,7 @@ class SquareShop:
             "customer_person": self.customer_person,
             "order_person": self.order_person,
             "online_returns": self.online_returns,
+            "deleted": self.deleted,
         }
 
     @classmethod
@@ -229,6 +242,7 @@ class SquareShop:
             customer_person=dict(data["customer_person"]),
             order_person=dict(data["order_person"]),
             online_returns={k: int(v) for k, v in data.get("online_returns", {}).items()},
+            deleted=data.get("deleted", []),
         )
 
     def describe(self) -> str:
@@ -991,6 +1005,17 @@ def build_square_shop(
     builder.orders.sort(key=lambda o: (o["created_at"], o["id"]))
     builder.payments.sort(key=lambda p: (p["created_at"], p["id"]))
     builder.refunds.sort(key=lambda r: (r["created_at"], r["id"]))
+    online_buyers = {
+        customer_person.get((o.get("customer") or {}).get("id"))
+        for o in getattr(store, "orders", None) or []
+    }
+    deleted = _delete_customers(
+        random.Random(f"{rng.getrandbits(64)}:deletions"),
+        customers,
+        customer_person_map,
+        online_buyers,
+        builder.cap,
+    )
 
     return SquareShop(
         locations=locations,
@@ -1002,4 +1027,26 @@ def build_square_shop(
         customer_person=customer_person_map,
         order_person=builder.order_person,
         online_returns=online_returns,
+        deleted=deleted,
     )
+
+
+def _delete_customers(
+    rng: random.Random,
+    customers: list[dict[str, Any]],
+    customer_person: dict[str, str],
+    online_buyers: set[str | None],
+    cap: datetime,
+) -> list[dict[str, Any]]:
+    """Delete a share of the profiles of people who never ordered online; drop them."""
+    deleted = []
+    for customer in customers:
+        if customer_person[customer["id"]] in online_buyers or rng.random() >= DELETED_SHARE:
+            continue
+        at = _after(rng, parse_timestamp(customer["updated_at"]), cap, 60)
+        deleted.append(
+            {"id": customer["id"], "deleted_at": square_timestamp(at), "record": customer}
+        )
+    gone = {entry["id"] for entry in deleted}
+    customers[:] = [c for c in customers if c["id"] not in gone]
+    return deleted

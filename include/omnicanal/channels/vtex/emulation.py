@@ -40,7 +40,8 @@ error bodies, and the tests drive it over plain HTTP as the tap does:
   ``stall_next(n, seconds)`` (the answer comes late, so a client's timeout fires), also
   over HTTP at ``POST /_sandbox/vtex/faults``; ``touch_order`` / ``touch_profile`` change
   records for incremental tests (``POST /_sandbox/vtex/orders/{id}/touch``,
-  ``/_sandbox/vtex/profiles/{id}/touch``).
+  ``/_sandbox/vtex/profiles/{id}/touch``), ``delete_profile`` deletes a CL document
+  (``POST /_sandbox/vtex/profiles/{id}/delete``).
 """
 
 from __future__ import annotations
@@ -333,6 +334,26 @@ class VtexEmulator:
                     updated = {**profile, **fields, "updatedIn": stamp, "lastInteractionIn": stamp}
                     self.store.profiles[index] = updated
                     return updated
+        raise KeyError(f"no VTEX CL profile {profile_id}")
+
+    def delete_profile(self, profile_id: str, *, at: datetime | None = None) -> dict:
+        """Delete a CL document as Master Data's DELETE does; return the ground-truth entry.
+
+        The document is gone from scroll and search (and from scrolls opened after);
+        the OMS orders keep their ``userProfileId``, which now leads nowhere.
+        """
+        with self._lock:
+            for profile in self.store.profiles:
+                if profile["id"] == profile_id:
+                    moment = at or datetime.now(UTC)
+                    entry = {
+                        "id": profile_id,
+                        "deleted_at": md_timestamp(moment),
+                        "record": profile,
+                    }
+                    self.store.profiles.remove(profile)
+                    self.store.deleted.append(entry)
+                    return entry
         raise KeyError(f"no VTEX CL profile {profile_id}")
 
     @staticmethod
@@ -774,6 +795,19 @@ class VtexEmulator:
         router.add_api_route(
             "/_sandbox/vtex/profiles/{record_id}/touch",
             toucher(self.touch_profile),
+            methods=["POST"],
+            include_in_schema=False,
+        )
+
+        async def delete_profile(record_id: str) -> JSONResponse:
+            try:
+                return JSONResponse(self.delete_profile(record_id))
+            except KeyError as exc:
+                return JSONResponse({"Message": str(exc)}, status_code=404)
+
+        router.add_api_route(
+            "/_sandbox/vtex/profiles/{record_id}/delete",
+            delete_profile,
             methods=["POST"],
             include_in_schema=False,
         )

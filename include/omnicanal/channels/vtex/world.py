@@ -22,7 +22,9 @@ email), so only the CPF or the phone ties the two stores together. The ground tr
 
 Invariants the tests and models rely on: every order's ``userProfileId`` is the
 ``userId`` of exactly one CL profile of the same person; no order is older than the
-two years the OMS list shows; every timestamp is before ``as_of``.
+two years the OMS list shows; every timestamp is before ``as_of``. So a generated world
+deletes no profile (every VTEX shopper has orders, which would keep pointing at it);
+``VtexEmulator.delete_profile`` deletes one as Master Data does, into ``deleted``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -197,6 +199,8 @@ class VtexStore:
     orders: list[dict[str, Any]]
     profile_person: dict[str, str]
     order_person: dict[str, str]
+    #: CL documents deleted, no longer served: ``{"id", "deleted_at", "record"}``.
+    deleted: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -204,6 +208,7 @@ class VtexStore:
             "orders": self.orders,
             "profile_person": self.profile_person,
             "order_person": self.order_person,
+            "deleted": self.deleted,
         }
 
     @classmethod
@@ -213,6 +218,7 @@ class VtexStore:
             orders=data["orders"],
             profile_person=dict(data["profile_person"]),
             order_person=dict(data["order_person"]),
+            deleted=data.get("deleted", []),
         )
 
     def describe(self) -> str:
