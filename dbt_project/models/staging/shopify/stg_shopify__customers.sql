@@ -64,7 +64,13 @@ renamed as (
         -- The loader writes naive timestamps in its session time zone, the server
         -- default that this session shares, so a plain cast gives back the instant.
         cast(created_at as timestamptz) as created_at,
-        cast(updated_at as timestamptz) as updated_at
+        cast(updated_at as timestamptz) as updated_at,
+
+        ----------  deletion
+        -- set by the loader when a full sync no longer found the record: the platform
+        -- deleted it. The row stays (history); identity leaves deleted rows out.
+        _sdc_deleted_at as deleted_at,
+        _sdc_deleted_at is not null as is_deleted
 
     from source
 

@@ -60,7 +60,13 @@ renamed as (
 
         ----------  timestamps
         cast(created_at as timestamptz) as created_at,
-        cast(updated_at as timestamptz) as updated_at
+        cast(updated_at as timestamptz) as updated_at,
+
+        ----------  deletion
+        -- set by the loader when a full sync no longer found the record: the platform
+        -- deleted it. The row stays (history); identity leaves deleted rows out.
+        _sdc_deleted_at as deleted_at,
+        _sdc_deleted_at is not null as is_deleted
 
     from source
 

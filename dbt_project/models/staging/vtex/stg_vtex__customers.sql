@@ -36,7 +36,13 @@ renamed as (
 
         ----------  timestamps
         cast("createdIn" as timestamptz) as created_at,
-        cast("updatedIn" as timestamptz) as updated_at
+        cast("updatedIn" as timestamptz) as updated_at,
+
+        ----------  deletion
+        -- set by the loader when a full sync no longer found the record: the platform
+        -- deleted it. The row stays (history); identity leaves deleted rows out.
+        _sdc_deleted_at as deleted_at,
+        _sdc_deleted_at is not null as is_deleted
 
     from source
 

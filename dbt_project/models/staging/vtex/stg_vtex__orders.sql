@@ -4,7 +4,7 @@
     an identity email. The real email comes from the CL profile the order's
     userProfileId points at; the conversation-tracker alias
     (<real email>-<digits>b.ct.vtex.com.br) carries it too, and is unwrapped when the
-    profile is missing.
+    profile is missing. A profile Master Data deleted lends its email to no order.
 #}
 
 with
@@ -18,6 +18,7 @@ source as (
 profiles as (
 
     select * from {{ ref('stg_vtex__customers') }}
+    where deleted_at is null
 
 ),
 

@@ -126,6 +126,9 @@ CHANNEL = Channel(
                 "updated_at": "updated_at",
             },
             ids={"shopify_customer": "shopify_customer_id"},
+            # a deleted account is nobody: it must not link anyone (the row stays in
+            # staging, with deleted_at, for history)
+            where="deleted_at is null",
         ),
         # Each order ties its name ("#1234") to the account that placed it, so a shop
         # that takes the order back (Square's returns name it) reaches its buyer.

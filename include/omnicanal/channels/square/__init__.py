@@ -143,6 +143,9 @@ CHANNEL = Channel(
                 "updated_at": "updated_at",
             },
             ids={"square_customer": "square_customer_id"},
+            # a deleted account is nobody: it must not link anyone (the row stays in
+            # staging, with deleted_at, for history)
+            where="deleted_at is null",
         ),
         IdentityFeed(
             model="stg_square__online_order_returns",

@@ -134,6 +134,9 @@ CHANNEL = Channel(
                 "updated_at": "updated_at",
             },
             ids={"vtex_user": "vtex_user_id"},
+            # a deleted account is nobody: it must not link anyone (the row stays in
+            # staging, with deleted_at, for history)
+            where="deleted_at is null",
         ),
         IdentityFeed(
             model="stg_vtex__orders",

@@ -1,0 +1,161 @@
+"""A record the platform deletes: soft-deleted in raw by a full refresh, out of identity.
+
+Per commerce channel: a customer is deleted through the emulator (over HTTP, as the
+platform's own delete would), an incremental extract does not notice (the platform's
+list just stops showing it), a full-refresh extract does: the tap stamps the full sync
+with a table version and activates it, and the loader sets ``_sdc_deleted_at`` on the
+row the sync no longer found instead of dropping it. Staging keeps the row with
+``is_deleted``, and identity resolution (the channel's IdentityFeed ``where``) no
+longer counts it. Customers the world deleted before ``as_of`` never reach raw at all.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from omnicanal.channels import CHANNELS
+from omnicanal.extract import run_extract
+from omnicanal.sandbox import SandboxServer, generate_world
+from omnicanal.settings import get_settings
+
+OMNICANAL = str(Path(sys.executable).with_name("omnicanal"))
+AS_OF = datetime(2025, 6, 1, 15, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Case:
+    channel: str
+    #: The emulator's list of live customer records, and the world's deleted ones.
+    records: Callable[[Any], list[dict[str, Any]]]
+    #: Which record to delete (Shopify deletes only customers without orders).
+    deletable: Callable[[dict[str, Any]], bool]
+    delete_path: str
+    stg_model: str
+    stg_id: str
+    people: int = 60
+
+
+CASES = [
+    Case(
+        "shopify",
+        lambda world: world.slices["shopify"].customers,
+        lambda c: not c["orders_count"],
+        "/_sandbox/shopify/customers/{id}/delete",
+        "stg_shopify__customers",
+        "shopify_customer_id",
+    ),
+    Case(
+        "square",
+        lambda world: world.slices["square"].customers,
+        lambda c: True,
+        "/_sandbox/square/customers/{id}/delete",
+        "stg_square__customers",
+        "square_customer_id",
+        people=120,
+    ),
+    Case(
+        "vtex",
+        lambda world: world.slices["vtex"].profiles,
+        lambda c: True,
+        "/_sandbox/vtex/profiles/{id}/delete",
+        "stg_vtex__customers",
+        "vtex_profile_id",
+    ),
+]
+
+
+def _plain(record_id: Any) -> str:
+    """An id as staging writes it (Shopify's raw ids may be GraphQL gids)."""
+    return str(record_id).rsplit("/", 1)[-1]
+
+
+def rows(url: str, query: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(query).fetchall()
+
+
+def dbt(*args: str) -> None:
+    built = subprocess.run(
+        [OMNICANAL, "dbt", *args], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-2000:]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.channel for c in CASES])
+def test_a_deleted_customer_is_soft_deleted_and_leaves_identity(
+    case: Case, warehouse_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = generate_world(case.people, 20250601, as_of=AS_OF)
+    options = {"shopify": {"bulk_delay": 0.05}} if case.channel == "shopify" else {}
+    with SandboxServer(world, **options) as server:
+        monkeypatch.setenv(f"OMNICANAL_{case.channel.upper()}_API_URL", server.url)
+        settings = get_settings()
+        live = case.records(world)
+        deleted_before = {_plain(e["id"]) for e in world.slices[case.channel].deleted}
+        run_extract(settings, case.channel)
+        raw = f"raw_{case.channel}.customers"
+        loaded = {
+            _plain(r[0]): r[1]
+            for r in rows(warehouse_env, f"select id, _sdc_deleted_at from {raw}")
+        }
+        assert set(loaded) == {_plain(c["id"]) for c in live}
+        assert not deleted_before & set(loaded)  # deleted before as_of: never served
+        assert set(loaded.values()) == {None}
+
+        victim = next(c for c in live if case.deletable(c))
+        answer = httpx.post(server.url + case.delete_path.format(id=victim["id"]))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["id"] == victim["id"]
+        assert victim["id"] in {e["id"] for e in world.slices[case.channel].deleted}
+        gone = _plain(victim["id"])
+
+        # an incremental sync cannot see a deletion: the row stays as it was
+        run_extract(settings, case.channel)
+        retired = f"select count(*) from {raw} where _sdc_deleted_at is not null"
+        assert rows(warehouse_env, retired) == [(0,)]
+
+        report = run_extract(settings, case.channel, full_refresh=True)
+        after = {
+            _plain(r[0]): r[1]
+            for r in rows(warehouse_env, f"select id, _sdc_deleted_at from {raw}")
+        }
+        assert report.rows["customers"] == len(loaded)  # kept, not lost
+        assert after[gone] is not None
+        assert all(at is None for key, at in after.items() if key != gone)
+
+    feeds = [feed.as_var(case.channel) for feed in CHANNELS[case.channel].identity]
+    customers_feed = next(f for f in feeds if f["model"] == case.stg_model)
+    # staging, then identity's records fed by this channel's customers alone
+    dbt(
+        "run",
+        "--select",
+        f"staging.{case.channel} int_identity__record_changes int_identity__records",
+        "--vars",
+        json.dumps({"identity_sources": [customers_feed]}),
+    )
+    staged = dict(
+        rows(warehouse_env, f"select {case.stg_id}::text, is_deleted from staging.{case.stg_model}")
+    )
+    assert staged[gone] is True and sum(staged.values()) == 1
+    assert len(staged) == len(loaded)
+    schema = rows(
+        warehouse_env,
+        "select table_schema from information_schema.tables"
+        " where table_name = 'int_identity__records'",
+    )[0][0]
+    keys = {
+        r[0] for r in rows(warehouse_env, f"select record_key from {schema}.int_identity__records")
+    }
+    assert f"{case.channel}:{gone}" not in keys
+    assert len(keys) == len(loaded) - 1
