@@ -393,8 +393,9 @@ def limits_on(channel: str, app: Any, settings: Any, url: str, unlimited: dict, 
         limit["rate_per_s"] = round(scaled * window) / window if channel != "shopify" else scaled
         limit["rate_per_s"] = round(max(limit["rate_per_s"], 1 / window), 3)
         limit["scaled"] = (
-            f"the real limit ({real['rate_per_s']:g} {real['unit']}/s) would not bind: the "
-            f"tap's unlimited rate is {tap_rate:.1f}/s over {work:.0f} {real['unit']}"
+            f"the real limit ({real['rate_per_s']:g} {real['unit']}/s) cannot be measured "
+            f"here: the tap's unlimited rate is {tap_rate:.1f}/s over {work:.0f} "
+            f"{real['unit']} (wanted: 1.5x its rate and 4 windows' worth)"
         )
     stop_after = max(args.limits_seconds, 3.5 * window)
     set_limit(app.state.emulators[channel], channel, limit)
