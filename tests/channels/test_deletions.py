@@ -7,6 +7,7 @@ with a table version and activates it, and the loader sets ``_sdc_deleted_at`` o
 row the sync no longer found instead of dropping it. Staging keeps the row with
 ``is_deleted``, and identity resolution (the channel's IdentityFeed ``where``) no
 longer counts it. Customers the world deleted before ``as_of`` never reach raw at all.
+Shopify also deletes products: the same soft delete, flagged in ``stg_shopify__products``.
 """
 
 from __future__ import annotations
@@ -80,6 +81,17 @@ def _plain(record_id: Any) -> str:
     return str(record_id).rsplit("/", 1)[-1]
 
 
+def _check_deleted_product(url: str, world: Any, warehouse: str, settings: Any) -> None:
+    """Shopify deletes products too (orders keep their lines): the same soft delete."""
+    product = world.slices["shopify"].products[0]
+    assert httpx.post(f"{url}/_sandbox/shopify/products/{product['id']}/delete").status_code == 200
+    run_extract(settings, "shopify", full_refresh=True)
+    products = dict(rows(warehouse, "select id::text, _sdc_deleted_at from raw_shopify.products"))
+    assert products[_plain(product["id"])] is not None
+    assert sum(at is not None for at in products.values()) == 1
+    assert len(products) == len(world.slices["shopify"].products) + 1
+
+
 def rows(url: str, query: str) -> list[tuple]:
     with psycopg.connect(url) as conn:
         return conn.execute(query).fetchall()
@@ -133,6 +145,8 @@ def test_a_deleted_customer_is_soft_deleted_and_leaves_identity(
         assert report.rows["customers"] == len(loaded)  # kept, not lost
         assert after[gone] is not None
         assert all(at is None for key, at in after.items() if key != gone)
+        if case.channel == "shopify":
+            _check_deleted_product(server.url, world, warehouse_env, settings)
 
     feeds = [feed.as_var(case.channel) for feed in CHANNELS[case.channel].identity]
     customers_feed = next(f for f in feeds if f["model"] == case.stg_model)
@@ -159,3 +173,88 @@ def test_a_deleted_customer_is_soft_deleted_and_leaves_identity(
     }
     assert f"{case.channel}:{gone}" not in keys
     assert len(keys) == len(loaded) - 1
+    if case.channel == "shopify":
+        flagged = rows(
+            warehouse_env,
+            "select count(*) filter (where is_deleted) from staging.stg_shopify__products",
+        )
+        assert flagged == [(1,)]
+
+
+# --- what each emulation serves once a record is deleted (no warehouse: fast) -----------
+
+
+@pytest.fixture(scope="module")
+def small() -> Any:
+    with SandboxServer(generate_world(60, 7, as_of=AS_OF)) as server:
+        yield server
+
+
+def test_shopify_deletes_only_customers_without_orders_and_forgets_them(small) -> None:
+    from omnicanal.channels.shopify import SANDBOX_ACCESS_TOKEN
+    from omnicanal.channels.shopify.versions import supported_versions
+
+    store = small.app.state.world.slices["shopify"]
+    buyer = next(c for c in store.customers if c["orders_count"])
+    refused = httpx.post(f"{small.url}/_sandbox/shopify/customers/{buyer['id']}/delete")
+    assert refused.status_code == 422 and "orders" in refused.json()["errors"]
+    assert buyer in store.customers
+
+    victim = next(c for c in store.customers if not c["orders_count"])
+    assert httpx.post(f"{small.url}/_sandbox/shopify/customers/{victim['id']}/delete").is_success
+    gid = f"gid://shopify/Customer/{victim['id']}"
+    query = "query($id: ID!) { customer(id: $id) { id } nodes(ids: [$id]) { id } "
+    query += "customers(first: 250) { nodes { id } } }"
+    answer = httpx.post(
+        f"{small.url}/admin/api/{supported_versions()[-1]}/graphql.json",
+        json={"query": query, "variables": {"id": gid}},
+        headers={"X-Shopify-Access-Token": SANDBOX_ACCESS_TOKEN},
+    ).json()["data"]
+    assert answer["customer"] is None and answer["nodes"] == [None]
+    assert gid not in {n["id"] for n in answer["customers"]["nodes"]}
+    again = httpx.post(f"{small.url}/_sandbox/shopify/customers/{victim['id']}/delete")
+    assert again.status_code == 404
+
+
+def test_square_forgets_a_deleted_customer_and_keeps_the_orders(small) -> None:
+    from omnicanal.channels.square import SANDBOX_ACCESS_TOKEN
+
+    shop = small.app.state.world.slices["square"]
+    ordered = {o.get("customer_id") for o in shop.orders}
+    victim = next(c for c in shop.customers if c["id"] in ordered)
+    orders_before = len(shop.orders)
+    assert httpx.post(f"{small.url}/_sandbox/square/customers/{victim['id']}/delete").is_success
+    auth = {"Authorization": f"Bearer {SANDBOX_ACCESS_TOKEN}"}
+    retrieved = httpx.get(f"{small.url}/v2/customers/{victim['id']}", headers=auth)
+    assert retrieved.status_code == 404
+    assert retrieved.json()["errors"][0]["code"] == "NOT_FOUND"
+    listed = httpx.get(f"{small.url}/v2/customers", params={"limit": 100}, headers=auth).json()
+    searched = httpx.post(
+        f"{small.url}/v2/customers/search", json={"limit": 100}, headers=auth
+    ).json()
+    for page in (listed, searched):
+        assert victim["id"] not in {c["id"] for c in page.get("customers", [])}
+    assert len(shop.orders) == orders_before
+    assert any(o.get("customer_id") == victim["id"] for o in shop.orders)
+
+
+def test_vtex_master_data_forgets_a_deleted_profile(small) -> None:
+    from omnicanal.channels.vtex import SANDBOX_APP_KEY, SANDBOX_APP_TOKEN
+
+    store = small.app.state.world.slices["vtex"]
+    victim = store.profiles[0]
+    total = len(store.profiles)
+    assert httpx.post(f"{small.url}/_sandbox/vtex/profiles/{victim['id']}/delete").is_success
+    auth = {"X-VTEX-API-AppKey": SANDBOX_APP_KEY, "X-VTEX-API-AppToken": SANDBOX_APP_TOKEN}
+    params = {"_fields": "id", "_size": 1000}
+    scrolled = httpx.get(f"{small.url}/api/dataentities/CL/scroll", params=params, headers=auth)
+    searched = httpx.get(
+        f"{small.url}/api/dataentities/CL/search",
+        params={"_fields": "id", "_where": f"id={victim['id']}"},
+        headers=auth,
+    )
+    assert scrolled.headers["REST-Content-Total"] == str(total - 1)
+    assert victim["id"] not in {p["id"] for p in scrolled.json()}
+    assert searched.status_code == 200 and searched.json() == []
+    # the orders still point at the profile's userId
+    assert any(o["clientProfileData"]["userProfileId"] == victim["userId"] for o in store.orders)

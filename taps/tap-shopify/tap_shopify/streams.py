@@ -284,7 +284,7 @@ class AbandonedCheckoutsStream(ShopifyStream):
     schema = shapes.ABANDONED_CHECKOUT_SCHEMA
 
 
-class ProductsStream(ShopifyStream):
+class ProductsStream(RetiresMissingOnFullSync, ShopifyStream):
     """``products`` with their ``variants`` (sku, price, inventory). Needs ``read_products``."""
 
     name = "products"

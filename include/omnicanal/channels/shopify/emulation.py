@@ -34,8 +34,8 @@ REST tap runs unchanged against it:
   answered with 429 + ``Retry-After`` when full;
 - ``fail_next`` to inject failures (429 with ``Retry-After``, 5xx) and ``stall_next`` to
   hold answers past a client's timeout, ``touch_customer``/``touch_order``/``add_customer``
-  to change records for incremental-sync tests, ``delete_customer`` to delete one (also
-  over HTTP under ``/_sandbox``).
+  to change records for incremental-sync tests, ``delete_customer``/``delete_product``
+  to delete one (also over HTTP under ``/_sandbox``).
 """
 
 from __future__ import annotations
@@ -277,6 +277,24 @@ class ShopifyEmulator:
             entry = {"id": customer_id, "deleted_at": shop_timestamp(moment), "record": record}
             self.store.customers.remove(record)
             self.store.deleted.append(entry)
+            self.graph.revision += 1
+            return entry
+
+    def delete_product(self, product_id: int, *, at: datetime | None = None) -> dict[str, Any]:
+        """Delete a product (and its variants) as ``productDelete`` does; return the entry.
+
+        It is gone from ``products``, ``productVariants`` and ``nodes``; the line items
+        of past orders keep their title and SKU, their ``product`` and ``variant``
+        become null. ``store.deleted_products`` keeps what it was.
+        """
+        with self._lock:
+            record = self.graph.product_record(product_id)
+            if record is None:
+                raise KeyError(f"no Shopify product with id {product_id}")
+            moment = at or datetime.now(UTC).replace(microsecond=0)
+            entry = {"id": product_id, "deleted_at": shop_timestamp(moment), "record": record}
+            self.store.products.remove(record)
+            self.store.deleted_products.append(entry)
             self.graph.revision += 1
             return entry
 
@@ -674,6 +692,19 @@ class ShopifyEmulator:
         router.add_api_route(
             "/_sandbox/shopify/customers/{record_id}/delete",
             delete_customer,
+            methods=["POST"],
+            include_in_schema=False,
+        )
+
+        async def delete_product(record_id: int) -> JSONResponse:
+            try:
+                return JSONResponse(self.delete_product(record_id))
+            except KeyError as exc:
+                return JSONResponse({"errors": str(exc)}, status_code=404)
+
+        router.add_api_route(
+            "/_sandbox/shopify/products/{record_id}/delete",
+            delete_product,
             methods=["POST"],
             include_in_schema=False,
         )

@@ -148,6 +148,8 @@ class ShopifyStore:
     #: Customers deleted before ``as_of``, no longer served: ``{"id", "deleted_at",
     #: "record"}`` (the record as it was), the ground truth of what the shop deleted.
     deleted: list[dict[str, Any]] = field(default_factory=list)
+    #: Products deleted through the emulator, in the same shape as ``deleted``.
+    deleted_products: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -159,6 +161,7 @@ class ShopifyStore:
             "abandoned_checkouts": self.abandoned_checkouts,
             "order_details": {str(k): v for k, v in self.order_details.items()},
             "deleted": self.deleted,
+            "deleted_products": self.deleted_products,
         }
 
     def describe(self) -> str:
@@ -179,6 +182,7 @@ class ShopifyStore:
             abandoned_checkouts=data.get("abandoned_checkouts", []),
             order_details={int(k): v for k, v in data.get("order_details", {}).items()},
             deleted=data.get("deleted", []),
+            deleted_products=data.get("deleted_products", []),
         )
 
 
