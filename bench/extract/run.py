@@ -458,7 +458,7 @@ def main() -> None:
     parser.add_argument(
         "--orders-100k",
         action="store_true",
-        help="Shopify only, a world of ~100k orders: bulk vs paging (minutes)",
+        help="Shopify only, a world of ~100k orders: bulk vs paging (long; see bench/README.md)",
     )
     args = parser.parse_args()
     channels = [c for c in args.channels.split(",") if c]
