@@ -214,7 +214,8 @@ create table raw_shopify.products (
     updated_at timestamp,
     published_at timestamp,
     variants jsonb[],
-    _sdc_batched_at timestamp
+    _sdc_batched_at timestamp,
+    _sdc_deleted_at timestamp
 );
 
 create table raw_shopify.locations (
