@@ -356,7 +356,10 @@ def test_backoff_is_exponential_and_honours_retry_after() -> None:
     assert next(waits) == 0.0
     no_header = RetriableAPIError("429", _response({}, 429))
     first, second, third = (waits.send(no_header) for _ in range(3))
-    assert 1.0 <= first < 1.5 and 2.0 <= second < 2.5 and 4.0 <= third < 4.5
+    assert 0.25 <= first < 0.3 and 0.5 <= second < 0.6 and 1.0 <= third < 1.1
+    outage_waits = stream.backoff_wait_generator()
+    next(outage_waits)
+    assert 1.0 <= outage_waits.send(RetriableAPIError("503", _response({}, 503))) < 1.1
     proxied = RetriableAPIError("429", _response({}, 429, {"Retry-After": "7"}))
     assert waits.send(proxied) == 7.0
     assert stream.backoff_max_tries() == 6

@@ -121,6 +121,17 @@ def test_wait_generator_obeys_retry_after_capped_and_backs_off_otherwise() -> No
     assert 0.0 < waits.send(requests.exceptions.ConnectionError("reset")) <= 10.0
 
 
+def test_a_bare_429_may_start_from_a_shorter_wait_than_an_outage() -> None:
+    waits = retry_waits(base=1.0, cap=10.0, rate_limit_base=0.25)
+    next(waits)
+    bare = RetriableAPIError("429", answer(429))
+    assert 0.25 <= waits.send(bare) <= 0.275 and 0.5 <= waits.send(bare) <= 0.55
+    # a 5xx or a dropped connection keeps the long base, on the same step count (4 s)
+    assert 4.0 <= waits.send(RetriableAPIError("503", answer(503))) <= 4.4
+    assert 8.0 <= waits.send(requests.exceptions.ConnectionError("reset")) <= 8.8
+    assert waits.send(RetriableAPIError("429", answer(429, {"Retry-After": "3"}))) == 3.0
+
+
 # --- readable failures, no secrets ---------------------------------------------------------
 
 

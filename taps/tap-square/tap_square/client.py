@@ -11,9 +11,14 @@ say which endpoint they read and how they filter:
   next to the *same* query, which Square requires, so the body is rebuilt identically
   for every page;
 - an empty result is ``{}``: no records and no cursor;
-- rate limits answer ``429 RATE_LIMITED``, without ``Retry-After``: retried with
-  exponential backoff and jitter, as Square asks (a ``Retry-After`` that a proxy adds is
-  honoured). 5xx and dropped connections are retried the same way, and whatever still
+- rate limits answer ``429 RATE_LIMITED``, without ``Retry-After``: Square does not
+  publish its limits and asks clients to retry RATE_LIMITED with exponential backoff
+  and some randomness (its developer forums, and its own SDKs' retry settings). The
+  limit is per second, so the first wait is short (``rate_limit_base_seconds``, 0.25 s,
+  then 0.5, 1, 2… with up to 10 % jitter, capped): a 1 s first wait left the tap idle
+  for most of each window (67 % of the limit used in ``bench/extract``). A
+  ``Retry-After`` that a proxy adds is honoured. 5xx and dropped connections back off
+  from 1 s (an outage does not clear in a quarter second), and whatever still
   fails ends in one clear error naming the endpoint and the setting to check (the
   retry policy and those messages are omnicanal-tapkit's ``PlatformRetries``);
 - errors come as ``{"errors": [{"category", "code", "detail", "field"}]}``: the message
@@ -99,6 +104,9 @@ class SquareStream(PlatformRetries, RESTStream[str]):
         retries_exhausted_error=SquareRetriesExhaustedError,
         describe=square_errors,
     )
+
+    #: First wait after a 429 (Square sends no ``Retry-After``; its window is a second).
+    rate_limit_base_seconds = 0.25
 
     primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
     #: Key of the JSON object that holds the records (``{"customers": [...]}``).

@@ -111,8 +111,8 @@ class TapSquare(PlatformTap):
         *request_settings(
             user_agent="tap-square-omnicanal (singer-sdk)",
             retried_after=(
-                "HTTP 429 (RATE_LIMITED), HTTP 5xx, a timeout or a network error, with "
-                "exponential backoff from 1 s and jitter"
+                "HTTP 429 (RATE_LIMITED; exponential backoff from 0.25 s), HTTP 5xx, a "
+                "timeout or a network error (exponential backoff from 1 s), with jitter"
             ),
         ),
     ).to_dict()

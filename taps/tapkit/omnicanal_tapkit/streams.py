@@ -37,6 +37,8 @@ class PlatformRetries:
     failures: t.ClassVar[PlatformFailures]
     #: First wait of the exponential backoff for 429, 5xx and connection errors.
     backoff_base_seconds: t.ClassVar[float] = 1.0
+    #: First wait after a 429 without ``Retry-After``; ``None``: ``backoff_base_seconds``.
+    rate_limit_base_seconds: t.ClassVar[float | None] = None
     #: Longest wait between two retries, whatever the backoff or ``Retry-After`` says.
     backoff_max_seconds: t.ClassVar[float] = 60.0
 
@@ -57,7 +59,11 @@ class PlatformRetries:
 
     def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
         """``Retry-After`` when the platform says it, else exponential backoff with jitter."""
-        return retry_waits(base=self.backoff_base_seconds, cap=self.backoff_max_seconds)
+        return retry_waits(
+            base=self.backoff_base_seconds,
+            cap=self.backoff_max_seconds,
+            rate_limit_base=self.rate_limit_base_seconds,
+        )
 
     def backoff_jitter(self, value: float) -> float:
         """No extra jitter: the generator jitters its own waits, ``Retry-After`` stays exact."""

@@ -14,6 +14,7 @@ import datetime as dt
 import email.utils
 import random
 import typing as t
+from http import HTTPStatus
 
 if t.TYPE_CHECKING:
     import requests
@@ -70,6 +71,7 @@ def retry_waits(
     base: float = 1.0,
     cap: float = 60.0,
     jitter: float = DEFAULT_JITTER,
+    rate_limit_base: float | None = None,
 ) -> t.Generator[float, t.Any, None]:
     """A wait generator for singer-sdk's ``RESTStream.backoff_wait_generator`` hook.
 
@@ -80,12 +82,22 @@ def retry_waits(
     server that says ``Retry-After`` does not make the next unannounced failure wait
     longer. Pair it with a ``backoff_jitter`` that returns its value unchanged: this
     generator already jitters, and a ``Retry-After`` must stay exact.
+
+    ``rate_limit_base`` (default ``base``) is the first wait of a 429 that names no
+    ``Retry-After``: a platform whose rate window is short (Square's frees within a
+    second) would sit idle for most of a 1 s first wait, while an outage (5xx, a dropped
+    connection) deserves the longer ``base``. Both double on the same step count.
     """
     steps = 0
     exception = yield 0.0
     while True:
-        wait = retry_after_seconds(getattr(exception, "response", None))
+        response = getattr(exception, "response", None)
+        wait = retry_after_seconds(response)
         if wait is None:
-            wait = exponential_backoff(steps, base=base, cap=cap, jitter=jitter)
+            first = base
+            status = getattr(response, "status_code", None)
+            if rate_limit_base is not None and status == HTTPStatus.TOO_MANY_REQUESTS:
+                first = rate_limit_base
+            wait = exponential_backoff(steps, base=first, cap=cap, jitter=jitter)
             steps += 1
         exception = yield min(wait, cap)
