@@ -614,3 +614,46 @@ def test_a_touched_customer_comes_back_in_an_incremental_graphql_sync(fresh_serv
         sortKey="UPDATED_AT",
     )["data"]["customers"]["edges"]
     assert [int(e["node"]["legacyResourceId"]) for e in changed] == [target["id"]]
+
+
+ORDERS_PAGE = """
+query Page($first: Int!, $after: String, $query: String) {
+  orders(first: $first, after: $after, query: $query, sortKey: ID) {
+    pageInfo { hasNextPage endCursor }
+    nodes { legacyResourceId tags }
+  }
+}"""
+
+
+def test_changes_between_pages_reach_the_next_page(fresh_server) -> None:
+    """Pages are served from a filtered, sorted copy kept between requests; a touch, an
+    addition or a deletion made through the emulator must show on the very next page."""
+    shopify = fresh_server.app.state.shopify
+    ids = sorted(c["id"] for c in shopify.store.customers)
+    with_orders = {(o.get("customer") or {}).get("id") for o in shopify.store.orders}
+    first = _gql(fresh_server, CUSTOMERS_PAGE, first=10)["data"]["customers"]
+    assert [int(e["node"]["legacyResourceId"]) for e in first["edges"]] == ids[:10]
+    assert _gql(fresh_server, CUSTOMERS_PAGE, first=10)["data"] == {"customers": first}  # cached
+    touched = shopify.touch_customer(ids[10], email="trocou.de.email@example.com.br")
+    gone = next(i for i in ids[11:] if i not in with_orders)
+    shopify.delete_customer(gone)
+    added = shopify.add_customer({"first_name": "Nova", "email": "nova.cliente@example.com.br"})
+    after = first["pageInfo"]["endCursor"]
+    page = _gql(fresh_server, CUSTOMERS_PAGE, first=250, after=after)["data"]["customers"]
+    assert not page["pageInfo"]["hasNextPage"]
+    rest = [edge["node"] for edge in page["edges"]]
+    assert [int(n["legacyResourceId"]) for n in rest] == [i for i in ids[10:] if i != gone] + [
+        added["id"]
+    ]
+    assert rest[0]["email"] == touched["email"] == "trocou.de.email@example.com.br"
+
+    # a filtered connection: an order touched into the filter between pages is found
+    orders = sorted(o["id"] for o in shopify.store.orders)
+    for order_id in (orders[0], orders[2]):
+        shopify.touch_order(order_id, tags="recheck")
+    page = _gql(fresh_server, ORDERS_PAGE, first=1, query="tag:recheck")["data"]["orders"]
+    assert [int(n["legacyResourceId"]) for n in page["nodes"]] == [orders[0]]
+    shopify.touch_order(orders[1], tags="recheck")
+    after = page["pageInfo"]["endCursor"]
+    page = _gql(fresh_server, ORDERS_PAGE, first=5, after=after, query="tag:recheck")
+    assert [int(n["legacyResourceId"]) for n in page["data"]["orders"]["nodes"]] == orders[1:3]

@@ -18,6 +18,8 @@ from __future__ import annotations
 import base64
 import bisect
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -132,6 +134,7 @@ def connection(
     before: str | None = None,
     reverse: bool = False,
     sorted_rows: list[tuple[tuple[Any, int], Record]] | None = None,
+    sorted_keys: list[tuple[Any, int]] | None = None,
     **_: Any,
 ) -> Node:
     """One page of ``records`` as a Relay connection, the way Shopify pages.
@@ -139,7 +142,8 @@ def connection(
     Records are ordered by ``key`` (a sort value and the legacy id, which breaks ties),
     descending with ``reverse``; cursors carry the key of their record. ``sorted_rows``
     ((key, record) pairs already in key order) stands in for ``records`` and ``key``
-    when the caller keeps a sorted copy.
+    when the caller keeps a sorted copy; ``sorted_keys`` (their keys, in the same
+    order) spares listing them again.
     """
     context: Context = info.context
     for name, value in (("first", first), ("last", last)):
@@ -155,7 +159,7 @@ def connection(
         rows = sorted_rows
     else:
         rows = sorted(((key(r), r) for r in records), key=lambda pair: pair[0])
-    keys = [k for k, _ in rows]
+    keys = sorted_keys if sorted_keys is not None else [k for k, _ in rows]
     lo, hi = 0, len(rows)
     if after is not None:
         cursor = decode_cursor(after, "after")
@@ -169,17 +173,20 @@ def connection(
             lo = max(lo, bisect.bisect_right(keys, _comparable(cursor, keys)))
         else:
             hi = min(hi, bisect.bisect_left(keys, _comparable(cursor, keys)))
-    ordered = list(range(len(rows)))
-    if reverse:
-        ordered.reverse()
-    window = [i for i in ordered if lo <= i < hi]
+    # Indices between the cursors in paging order, as a range: a page costs its size
+    # (plus the bisects), not the length of the list.
+    window = range(hi - 1, lo - 1, -1) if reverse else range(lo, hi)
     if first is not None:
         window = window[:first]
     if last is not None:
-        window = window[-last:] if last else []
-    position = {index: n for n, index in enumerate(ordered)}
-    start = position[window[0]] if window else None
-    end = position[window[-1]] if window else None
+        window = window[-last:] if last else range(0)
+    count = len(rows)
+
+    def position(index: int) -> int:  # where ``index`` stands in paging order
+        return count - 1 - index if reverse else index
+
+    start = position(window[0]) if window else None
+    end = position(window[-1]) if window else None
     nodes = [build(rows[i][1]) for i in window]
     edges = [
         {"cursor": _lazy_cursor(rows[i][0]), "node": node}
@@ -189,7 +196,7 @@ def connection(
         "edges": edges,
         "nodes": nodes,
         "pageInfo": {
-            "hasNextPage": end is not None and end < len(ordered) - 1,
+            "hasNextPage": end is not None and end < count - 1,
             "hasPreviousPage": start is not None and start > 0,
             "startCursor": _lazy_cursor(rows[window[0]][0]) if window else None,
             "endCursor": _lazy_cursor(rows[window[-1]][0]) if window else None,
@@ -388,6 +395,9 @@ def sort_key(resource: str, sort: str | None) -> Callable[[Record], tuple[Any, i
 
 # -- the graph ----------------------------------------------------------------------------
 
+#: Filtered copies a graph keeps (one per resource, sort and search being paged).
+_FILTERS_KEPT = 32
+
 
 class ShopGraph:
     """Builds GraphQL objects over one store, live: every call reads the current records."""
@@ -400,6 +410,8 @@ class ShopGraph:
         #: Bumped by every change made through the emulator, so sorted copies refresh.
         self.revision = 0
         self._sorted: dict[tuple[str, str], tuple[list, tuple[int, int], list]] = {}
+        self._filtered: OrderedDict[tuple, tuple[list, list, list]] = OrderedDict()
+        self._filtered_lock = threading.Lock()
 
     def sorted_records(
         self, resource: str, sort: str | None, records: list[Record]
@@ -420,6 +432,47 @@ class ShopGraph:
         rows = sorted(((key(r), r) for r in records), key=lambda pair: pair[0])
         self._sorted[(resource, sort or "ID")] = (records, (len(records), self.revision), rows)
         return rows
+
+    def filtered_records(
+        self,
+        resource: str,
+        sort: str | None,
+        records: list[Record],
+        scope: tuple,
+        keep: Callable[[Record], bool],
+    ) -> tuple[list[tuple[tuple[Any, int], Record]], list[tuple[Any, int]]]:
+        """The sorted (key, record) pairs ``keep`` accepts, and their keys, kept between pages.
+
+        ``scope`` names the filter (the search query, who may see what): paging asks
+        for the same filtered list once per page, and filtering a large shop per page
+        made a page cost the shop's size. An entry holds the sorted copy it was made
+        from, so it lapses with it (any change through the emulator) and is dropped
+        at the next miss; the few most recent filters are kept.
+        """
+        ordered = self.sorted_records(resource, sort, records)
+        cache_key = (resource, sort or "ID", scope)
+        with self._filtered_lock:  # requests run in a thread pool, bulk operations in threads
+            cached = self._filtered.get(cache_key)
+            if cached is not None and cached[0] is ordered:
+                self._filtered.move_to_end(cache_key)
+                return cached[1], cached[2]
+        rows = [(key, record) for key, record in ordered if keep(record)]
+        keys = [key for key, _ in rows]
+        with self._filtered_lock:
+            for stale in [k for k, v in self._filtered.items() if k[:2] == cache_key[:2]]:
+                if self._filtered[stale][0] is not ordered:  # made from a superseded copy
+                    del self._filtered[stale]
+            self._filtered[cache_key] = (ordered, rows, keys)
+            self._filtered.move_to_end(cache_key)
+            while len(self._filtered) > _FILTERS_KEPT:
+                self._filtered.popitem(last=False)
+        return rows, keys
+
+    def visibility_scope(self, context: Context) -> tuple[bool, float | None]:
+        """What decides which orders ``context`` may see (see ``order_visible``)."""
+        if context.read_all_orders:
+            return (True, None)
+        return (False, (self._now() - timedelta(days=ORDER_WINDOW_DAYS)).timestamp())
 
     # lookups --------------------------------------------------------------------------
 

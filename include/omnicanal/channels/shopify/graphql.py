@@ -132,12 +132,18 @@ def _root_connection(
             args.pop(ignored, None)
         wanted = matcher(query, fields)
         _note_search(info, query, fields)
-        ordered = context.graph.sorted_records(resource, sort, records(context))
-        rows = [
-            (key, r) for key, r in ordered if (visible is None or visible(context, r)) and wanted(r)
-        ]
-        builder = getattr(context.graph, build)
-        return connection(info, (), sort_key(resource, sort), builder, sorted_rows=rows, **args)
+        graph = context.graph
+        rows, keys = graph.filtered_records(
+            resource,
+            sort,
+            records(context),
+            (query, visible, graph.visibility_scope(context)),
+            lambda r: (visible is None or visible(context, r)) and wanted(r),
+        )
+        builder = getattr(graph, build)
+        return connection(
+            info, (), sort_key(resource, sort), builder, sorted_rows=rows, sorted_keys=keys, **args
+        )
 
     return resolve
 
