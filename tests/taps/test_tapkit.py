@@ -21,6 +21,7 @@ from singer_sdk import RESTStream
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
+import omnicanal_tapkit.streams
 from omnicanal_tapkit import (
     PlatformFailures,
     PlatformRetries,
@@ -247,9 +248,11 @@ class Scripted(BaseAdapter):
         super().__init__()
         self.answers = list(answers)
         self.sent: list[requests.PreparedRequest] = []
+        self.proxies: list[t.Any] = []
 
     def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
         self.sent.append(request)
+        self.proxies.append(kwargs.get("proxies"))
         item = self.answers.pop(0)
         if isinstance(item, BaseException):
             raise item
@@ -303,6 +306,38 @@ def _stream_over(adapter: Scripted, **config: t.Any) -> AcmeStream:
     stream = AcmeTap(config={"api_url": "https://api.example.com", **config}).streams["things"]
     stream.requests_session.mount("https://", adapter)
     return stream
+
+
+def test_proxies_come_from_the_environment_once_per_origin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "direct.example.com")
+    lookups: list[str] = []
+    real = omnicanal_tapkit.streams.resolve_proxies
+
+    def counted(request: requests.PreparedRequest, *args: t.Any) -> dict[str, str]:
+        lookups.append(request.url or "")
+        return real(request, *args)
+
+    monkeypatch.setattr(omnicanal_tapkit.streams, "resolve_proxies", counted)
+    adapter = Scripted(*(answer(200, body='{"things": []}') for _ in range(3)))
+    stream = _stream_over(adapter)
+    session = stream.requests_session
+    assert session is stream.requests_session
+    session.mount("https://direct.example.com", adapter)
+    urls = (
+        "https://api.example.com/a",
+        "https://api.example.com/b?x=1",
+        "https://direct.example.com/c",
+    )
+    for url in urls:  # as singer-sdk sends: a prepared request, no proxies given
+        session.send(session.prepare_request(requests.Request("GET", url)))
+    # what requests itself decides: the proxy, except for the NO_PROXY host
+    assert adapter.proxies[0]["https"] == "http://proxy.internal:3128"
+    assert adapter.proxies[1] == adapter.proxies[0]
+    assert "https" not in adapter.proxies[2]
+    assert len(lookups) == 2  # one per origin, not one per request
 
 
 def test_the_mixin_retries_through_the_sdk_and_ends_in_the_taps_error() -> None:
