@@ -657,3 +657,18 @@ def test_changes_between_pages_reach_the_next_page(fresh_server) -> None:
     after = page["pageInfo"]["endCursor"]
     page = _gql(fresh_server, ORDERS_PAGE, first=5, after=after, query="tag:recheck")
     assert [int(n["legacyResourceId"]) for n in page["data"]["orders"]["nodes"]] == orders[1:3]
+
+
+def test_a_repeated_document_is_parsed_once_and_bulk_gets_its_own() -> None:
+    from omnicanal.channels.shopify import graphql as admin_graphql
+
+    page = admin_graphql.prepare(CUSTOMERS_PAGE, {"first": 5}, None, reuse=True)
+    again = admin_graphql.prepare(CUSTOMERS_PAGE, {"first": 9}, None, reuse=True)
+    assert not isinstance(page, list) and not isinstance(again, list)
+    assert again.document is page.document and again.variables == {"first": 9}
+    own = admin_graphql.prepare(CUSTOMERS_PAGE, {"first": 5}, None)  # bulk edits its document
+    assert not isinstance(own, list) and own.document is not page.document
+    broken = admin_graphql.prepare("{ shop { nope } }", None, None, reuse=True)
+    assert isinstance(broken, list)
+    broken[0]["message"] = "changed by a caller"
+    assert admin_graphql.prepare("{ shop { nope } }", None, None, reuse=True) != broken

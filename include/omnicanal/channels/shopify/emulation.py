@@ -581,7 +581,7 @@ class ShopifyEmulator:
     ) -> dict[str, Any]:
         """Run one GraphQL request for ``context.token``: cost, throttle, execution."""
         bucket = self._cost_bucket(context.token)
-        prepared = admin_graphql.prepare(query, variables, operation_name)
+        prepared = admin_graphql.prepare(query, variables, operation_name, reuse=True)
         if isinstance(prepared, list):
             return {"errors": prepared, "extensions": self._cost(bucket, 0, 0)}
         requested = prepared.cost.requested()

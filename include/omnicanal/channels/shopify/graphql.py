@@ -20,6 +20,7 @@ GraphQL server does. Around it, what makes it Shopify's:
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 import threading
@@ -719,19 +720,42 @@ class Prepared:
         self.cost = cost
 
 
-def prepare(
-    query: str, variables: dict[str, Any] | None, operation_name: str | None
-) -> Prepared | list[dict[str, Any]]:
-    """Parse, validate and bind variables; the formatted errors if any step fails."""
-    schema = admin_schema()
+@lru_cache(maxsize=64)
+def _checked(query: str) -> DocumentNode | tuple[dict[str, Any], ...]:
+    """``query`` parsed and validated, or its formatted errors; kept per query text.
+
+    A paging client sends the same document for every page, and parsing and
+    validating it cost more than running it; both depend on the text alone (the
+    schema is fixed), and execution does not change the document.
+    """
     try:
         document = parse(query)
     except GraphQLError as error:
-        return [format_error(error)]
-    errors = validate(schema, document)
+        return (format_error(error),)
+    errors = validate(admin_schema(), document)
     if errors:
         paths = _node_paths(document)
-        return [format_error(e, paths) for e in errors]
+        return tuple(format_error(e, paths) for e in errors)
+    return document
+
+
+def prepare(
+    query: str,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+    *,
+    reuse: bool = False,
+) -> Prepared | list[dict[str, Any]]:
+    """Parse, validate and bind variables; the formatted errors if any step fails.
+
+    ``reuse`` takes the document from a cache kept per query text, for callers that
+    do not change it (bulk operations add ``id`` selections to theirs).
+    """
+    schema = admin_schema()
+    checked = _checked(query) if reuse else _checked.__wrapped__(query)
+    if isinstance(checked, tuple):
+        return copy.deepcopy(list(checked))
+    document = checked
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name:
         chosen = [o for o in operations if o.name and o.name.value == operation_name]
