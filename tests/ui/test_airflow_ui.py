@@ -115,8 +115,8 @@ def test_pipeline_run_shows_green_in_the_grid(
         # derived from these settings by airflow_env), not from this test's process.
         env = {
             "OMNICANAL_WAREHOUSE_URL": warehouse_env,
-            "OMNICANAL_SHOPIFY_API_URL": sandbox.url,
-            "OMNICANAL_MAILCHIMP_API_URL": f"{sandbox.url}/3.0",
+            # every channel's default API URL is the sandbox's: this one's port
+            "OMNICANAL_SANDBOX_PORT": str(sandbox.port),
         }
         for name, value in env.items():
             monkeypatch.setenv(name, value)
