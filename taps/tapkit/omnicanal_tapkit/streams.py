@@ -35,10 +35,11 @@ class ProxiesOnceSession(requests.Session):
 
     ``Session.send`` resolves the proxies of every request from the environment
     (``HTTPS_PROXY``, ``NO_PROXY``…), walking all of ``os.environ`` three times: about
-    half a millisecond a request, most of a tap's own cost on VTEX, where every order is
-    one request. The answer depends only on the scheme and host, the session's
-    ``proxies`` and ``trust_env``, none of which changes during a sync, so it is kept per
-    origin; what requests decides is unchanged.
+    0.13 ms a request with 35 variables, more in a worker's larger environment; VTEX asks
+    once per order (1,707 requests for 2,430 records in ``bench/extract``). The answer
+    depends only on the scheme and host, the session's ``proxies`` and ``trust_env``,
+    none of which changes during a sync, so it is kept per origin; what requests decides
+    is unchanged.
     """
 
     def __init__(self) -> None:
