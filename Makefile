@@ -24,8 +24,11 @@ $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv
 
+# Bytecode compiled once at set-up (~10 s): with PYTHONDONTWRITEBYTECODE set, as on many
+# CI machines, every tap, dbt and Airflow task process would otherwise recompile its
+# imports at each start (tap-square --about: 0.55 s instead of 1.2-1.6 s).
 $(STAMP): $(PYPROJECTS) | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 setup: $(STAMP)
