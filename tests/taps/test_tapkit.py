@@ -427,3 +427,24 @@ def test_a_known_failure_ends_the_cli_with_its_message(caplog: pytest.LogCapture
 
     with pytest.raises(KeyError):
         BuggyTap.invoke(about=False)
+
+
+def test_the_sdk_internals_full_sync_relies_on_are_still_there():
+    """RetiresMissingOnFullSync is the kit's one use of singer-sdk internals (its
+    behaviour is tested per channel in tests/channels/test_deletions.py): a new SDK
+    that moves them must fail here, by name, not silently stop retiring deletions."""
+    import inspect
+
+    from singer_sdk import Stream, Tap
+
+    from omnicanal_tapkit import RetiresMissingOnFullSync
+
+    assert callable(Stream._write_activate_version_message)
+    assert list(inspect.signature(Stream._write_activate_version_message).parameters) == [
+        "self",
+        "full_table_version",
+    ]
+    assert "self._stream_version" in inspect.getsource(Stream.__init__)
+    assert "version=self._stream_version" in inspect.getsource(Stream._generate_record_messages)
+    assert "initialized_at" in dir(Tap)
+    assert RetiresMissingOnFullSync.sync.__qualname__ == "RetiresMissingOnFullSync.sync"

@@ -22,6 +22,7 @@ import typing as t
 
 from singer_sdk import Stream
 
+from omnicanal_tapkit import RetiresMissingOnFullSync
 from tap_shopify import queries, shapes
 from tap_shopify.bulk import BulkOperationRunner
 
@@ -174,28 +175,6 @@ class ShopifyStream(Stream):
         if not connection.keep_typename:
             child.pop("__typename", None)
         return child
-
-
-class RetiresMissingOnFullSync:
-    """Lets the loader retire the records a full sync no longer found: they were deleted.
-
-    The platform's list drops a deleted record without a trace an incremental sync could
-    read, so only a full sync can notice. When the stream starts without a bookmark it
-    reads every record (updated since ``start_date``), stamps each with a table version
-    (the run's start, epoch milliseconds) and, once the last one is out, sends
-    ``ACTIVATE_VERSION``: the loader marks the rows of older versions deleted
-    (``_sdc_deleted_at``) or removes them, as it is configured. An incremental or
-    resumed sync sends none: it does not see every record. (The SDK does this for
-    FULL_TABLE streams only; these streams are incremental.)
-    """
-
-    def sync(self, context: Context | None = None) -> None:
-        full = self.selected and not self.stream_state.get("replication_key_value")  # type: ignore[attr-defined]
-        if full:
-            self._stream_version = self._tap.initialized_at  # type: ignore[attr-defined]
-        super().sync(context)  # type: ignore[misc]
-        if full:
-            self._write_activate_version_message(self._stream_version)  # type: ignore[attr-defined]
 
 
 class CustomersStream(RetiresMissingOnFullSync, ShopifyStream):

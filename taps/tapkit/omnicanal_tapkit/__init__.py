@@ -11,7 +11,9 @@
 - :mod:`~omnicanal_tapkit.tap`: :class:`PlatformTap`, cross-setting config checks and a
   clean CLI exit for known failures;
 - :mod:`~omnicanal_tapkit.settings`: the ``user_agent``, ``request_timeout`` and
-  ``max_retries`` settings, described once.
+  ``max_retries`` settings, described once;
+- :mod:`~omnicanal_tapkit.full_sync`: :class:`RetiresMissingOnFullSync`, deleted records
+  retired by a full sync (the one use of singer-sdk internals, kept here).
 """
 
 from omnicanal_tapkit.failures import (
@@ -20,6 +22,7 @@ from omnicanal_tapkit.failures import (
     network_reason,
     readable_failures,
 )
+from omnicanal_tapkit.full_sync import RetiresMissingOnFullSync
 from omnicanal_tapkit.redact import redact, request_secrets, scrub, url_without_query
 from omnicanal_tapkit.settings import request_settings
 from omnicanal_tapkit.streams import PlatformRetries
@@ -30,6 +33,7 @@ __all__ = [
     "PlatformFailures",
     "PlatformRetries",
     "PlatformTap",
+    "RetiresMissingOnFullSync",
     "backoff_log_handler",
     "base_url_errors",
     "exponential_backoff",
