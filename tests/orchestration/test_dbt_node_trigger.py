@@ -162,3 +162,30 @@ def test_it_waits_while_the_build_runs_and_follows_the_result_when_it_lands():
     event = asyncio.run(asyncio.wait_for(scenario(), timeout=10))
     assert _kind(event) == "success here"
     assert UPSTREAM  # the scenarios above name the upstream model's task
+
+
+def test_a_green_build_ends_every_task_without_reading_its_result():
+    """Once `dbt build` has succeeded, every node it ran succeeded: the trigger ends green
+    without an XCom read per task (the tail of a run)."""
+    from omnicanal.orchestration.dbt_watch import DbtNodeResultTrigger
+
+    class NoReads(DbtNodeResultTrigger):
+        async def _status(self, unique_id, tests):
+            raise AssertionError("read a node result after a green build")
+
+        async def _states(self, task_ids):
+            return {t: "success" for t in task_ids}
+
+    trigger = NoReads(NODE, PRODUCER, tests=True, poke_interval=0.01, max_poke_interval=0.02)
+    trigger.task_instance = SimpleNamespace(
+        dag_id="omnicanal_transform",
+        task_id="dbt.stg_shopify__orders.test",
+        run_id=f"run-{next(_runs)}",
+        try_number=1,
+    )
+
+    async def first():
+        async for event in trigger.run():
+            return event
+
+    assert _kind(asyncio.run(asyncio.wait_for(first(), timeout=10))) == "success here"
