@@ -43,7 +43,7 @@ def test_pipeline_delivers_the_ground_truth_audience(airflow_db, warehouse_env, 
         owner = addresses_by_person(world)
         canonical = {world.person(pid).email: pid for pid in {*owner.values()}}
         reached = [owner.get(email.lower()) for email in held]
-        assert None not in reached, [e for e in held if email_owner(owner, e) is None]
+        assert None not in reached, [e for e in held if owner.get(e.lower()) is None]
         assert sorted(reached) == sorted(canonical[email] for email in expected)
         for email, member in held.items():
             person = world.person(owner[email.lower()])
@@ -125,7 +125,3 @@ def addresses_by_person(world) -> dict[str, str]:
         if email and person_id:
             owner.setdefault(email.strip().lower(), person_id)
     return owner
-
-
-def email_owner(owner: dict[str, str], email: str) -> str | None:
-    return owner.get(email.lower())

@@ -21,13 +21,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from omnicanal.config import Setting, Settings
+from omnicanal.config import Setting, Settings, whole_number
 
 if TYPE_CHECKING:
     from omnicanal.activation.destination import Destination
     from omnicanal.activation.testkit import DestinationCase
     from omnicanal.sandbox.people import Person
     from omnicanal.sandbox.world import World
+
+
+def max_retries_setting(name: str, title: str) -> Setting:
+    """``OMNICANAL_<NAME>_MAX_RETRIES``: how many times the tap retries a failed request."""
+    return Setting(
+        f"OMNICANAL_{name.upper()}_MAX_RETRIES",
+        "max_retries",
+        f"Retries of a failed {title} request (5xx, 429, network) before the extract fails. "
+        "Default: 5.",
+        5,
+        whole_number(0),
+    )
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from omnicanal.channels.channel import Channel, Emulation, IdentityFeed, Source
-from omnicanal.config import Setting, Settings, http_url, iso_datetime, whole_number
+from omnicanal.channels.channel import Channel, Emulation, IdentityFeed, Source, max_retries_setting
+from omnicanal.config import Setting, Settings, http_url, iso_datetime
 
 #: The token the sandbox accepts unless told otherwise.
 SANDBOX_ACCESS_TOKEN = "shpat_sandbox"
@@ -45,14 +45,7 @@ SETTINGS = (
         "2000-01-01T00:00:00Z",
         iso_datetime,
     ),
-    Setting(
-        "OMNICANAL_SHOPIFY_MAX_RETRIES",
-        "max_retries",
-        "Retries of a failed Shopify request (5xx, 429, network) before the extract fails. "
-        "Default: 5.",
-        5,
-        whole_number(0),
-    ),
+    max_retries_setting("shopify", "Shopify"),
 )
 
 
