@@ -168,7 +168,13 @@ def test_two_long_streams_get_distinct_tables(warehouse_config, run, sql):
 
 
 def test_bad_config_names_the_setting(warehouse_config):
+    from singer_sdk.exceptions import ConfigValidationError
+
     from target_warehouse.target import TargetWarehouse
 
-    with pytest.raises(Exception, match="batch_size_rows"):
-        TargetWarehouse(config=warehouse_config | {"batch_size_rows": "many"})
+    # a schema error: the SDK's exception, saying which plugin and which setting
+    with pytest.raises(ConfigValidationError, match=r"target-warehouse config is invalid: .*port"):
+        TargetWarehouse(config=warehouse_config | {"port": "abc"})
+    # a rule the schema cannot say: which setting and what is wrong with it
+    with pytest.raises(ValueError, match="'batch_size_rows' must be a positive integer"):
+        TargetWarehouse(config=warehouse_config | {"batch_size_rows": 0})

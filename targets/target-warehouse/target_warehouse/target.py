@@ -165,9 +165,18 @@ class TargetWarehouse(Target):
     ).to_dict()
 
     def __init__(self, *args, **kwargs) -> None:
-        super().__init__(
-            *args, setup_mapper=False, **{k: v for k, v in kwargs.items() if k != "setup_mapper"}
-        )
+        try:
+            super().__init__(
+                *args,
+                setup_mapper=False,
+                **{k: v for k, v in kwargs.items() if k != "setup_mapper"},
+            )
+        except ConfigValidationError as exc:
+            # The SDK validates the schema inside its __init__; say which plugin and which
+            # settings are wrong (through its public exception, not its private method).
+            detail = "; ".join(exc.errors) or str(exc)
+            msg = f"target-warehouse config is invalid: {detail}"
+            raise ConfigValidationError(msg, errors=exc.errors, schema=exc.schema) from None
         self._conn: psycopg.Connection | None = None
         self._bookmarks: dict[str, list[str]] = {}
         self._emitted_state: t.Any = None
@@ -191,15 +200,6 @@ class TargetWarehouse(Target):
         the stream (merge by key properties, append-only without them)."""
         super().append_builtin_config(config_jsonschema)
         config_jsonschema["properties"].pop("load_method", None)
-
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """As the SDK's, but the error message names the settings that are wrong."""
-        try:
-            return super()._validate_config(raise_errors=raise_errors)
-        except ConfigValidationError as exc:
-            detail = "; ".join(exc.errors) or str(exc)
-            msg = f"target-warehouse config is invalid: {detail}"
-            raise ConfigValidationError(msg, errors=exc.errors, schema=exc.schema) from None
 
     def _check_config(self) -> None:
         cfg = self.config
