@@ -1,0 +1,141 @@
+"""What a Meta webhook delivery is: its signature, and the events its body holds.
+
+Meta signs each POST with ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw
+body, keyed with the app secret>`` and sends a JSON body::
+
+    {"object": "whatsapp_business_account",
+     "entry": [{"id": "<WABA id>",
+                "changes": [{"field": "messages",
+                             "value": {"messaging_product": "whatsapp",
+                                       "metadata": {...}, "contacts": [...],
+                                       "messages": [...], "statuses": [...]}}]}]}
+
+One body may batch several entries, changes, messages and statuses, and Meta delivers
+the same one again when it saw no 200 in time, so the receiver splits a body into
+events with stable ids: a message's ``id`` (``wamid.…``), ``<id>:<status>:<timestamp>``
+for a status, and the SHA-256 of the change for any other change. A body that cannot
+be split (not JSON, no ``entry[]``, a message without an id) is :class:`Malformed`: it is
+kept whole in quarantine, never half-stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+SIGNATURE_HEADER = "x-hub-signature-256"
+
+Kind = Literal["message", "status", "other"]
+
+
+def sign(app_secret: str, body: bytes) -> str:
+    """The ``X-Hub-Signature-256`` value Meta sends for ``body``."""
+    return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_valid(app_secret: str, body: bytes, header: str | None) -> bool:
+    """Whether ``header`` signs ``body`` with ``app_secret``, compared in constant time."""
+    if not header:
+        return False
+    expected = sign(app_secret, body).encode()
+    return hmac.compare_digest(expected, header.strip().lower().encode("latin-1", "replace"))
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of a delivery, ready to store: its JSON parts are compact JSON text."""
+
+    event_id: str
+    kind: Kind
+    field: str
+    metadata: str
+    contacts: str
+    event: str
+
+
+class Malformed(ValueError):
+    """A signed body that is not a Meta webhook payload; ``reason`` says where."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _require(condition: bool, reason: str) -> None:
+    if not condition:
+        raise Malformed(reason)
+
+
+def _nonempty_str(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def split_events(body: bytes) -> list[Event]:
+    """The events of a delivery body, in the order sent; :class:`Malformed` if it has none.
+
+    Every part is checked before any event is returned, so a body is either wholly
+    events or wholly quarantined.
+    """
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Malformed(f"body is not JSON: {exc}") from None
+    _require(isinstance(payload, dict), "body is not a JSON object")
+    entries = payload.get("entry")
+    _require(isinstance(entries, list), "body has no entry[] list")
+    _require(bool(entries), "entry[] is empty")
+    events: list[Event] = []
+    for e, entry in enumerate(entries):
+        where = f"entry[{e}]"
+        _require(isinstance(entry, dict), f"{where} is not an object")
+        changes = entry.get("changes")
+        _require(isinstance(changes, list) and bool(changes), f"{where} has no changes[] list")
+        for c, change in enumerate(changes):
+            events.extend(_change_events(change, f"{where}.changes[{c}]"))
+    return events
+
+
+def _change_events(change: Any, where: str) -> list[Event]:
+    _require(isinstance(change, dict), f"{where} is not an object")
+    field = change.get("field")
+    value = change.get("value")
+    _require(_nonempty_str(field), f"{where} has no field")
+    _require(isinstance(value, dict), f"{where}.value is not an object")
+    metadata = value.get("metadata", {})
+    contacts = value.get("contacts", [])
+    _require(isinstance(metadata, dict), f"{where}.value.metadata is not an object")
+    _require(isinstance(contacts, list), f"{where}.value.contacts is not a list")
+    messages = value.get("messages", [])
+    statuses = value.get("statuses", [])
+    _require(isinstance(messages, list), f"{where}.value.messages is not a list")
+    _require(isinstance(statuses, list), f"{where}.value.statuses is not a list")
+    meta, people = _compact(metadata), _compact(contacts)
+    if not messages and not statuses:
+        digest = hashlib.sha256(
+            json.dumps(change, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+        return [Event(digest, "other", field, meta, people, _compact(value))]
+    events = []
+    for m, message in enumerate(messages):
+        at = f"{where}.value.messages[{m}]"
+        _require(isinstance(message, dict), f"{at} is not an object")
+        _require(_nonempty_str(message.get("id")), f"{at} has no id")
+        events.append(Event(message["id"], "message", field, meta, people, _compact(message)))
+    for s, status in enumerate(statuses):
+        at = f"{where}.value.statuses[{s}]"
+        _require(isinstance(status, dict), f"{at} is not an object")
+        for key in ("id", "status", "timestamp"):
+            _require(
+                _nonempty_str(status.get(key)) or type(status.get(key)) is int,
+                f"{at} has no {key}",
+            )
+        event_id = f"{status['id']}:{status['status']}:{status['timestamp']}"
+        events.append(Event(event_id, "status", field, meta, people, _compact(status)))
+    return events
