@@ -1,8 +1,10 @@
-"""Mailchimp Marketing API v3 emulation: audiences the reverse-ETL sync writes into.
+"""Mailchimp Marketing API v3 emulation: the audience the sync writes, and what tap-mailchimp reads.
 
-Serves the list-member endpoints a sync uses, under ``/3.0``, with Mailchimp's shapes
-and rules, so the real sync code runs against it and tests can read back what the
-"audience" holds:
+Serves, under ``/3.0``, the endpoints the reverse-ETL sync writes through and the ones
+tap-mailchimp reads, with Mailchimp's shapes and rules. Two kinds of audience live in
+it: the sync audience (``omnicanal-demo``), which starts empty and keeps its members in
+a state file, and the retailer's own newsletter audiences, campaigns and reports from
+the world (:mod:`.world`), which are never written to the state file.
 
 - HTTP Basic auth with any user name and the API key as password (``Bearer`` is also
   accepted); errors are problem JSON (``type``, ``title``, ``status``, ``detail``,
@@ -13,17 +15,37 @@ and rules, so the real sync code runs against it and tests can read back what th
   ``POST .../actions/delete-permanent``; the hash is the MD5 of the lower-cased email
   (an email address is accepted in its place, as Mailchimp does) and must match the
   body's ``email_address``;
-- ``GET /lists/{id}/members`` with ``count`` (at most 1000), ``offset`` and ``status``;
+- ``GET /lists`` and ``GET /lists/{id}/members`` with ``count`` (default 10, at most
+  1000), ``offset`` and ``total_items``; members filter on ``status``,
+  ``since_last_changed`` / ``before_last_changed`` and ``since_timestamp_opt`` /
+  ``before_timestamp_opt`` (strictly after / before, ISO 8601) and sort on
+  ``sort_field`` (``timestamp_opt``, ``timestamp_signup``, ``last_changed``) and
+  ``sort_dir``;
+- ``GET /campaigns`` (``status``, ``type``, ``list_id``, ``since_send_time`` /
+  ``before_send_time``, ``since_create_time`` / ``before_create_time``, ``sort_field``
+  ``create_time`` or ``send_time``) and ``GET /campaigns/{id}``;
+- ``GET /reports/{campaign_id}/email-activity``: one entry per recipient with their
+  ``activity`` (``open``, ``click``, ``bounce``), ``since`` keeping the actions strictly
+  after it (and the recipients who have one); ``GET /reports/{campaign_id}/unsubscribed``;
+- every GET takes ``fields`` / ``exclude_fields`` (comma-separated dot paths, e.g.
+  ``members.email_address,total_items``);
+- Mailchimp's limit of 10 simultaneous connections per key: the 11th open request is
+  answered 429 with a problem body;
 - like Mailchimp, a permanently deleted address cannot be re-imported by the API, and
   an archived one comes back when it is added again.
 
 For tests: ``members(list_id)`` shows what the audience holds, and ``write_calls`` /
 ``members_written`` count what was sent, so a test can assert an unchanged second sync
-sent nothing. ``fail_next`` and ``set_rate_limit`` make it fail like the real service.
+sent nothing. ``fail_next`` (429, 5xx, 401 for a revoked key, optionally after hanging
+long enough for a client timeout), ``set_rate_limit`` (requests a second),
+``max_connections`` and ``response_delay`` make it fail like the real service, also over
+HTTP at ``POST /_sandbox/mailchimp/faults``; ``touch_member`` changes a member as an edit
+in Mailchimp would (``last_changed`` moves on).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import hashlib
@@ -33,17 +55,19 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import JSONResponse
 
 from omnicanal.channels.mailchimp import DEFAULT_LIST_ID, SANDBOX_API_KEY
-from omnicanal.sandbox.throttle import Clock, FaultInjector, RequestWindow
+from omnicanal.channels.mailchimp.world import MailchimpAccount, mailchimp_time, parse_time
+from omnicanal.sandbox.throttle import Clock, RequestWindow
 
 MAX_BATCH_MEMBERS = 500
 DEFAULT_COUNT = 10
@@ -52,6 +76,27 @@ MEMBER_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transact
 LISTABLE_STATUSES = (*MEMBER_STATUSES, "archived")
 ERRORS_DOC = "https://mailchimp.com/developer/marketing/docs/errors/"
 DEFAULT_MERGE_FIELDS = {"FNAME": "", "LNAME": "", "ADDRESS": "", "PHONE": "", "BIRTHDAY": ""}
+#: Mailchimp allows each API key 10 simultaneous connections; the next one gets a 429.
+MAX_CONNECTIONS = 10
+MEMBER_SORT_FIELDS = ("timestamp_opt", "timestamp_signup", "last_changed")
+CAMPAIGN_SORT_FIELDS = ("create_time", "send_time")
+CAMPAIGN_STATUSES = ("save", "paused", "schedule", "sending", "sent")
+CAMPAIGN_TYPES = ("regular", "plaintext", "absplit", "rss", "variate")
+FAULT_TITLES = {
+    401: (
+        "API Key Invalid",
+        "Your API key may be invalid, or you've attempted to access the wrong datacenter.",
+    ),
+    403: ("Forbidden", "You don't have permission to access this resource."),
+    429: ("Too Many Requests", "You have exceeded the limit of 10 simultaneous connections."),
+    500: (
+        "Internal Server Error",
+        "An unexpected internal error has occurred. Please contact Support for more information.",
+    ),
+    502: ("Bad Gateway", "The server received an invalid response. Please try again."),
+    503: ("Service Unavailable", "The service is temporarily unavailable. Please try again."),
+    504: ("Gateway Timeout", "The request timed out. Please try again."),
+}
 
 _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
@@ -120,11 +165,35 @@ class Audience:
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     forgotten: set[str] = field(default_factory=set)  # permanently deleted hashes
     web_ids: int = 0
+    #: False for the world's audiences: they are rebuilt from the world, not the state file.
+    persist: bool = True
+    #: The world's description of the audience (name, contact, defaults…), if it has one.
+    info: dict[str, Any] | None = None
+    campaign_count: int = 0
 
     def summary(self) -> dict[str, Any]:
         counts = {s: 0 for s in LISTABLE_STATUSES}
         for member in self.members.values():
             counts[member["status"]] += 1
+        stamps = {"subscribed": [], "unsubscribed": []}
+        for member in self.members.values():
+            if member["status"] in stamps and member["last_changed"]:
+                stamps[member["status"]].append(member["last_changed"])
+        stats = {
+            "member_count": counts["subscribed"],
+            "unsubscribe_count": counts["unsubscribed"],
+            "cleaned_count": counts["cleaned"],
+            "total_contacts": sum(counts.values()) - counts["archived"],
+            "member_count_since_send": counts["subscribed"],
+            "unsubscribe_count_since_send": counts["unsubscribed"],
+            "cleaned_count_since_send": counts["cleaned"],
+            "campaign_count": self.campaign_count,
+            "merge_field_count": len(DEFAULT_MERGE_FIELDS),
+            "last_sub_date": max(stamps["subscribed"], default=""),
+            "last_unsub_date": max(stamps["unsubscribed"], default=""),
+        }
+        if self.info is not None:
+            return {**self.info, "stats": stats}
         return {
             "id": self.id,
             "web_id": int(_md5(self.id)[:6], 16),
@@ -139,20 +208,107 @@ class Audience:
                 "subject": "",
                 "language": "pt",
             },
-            "stats": {
-                "member_count": counts["subscribed"],
-                "unsubscribe_count": counts["unsubscribed"],
-                "cleaned_count": counts["cleaned"],
-                "total_contacts": sum(counts.values()) - counts["archived"],
-                "member_count_since_send": counts["subscribed"],
-                "unsubscribe_count_since_send": counts["unsubscribed"],
-                "cleaned_count_since_send": counts["cleaned"],
-                "campaign_count": 0,
-                "merge_field_count": len(DEFAULT_MERGE_FIELDS),
-                "last_sub_date": "",
-                "last_unsub_date": "",
-            },
+            "stats": stats,
         }
+
+
+@dataclass(frozen=True)
+class _Fault:
+    status: int
+    hang_seconds: float = 0.0
+
+
+class Faults:
+    """Failures the next authenticated requests answer with (a status, after a hang)."""
+
+    def __init__(self) -> None:
+        self._queue: deque[_Fault] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, n: int, fault: _Fault) -> None:
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        with self._lock:
+            self._queue.extend([fault] * n)
+
+    def take(self) -> _Fault | None:
+        with self._lock:
+            return self._queue.popleft() if self._queue else None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+
+def _fault_problem(status: int) -> Problem:
+    title, detail = FAULT_TITLES.get(status, FAULT_TITLES[500])
+    return Problem(status, title, detail)
+
+
+def _select(value: Any, include: list[str] | None, exclude: list[str] | None) -> Any:
+    """Apply ``fields`` / ``exclude_fields`` (dot paths, lists traversed) to a response."""
+    if include:
+        value = _keep(value, [p.split(".") for p in include])
+    if exclude:
+        value = _drop(value, [p.split(".") for p in exclude])
+    return value
+
+
+def _keep(value: Any, paths: list[list[str]]) -> Any:
+    if isinstance(value, list):
+        return [_keep(item, paths) for item in value]
+    if not isinstance(value, dict):
+        return value
+    kept: dict[str, Any] = {}
+    for key in dict.fromkeys(p[0] for p in paths):
+        if key not in value:
+            continue
+        rest = [p[1:] for p in paths if p[0] == key]
+        kept[key] = value[key] if any(not r for r in rest) else _keep(value[key], rest)
+    return kept
+
+
+def _drop(value: Any, paths: list[list[str]]) -> Any:
+    if isinstance(value, list):
+        return [_drop(item, paths) for item in value]
+    if not isinstance(value, dict):
+        return value
+    whole = {p[0] for p in paths if len(p) == 1}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key in whole:
+            continue
+        rest = [p[1:] for p in paths if p[0] == key and len(p) > 1]
+        out[key] = _drop(item, rest) if rest else item
+    return out
+
+
+def _csv(raw: str | None) -> list[str] | None:
+    if raw is None:
+        return None
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _time_param(query: Any, name: str) -> datetime | None:
+    """An ISO 8601 query parameter (a ``+`` decoded as a space is read back as ``+``)."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse_time(raw.replace(" ", "+"))
+    except ValueError:
+        raise _invalid(
+            f"{name} must be an ISO 8601 date-time such as 2015-10-21T15:41:36+00:00.", name
+        ) from None
+
+
+def _stamp(value: str) -> datetime | None:
+    return parse_time(value) if value else None
 
 
 class MailchimpEmulator:
@@ -164,8 +320,10 @@ class MailchimpEmulator:
         api_key: str = SANDBOX_API_KEY,
         list_ids: tuple[str, ...] = (DEFAULT_LIST_ID,),
         max_requests_per_second: int | None = None,
+        max_connections: int = MAX_CONNECTIONS,
         clock: Clock = time.monotonic,
         state_path: str | Path | None = None,
+        account: MailchimpAccount | None = None,
     ) -> None:
         self.api_key = api_key
         self.audiences: dict[str, Audience] = {}
@@ -174,13 +332,40 @@ class MailchimpEmulator:
         self.state_path = Path(state_path) if state_path else None
         if self.state_path and self.state_path.exists():
             self._load_state()
+        # The retailer's own audiences, campaigns and reports come from the world.
+        self.account = account
+        self.campaigns: dict[str, dict[str, Any]] = {}
+        if account is not None:
+            for info in account.lists:
+                audience = Audience(
+                    id=info["id"],
+                    name=info["name"],
+                    date_created=info["date_created"],
+                    members={m["id"]: m for m in account.members.get(info["id"], [])},
+                    persist=False,
+                    info=info,
+                )
+                audience.web_ids = len(audience.members)
+                self.audiences[info["id"]] = audience
+            for campaign in account.campaigns:
+                self.campaigns[campaign["id"]] = campaign
+                audience = self.audiences.get(campaign["recipients"]["list_id"])
+                if audience is not None and campaign["status"] == "sent":
+                    audience.campaign_count += 1
         for list_id in list_ids:
             if list_id not in self.audiences:
                 self.add_list(list_id)
-        self.faults = FaultInjector()
+        self.faults = Faults()
         self._window = RequestWindow(max_requests_per_second, clock)
         self._clock = clock
         self._lock = threading.RLock()
+        self.max_connections = max_connections
+        #: Seconds each answer is held (while its connection counts as open), for tests
+        #: of the simultaneous-connections limit.
+        self.response_delay = 0.0
+        self._open = 0
+        self._open_lock = threading.Lock()
+        self.request_count = 0
         self.write_calls = 0
         self.members_written = 0
         self.write_log: list[tuple[str, str, int]] = []  # (method, path, members written)
@@ -215,9 +400,33 @@ class MailchimpEmulator:
             self.write_calls, self.members_written = 0, 0
             self.write_log.clear()
 
-    def fail_next(self, n: int = 1, status: int = 500) -> None:
-        """Answer the next ``n`` authenticated requests with ``status`` instead."""
-        self.faults.fail_next(n, status, retry_after="1" if status == 429 else None)
+    def fail_next(self, n: int = 1, status: int = 500, *, hang_seconds: float = 0.0) -> None:
+        """Answer the next ``n`` authenticated requests with ``status`` instead.
+
+        401 is a key revoked in the account (Mailchimp's "API Key Invalid"); 429 a rate
+        limit; 5xx an outage. ``hang_seconds`` first holds each answer that long, so a
+        client with a shorter timeout sees a timeout.
+        """
+        self.faults.add(n, _Fault(status, hang_seconds))
+
+    def touch_member(self, list_id: str, email: str, **fields: Any) -> dict[str, Any]:
+        """Change a member as an edit in Mailchimp would: ``status``, ``merge_fields`` or
+        other member fields; ``last_changed`` moves past every other member's. Returns a copy."""
+        with self._lock:
+            audience = self.audiences[list_id]
+            member = audience.members.get(subscriber_hash(email))
+            if member is None:
+                raise KeyError(email)
+            latest = max(
+                (parse_time(m["last_changed"]) for m in audience.members.values()),
+                default=datetime.now(UTC),
+            )
+            status = fields.pop("status", None)
+            self._update(member, fields, status=status)
+            moment = max(datetime.now(UTC), latest + timedelta(seconds=1))
+            member["last_changed"] = mailchimp_time(moment)
+            self._save_state()
+            return copy.deepcopy(member)
 
     def set_rate_limit(self, max_requests_per_second: int | None) -> None:
         """Answer 429 beyond this many requests in any second (None: unlimited)."""
@@ -245,7 +454,8 @@ class MailchimpEmulator:
                 "Your API key may be invalid, or you've attempted to access the wrong datacenter.",
             )
 
-    def _guard(self, request: Request) -> None:
+    async def _guard(self, request: Request) -> None:
+        self.request_count += 1
         self._authenticate(request)
         if not self._window.allow():
             raise Problem(
@@ -256,11 +466,9 @@ class MailchimpEmulator:
             )
         fault = self.faults.take()
         if fault is not None:
-            if fault.status == 429:
-                raise Problem(429, "Too Many Requests", "Injected rate limit (sandbox).")
-            raise Problem(
-                fault.status, "Internal Server Error", "An unexpected internal error occurred."
-            )
+            if fault.hang_seconds:
+                await asyncio.sleep(fault.hang_seconds)
+            raise _fault_problem(fault.status)
         if request.method in _WRITE_METHODS:
             with self._lock:
                 self.write_calls += 1
@@ -297,6 +505,7 @@ class MailchimpEmulator:
                     "web_ids": a.web_ids,
                 }
                 for a in self.audiences.values()
+                if a.persist
             ]
         }
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -514,13 +723,28 @@ class MailchimpEmulator:
             """Run the guard, hold the lock, turn Problems into problem-JSON responses."""
 
             async def wrapper(request: Request) -> Response:
+                with self._open_lock:
+                    self._open += 1
+                    too_many = self._open > self.max_connections
                 try:
-                    self._guard(request)
+                    if too_many:
+                        raise Problem(
+                            429,
+                            "Too Many Requests",
+                            f"You have exceeded the limit of {self.max_connections} "
+                            "simultaneous connections.",
+                        )
+                    await self._guard(request)
                     body = await self._json(request)
+                    if self.response_delay:
+                        await asyncio.sleep(self.response_delay)
                     with self._lock:
                         return func(request, body, **request.path_params)
                 except Problem as problem:
                     return problem.response()
+                finally:
+                    with self._open_lock:
+                        self._open -= 1
 
             return wrapper
 
@@ -528,11 +752,37 @@ class MailchimpEmulator:
             return JSONResponse({"health_status": "Everything's Chimpy!"})
 
         def get_lists(request: Request, body: dict) -> Response:
-            lists = [a.summary() for a in self.audiences.values()]
-            return JSONResponse({"lists": lists, "total_items": len(lists), "_links": []})
+            query = request.query_params
+            count, offset = _paging(query)
+            since = _time_param(query, "since_date_created")
+            before = _time_param(query, "before_date_created")
+            email = query.get("email")
+            rows = []
+            for audience in self.audiences.values():
+                created = _stamp(audience.date_created)
+                if since and created and created <= since:
+                    continue
+                if before and created and created >= before:
+                    continue
+                if email and subscriber_hash(email) not in audience.members:
+                    continue
+                rows.append(audience.summary())
+            return _answer(
+                query,
+                {
+                    "lists": rows[offset : offset + count],
+                    "total_items": len(rows),
+                    "constraints": {
+                        "may_create": True,
+                        "max_instances": 5,
+                        "current_total_instances": len(self.audiences),
+                    },
+                    "_links": [],
+                },
+            )
 
         def get_list(request: Request, body: dict, list_id: str) -> Response:
-            return JSONResponse(self._audience(list_id).summary())
+            return _answer(request.query_params, self._audience(list_id).summary())
 
         def batch(request: Request, body: dict, list_id: str) -> Response:
             return JSONResponse(self._batch(request, self._audience(list_id), body))
@@ -540,24 +790,152 @@ class MailchimpEmulator:
         def list_members(request: Request, body: dict, list_id: str) -> Response:
             audience = self._audience(list_id)
             query = request.query_params
-            try:
-                count = int(query.get("count", DEFAULT_COUNT))
-                offset = int(query.get("offset", 0))
-            except ValueError as exc:
-                raise _invalid("count and offset must be integers.") from exc
-            if not 1 <= count <= MAX_COUNT or offset < 0:
-                raise _invalid(f"count must be between 1 and {MAX_COUNT} and offset >= 0.", "count")
+            count, offset = _paging(query)
             status = query.get("status")
             if status is not None and status not in LISTABLE_STATUSES:
                 raise _invalid(f"status must be one of {', '.join(LISTABLE_STATUSES)}.", "status")
-            rows = [m for m in audience.members.values() if status is None or m["status"] == status]
-            return JSONResponse(
+            windows = [
+                (name, key, _time_param(query, f"{side}_{name}"), side)
+                for name, key in (
+                    ("last_changed", "last_changed"),
+                    ("timestamp_opt", "timestamp_opt"),
+                )
+                for side in ("since", "before")
+            ]
+            rows = []
+            for member in audience.members.values():
+                if status is not None and member["status"] != status:
+                    continue
+                if status is None and member["status"] == "archived":
+                    continue  # archived members are listed only when asked for
+                keep = True
+                for _name, key, bound, side in windows:
+                    if bound is None:
+                        continue
+                    value = _stamp(member.get(key) or "")
+                    if value is None or (value <= bound if side == "since" else value >= bound):
+                        keep = False
+                        break
+                if keep:
+                    rows.append(member)
+            sort_field = query.get("sort_field")
+            if sort_field is not None:
+                if sort_field not in MEMBER_SORT_FIELDS:
+                    raise _invalid(
+                        f"sort_field must be one of {', '.join(MEMBER_SORT_FIELDS)}.", "sort_field"
+                    )
+                rows.sort(
+                    key=lambda m: (m.get(sort_field) or "", m["web_id"]),
+                    reverse=_descending(query),
+                )
+            return _answer(
+                query,
                 {
                     "members": rows[offset : offset + count],
                     "list_id": list_id,
                     "total_items": len(rows),
                     "_links": [],
-                }
+                },
+            )
+
+        def list_campaigns(request: Request, body: dict) -> Response:
+            query = request.query_params
+            count, offset = _paging(query)
+            status, kind = query.get("status"), query.get("type")
+            if status is not None and status not in CAMPAIGN_STATUSES:
+                raise _invalid(f"status must be one of {', '.join(CAMPAIGN_STATUSES)}.", "status")
+            if kind is not None and kind not in CAMPAIGN_TYPES:
+                raise _invalid(f"type must be one of {', '.join(CAMPAIGN_TYPES)}.", "type")
+            bounds = [
+                (key, _time_param(query, f"{side}_{key}"), side)
+                for key in ("send_time", "create_time")
+                for side in ("since", "before")
+            ]
+            rows = []
+            for campaign in self.campaigns.values():
+                if status is not None and campaign["status"] != status:
+                    continue
+                if kind is not None and campaign["type"] != kind:
+                    continue
+                if query.get("list_id") and campaign["recipients"]["list_id"] != query["list_id"]:
+                    continue
+                keep = True
+                for key, bound, side in bounds:
+                    if bound is None:
+                        continue
+                    value = _stamp(campaign.get(key) or "")
+                    if value is None or (value <= bound if side == "since" else value >= bound):
+                        keep = False
+                        break
+                if keep:
+                    rows.append(campaign)
+            sort_field = query.get("sort_field")
+            if sort_field is not None:
+                if sort_field not in CAMPAIGN_SORT_FIELDS:
+                    raise _invalid(
+                        f"sort_field must be one of {', '.join(CAMPAIGN_SORT_FIELDS)}.",
+                        "sort_field",
+                    )
+                rows.sort(key=lambda c: c.get(sort_field) or "", reverse=_descending(query))
+            return _answer(
+                query,
+                {
+                    "campaigns": rows[offset : offset + count],
+                    "total_items": len(rows),
+                    "_links": [],
+                },
+            )
+
+        def get_campaign(request: Request, body: dict, campaign_id: str) -> Response:
+            campaign = self.campaigns.get(campaign_id)
+            if campaign is None:
+                raise _not_found()
+            return _answer(request.query_params, campaign)
+
+        def _sent_campaign(campaign_id: str) -> dict[str, Any]:
+            campaign = self.campaigns.get(campaign_id)
+            if campaign is None or campaign["status"] != "sent" or self.account is None:
+                raise _not_found()
+            return campaign
+
+        def email_activity(request: Request, body: dict, campaign_id: str) -> Response:
+            _sent_campaign(campaign_id)
+            query = request.query_params
+            count, offset = _paging(query)
+            since = _time_param(query, "since")
+            assert self.account is not None
+            rows = []
+            for recipient in self.account.email_activity.get(campaign_id, []):
+                if since is None:
+                    rows.append(recipient)
+                    continue
+                actions = [a for a in recipient["activity"] if parse_time(a["timestamp"]) > since]
+                if actions:
+                    rows.append({**recipient, "activity": actions})
+            return _answer(
+                query,
+                {
+                    "emails": rows[offset : offset + count],
+                    "campaign_id": campaign_id,
+                    "total_items": len(rows),
+                    "_links": [],
+                },
+            )
+
+        def unsubscribed(request: Request, body: dict, campaign_id: str) -> Response:
+            _sent_campaign(campaign_id)
+            query = request.query_params
+            count, offset = _paging(query)
+            assert self.account is not None
+            rows = self.account.unsubscribes.get(campaign_id, [])
+            return _answer(
+                query,
+                {
+                    "unsubscribes": rows[offset : offset + count],
+                    "campaign_id": campaign_id,
+                    "total_items": len(rows),
+                    "_links": [],
+                },
             )
 
         def add_member(request: Request, body: dict, list_id: str) -> Response:
@@ -634,6 +1012,10 @@ class MailchimpEmulator:
             ("/lists/{list_id}", batch, "POST"),
             ("/lists/{list_id}/members", list_members, "GET"),
             ("/lists/{list_id}/members", add_member, "POST"),
+            ("/campaigns", list_campaigns, "GET"),
+            ("/campaigns/{campaign_id}", get_campaign, "GET"),
+            ("/reports/{campaign_id}/email-activity", email_activity, "GET"),
+            ("/reports/{campaign_id}/unsubscribed", unsubscribed, "GET"),
             (member_path, get_member, "GET"),
             (member_path, put_member, "PUT"),
             (member_path, patch_member, "PATCH"),
@@ -642,4 +1024,49 @@ class MailchimpEmulator:
         ]
         for path, func, method in routes:
             router.add_api_route(path, endpoint(func), methods=[method], name=func.__name__)
+
+        async def faults(spec: Annotated[dict[str, Any], Body()]) -> JSONResponse:
+            """Sandbox knob: ``{"n", "status", "hang_seconds"}`` queues failures;
+            ``per_second``, ``max_connections`` and ``response_delay`` set the limits."""
+            if "status" in spec:
+                self.fail_next(
+                    int(spec.get("n", 1)),
+                    int(spec["status"]),
+                    hang_seconds=float(spec.get("hang_seconds", 0.0)),
+                )
+            if "per_second" in spec:
+                self.set_rate_limit(spec["per_second"])
+            if "max_connections" in spec:
+                self.max_connections = int(spec["max_connections"])
+            if "response_delay" in spec:
+                self.response_delay = float(spec["response_delay"])
+            return JSONResponse({"pending": self.faults.pending})
+
+        router.add_api_route(
+            "/_sandbox/mailchimp/faults", faults, methods=["POST"], include_in_schema=False
+        )
         return router
+
+
+def _paging(query: Any) -> tuple[int, int]:
+    """``count`` (default 10, 1 to 1000) and ``offset`` (from 0) of a collection."""
+    try:
+        count = int(query.get("count", DEFAULT_COUNT))
+        offset = int(query.get("offset", 0))
+    except ValueError as exc:
+        raise _invalid("count and offset must be integers.") from exc
+    if not 1 <= count <= MAX_COUNT or offset < 0:
+        raise _invalid(f"count must be between 1 and {MAX_COUNT} and offset >= 0.", "count")
+    return count, offset
+
+
+def _descending(query: Any) -> bool:
+    direction = query.get("sort_dir", "ASC")
+    if direction not in ("ASC", "DESC"):
+        raise _invalid("sort_dir must be ASC or DESC.", "sort_dir")
+    return direction == "DESC"
+
+
+def _answer(query: Any, body: dict[str, Any]) -> JSONResponse:
+    """The body with ``fields`` / ``exclude_fields`` applied."""
+    return JSONResponse(_select(body, _csv(query.get("fields")), _csv(query.get("exclude_fields"))))
