@@ -1,0 +1,622 @@
+"""WhatsApp Business Cloud API emulation, and Meta's webhook deliveries, over the world's chats.
+
+The Cloud API side (Graph API, ``/{version}/...``), as Meta serves it:
+
+- auth: ``Authorization: Bearer <token>`` (or ``?access_token=``). No token: 400/401
+  ``OAuthException`` code 104 ("An access token is required…"); an unknown one: 401 code
+  190 ("Invalid OAuth access token - Cannot parse access token"); after
+  :meth:`WhatsAppEmulator.expire_token`, 401 code 190 subcode 463 ("Session has
+  expired");
+- versions ``v21.0`` … :data:`API_VERSION` are served (an expired version is served as
+  the oldest available, as Graph does); a malformed or future one is 400 code 2500
+  "Unknown path components";
+- ``GET /{version}/{phone-number-id}`` (``fields`` selects), ``GET /{version}/{waba-id}``
+  and ``GET /{version}/{waba-id}/phone_numbers``; posting messages to the account
+  instead of its number is 400 ``GraphMethodException`` code 100 subcode 33
+  ("Unsupported post request…"). Routes name the sandbox's ids literally: the Graph API
+  shares its host with the other Meta channels;
+- ``POST /{version}/{phone-number-id}/messages``: ``messaging_product`` must be
+  ``whatsapp``, ``to`` is required, ``type`` one of Meta's (default ``text``) with its
+  object (``text.body`` 1-4096 characters …); errors are code 100 "Invalid parameter"
+  and 131008 "Required parameter is missing" / 131009 "Parameter value is not valid",
+  with ``error_data.details``. A valid message answers ``{"messaging_product",
+  "contacts": [{"input", "wa_id"}], "messages": [{"id": "wamid…"}]}``, the ``wa_id`` as
+  WhatsApp knows the account (a Brazilian number sent with the ninth digit comes back
+  without it when the account is older), and its statuses are queued for the webhook: sent,
+  delivered and read; or ``failed`` 131047 (re-engagement) outside the 24-hour window
+  after the user's last message, or 131026 (undeliverable) to a number not on WhatsApp;
+- every error body is ``{"error": {"message", "type", "code", ["error_subcode"],
+  ["error_data"], "fbtrace_id"}}``; unknown paths answer Graph's body, not FastAPI's;
+- ``fail_next`` injects 429 (code 130429 "Rate limit hit"), 5xx (code 1/2,
+  ``is_transient``) or hanging requests (timeouts).
+
+The webhook side (:mod:`.delivery`): :meth:`WhatsAppEmulator.deliver` posts the world's
+events not yet delivered (and the statuses of messages sent through the API) to the
+callback URL, signed, with Meta's retries and duplicates, after the ``hub.challenge``
+handshake the first time a URL is used. Also over HTTP, for the demo and tests:
+``POST /_sandbox/whatsapp/deliver {"url"?, "limit"?, "duplicate_share"?,
+"max_attempts"?}``, ``POST /_sandbox/whatsapp/fail_next``,
+``POST /_sandbox/whatsapp/expire_token``, ``GET /_sandbox/whatsapp/pending``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from omnicanal.channels.whatsapp import (
+    API_VERSION,
+    SANDBOX_ACCESS_TOKEN,
+    SANDBOX_APP_SECRET,
+    SANDBOX_VERIFY_TOKEN,
+)
+from omnicanal.channels.whatsapp.delivery import (
+    DeliveryReport,
+    Notification,
+    WebhookDeliverer,
+    encode,
+    group_events,
+    webhook_body,
+)
+from omnicanal.channels.whatsapp.world import WhatsAppInbox, epoch, wamid
+from omnicanal.sandbox.throttle import FaultInjector
+from omnicanal.sandbox.world import World
+
+#: The oldest Graph API version still available (v20.0 expired on 2026-09-24).
+OLDEST_VERSION = "v21.0"
+MAX_TEXT_LENGTH = 4096
+#: The customer service window: free-form messages only within 24 h of the user's last.
+SERVICE_WINDOW = timedelta(hours=24)
+MESSAGE_TYPES = (
+    "text",
+    "image",
+    "audio",
+    "document",
+    "video",
+    "sticker",
+    "location",
+    "contacts",
+    "interactive",
+    "template",
+    "reaction",
+)
+_MEDIA_TYPES = ("image", "audio", "document", "video", "sticker")
+_VERSION = re.compile(r"v(\d{1,2})\.(\d)")
+
+
+def _version_tuple(version: str) -> tuple[int, int]:
+    match = _VERSION.fullmatch(version)
+    return (int(match[1]), int(match[2])) if match else (0, 0)
+
+
+class GraphError(Exception):
+    """An error the Graph API would answer; rendered as its ``{"error": {...}}`` body."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: int,
+        *,
+        type_: str = "OAuthException",
+        subcode: int | None = None,
+        details: str | None = None,
+        transient: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.type = status, message, code, type_
+        self.subcode, self.details, self.transient = subcode, details, transient
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"message": self.message, "type": self.type, "code": self.code}
+        if self.subcode is not None:
+            error["error_subcode"] = self.subcode
+        if self.transient is not None:
+            error["is_transient"] = self.transient
+        if self.details is not None:
+            error["error_data"] = {"messaging_product": "whatsapp", "details": self.details}
+        error["fbtrace_id"] = "A" + secrets.token_urlsafe(16)[:22]
+        return {"error": error}
+
+    def response(self) -> JSONResponse:
+        headers = {"WWW-Authenticate": 'OAuth "Facebook Platform" "invalid_token"'}
+        return JSONResponse(
+            self.body(), status_code=self.status, headers=headers if self.status == 401 else None
+        )
+
+
+def _missing(field: str) -> GraphError:
+    return GraphError(
+        400,
+        "(#131008) Required parameter is missing",
+        131008,
+        details=f"The parameter {field} is required.",
+    )
+
+
+def _invalid(details: str) -> GraphError:
+    return GraphError(400, "(#100) Invalid parameter", 100, details=details)
+
+
+def _not_valid(details: str) -> GraphError:
+    return GraphError(400, "(#131009) Parameter value is not valid", 131009, details=details)
+
+
+def _unsupported(object_id: str, method: str = "get") -> GraphError:
+    return GraphError(
+        400,
+        f"Unsupported {method} request. Object with ID '{object_id}' does not exist, cannot "
+        "be loaded due to missing permissions, or does not support this operation. Please "
+        "read the Graph API documentation at https://developers.facebook.com/docs/graph-api",
+        100,
+        type_="GraphMethodException",
+        subcode=33,
+    )
+
+
+_FAULTS = {
+    429: ("(#130429) Rate limit hit", 130429, "Cloud API message throughput has been reached."),
+    500: ("An unknown error occurred", 1, None),
+    502: ("An unexpected error has occurred. Please retry your request later.", 2, None),
+    503: ("Service temporarily unavailable", 2, None),
+}
+
+
+def _fault(status: int) -> GraphError:
+    message, code, details = _FAULTS.get(status, _FAULTS[500])
+    return GraphError(status, message, code, details=details, transient=status >= 500 or None)
+
+
+def _digits(value: str) -> str:
+    return re.sub(r"\D", "", value)
+
+
+class WhatsAppEmulator:
+    """The Cloud API over ``world.slices["whatsapp"]``, and Meta's webhook deliverer.
+
+    ``deliverer_options`` tune :class:`~.delivery.WebhookDeliverer` (``retry_base``,
+    ``max_attempts``, ``duplicate_share``, ``concurrency`` …).
+    """
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        access_token: str = SANDBOX_ACCESS_TOKEN,
+        app_secret: str = SANDBOX_APP_SECRET,
+        verify_token: str = SANDBOX_VERIFY_TOKEN,
+        callback_url: str | None = None,
+        **deliverer_options: Any,
+    ) -> None:
+        self.world = world
+        self.inbox: WhatsAppInbox = world.slices["whatsapp"]
+        self.access_token = access_token
+        self.verify_token = verify_token
+        self.callback_url = callback_url
+        self.deliverer = WebhookDeliverer(app_secret, seed=world.seed, **deliverer_options)
+        self.faults = FaultInjector()
+        self._hangs: deque[float] = deque()
+        self.token_expired = False
+        self.request_count = 0
+        self.sent: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._ids = random.Random(f"{world.seed}:whatsapp-sent")
+        self._verified: set[str] = set()
+        #: Notifications not yet answered 200, oldest first.
+        self._pending: deque[Notification] = deque(
+            Notification(encode(self._body(group)), len(group))
+            for group in group_events(
+                random.Random(f"{world.seed}:whatsapp-batches"), self.inbox.events
+            )
+        )
+        self._last_inbound: dict[str, int] = {}
+        for message in self.inbox.messages:
+            ts, sender = int(message["timestamp"]), message["from"]
+            self._last_inbound[sender] = max(self._last_inbound.get(sender, 0), ts)
+        self.router = self._build_router()
+
+    # --- knobs -----------------------------------------------------------------------
+
+    def fail_next(self, n: int = 1, status: int = 500, *, hang_seconds: float = 0.0) -> None:
+        """The next ``n`` authenticated Cloud API requests answer ``status`` (or hang)."""
+        if hang_seconds:
+            self._hangs.extend([hang_seconds] * n)
+        else:
+            self.faults.fail_next(n, status)
+
+    def expire_token(self, expired: bool = True) -> None:
+        """The access token's session expires: every call answers 190/463 until renewed."""
+        self.token_expired = expired
+
+    @property
+    def pending(self) -> int:
+        """Notifications not yet delivered."""
+        with self._lock:
+            return len(self._pending)
+
+    # --- webhooks --------------------------------------------------------------------
+
+    def _body(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        metadata = {
+            "display_phone_number": self.inbox.display_phone_number,
+            "phone_number_id": self.inbox.phone_number_id,
+        }
+        return webhook_body(self.inbox.waba_id, metadata, events)
+
+    def deliver(
+        self,
+        url: str | None = None,
+        *,
+        limit: int | None = None,
+        duplicate_share: float | None = None,
+        max_attempts: int | None = None,
+    ) -> DeliveryReport:
+        """Post pending notifications (at most ``limit``) to ``url`` (default: the
+        configured callback URL), Meta's way; what still fails stays pending."""
+        target = url or self.callback_url
+        if not target:
+            raise ValueError("no callback URL: pass url or configure callback_url")
+        if target not in self._verified:
+            self.deliverer.verify(target, self.verify_token)
+            self._verified.add(target)
+        with self._lock:
+            count = len(self._pending) if limit is None else min(limit, len(self._pending))
+            batch = [self._pending.popleft() for _ in range(count)]
+        saved = self.deliverer.duplicate_share, self.deliverer.max_attempts
+        if duplicate_share is not None:
+            self.deliverer.duplicate_share = duplicate_share
+        if max_attempts is not None:
+            self.deliverer.max_attempts = max_attempts
+        try:
+            report, failed = self.deliverer.deliver(target, batch)
+        finally:
+            self.deliverer.duplicate_share, self.deliverer.max_attempts = saved
+        with self._lock:
+            self._pending.extendleft(batch[i] for i in reversed(failed))
+        return report
+
+    def _queue_statuses(self, message_id: str, wa_id: str | None, to: str, error: dict | None):
+        now = datetime.now(UTC).replace(microsecond=0)
+        recipient = wa_id or to
+        if error is not None:
+            statuses = [("failed", now, {"errors": [error]})]
+        else:
+            conversation = {
+                "id": secrets.token_hex(16),
+                "origin": {"type": "service"},
+            }
+            pricing = {
+                "billable": False,
+                "pricing_model": "PMP",
+                "category": "service",
+                "type": "free_customer_service",
+            }
+            expiring = {**conversation, "expiration_timestamp": epoch(now + SERVICE_WINDOW)}
+            statuses = [
+                ("sent", now, {"conversation": expiring, "pricing": pricing}),
+                ("delivered", now, {"conversation": conversation, "pricing": pricing}),
+                ("read", now + timedelta(seconds=1), {}),
+            ]
+        with self._lock:
+            for status, moment, extra in statuses:
+                event = {
+                    "kind": "status",
+                    "status": {
+                        "id": message_id,
+                        "status": status,
+                        "timestamp": epoch(moment),
+                        "recipient_id": recipient,
+                        **extra,
+                    },
+                }
+                self._pending.append(Notification(encode(self._body([event])), 1))
+
+    # --- Cloud API -------------------------------------------------------------------
+
+    def _token(self, request: Request) -> str | None:
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            return header[7:].strip()
+        if header.lower().startswith("oauth "):
+            return header[6:].strip()
+        return request.query_params.get("access_token")
+
+    async def _guard(self, request: Request, version: str) -> None:
+        """Version, then token, then injected faults, as the Graph front end orders them."""
+        self.request_count += 1
+        if not _VERSION.fullmatch(version) or _version_tuple(version) > _version_tuple(API_VERSION):
+            raise GraphError(400, f"Unknown path components: /{version}", 2500)
+        token = self._token(request)
+        if not token:
+            raise GraphError(401, "An access token is required to request this resource.", 104)
+        if token != self.access_token:
+            raise GraphError(401, "Invalid OAuth access token - Cannot parse access token", 190)
+        if self.token_expired:
+            now = datetime.now(UTC)
+            raise GraphError(
+                401,
+                "Error validating access token: Session has expired on "
+                f"{(now - timedelta(hours=1)):%A, %d-%b-%y %H:%M:%S} PST. The current time is "
+                f"{now:%A, %d-%b-%y %H:%M:%S} PST.",
+                190,
+                subcode=463,
+            )
+        if self._hangs:
+            await asyncio.sleep(self._hangs.popleft())
+        fault = self.faults.take()
+        if fault is not None:
+            raise _fault(fault.status)
+
+    def phone_number(self, fields: str | None = None) -> dict[str, Any]:
+        inbox = self.inbox
+        display = inbox.display_phone_number
+        record = {
+            "verified_name": inbox.verified_name,
+            "code_verification_status": "VERIFIED",
+            "display_phone_number": f"+{display[:2]} {display[2:4]} {display[4:8]}-{display[8:]}",
+            "quality_rating": "GREEN",
+            "platform_type": "CLOUD_API",
+            "throughput": {"level": "STANDARD"},
+            "messaging_limit_tier": "TIER_10K",
+            "name_status": "APPROVED",
+            "id": inbox.phone_number_id,
+        }
+        if not fields:
+            keys = (
+                "verified_name",
+                "code_verification_status",
+                "display_phone_number",
+                "quality_rating",
+                "platform_type",
+                "throughput",
+                "id",
+            )
+            return {k: record[k] for k in keys}
+        wanted = [f.strip() for f in fields.split(",") if f.strip()]
+        unknown = [f for f in wanted if f not in record]
+        if unknown:
+            raise GraphError(
+                400,
+                f"(#100) Tried accessing nonexisting field ({unknown[0]}) on node type "
+                "(WhatsAppBusinessPhoneNumber)",
+                100,
+            )
+        return {**{k: record[k] for k in wanted}, "id": record["id"]}
+
+    def _resolve(self, to: str) -> str | None:
+        """The wa_id WhatsApp knows for a number, if any (with or without the ninth digit)."""
+        digits = _digits(to)
+        candidates = {digits}
+        if digits.startswith("55") and len(digits) == 13 and digits[4] == "9":
+            candidates.add(digits[:4] + digits[5:])
+        if digits.startswith("55") and len(digits) == 12:
+            candidates.add(digits[:4] + "9" + digits[4:])
+        for candidate in candidates:
+            if candidate in self.inbox.wa_person:
+                return candidate
+        return None
+
+    def send_message(self, body: Any) -> dict[str, Any]:
+        """Validate a ``/messages`` body as the Cloud API does; queue its statuses."""
+        if not isinstance(body, dict):
+            raise _invalid("The request body must be a JSON object.")
+        product = body.get("messaging_product")
+        if product is None:
+            raise _missing("messaging_product")
+        if product != "whatsapp":
+            raise _invalid(
+                f'Param messaging_product must be one of {{WHATSAPP}} - got "{product}".'
+            )
+        recipient_type = body.get("recipient_type", "individual")
+        if recipient_type not in ("individual", "group"):
+            raise _invalid(
+                "Param recipient_type must be one of {INDIVIDUAL, GROUP} - got "
+                f'"{recipient_type}".'
+            )
+        to = body.get("to")
+        if to is None or to == "":
+            raise _missing("to")
+        if not isinstance(to, str) or not _digits(to):
+            raise _invalid("Param to must be a phone number or a WhatsApp ID.")
+        kind = body.get("type", "text")
+        if kind not in MESSAGE_TYPES:
+            raise _invalid(
+                f"Param type must be one of {{{', '.join(t.upper() for t in MESSAGE_TYPES)}}} "
+                f'- got "{kind}".'
+            )
+        content = body.get(kind)
+        if content is None:
+            raise _missing(kind)
+        if not isinstance(content, dict):
+            raise _invalid(f"Param {kind} must be a JSON object.")
+        if kind == "text":
+            text = content.get("body")
+            if text is None:
+                raise _missing("text['body']")
+            if not isinstance(text, str) or not text.strip():
+                raise _not_valid("Param text['body'] must be a non-empty string.")
+            if len(text) > MAX_TEXT_LENGTH:
+                raise _not_valid(
+                    f"Param text['body'] must be at most {MAX_TEXT_LENGTH} characters long."
+                )
+        elif kind in _MEDIA_TYPES and not (content.get("id") or content.get("link")):
+            raise _missing(f"{kind}['id'] or {kind}['link']")
+        elif kind == "template" and not content.get("name"):
+            raise _missing("template['name']")
+        elif kind == "interactive" and not content.get("type"):
+            raise _missing("interactive['type']")
+        elif kind == "reaction" and not content.get("message_id"):
+            raise _missing("reaction['message_id']")
+        elif kind == "location" and ("latitude" not in content or "longitude" not in content):
+            raise _missing("location['latitude'] and location['longitude']")
+
+        wa_id = self._resolve(to)
+        message_id = wamid(self._ids, wa_id or _digits(to), outbound=True)
+        error = None
+        if wa_id is None:
+            error = {
+                "code": 131026,
+                "title": "Message undeliverable",
+                "message": "Message undeliverable",
+                "error_data": {"details": "Message could not be delivered to the recipient."},
+            }
+        elif (
+            kind != "template"
+            and time.time() - self._last_inbound.get(wa_id, 0) > SERVICE_WINDOW.total_seconds()
+        ):
+            error = {
+                "code": 131047,
+                "title": "Re-engagement message",
+                "message": "Re-engagement message",
+                "error_data": {
+                    "details": "Message failed to send because more than 24 hours have "
+                    "passed since the customer last replied to this number."
+                },
+            }
+        self.sent.append({"id": message_id, "to": to, "wa_id": wa_id, "body": body})
+        self._queue_statuses(message_id, wa_id, _digits(to), error)
+        answer: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": wa_id or _digits(to)}],
+            "messages": [{"id": message_id}],
+        }
+        if kind == "template":
+            answer["messages"][0]["message_status"] = "accepted"
+        return answer
+
+    def receive(self, wa_id: str, text: str, name: str | None = None) -> dict[str, Any]:
+        """A user writes now (opens the service window); queued for the webhook."""
+        now = datetime.now(UTC)
+        message = {
+            "from": wa_id,
+            "id": wamid(self._ids, wa_id, outbound=False),
+            "timestamp": epoch(now),
+            "type": "text",
+            "text": {"body": text},
+        }
+        names = self.inbox.profile_names.get(wa_id) or [name or wa_id]
+        event = {
+            "kind": "message",
+            "contact": {"profile": {"name": name or names[-1]}, "wa_id": wa_id},
+            "message": message,
+        }
+        with self._lock:
+            self._last_inbound[wa_id] = int(now.timestamp())
+            self._pending.append(Notification(encode(self._body([event])), 1))
+        return message
+
+    # --- routes ----------------------------------------------------------------------
+
+    def _build_router(self) -> APIRouter:
+        router = APIRouter()
+        inbox = self.inbox
+
+        async def node(version: str, request: Request) -> JSONResponse:
+            object_id = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+            try:
+                await self._guard(request, version)
+                if object_id == inbox.phone_number_id:
+                    return JSONResponse(self.phone_number(request.query_params.get("fields")))
+                if object_id == inbox.waba_id:
+                    return JSONResponse(
+                        {
+                            "id": inbox.waba_id,
+                            "name": inbox.verified_name,
+                            "timezone_id": "25",
+                            "message_template_namespace": "a1b2c3d4_e5f6_7890_abcd_ef1234567890",
+                            "currency": "BRL",
+                        }
+                    )
+                raise _unsupported(object_id)
+            except GraphError as exc:
+                return exc.response()
+
+        async def edge(version: str, request: Request) -> JSONResponse:
+            object_id, edge_name = request.url.path.rstrip("/").rsplit("/", 2)[-2:]
+            try:
+                await self._guard(request, version)
+                if object_id == inbox.waba_id and edge_name == "phone_numbers":
+                    number = self.phone_number()
+                    cursor = "QVFIU" + secrets.token_urlsafe(12)
+                    paging = {"cursors": {"before": cursor, "after": cursor}}
+                    return JSONResponse({"data": [number], "paging": paging})
+                raise _unsupported(object_id)
+            except GraphError as exc:
+                return exc.response()
+
+        async def messages(version: str, request: Request) -> JSONResponse:
+            object_id = request.url.path.rstrip("/").rsplit("/", 2)[-2]
+            try:
+                await self._guard(request, version)
+                if object_id != inbox.phone_number_id:
+                    raise _unsupported(object_id, "post")
+                try:
+                    body = await request.json()
+                except ValueError:
+                    raise _invalid("The request body is not valid JSON.") from None
+                return JSONResponse(self.send_message(body))
+            except GraphError as exc:
+                return exc.response()
+
+        # Literal ids: the Graph API shares its host with other Meta channels, whose
+        # objects must reach their own routes.
+        phone, waba = inbox.phone_number_id, inbox.waba_id
+        router.add_api_route(f"/{{version}}/{phone}", node, methods=["GET"], tags=["whatsapp"])
+        router.add_api_route(f"/{{version}}/{waba}", node, methods=["GET"], tags=["whatsapp"])
+        router.add_api_route(
+            f"/{{version}}/{phone}/messages", messages, methods=["POST"], tags=["whatsapp"]
+        )
+        router.add_api_route(
+            f"/{{version}}/{waba}/messages", messages, methods=["POST"], tags=["whatsapp"]
+        )
+        router.add_api_route(
+            f"/{{version}}/{waba}/phone_numbers", edge, methods=["GET"], tags=["whatsapp"]
+        )
+
+        hidden = {"include_in_schema": False}
+
+        def deliver(spec: dict[str, Any] | None = None) -> JSONResponse:
+            spec = spec or {}
+            try:
+                report = self.deliver(
+                    spec.get("url"),
+                    limit=spec.get("limit"),
+                    duplicate_share=spec.get("duplicate_share"),
+                    max_attempts=spec.get("max_attempts"),
+                )
+            except Exception as exc:  # noqa: BLE001 - said to the caller, who asked for it
+                return JSONResponse({"error": str(exc)}, status_code=502)
+            return JSONResponse({**report.as_dict(), "pending": self.pending})
+
+        def fail_next(spec: dict[str, Any]) -> dict[str, Any]:
+            self.fail_next(
+                int(spec.get("n", 1)),
+                int(spec.get("status", 500)),
+                hang_seconds=float(spec.get("hang_seconds", 0)),
+            )
+            return {"pending_faults": self.faults.pending + len(self._hangs)}
+
+        def expire_token(spec: dict[str, Any] | None = None) -> dict[str, Any]:
+            self.expire_token(bool((spec or {}).get("expired", True)))
+            return {"token_expired": self.token_expired}
+
+        def pending() -> dict[str, Any]:
+            return {"pending": self.pending, "callback_url": self.callback_url}
+
+        router.add_api_route("/_sandbox/whatsapp/deliver", deliver, methods=["POST"], **hidden)
+        router.add_api_route("/_sandbox/whatsapp/fail_next", fail_next, methods=["POST"], **hidden)
+        router.add_api_route(
+            "/_sandbox/whatsapp/expire_token", expire_token, methods=["POST"], **hidden
+        )
+        router.add_api_route("/_sandbox/whatsapp/pending", pending, methods=["GET"], **hidden)
+        return router
