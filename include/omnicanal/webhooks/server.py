@@ -95,7 +95,8 @@ class WebhooksProcess:
     """The receiver in a child process (own process group), as a context manager.
 
     ``port=0`` picks a free port. ``channels`` defaults to the registry's webhook
-    channels read from ``env`` (the process environment by default)::
+    channels read from ``env`` (the process environment by default); ``log_path``
+    collects the child's output (default: this process's)::
 
         with WebhooksProcess(tmp / "store", {"whatsapp": WebhookSecrets("s", "v")}) as rx:
             httpx.post(f"{rx.url}/webhooks/whatsapp", ...)
@@ -112,6 +113,7 @@ class WebhooksProcess:
         host: str = "127.0.0.1",
         port: int = 0,
         env: Mapping[str, str] | None = None,
+        log_path: str | Path | None = None,
         startup_timeout: float = 20.0,
     ) -> None:
         self.store_dir = Path(store_dir)
@@ -121,6 +123,7 @@ class WebhooksProcess:
         self._requested_port = port
         self._env = dict(os.environ if env is None else env)
         self._startup_timeout = startup_timeout
+        self.log_path = Path(log_path) if log_path else None
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen | None = None
         self._config: Path | None = None
@@ -189,9 +192,19 @@ class WebhooksProcess:
             "--config-file",
             str(self._config),
         ]
-        self._proc = subprocess.Popen(
-            cmd, pass_fds=(self._sock.fileno(),), start_new_session=True, env=self._env
-        )
+        log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(
+                cmd,
+                pass_fds=(self._sock.fileno(),),
+                start_new_session=True,
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT if log else None,
+            )
+        finally:
+            if log:
+                log.close()
         self._wait_until_healthy()
         return self
 
