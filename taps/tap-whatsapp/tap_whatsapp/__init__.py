@@ -1,0 +1,1 @@
+"""tap-whatsapp: WhatsApp Business Cloud API webhook events, as a Singer tap."""
