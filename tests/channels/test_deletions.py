@@ -258,3 +258,114 @@ def test_vtex_master_data_forgets_a_deleted_profile(small) -> None:
     assert searched.status_code == 200 and searched.json() == []
     # the orders still point at the profile's userId
     assert any(o["clientProfileData"]["userProfileId"] == victim["userId"] for o in store.orders)
+
+
+# --- a full sync killed before its ACTIVATE_VERSION, and full syncs on a schedule -------
+
+
+def _tap_lines(tap: str, config: Path, state: dict | None, tmp: Path) -> list[str]:
+    cmd = [str(Path(sys.executable).with_name(tap)), "--config", str(config)]
+    if state is not None:
+        (tmp / "state.json").write_text(json.dumps(state))
+        cmd += ["--state", str(tmp / "state.json")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.splitlines()
+
+
+def _load(lines: list[str], loader_config: Path) -> None:
+    target = str(Path(sys.executable).with_name("target-warehouse"))
+    done = subprocess.run(
+        [target, "--config", str(loader_config)],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _activations(lines: list[str], stream: str) -> list[int]:
+    messages = [json.loads(line) for line in lines]
+    return [
+        m["version"]
+        for m in messages
+        if m.get("type") == "ACTIVATE_VERSION" and m.get("stream") == stream
+    ]
+
+
+def test_a_full_sync_killed_before_activating_is_redone_and_full_syncs_recur(
+    warehouse_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The SDK commits a full sync's last bookmark before the tap can send
+    ACTIVATE_VERSION: a run killed right there must not leave the next runs incremental
+    for ever (deletions never retired). And a stream with a bookmark still syncs in full
+    once ``full_sync_every_days`` have passed, so deletions are noticed unasked."""
+    from omnicanal.extract import _loader_config, read_state
+
+    world = generate_world(80, 11, as_of=AS_OF)
+    with SandboxServer(world) as server:
+        monkeypatch.setenv("OMNICANAL_SQUARE_API_URL", server.url)
+        settings = get_settings()
+        channel = CHANNELS["square"]
+        config = tmp_path / "tap.json"
+        config.write_text(json.dumps(channel.source.tap_config(settings)))
+        loader = tmp_path / "loader.json"
+        loader.write_text(json.dumps(_loader_config(settings, channel)))
+
+        # run 1: a full sync, killed after its last STATE, before ACTIVATE_VERSION
+        lines = _tap_lines("tap-square", config, None, tmp_path)
+        (first,) = _activations(lines, "customers")
+        cut = next(
+            i for i, line in enumerate(lines) if json.loads(line).get("type") == "ACTIVATE_VERSION"
+        )
+        _load(lines[:cut], loader)
+        state = read_state(settings, "square")
+        customers_state = state["bookmarks"]["customers"]
+        assert customers_state["replication_key_value"]  # the bookmark is saved ...
+        assert customers_state["full_sync_pending"] == first  # ... but not activated
+
+        victim = world.slices["square"].customers[0]
+        gone = httpx.post(f"{server.url}/_sandbox/square/customers/{victim['id']}/delete")
+        assert gone.status_code == 200, gone.text
+
+        # run 2: the cut full sync is redone from the start, then activated, even where
+        # full syncs are otherwise only run on a full refresh
+        never = tmp_path / "tap-no-schedule.json"
+        never.write_text(
+            json.dumps(channel.source.tap_config(settings) | {"full_sync_every_days": 0})
+        )
+        lines = _tap_lines("tap-square", never, state, tmp_path)
+        (second,) = _activations(lines, "customers")
+        assert second > first
+        _load(lines, loader)
+        retired = rows(
+            warehouse_env, "select id from raw_square.customers where _sdc_deleted_at is not null"
+        )
+        assert retired == [(victim["id"],)]
+        state = read_state(settings, "square")
+        customers_state = state["bookmarks"]["customers"]
+        assert "full_sync_pending" not in customers_state
+        assert customers_state["last_full_sync"] == second
+
+        # run 3: incremental (no full sync is due): nothing activated, nothing retired
+        lines = _tap_lines("tap-square", config, state, tmp_path)
+        assert _activations(lines, "customers") == []
+        _load(lines, loader)
+        assert (
+            len(rows(warehouse_env, "select 1 from raw_square.customers"))
+            == len(world.slices["square"].customers) + 1
+        )
+
+        # run 4: eight days after the last full sync, the weekly one is due again
+        state = read_state(settings, "square")
+        state["bookmarks"]["customers"]["last_full_sync"] = second - 8 * 86_400_000
+        lines = _tap_lines("tap-square", config, state, tmp_path)
+        assert len(_activations(lines, "customers")) == 1
+        # ... unless the setting says full syncs only happen on a full refresh
+        assert _activations(_tap_lines("tap-square", never, state, tmp_path), "customers") == []
+        # a bookmark saved before full syncs were recorded: one full sync, to start with
+        del state["bookmarks"]["customers"]["last_full_sync"]
+        lines = _tap_lines("tap-square", config, state, tmp_path)
+        assert len(_activations(lines, "customers")) == 1

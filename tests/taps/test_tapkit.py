@@ -447,4 +447,32 @@ def test_the_sdk_internals_full_sync_relies_on_are_still_there():
     assert "self._stream_version" in inspect.getsource(Stream.__init__)
     assert "version=self._stream_version" in inspect.getsource(Stream._generate_record_messages)
     assert "initialized_at" in dir(Tap)
+    # the STATE written once ACTIVATE_VERSION is out (it drops the pending mark)
+    assert callable(Stream._write_state_message)
+    assert "state_manager.is_flushed" in inspect.getsource(Stream._write_state_message)
     assert RetiresMissingOnFullSync.sync.__qualname__ == "RetiresMissingOnFullSync.sync"
+
+
+NOW = 1_750_000_000_000  # epoch milliseconds, as table versions are
+DAY_MS = 86_400_000
+
+
+@pytest.mark.parametrize(
+    ("state", "days", "due"),
+    [
+        ({}, 7, True),  # no bookmark: the first sync, or a full refresh
+        ({"replication_key_value": "2025-01-01"}, 7, True),  # bookmark from before: once
+        ({"replication_key_value": "x", "last_full_sync": NOW - DAY_MS}, 7, False),
+        ({"replication_key_value": "x", "last_full_sync": NOW - 7 * DAY_MS}, 7, True),
+        ({"replication_key_value": "x", "last_full_sync": NOW - 3 * DAY_MS}, 2.5, True),
+        ({"replication_key_value": "x", "last_full_sync": NOW - 9 * DAY_MS}, 0, False),
+        ({"replication_key_value": "x", "last_full_sync": NOW - 9 * DAY_MS}, None, True),
+        # a full sync cut before its ACTIVATE_VERSION is redone, whatever the schedule
+        ({"replication_key_value": "x", "last_full_sync": NOW, "full_sync_pending": NOW}, 0, True),
+    ],
+)
+def test_when_a_stream_syncs_in_full(state, days, due):
+    from omnicanal_tapkit.full_sync import _full_sync_due
+
+    config = {} if days is None else {"full_sync_every_days": days}
+    assert _full_sync_due(state, NOW, config) is due

@@ -13,7 +13,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from omnicanal_tapkit import PlatformTap, base_url_errors, request_settings
+from omnicanal_tapkit import PlatformTap, base_url_errors, full_sync_setting, request_settings
 from tap_shopify.errors import ShopifyError
 from tap_shopify.graphql import DEFAULT_API_VERSION, ShopifyGraphQL
 from tap_shopify.queries import MAX_PAGE_SIZE
@@ -137,6 +137,7 @@ class TapShopify(PlatformTap):
                 "fails (Shopify itself allows up to 10 days)."
             ),
         ),
+        full_sync_setting(),
         *request_settings(
             user_agent="tap-shopify-omnicanal (singer-sdk)",
             retried_after=(

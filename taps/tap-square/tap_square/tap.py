@@ -12,7 +12,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from omnicanal_tapkit import PlatformTap, base_url_errors, request_settings
+from omnicanal_tapkit import PlatformTap, base_url_errors, full_sync_setting, request_settings
 from tap_square.client import DEFAULT_API_URL, DEFAULT_API_VERSION, MAX_PAGE_SIZE
 from tap_square.errors import SquareError
 from tap_square.streams import (
@@ -108,6 +108,7 @@ class TapSquare(PlatformTap):
                 "Orders per SearchOrders request (`limit`), 1 to 1000; Square's default is 500."
             ),
         ),
+        full_sync_setting(),
         *request_settings(
             user_agent="tap-square-omnicanal (singer-sdk)",
             retried_after=(

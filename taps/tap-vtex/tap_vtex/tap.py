@@ -13,7 +13,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from omnicanal_tapkit import PlatformTap, base_url_errors, request_settings
+from omnicanal_tapkit import PlatformTap, base_url_errors, full_sync_setting, request_settings
 from tap_vtex.errors import VtexError
 from tap_vtex.paging import MAX_LIST_PAGES
 from tap_vtex.streams import CustomersStream, OrdersStream
@@ -131,6 +131,7 @@ class TapVtex(PlatformTap):
             default=1000,
             description="CL profiles per Master Data scroll page (`_size`), 1 to 1000.",
         ),
+        full_sync_setting(),
         *request_settings(
             user_agent="tap-vtex-omnicanal (singer-sdk)",
             retried_after=(

@@ -10,8 +10,8 @@
   ``RESTStream``'s backoff hooks;
 - :mod:`~omnicanal_tapkit.tap`: :class:`PlatformTap`, cross-setting config checks and a
   clean CLI exit for known failures;
-- :mod:`~omnicanal_tapkit.settings`: the ``user_agent``, ``request_timeout`` and
-  ``max_retries`` settings, described once;
+- :mod:`~omnicanal_tapkit.settings`: the ``user_agent``, ``request_timeout``,
+  ``max_retries`` and ``full_sync_every_days`` settings, described once;
 - :mod:`~omnicanal_tapkit.full_sync`: :class:`RetiresMissingOnFullSync`, deleted records
   retired by a full sync (the one use of singer-sdk internals, kept here).
 """
@@ -24,7 +24,7 @@ from omnicanal_tapkit.failures import (
 )
 from omnicanal_tapkit.full_sync import RetiresMissingOnFullSync
 from omnicanal_tapkit.redact import redact, request_secrets, scrub, url_without_query
-from omnicanal_tapkit.settings import request_settings
+from omnicanal_tapkit.settings import full_sync_setting, request_settings
 from omnicanal_tapkit.streams import PlatformRetries
 from omnicanal_tapkit.tap import PlatformTap, base_url_errors
 from omnicanal_tapkit.waits import exponential_backoff, retry_after_seconds, retry_waits
@@ -37,6 +37,7 @@ __all__ = [
     "backoff_log_handler",
     "base_url_errors",
     "exponential_backoff",
+    "full_sync_setting",
     "network_reason",
     "readable_failures",
     "redact",

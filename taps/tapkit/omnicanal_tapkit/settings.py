@@ -54,3 +54,20 @@ def request_settings(
             ),
         ),
     )
+
+
+def full_sync_setting() -> th.Property:
+    """``full_sync_every_days``, for taps whose streams retire deleted records
+    (:class:`~omnicanal_tapkit.full_sync.RetiresMissingOnFullSync`)."""
+    from omnicanal_tapkit.full_sync import DEFAULT_FULL_SYNC_DAYS, FULL_SYNC_SETTING
+
+    return th.Property(
+        FULL_SYNC_SETTING,
+        th.NumberType(minimum=0),
+        default=DEFAULT_FULL_SYNC_DAYS,
+        description=(
+            "Days between full syncs of the streams whose deleted records only a full sync "
+            "can notice (it reads every record and retires the missing ones); incremental "
+            "syncs run in between. 0: only when there is no bookmark (a full refresh)."
+        ),
+    )
