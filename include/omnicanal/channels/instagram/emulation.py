@@ -342,7 +342,15 @@ class InstagramEmulator:
                 return kind, index[node_id]
         raise meta.unsupported_get(node_id)
 
-    def _field(self, kind: str, obj: dict[str, Any], spec: FieldSpec, base: str, token: str) -> Any:
+    def _field(
+        self,
+        kind: str,
+        obj: dict[str, Any],
+        spec: FieldSpec,
+        base: str,
+        token: str,
+        direct: bool = False,
+    ) -> Any:
         name = spec.name
         if name in _EDGES.get(kind, ()):
             items = self._edge_items(kind, obj, name, {})
@@ -370,7 +378,9 @@ class InstagramEmulator:
             )
         if kind == "Message" and name in ("from", "to", "message"):
             recent = self.thread_messages.get(obj["conversation_id"], [])[:MESSAGE_DETAIL_WINDOW]
-            if obj not in recent:
+            if not any(m is obj for m in recent):
+                if not direct:
+                    return None  # listed: the older message comes without its details
                 raise meta.invalid_parameter(
                     "Message details are available for the 20 most recent messages of a "
                     "conversation only"
@@ -400,12 +410,18 @@ class InstagramEmulator:
         return value
 
     def _render(
-        self, kind: str, obj: dict[str, Any], specs: list[FieldSpec], base: str, token: str
+        self,
+        kind: str,
+        obj: dict[str, Any],
+        specs: list[FieldSpec],
+        base: str,
+        token: str,
+        direct: bool = False,
     ) -> dict[str, Any]:
         specs = specs or [FieldSpec(f) for f in _DEFAULT_FIELDS[kind]]
         out: dict[str, Any] = {}
         for spec in specs:
-            value = self._field(kind, obj, spec, base, token)
+            value = self._field(kind, obj, spec, base, token, direct)
             if value is not None:
                 out[spec.name] = value
         if "id" not in out and kind != "Page":
@@ -479,7 +495,8 @@ class InstagramEmulator:
                 specs = meta.parse_fields(request.query_params.get("fields"))
                 base = f"{str(request.base_url).rstrip('/')}/{version}"
                 token = meta.request_token(request) or ""
-                return JSONResponse(self._render(kind, obj, specs, base, token), headers=headers)
+                body = self._render(kind, obj, specs, base, token, direct=True)
+                return JSONResponse(body, headers=headers)
             except GraphError as error:
                 return error.response(headers)
 

@@ -1,0 +1,1 @@
+"""tap-instagram: Singer tap for an Instagram professional account (Meta Graph API)."""
