@@ -125,13 +125,15 @@ CHANNEL = Channel(
                 "updated_at": "updated_at",
             },
             ids={"hubspot_contact": "hubspot_contact_id"},
+            # an archived contact is nobody: it must not link anyone
+            where="not is_deleted",
         ),
         IdentityFeed(
             model="stg_hubspot__contact_emails",
             record_id="contact_email_id",
             columns={"email": "email", "updated_at": "updated_at"},
             ids={"hubspot_contact": "hubspot_contact_id"},
-            where="not is_primary",
+            where="deleted_at is null",
         ),
     ),
 )

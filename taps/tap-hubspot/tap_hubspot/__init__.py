@@ -1,0 +1,1 @@
+"""tap-hubspot: the HubSpot CRM API v3 as a Singer tap, for omnicanal."""
