@@ -28,6 +28,9 @@ import pytest
 import requests
 from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
+from tap_instagram.client import GraphStream, to_utc_iso
+from tap_instagram.errors import InstagramAuthError, InstagramRetriesExhaustedError
+from tap_instagram.tap import TapInstagram
 
 from omnicanal.channels.instagram import (
     SANDBOX_ACCESS_TOKEN,
@@ -37,9 +40,6 @@ from omnicanal.channels.instagram import (
 from omnicanal.channels.instagram.emulation import InstagramEmulator
 from omnicanal.sandbox.app import SandboxServer
 from omnicanal.sandbox.world import World, generate_world
-from tap_instagram.client import GraphStream, to_utc_iso
-from tap_instagram.errors import InstagramAuthError, InstagramRetriesExhaustedError
-from tap_instagram.tap import TapInstagram
 
 PEOPLE = 120
 SEED = 20261129
