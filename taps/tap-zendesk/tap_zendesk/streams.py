@@ -85,7 +85,7 @@ class _ExportStream(PacedExport, ZendeskStream):
         if cursor:
             params["cursor"] = cursor
         else:
-            start = self.get_starting_timestamp(context)
+            start = self.get_starting_timestamp(context) or self.config.get("start_date")
             params["start_time"] = _epoch(start) if start else 0
         return params
 

@@ -245,8 +245,9 @@ class ZendeskEmulator:
         return max(datetime.now(UTC), self.world.as_of)
 
     def _moment(self, records: list[dict[str, Any]]) -> datetime:
+        """Now (never later: an export hides the future), or the latest change if later."""
         latest = max((parse_timestamp(r["updated_at"]) for r in records), default=self.now())
-        return max(self.now().replace(microsecond=0), latest + timedelta(seconds=1))
+        return max(self.now().replace(microsecond=0), latest)
 
     def touch_ticket(self, ticket_id: int, **fields: Any) -> dict[str, Any]:
         """Apply ``fields`` to a ticket and bump ``updated_at``/``generated_timestamp``."""
