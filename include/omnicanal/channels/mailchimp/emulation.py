@@ -1042,10 +1042,12 @@ class MailchimpEmulator:
                 self.response_delay = float(spec["response_delay"])
             return JSONResponse({"pending": self.faults.pending})
 
-        router.add_api_route(
+        outer = APIRouter()  # the knob lives beside the API, not under /3.0
+        outer.include_router(router)
+        outer.add_api_route(
             "/_sandbox/mailchimp/faults", faults, methods=["POST"], include_in_schema=False
         )
-        return router
+        return outer
 
 
 def _paging(query: Any) -> tuple[int, int]:
