@@ -24,9 +24,27 @@ from omnicanal.channels.instagram import (
 )
 from omnicanal.channels.instagram.world import build_instagram_account
 from omnicanal.channels.meta import parse_graph_time
+from omnicanal.sandbox import SandboxServer, generate_world
 from omnicanal.sandbox.noise import strip_accents
 
 AUTH = {"Authorization": f"Bearer {SANDBOX_ACCESS_TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def own_server():
+    """A sandbox over a world of its own, for the tests that change records or throttle."""
+    with SandboxServer(
+        generate_world(80, 20261129, as_of=datetime(2026, 11, 1, tzinfo=UTC))
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def fresh_server(own_server):
+    """``own_server`` with no fault, forced usage or expired token left by the last test."""
+    yield own_server
+    own_server.app.state.instagram.clear_faults()
+    own_server.app.state.instagram.renew_token()
 
 
 def get(server, path: str, headers: dict | None = AUTH, **params) -> httpx.Response:
@@ -244,7 +262,7 @@ def test_faults_knob(fresh_server) -> None:
     httpx.post(url, json={"status": 503})
     outage = get(fresh_server, "me")
     assert outage.status_code == 503 and error(outage)["is_transient"] is True
-    httpx.post(url, json={"timeout_seconds": 2})
+    httpx.post(url, json={"timeout_seconds": 1})
     with pytest.raises(httpx.ReadTimeout):
         httpx.get(f"{fresh_server.url}/{API_VERSION}/me", headers=AUTH, timeout=0.3)
     httpx.post(url, json={"expire_token": True})
