@@ -15,6 +15,7 @@ import typing as t
 from singer_sdk import typing as th
 
 from omnicanal_tapkit import RetiresMissingOnFullSync
+from omnicanal_tapkit.full_sync import _full_sync_due as full_sync_due
 from tap_hubspot.client import (
     BATCH_READ_SIZE,
     LIST_PAGE_SIZE,
@@ -30,6 +31,7 @@ from tap_hubspot.client import (
 if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
+    from singer_sdk.streams.rest import HTTPRequest, PageContext
 
 _OWNER = ("hubspot_owner_id",)
 _ENGAGEMENT_LINKS = ("contacts", "companies", "deals", "tickets")
@@ -40,6 +42,9 @@ class HubSpotObjectStream(RetiresMissingOnFullSync, HubSpotStream):
 
     primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
     replication_key = "updated_at"
+    #: A STATE every 200 records (a search page): an interrupted incremental sync
+    #: resumes near where it stopped (the SDK's default is every 10,000).
+    STATE_MSG_FREQUENCY = 200
     #: The object's properties the tap asks for (the last-modified one is added).
     properties: t.ClassVar[tuple[str, ...]]
     #: Object types whose associated ids each record carries.
@@ -85,22 +90,32 @@ class HubSpotObjectStream(RetiresMissingOnFullSync, HubSpotStream):
     # --- mode: list (full) or search (incremental) ----------------------------------
 
     def _searching(self, context: Context | None = None) -> bool:
-        """Whether the state holds a bookmark for this stream (no partitions here): read
-        from the tap's state, which the SDK's own state manager consults is_sorted for."""
-        bookmark = (self.tap_state.get("bookmarks") or {}).get(self.name) or {}
-        return bool(bookmark.get("replication_key_value"))
+        """An incremental sync: a bookmark, and no full sync due (the kit's rule: none
+        for ``full_sync_every_days``, none cut short). Read from the tap's state, before
+        the kit clears a due stream's bookmark and before the SDK's state manager asks
+        :attr:`is_sorted`, so both see the same answer for the whole run."""
+        state = (self.tap_state.get("bookmarks") or {}).get(self.name) or {}
+        return not full_sync_due(state, self._tap.initialized_at, self.config)
 
     @property
     def is_sorted(self) -> bool:
         """Searches are sorted on the last-modified date, so each page can checkpoint;
         a list is in id order, so its bookmark is saved when the stream ends."""
-        if "_search_mode" in self.__dict__:
-            return self._search_mode
-        return self._searching()
+        return self._search_mode
+
+    @property
+    def _search_mode(self) -> bool:
+        """Decided once, on first use (the SDK asks is_sorted before the sync starts)."""
+        if "_searches" not in self.__dict__:
+            self.__dict__["_searches"] = self._searching()
+        return self.__dict__["_searches"]
+
+    @_search_mode.setter
+    def _search_mode(self, value: bool) -> None:
+        self.__dict__["_searches"] = value
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         self._context = context
-        self._search_mode = self._searching(context)
         self._emitted: dict[str, str] = {}
         start = self.config.get("start_date")
         self._start = to_utc_iso(start) if start else None
@@ -108,11 +123,11 @@ class HubSpotObjectStream(RetiresMissingOnFullSync, HubSpotStream):
 
     @property
     def http_method(self) -> str:  # type: ignore[override]
-        return "POST" if self.__dict__.get("_search_mode") else "GET"
+        return "POST" if self._search_mode else "GET"
 
     @property
     def path(self) -> str:  # type: ignore[override]
-        suffix = "/search" if self.__dict__.get("_search_mode") else ""
+        suffix = "/search" if self._search_mode else ""
         return f"/crm/v3/objects/{self.name}{suffix}"
 
     @property
@@ -181,10 +196,11 @@ class HubSpotObjectStream(RetiresMissingOnFullSync, HubSpotStream):
             body["after"] = str(window.after)
         return body
 
-    def prepare_request(self, context: Context | None, next_page_token: t.Any):
+    def get_http_request(self, *, page: PageContext) -> HTTPRequest:
+        """The SDK's request; a search first waits its turn under the per-second limit."""
         if self._search_mode:
             self.pace_search()
-        return super().prepare_request(context, next_page_token)
+        return super().get_http_request(page=page)
 
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         records = list(super().parse_response(response))

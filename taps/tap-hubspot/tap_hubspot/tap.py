@@ -12,7 +12,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from omnicanal_tapkit import PlatformTap, base_url_errors, request_settings
+from omnicanal_tapkit import PlatformTap, base_url_errors, full_sync_setting, request_settings
 from tap_hubspot.client import (
     DEFAULT_API_URL,
     DEFAULT_SEARCHES_PER_SECOND,
@@ -103,6 +103,7 @@ class TapHubSpot(PlatformTap):
                 "a new time window before a query reaches it. Change it only to test."
             ),
         ),
+        full_sync_setting(),
         *request_settings(
             user_agent="tap-hubspot-omnicanal (singer-sdk)",
             retried_after=(

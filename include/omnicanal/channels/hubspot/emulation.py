@@ -229,6 +229,7 @@ def _invalid(message: str) -> HubSpotError:
 
 
 def _rate_limited(policy: str, headers: dict[str, str] | None = None) -> HubSpotError:
+    """HubSpot's 429 body (no ``category``; ``errorType`` and ``policyName`` instead)."""
     return HubSpotError(
         429,
         f"You have reached your {policy.lower()} limit.",
@@ -351,6 +352,8 @@ class HubSpotEmulator:
         self.access_token = access_token
         self.faults = Faults()
         self.request_count = 0
+        #: 429s answered for a rate limit (not injected faults), per policy.
+        self.throttled: dict[str, int] = defaultdict(int)
         self.search_cap = search_cap
         self._clock = clock
         self._burst, self._daily, self._search_rate = burst, daily, search_per_second
@@ -479,11 +482,11 @@ class HubSpotEmulator:
         return name
 
     def _rate_headers(self, token: str, remaining: int) -> dict[str, str]:
-        headers = {
-            "X-HubSpot-RateLimit-Interval-Milliseconds": str(BURST_INTERVAL_MS),
-            "X-HubSpot-RateLimit-Max": str(self._burst or 0),
-            "X-HubSpot-RateLimit-Remaining": str(remaining),
-        }
+        headers: dict[str, str] = {}
+        if self._burst is not None:
+            headers["X-HubSpot-RateLimit-Interval-Milliseconds"] = str(BURST_INTERVAL_MS)
+            headers["X-HubSpot-RateLimit-Max"] = str(self._burst)
+            headers["X-HubSpot-RateLimit-Remaining"] = str(remaining)
         if self._daily is not None:
             headers["X-HubSpot-RateLimit-Daily"] = str(self._daily)
             headers["X-HubSpot-RateLimit-Daily-Remaining"] = str(
@@ -506,11 +509,13 @@ class HubSpotEmulator:
             )
         with self._lock:
             if self._daily is not None and self._daily_used[token] >= self._daily:
+                self.throttled["DAILY"] += 1
                 raise _rate_limited("DAILY", self._rate_headers(token, 0))
             if search:
                 if token not in self._searches:
                     self._searches[token] = RequestWindow(self._search_rate, self._clock)
                 if not self._searches[token].allow():
+                    self.throttled["SECONDLY"] += 1
                     raise _rate_limited("SECONDLY")
                 headers: dict[str, str] = {}
             else:
@@ -520,9 +525,10 @@ class HubSpotEmulator:
                     )
                 fits, remaining = self._bursts[token].take()
                 if not fits:
+                    self.throttled["TEN_SECONDLY_ROLLING"] += 1
                     raise _rate_limited("TEN_SECONDLY_ROLLING", self._rate_headers(token, 0))
                 self._daily_used[token] += 1
-                headers = self._rate_headers(token, remaining) if self._burst else {}
+                headers = self._rate_headers(token, remaining)
         fault = self.faults.take()
         if fault is not None:
             if fault.hang_seconds:
