@@ -72,6 +72,21 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- webhooks ----------------------------------------------------------------------------
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    from omnicanal.webhooks.server import channels_from_settings, serve
+
+    settings = get_settings()
+    host = args.host or settings.webhooks_host
+    port = args.port or settings.webhooks_port
+    names = ", ".join(sorted(channels_from_settings(settings))) or "no channel"
+    print(f"webhook receiver on http://{host}:{port} for {names}; store {settings.webhooks_dir}")
+    serve(settings, host, port)
+    return 0
+
+
 # -- extract / dbt / sync ----------------------------------------------------------------
 
 
@@ -247,6 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8787)
     p.set_defaults(func=cmd_sandbox)
+
+    p = sub.add_parser("webhooks", help="the receiver of platforms that push events (WhatsApp)")
+    sp = p.add_subparsers(dest="action", required=True)
+    s = sp.add_parser("serve", help="receive, verify and durably store webhook deliveries")
+    s.add_argument("--host", help="default: OMNICANAL_WEBHOOKS_HOST (127.0.0.1)")
+    s.add_argument("--port", type=int, help="default: OMNICANAL_WEBHOOKS_PORT (8788)")
+    p.set_defaults(func=cmd_webhooks)
 
     p = sub.add_parser("extract", help="run a source's tap into raw_<source>.* (incremental)")
     p.add_argument("source", help="a channel with a source: " + ", ".join(_source_names()))

@@ -190,6 +190,33 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         42,
         whole_number(0),
     ),
+    Setting(
+        "OMNICANAL_WEBHOOKS_HOST",
+        "webhooks_host",
+        "Address the webhook receiver listens on. Default: 127.0.0.1.",
+        "127.0.0.1",
+    ),
+    Setting(
+        "OMNICANAL_WEBHOOKS_PORT",
+        "webhooks_port",
+        "Port the webhook receiver listens on. Default: 8788.",
+        8788,
+        whole_number(1),
+    ),
+    Setting(
+        "OMNICANAL_WEBHOOKS_DIR",
+        "webhooks_dir",
+        "Folder of the webhook receiver's durable event store. Default: "
+        "`webhooks/` under OMNICANAL_HOME.",
+    ),
+    Setting(
+        "OMNICANAL_WEBHOOKS_READ_TOKEN",
+        "webhooks_read_token",
+        "Bearer token of the webhook receiver's read API (`GET /events/<channel>`), which "
+        "the webhook channels' taps present (secret). Default: the sandbox's token.",
+        "omnicanal-webhooks-sandbox",
+        secret=True,
+    ),
     Setting("OMNICANAL_DBT_THREADS", "dbt_threads", "dbt threads. Default: 2.", 2, whole_number(1)),
     Setting(
         "OMNICANAL_LOG_LEVEL",
@@ -216,6 +243,10 @@ class Settings:
     sandbox_port: int
     sandbox_people: int
     sandbox_seed: int
+    webhooks_host: str
+    webhooks_port: int
+    webhooks_dir: Path
+    webhooks_read_token: str = field(repr=False)
     dbt_threads: int
     log_level: str
     channels: Mapping[str, SettingValues] = field(default_factory=dict)
@@ -231,6 +262,11 @@ class Settings:
     @property
     def sandbox_url(self) -> str:
         return f"http://{self.sandbox_host}:{self.sandbox_port}"
+
+    @property
+    def webhooks_url(self) -> str:
+        """Where the webhook receiver answers, e.g. ``http://127.0.0.1:8788``."""
+        return f"http://{self.webhooks_host}:{self.webhooks_port}"
 
     @property
     def dbt_project_dir(self) -> Path:
@@ -265,6 +301,7 @@ def read_settings(
     core = {spec.attr: spec.read(env) for spec in CORE_SETTINGS}
     project_dir = Path(core.pop("project_dir") or _default_project_dir()).resolve()
     home = Path(core.pop("home") or project_dir / ".omnicanal").resolve()
+    core["webhooks_dir"] = Path(core["webhooks_dir"] or home / "webhooks").resolve()
     return Settings(
         project_dir=project_dir,
         home=home,

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import json
 
-from omnicanal.channels import mailchimp, shopify, square, vtex
+from omnicanal.channels import (
+    hubspot,
+    instagram,
+    mailchimp,
+    shopify,
+    square,
+    vtex,
+    whatsapp,
+    zendesk,
+)
 from omnicanal.channels.channel import Channel
 from omnicanal.errors import OmnicanalError
 
@@ -19,6 +28,10 @@ CHANNELS: dict[str, Channel] = {
         square.CHANNEL,
         vtex.CHANNEL,
         mailchimp.CHANNEL,
+        instagram.CHANNEL,
+        hubspot.CHANNEL,
+        zendesk.CHANNEL,
+        whatsapp.CHANNEL,
     )
 }
 
