@@ -19,7 +19,7 @@ renamed as (
 
         ----------  content
         nullif(trim(coalesce("from" ->> 'username', username)), '') as author_username,
-        "text" as comment_text,
+        text as comment_text,
         cast(like_count as integer) as like_count,
         coalesce(cast(hidden as boolean), false) as is_hidden,
 
@@ -29,7 +29,7 @@ renamed as (
         coalesce("from" ->> 'id' = ig_user_id, false) as is_from_business,
 
         ----------  timestamps
-        cast("timestamp" as timestamptz) as commented_at
+        cast(timestamp as timestamptz) as commented_at
 
     from source
 

@@ -26,7 +26,7 @@ renamed as (
         cast(comments_count as integer) as comments_count,
 
         ----------  timestamps
-        cast("timestamp" as timestamptz) as published_at
+        cast(timestamp as timestamptz) as published_at
 
     from source
 

@@ -56,7 +56,7 @@ latest as (
         username
     from sightings
     where username is not null
-    order by instagram_user_id, seen_at desc
+    order by instagram_user_id asc, seen_at desc
 
 ),
 
