@@ -225,13 +225,15 @@ def test_satisfaction_ratings_filters(server: SandboxServer) -> None:
 def test_comments_carry_each_channel_and_page(server: SandboxServer) -> None:
     desk = _desk(server)
     channels: Counter[str] = Counter()
+    client = httpx.Client(base_url=server.url, headers=AUTH)
     for ticket in desk.tickets:
-        answer = _get(server, f"/api/v2/tickets/{ticket['id']}/comments.json")
+        answer = client.get(f"/api/v2/tickets/{ticket['id']}/comments.json")
         assert answer.status_code == 200
         comments = answer.json()["comments"]
         assert [c["id"] for c in comments] == [c["id"] for c in desk.comments[ticket["id"]]]
         assert comments[0]["via"]["channel"] == ticket["via"]["channel"]
         channels.update(c["via"]["channel"] for c in comments)
+    client.close()
     assert {"email", "web", "api", "whatsapp", "instagram_dm"} <= set(channels)
 
     busiest = max(desk.comments, key=lambda k: len(desk.comments[k]))

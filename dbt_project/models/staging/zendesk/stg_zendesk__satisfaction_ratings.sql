@@ -22,7 +22,7 @@ renamed as (
         -- answered: the requester chose good or bad; offered: the survey went unanswered
         score in ('good', 'bad') as is_rated,
         case score when 'good' then 1 when 'bad' then 0 end as csat_score,
-        nullif(trim(comment), '') as comment,
+        nullif(trim(comment), '') as rating_comment,
         reason,
         reason_code,
 
