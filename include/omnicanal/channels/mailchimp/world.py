@@ -251,6 +251,9 @@ def _member(
         "email_type": "html",
         "status": status,
         "consents_to_one_to_one_messaging": True,
+        "sms_phone_number": "",
+        "sms_subscription_status": "",
+        "sms_subscription_last_updated": "",
         "merge_fields": merge,
         "interests": {},
         "stats": {"avg_open_rate": 0, "avg_click_rate": 0},
@@ -307,12 +310,19 @@ def _audience(rng: random.Random, name: str, created: datetime, subject: str) ->
             "country": "BR",
         },
         "permission_reminder": "Você se inscreveu na nossa newsletter no site ou numa loja.",
+        "use_archive_bar": True,
+        "notify_on_subscribe": "",
+        "notify_on_unsubscribe": "",
         "date_created": mailchimp_time(created),
         "list_rating": rng.randint(2, 4),
         "email_type_option": False,
         "subscribe_url_short": f"https://eepurl.com/{_hex_id(rng, 6)}",
+        "subscribe_url_long": f"https://omnicanal.us1.list-manage.com/subscribe?u={_hex_id(rng)}"
+        f"&id={list_id}",
+        "beamer_address": f"us1-{_hex_id(rng)}@inbound.mailchimp.com",
         "visibility": "pub",
         "double_optin": True,
+        "has_welcome": False,
         "marketing_permissions": True,
         "campaign_defaults": {
             "from_name": "Loja Omnicanal",
@@ -445,9 +455,11 @@ def _campaign(
     return {
         "id": campaign_id,
         "web_id": rng.randint(1_000_000, 9_999_999),
+        "parent_campaign_id": "",
         "type": "regular",
         "create_time": mailchimp_time(created),
         "archive_url": f"https://mailchi.mp/omnicanal/{campaign_id}",
+        "long_archive_url": f"https://us1.campaign-archive.com/?u=omnicanal&id={campaign_id}",
         "status": status,
         "emails_sent": recipients,
         "send_time": mailchimp_time(sent) if sent else "",
@@ -475,6 +487,7 @@ def _campaign(
             "timewarp": False,
         },
         "tracking": {"opens": True, "html_clicks": True, "text_clicks": False},
+        "delivery_status": {"enabled": False},
     }
 
 
