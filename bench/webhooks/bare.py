@@ -23,7 +23,7 @@ async def app(scope, receive, send) -> None:
         {
             "type": "http.response.start",
             "status": 200,
-            "headers": [(b"content-type", b"application/json")],
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"14")],
         }
     )
     await send({"type": "http.response.body", "body": b'{"received":1}'})

@@ -110,6 +110,7 @@ class LoadResult:
     sent: int = 0
     ok: int = 0
     errors: int = 0
+    warmup_ok: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
 
@@ -172,7 +173,9 @@ async def run_load(
             except (OSError, asyncio.IncompleteReadError):
                 status = 0
             t1 = time.perf_counter()
-            if t0 >= measure_from:
+            if t0 < measure_from:
+                result.warmup_ok += status == 200
+            else:
                 result.sent += 1
                 if status == 200:
                     result.ok += 1

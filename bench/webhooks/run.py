@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import socket
@@ -97,8 +98,15 @@ def bodies(tag: str, per_body: int, rng: random.Random):
     return make
 
 
-def load_figures(port: int, tag: str, args: argparse.Namespace) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_figures(port: int, pid: int, tag: str, args: argparse.Namespace) -> dict:
     rng = random.Random(7)
+    cpu_before = cpu_seconds(pid)
     closed = uvloop.run(
         run_load(
             HOST,
@@ -110,6 +118,7 @@ def load_figures(port: int, tag: str, args: argparse.Namespace) -> dict:
             seconds=args.seconds,
         )
     )
+    cpu = cpu_seconds(pid) - cpu_before
     time.sleep(0.5)
     opened = uvloop.run(
         run_load(
@@ -123,8 +132,14 @@ def load_figures(port: int, tag: str, args: argparse.Namespace) -> dict:
             rate=args.rate,
         )
     )
+    closed_figures = closed.summary(args.events_per_body)
+    # Server CPU per 1000 events: what the receiver costs, whatever else the cores run.
+    # (The warm-up second's requests are in the CPU time but not in ``ok``.)
+    closed_figures["server_cpu_ms_per_1000_events"] = round(
+        cpu * 1000 / max(1, (closed.ok + closed.warmup_ok) * args.events_per_body) * 1000, 1
+    )
     return {
-        "closed_loop": closed.summary(args.events_per_body),
+        "closed_loop": closed_figures,
         "open_loop": {"rate": args.rate, **opened.summary(args.events_per_body)},
     }
 
@@ -245,11 +260,11 @@ def main() -> None:
         with bench_lock():
             if not args.skip_anchor:
                 with Bare() as bare:
-                    figures["anchor"] = load_figures(bare.port, "bare", args)
+                    figures["anchor"] = load_figures(bare.port, bare.proc.pid, "bare", args)
             with WebhooksProcess(
                 workdir / "store", CHANNELS, read_token=READ_TOKEN, log_path=workdir / "rx.log"
             ) as rx:
-                figures["ours"] = load_figures(rx.port, "ours", args)
+                figures["ours"] = load_figures(rx.port, rx.pid, "ours", args)
                 health = httpx.get(f"{rx.url}/healthz").json()
                 stored = read_all(rx.url)
             ours = figures["ours"]
@@ -288,7 +303,10 @@ def main() -> None:
 
 
 def print_table(figures: dict) -> None:
-    print(f"{'run':<22}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}")
+    print(
+        f"{'run':<22}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
+        f"{'cpu ms/1k ev':>14}"
+    )
     for who in ("anchor", "ours"):
         if who not in figures:
             continue
@@ -298,6 +316,7 @@ def print_table(figures: dict) -> None:
             print(
                 f"{label:<22}{f['events_per_s']:>10}{f['p50_ms']:>9}{f['p99_ms']:>9}"
                 f"{f['max_ms']:>9}{f['errors']:>8}"
+                f"{f.get('server_cpu_ms_per_1000_events', ''):>14}"
             )
     if "throughput_vs_anchor" in figures:
         print(f"throughput ours/anchor: {figures['throughput_vs_anchor']}")

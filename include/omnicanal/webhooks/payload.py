@@ -44,8 +44,9 @@ def signature_valid(app_secret: str, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(expected, header.strip().lower().encode("latin-1", "replace"))
 
 
-def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+#: One encoder for every event (``json.dumps`` with options builds a new one per call).
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)
@@ -118,9 +119,7 @@ def _change_events(change: Any, where: str) -> list[Event]:
     _require(isinstance(statuses, list), f"{where}.value.statuses is not a list")
     meta, people = _compact(metadata), _compact(contacts)
     if not messages and not statuses:
-        digest = hashlib.sha256(
-            json.dumps(change, sort_keys=True, separators=(",", ":")).encode()
-        ).hexdigest()
+        digest = hashlib.sha256(_canonical(change).encode()).hexdigest()
         return [Event(digest, "other", field, meta, people, _compact(value))]
     events = []
     for m, message in enumerate(messages):
