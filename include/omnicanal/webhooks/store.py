@@ -112,10 +112,7 @@ class EventStore:
         # The writer never checkpoints (SQLite's auto-checkpoint would copy the WAL into
         # the database, and fsync it, inside a commit that requests wait on: a 20-50 ms
         # stall every few thousand events); a thread of its own does, without blocking it.
-        import os
-
-        if not os.environ.get("XX_AUTO"):
-            self._conn.execute("pragma wal_autocheckpoint=0")
+        self._conn.execute("pragma wal_autocheckpoint=0")
         self._conn.execute(f"pragma journal_size_limit={WAL_SIZE_LIMIT}")
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         #: Transactions committed and deliveries they carried (group commit at work).
@@ -133,10 +130,7 @@ class EventStore:
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="webhooks-checkpointer", daemon=True
         )
-        import os
-
-        if not os.environ.get("XX_AUTO"):
-            self._checkpointer.start()
+        self._checkpointer.start()
 
     # -- writing ---------------------------------------------------------------------------
 
