@@ -148,9 +148,16 @@ def test_commits_are_fsynced_wal_and_shared_by_concurrent_deliveries(tmp_path: P
             )
         return [a.status_code for a in answers]
 
+    # The writer leaves checkpoints (copying the WAL into the database) to its own thread.
+    assert conn.execute("pragma wal_autocheckpoint").fetchone() == (0,)
+    size_before = store.path.stat().st_size
     try:
         assert asyncio.run(burst()) == [200] * 200
         assert store.deliveries == 200
         assert store.commits < 100, f"{store.commits} commits for 200 deliveries"
+        deadline = time.monotonic() + 5
+        while store.path.stat().st_size <= size_before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert store.path.stat().st_size > size_before, "no checkpoint ran"
     finally:
         store.close()

@@ -175,6 +175,8 @@ class Receiver:
         self.channels = channels
 
     async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            return await self._lifespan(receive, send)
         if scope["type"] == "http" and scope["method"] == "POST":
             path = scope["path"]
             if path.startswith("/webhooks/") and "/" not in path[10:]:
@@ -183,6 +185,18 @@ class Receiver:
                     await send(message)
                 return
         await self.api(scope, receive, send)
+
+    async def _lifespan(self, receive, send) -> None:
+        # At shutdown (after the server has answered every request in flight) the store
+        # commits what is queued and checkpoints: a stopped receiver leaves no WAL behind.
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.store.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def _deliver(self, channel: str, scope: dict, receive) -> tuple[int, bytes]:
         secrets = self.channels.get(channel)

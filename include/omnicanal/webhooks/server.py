@@ -70,7 +70,7 @@ def run(
             port=port,
             log_level=log_level.lower(),
             access_log=False,
-            lifespan="off",
+            lifespan="on",
             server_header=False,
         )
         server = uvicorn.Server(config)
