@@ -13,18 +13,18 @@ with
 unioned as (
 
     {% for stream in sides %}
-    select
-        '{{ stream }}' as from_object_type,
-        source.id as from_object_id,
-        links.key as to_object_type,
-        ids.to_id as to_object_id,
-        source.updated_at
+        select
+            '{{ stream }}' as from_object_type,
+            source.id as from_object_id,
+            links.key as to_object_type,
+            ids.to_id as to_object_id,
+            source.updated_at
 
-    from {{ source('hubspot', stream) }} as source
-    cross join lateral jsonb_each(coalesce(source.associations, '{}'::jsonb)) as links
-    cross join lateral jsonb_array_elements_text(links.value) as ids (to_id)
-    where source._sdc_deleted_at is null
-    {% if not loop.last %}union all{% endif %}
+        from {{ source('hubspot', stream) }} as source
+        cross join lateral jsonb_each(coalesce(source.associations, cast('{}' as jsonb))) as links
+        cross join lateral jsonb_array_elements_text(links.value) as ids (to_id)
+        where source._sdc_deleted_at is null
+        {% if not loop.last %}union all{% endif %}
     {% endfor %}
 
 ),

@@ -16,7 +16,7 @@ renamed as (
 
         ----------  company
         nullif(regexp_replace(trim(properties ->> 'name'), '\s+', ' ', 'g'), '') as company_name,
-        nullif(lower(trim(properties ->> 'domain')), '') as domain,
+        nullif(lower(trim(properties ->> 'domain')), '') as company_domain,
         nullif(properties ->> 'industry', '') as industry,
         nullif(trim(properties ->> 'phone'), '') as phone,
         {{ normalize_proper_name("properties ->> 'city'") }} as city,

@@ -22,7 +22,8 @@ additional as (
         contacts._sdc_deleted_at
 
     from contacts
-    cross join lateral
+    cross join
+        lateral
         unnest(string_to_array(contacts.properties ->> 'hs_additional_emails', ';'))
         with ordinality as emails (email, position)
 

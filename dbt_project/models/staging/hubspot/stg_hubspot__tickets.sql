@@ -17,7 +17,7 @@ renamed as (
 
         ----------  ticket
         nullif(trim(properties ->> 'subject'), '') as subject,
-        nullif(trim(properties ->> 'content'), '') as content,
+        nullif(trim(properties ->> 'content'), '') as ticket_content,
         nullif(properties ->> 'hs_pipeline', '') as pipeline,
         nullif(properties ->> 'hs_pipeline_stage', '') as pipeline_stage,
         nullif(properties ->> 'hs_ticket_priority', '') as priority,
