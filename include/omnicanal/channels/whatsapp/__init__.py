@@ -22,11 +22,12 @@ import re
 from typing import Any
 
 from omnicanal.channels.channel import Channel, Emulation, IdentityFeed, Source, max_retries_setting
+from omnicanal.channels.meta import GRAPH_API_VERSION
 from omnicanal.config import Setting, Settings, http_url
 from omnicanal.errors import ConfigError
 
-#: The Graph API version the sandbox serves by default (the newest, July 2026).
-API_VERSION = "v26.0"
+#: The Graph API version the Cloud API calls name (the newest, July 2026).
+API_VERSION = GRAPH_API_VERSION
 SANDBOX_ACCESS_TOKEN = "EAAGsandbox-omnicanal-whatsapp"
 SANDBOX_APP_SECRET = "omnicanal-whatsapp-sandbox-app-secret"
 SANDBOX_VERIFY_TOKEN = "omnicanal-whatsapp-sandbox-verify-token"

@@ -1,14 +1,15 @@
 """WhatsApp Business Cloud API emulation, and Meta's webhook deliveries, over the world's chats.
 
-The Cloud API side (Graph API, ``/{version}/...``), as Meta serves it:
+The Cloud API side (Graph API, ``/{version}/...``), as Meta serves it, on the Graph
+parts every Meta emulation shares (:mod:`omnicanal.channels.meta`):
 
-- auth: ``Authorization: Bearer <token>`` (or ``?access_token=``). No token: 400/401
-  ``OAuthException`` code 104 ("An access token is required…"); an unknown one: 401 code
-  190 ("Invalid OAuth access token - Cannot parse access token"); after
-  :meth:`WhatsAppEmulator.expire_token`, 401 code 190 subcode 463 ("Session has
-  expired");
-- versions ``v21.0`` … :data:`API_VERSION` are served (an expired version is served as
-  the oldest available, as Graph does); a malformed or future one is 400 code 2500
+- auth: ``Authorization: Bearer <token>`` (or ``?access_token=``). The Cloud API answers
+  token errors with HTTP 401: no token, ``OAuthException`` code 104 ("An access token is
+  required…"); an unknown one, code 190 ("Invalid OAuth access token - Cannot parse
+  access token"); after :meth:`WhatsAppEmulator.expire_token`, code 190 subcode 463
+  ("Session has expired");
+- versions up to the newest Graph version are served (an expired one is served as the
+  oldest available, as Graph does); a malformed or future one is 400 code 2500
   "Unknown path components";
 - ``GET /{version}/{phone-number-id}`` (``fields`` selects), ``GET /{version}/{waba-id}``
   and ``GET /{version}/{waba-id}/phone_numbers``; posting messages to the account
@@ -26,8 +27,8 @@ The Cloud API side (Graph API, ``/{version}/...``), as Meta serves it:
   delivered and read; or ``failed`` 131047 (re-engagement) outside the 24-hour window
   after the user's last message, or 131026 (undeliverable) to a number not on WhatsApp;
 - every error body is ``{"error": {"message", "type", "code", ["error_subcode"],
-  ["error_data"], "fbtrace_id"}}``; unknown paths answer Graph's body, not FastAPI's;
-- ``fail_next`` injects 429 (code 130429 "Rate limit hit"), 5xx (code 1/2,
+  ["error_data"], "fbtrace_id"}}``;
+- ``fail_next`` injects 429 (code 130429 "Rate limit hit"), 5xx (code 2,
   ``is_transient``) or hanging requests (timeouts).
 
 The webhook side (:mod:`.delivery`): :meth:`WhatsAppEmulator.deliver` posts the world's
@@ -54,8 +55,20 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from omnicanal.channels.meta import (
+    GRAPH_API_VERSION,
+    GraphError,
+    expired_token,
+    invalid_parameter,
+    invalid_token,
+    missing_token,
+    request_token,
+    server_error,
+    unknown_path,
+    unsupported_get,
+    version_tuple,
+)
 from omnicanal.channels.whatsapp import (
-    API_VERSION,
     SANDBOX_ACCESS_TOKEN,
     SANDBOX_APP_SECRET,
     SANDBOX_VERIFY_TOKEN,
@@ -72,8 +85,6 @@ from omnicanal.channels.whatsapp.world import WhatsAppInbox, epoch, wamid
 from omnicanal.sandbox.throttle import FaultInjector
 from omnicanal.sandbox.world import World
 
-#: The oldest Graph API version still available (v20.0 expired on 2026-09-24).
-OLDEST_VERSION = "v21.0"
 MAX_TEXT_LENGTH = 4096
 #: The customer service window: free-form messages only within 24 h of the user's last.
 SERVICE_WINDOW = timedelta(hours=24)
@@ -91,90 +102,61 @@ MESSAGE_TYPES = (
     "reaction",
 )
 _MEDIA_TYPES = ("image", "audio", "document", "video", "sticker")
-_VERSION = re.compile(r"v(\d{1,2})\.(\d)")
 
 
-def _version_tuple(version: str) -> tuple[int, int]:
-    match = _VERSION.fullmatch(version)
-    return (int(match[1]), int(match[2])) if match else (0, 0)
+class CloudAPIError(GraphError):
+    """A Graph error with the Cloud API's ``error_data`` (``messaging_product``, ``details``)."""
 
-
-class GraphError(Exception):
-    """An error the Graph API would answer; rendered as its ``{"error": {...}}`` body."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        code: int,
-        *,
-        type_: str = "OAuthException",
-        subcode: int | None = None,
-        details: str | None = None,
-        transient: bool | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code, self.type = status, message, code, type_
-        self.subcode, self.details, self.transient = subcode, details, transient
+    def __init__(self, message: str, *, code: int, details: str, status: int = 400) -> None:
+        super().__init__(message, code=code, status=status)
+        self.details = details
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"message": self.message, "type": self.type, "code": self.code}
-        if self.subcode is not None:
-            error["error_subcode"] = self.subcode
-        if self.transient is not None:
-            error["is_transient"] = self.transient
-        if self.details is not None:
-            error["error_data"] = {"messaging_product": "whatsapp", "details": self.details}
-        error["fbtrace_id"] = "A" + secrets.token_urlsafe(16)[:22]
-        return {"error": error}
+        body = super().body()
+        error = body["error"]
+        trace = error.pop("fbtrace_id")
+        error["error_data"] = {"messaging_product": "whatsapp", "details": self.details}
+        error["fbtrace_id"] = trace
+        return body
 
-    def response(self) -> JSONResponse:
-        headers = {"WWW-Authenticate": 'OAuth "Facebook Platform" "invalid_token"'}
-        return JSONResponse(
-            self.body(), status_code=self.status, headers=headers if self.status == 401 else None
-        )
+
+def _unauthorized(error: GraphError) -> GraphError:
+    """The Cloud API answers its token errors (104, 190) with HTTP 401."""
+    error.status = 401
+    return error
 
 
 def _missing(field: str) -> GraphError:
-    return GraphError(
-        400,
+    return CloudAPIError(
         "(#131008) Required parameter is missing",
-        131008,
+        code=131008,
         details=f"The parameter {field} is required.",
     )
 
 
 def _invalid(details: str) -> GraphError:
-    return GraphError(400, "(#100) Invalid parameter", 100, details=details)
+    return CloudAPIError("(#100) Invalid parameter", code=100, details=details)
 
 
 def _not_valid(details: str) -> GraphError:
-    return GraphError(400, "(#131009) Parameter value is not valid", 131009, details=details)
+    return CloudAPIError("(#131009) Parameter value is not valid", code=131009, details=details)
 
 
-def _unsupported(object_id: str, method: str = "get") -> GraphError:
-    return GraphError(
-        400,
-        f"Unsupported {method} request. Object with ID '{object_id}' does not exist, cannot "
-        "be loaded due to missing permissions, or does not support this operation. Please "
-        "read the Graph API documentation at https://developers.facebook.com/docs/graph-api",
-        100,
-        type_="GraphMethodException",
-        subcode=33,
-    )
-
-
-_FAULTS = {
-    429: ("(#130429) Rate limit hit", 130429, "Cloud API message throughput has been reached."),
-    500: ("An unknown error occurred", 1, None),
-    502: ("An unexpected error has occurred. Please retry your request later.", 2, None),
-    503: ("Service temporarily unavailable", 2, None),
-}
+def _unsupported_post(object_id: str) -> GraphError:
+    error = unsupported_get(object_id)
+    error.message = error.message.replace("Unsupported get", "Unsupported post")
+    return error
 
 
 def _fault(status: int) -> GraphError:
-    message, code, details = _FAULTS.get(status, _FAULTS[500])
-    return GraphError(status, message, code, details=details, transient=status >= 500 or None)
+    if status == 429:
+        return CloudAPIError(
+            "(#130429) Rate limit hit",
+            code=130429,
+            details="Cloud API message throughput has been reached.",
+            status=429,
+        )
+    return server_error(status)
 
 
 def _digits(value: str) -> str:
@@ -323,34 +305,19 @@ class WhatsAppEmulator:
 
     # --- Cloud API -------------------------------------------------------------------
 
-    def _token(self, request: Request) -> str | None:
-        header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            return header[7:].strip()
-        if header.lower().startswith("oauth "):
-            return header[6:].strip()
-        return request.query_params.get("access_token")
-
     async def _guard(self, request: Request, version: str) -> None:
         """Version, then token, then injected faults, as the Graph front end orders them."""
         self.request_count += 1
-        if not _VERSION.fullmatch(version) or _version_tuple(version) > _version_tuple(API_VERSION):
-            raise GraphError(400, f"Unknown path components: /{version}", 2500)
-        token = self._token(request)
+        served = version_tuple(version)
+        if served is None or served > version_tuple(GRAPH_API_VERSION):
+            raise unknown_path(version)
+        token = request_token(request)
         if not token:
-            raise GraphError(401, "An access token is required to request this resource.", 104)
+            raise _unauthorized(missing_token())
         if token != self.access_token:
-            raise GraphError(401, "Invalid OAuth access token - Cannot parse access token", 190)
+            raise _unauthorized(invalid_token())
         if self.token_expired:
-            now = datetime.now(UTC)
-            raise GraphError(
-                401,
-                "Error validating access token: Session has expired on "
-                f"{(now - timedelta(hours=1)):%A, %d-%b-%y %H:%M:%S} PST. The current time is "
-                f"{now:%A, %d-%b-%y %H:%M:%S} PST.",
-                190,
-                subcode=463,
-            )
+            raise _unauthorized(expired_token(datetime.now(UTC) - timedelta(hours=1)))
         if self._hangs:
             await asyncio.sleep(self._hangs.popleft())
         fault = self.faults.take()
@@ -385,11 +352,9 @@ class WhatsAppEmulator:
         wanted = [f.strip() for f in fields.split(",") if f.strip()]
         unknown = [f for f in wanted if f not in record]
         if unknown:
-            raise GraphError(
-                400,
-                f"(#100) Tried accessing nonexisting field ({unknown[0]}) on node type "
-                "(WhatsAppBusinessPhoneNumber)",
-                100,
+            raise invalid_parameter(
+                f"Tried accessing nonexisting field ({unknown[0]}) on node type "
+                "(WhatsAppBusinessPhoneNumber)"
             )
         return {**{k: record[k] for k in wanted}, "id": record["id"]}
 
@@ -537,7 +502,7 @@ class WhatsAppEmulator:
                             "currency": "BRL",
                         }
                     )
-                raise _unsupported(object_id)
+                raise unsupported_get(object_id)
             except GraphError as exc:
                 return exc.response()
 
@@ -550,7 +515,7 @@ class WhatsAppEmulator:
                     cursor = "QVFIU" + secrets.token_urlsafe(12)
                     paging = {"cursors": {"before": cursor, "after": cursor}}
                     return JSONResponse({"data": [number], "paging": paging})
-                raise _unsupported(object_id)
+                raise unsupported_get(object_id)
             except GraphError as exc:
                 return exc.response()
 
@@ -559,7 +524,7 @@ class WhatsAppEmulator:
             try:
                 await self._guard(request, version)
                 if object_id != inbox.phone_number_id:
-                    raise _unsupported(object_id, "post")
+                    raise _unsupported_post(object_id)
                 try:
                     body = await request.json()
                 except ValueError:
