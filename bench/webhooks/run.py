@@ -60,6 +60,7 @@ READ_TOKEN = "bench-read-token"
 CHANNELS = {"whatsapp": WebhookSecrets(SECRET, "bench-verify-token")}
 GOAL_EVENTS_PER_S = 1000
 GOAL_P99_MS = 100
+WAREHOUSE_DB = "omnicanal_bench_webhooks"
 
 
 class Bare:
@@ -231,16 +232,99 @@ def crash_figures(args: argparse.Namespace, workdir: Path) -> dict:
     ) as rx:
         result = uvloop.run(crash_load(rx, args))
         stored = read_all(rx.url)
-    acked = result.pop("acked_ids")
-    sent = {f"wamid.crash.{i}" for i in range(args.crash_events)}
-    unique = set(stored)
+        acked = result.pop("acked_ids")
+        sent = {f"wamid.crash.{i}" for i in range(args.crash_events)}
+        unique = set(stored)
+        figures = {
+            **result,
+            "stored": len(stored),
+            "lost": len(acked - unique),
+            "duplicated": len(stored) - len(unique),
+            "never_sent": len(unique - sent),
+        }
+        if args.warehouse:
+            figures["warehouse"] = warehouse_figures(rx, acked, sent, args, workdir)
+    return figures
+
+
+def warehouse_figures(
+    rx: WebhooksProcess, acked: set[str], sent: set[str], args: argparse.Namespace, workdir
+) -> dict:
+    """End to end: tap-whatsapp extracts the crash run's events into a fresh warehouse
+    database; the receiver is SIGKILLed again between extracts, one extract meets the
+    warehouse down, and more events (new ones and redeliveries) arrive meanwhile."""
+    import psycopg
+
+    from omnicanal.config import WarehouseURL
+    from omnicanal.errors import OmnicanalError
+    from omnicanal.extract import run_extract
+    from omnicanal.settings import get_settings
+
+    admin = WarehouseURL.parse(args.warehouse)
+    with psycopg.connect(admin.url(), autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{WAREHOUSE_DB}" with (force)')
+        conn.execute(f'create database "{WAREHOUSE_DB}"')
+    db = WarehouseURL(admin.host, admin.port, admin.user, admin.password, WAREHOUSE_DB)
+    env = {
+        **os.environ,
+        "OMNICANAL_HOME": str(workdir / "home"),
+        "OMNICANAL_WHATSAPP_RECEIVER_URL": rx.url,
+        "OMNICANAL_WEBHOOKS_READ_TOKEN": READ_TOKEN,
+        "OMNICANAL_WHATSAPP_MAX_RETRIES": "1",
+    }
+    settings = get_settings({**env, "OMNICANAL_WAREHOUSE_URL": db.url()})
+    with socket.socket() as probe:  # a port where no warehouse listens
+        probe.bind((HOST, 0))
+        down_port = probe.getsockname()[1]
+    down = get_settings(
+        {**env, "OMNICANAL_WAREHOUSE_URL": WarehouseURL(HOST, down_port, "x", "", "x").url()}
+    )
+    rng = random.Random(13)
+    started = time.perf_counter()
+    first = run_extract(settings, "whatsapp")
+    rx.kill()
+    rx.start()
+    more = [f"wamid.crash.more.{i}" for i in range(1000)] + rng.sample(sorted(acked), 500)
+    with httpx.Client(base_url=rx.url) as client:
+        for event_id in more:
+            body = whatsapp_body([event_id], rng)
+            answer = client.post(
+                PATH,
+                content=body,
+                headers={"X-Hub-Signature-256": _sign(body)},
+            )
+            answer.raise_for_status()
+    acked = acked | set(more)
+    sent = sent | set(more)
+    try:
+        run_extract(down, "whatsapp")
+        warehouse_down_failed = False
+    except OmnicanalError:
+        warehouse_down_failed = True
+    second = run_extract(settings, "whatsapp")
+    seconds = time.perf_counter() - started
+    with psycopg.connect(db.url()) as conn:
+        rows = [r[0] for r in conn.execute("select event_id from raw_whatsapp.messages")]
+    with psycopg.connect(admin.url(), autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{WAREHOUSE_DB}" with (force)')
+    unique = set(rows)
     return {
-        **result,
-        "stored": len(stored),
+        "extracts": 3,
+        "extract_while_warehouse_down_failed": warehouse_down_failed,
+        "first_extract_rows": first.rows,
+        "second_extract_rows": second.rows,
+        "seconds": round(seconds, 1),
+        "messages": len(rows),
         "lost": len(acked - unique),
-        "duplicated": len(stored) - len(unique),
+        "duplicated": len(rows) - len(unique),
         "never_sent": len(unique - sent),
     }
+
+
+def _sign(body: bytes) -> str:
+    from omnicanal.webhooks.payload import sign
+
+    return sign(SECRET, body)
 
 
 def main() -> None:
@@ -252,6 +336,13 @@ def main() -> None:
     parser.add_argument("--crash-events", type=int, default=20_000)
     parser.add_argument("--skip-anchor", action="store_true")
     parser.add_argument("--skip-crash", action="store_true")
+    parser.add_argument(
+        "--warehouse",
+        metavar="POSTGRES_URL",
+        help="a Postgres server (any database on it) for the end-to-end crash check: "
+        "tap-whatsapp extracts the crash run into a fresh database there "
+        "(default: skip it)",
+    )
     args = parser.parse_args()
 
     figures: dict = {"clients": args.clients, "events_per_body": args.events_per_body}
@@ -292,10 +383,9 @@ def main() -> None:
         and ours["open_loop"]["p99_ms"] <= GOAL_P99_MS
         and ours["open_loop"]["errors"] == 0,
         "crash_zero_lost_zero_duplicated": "crash" not in figures
-        or (
-            figures["crash"]["lost"] == 0
-            and figures["crash"]["duplicated"] == 0
-            and figures["crash"]["never_sent"] == 0
+        or all(
+            where["lost"] == where["duplicated"] == where["never_sent"] == 0
+            for where in (figures["crash"], figures["crash"].get("warehouse", figures["crash"]))
         ),
     }
     print_table(figures)
@@ -326,6 +416,13 @@ def print_table(figures: dict) -> None:
             f"crash: {c['acked']} acked ({c['acked_before_kill']} before SIGKILL), "
             f"recovery {c['recovery_s']} s, lost {c['lost']}, duplicated {c['duplicated']}, "
             f"never sent {c['never_sent']}"
+        )
+    if "crash" in figures and "warehouse" in figures["crash"]:
+        w = figures["crash"]["warehouse"]
+        print(
+            f"warehouse (tap-whatsapp, 3 extracts, one with the warehouse down): "
+            f"{w['messages']} messages, lost {w['lost']}, duplicated {w['duplicated']}, "
+            f"never sent {w['never_sent']}"
         )
 
 
