@@ -35,7 +35,10 @@ recent_purchases as (
 
     from orders
     where
-        not is_cancelled
+        -- the online store's buyers (its web and POS orders), as the audience has always
+        -- been (World.expected_recent_buyers); fct_orders now holds every platform
+        shopify_order_id is not null
+        and not is_cancelled
         and customer_id is not null
         and ordered_at <= {{ as_of_timestamp() }}
         and ordered_at >= {{ as_of_timestamp() }} - interval '{{ window_days }} days'
