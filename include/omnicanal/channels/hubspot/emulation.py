@@ -51,9 +51,9 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
@@ -66,7 +66,7 @@ from omnicanal.channels.hubspot.world import (
     last_modified_property,
     parse_timestamp,
 )
-from omnicanal.sandbox.throttle import Clock, RequestWindow
+from omnicanal.sandbox.throttle import Clock, Fault, FaultInjector, RequestWindow
 from omnicanal.sandbox.world import World
 
 LIST_MAX_LIMIT = 100
@@ -239,40 +239,6 @@ def _rate_limited(policy: str, headers: dict[str, str] | None = None) -> HubSpot
     )
 
 
-@dataclass(frozen=True)
-class _Fault:
-    status: int
-    hang_seconds: float = 0.0
-    expired: bool = False
-
-
-class Faults:
-    """Failures the next authenticated requests answer with (status, hang, expired token)."""
-
-    def __init__(self) -> None:
-        self._queue: deque[_Fault] = deque()
-        self._lock = threading.Lock()
-
-    def add(self, n: int, fault: _Fault) -> None:
-        if n < 0:
-            raise ValueError("n must be >= 0")
-        with self._lock:
-            self._queue.extend([fault] * n)
-
-    def take(self) -> _Fault | None:
-        with self._lock:
-            return self._queue.popleft() if self._queue else None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._queue.clear()
-
-    @property
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._queue)
-
-
 class RollingWindow:
     """At most ``limit`` requests in any ``interval`` seconds (HubSpot's 10-second burst)."""
 
@@ -350,7 +316,7 @@ class HubSpotEmulator:
         self.world = world
         self.portal: HubSpotPortal = world.slices["hubspot"]
         self.access_token = access_token
-        self.faults = Faults()
+        self.faults = FaultInjector()
         self.request_count = 0
         #: 429s answered for a rate limit (not injected faults), per policy.
         self.throttled: dict[str, int] = defaultdict(int)
@@ -388,7 +354,7 @@ class HubSpotEmulator:
         ``hang_seconds`` first holds each answer that long (a shorter client timeout sees
         a timeout); ``expired`` answers 401 EXPIRED_AUTHENTICATION, as when a token lapses.
         """
-        self.faults.add(n, _Fault(401 if expired else status, hang_seconds, expired))
+        self.faults.fail_next(n, 401 if expired else status, hang_seconds=hang_seconds)
 
     def now(self) -> datetime:
         return max(datetime.now(UTC), self.world.as_of)
@@ -537,8 +503,8 @@ class HubSpotEmulator:
         return headers
 
     @staticmethod
-    def _fault_error(fault: _Fault, headers: dict[str, str]) -> HubSpotError:
-        if fault.expired:
+    def _fault_error(fault: Fault, headers: dict[str, str]) -> HubSpotError:
+        if fault.status == 401:  # the one 401 a fault stands for: the token lapsed
             return HubSpotError(
                 401,
                 "The OAuth token used to make this call expired 5 minute(s) ago.",
@@ -615,7 +581,7 @@ class HubSpotEmulator:
     def _link(self, request: Request, after: str) -> str:
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "after"]
         params.append(("after", after))
-        query = "&".join(f"{k}={v}" for k, v in params)
+        query = urlencode(params, safe=",")
         return f"{str(request.base_url).rstrip('/')}{request.url.path}?{query}"
 
     # -- endpoints --------------------------------------------------------------------
