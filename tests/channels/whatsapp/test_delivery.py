@@ -197,3 +197,20 @@ def test_deliver_over_http_for_the_demo(recorder) -> None:
             f"{sandbox.url}/_sandbox/whatsapp/deliver", json={"url": "http://127.0.0.1:9/x"}
         )
         assert bad.status_code == 502 and "callback URL" in bad.json()["error"]
+
+
+def test_a_served_sandbox_pushes_on_its_own(world, recorder) -> None:
+    """With push_seconds (compose's sandbox), pending notifications go out unasked, and a
+    callback that is down at first is tried again on the next round."""
+    rec, url = recorder
+    whatsapp = emulator(world, callback_url="http://127.0.0.1:9/hook", push_seconds=0.1)
+    try:
+        time.sleep(0.3)  # rounds against a closed port: nothing lost
+        assert whatsapp.pending == len(world.slices["whatsapp"].events)
+        whatsapp.callback_url = url
+        deadline = time.monotonic() + 20
+        while whatsapp.pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert whatsapp.pending == 0 and len(rec.posts) == len(world.slices["whatsapp"].events)
+    finally:
+        whatsapp.close()

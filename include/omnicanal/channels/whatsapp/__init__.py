@@ -23,7 +23,7 @@ from typing import Any
 
 from omnicanal.channels.channel import Channel, Emulation, IdentityFeed, Source, max_retries_setting
 from omnicanal.channels.meta import GRAPH_API_VERSION
-from omnicanal.config import Setting, Settings, http_url
+from omnicanal.config import Setting, Settings, http_url, whole_number
 from omnicanal.errors import ConfigError
 
 #: The Graph API version the Cloud API calls name (the newest, July 2026).
@@ -107,6 +107,15 @@ SETTINGS = (
         graph_version,
     ),
     max_retries_setting("whatsapp", "webhook receiver"),
+    Setting(
+        "OMNICANAL_WHATSAPP_PUSH_SECONDS",
+        "push_seconds",
+        "Sandbox only: every how many seconds the WhatsApp emulation posts its pending "
+        "webhooks to the receiver, as Meta pushes them (0: only when asked, `POST "
+        "/_sandbox/whatsapp/deliver`). Default: 0.",
+        0,
+        whole_number(0),
+    ),
 )
 
 
@@ -137,6 +146,7 @@ def emulation_options(settings: Settings) -> dict[str, Any]:
         "app_secret": whatsapp.app_secret,
         "verify_token": whatsapp.verify_token,
         "callback_url": callback_url(settings),
+        "push_seconds": whatsapp.push_seconds,
     }
 
 

@@ -34,7 +34,9 @@ parts every Meta emulation shares (:mod:`omnicanal.channels.meta`):
 The webhook side (:mod:`.delivery`): :meth:`WhatsAppEmulator.deliver` posts the world's
 events not yet delivered (and the statuses of messages sent through the API) to the
 callback URL, signed, with Meta's retries and duplicates, after the ``hub.challenge``
-handshake the first time a URL is used. Also over HTTP, for the demo and tests:
+handshake the first time a URL is used; with ``push_seconds`` (a served sandbox), it does
+so on its own every so many seconds, as Meta pushes. Also over HTTP, for the demo and
+tests:
 ``POST /_sandbox/whatsapp/deliver {"url"?, "limit"?, "duplicate_share"?,
 "max_attempts"?}``, ``POST /_sandbox/whatsapp/fail_next``,
 ``POST /_sandbox/whatsapp/expire_token``, ``GET /_sandbox/whatsapp/pending``.
@@ -43,6 +45,7 @@ handshake the first time a URL is used. Also over HTTP, for the demo and tests:
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import re
 import secrets
@@ -101,6 +104,7 @@ MESSAGE_TYPES = (
     "template",
     "reaction",
 )
+log = logging.getLogger(__name__)
 _MEDIA_TYPES = ("image", "audio", "document", "video", "sticker")
 
 
@@ -178,6 +182,7 @@ class WhatsAppEmulator:
         app_secret: str = SANDBOX_APP_SECRET,
         verify_token: str = SANDBOX_VERIFY_TOKEN,
         callback_url: str | None = None,
+        push_seconds: float = 0,
         **deliverer_options: Any,
     ) -> None:
         self.world = world
@@ -192,6 +197,7 @@ class WhatsAppEmulator:
         self.request_count = 0
         self.sent: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._in_flight = 0
         self._ids = random.Random(f"{world.seed}:whatsapp-sent")
         self._verified: set[str] = set()
         #: Notifications not yet answered 200, oldest first.
@@ -206,6 +212,28 @@ class WhatsAppEmulator:
             ts, sender = int(message["timestamp"]), message["from"]
             self._last_inbound[sender] = max(self._last_inbound.get(sender, 0), ts)
         self.router = self._build_router()
+        self._stop = threading.Event()
+        if push_seconds > 0:
+            threading.Thread(
+                target=self._push, args=(push_seconds,), name="whatsapp-webhooks", daemon=True
+            ).start()
+
+    def _push(self, every: float) -> None:
+        """Meta's push: post what is pending every ``every`` seconds, as long as the
+        sandbox runs; a receiver that is down is tried again next time."""
+        while not self._stop.wait(every):
+            if not self.pending or not self.callback_url:
+                continue
+            try:
+                report = self.deliver()
+            except Exception as exc:  # noqa: BLE001 - the receiver may come up later
+                log.warning("whatsapp webhooks to %s: %s", self.callback_url, exc)
+                continue
+            log.info("whatsapp webhooks: %s", report.as_dict())
+
+    def close(self) -> None:
+        """Stop pushing (a served sandbox pushes until its process ends)."""
+        self._stop.set()
 
     # --- knobs -----------------------------------------------------------------------
 
@@ -222,9 +250,9 @@ class WhatsAppEmulator:
 
     @property
     def pending(self) -> int:
-        """Notifications not yet delivered."""
+        """Notifications not yet delivered (those being posted right now included)."""
         with self._lock:
-            return len(self._pending)
+            return len(self._pending) + self._in_flight
 
     # --- webhooks --------------------------------------------------------------------
 
@@ -254,17 +282,20 @@ class WhatsAppEmulator:
         with self._lock:
             count = len(self._pending) if limit is None else min(limit, len(self._pending))
             batch = [self._pending.popleft() for _ in range(count)]
+            self._in_flight += len(batch)
         saved = self.deliverer.duplicate_share, self.deliverer.max_attempts
         if duplicate_share is not None:
             self.deliverer.duplicate_share = duplicate_share
         if max_attempts is not None:
             self.deliverer.max_attempts = max_attempts
+        failed: list[int] = list(range(len(batch)))
         try:
             report, failed = self.deliverer.deliver(target, batch)
         finally:
             self.deliverer.duplicate_share, self.deliverer.max_attempts = saved
-        with self._lock:
-            self._pending.extendleft(batch[i] for i in reversed(failed))
+            with self._lock:
+                self._pending.extendleft(batch[i] for i in reversed(failed))
+                self._in_flight -= len(batch)
         return report
 
     def _queue_statuses(self, message_id: str, wa_id: str | None, to: str, error: dict | None):
