@@ -66,6 +66,46 @@ def start_sandbox(settings: Settings, people: int, seed: int, stack: ExitStack):
     return world, server
 
 
+def start_webhooks(settings: Settings, server, stack: ExitStack) -> dict[str, dict]:
+    """The webhook receiver, unless one answers already, and the emulations' deliveries to
+    it: a webhook-fed source (WhatsApp) has nothing to extract until the platform posts.
+
+    The receiver started here keeps a fresh store under the home's ``demo/`` folder (the
+    demo's world is new, and its extracts start from scratch) until ``stack`` closes.
+    """
+    import shutil
+
+    import httpx
+
+    from omnicanal.webhooks.server import WebhooksProcess, channels_from_settings
+
+    fed = [channel for channel in sources() if channel.source.delivery == "webhook"]
+    if not fed:
+        return {}
+    try:
+        running = httpx.get(f"{settings.webhooks_url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        running = False
+    if not running:
+        store = settings.home / "demo" / "webhooks"
+        shutil.rmtree(store, ignore_errors=True)
+        (settings.home / "logs").mkdir(parents=True, exist_ok=True)
+        receiver = WebhooksProcess(
+            store,
+            channels_from_settings(settings),
+            read_token=settings.webhooks_read_token,
+            host=settings.webhooks_host,
+            port=settings.webhooks_port,
+            log_path=settings.home / "logs" / "webhooks-demo.log",
+        )
+        stack.enter_context(receiver)
+    return {
+        channel.name: server.app.state.emulators[channel.name].deliver().as_dict()
+        for channel in fed
+        if hasattr(server.app.state.emulators.get(channel.name), "deliver")
+    }
+
+
 def _forget_syncs_to(settings: Settings, destinations: set[str]) -> None:
     from omnicanal.activation.definitions import load_definitions
     from omnicanal.activation.ledger import forget
@@ -208,6 +248,17 @@ def run_demo(settings: Settings, people: int | None = None, seed: int | None = N
             f"{server.url} serves " + ", ".join(piece.describe() for piece in world.slices.values())
         )
 
+        if any(channel.source.delivery == "webhook" for channel in sources()):
+            progress.step(f"webhooks: the platforms post to the receiver, {settings.webhooks_url}")
+            deliveries = start_webhooks(settings, server, stack)
+            progress.done(
+                "; ".join(
+                    f"{name}: {d['events']} events in {d['delivered']} notifications "
+                    f"({d['duplicates']} delivered twice, {d['retries']} retried)"
+                    for name, d in deliveries.items()
+                )
+            )
+
         # Each demo serves a world generated now, so "recent" means recent to the clock;
         # that is a new snapshot of every source, so extract it whole, not from the bookmark.
         for source in sources():
@@ -268,6 +319,7 @@ def run_ui(settings: Settings) -> int:
         if started_here:
             stack.callback(warehouse.down, settings)
         _, server = start_sandbox(settings, settings.sandbox_people, settings.sandbox_seed, stack)
+        start_webhooks(settings, server, stack)
         prepare_airflow(settings)
         env = {**os.environ, **airflow_env(settings)}
         print(f"sandbox on {server.url}; starting Airflow (about 30 s) on http://127.0.0.1:8080")

@@ -80,10 +80,12 @@ class RequestWindow:
 
 @dataclass(frozen=True)
 class Fault:
-    """A failure to answer instead of the real response."""
+    """A failure to answer instead of the real response, after ``hang_seconds``
+    (a client with a shorter timeout sees a timeout)."""
 
     status: int
     retry_after: str | None = None
+    hang_seconds: float = 0.0
 
 
 class FaultInjector:
@@ -93,12 +95,18 @@ class FaultInjector:
         self._queue: deque[Fault] = deque()
         self._lock = threading.Lock()
 
-    def fail_next(self, n: int = 1, status: int = 500, retry_after: str | None = None) -> None:
+    def fail_next(
+        self,
+        n: int = 1,
+        status: int = 500,
+        retry_after: str | None = None,
+        hang_seconds: float = 0.0,
+    ) -> None:
         """Make the next ``n`` requests (that pass authentication) answer ``status``."""
         if n < 0:
             raise ValueError("n must be >= 0")
         with self._lock:
-            self._queue.extend(Fault(status, retry_after) for _ in range(n))
+            self._queue.extend(Fault(status, retry_after, hang_seconds) for _ in range(n))
 
     def take(self) -> Fault | None:
         with self._lock:
