@@ -99,7 +99,7 @@ def test_the_200_waits_for_the_commit(tmp_path: Path) -> None:
 
     def slow_commit(batch):
         gate.wait(10)
-        commit(batch)
+        return commit(batch)
 
     store._commit = slow_commit
 
@@ -159,5 +159,27 @@ def test_commits_are_fsynced_wal_and_shared_by_concurrent_deliveries(tmp_path: P
         while store.path.stat().st_size <= size_before and time.monotonic() < deadline:
             time.sleep(0.1)
         assert store.path.stat().st_size > size_before, "no checkpoint ran"
+    finally:
+        store.close()
+
+
+def test_a_delivery_that_cannot_be_stored_gets_no_200(tmp_path: Path) -> None:
+    """Meta redelivers anything not answered 200: a failed commit must not be acked."""
+    store = EventStore(tmp_path)
+    app = create_app(store, SECRETS, READ_TOKEN)
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("alter table events rename to events_gone")
+        conn.execute("alter table quarantine rename to quarantine_gone")
+
+    async def scenario() -> list[int]:
+        codes = []
+        for body in (delivery("wamid.X1"), b"{malformed"):
+            client, request = _post(app, body)
+            codes.append((await request).status_code)
+            await client.aclose()
+        return codes
+
+    try:
+        assert asyncio.run(scenario()) == [500, 500]
     finally:
         store.close()

@@ -231,12 +231,17 @@ class Receiver:
         try:
             events = split_events(body)
         except Malformed as bad:
-            await self.store.quarantine(channel, bad.reason, body)
-            log.warning("%s: signed body quarantined: %s", channel, bad.reason)
-            return 200, json.dumps(
-                {"received": 0, "quarantined": True, "reason": bad.reason}
-            ).encode()
-        result = await self.store.append(channel, events)
+            events, reason = None, bad.reason
+        try:
+            if events is None:
+                await self.store.quarantine(channel, reason, body)
+            else:
+                result = await self.store.append(channel, events)
+        except Exception:  # the store logged why; no 200, so Meta delivers it again
+            return 500, _error_body(500, "the delivery could not be stored; retry later")
+        if events is None:
+            log.warning("%s: signed body quarantined: %s", channel, reason)
+            return 200, json.dumps({"received": 0, "quarantined": True, "reason": reason}).encode()
         return 200, (
             f'{{"received":{len(events)},"stored":{result.stored},'
             f'"duplicates":{result.duplicates}}}'

@@ -168,11 +168,11 @@ class EventStore:
                     stop = True
                     break
                 batch.append(item)
-            self._commit(batch)
+            self._settle(batch, self._commit(batch))
             if stop:
                 return
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _commit(self, batch: list[_Pending]) -> list:
         received_at = _now()
         results: list[Appended] = []
         conn = self._conn
@@ -215,9 +215,8 @@ class EventStore:
             log.exception("webhook store: a batch of %d deliveries failed to commit", len(batch))
             if conn.in_transaction:
                 conn.execute("rollback")
-            self._settle(batch, [exc] * len(batch))
-            return
-        self._settle(batch, results)
+            return [exc] * len(batch)
+        return results
 
     @staticmethod
     def _settle(batch: list[_Pending], outcomes: list) -> None:
