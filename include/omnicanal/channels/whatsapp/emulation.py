@@ -192,7 +192,6 @@ class WhatsAppEmulator:
         self.callback_url = callback_url
         self.deliverer = WebhookDeliverer(app_secret, seed=world.seed, **deliverer_options)
         self.faults = FaultInjector()
-        self._hangs: deque[float] = deque()
         self.token_expired = False
         self.request_count = 0
         self.sent: list[dict[str, Any]] = []
@@ -238,11 +237,9 @@ class WhatsAppEmulator:
     # --- knobs -----------------------------------------------------------------------
 
     def fail_next(self, n: int = 1, status: int = 500, *, hang_seconds: float = 0.0) -> None:
-        """The next ``n`` authenticated Cloud API requests answer ``status`` (or hang)."""
-        if hang_seconds:
-            self._hangs.extend([hang_seconds] * n)
-        else:
-            self.faults.fail_next(n, status)
+        """The next ``n`` authenticated Cloud API requests answer ``status``, after
+        ``hang_seconds`` (a client with a shorter timeout sees a timeout)."""
+        self.faults.fail_next(n, status, hang_seconds=hang_seconds)
 
     def expire_token(self, expired: bool = True) -> None:
         """The access token's session expires: every call answers 190/463 until renewed."""
@@ -349,10 +346,10 @@ class WhatsAppEmulator:
             raise _unauthorized(invalid_token())
         if self.token_expired:
             raise _unauthorized(expired_token(datetime.now(UTC) - timedelta(hours=1)))
-        if self._hangs:
-            await asyncio.sleep(self._hangs.popleft())
         fault = self.faults.take()
         if fault is not None:
+            if fault.hang_seconds:
+                await asyncio.sleep(fault.hang_seconds)
             raise _fault(fault.status)
 
     def phone_number(self, fields: str | None = None) -> dict[str, Any]:
@@ -600,7 +597,7 @@ class WhatsAppEmulator:
                 int(spec.get("status", 500)),
                 hang_seconds=float(spec.get("hang_seconds", 0)),
             )
-            return {"pending_faults": self.faults.pending + len(self._hangs)}
+            return {"pending_faults": self.faults.pending}
 
         def expire_token(spec: dict[str, Any] | None = None) -> dict[str, Any]:
             self.expire_token(bool((spec or {}).get("expired", True)))
