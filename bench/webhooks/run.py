@@ -345,7 +345,13 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    figures: dict = {"clients": args.clients, "events_per_body": args.events_per_body}
+    # Other work on the machine shows in every figure but the CPU per event: keep the
+    # load average beside them.
+    figures: dict = {
+        "clients": args.clients,
+        "events_per_body": args.events_per_body,
+        "loadavg_before": round(os.getloadavg()[0], 2),
+    }
     workdir = Path(tempfile.mkdtemp(prefix="omnicanal-bench-webhooks-"))
     try:
         with bench_lock():
@@ -376,6 +382,7 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
+    figures["loadavg_after"] = round(os.getloadavg()[0], 2)
     ours = figures["ours"]
     figures["goal_met"] = {
         "events_per_s": ours["closed_loop"]["events_per_s"] >= GOAL_EVENTS_PER_S,
@@ -408,6 +415,9 @@ def print_table(figures: dict) -> None:
                 f"{f['max_ms']:>9}{f['errors']:>8}"
                 f"{f.get('server_cpu_ms_per_1000_events', ''):>14}"
             )
+    print(
+        f"load average (1 min): {figures['loadavg_before']} before, {figures['loadavg_after']} after"
+    )
     if "throughput_vs_anchor" in figures:
         print(f"throughput ours/anchor: {figures['throughput_vs_anchor']}")
     if "crash" in figures:
