@@ -416,7 +416,8 @@ def print_table(figures: dict) -> None:
                 f"{f.get('server_cpu_ms_per_1000_events', ''):>14}"
             )
     print(
-        f"load average (1 min): {figures['loadavg_before']} before, {figures['loadavg_after']} after"
+        f"load average (1 min): {figures['loadavg_before']} before, "
+        f"{figures['loadavg_after']} after"
     )
     if "throughput_vs_anchor" in figures:
         print(f"throughput ours/anchor: {figures['throughput_vs_anchor']}")
