@@ -69,11 +69,6 @@ class Malformed(ValueError):
         self.reason = reason
 
 
-def _require(condition: bool, reason: str) -> None:
-    if not condition:
-        raise Malformed(reason)
-
-
 def _nonempty_str(value: Any) -> bool:
     return isinstance(value, str) and bool(value)
 
@@ -82,59 +77,75 @@ def split_events(body: bytes) -> list[Event]:
     """The events of a delivery body, in the order sent; :class:`Malformed` if it has none.
 
     Every part is checked before any event is returned, so a body is either wholly
-    events or wholly quarantined.
+    events or wholly quarantined. (Paths for the reasons are only built on failure: this
+    runs for every delivery.)
     """
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Malformed(f"body is not JSON: {exc}") from None
-    _require(isinstance(payload, dict), "body is not a JSON object")
+    if not isinstance(payload, dict):
+        raise Malformed("body is not a JSON object")
     entries = payload.get("entry")
-    _require(isinstance(entries, list), "body has no entry[] list")
-    _require(bool(entries), "entry[] is empty")
+    if not isinstance(entries, list):
+        raise Malformed("body has no entry[] list")
+    if not entries:
+        raise Malformed("entry[] is empty")
     events: list[Event] = []
     for e, entry in enumerate(entries):
-        where = f"entry[{e}]"
-        _require(isinstance(entry, dict), f"{where} is not an object")
+        if not isinstance(entry, dict):
+            raise Malformed(f"entry[{e}] is not an object")
         changes = entry.get("changes")
-        _require(isinstance(changes, list) and bool(changes), f"{where} has no changes[] list")
+        if not isinstance(changes, list) or not changes:
+            raise Malformed(f"entry[{e}] has no changes[] list")
         for c, change in enumerate(changes):
-            events.extend(_change_events(change, f"{where}.changes[{c}]"))
+            events.extend(_change_events(change, e, c))
     return events
 
 
-def _change_events(change: Any, where: str) -> list[Event]:
-    _require(isinstance(change, dict), f"{where} is not an object")
+def _change_events(change: Any, e: int, c: int) -> list[Event]:
+    def bad(what: str) -> Malformed:
+        return Malformed(f"entry[{e}].changes[{c}]{what}")
+
+    if not isinstance(change, dict):
+        raise bad(" is not an object")
     field = change.get("field")
     value = change.get("value")
-    _require(_nonempty_str(field), f"{where} has no field")
-    _require(isinstance(value, dict), f"{where}.value is not an object")
+    if not _nonempty_str(field):
+        raise bad(" has no field")
+    if not isinstance(value, dict):
+        raise bad(".value is not an object")
     metadata = value.get("metadata", {})
     contacts = value.get("contacts", [])
-    _require(isinstance(metadata, dict), f"{where}.value.metadata is not an object")
-    _require(isinstance(contacts, list), f"{where}.value.contacts is not a list")
     messages = value.get("messages", [])
     statuses = value.get("statuses", [])
-    _require(isinstance(messages, list), f"{where}.value.messages is not a list")
-    _require(isinstance(statuses, list), f"{where}.value.statuses is not a list")
+    for name, part, kind in (
+        ("metadata", metadata, dict),
+        ("contacts", contacts, list),
+        ("messages", messages, list),
+        ("statuses", statuses, list),
+    ):
+        if not isinstance(part, kind):
+            raise bad(f".value.{name} is not {'an object' if kind is dict else 'a list'}")
     meta, people = _compact(metadata), _compact(contacts)
     if not messages and not statuses:
         digest = hashlib.sha256(_canonical(change).encode()).hexdigest()
         return [Event(digest, "other", field, meta, people, _compact(value))]
     events = []
     for m, message in enumerate(messages):
-        at = f"{where}.value.messages[{m}]"
-        _require(isinstance(message, dict), f"{at} is not an object")
-        _require(_nonempty_str(message.get("id")), f"{at} has no id")
-        events.append(Event(message["id"], "message", field, meta, people, _compact(message)))
-    for s, status in enumerate(statuses):
-        at = f"{where}.value.statuses[{s}]"
-        _require(isinstance(status, dict), f"{at} is not an object")
+        if not isinstance(message, dict):
+            raise bad(f".value.messages[{m}] is not an object")
+        message_id = message.get("id")
+        if not _nonempty_str(message_id):
+            raise bad(f".value.messages[{m}] has no id")
+        events.append(Event(message_id, "message", field, meta, people, _compact(message)))
+    for n, status in enumerate(statuses):
+        if not isinstance(status, dict):
+            raise bad(f".value.statuses[{n}] is not an object")
         for key in ("id", "status", "timestamp"):
-            _require(
-                _nonempty_str(status.get(key)) or type(status.get(key)) is int,
-                f"{at} has no {key}",
-            )
+            part = status.get(key)
+            if not (_nonempty_str(part) or type(part) is int):
+                raise bad(f".value.statuses[{n}] has no {key}")
         event_id = f"{status['id']}:{status['status']}:{status['timestamp']}"
         events.append(Event(event_id, "status", field, meta, people, _compact(status)))
     return events
