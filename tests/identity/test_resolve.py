@@ -35,9 +35,12 @@ BASE = [
     # four different people typed the store's junk email: it links nobody
     ["t1", "pos", "teste@teste.com", "", "", "Carla", "Mendes", "", ""],
     ["t2", "pos", "TESTE@teste.com", "", "", "Davi", "Rocha", "", ""],
-    # the same shared family phone, two different valid CPFs: the guard splits them
+    # a household's phone: Eva and Fábio share it, their names do not fit: two people
     ["f1", "crm", "", "(21) 99876-5432", "111.444.777-35", "Eva", "Ramos", "", ""],
-    ["f2", "crm", "", "21 99876 5432", "98765432100", "Fábio", "Ramos", "", ""],
+    ["f2", "crm", "", "21 99876 5432", "390.533.447-05", "Fábio", "Ramos", "", ""],
+    # one name on a shared phone, two different valid CPFs: the CPF guard splits them
+    ["g1", "crm", "", "(31) 99123-4567", "715.324.650-92", "Rui", "Campos", "", ""],
+    ["g2", "pos", "", "31 99123 4567", "468.201.937-69", "RUI", "CAMPOS", "", ""],
     # invalid CPF links nothing
     ["x1", "crm", "", "", "111.444.777-36", "Gil", "Costa", "", ""],
     ["x2", "crm", "", "", "111.444.777-36", "Hugo", "Melo", "", ""],
@@ -73,14 +76,15 @@ def test_resolve_links_guards_and_splits(resolve, warehouse_env: str) -> None:
     assert ids["a1"] == ids["a2"] == ids["a3"]  # email/phone/CPF normalisation
     assert ids["b1"] != ids["a1"]
     assert ids["t1"] != ids["t2"]  # blocklisted email
-    assert ids["f1"] != ids["f2"]  # two CPFs in one cluster: split
+    assert ids["f1"] != ids["f2"]  # a shared phone links compatible names only
+    assert ids["g1"] != ids["g2"]  # two CPFs in one cluster: split
     assert ids["x1"] != ids["x2"]  # invalid CPF links nothing
     with psycopg.connect(warehouse_env) as conn:
         guards = {
             row[0]
             for row in conn.execute("select guard from identity_cli.int_identity__guard_audit")
         }
-    assert "blocklist" in guards
+    assert "fake_identifier" in guards  # teste@teste.com, from seed identity_fake_identifiers
     assert "max_values_per_customer:cpf" in guards
 
 
@@ -88,9 +92,9 @@ def test_ids_are_stable_and_merges_keep_the_older_id(resolve, warehouse_env: str
     first = resolve(BASE, "first")
     again = resolve(BASE, "again")
     assert again == first
-    # a new record carrying Bruno's email and Ana's CPF... would violate nothing:
-    # Bruno and Ana share no CPF conflict (Bruno has none), so they merge.
-    bridge = ["m1", "app", "bruno@example.com", "", "52998224725", "Bruno", "Lima", "", ""]
+    # a new record, without a name, carrying Bruno's email and Ana's CPF violates
+    # nothing: Bruno has no CPF, and a missing name is nobody else, so they merge.
+    bridge = ["m1", "app", "bruno@example.com", "", "52998224725", "", "", "", ""]
     merged = resolve([*BASE, bridge], "merged")
     assert merged["b1"] == merged["a1"] == merged["m1"]
     assert merged["a1"] in {first["a1"], first["b1"]}
@@ -102,7 +106,7 @@ def test_ids_are_stable_and_merges_keep_the_older_id(resolve, warehouse_env: str
         ).fetchall()
     assert (absorbed, "merge", survivor) in events
     # everyone else kept their id
-    for record_id in ("t1", "t2", "f1", "f2", "x1", "x2"):
+    for record_id in ("t1", "t2", "f1", "f2", "g1", "g2", "x1", "x2"):
         assert merged[record_id] == first[record_id]
 
 
@@ -213,7 +217,7 @@ def test_fuzzy_stage_links_records_without_identifiers(warehouse_env: str, tmp_p
 
 def test_incremental_run_recomputes_only_the_affected_clusters(resolve, warehouse_env: str) -> None:
     first = resolve(BASE, "first")
-    bridge = ["m1", "app", "bruno@example.com", "", "52998224725", "Bruno", "Lima", "", ""]
+    bridge = ["m1", "app", "bruno@example.com", "", "52998224725", "", "", "", ""]
     second = resolve([*BASE, bridge], "second")
     assert second["m1"] == second["a1"] == second["b1"]
     with psycopg.connect(warehouse_env) as conn:

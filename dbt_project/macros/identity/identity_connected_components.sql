@@ -107,10 +107,10 @@ begin
     {%- endif %}
     drop table if exists _id_det_edges;
     create temp table _id_det_edges as
-        select i.record_num as node, i.value_id
+        select i.record_num as node, {{ identity_edge_node('i', 'v') }} as value_id
         from {{ identifiers }} as i
         join {{ identifier_values }} as v on v.value_id = i.value_id
-        where v.is_linkable
+        where {{ identity_edge_links('i', 'v') }}
         {%- if previous %}
             and i.record_num in (select record_num from _id_det_scope)
         {%- endif %};
@@ -175,10 +175,10 @@ begin
     {%- endif %}
     drop table if exists _id_edges;
     create temp table _id_edges as
-        select i.record_num as node, i.value_id, i.identifier_type
+        select i.record_num as node, {{ identity_edge_node('i', 'v') }} as value_id, i.identifier_type
         from {{ identifiers }} as i
         join {{ identifier_values }} as v on v.value_id = i.value_id
-        where v.is_linkable{% if previous %} and i.record_num{{ in_scope }}{% endif %}
+        where {{ identity_edge_links('i', 'v') }}{% if previous %} and i.record_num{{ in_scope }}{% endif %}
         union all
         select p.record_num_a, hashtextextended('pair:' || p.record_num_a || ':' || p.record_num_b, 0), 'fuzzy'
         from {{ fuzzy_pairs }} as p where p.is_match{% if previous %} and p.record_num_a{{ in_scope }}{% endif %}
@@ -214,6 +214,7 @@ begin
         select c.lab
         from _id_clusters as c
         join {{ identifiers }} as i on i.record_num = c.node and i.identifier_type = '{{ identifier_type }}'
+        join {{ identifier_values }} as iv on iv.value_id = i.value_id and iv.is_linkable
         group by c.lab
         having count(distinct i.value_id) > {{ limit }};
     select count(*) into violating from _id_violating;
@@ -231,6 +232,7 @@ begin
                 select sub.value_id
                 from sub
                 join {{ identifiers }} as i on i.record_num = sub.node and i.identifier_type = '{{ identifier_type }}'
+                join {{ identifier_values }} as iv on iv.value_id = i.value_id and iv.is_linkable
                 where sub.identifier_type <> '{{ identifier_type }}'
                 group by sub.value_id
                 having count(distinct i.value_id) > {{ limit }}
@@ -255,12 +257,14 @@ begin
                 select nodes.lab
                 from nodes
                 join {{ identifiers }} as i on i.record_num = nodes.node and i.identifier_type = '{{ identifier_type }}'
+                join {{ identifier_values }} as iv on iv.value_id = i.value_id and iv.is_linkable
                 group by nodes.lab
                 having count(distinct i.value_id) > {{ limit }}
             ),
             value_of as (
                 select i.record_num as node, min(i.value_id) as value_id
                 from {{ identifiers }} as i
+                join {{ identifier_values }} as iv on iv.value_id = i.value_id and iv.is_linkable
                 where i.identifier_type = '{{ identifier_type }}'
                 group by i.record_num
             )
@@ -324,4 +328,23 @@ begin
     analyze _id_clusters;
 end
 $identity$
+{%- endmacro %}
+
+
+{#
+    An edge of the identifier graph: record `i` (int_identity__identifiers) to value `v`
+    (int_identity__identifier_values). A value under several people's names (a
+    household's phone, name_groups) is one node per person: a record meets the node of
+    its name's group, and a record without a name, or whose name fits several groups,
+    meets none (identity_edge_links leaves it out).
+#}
+{% macro identity_edge_node(i, v) -%}
+    case
+        when {{ v }}.name_groups is null then {{ i }}.value_id
+        else hashtextextended({{ i }}.value_id || ':' || ({{ v }}.name_groups ->> {{ i }}.full_name_key), 0)
+    end
+{%- endmacro %}
+
+{% macro identity_edge_links(i, v) -%}
+    {{ v }}.is_linkable and ({{ v }}.name_groups is null or {{ v }}.name_groups ? {{ i }}.full_name_key)
 {%- endmacro %}

@@ -268,18 +268,25 @@ def run_identity_models(
     target_dir: Path | None = None,
     dbt: DbtProcess | None = None,
 ) -> None:
-    """dbt run of every identity model, on the input table, in ``schema`` (in ``dbt``
-    when one was started ahead)."""
+    """dbt build of the identity seeds and every identity model (their tests left to the
+    project's own runs), on the input table, in ``schema`` (in ``dbt`` when one was
+    started ahead)."""
     variables = {
         "identity_input": f'"{schema}"."identity_input"',
         "identity_schema": schema,
         **(extra_vars or {}),
     }
     target = target_dir or (settings.home / "identity" / "dbt-target")
+    # build, not run: the identity seeds (nicknames, fake identifiers) load into the same
+    # schema in the same dbt invocation (a second one would cost dbt's start-up again)
     args = [
-        "run",
+        "build",
         "--select",
+        "path:seeds/identity",
         "path:models/intermediate/identity",
+        "--exclude-resource-type",
+        "test",
+        "unit_test",
         "--vars",
         json.dumps(variables),
         "--target-path",

@@ -107,17 +107,35 @@ members as (
     {%- endfor %}
 {%- endfor %}
 
+{#- an identifier a guard stopped (a fake CPF, the store's phone) is no evidence here either #}
+{%- set guarded = {
+    'email': "coalesce(encode(sha256(convert_to(records.email, 'UTF8')), 'hex'), records.email_sha256)",
+    'phone_e164': 'records.phone_e164',
+    'cpf': 'records.cpf',
+} %}
+
 records as (
 
     select
         {%- for column in needed %}
+            {%- if column in guarded %}
+            case when guard_{{ column }}.is_linkable is not false then records.{{ column }} end
+                as {{ column }},
+            {%- else %}
             records.{{ column }},
+            {%- endif %}
         {%- endfor %}
         components.component_num
 
     from {{ ref('int_identity__records') }} as records
     inner join {{ ref('int_identity__deterministic_components') }} as components
         on records.record_num = components.record_num
+    {%- for column, value in guarded.items() if column in needed %}
+    left join {{ ref('int_identity__identifier_values') }} as guard_{{ column }}
+        on guard_{{ column }}.value_id = hashtextextended(
+            '{{ 'email' if column == 'email' else ('phone' if column == 'phone_e164' else 'cpf') }}:' || {{ value }}, 0
+        )
+    {%- endfor %}
     {%- if enabled and is_incremental() %}
     where records.record_num in (select members.record_num from members)
     {%- endif %}

@@ -1,6 +1,6 @@
 {#
     Why the graph did not link what it could have: one row per identifier value a guard
-    stopped (blocklist, max_people_per_value) and one per cluster a guard split
+    stopped (fake_identifier, blocklist, max_people_per_value) and one per cluster a guard split
     (max_values_per_customer:<type>, max_cluster_size), with the numbers behind it.
 #}
 
@@ -31,8 +31,12 @@ value_guards as (
         case guard
             when 'blocklist'
                 then 'value is on the identity_guards blocklist'
+            when 'fake_identifier'
+                then 'a well-known fake ' || identifier_type || ' (seed identity_fake_identifiers): '
+                || guard_detail
             else
-                'value carried by ' || people_count || ' distinct people (limit per type in'
+                'value carried by ' || people_count || ' distinct people (' || names_count
+                || ' names, compatible ones counted once; limit per type in'
                 || ' identity_guards.max_people_per_value): it links nothing'
         end as reason
 

@@ -1,12 +1,17 @@
 {#
     One row per distinct identifier value, with the value-level over-merge guards of the
-    var identity_guards applied: a blocklisted value, or one carried by more distinct
-    people than max_people_per_value allows for its type, is not linkable. "Distinct
-    people" are distinct normalised full names: the store's phone typed on every walk-in
-    sale belongs to many names. A record without a name is nobody else: a buyer's orders,
-    which carry their account id and no name, are one person, not one each (a value has
-    at least one person). Every value that a guard stops is listed in
-    int_identity__guard_audit.
+    var identity_guards applied (README, "Guards"):
+    - fake_identifier: a well-known fake (seed identity_fake_identifiers: 123.456.789-09,
+      naotem@..., 99999-9999 with any area code ...) links nobody;
+    - blocklist: the deployment's own values that never link;
+    - max_people_per_value: a value carried by more people than its type allows links
+      nothing (the store's phone). People are counted by compatible names
+      (macros/identity/identity_names.sql): "Pedro", "Pedro Lucas Abreu" and a missing
+      name are one person, José and Zé too; a placeholder name (Consumidor Final) is none;
+    - a value that links and is carried by several people (a household's phone) links
+      each one's records only: name_groups maps each name to its person (the group's
+      fullest name), and the graph makes one node per group (macro identity_edge_node).
+    Every value that a guard stops is listed in int_identity__guard_audit.
 #}
 
 -- depends_on: {{ ref('int_identity__record_changes') }}
@@ -24,8 +29,10 @@
 {%- set guards = var('identity_guards', {}) %}
 {%- set limits = guards.get('max_people_per_value', {}) %}
 {%- set blocklist = guards.get('blocklist', {}) %}
+{%- set max_names = guards.get('max_names_compared', 20) %}
+{%- set split_types = guards.get('split_by_name', ['email', 'phone', 'cpf']) %}
 
-with
+with recursive
 
 identifiers as (
 
@@ -39,6 +46,14 @@ identifiers as (
         select removed.value_id from {{ this.schema }}.int_identity__removed_identifiers as removed
     )
     {%- endif %}
+
+),
+
+placeholder_names as (
+
+    select {{ normalize_name_key('value') }} as name_key
+    from {{ ref('identity_fake_identifiers') }}
+    where identifier_type = 'name'
 
 ),
 
@@ -78,6 +93,20 @@ blocklist as (
 
 ),
 
+named as (
+
+    select
+        identifiers.*,
+        -- a placeholder name ("Consumidor Final", the till's anonymous buyer) is no name
+        case
+            when identifiers.full_name_key not in (select placeholder.name_key from placeholder_names as placeholder)
+                then identifiers.full_name_key
+        end as name_key
+
+    from identifiers
+
+),
+
 value_stats as (
 
     select
@@ -86,10 +115,194 @@ value_stats as (
         identifier_value,
         min(identifier_label) as identifier_label,
         count(*) as records_count,
-        greatest(count(distinct full_name_key), 1) as people_count
+        count(distinct name_key) as names_count
 
-    from identifiers
+    from named
     group by value_id, identifier_type, identifier_value
+
+),
+
+-- the distinct names of each value written under 2 to max_names_compared names: who
+-- they can be is worked out below; a value under more names is many people
+value_names as (
+
+    select distinct
+        named.value_id,
+        named.name_key
+
+    from named
+    inner join value_stats
+        on named.value_id = value_stats.value_id
+    where
+        named.name_key is not null
+        and value_stats.names_count between 2 and {{ max_names }}
+
+),
+
+name_tokens as materialized (
+
+    {{ identity_name_tokens('select name_key from value_names') }}
+
+),
+
+compatible as materialized (
+
+    {{ identity_compatible_name_pairs(
+        'select a.name_key as name_a, b.name_key as name_b from value_names as a'
+        ~ ' inner join value_names as b on a.value_id = b.value_id and a.name_key < b.name_key',
+        'name_tokens',
+    ) }}
+
+),
+
+compatible_directed as (
+
+    select name_a as x, name_b as y from compatible
+    union all
+    select name_b as x, name_a as y from compatible
+
+),
+
+-- a name of only particles ("de") says nothing: left out like a missing one
+sized_names as (
+
+    select
+        value_names.value_id,
+        value_names.name_key,
+        tokens.token_count
+
+    from value_names
+    inner join (
+        select name_key, count(*) as token_count from name_tokens group by name_key
+    ) as tokens
+        on value_names.name_key = tokens.name_key
+
+),
+
+-- the most complete names: none of the value's names that fits them says more
+maximal_names as (
+
+    select sized_names.*
+    from sized_names
+    where not exists (
+        select 1 as fuller
+        from compatible_directed
+        inner join sized_names as other
+            on compatible_directed.y = other.name_key
+        where
+            compatible_directed.x = sized_names.name_key
+            and other.value_id = sized_names.value_id
+            and other.token_count > sized_names.token_count
+    )
+
+),
+
+-- one person per group of compatible complete names (typos of one name chain together)
+reach (value_id, name_key, root) as (
+
+    select value_id, name_key, name_key as root from maximal_names
+    union
+    select reach.value_id, compatible_directed.y, reach.root
+    from reach
+    inner join compatible_directed
+        on reach.name_key = compatible_directed.x
+    inner join maximal_names
+        on
+            reach.value_id = maximal_names.value_id
+            and compatible_directed.y = maximal_names.name_key
+
+),
+
+maximal_groups as (
+
+    select value_id, name_key, min(root) as root
+    from reach
+    group by value_id, name_key
+
+),
+
+-- a shorter name ("Pedro") joins the one group whose names it fits; fitting several
+-- groups ("Pedro" beside "Pedro Abreu" and "Pedro Lima") it is nobody's for sure
+name_groups as (
+
+    select value_id, name_key, root from maximal_groups
+    union all
+    select
+        sized_names.value_id,
+        sized_names.name_key,
+        min(maximal_groups.root) as root
+
+    from sized_names
+    inner join compatible_directed
+        on sized_names.name_key = compatible_directed.x
+    inner join maximal_groups
+        on
+            sized_names.value_id = maximal_groups.value_id
+            and compatible_directed.y = maximal_groups.name_key
+    where not exists (
+        select 1 as is_maximal from maximal_names
+        where
+            maximal_names.value_id = sized_names.value_id
+            and maximal_names.name_key = sized_names.name_key
+    )
+    group by sized_names.value_id, sized_names.name_key
+    having count(distinct maximal_groups.root) = 1
+
+),
+
+value_people as (
+
+    select
+        value_id,
+        count(distinct root) as people_count,
+        jsonb_object_agg(name_key, root) as name_groups
+
+    from name_groups
+    group by value_id
+
+),
+
+fake_identifiers as materialized (
+
+    select
+        identifier_type,
+        source,
+        case identifier_type
+            when 'cpf' then regexp_replace(value, '\D', '', 'g')
+            -- the subscriber number, after the ninth digit is added (any area code)
+            when 'phone' then substr(
+                    {{ normalize_phone("'11' || regexp_replace(value, '\\D', '', 'g')") }}, 6
+                )
+            when 'email' then case
+                    when value !~ '@\*$'
+                        then encode(sha256(convert_to({{ identity_email('value') }}, 'UTF8')), 'hex')
+                end
+        end as match_value,
+        case
+            when identifier_type = 'email' and value ~ '@\*$'
+                then lower(trim(split_part(value, '@', 1)))
+        end as any_domain_local_part
+
+    from {{ ref('identity_fake_identifiers') }}
+    where identifier_type in ('cpf', 'email', 'phone')
+
+),
+
+fake_values as (
+
+    select identifier_type, match_value, min(source) as source
+    from fake_identifiers
+    where match_value is not null
+    group by identifier_type, match_value
+
+),
+
+fake_local_parts as (
+
+    select any_domain_local_part, min(source) as source
+    from fake_identifiers
+    where any_domain_local_part is not null
+    group by any_domain_local_part
 
 ),
 
@@ -98,9 +311,49 @@ guarded as (
     select
         value_stats.*,
         case
+            when value_stats.names_count <= 1 then 1
+            when value_stats.names_count > {{ max_names }} then value_stats.names_count
+            else greatest(coalesce(value_people.people_count, 1), 1)
+        end as people_count,
+        value_people.name_groups as all_name_groups,
+        coalesce(
+            fake_values.source,
+            fake_local_parts.source,
+            case
+                when
+                    value_stats.identifier_type = 'phone'
+                    and value_stats.identifier_value ~ '^\+55\d\d9?(\d)\1{7}$'
+                    then 'a subscriber number of one repeated digit (99999-9999, any area code)'
+            end
+        ) as fake_source
+
+    from value_stats
+    left join value_people
+        on value_stats.value_id = value_people.value_id
+    left join fake_values
+        on
+            value_stats.identifier_type = fake_values.identifier_type
+            and fake_values.match_value = case
+                when value_stats.identifier_type <> 'phone' then value_stats.identifier_value
+                when value_stats.identifier_value like '+55%' then substr(value_stats.identifier_value, 6)
+            end
+    left join fake_local_parts
+        on
+            value_stats.identifier_type = 'email'
+            and split_part(value_stats.identifier_label, '@', 1) = fake_local_parts.any_domain_local_part
+
+),
+
+decided as (
+
+    select
+        guarded.*,
+        case
+            when guarded.fake_source is not null
+                then 'fake_identifier'
             when blocklist.identifier_value is not null
                 then 'blocklist'
-            when value_stats.people_count > case value_stats.identifier_type
+            when guarded.people_count > case guarded.identifier_type
                     {%- for identifier_type, limit in limits.items()
                         if identifier_type != 'default' %}
                         when '{{ identifier_type }}' then {{ limit }}
@@ -110,34 +363,48 @@ guarded as (
                 then 'max_people_per_value'
         end as guard
 
-    from value_stats
+    from guarded
     left join blocklist
         on
-            value_stats.identifier_type = blocklist.identifier_type
-            and value_stats.identifier_value = blocklist.identifier_value
+            guarded.identifier_type = blocklist.identifier_type
+            and guarded.identifier_value = blocklist.identifier_value
 
 ),
 
 final as (
 
     select
-        guarded.value_id,
-        guarded.identifier_type,
-        guarded.identifier_value,
-        guarded.identifier_label,
-        guarded.records_count,
-        guarded.people_count,
-        guarded.guard is null as is_linkable,
-        guarded.guard,
+        decided.value_id,
+        decided.identifier_type,
+        decided.identifier_value,
+        decided.identifier_label,
+        decided.records_count,
+        decided.names_count,
+        decided.people_count,
+        decided.guard is null as is_linkable,
+        decided.guard,
+        case
+            when decided.guard = 'fake_identifier' then decided.fake_source
+        end as guard_detail,
+        -- several people under one value that still links (a household's phone): it
+        -- links each person's records only, {name_key: group}; a record whose name is
+        -- missing or fits several groups takes no edge of it
+        case
+            when
+                decided.guard is null
+                and decided.people_count > 1
+                and decided.identifier_type in ('{{ split_types | join("', '") }}')
+                then decided.all_name_groups
+        end as name_groups,
         -- before this run's recount (null for a new value): a value that neither links
         -- now nor linked before (the store's phone) changes no component
         {{ 'existing.is_linkable' if is_incremental() else 'cast(null as boolean)' }}
             as was_linkable
 
-    from guarded
+    from decided
     {%- if is_incremental() %}
     left join {{ this }} as existing
-        on guarded.value_id = existing.value_id
+        on decided.value_id = existing.value_id
     {%- endif %}
 
 )

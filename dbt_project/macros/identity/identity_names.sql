@@ -1,0 +1,180 @@
+{#
+    Name compatibility: whether two names written for a record can be one person's.
+
+    People write their names differently in each channel: "Pedro" at the till, "Pedro
+    Lucas Abreu" on the web store, "PEDRO L ABREU" on a form, "Zé" on WhatsApp for José,
+    "Maria Eduarda" as "Duda", surnames in another order, with or without "da"/"dos".
+    A name is its tokens (normalize_name_key, split on spaces) without the particles
+    and generational suffixes (identity_name_particles); two names are compatible when
+    the tokens of one all fit tokens of the other and its first token fits the other's
+    first or second one (a compound first name goes by either part). Two tokens fit when
+    (macro identity_name_tokens_fit):
+    - they share a form: equal, or one is a nickname, diminutive or spelling of the other,
+      or both of one name (seed identity_name_variants: Zé and Zezinho are both José's);
+    - one is an initial of the other ("A" and "Ana");
+    - one edit apart, the longer of four letters or more (Souza/Sousa, Luiz/Luz), or
+      two letters swapped (Suoza).
+    So "Pedro" fits "Pedro Lucas Abreu", "Duda Silva" fits "Maria Eduarda da Silva",
+    "Ana Lima Souza" fits "Ana Souza Lima"; "Maria Clara Silva" and "Maria Eduarda Silva"
+    (sisters) do not, nor do "Ana Souza" and "Ana Lima". A missing name is nobody else:
+    it fits every name (the callers leave nameless records out).
+#}
+
+{# Tokens that say nothing about who someone is: particles and generational suffixes. #}
+{% macro identity_name_particles() -%}
+    {{ return(['d', 'da', 'das', 'de', 'del', 'della', 'di', 'do', 'dos', 'du', 'e',
+        'van', 'von', 'filho', 'filha', 'junior', 'jr', 'neto', 'neta', 'sobrinho',
+        'sobrinha', 'segundo', 'terceiro']) }}
+{%- endmacro %}
+
+
+{#
+    A select of (name_key, pos, token, forms) for the distinct name keys of `names`
+    (a select with a column name_key): one row per meaningful token in order (pos from
+    1), with the forms it stands for: itself and every name it is a variant of (seed
+    identity_name_variants).
+#}
+{% macro identity_name_tokens(names) -%}
+    with names as (
+        select distinct name_key from ({{ names }}) as given where name_key is not null
+    ),
+
+    variants as (
+        select
+            {{ normalize_name_key('variant') }} as variant,
+            array_agg(distinct {{ normalize_name_key('name') }}) as names
+        from {{ ref('identity_name_variants') }}
+        group by 1
+    ),
+
+    split as (
+        select
+            names.name_key,
+            parts.token,
+            parts.ord
+        from names
+        cross join lateral unnest(string_to_array(names.name_key, ' '))
+            with ordinality as parts (token, ord)
+        where parts.token not in ('{{ identity_name_particles() | join("', '") }}')
+    )
+
+    select
+        split.name_key,
+        row_number() over (partition by split.name_key order by split.ord) as pos,
+        split.token,
+        array[split.token] || coalesce(variants.names, array[]::text []) as forms
+    from split
+    left join variants on split.token = variants.variant
+{%- endmacro %}
+
+
+{# Whether two tokens (aliases x and y of identity_name_tokens rows) can be one name. #}
+{% macro identity_name_tokens_fit(x, y) -%}
+    (
+        {{ x }}.forms && {{ y }}.forms
+        or (
+            least(length({{ x }}.token), length({{ y }}.token)) = 1
+            and left({{ x }}.token, 1) = left({{ y }}.token, 1)
+        )
+        {%- if identity_fuzzy_available() %}
+        or (
+            greatest(length({{ x }}.token), length({{ y }}.token)) >= 4
+            and levenshtein_less_equal({{ x }}.token, {{ y }}.token, 1) <= 1
+            and not {{ identity_gender_pair(x ~ '.token', y ~ '.token') }}
+        )
+        {%- endif %}
+        or (
+            length({{ x }}.token) = length({{ y }}.token)
+            and length({{ x }}.token) >= 4
+            and {{ identity_letters_sorted(x ~ '.token') }} = {{ identity_letters_sorted(y ~ '.token') }}
+            and (
+                select count(*) from generate_series(1, length({{ x }}.token)) as i
+                where substr({{ x }}.token, i, 1) <> substr({{ y }}.token, i, 1)
+            ) = 2
+        )
+    )
+{%- endmacro %}
+
+{#
+    Masculine and feminine forms of one name (Paulo/Paula, Márcio/Márcia, Mário/Maria):
+    two people (siblings share a phone), not a typo.
+#}
+{% macro identity_gender_pair(x, y) -%}
+    (
+        length({{ x }}) = length({{ y }})
+        and left({{ x }}, -1) = left({{ y }}, -1)
+        and right({{ x }}, 1) || right({{ y }}, 1) in ('ao', 'oa')
+    )
+{%- endmacro %}
+
+{% macro identity_letters_sorted(column) -%}
+    array(select letter from unnest(string_to_array({{ column }}, null)) as letter order by 1)
+{%- endmacro %}
+
+
+{#
+    A select of (name_a, name_b) for the compatible pairs among `pairs` (a select with
+    columns name_a, name_b of name keys), given `tokens` (a relation or CTE of
+    identity_name_tokens rows covering both sides). Either direction may fit.
+#}
+{% macro identity_compatible_name_pairs(pairs, tokens) -%}
+    with pairs as (
+        select distinct name_a, name_b from ({{ pairs }}) as given
+    ),
+
+    directed as (
+        select name_a as x, name_b as y from pairs
+        union
+        select name_b as x, name_a as y from pairs
+    ),
+
+    -- each token of x: does it fit a token of y, and (first token) y's first or second?
+    token_fits as (
+        select
+            directed.x,
+            directed.y,
+            tx.pos,
+            bool_or(fit.ok) as fits_any,
+            bool_or(fit.ok and ty.pos <= 2) as fits_lead
+        from directed
+        inner join {{ tokens }} as tx on directed.x = tx.name_key
+        inner join {{ tokens }} as ty on directed.y = ty.name_key
+        cross join lateral (select {{ identity_name_tokens_fit('tx', 'ty') }} as ok) as fit
+        group by directed.x, directed.y, tx.pos
+    ),
+
+    fitting as (
+        select x, y
+        from token_fits
+        group by x, y
+        having bool_and(fits_any) and bool_or(pos = 1 and fits_lead)
+    )
+    {%- if identity_fuzzy_available() %},
+
+    -- a slip across a space ("Bruno Dal Uz" for "Bruno da Luz", "Gabriel Desouza"):
+    -- the whole names, without spaces, one or two edits apart, same first letter, and
+    -- not Paulo beside Paula
+    close_strings as (
+        select pairs.name_a as x, pairs.name_b as y
+        from pairs
+        where
+            left(pairs.name_a, 1) = left(pairs.name_b, 1)
+            and least(length(pairs.name_a), length(pairs.name_b)) >= 8
+            and levenshtein_less_equal(
+                replace(pairs.name_a, ' ', ''), replace(pairs.name_b, ' ', ''), 2
+            ) <= 2
+            and not {{ identity_gender_pair(
+                "split_part(pairs.name_a, ' ', 1)", "split_part(pairs.name_b, ' ', 1)"
+            ) }}
+    )
+    {%- endif %}
+
+    select distinct
+        least(x, y) as name_a,
+        greatest(x, y) as name_b
+    from fitting
+    {%- if identity_fuzzy_available() %}
+    union
+    select x, y from close_strings
+    {%- endif %}
+{%- endmacro %}
