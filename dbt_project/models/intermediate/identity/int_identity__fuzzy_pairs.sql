@@ -35,9 +35,11 @@
     ],
     post_hook=[
         "{{ identity_fuzzy_rerank() }}",
-        "drop table if exists {{ this.schema }}.int_identity__fuzzy_parameters",
-        "create table {{ this.schema }}.int_identity__fuzzy_parameters as
-            select * from pg_temp._fz_parameters",
+        "create table if not exists {{ this.schema }}.int_identity__fuzzy_parameters
+            (comp bigint, lvl bigint, m float8, u float8, lambda float8)",
+        "truncate {{ this.schema }}.int_identity__fuzzy_parameters",
+        "insert into {{ this.schema }}.int_identity__fuzzy_parameters (comp, lvl, m, u, lambda)
+            select comp, lvl, m, u, lambda from pg_temp._fz_parameters",
         "create index if not exists {{ this.identifier }}_a_idx on {{ this }} (record_num_a)",
         "create index if not exists {{ this.identifier }}_b_idx on {{ this }} (record_num_b)",
         "create index if not exists {{ this.identifier }}_run_idx on {{ this }} (run_id)",

@@ -1,0 +1,96 @@
+{#
+    Why each fuzzy pair weighs what it weighs, as a waterfall: one row per pair of
+    int_identity__fuzzy_pairs (those over the threshold) and comparison, with the
+    comparison's level and its weight log2(m / u) from the parameters the run used
+    (int_identity__fuzzy_parameters), plus a first row, `prior`, of log2 of the odds that
+    two random records match. The weights of a pair sum to its match_weight. A view:
+    it costs nothing until someone asks (`omnicanal identity explain` reads it).
+#}
+
+{{ config(materialized='view') }}
+
+{%- set comparisons = identity_fuzzy_comparisons() %}
+{%- set level_names = {0: 'missing', 1: 'different', 2: 'similar', 3: 'very similar', 4: 'exact'} %}
+
+with
+
+pairs as (
+
+    select * from {{ ref('int_identity__fuzzy_pairs') }}
+
+),
+
+parameters as (
+
+    select * from {{ ref('int_identity__fuzzy_pairs').schema }}.int_identity__fuzzy_parameters
+
+),
+
+comparisons as (
+
+    select
+        cast(position as int) as position,
+        cast(comparison as text) as comparison
+    from (
+        values
+        (0, 'prior'),
+        {%- for comparison in comparisons %}
+            ({{ loop.index }}, '{{ comparison.name }}'){{ ',' if not loop.last }}
+        {%- endfor %}
+    ) as listed (position, comparison)
+
+),
+
+levels as (
+
+    select
+        cast(level as int) as level,
+        cast(level_name as text) as level_name
+    from (
+        values
+        {%- for level, name in level_names.items() %}
+            ({{ level }}, '{{ name }}'){{ ',' if not loop.last }}
+        {%- endfor %}
+    ) as listed (level, level_name)
+
+),
+
+prior as (
+
+    select min(lambda) as lambda from parameters
+
+),
+
+final as (
+
+    select
+        pairs.record_num_a,
+        pairs.record_num_b,
+        pairs.is_match,
+        pairs.match_weight,
+        comparisons.position,
+        comparisons.comparison,
+        case when comparisons.position > 0 then pairs.levels[comparisons.position] end as level,
+        levels.level_name,
+        parameters.m,
+        parameters.u,
+        case
+            when comparisons.position = 0
+                then log(2.0, cast(prior.lambda / (1 - prior.lambda) as numeric))
+            when pairs.levels[comparisons.position] = 0 then 0
+            else log(2.0, cast(parameters.m / parameters.u as numeric))
+        end as weight
+
+    from pairs
+    cross join comparisons
+    cross join prior
+    left join parameters
+        on
+            comparisons.position = parameters.comp
+            and pairs.levels[comparisons.position] = parameters.lvl
+    left join levels
+        on pairs.levels[comparisons.position] = levels.level
+
+)
+
+select * from final
