@@ -146,6 +146,15 @@ def cmd_identity(args: argparse.Namespace) -> int:
     from omnicanal.identity.resolve import parse_fuzzy_overrides, resolve_file
 
     settings = get_settings()
+    if args.action == "explain":
+        from omnicanal.identity.explain import explain, render
+
+        explanation = explain(settings, args.key, schema=args.schema)
+        if args.json:
+            _print_json(explanation.as_dict())
+        else:
+            print(render(explanation))
+        return 0
     fuzzy = parse_fuzzy_overrides(settings, args.fuzzy or [])
     report = resolve_file(
         settings, Path(args.input), Path(args.output), schema=args.schema, fuzzy=fuzzy
@@ -316,6 +325,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a setting of the fuzzy stage (var identity_fuzzy in dbt_project.yml) "
         "for this run, e.g. --fuzzy threshold_weight=5 --fuzzy one_to_one_across_sources=true",
     )
+    e = sp.add_parser(
+        "explain",
+        help="why records are one customer: identifier edges, guards, fuzzy pair weights",
+    )
+    e.add_argument("key", help="a customer_id, a record id or SOURCE:RECORD_ID")
+    e.add_argument(
+        "--schema",
+        default="identity_cli",
+        help="schema of the identity tables (default identity_cli; the pipeline's: intermediate)",
+    )
+    e.add_argument("--json", action="store_true", help="print the facts as JSON")
     p.set_defaults(func=cmd_identity)
 
     p = sub.add_parser("settings", help="every setting, its meaning and its current value")
