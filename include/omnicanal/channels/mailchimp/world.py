@@ -163,19 +163,42 @@ class MailchimpAccount:
 # -- people → members -----------------------------------------------------------------
 
 
-def _second_email(rng: random.Random, person: Person) -> str:
-    given = strip_accents(person.first_name).lower()
-    family = strip_accents(person.last_name.split()[-1]).lower()
-    local = rng.choice(
-        [f"{given}{family}", f"{given[0]}{family}", f"{given}.{family}.{rng.randint(1, 9)}"]
-    )
-    return f"{local}@{rng.choice(SECOND_EMAIL_DOMAINS)}"
+class _SecondEmails:
+    """Each person's second address, the same in every audience and nobody else's.
+
+    A second address that happened to be someone else's would tie two people together:
+    in life a typo can do that, but here it would blur the ground truth.
+    """
+
+    def __init__(self, rng: random.Random, people: list[Person]) -> None:
+        self._rng = rng
+        self._taken = {p.email for p in people}
+        self._given: dict[str, str] = {}
+
+    def of(self, person: Person) -> str:
+        if person.person_id not in self._given:
+            given = strip_accents(person.first_name).lower()
+            family = strip_accents(person.last_name.split()[-1]).lower()
+            # an old address with a number, as people took when the plain one was gone
+            # (other systems' second addresses, drawn apart, do not meet it)
+            number = self._rng.randint(100, 999)
+            local = self._rng.choice(
+                [f"{given}{family}{number}", f"{given[0]}{family}{number}", f"{given}_{number}"]
+            )
+            domain = self._rng.choice(SECOND_EMAIL_DOMAINS)
+            email, n = f"{local}@{domain}", 1
+            while email in self._taken:
+                n += 1
+                email = f"{local}{n}@{domain}"
+            self._taken.add(email)
+            self._given[person.person_id] = email
+        return self._given[person.person_id]
 
 
-def _typed_email(rng: random.Random, person: Person) -> str:
+def _typed_email(rng: random.Random, person: Person, seconds: _SecondEmails) -> str:
     roll = rng.random()
     if roll < SECOND_EMAIL_SHARE:
-        return _second_email(rng, person)
+        return seconds.of(person)
     if roll < SECOND_EMAIL_SHARE + CAPITALS_SHARE:
         local, _, domain = person.email.partition("@")
         return rng.choice([person.email.upper(), f"{local.capitalize()}@{domain}"])
@@ -215,9 +238,10 @@ def _member(
     audience: dict[str, Any],
     web_id: int,
     as_of: datetime,
+    seconds: _SecondEmails,
 ) -> tuple[dict[str, Any], datetime]:
     """One member as GET /lists/{id}/members returns it, and when it entered the list."""
-    email = _typed_email(rng, person)
+    email = _typed_email(rng, person, seconds)
     key = subscriber_hash(email)
     status = _status(rng, person)
     source = rng.choices(list(SOURCES), weights=list(SOURCES.values()))[0]
@@ -538,6 +562,7 @@ def build_mailchimp_account(
     newsletter = _audience(rng, "Newsletter Loja Omnicanal", created, "Novidades da Loja")
     launches = _audience(rng, "Lançamentos e pré-vendas", created, "Chegou!")
     lists, members, person_of = [newsletter, launches], {}, {}
+    seconds = _SecondEmails(rng, people)
     campaigns, activity, unsubscribes = [], {}, {}
     for audience, share, every in (
         (newsletter, NEWSLETTER_SHARE, CAMPAIGN_EVERY_DAYS),
@@ -548,7 +573,7 @@ def build_mailchimp_account(
         for person in people:
             if rng.random() >= share:
                 continue
-            member, when = _member(rng, person, audience, 0, as_of)
+            member, when = _member(rng, person, audience, 0, as_of, seconds)
             if member["id"] in seen:  # Mailchimp holds one member per address
                 continue
             seen.add(member["id"])
