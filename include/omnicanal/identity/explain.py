@@ -42,7 +42,15 @@ class Explanation:
 
 
 def _rows(conn, query: sql.Composable, params: dict) -> list[dict]:
-    cur = conn.execute(query, params)
+    from psycopg import errors
+
+    try:
+        cur = conn.execute(query, params)
+    except errors.UndefinedTable as error:
+        raise OmnicanalError(
+            f"an identity table is missing ({error.diag.message_primary}): the schema was "
+            "built by an older omnicanal; run `omnicanal identity resolve` (or dbt) again"
+        ) from None
     names = [c.name for c in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
