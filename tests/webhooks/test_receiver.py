@@ -220,3 +220,12 @@ def test_healthz(receiver: Receiver) -> None:
     assert answer.status_code == 200
     assert answer.json()["channels"] == ["whatsapp"]
     assert answer.json()["pid"] == receiver.process.pid
+
+
+def test_an_oversized_body_is_refused_and_not_stored(receiver: Receiver) -> None:
+    from omnicanal.webhooks.app import MAX_BODY_BYTES
+
+    padding = "x" * MAX_BODY_BYTES
+    body = delivery("wamid.BIG").replace(b'"oi"', f'"{padding}"'.encode())
+    assert receiver.post(body).status_code == 413
+    assert receiver.all_events() == [] and receiver.quarantine() == []
