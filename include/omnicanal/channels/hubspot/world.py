@@ -229,7 +229,10 @@ def _typo_email(rng: random.Random, email: str, taken: set[str]) -> str:
         typed = f"{local[:i]}{local[i + 1 :]}@{domain}"
     else:
         typed = f"{local}@{domain}.br"
-    return email if typed in taken else typed
+    if typed in taken:  # a slip must not land on someone else's address
+        return email
+    taken.add(typed)
+    return typed
 
 
 def _phone(rng: random.Random, e164: str) -> str:
