@@ -55,7 +55,6 @@ import re
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -67,7 +66,7 @@ from fastapi.responses import JSONResponse
 
 from omnicanal.channels.mailchimp import DEFAULT_LIST_ID, SANDBOX_API_KEY
 from omnicanal.channels.mailchimp.world import MailchimpAccount, mailchimp_time, parse_time
-from omnicanal.sandbox.throttle import Clock, RequestWindow
+from omnicanal.sandbox.throttle import Clock, FaultInjector, RequestWindow
 
 MAX_BATCH_MEMBERS = 500
 DEFAULT_COUNT = 10
@@ -212,39 +211,6 @@ class Audience:
         }
 
 
-@dataclass(frozen=True)
-class _Fault:
-    status: int
-    hang_seconds: float = 0.0
-
-
-class Faults:
-    """Failures the next authenticated requests answer with (a status, after a hang)."""
-
-    def __init__(self) -> None:
-        self._queue: deque[_Fault] = deque()
-        self._lock = threading.Lock()
-
-    def add(self, n: int, fault: _Fault) -> None:
-        if n < 0:
-            raise ValueError("n must be >= 0")
-        with self._lock:
-            self._queue.extend([fault] * n)
-
-    def take(self) -> _Fault | None:
-        with self._lock:
-            return self._queue.popleft() if self._queue else None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._queue.clear()
-
-    @property
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._queue)
-
-
 def _fault_problem(status: int) -> Problem:
     title, detail = FAULT_TITLES.get(status, FAULT_TITLES[500])
     return Problem(status, title, detail)
@@ -355,7 +321,7 @@ class MailchimpEmulator:
         for list_id in list_ids:
             if list_id not in self.audiences:
                 self.add_list(list_id)
-        self.faults = Faults()
+        self.faults = FaultInjector()
         self._window = RequestWindow(max_requests_per_second, clock)
         self._clock = clock
         self._lock = threading.RLock()
@@ -407,7 +373,7 @@ class MailchimpEmulator:
         limit; 5xx an outage. ``hang_seconds`` first holds each answer that long, so a
         client with a shorter timeout sees a timeout.
         """
-        self.faults.add(n, _Fault(status, hang_seconds))
+        self.faults.fail_next(n, status, hang_seconds=hang_seconds)
 
     def touch_member(self, list_id: str, email: str, **fields: Any) -> dict[str, Any]:
         """Change a member as an edit in Mailchimp would: ``status``, ``merge_fields`` or
