@@ -88,7 +88,13 @@ def create_app(
         scheme, _, token = header.partition(" ")
         return scheme.lower() == "bearer" and _same(token.strip(), read_token)
 
-    def paging(request: Request) -> tuple[int, int] | Response:
+    def read_request(request: Request) -> tuple[str, int, int] | Response:
+        """The channel, ``after`` and ``limit`` of a read, or the error to answer."""
+        if not authorized(request):
+            return _error(401, "missing or invalid bearer token")
+        channel = request.path_params["channel"]
+        if channel not in channels:
+            return _error(404, f"no webhook channel {channel!r}")
         try:
             after = int(request.query_params.get("after") or 0)
             limit = int(request.query_params.get("limit") or DEFAULT_LIMIT)
@@ -96,30 +102,19 @@ def create_app(
             return _error(400, "after and limit must be whole numbers")
         if after < 0 or not 1 <= limit <= MAX_LIMIT:
             return _error(400, f"after must be >= 0 and limit between 1 and {MAX_LIMIT}")
-        return after, limit
+        return channel, after, limit
 
     async def events(request: Request) -> Response:
-        if not authorized(request):
-            return _error(401, "missing or invalid bearer token")
-        channel = request.path_params["channel"]
-        if channel not in channels:
-            return _error(404, f"no webhook channel {channel!r}")
-        page = paging(request)
-        if isinstance(page, Response):
-            return page
-        body = await store.page_json(channel, *page)
-        return Response(body, media_type="application/json")
+        read = read_request(request)
+        if isinstance(read, Response):
+            return read
+        return Response(await store.page_json(*read), media_type="application/json")
 
     async def quarantine(request: Request) -> Response:
-        if not authorized(request):
-            return _error(401, "missing or invalid bearer token")
-        channel = request.path_params["channel"]
-        if channel not in channels:
-            return _error(404, f"no webhook channel {channel!r}")
-        page = paging(request)
-        if isinstance(page, Response):
-            return page
-        return JSONResponse(await store.quarantined(channel, *page))
+        read = read_request(request)
+        if isinstance(read, Response):
+            return read
+        return JSONResponse(await store.quarantined(*read))
 
     async def healthz(request: Request) -> Response:
         return JSONResponse(
