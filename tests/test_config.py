@@ -48,7 +48,7 @@ def test_warehouse_url_parts_and_redaction():
     )
     assert "s@cret" not in url.redacted() and "***" in url.redacted()
     assert url.libpq_env()["OMNICANAL_PG_PORT"] == "6543"
-    assert "cret" not in repr(settings)
+    assert "s@cret" not in repr(settings) and "s%40cret" not in repr(settings)
 
 
 @pytest.mark.parametrize(
