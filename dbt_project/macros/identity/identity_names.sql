@@ -86,6 +86,10 @@
         or (
             length({{ x }}.token) = length({{ y }}.token)
             and length({{ x }}.token) >= 4
+            {%- if identity_fuzzy_available() %}
+            -- cheap first: most token pairs are far apart
+            and levenshtein_less_equal({{ x }}.token, {{ y }}.token, 2) <= 2
+            {%- endif %}
             and {{ identity_letters_sorted(x ~ '.token') }} = {{ identity_letters_sorted(y ~ '.token') }}
             and (
                 select count(*) from generate_series(1, length({{ x }}.token)) as i
