@@ -197,6 +197,33 @@ def test_full_sync_lists_every_record_once_with_its_associations(
     assert '"type":"ACTIVATE_VERSION"' in result.stdout.replace(" ", "")
 
 
+def test_a_full_sync_leaves_out_archived_contacts_and_activates_its_version(
+    world: World, hubspot: HubSpotEmulator
+) -> None:
+    """An archived contact is not listed: the full sync's ACTIVATE_VERSION lets the loader
+    retire it (an incremental search could never notice it is gone)."""
+    contacts = world.slices["hubspot"].objects["contacts"]
+    index, original = 7, contacts[7]
+    hubspot.archive("contacts", original["id"])
+    try:
+        out = io.StringIO()
+        with redirect_stdout(out):
+            TapHubSpot(config=BASE_CONFIG).sync_all()
+        messages = _messages(out.getvalue())
+    finally:
+        contacts[index] = original
+        hubspot._archived.discard(("contacts", original["id"]))
+    synced = SyncResult(messages)
+    assert original["id"] not in synced.ids("contacts")
+    assert len(synced.ids("contacts")) == len(contacts) - 1
+    versions = [m for m in messages if m["type"] == "ACTIVATE_VERSION"]
+    assert "contacts" in {m["stream"] for m in versions}
+    stamped = {
+        m["version"] for m in messages if m["type"] == "RECORD" and m["stream"] == "contacts"
+    }
+    assert stamped == {m["version"] for m in versions if m["stream"] == "contacts"}
+
+
 def test_incremental_syncs_search_and_carry_the_same_associations(
     world: World, hubspot: HubSpotEmulator
 ) -> None:

@@ -230,6 +230,27 @@ def test_touch_moves_the_last_modified_date_into_a_search(fresh_server) -> None:
     ]
 
 
+def test_an_archived_record_leaves_lists_reads_searches_and_associations(fresh_server) -> None:
+    emulator = fresh_server.app.state.hubspot
+    emulator.set_rate_limits(search_per_second=None)
+    portal = emulator.portal
+    deal_id, contact_id = next(
+        (a[1], a[3]) for a in portal.associations if a[0] == "deals" and a[2] == "contacts"
+    )
+    emulator.archive("contacts", contact_id)
+    listed = get(fresh_server, "/crm/v3/objects/contacts", limit=100).json()["results"]
+    assert contact_id not in {c["id"] for c in listed}
+    gone = get(fresh_server, f"/crm/v3/objects/contacts/{contact_id}")
+    assert_hubspot_error(gone, 404, "OBJECT_NOT_FOUND")
+    found = search(fresh_server, "contacts", {"limit": 200}).json()["results"]
+    assert contact_id not in {c["id"] for c in found}
+    archived = get(fresh_server, "/crm/v3/objects/contacts", archived="true").json()["results"]
+    assert [(c["id"], c["archived"]) for c in archived] == [(contact_id, True)]
+    assert archived[0]["archivedAt"]
+    links = get(fresh_server, f"/crm/v4/objects/deals/{deal_id}/associations/contacts").json()
+    assert contact_id not in {str(r["toObjectId"]) for r in links["results"]}
+
+
 # --- associations ------------------------------------------------------------------------
 
 

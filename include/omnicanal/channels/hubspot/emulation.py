@@ -39,7 +39,8 @@ Python client (``hubspot-api-client``) run unchanged against it:
   (``VALIDATION_ERROR``, ``OBJECT_NOT_FOUND``), never FastAPI's ``{"detail": ...}``;
 - ``fail_next`` to inject 429, 5xx, hanging requests (timeouts) or an expired token;
   ``touch`` to change a record (its last-modified date moves); ``add_records`` to grow a
-  type for window tests; also over HTTP under ``/_sandbox/hubspot/``.
+  type for window tests; ``archive`` to delete one (listed only with ``archived=true``,
+  gone from its associations); also over HTTP under ``/_sandbox/hubspot/``.
 """
 
 from __future__ import annotations
@@ -419,9 +420,25 @@ class HubSpotEmulator:
             records.extend(added)
             return added
 
+    def archive(self, object_type: str, object_id: str, *, at: datetime | None = None):
+        """Archive (delete) a record as HubSpot does: gone from lists, reads and searches,
+        listed only with ``archived=true`` (with ``archivedAt``); return it."""
+        object_type = self._object_type(object_type)
+        with self._lock:
+            records = self.records(object_type)
+            for index, record in enumerate(records):
+                if record["id"] == str(object_id) and not record.get("archived"):
+                    stamp = hubspot_timestamp(at or self._stamp_after(object_type))
+                    archived = {**record, "archived": True, "archivedAt": stamp}
+                    records[index] = archived
+                    self._archived.add((object_type, archived["id"]))
+                    return archived
+        raise KeyError(object_id)
+
     # -- associations -----------------------------------------------------------------
 
     def _index_associations(self) -> None:
+        self._archived: set[tuple[str, str]] = set()
         self._associated: dict[tuple[str, str, str], list[str]] = defaultdict(list)
         for from_type, from_id, to_type, to_id in self.portal.associations:
             self._associated[(from_type, from_id, to_type)].append(to_id)
@@ -429,7 +446,8 @@ class HubSpotEmulator:
 
     def associated(self, from_type: str, from_id: str, to_type: str) -> list[str]:
         """Ids of the ``to_type`` objects associated with one object, in id order."""
-        return sorted(self._associated.get((from_type, from_id, to_type), []), key=int)
+        ids = self._associated.get((from_type, from_id, to_type), [])
+        return sorted((i for i in ids if (to_type, i) not in self._archived), key=int)
 
     def _association_types(self, from_type: str, to_type: str) -> list[dict[str, Any]]:
         type_id = ASSOCIATION_TYPE_IDS.get((from_type, to_type))
@@ -566,6 +584,7 @@ class HubSpotEmulator:
             "createdAt": record["createdAt"],
             "updatedAt": record["updatedAt"],
             "archived": record.get("archived", False),
+            **({"archivedAt": record["archivedAt"]} if record.get("archived") else {}),
         }
 
     def _known_properties(self, object_type: str) -> set[str]:
@@ -638,8 +657,9 @@ class HubSpotEmulator:
         object_type = self._object_type(request.path_params["object_type"])
         object_id = request.path_params["object_id"]
         names = self._requested(request.query_params.getlist("properties")) or None
+        archived = request.query_params.get("archived", "false").lower() == "true"
         for record in self.records(object_type):
-            if record["id"] == object_id:
+            if record["id"] == object_id and bool(record.get("archived")) == archived:
                 return self._shape(object_type, record, names)
         raise HubSpotError(
             404,
