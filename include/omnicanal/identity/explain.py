@@ -170,7 +170,7 @@ def explain(settings: Settings, key: str, schema: str = "identity_cli") -> Expla
                 " join {records} as rb on rb.record_num = w.record_num_b"
                 " where w.is_match and w.record_num_a in (select record_num from ({m}) as m)"
                 " and w.record_num_b in (select record_num from ({m}) as m)"
-                " order by w.match_weight desc, ra.record_key, rb.record_key, w.position"
+                " order by w.match_weight desc, ra.record_key, rb.record_key, w.comparison_index"
             ).format(
                 weights=t("int_identity__fuzzy_pair_weights"),
                 records=t("int_identity__records"),

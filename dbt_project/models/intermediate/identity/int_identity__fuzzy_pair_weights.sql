@@ -29,7 +29,7 @@ parameters as (
 comparisons as (
 
     select
-        cast(position as int) as position,
+        cast(comparison_index as int) as comparison_index,
         cast(comparison as text) as comparison
     from (
         values
@@ -37,21 +37,21 @@ comparisons as (
         {%- for comparison in comparisons %}
             ({{ loop.index }}, '{{ comparison.name }}'){{ ',' if not loop.last }}
         {%- endfor %}
-    ) as listed (position, comparison)
+    ) as listed (comparison_index, comparison)
 
 ),
 
 levels as (
 
     select
-        cast(level as int) as level,
+        cast(comparison_level as int) as comparison_level,
         cast(level_name as text) as level_name
     from (
         values
         {%- for level, name in level_names.items() %}
             ({{ level }}, '{{ name }}'){{ ',' if not loop.last }}
         {%- endfor %}
-    ) as listed (level, level_name)
+    ) as listed (comparison_level, level_name)
 
 ),
 
@@ -68,16 +68,19 @@ final as (
         pairs.record_num_b,
         pairs.is_match,
         pairs.match_weight,
-        comparisons.position,
+        comparisons.comparison_index,
         comparisons.comparison,
-        case when comparisons.position > 0 then pairs.levels[comparisons.position] end as level,
+        case
+            when comparisons.comparison_index > 0
+                then pairs.levels[comparisons.comparison_index]
+        end as comparison_level,
         levels.level_name,
         parameters.m,
         parameters.u,
         case
-            when comparisons.position = 0
+            when comparisons.comparison_index = 0
                 then log(2.0, cast(prior.lambda / (1 - prior.lambda) as numeric))
-            when pairs.levels[comparisons.position] = 0 then 0
+            when pairs.levels[comparisons.comparison_index] = 0 then 0
             else log(2.0, cast(parameters.m / parameters.u as numeric))
         end as weight
 
@@ -86,10 +89,10 @@ final as (
     cross join prior
     left join parameters
         on
-            comparisons.position = parameters.comp
-            and pairs.levels[comparisons.position] = parameters.lvl
+            comparisons.comparison_index = parameters.comp
+            and pairs.levels[comparisons.comparison_index] = parameters.lvl
     left join levels
-        on pairs.levels[comparisons.position] = levels.level
+        on pairs.levels[comparisons.comparison_index] = levels.comparison_level
 
 )
 

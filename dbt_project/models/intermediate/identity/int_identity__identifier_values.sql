@@ -159,9 +159,15 @@ compatible as materialized (
 
 compatible_directed as (
 
-    select name_a as x, name_b as y from compatible
+    select
+        name_a as x,
+        name_b as y
+    from compatible
     union all
-    select name_b as x, name_a as y from compatible
+    select
+        name_b as x,
+        name_a as y
+    from compatible
 
 ),
 
@@ -175,7 +181,11 @@ sized_names as (
 
     from value_names
     inner join (
-        select name_key, count(*) as token_count from name_tokens group by name_key
+        select
+            name_key,
+            count(*) as token_count
+        from name_tokens
+        group by name_key
     ) as tokens
         on value_names.name_key = tokens.name_key
 
@@ -187,24 +197,31 @@ maximal_names as (
     select sized_names.*
     from sized_names
     where not exists (
-        select 1 as fuller
-        from compatible_directed
-        inner join sized_names as other
-            on compatible_directed.y = other.name_key
-        where
-            compatible_directed.x = sized_names.name_key
-            and other.value_id = sized_names.value_id
-            and other.token_count > sized_names.token_count
-    )
+            select 1 as fuller
+            from compatible_directed
+            inner join sized_names as other
+                on compatible_directed.y = other.name_key
+            where
+                compatible_directed.x = sized_names.name_key
+                and other.value_id = sized_names.value_id
+                and other.token_count > sized_names.token_count
+        )
 
 ),
 
 -- one person per group of compatible complete names (typos of one name chain together)
 reach (value_id, name_key, root) as (
 
-    select value_id, name_key, name_key as root from maximal_names
+    select
+        value_id,
+        name_key,
+        name_key as root
+    from maximal_names
     union
-    select reach.value_id, compatible_directed.y, reach.root
+    select
+        reach.value_id,
+        compatible_directed.y,
+        reach.root
     from reach
     inner join compatible_directed
         on reach.name_key = compatible_directed.x
@@ -217,7 +234,10 @@ reach (value_id, name_key, root) as (
 
 maximal_groups as (
 
-    select value_id, name_key, min(root) as root
+    select
+        value_id,
+        name_key,
+        min(root) as root
     from reach
     group by value_id, name_key
 
@@ -227,7 +247,11 @@ maximal_groups as (
 -- groups ("Pedro" beside "Pedro Abreu" and "Pedro Lima") it is nobody's for sure
 name_groups as (
 
-    select value_id, name_key, root from maximal_groups
+    select
+        value_id,
+        name_key,
+        root
+    from maximal_groups
     union all
     select
         sized_names.value_id,
@@ -242,11 +266,11 @@ name_groups as (
             sized_names.value_id = maximal_groups.value_id
             and compatible_directed.y = maximal_groups.name_key
     where not exists (
-        select 1 as is_maximal from maximal_names
-        where
-            maximal_names.value_id = sized_names.value_id
-            and maximal_names.name_key = sized_names.name_key
-    )
+            select 1 as is_maximal from maximal_names
+            where
+                maximal_names.value_id = sized_names.value_id
+                and maximal_names.name_key = sized_names.name_key
+        )
     group by sized_names.value_id, sized_names.name_key
     having count(distinct maximal_groups.root) = 1
 
@@ -272,12 +296,15 @@ fake_identifiers as materialized (
         case identifier_type
             when 'cpf' then regexp_replace(value, '\D', '', 'g')
             -- the subscriber number, after the ninth digit is added (any area code)
-            when 'phone' then substr(
-                    {{ normalize_phone("'11' || regexp_replace(value, '\\D', '', 'g')") }}, 6
-                )
+            when 'phone'
+                then substr(
+                        {{ normalize_phone("'11' || regexp_replace(value, '\\D', '', 'g')") }}, 6
+                    )
             when 'email' then case
                     when value !~ '@\*$'
-                        then encode(sha256(convert_to({{ identity_email('value') }}, 'UTF8')), 'hex')
+                        then encode(
+                                sha256(convert_to({{ identity_email('value') }}, 'UTF8')), 'hex'
+                            )
                 end
         end as match_value,
         case
@@ -292,7 +319,10 @@ fake_identifiers as materialized (
 
 fake_values as (
 
-    select identifier_type, match_value, min(source) as source
+    select
+        identifier_type,
+        match_value,
+        min(source) as source
     from fake_identifiers
     where match_value is not null
     group by identifier_type, match_value
@@ -301,7 +331,9 @@ fake_values as (
 
 fake_local_parts as (
 
-    select any_domain_local_part, min(source) as source
+    select
+        any_domain_local_part,
+        min(source) as source
     from fake_identifiers
     where any_domain_local_part is not null
     group by any_domain_local_part
@@ -337,12 +369,15 @@ guarded as (
             value_stats.identifier_type = fake_values.identifier_type
             and fake_values.match_value = case
                 when value_stats.identifier_type <> 'phone' then value_stats.identifier_value
-                when value_stats.identifier_value like '+55%' then substr(value_stats.identifier_value, 6)
+                when
+                    value_stats.identifier_value like '+55%'
+                    then substr(value_stats.identifier_value, 6)
             end
     left join fake_local_parts
         on
             value_stats.identifier_type = 'email'
-            and split_part(value_stats.identifier_label, '@', 1) = fake_local_parts.any_domain_local_part
+            and split_part(value_stats.identifier_label, '@', 1)
+            = fake_local_parts.any_domain_local_part
 
 ),
 
@@ -395,7 +430,9 @@ final as (
             when
                 decided.guard is null
                 and decided.people_count > 1
-                and decided.identifier_type in ('{{ split_types | join("', '") }}')
+                and decided.identifier_type in (
+                    '{{ split_types | join("', '") }}'
+                )
                 then decided.all_name_groups
         end as name_groups,
         -- before this run's recount (null for a new value): a value that neither links
