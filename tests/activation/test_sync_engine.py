@@ -6,6 +6,8 @@ engine only reads it), runs real syncs and reads back what Mailchimp holds.
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 
@@ -149,11 +151,47 @@ def test_refused_row_is_recorded_and_retried_alone(mailchimp, warehouse_env):
             "where record_key = 'not-an-email'"
         ).fetchone()
     assert row[0] is False and row[1]
-    # The next run retries only the refused row.
+    # The next run does not send the same refused row again: it waits as a dead letter…
     mailchimp.reset_counters()
     again = run_sync(settings, SYNC)
-    assert (again.inserted, again.failed, again.unchanged) == (0, 1, 1)
+    assert (again.sent, again.held, again.unchanged) == (0, 1, 1)
+    assert mailchimp.write_calls == 0
+    # …and `sync replay` resends it alone (still refused by Mailchimp, with its reason).
+    again = run_sync(settings, SYNC, replay=True)
+    assert (again.inserted, again.failed) == (0, 1)
     assert mailchimp.members_written <= 1
+
+
+def test_cli_plan_replay_and_status(mailchimp, warehouse_env, capsys):
+    set_segment(
+        warehouse_env,
+        [("ana@x.com.br", "Ana", "Souza"), ("bia@x.com.br", "Bia", "Lima"), ("bad", "X", "Y")],
+    )
+    assert main(["sync", "plan", SYNC]) == 0
+    out = capsys.readouterr().out
+    assert "adds            3  e.g. ana@x.com.br, bad, bia@x.com.br" in out
+    assert "removes         0" in out
+    assert mailchimp.write_calls == 0 and held(mailchimp) == {}
+
+    assert main(["sync", "run", SYNC]) == 1  # one row refused
+    capsys.readouterr()
+    assert main(["sync", "status", SYNC]) == 0
+    out = capsys.readouterr().out
+    assert f"{SYNC}: 2 held at the destination, 0 pending, 1 dead letter(s)" in out
+    assert "partial" in out and "+2 ~0 -0 =0 failed 1" in out
+
+    set_segment(warehouse_env, [("ana@x.com.br", "Ana", "Souza"), ("bia@x.com.br", "Bia", "L")])
+    assert main(["sync", "plan", SYNC, "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["counts"] == {"insert": 0, "update": 1, "remove": 0}
+    assert planned["samples"]["update"] == ["bia@x.com.br"] and planned["unchanged"] == 1
+
+    assert main(["sync", "replay", SYNC]) == 0  # "bad" left the segment: nothing to resend
+    assert json.loads(capsys.readouterr().out)["sent"] == 0
+    assert main(["sync", "status", "--json"]) == 0
+    (status,) = json.loads(capsys.readouterr().out)
+    assert (status["sync"], status["dead_letters"], status["pending"]) == (SYNC, 0, 0)
+    assert [r["status"] for r in status["runs"]] == ["success", "partial"]
 
 
 def test_transient_errors_are_retried(mailchimp, warehouse_env):
