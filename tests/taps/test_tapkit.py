@@ -472,7 +472,7 @@ DAY_MS = 86_400_000
     ],
 )
 def test_when_a_stream_syncs_in_full(state, days, due):
-    from omnicanal_tapkit.full_sync import _full_sync_due
+    from omnicanal_tapkit.full_sync import full_sync_due
 
     config = {} if days is None else {"full_sync_every_days": days}
-    assert _full_sync_due(state, NOW, config) is due
+    assert full_sync_due(state, NOW, config) is due

@@ -14,8 +14,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from omnicanal_tapkit import RetiresMissingOnFullSync
-from omnicanal_tapkit.full_sync import _full_sync_due as full_sync_due
+from omnicanal_tapkit import RetiresMissingOnFullSync, full_sync_due
 from tap_hubspot.client import (
     BATCH_READ_SIZE,
     LIST_PAGE_SIZE,

@@ -22,7 +22,7 @@ from omnicanal_tapkit.failures import (
     network_reason,
     readable_failures,
 )
-from omnicanal_tapkit.full_sync import RetiresMissingOnFullSync
+from omnicanal_tapkit.full_sync import RetiresMissingOnFullSync, full_sync_due
 from omnicanal_tapkit.redact import redact, request_secrets, scrub, url_without_query
 from omnicanal_tapkit.settings import full_sync_setting, request_settings
 from omnicanal_tapkit.streams import PlatformRetries
@@ -37,6 +37,7 @@ __all__ = [
     "backoff_log_handler",
     "base_url_errors",
     "exponential_backoff",
+    "full_sync_due",
     "full_sync_setting",
     "network_reason",
     "readable_failures",

@@ -39,7 +39,7 @@ class RetiresMissingOnFullSync:
     def sync(self, context: Context | None = None) -> None:
         state = self.stream_state  # type: ignore[attr-defined]
         version = self._tap.initialized_at  # type: ignore[attr-defined]
-        full = self.selected and _full_sync_due(state, version, self.config)  # type: ignore[attr-defined]
+        full = self.selected and full_sync_due(state, version, self.config)  # type: ignore[attr-defined]
         if full:
             if state.get(BOOKMARK):
                 self.logger.info(  # type: ignore[attr-defined]
@@ -71,7 +71,8 @@ DEFAULT_FULL_SYNC_DAYS = 7
 DAY_MS = 86_400_000
 
 
-def _full_sync_due(state: t.Mapping[str, t.Any], now_ms: int, config: t.Mapping) -> bool:
+def full_sync_due(state: t.Mapping[str, t.Any], now_ms: int, config: t.Mapping) -> bool:
+    """Whether a stream with this state syncs in full at ``now_ms`` (see the class)."""
     if not state.get(BOOKMARK) or PENDING in state:
         return True
     days = config.get(FULL_SYNC_SETTING)
