@@ -31,9 +31,12 @@ class Outcome:
 class Destination(Protocol):
     """What the sync engine needs from a destination.
 
-    ``upsert`` and ``remove`` return one :class:`Outcome` per row: a row the
-    destination refused is a failed outcome, not an exception; only a failure of the
-    whole destination (bad credentials, unknown audience, unreachable) raises.
+    ``upsert`` and ``remove`` return one :class:`Outcome` per row the destination
+    answered: a row it refused is a failed outcome with the platform's reason (the
+    engine dead-letters it), not an exception; a row it left out of its answer gets no
+    outcome, and the engine leaves it pending and sends it again on the next run. Only
+    a failure of the whole destination (bad credentials, unknown audience, unreachable)
+    raises; the batches confirmed before it stay recorded.
     """
 
     batch_size: int
