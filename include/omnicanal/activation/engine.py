@@ -537,11 +537,15 @@ def _send(
                 buffers[kind] = []
 
             size = max(1, dest.batch_size)
-            for change in _changes(reader, definition, mode, report, itersize=max(size, 1000)):
-                kind = "remove" if change.action == "remove" else "upsert"
-                buffers[kind].append(change)
-                if len(buffers[kind]) >= size:
-                    flush(kind)
+            changes = _changes(reader, definition, mode, report, itersize=max(size, 1000))
+            try:
+                for change in changes:
+                    kind = "remove" if change.action == "remove" else "upsert"
+                    buffers[kind].append(change)
+                    if len(buffers[kind]) >= size:
+                        flush(kind)
+            finally:
+                changes.close()  # the server-side cursor, while its connection is open
             flush("upsert")
             flush("remove")
         status = "success" if report.failed == 0 and report.pending == 0 else "partial"
