@@ -28,6 +28,31 @@ source_records as (
     {{ identity_source_records() }}
 
 ),
+
+-- A name that is only the email's local part, letters kept ("rodrigo.fernandes1956" as
+-- "Rodrigofernandes"), is what a help desk or a form shows when nobody typed a name: it
+-- says nothing about who wrote, and must not count as another person on that email. A
+-- name with a space was typed ("Rodrigo Fernandes" stays), and so was a plain local
+-- part ("ana@" with "Ana" stays).
+named_records as (
+
+    select
+        *,
+        coalesce(
+            split_part(trim(email), '@', 1) ~ '[^[:alpha:]]'
+            and coalesce(nullif(trim(full_name), ''), concat_ws('', first_name, last_name))
+            !~ '\s'
+            and lower(regexp_replace(
+                coalesce(nullif(trim(full_name), ''), concat_ws('', first_name, last_name)),
+                '[^[:alpha:]]', '', 'g'
+            ))
+            = lower(regexp_replace(split_part(trim(email), '@', 1), '[^[:alpha:]]', '', 'g')),
+            false
+        ) as name_is_email
+
+    from source_records
+
+),
 {%- if is_incremental() %}
 
 changes as (
@@ -64,12 +89,15 @@ normalized as (
         {{ normalize_social_handles('social_handles') }} as social_handles,
 
         ----------  as given, for the golden record
-        nullif(trim(first_name), '') as first_name,
-        nullif(trim(last_name), '') as last_name,
-        coalesce(
-            nullif(trim(full_name), ''),
-            nullif(trim(concat_ws(' ', trim(first_name), trim(last_name))), '')
-        ) as full_name,
+        case when not name_is_email then nullif(trim(first_name), '') end as first_name,
+        case when not name_is_email then nullif(trim(last_name), '') end as last_name,
+        case
+            when not name_is_email
+                then coalesce(
+                        nullif(trim(full_name), ''),
+                        nullif(trim(concat_ws(' ', trim(first_name), trim(last_name))), '')
+                    )
+        end as full_name,
         coalesce(nullif(trim(phone), ''), nullif(trim(wa_id), '')) as phone_raw,
         nullif(trim(city), '') as city,
         nullif(trim(state), '') as state,
@@ -80,10 +108,13 @@ normalized as (
         updated_at,
 
         ----------  matching forms for the fuzzy stage
-        {{ normalize_name_key('first_name') }} as first_name_key,
-        {{ normalize_name_key('last_name') }} as last_name_key,
+        {{ normalize_name_key("case when not name_is_email then first_name end") }}
+            as first_name_key,
+        {{ normalize_name_key("case when not name_is_email then last_name end") }}
+            as last_name_key,
         {{ normalize_name_key(
-            "coalesce(nullif(trim(full_name), ''), concat_ws(' ', first_name, last_name))"
+            "case when not name_is_email then coalesce(nullif(trim(full_name), ''),"
+            " concat_ws(' ', first_name, last_name)) end"
         ) }} as full_name_key,
         case
             when trim(birth_date) ~ '^\d{4}-\d{2}-\d{2}'
@@ -100,7 +131,7 @@ normalized as (
         nullif(regexp_replace(postcode, '\D', '', 'g'), '') as postcode_key,
         {{ normalize_name_key('address') }} as address_key
 
-    from source_records
+    from named_records
 
 ),
 

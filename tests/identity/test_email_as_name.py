@@ -1,0 +1,73 @@
+"""A help desk or a form that gets no name shows the email's local part instead
+("rodrigo.fernandes1956" as "Rodrigofernandes"): that stand-in is no name, so it
+neither splits the person from their own email nor links anyone by itself."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from omnicanal.cli import main
+
+HEADER = ["record_id", "source", "email", "phone", "cpf", "first_name", "last_name"]
+
+
+def resolve(tmp_path: Path, rows: list[list[str]]) -> dict[str, str]:
+    src = tmp_path / "in.csv"
+    with src.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        writer.writerows(rows)
+    out = tmp_path / "out.csv"
+    assert main(["identity", "resolve", str(src), "-o", str(out)]) == 0
+    with out.open() as handle:
+        return {row["record_id"]: row["customer_id"] for row in csv.DictReader(handle)}
+
+
+def test_a_name_made_of_the_email_is_no_other_person(warehouse_env: str, tmp_path: Path):
+    ids = resolve(
+        tmp_path,
+        [
+            # the shop and the CRM have his name; the help desk shows his address's letters
+            [
+                "r1",
+                "shop",
+                "rodrigo.fernandes1956@hotmail.com",
+                "",
+                "",
+                "Rodrigo",
+                "Freitas Fernandes",
+            ],
+            [
+                "r2",
+                "crm",
+                "rodrigo.fernandes1956@hotmail.com",
+                "",
+                "",
+                "Rodrigo Freitas",
+                "Fernandes",
+            ],
+            ["r3", "support", "rodrigo.fernandes1956@hotmail.com", "", "", "Rodrigofernandes", ""],
+            [
+                "r4",
+                "support",
+                "Rodrigo.Fernandes1956@hotmail.com",
+                "",
+                "",
+                "rodrigo.fernandes1956",
+                "",
+            ],
+            # control: a typed name that differs is still another person on a shared
+            # address (a couple's email): the household rule keeps them apart
+            ["c1", "shop", "casa.lima22@gmail.com", "", "", "Ana", "Lima"],
+            ["c2", "crm", "casa.lima22@gmail.com", "", "", "Ana", "Lima"],
+            ["c3", "support", "casa.lima22@gmail.com", "", "", "Bruno", "Lima"],
+            ["c4", "pos", "casa.lima22@gmail.com", "", "", "Bruno", "Lima"],
+            # a local part without digits or dots may be a real first name: kept as one
+            ["m1", "shop", "marta@example.com", "", "", "Marta", ""],
+            ["m2", "support", "marta@example.com", "", "", "Marta", "Quintela"],
+        ],
+    )
+    assert ids["r1"] == ids["r2"] == ids["r3"] == ids["r4"]
+    assert ids["c1"] == ids["c2"] and ids["c3"] == ids["c4"] and ids["c1"] != ids["c3"]
+    assert ids["m1"] == ids["m2"]
