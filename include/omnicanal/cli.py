@@ -130,9 +130,62 @@ def cmd_sync(args: argparse.Namespace) -> int:
             count = forget(conn, definition.name)
         print(f"forgot {count} ledger rows of {definition.name}; the next run sends all rows")
         return 0
+    if args.action == "plan":
+        from omnicanal.activation.engine import plan_sync
+
+        definition, planned = plan_sync(settings, args.name)
+        if args.json:
+            _print_json({"sync": definition.name, **planned.as_dict()})
+            return 0
+        print(f"{definition.name} -> {definition.destination} (dry run, nothing sent)")
+        for action, label in (("insert", "adds"), ("update", "updates"), ("remove", "removes")):
+            sample = ", ".join(planned.samples[action])
+            print(
+                f"  {label:8} {planned.counts[action]:>8}" + (f"  e.g. {sample}" if sample else "")
+            )
+        print(f"  {'unchanged':8} {planned.unchanged:>8}")
+        if planned.held:
+            print(
+                f"  {planned.held} refused row(s) held back; `omnicanal sync replay` resends them"
+            )
+        return 0
+    if args.action == "status":
+        from omnicanal.activation.ledger import status
+        from omnicanal.warehouse import connect
+
+        name = None
+        if args.name:
+            from omnicanal.activation.definitions import get_definition
+
+            name = get_definition(settings.dbt_project_dir, args.name).name
+        with connect(settings) as conn:
+            syncs = status(conn, name, runs=args.runs)
+        if args.json:
+            _print_json(syncs)
+            return 0
+        if not syncs:
+            print("no sync has run yet")
+        for sync in syncs:
+            print(
+                f"{sync['sync']}: {sync['held_at_destination']} held at the destination, "
+                f"{sync['pending']} pending, {sync['dead_letters']} dead letter(s)"
+            )
+            for run in sync["runs"]:
+                ended = f"{run['finished_at']:%H:%M:%S}" if run["finished_at"] else "running"
+                print(
+                    f"  run {run['run_id']} {run['status']:8} "
+                    f"{run['started_at']:%Y-%m-%d %H:%M:%S} -> {ended}: "
+                    f"+{run['inserted']} ~{run['updated']} -{run['removed']} ={run['unchanged']}"
+                    f" failed {run['failed']} pending {run['pending']} held {run['held']}"
+                    + (f"; error: {run['error']}" if run["error"] else "")
+                )
+        return 0
     from omnicanal.activation.engine import run_sync
 
-    report = run_sync(settings, args.name, dry_run=args.dry_run, full_resync=args.full_resync)
+    if args.action == "replay":
+        report = run_sync(settings, args.name, replay=True)
+    else:
+        report = run_sync(settings, args.name, dry_run=args.dry_run, full_resync=args.full_resync)
     _print_json(report.as_dict())
     return 0 if report.failed == 0 else 1
 
@@ -301,6 +354,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f = sp.add_parser("forget", help="forget what the destination holds (it was replaced)")
     f.add_argument("name", help="exposure name (or sync model name)")
+    r = sp.add_parser("plan", help="dry run: counts of adds, updates, removes and a sample")
+    r.add_argument("name", help="exposure name (or sync model name)")
+    r.add_argument("--json", action="store_true", help="print the plan as JSON")
+    r = sp.add_parser("replay", help="resend the rows the destination refused (dead letters)")
+    r.add_argument("name", help="exposure name (or sync model name)")
+    r = sp.add_parser("status", help="last runs, pending rows and dead letters of the syncs")
+    r.add_argument("name", nargs="?", help="one sync (default: all that ever ran)")
+    r.add_argument("--runs", type=int, default=5, help="how many recent runs to show (5)")
+    r.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("identity", help="identity resolution on anyone's data")
