@@ -63,6 +63,10 @@ def test_a_name_made_of_the_email_is_no_other_person(warehouse_env: str, tmp_pat
             ["c2", "crm", "casa.lima22@gmail.com", "", "", "Ana", "Lima"],
             ["c3", "support", "casa.lima22@gmail.com", "", "", "Bruno", "Lima"],
             ["c4", "pos", "casa.lima22@gmail.com", "", "", "Bruno", "Lima"],
+            # a name typed in two fields is typed, even when the address spells it: Bruno
+            # and Maria on one address are two people
+            ["b1", "shop", "bruno.alves.1980@outlook.com", "", "", "Bruno", "Alves"],
+            ["b2", "crm", "bruno.alves.1980@outlook.com", "", "", "Maria", "Souza"],
             # a local part without digits or dots may be a real first name: kept as one
             ["m1", "shop", "marta@example.com", "", "", "Marta", ""],
             ["m2", "support", "marta@example.com", "", "", "Marta", "Quintela"],
@@ -71,3 +75,4 @@ def test_a_name_made_of_the_email_is_no_other_person(warehouse_env: str, tmp_pat
     assert ids["r1"] == ids["r2"] == ids["r3"] == ids["r4"]
     assert ids["c1"] == ids["c2"] and ids["c3"] == ids["c4"] and ids["c1"] != ids["c3"]
     assert ids["m1"] == ids["m2"]
+    assert ids["b1"] != ids["b2"]
