@@ -40,10 +40,13 @@ named_records as (
         *,
         coalesce(
             split_part(trim(email), '@', 1) ~ '[^[:alpha:]]'
-            and coalesce(nullif(trim(full_name), ''), concat_ws(' ', trim(first_name), trim(last_name)))
-            !~ '\s'
+            and coalesce(
+                nullif(trim(full_name), ''), concat_ws(' ', trim(first_name), trim(last_name))
+            ) !~ '\s'
             and lower(regexp_replace(
-                coalesce(nullif(trim(full_name), ''), concat_ws(' ', trim(first_name), trim(last_name))),
+                coalesce(
+                    nullif(trim(full_name), ''), concat_ws(' ', trim(first_name), trim(last_name))
+                ),
                 '[^[:alpha:]]', '', 'g'
             ))
             = lower(regexp_replace(split_part(trim(email), '@', 1), '[^[:alpha:]]', '', 'g')),
