@@ -119,10 +119,10 @@ records as (
     select
         {%- for column in needed %}
             {%- if column in guarded %}
-            case when guard_{{ column }}.is_linkable is not false then records.{{ column }} end
-                as {{ column }},
+                case when guard_{{ column }}.is_linkable is not false then records.{{ column }} end
+                    as {{ column }},
             {%- else %}
-            records.{{ column }},
+                records.{{ column }},
             {%- endif %}
         {%- endfor %}
         components.component_num
@@ -131,10 +131,13 @@ records as (
     inner join {{ ref('int_identity__deterministic_components') }} as components
         on records.record_num = components.record_num
     {%- for column, value in guarded.items() if column in needed %}
-    left join {{ ref('int_identity__identifier_values') }} as guard_{{ column }}
-        on guard_{{ column }}.value_id = hashtextextended(
-            '{{ 'email' if column == 'email' else ('phone' if column == 'phone_e164' else 'cpf') }}:' || {{ value }}, 0
-        )
+        {%- set value_type = (
+            'email' if column == 'email' else ('phone' if column == 'phone_e164' else 'cpf')
+        ) %}
+        left join {{ ref('int_identity__identifier_values') }} as guard_{{ column }}
+            on guard_{{ column }}.value_id = hashtextextended(
+                    '{{ value_type }}:' || {{ value }}, 0
+                )
     {%- endfor %}
     {%- if enabled and is_incremental() %}
     where records.record_num in (select members.record_num from members)

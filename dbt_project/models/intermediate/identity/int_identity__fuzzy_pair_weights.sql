@@ -55,7 +55,7 @@ levels as (
 
 ),
 
-prior as (
+prior_odds as (
 
     select min(lambda) as lambda from parameters
 
@@ -79,14 +79,14 @@ final as (
         parameters.u,
         case
             when comparisons.comparison_index = 0
-                then log(2.0, cast(prior.lambda / (1 - prior.lambda) as numeric))
+                then log(2.0, cast(prior_odds.lambda / (1 - prior_odds.lambda) as numeric))
             when pairs.levels[comparisons.comparison_index] = 0 then 0
             else log(2.0, cast(parameters.m / parameters.u as numeric))
         end as weight
 
     from pairs
     cross join comparisons
-    cross join prior
+    cross join prior_odds
     left join parameters
         on
             comparisons.comparison_index = parameters.comp

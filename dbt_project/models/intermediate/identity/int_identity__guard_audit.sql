@@ -32,8 +32,10 @@ value_guards as (
             when 'blocklist'
                 then 'value is on the identity_guards blocklist'
             when 'fake_identifier'
-                then 'a well-known fake ' || identifier_type || ' (seed identity_fake_identifiers): '
-                || guard_detail
+                then 'a well-known fake '
+                    || identifier_type
+                    || ' (seed identity_fake_identifiers): '
+                    || guard_detail
             else
                 'value carried by ' || people_count || ' distinct people (' || names_count
                 || ' names, compatible ones counted once; limit per type in'

@@ -171,6 +171,16 @@ compatible_directed as (
 
 ),
 
+name_token_counts as (
+
+    select
+        name_key,
+        count(*) as token_count
+    from name_tokens
+    group by name_key
+
+),
+
 -- a name of only particles ("de") says nothing: left out like a missing one
 sized_names as (
 
@@ -180,13 +190,7 @@ sized_names as (
         tokens.token_count
 
     from value_names
-    inner join (
-        select
-            name_key,
-            count(*) as token_count
-        from name_tokens
-        group by name_key
-    ) as tokens
+    inner join name_token_counts as tokens
         on value_names.name_key = tokens.name_key
 
 ),
@@ -431,7 +435,7 @@ final as (
                 decided.guard is null
                 and decided.people_count > 1
                 and decided.identifier_type in (
-                    '{{ split_types | join("', '") }}'
+                    '{{ split_types | join("', '") }}'  -- noqa: LT05
                 )
                 then decided.all_name_groups
         end as name_groups,
