@@ -125,3 +125,25 @@ def fresh_server():
 
     with SandboxServer(generate_world(200, SEED, as_of=AS_OF)) as running:
         yield running
+
+
+@pytest.fixture
+def webhook_emulations(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict]:
+    """A free port for this test's webhook receiver (``OMNICANAL_WEBHOOKS_PORT``), and
+    the sandbox options of the webhook-fed channels' emulations (WhatsApp), which post
+    to that receiver: pass them to ``SandboxServer``, then start the receiver and the
+    deliveries with ``omnicanal.demo.start_webhooks``, as the demo does."""
+    import socket
+
+    from omnicanal.channels import sources
+    from omnicanal.settings import get_settings
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("OMNICANAL_WEBHOOKS_PORT", str(free.getsockname()[1]))
+    settings = get_settings()
+    return {
+        c.name: c.emulation.options_from_settings(settings)
+        for c in sources()
+        if c.source.delivery == "webhook" and c.emulation
+    }

@@ -10,7 +10,6 @@ second run must load no duplicates and send nothing.
 
 from __future__ import annotations
 
-import socket
 from contextlib import ExitStack
 
 import psycopg
@@ -22,21 +21,15 @@ from omnicanal.settings import get_settings
 LIST = "omnicanal-demo"
 
 
-def test_pipeline_delivers_the_ground_truth_audience(airflow_db, warehouse_env, monkeypatch):
-    from omnicanal.channels import sources
+def test_pipeline_delivers_the_ground_truth_audience(
+    airflow_db, warehouse_env, monkeypatch, webhook_emulations
+):
     from omnicanal.demo import load_dag, start_webhooks
 
     world = generate_world(150, seed=11)
     # Webhook-fed sources (WhatsApp) read a receiver: one of this test's, on a free port,
     # which their emulations post to before the run, as the demo does.
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        monkeypatch.setenv("OMNICANAL_WEBHOOKS_PORT", str(free.getsockname()[1]))
-    pushed = {
-        c.name: c.emulation.options_from_settings(get_settings())
-        for c in sources()
-        if c.source.delivery == "webhook" and c.emulation
-    }
+    pushed = webhook_emulations
     with ExitStack() as stack:
         sandbox = stack.enter_context(SandboxServer(world, **pushed))
         # Every channel's default API URL is the sandbox's: point them all at this one.

@@ -14,6 +14,7 @@ Deselect with ``pytest -m 'not ui'``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -102,14 +103,18 @@ def _texts(browser: WebDriver, css: str) -> list[str]:
 
 
 def test_pipeline_run_shows_green_in_the_grid(
-    chromium, warehouse_env, pg_admin_url, monkeypatch, tmp_path
+    chromium, warehouse_env, pg_admin_url, monkeypatch, tmp_path, webhook_emulations
 ):
+    from contextlib import ExitStack
+
+    from omnicanal.demo import start_webhooks
+
     started = time.monotonic()
     world = generate_world(PEOPLE, seed=23)
     expected = world.expected_recent_buyers()
     assert expected, "the world should have recent buyers for the sync to deliver"
 
-    with SandboxServer(world) as sandbox:
+    with ExitStack() as webhooks, SandboxServer(world, **webhook_emulations) as sandbox:
         # Task processes are the executor's children: they read the warehouse and the
         # platforms' URLs from the cluster's environment (the dbt tasks' connection is
         # derived from these settings by airflow_env), not from this test's process.
@@ -117,10 +122,13 @@ def test_pipeline_run_shows_green_in_the_grid(
             "OMNICANAL_WAREHOUSE_URL": warehouse_env,
             # every channel's default API URL is the sandbox's: this one's port
             "OMNICANAL_SANDBOX_PORT": str(sandbox.port),
+            # WhatsApp's tap reads this test's receiver, which the emulation posted to
+            "OMNICANAL_WEBHOOKS_PORT": os.environ["OMNICANAL_WEBHOOKS_PORT"],
         }
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         settings = get_settings()
+        start_webhooks(settings, sandbox, webhooks)
         home = tmp_path / "airflow"
         try:
             with AirflowCluster(settings, home=home, env=env) as cluster:

@@ -209,9 +209,16 @@ class AirflowAPI:
             time.sleep(poll)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        return self.get(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=1000)[
-            "task_instances"
-        ]
+        """Every task instance of the run, page by page (the API serves at most
+        ``[api] maximum_page_limit``, 100 by default, whatever ``limit`` asks)."""
+        found: list[dict] = []
+        while True:
+            page = self.get(
+                f"dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=100, offset=len(found)
+            )
+            found += page["task_instances"]
+            if not page["task_instances"] or len(found) >= page.get("total_entries", 0):
+                return found
 
 
 class AirflowCluster:
