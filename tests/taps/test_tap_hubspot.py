@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from tap_hubspot.errors import (
 )
 from tap_hubspot.streams import HubSpotObjectStream
 from tap_hubspot.tap import TapHubSpot
+from taprun import free_port, run_tap
 
 from omnicanal.channels.hubspot import SANDBOX_ACCESS_TOKEN, STREAMS
 from omnicanal.channels.hubspot.emulation import HubSpotEmulator
@@ -51,15 +51,9 @@ AS_OF = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 TAP_EXECUTABLE = Path(sys.executable).with_name("tap-hubspot")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # get_tap_test_class needs the config (hence the URL) when the class is built, at
 # import; the server itself starts in the module fixture below, on that port.
-SANDBOX_PORT = _free_port()
+SANDBOX_PORT = free_port()
 SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
 BASE_CONFIG: dict[str, Any] = {
     "api_url": SANDBOX_URL,
@@ -132,16 +126,10 @@ def sync(config: dict[str, Any] | None = None, state: dict[str, Any] | None = No
     return SyncResult(_messages(out.getvalue()))
 
 
-def run_executable(tmp_path: Path, config: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(config))
-    return subprocess.run(
-        [str(TAP_EXECUTABLE), "--config", str(config_file)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def run_executable(
+    tmp_path: Path, config: dict[str, Any], *args: str
+) -> subprocess.CompletedProcess[str]:
+    return run_tap(TAP_EXECUTABLE, tmp_path, config, *args)
 
 
 def expected_links(world: World, stream: str, record_id: str, to_type: str) -> list[str]:
@@ -406,7 +394,7 @@ def test_bad_token_fails_with_a_clear_message_and_no_secret(tmp_path: Path) -> N
 
 
 def test_server_down_fails_with_a_clear_message(tmp_path: Path) -> None:
-    down = f"http://127.0.0.1:{_free_port()}"
+    down = f"http://127.0.0.1:{free_port()}"
     result = run_executable(tmp_path, {**BASE_CONFIG, "api_url": down, "max_retries": 0})
     assert result.returncode == 1
     assert f"Could not connect to HubSpot at {down}/crm/v3/objects/" in result.stderr

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from tap_instagram.client import GraphStream, to_utc_iso
 from tap_instagram.errors import InstagramAuthError, InstagramRetriesExhaustedError
 from tap_instagram.tap import TapInstagram
+from taprun import free_port, run_tap
 
 from omnicanal.channels.instagram import (
     SANDBOX_ACCESS_TOKEN,
@@ -48,13 +48,7 @@ TAP_EXECUTABLE = Path(sys.executable).with_name("tap-instagram")
 STREAMS = ("media", "comments", "conversations", "messages")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-SANDBOX_PORT = _free_port()
+SANDBOX_PORT = free_port()
 SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
 BASE_CONFIG: dict[str, Any] = {
     "api_url": SANDBOX_URL,
@@ -118,16 +112,10 @@ def sync(config: dict[str, Any] | None = None, state: dict[str, Any] | None = No
     return SyncResult([json.loads(line) for line in out.getvalue().splitlines() if line])
 
 
-def run_executable(tmp_path: Path, config: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(config))
-    return subprocess.run(
-        [str(TAP_EXECUTABLE), "--config", str(config_file)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def run_executable(
+    tmp_path: Path, config: dict[str, Any], *args: str
+) -> subprocess.CompletedProcess[str]:
+    return run_tap(TAP_EXECUTABLE, tmp_path, config, *args)
 
 
 # --- behaviour -------------------------------------------------------------------------

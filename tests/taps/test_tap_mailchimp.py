@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -28,6 +27,7 @@ import pytest
 import requests
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
+from taprun import free_port, run_tap
 
 from omnicanal.channels.mailchimp import DEFAULT_LIST_ID, SANDBOX_API_KEY
 from omnicanal.channels.mailchimp.emulation import MailchimpEmulator
@@ -44,13 +44,7 @@ TAP_EXECUTABLE = Path(sys.executable).with_name("tap-mailchimp")
 STREAMS = ("lists", "list_members", "campaigns", "email_activity", "unsubscribes")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-SANDBOX_PORT = _free_port()
+SANDBOX_PORT = free_port()
 SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
 BASE_CONFIG: dict[str, Any] = {
     "api_url": f"{SANDBOX_URL}/3.0",
@@ -117,16 +111,10 @@ def sync(config: dict[str, Any] | None = None, state: dict[str, Any] | None = No
     return SyncResult([json.loads(line) for line in out.getvalue().splitlines() if line])
 
 
-def run_executable(tmp_path: Path, config: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(config))
-    return subprocess.run(
-        [str(TAP_EXECUTABLE), "--config", str(config_file)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def run_executable(
+    tmp_path: Path, config: dict[str, Any], *args: str
+) -> subprocess.CompletedProcess[str]:
+    return run_tap(TAP_EXECUTABLE, tmp_path, config, *args)
 
 
 def _activity_rows(world: World) -> Counter:
@@ -326,7 +314,7 @@ def test_bad_key_fails_with_a_clear_message_and_no_secret(tmp_path: Path) -> Non
 
 
 def test_server_down_fails_with_a_clear_message(tmp_path: Path) -> None:
-    down = f"http://127.0.0.1:{_free_port()}/3.0"
+    down = f"http://127.0.0.1:{free_port()}/3.0"
     result = run_executable(tmp_path, {**BASE_CONFIG, "api_url": down, "max_retries": 0})
     assert result.returncode == 1
     assert f"Could not connect to Mailchimp at {down}/campaigns" in result.stderr

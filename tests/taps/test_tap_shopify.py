@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import socket
 import subprocess
 import sys
 import typing as t
@@ -36,6 +35,7 @@ import requests
 from requests.adapters import BaseAdapter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
+from taprun import free_port, run_tap
 
 from omnicanal.channels.shopify import SANDBOX_ACCESS_TOKEN as DEFAULT_SHOPIFY_TOKEN
 from omnicanal.channels.shopify import SANDBOX_RECENT_ORDERS_TOKEN
@@ -63,15 +63,9 @@ ROOMY_COST = {"maximum_available": 100_000, "restore_rate": 100_000.0}
 STREAMS = ("customers", "orders", "abandoned_checkouts", "products", "locations")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # get_tap_test_class needs the config (hence the URL) when the class is built, at
 # import; the server itself starts in the module fixture below, on that port.
-SANDBOX_PORT = _free_port()
+SANDBOX_PORT = free_port()
 SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
 BASE_CONFIG: dict[str, Any] = {
     "api_url": SANDBOX_URL,
@@ -161,16 +155,7 @@ def sync(
 def run_executable(
     tmp_path: Path, config: dict[str, Any], *args: str
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``tap-shopify --config <file> …`` as the pipeline does."""
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(config))
-    return subprocess.run(
-        [str(TAP_EXECUTABLE), "--config", str(config_file), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_tap(TAP_EXECUTABLE, tmp_path, config, *args, timeout=60)
 
 
 def utc(timestamp: str) -> datetime:
@@ -346,7 +331,7 @@ def test_bad_token_fails_with_a_clear_message_and_no_secret(tmp_path: Path) -> N
 
 
 def test_server_down_fails_with_a_clear_message_naming_the_url(tmp_path: Path) -> None:
-    down_url = f"http://127.0.0.1:{_free_port()}"
+    down_url = f"http://127.0.0.1:{free_port()}"
     result = run_executable(tmp_path, {**BASE_CONFIG, "api_url": down_url, "max_retries": 0})
     assert result.returncode != 0
     assert (

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import pytest
 import requests
 from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
+from taprun import free_port, run_tap
 
 from omnicanal.channels.square import SANDBOX_ACCESS_TOKEN
 from omnicanal.channels.square.emulation import SquareEmulator
@@ -45,15 +45,9 @@ TAP_EXECUTABLE = Path(sys.executable).with_name("tap-square")
 STREAMS = ("locations", "customers", "orders", "payments", "refunds", "catalog_items")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # get_tap_test_class needs the config (hence the URL) when the class is built, at
 # import; the server itself starts in the module fixture below, on that port.
-SANDBOX_PORT = _free_port()
+SANDBOX_PORT = free_port()
 SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
 BASE_CONFIG: dict[str, Any] = {"api_url": SANDBOX_URL, "access_token": SANDBOX_ACCESS_TOKEN}
 
@@ -116,16 +110,10 @@ def sync(config: dict[str, Any] | None = None, state: dict[str, Any] | None = No
     return SyncResult([json.loads(line) for line in out.getvalue().splitlines() if line])
 
 
-def run_executable(tmp_path: Path, config: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(config))
-    return subprocess.run(
-        [str(TAP_EXECUTABLE), "--config", str(config_file)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def run_executable(
+    tmp_path: Path, config: dict[str, Any], *args: str
+) -> subprocess.CompletedProcess[str]:
+    return run_tap(TAP_EXECUTABLE, tmp_path, config, *args)
 
 
 # --- behaviour -------------------------------------------------------------------------
@@ -256,7 +244,7 @@ def test_an_unsupported_version_names_the_setting(tmp_path: Path) -> None:
 
 
 def test_server_down_fails_with_a_clear_message(tmp_path: Path) -> None:
-    down = f"http://127.0.0.1:{_free_port()}"
+    down = f"http://127.0.0.1:{free_port()}"
     result = run_executable(tmp_path, {**BASE_CONFIG, "api_url": down, "max_retries": 0})
     assert result.returncode == 1
     assert f"Could not connect to Square at {down}/v2/" in result.stderr

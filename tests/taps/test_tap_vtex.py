@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from typing import Any
 import pytest
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
+from taprun import free_port, run_tap
 
 from omnicanal.channels.vtex import SANDBOX_APP_KEY, SANDBOX_APP_TOKEN
 from omnicanal.channels.vtex.emulation import VtexEmulator
@@ -50,14 +50,8 @@ AS_OF = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 TAP_EXECUTABLE = Path(sys.executable).with_name("tap-vtex")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # get_tap_test_class needs the config (hence the URL) when the class is built, at import.
-SANDBOX_PORT = _free_port()
+SANDBOX_PORT = free_port()
 SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
 BASE_CONFIG: dict[str, Any] = {
     "api_url": SANDBOX_URL,
@@ -133,15 +127,7 @@ def sync(config: dict[str, Any], state: dict[str, Any] | None = None) -> SyncRes
 def run_executable(
     tmp_path: Path, config: dict[str, Any], *args: str
 ) -> subprocess.CompletedProcess[str]:
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(config))
-    return subprocess.run(
-        [str(TAP_EXECUTABLE), "--config", str(config_file), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_tap(TAP_EXECUTABLE, tmp_path, config, *args, timeout=60)
 
 
 # --- unit: window splitting and scroll paging --------------------------------------------
@@ -385,7 +371,7 @@ def test_a_role_without_the_resource_names_it(vtex: VtexEmulator) -> None:
 
 
 def test_server_down_names_the_url(tmp_path: Path) -> None:
-    down = f"http://127.0.0.1:{_free_port()}"
+    down = f"http://127.0.0.1:{free_port()}"
     result = run_executable(tmp_path, {**BASE_CONFIG, "api_url": down, "max_retries": 0})
     assert result.returncode != 0
     assert f"Could not connect to VTEX at {down}/api/" in result.stderr

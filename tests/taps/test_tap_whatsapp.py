@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -30,6 +29,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
+from taprun import free_port, run_tap
 
 from omnicanal.channels.whatsapp import SANDBOX_APP_SECRET, SANDBOX_VERIFY_TOKEN
 from omnicanal.channels.whatsapp.emulation import WhatsAppEmulator
@@ -47,15 +47,9 @@ TAP_EXECUTABLE = Path(sys.executable).with_name("tap-whatsapp")
 STREAMS = ("messages", "statuses", "contacts")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # get_tap_test_class needs the config (the receiver's URL) at import; the receiver
 # starts in the module fixture below, on that port.
-RECEIVER_PORT = _free_port()
+RECEIVER_PORT = free_port()
 BASE_CONFIG: dict[str, Any] = {
     "receiver_url": f"http://127.0.0.1:{RECEIVER_PORT}",
     "read_token": READ_TOKEN,
@@ -127,16 +121,10 @@ def sync(config: dict[str, Any] | None = None, state: dict[str, Any] | None = No
     return SyncResult([json.loads(line) for line in out.getvalue().splitlines() if line])
 
 
-def run_executable(tmp_path: Path, config: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(config))
-    return subprocess.run(
-        [str(TAP_EXECUTABLE), "--config", str(config_file)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def run_executable(
+    tmp_path: Path, config: dict[str, Any], *args: str
+) -> subprocess.CompletedProcess[str]:
+    return run_tap(TAP_EXECUTABLE, tmp_path, config, *args)
 
 
 # --- behaviour -------------------------------------------------------------------------
@@ -214,7 +202,7 @@ def test_new_deliveries_are_read_incrementally(
 
 
 def test_receiver_down_fails_with_a_clear_message(tmp_path: Path) -> None:
-    closed = f"http://127.0.0.1:{_free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     result = run_executable(tmp_path, {**BASE_CONFIG, "receiver_url": closed, "max_retries": 1})
     assert result.returncode == 1
     assert f"Could not connect to the webhook receiver at {closed}/events/whatsapp" in result.stderr
@@ -313,7 +301,7 @@ def test_warehouse_down_then_back_replays_without_loss_or_duplicates(
     emulator.deliver(f"{receiver.url}/webhooks/whatsapp")
     good = warehouse_env
     state_before = read_state(get_settings(), "whatsapp")
-    down = f"postgresql://postgres@127.0.0.1:{_free_port()}/x"
+    down = f"postgresql://postgres@127.0.0.1:{free_port()}/x"
     monkeypatch.setenv("OMNICANAL_WAREHOUSE_URL", down)
     with pytest.raises(WarehouseError, match="cannot connect to the warehouse"):
         run_extract(get_settings(), "whatsapp")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import pytest
 import requests
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
+from taprun import free_port, run_tap
 
 from omnicanal.channels.zendesk import SANDBOX_API_TOKEN, SANDBOX_EMAIL, SANDBOX_OAUTH_TOKEN
 from omnicanal.channels.zendesk.emulation import ZendeskEmulator
@@ -46,13 +46,7 @@ TAP_EXECUTABLE = Path(sys.executable).with_name("tap-zendesk")
 STREAMS = ("tickets", "users", "ticket_metrics", "satisfaction_ratings", "ticket_comments")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-SANDBOX_PORT = _free_port()
+SANDBOX_PORT = free_port()
 SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
 BASE_CONFIG: dict[str, Any] = {
     "api_url": SANDBOX_URL,
@@ -123,16 +117,10 @@ def sync(config: dict[str, Any] | None = None, state: dict[str, Any] | None = No
     return SyncResult(_messages(out.getvalue()))
 
 
-def run_executable(tmp_path: Path, config: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(config))
-    return subprocess.run(
-        [str(TAP_EXECUTABLE), "--config", str(config_file)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def run_executable(
+    tmp_path: Path, config: dict[str, Any], *args: str
+) -> subprocess.CompletedProcess[str]:
+    return run_tap(TAP_EXECUTABLE, tmp_path, config, *args)
 
 
 # --- behaviour -------------------------------------------------------------------------
@@ -323,7 +311,7 @@ def test_an_expired_oauth_token_says_to_renew_it(tmp_path: Path, zendesk: Zendes
 
 
 def test_server_down_fails_with_a_clear_message(tmp_path: Path) -> None:
-    down = f"http://127.0.0.1:{_free_port()}"
+    down = f"http://127.0.0.1:{free_port()}"
     result = run_executable(tmp_path, {**BASE_CONFIG, "api_url": down, "max_retries": 0})
     assert result.returncode == 1
     assert f"Could not connect to Zendesk at {down}/api/v2/" in result.stderr
