@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from singer_sdk import typing as th
 
+from omnicanal_tapkit.full_sync import DEFAULT_FULL_SYNC_DAYS, FULL_SYNC_SETTING
+
 #: Seconds to wait for one HTTP answer.
 DEFAULT_REQUEST_TIMEOUT = 60
 #: Retries after the first attempt.
@@ -59,8 +61,6 @@ def request_settings(
 def full_sync_setting() -> th.Property:
     """``full_sync_every_days``, for taps whose streams retire deleted records
     (:class:`~omnicanal_tapkit.full_sync.RetiresMissingOnFullSync`)."""
-    from omnicanal_tapkit.full_sync import DEFAULT_FULL_SYNC_DAYS, FULL_SYNC_SETTING
-
     return th.Property(
         FULL_SYNC_SETTING,
         th.NumberType(minimum=0),
