@@ -34,26 +34,32 @@ source_records as (
 -- says nothing about who wrote, and must not count as another person on that email. A
 -- name with a space was typed ("Rodrigo Fernandes" stays), and so was a plain local
 -- part ("ana@" with "Ana" stays).
+typed_names as (
+
+    select
+        *,
+        split_part(trim(email), '@', 1) as email_local_part,
+        coalesce(
+            nullif(trim(full_name), ''), concat_ws(' ', trim(first_name), trim(last_name))
+        ) as typed_name
+
+    from source_records
+
+),
+
 named_records as (
 
     select
         *,
         coalesce(
-            split_part(trim(email), '@', 1) ~ '[^[:alpha:]]'
-            and coalesce(
-                nullif(trim(full_name), ''), concat_ws(' ', trim(first_name), trim(last_name))
-            ) !~ '\s'
-            and lower(regexp_replace(
-                coalesce(
-                    nullif(trim(full_name), ''), concat_ws(' ', trim(first_name), trim(last_name))
-                ),
-                '[^[:alpha:]]', '', 'g'
-            ))
-            = lower(regexp_replace(split_part(trim(email), '@', 1), '[^[:alpha:]]', '', 'g')),
+            email_local_part ~ '[^[:alpha:]]'
+            and typed_name !~ '\s'
+            and lower(regexp_replace(typed_name, '[^[:alpha:]]', '', 'g'))
+            = lower(regexp_replace(email_local_part, '[^[:alpha:]]', '', 'g')),
             false
         ) as name_is_email
 
-    from source_records
+    from typed_names
 
 ),
 {%- if is_incremental() %}
