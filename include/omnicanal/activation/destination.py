@@ -23,9 +23,14 @@ class Row:
 
 @dataclass(frozen=True)
 class Outcome:
+    """The destination's answer for one row. ``ref`` is the platform's own id for what
+    it made of the row (a WhatsApp message id, a Mailchimp batch operation id), kept in
+    the ledger so later answers (delivery statuses) can be matched to the row."""
+
     key: str
     ok: bool
     error: str | None = None
+    ref: str | None = None
 
 
 class Destination(Protocol):
@@ -37,6 +42,17 @@ class Destination(Protocol):
     outcome, and the engine leaves it pending and sends it again on the next run. Only
     a failure of the whole destination (bad credentials, unknown audience, unreachable)
     raises; the batches confirmed before it stay recorded.
+
+    Optional attributes the engine reads with ``getattr`` (absent means the default):
+
+    - ``consent_channel`` (``None``): the consent a person must have given for rows
+      about them to be sent here (``"email"``, ``"whatsapp"``, ``"sms"``, ``"ads"``);
+      the engine leaves out, and removes if present, everyone without it;
+    - ``supports_remove`` (``True``): False for a destination whose writes cannot be
+      taken back (a message sent); the engine then never calls ``remove`` and only
+      marks departed keys in the ledger;
+    - ``rate_limit`` (``None``): requests a second the destination is held to, for the
+      run's report (the destination paces its own client with it).
     """
 
     batch_size: int
