@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import redirect_stdout
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -146,7 +146,8 @@ def test_every_record_arrives_exactly_once_across_pages(
 
 
 def test_bookmarks_per_location_and_incremental_sync(world: World, square: SquareEmulator) -> None:
-    first = sync({"page_size": 50})
+    exact = {"page_size": 50, "search_lookback_seconds": 0}  # what each bookmark alone reads
+    first = sync(exact)
     bookmarks = first.state["bookmarks"]
     locations = {loc["id"] for loc in world.slices["square"].locations}
     for stream in ("orders", "payments"):
@@ -165,7 +166,7 @@ def test_bookmarks_per_location_and_incremental_sync(world: World, square: Squar
         assert stamps == sorted(stamps)
     assert all(o["updated_at"].endswith("+00:00") for o in orders)
 
-    second = sync({"page_size": 50}, state=first.state)
+    second = sync(exact, state=first.state)
     # inclusive filters: at most the records on each bookmark come back
     assert len(second.records["orders"]) <= len(locations)
     assert len(second.records["customers"]) <= 3
@@ -174,7 +175,7 @@ def test_bookmarks_per_location_and_incremental_sync(world: World, square: Squar
     customer = world.slices["square"].customers[0]
     square.touch_order(order["id"], ticket_name="Retirada")
     square.touch_customer(customer["id"], note="CPF na nota: 529.982.247-25")
-    third = sync({"page_size": 50}, state=second.state)
+    third = sync(exact, state=second.state)
     assert order["id"] in third.ids("orders") and len(third.records["orders"]) <= len(locations) + 1
     changed = next(c for c in third.records["customers"] if c["id"] == customer["id"])
     assert changed["note"] == "CPF na nota: 529.982.247-25"
@@ -184,6 +185,81 @@ def test_bookmarks_per_location_and_incremental_sync(world: World, square: Squar
         if p["context"]["location_id"] == order["location_id"]
     )
     assert new_value == to_utc_iso(square.shop.orders[0]["updated_at"])
+
+
+def test_a_change_that_becomes_searchable_late_is_read_by_the_look_back(
+    world: World, square: SquareEmulator
+) -> None:
+    """Square's search is eventually consistent: a change can surface after a sync with
+    an ``updated_at`` below the bookmark that sync saved."""
+    first = sync({"page_size": 50})
+    shop = world.slices["square"]
+    customer_bookmark = datetime.fromisoformat(
+        first.state["bookmarks"]["customers"]["replication_key_value"]
+    )
+    # the oldest records: neither is the one its bookmark was taken from
+    order = min(shop.orders, key=lambda o: o["updated_at"])
+    order_bookmark = datetime.fromisoformat(
+        next(
+            p["replication_key_value"]
+            for p in first.state["bookmarks"]["orders"]["partitions"]
+            if p["context"]["location_id"] == order["location_id"]
+        )
+    )
+    customer = min(shop.customers, key=lambda c: c["updated_at"])
+    square.touch_customer(customer["id"], at=customer_bookmark - timedelta(seconds=90), note="late")
+    square.touch_order(order["id"], at=order_bookmark - timedelta(seconds=90), ticket_name="late")
+
+    without = sync({"page_size": 50, "search_lookback_seconds": 0}, state=first.state)
+    assert customer["id"] not in without.ids("customers")
+    assert order["id"] not in without.ids("orders")
+
+    late = sync({"page_size": 50}, state=first.state)  # the default look-back, 300 s
+    late_customer = next(c for c in late.records["customers"] if c["id"] == customer["id"])
+    late_order = next(o for o in late.records["orders"] if o["id"] == order["id"])
+    assert (late_customer["note"], late_order["ticket_name"]) == ("late", "late")
+    # the bookmarks end where they were or later, never behind
+    for partition in late.state["bookmarks"]["orders"]["partitions"]:
+        before = next(
+            p["replication_key_value"]
+            for p in first.state["bookmarks"]["orders"]["partitions"]
+            if p["context"] == partition["context"]
+        )
+        assert partition["replication_key_value"] >= before
+    assert (
+        late.state["bookmarks"]["customers"]["replication_key_value"]
+        >= first.state["bookmarks"]["customers"]["replication_key_value"]
+    )
+    # a look-back one second short of the change misses it: the window is what it says
+    short = sync({"page_size": 50, "search_lookback_seconds": 89}, state=first.state)
+    assert order["id"] not in short.ids("orders")
+
+
+def test_the_look_back_starts_before_the_bookmark_and_never_before_start_date() -> None:
+    bookmark = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+    state = {"replication_key": "updated_at", "replication_key_value": bookmark.isoformat()}
+    customers = _stream(CustomersStream, {"search_lookback_seconds": 600})
+    with (
+        mock.patch.object(customers, "get_starting_timestamp", return_value=bookmark),
+        mock.patch.object(customers, "get_context_state", return_value=state),
+    ):
+        assert customers.start_time(None) == bookmark - timedelta(minutes=10)
+    floor = _stream(
+        CustomersStream,
+        {"search_lookback_seconds": 600, "start_date": "2024-03-01T11:55:00Z"},
+    )
+    with (
+        mock.patch.object(floor, "get_starting_timestamp", return_value=bookmark),
+        mock.patch.object(floor, "get_context_state", return_value=state),
+    ):
+        assert floor.start_time(None) == datetime(2024, 3, 1, 11, 55, tzinfo=UTC)
+    # a first sync (no bookmark yet) starts at start_date itself, not before it
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    with (
+        mock.patch.object(floor, "get_starting_timestamp", return_value=start),
+        mock.patch.object(floor, "get_context_state", return_value={}),
+    ):
+        assert floor.start_time(None) == start
 
 
 def test_start_date_limits_the_first_sync(world: World) -> None:

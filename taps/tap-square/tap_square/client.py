@@ -57,6 +57,8 @@ SCHEMAS_DIR = SchemaDirectory(resources.files("tap_square") / "schemas")
 #: The API version this tap's streams and schemas follow.
 DEFAULT_API_VERSION = "2026-09-16"
 DEFAULT_API_URL = "https://connect.squareup.com"
+#: How far before its bookmark an incremental search starts again (``start_time``).
+DEFAULT_SEARCH_LOOKBACK = 300
 #: Square's largest page for customers, payments and refunds (orders allow 1000).
 MAX_PAGE_SIZE = 100
 
@@ -172,11 +174,27 @@ class SquareStream(PlatformRetries, RESTStream[str]):
         return min(int(self.config.get("page_size", MAX_PAGE_SIZE)), MAX_PAGE_SIZE)
 
     def start_time(self, context: Context | None) -> dt.datetime | None:
-        """The bookmark of this stream (or partition), else ``start_date``."""
-        if self.replication_key:
-            return self.get_starting_timestamp(context)
-        start = self.config.get("start_date")
-        return dt.datetime.fromisoformat(start.replace("Z", "+00:00")) if start else None
+        """Where a search starts: the bookmark of this stream (or partition) less the
+        look-back, else ``start_date``.
+
+        Square's search endpoints are eventually consistent: a profile or order updated
+        just before the last sync may only become searchable after it, with an
+        ``updated_at`` below the bookmark that sync saved. Starting each incremental
+        search ``search_lookback_seconds`` before the bookmark reads such late arrivals;
+        the records read twice are upserted by id downstream, so nothing is duplicated.
+        The look-back never reaches before ``start_date``.
+        """
+        start_date = self.config.get("start_date")
+        floor = dt.datetime.fromisoformat(start_date.replace("Z", "+00:00")) if start_date else None
+        if not self.replication_key:
+            return floor
+        start = self.get_starting_timestamp(context)
+        bookmarked = self.get_context_state(context).get("replication_key_value") is not None
+        lookback = int(self.config.get("search_lookback_seconds", DEFAULT_SEARCH_LOOKBACK))
+        if start is None or not bookmarked or lookback <= 0:
+            return start
+        start -= dt.timedelta(seconds=lookback)
+        return max(start, floor) if floor is not None else start
 
     # --- pagination ----------------------------------------------------------------
 

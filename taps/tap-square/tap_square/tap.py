@@ -13,7 +13,12 @@ import typing as t
 from singer_sdk import typing as th
 
 from omnicanal_tapkit import PlatformTap, base_url_errors, full_sync_setting, request_settings
-from tap_square.client import DEFAULT_API_URL, DEFAULT_API_VERSION, MAX_PAGE_SIZE
+from tap_square.client import (
+    DEFAULT_API_URL,
+    DEFAULT_API_VERSION,
+    DEFAULT_SEARCH_LOOKBACK,
+    MAX_PAGE_SIZE,
+)
 from tap_square.errors import SquareError
 from tap_square.streams import (
     CatalogItemsStream,
@@ -106,6 +111,18 @@ class TapSquare(PlatformTap):
             default=500,
             description=(
                 "Orders per SearchOrders request (`limit`), 1 to 1000; Square's default is 500."
+            ),
+        ),
+        th.Property(
+            "search_lookback_seconds",
+            th.IntegerType(minimum=0),
+            default=DEFAULT_SEARCH_LOOKBACK,
+            description=(
+                "Seconds before its bookmark that each incremental customers and orders "
+                "search starts again. Square's search is eventually consistent: a record "
+                "updated just before a sync can become searchable after it, below the "
+                "saved bookmark. Records read twice are upserted, not duplicated. 0 turns "
+                f"the look-back off. Default: {DEFAULT_SEARCH_LOOKBACK}."
             ),
         ),
         full_sync_setting(),
