@@ -61,10 +61,12 @@ from fastapi.responses import JSONResponse
 from omnicanal.channels.meta import (
     GRAPH_API_VERSION,
     GraphError,
+    cursor_page,
     expired_token,
     invalid_parameter,
     invalid_token,
     missing_token,
+    page_limit,
     request_token,
     server_error,
     unknown_path,
@@ -84,11 +86,26 @@ from omnicanal.channels.whatsapp.delivery import (
     group_events,
     webhook_body,
 )
-from omnicanal.channels.whatsapp.world import WhatsAppInbox, epoch, wamid
+from omnicanal.channels.whatsapp.templates import TemplateLibrary
+from omnicanal.channels.whatsapp.world import (
+    READ_SHARE,
+    WhatsAppInbox,
+    epoch,
+    wamid,
+    whatsapp_accounts,
+)
 from omnicanal.sandbox.throttle import FaultInjector
 from omnicanal.sandbox.world import World
 
 MAX_TEXT_LENGTH = 4096
+#: Messages a second a business number may send by default (Cloud API throughput; Meta
+#: raises it to 1,000 for numbers that qualify). Beyond it: 130429.
+THROUGHPUT = 80
+#: A business number may send one message every 6 seconds to the same user (the pair
+#: rate limit); sooner: 131056, and the message is not sent.
+PAIR_INTERVAL = 6.0
+#: What ``biz_opaque_callback_data`` may hold (it comes back in the message's statuses).
+MAX_CALLBACK_DATA = 512
 #: The customer service window: free-form messages only within 24 h of the user's last.
 SERVICE_WINDOW = timedelta(hours=24)
 MESSAGE_TYPES = (
@@ -163,8 +180,37 @@ def _fault(status: int) -> GraphError:
     return server_error(status)
 
 
+def _pair_limited() -> GraphError:
+    return CloudAPIError(
+        "(#131056) (Business Account, Consumer Account) pair rate limit hit",
+        code=131056,
+        details="Message failed to send because there were too many messages sent from "
+        "this phone number to the same phone number in a short period of time.",
+    )
+
+
 def _digits(value: str) -> str:
     return re.sub(r"\D", "", value)
+
+
+def phone_problem(to: str) -> str | None:
+    """Why ``to`` cannot be a phone number, or None: the digits (``+``, spaces, dashes,
+    dots and brackets are ignored) of an international number, 8 to 15 long; a Brazilian
+    one (55) has a DDD without zeros and eight digits, or nine for a mobile (9 first)."""
+    if re.search(r"[^\d+\s().-]", to):
+        return f"{to!r} has characters a phone number does not"
+    digits = _digits(to)
+    if not 8 <= len(digits) <= 15:
+        return f"{to!r} is not an international phone number (country code and number)"
+    if digits.startswith("55"):
+        ddd, number = digits[2:4], digits[4:]
+        if "0" in ddd:
+            return f"{to!r}: {ddd} is not a Brazilian area code (DDD)"
+        if len(number) == 9 and number[0] != "9":
+            return f"{to!r}: a nine-digit Brazilian number is a mobile and starts with 9"
+        if len(number) not in (8, 9) or number[0] in "01":
+            return f"{to!r} is not a Brazilian phone number (DDD and 8 or 9 digits)"
+    return None
 
 
 class WhatsAppEmulator:
@@ -183,10 +229,19 @@ class WhatsAppEmulator:
         verify_token: str = SANDBOX_VERIFY_TOKEN,
         callback_url: str | None = None,
         push_seconds: float = 0,
+        throughput: float = THROUGHPUT,
+        pair_interval: float = PAIR_INTERVAL,
         **deliverer_options: Any,
     ) -> None:
         self.world = world
         self.inbox: WhatsAppInbox = world.slices["whatsapp"]
+        #: every WhatsApp account, wa_id -> person id (the inbox's writers and the others)
+        self.accounts = whatsapp_accounts(world.seed, world.people, self.inbox)
+        self.templates = TemplateLibrary()
+        self.throughput = throughput
+        self.pair_interval = pair_interval
+        self._bucket = (float(throughput), time.monotonic())
+        self._pair_last: dict[str, float] = {}
         self.access_token = access_token
         self.verify_token = verify_token
         self.callback_url = callback_url
@@ -295,28 +350,40 @@ class WhatsAppEmulator:
                 self._in_flight -= len(batch)
         return report
 
-    def _queue_statuses(self, message_id: str, wa_id: str | None, to: str, error: dict | None):
+    def _queue_statuses(
+        self,
+        message_id: str,
+        wa_id: str | None,
+        to: str,
+        error: dict | None,
+        *,
+        template: bool = False,
+        callback_data: str | None = None,
+    ) -> None:
+        """Queue a sent message's statuses for the webhook: sent, delivered and, when the
+        user has read receipts on, read; or failed with the error. A template opens a
+        paid marketing conversation; a reply inside the window is free."""
         now = datetime.now(UTC).replace(microsecond=0)
         recipient = wa_id or to
         if error is not None:
             statuses = [("failed", now, {"errors": [error]})]
         else:
-            conversation = {
-                "id": secrets.token_hex(16),
-                "origin": {"type": "service"},
-            }
+            category = "marketing" if template else "service"
+            conversation = {"id": secrets.token_hex(16), "origin": {"type": category}}
             pricing = {
-                "billable": False,
+                "billable": template,
                 "pricing_model": "PMP",
-                "category": "service",
-                "type": "free_customer_service",
+                "category": category,
+                "type": "regular" if template else "free_customer_service",
             }
             expiring = {**conversation, "expiration_timestamp": epoch(now + SERVICE_WINDOW)}
             statuses = [
                 ("sent", now, {"conversation": expiring, "pricing": pricing}),
                 ("delivered", now, {"conversation": conversation, "pricing": pricing}),
-                ("read", now + timedelta(seconds=1), {}),
             ]
+            if self.reads_receipts(recipient):
+                statuses.append(("read", now + timedelta(seconds=1), {}))
+        extra_data = {"biz_opaque_callback_data": callback_data} if callback_data else {}
         with self._lock:
             for status, moment, extra in statuses:
                 event = {
@@ -326,6 +393,7 @@ class WhatsAppEmulator:
                         "status": status,
                         "timestamp": epoch(moment),
                         "recipient_id": recipient,
+                        **extra_data,
                         **extra,
                     },
                 }
@@ -394,10 +462,62 @@ class WhatsAppEmulator:
             candidates.add(digits[:4] + digits[5:])
         if digits.startswith("55") and len(digits) == 12:
             candidates.add(digits[:4] + "9" + digits[4:])
-        for candidate in candidates:
-            if candidate in self.inbox.wa_person:
+        for candidate in sorted(candidates):
+            if candidate in self.accounts:
                 return candidate
         return None
+
+    def _take_throughput(self) -> None:
+        """A token bucket of ``throughput`` messages a second (bursts up to one second's)."""
+        with self._lock:
+            tokens, then = self._bucket
+            now = time.monotonic()
+            tokens = min(float(self.throughput), tokens + (now - then) * self.throughput)
+            if tokens < 1:
+                self._bucket = (tokens, now)
+                raise _fault(429)
+            self._bucket = (tokens - 1, now)
+
+    def _take_pair(self, recipient: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            last = self._pair_last.get(recipient)
+            if last is not None and now - last < self.pair_interval:
+                raise _pair_limited()
+            self._pair_last[recipient] = now
+
+    def reads_receipts(self, wa_id: str) -> bool:
+        """Whether a user has read receipts on (most do; always the same for a user)."""
+        return random.Random(f"{self.world.seed}:read:{wa_id}").random() < READ_SHARE
+
+    def templates_sent(self) -> list[dict[str, Any]]:
+        """The template messages accepted, oldest first: ``id`` (wamid), ``to``, ``wa_id``,
+        ``name``, ``language``, ``parameters`` (name or position → text) and
+        ``biz_opaque_callback_data``."""
+        found = []
+        for message in list(self.sent):
+            body = message["body"]
+            if body.get("type") != "template":
+                continue
+            template = body["template"]
+            parameters: dict[str, str] = {}
+            for component in template.get("components") or []:
+                if str(component.get("type", "")).lower() != "body":
+                    continue
+                for n, parameter in enumerate(component.get("parameters") or [], 1):
+                    parameters[parameter.get("parameter_name") or str(n)] = parameter.get("text")
+            found.append(
+                {
+                    "id": message["id"],
+                    "to": message["to"],
+                    "wa_id": message["wa_id"],
+                    "name": template["name"],
+                    "language": template["language"]["code"],
+                    "parameters": parameters,
+                    "biz_opaque_callback_data": body.get("biz_opaque_callback_data"),
+                }
+            )
+        return found
 
     def send_message(self, body: Any) -> dict[str, Any]:
         """Validate a ``/messages`` body as the Cloud API does; queue its statuses."""
@@ -421,6 +541,17 @@ class WhatsAppEmulator:
             raise _missing("to")
         if not isinstance(to, str) or not _digits(to):
             raise _invalid("Param to must be a phone number or a WhatsApp ID.")
+        problem = phone_problem(to)
+        if problem is not None:
+            raise _invalid(f"Param to must be a valid phone number: {problem}.")
+        callback_data = body.get("biz_opaque_callback_data")
+        if callback_data is not None and (
+            not isinstance(callback_data, str) or len(callback_data) > MAX_CALLBACK_DATA
+        ):
+            raise _invalid(
+                f"Param biz_opaque_callback_data must be a string of at most "
+                f"{MAX_CALLBACK_DATA} characters."
+            )
         kind = body.get("type", "text")
         if kind not in MESSAGE_TYPES:
             raise _invalid(
@@ -446,6 +577,8 @@ class WhatsAppEmulator:
             raise _missing(f"{kind}['id'] or {kind}['link']")
         elif kind == "template" and not content.get("name"):
             raise _missing("template['name']")
+        elif kind == "template":
+            self.templates.check_send(content)
         elif kind == "interactive" and not content.get("type"):
             raise _missing("interactive['type']")
         elif kind == "reaction" and not content.get("message_id"):
@@ -454,6 +587,8 @@ class WhatsAppEmulator:
             raise _missing("location['latitude'] and location['longitude']")
 
         wa_id = self._resolve(to)
+        self._take_throughput()
+        self._take_pair(wa_id or _digits(to))
         message_id = wamid(self._ids, wa_id or _digits(to), outbound=True)
         error = None
         if wa_id is None:
@@ -477,7 +612,14 @@ class WhatsAppEmulator:
                 },
             }
         self.sent.append({"id": message_id, "to": to, "wa_id": wa_id, "body": body})
-        self._queue_statuses(message_id, wa_id, _digits(to), error)
+        self._queue_statuses(
+            message_id,
+            wa_id,
+            _digits(to),
+            error,
+            template=kind == "template",
+            callback_data=callback_data,
+        )
         answer: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "contacts": [{"input": to, "wa_id": wa_id or _digits(to)}],
@@ -547,6 +689,40 @@ class WhatsAppEmulator:
             except GraphError as exc:
                 return exc.response()
 
+        async def message_templates(version: str, request: Request) -> JSONResponse:
+            try:
+                await self._guard(request, version)
+                if request.method == "POST":
+                    try:
+                        body = await request.json()
+                    except ValueError:
+                        raise _invalid("The request body is not valid JSON.") from None
+                    return JSONResponse(self.templates.create(body))
+                params = request.query_params
+                found = self.templates.listing(
+                    name=params.get("name"),
+                    status=params.get("status"),
+                    language=params.get("language"),
+                    category=params.get("category"),
+                )
+                fields = [f.strip() for f in (params.get("fields") or "").split(",") if f.strip()]
+                if fields:
+                    found = [{k: t[k] for k in (*fields, "id") if k in t} for t in found]
+                page, paging = cursor_page(
+                    found,
+                    limit=page_limit(params.get("limit")),
+                    after=params.get("after"),
+                    before=params.get("before"),
+                    url=str(request.url).split("?")[0],
+                    params=dict(params),
+                )
+                answer: dict[str, Any] = {"data": page}
+                if paging:
+                    answer["paging"] = paging
+                return JSONResponse(answer)
+            except GraphError as exc:
+                return exc.response()
+
         async def messages(version: str, request: Request) -> JSONResponse:
             object_id = request.url.path.rstrip("/").rsplit("/", 2)[-2]
             try:
@@ -574,6 +750,12 @@ class WhatsAppEmulator:
         )
         router.add_api_route(
             f"/{{version}}/{waba}/phone_numbers", edge, methods=["GET"], tags=["whatsapp"]
+        )
+        router.add_api_route(
+            f"/{{version}}/{waba}/message_templates",
+            message_templates,
+            methods=["GET", "POST"],
+            tags=["whatsapp"],
         )
 
         hidden = {"include_in_schema": False}
@@ -611,5 +793,22 @@ class WhatsAppEmulator:
         router.add_api_route(
             "/_sandbox/whatsapp/expire_token", expire_token, methods=["POST"], **hidden
         )
+
+        def sent() -> dict[str, Any]:
+            return {"templates": self.templates_sent(), "messages": len(self.sent)}
+
+        def template_status(spec: dict[str, Any]) -> JSONResponse:
+            try:
+                template = self.templates.set_status(
+                    str(spec.get("name")), str(spec.get("language")), str(spec.get("status"))
+                )
+            except (KeyError, ValueError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            return JSONResponse(template.as_graph())
+
         router.add_api_route("/_sandbox/whatsapp/pending", pending, methods=["GET"], **hidden)
+        router.add_api_route("/_sandbox/whatsapp/sent", sent, methods=["GET"], **hidden)
+        router.add_api_route(
+            "/_sandbox/whatsapp/template_status", template_status, methods=["POST"], **hidden
+        )
         return router

@@ -430,3 +430,26 @@ def build_whatsapp_inbox(
     inbox.wa_person = {w: p for w, p in inbox.wa_person.items() if w in wrote}
     inbox.profile_names = {w: n for w, n in inbox.profile_names.items() if w in wrote}
     return inbox
+
+
+#: Share of the people with no WhatsApp account on their mobile (a message to them fails
+#: with 131026, undeliverable). In Brazil nearly every smartphone has WhatsApp.
+NOT_ON_WHATSAPP_SHARE = 0.06
+
+
+def whatsapp_accounts(seed: int, people: list[Person], inbox: WhatsAppInbox) -> dict[str, str]:
+    """Every WhatsApp account of the world, ``wa_id`` → person id.
+
+    The inbox knows only the people who wrote to the retailer; most others have an account
+    too, which a template can reach. Their ``wa_id`` is drawn as WhatsApp keeps it (a third
+    without the ninth digit), from a stream of its own, so the inbox is unchanged.
+    """
+    accounts = dict(inbox.wa_person)
+    known = set(accounts.values())
+    rng = random.Random(f"{seed}:whatsapp-accounts")
+    for person in people:
+        on_whatsapp = rng.random() >= NOT_ON_WHATSAPP_SHARE
+        wa_id = whatsapp_wa_id(rng, person.phone)
+        if person.person_id not in known and on_whatsapp:
+            accounts[wa_id] = person.person_id
+    return accounts
