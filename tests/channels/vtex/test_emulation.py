@@ -25,6 +25,7 @@ from omnicanal.channels.vtex.world import (
     MASKED_EMAIL_DOMAIN,
     VtexStore,
     build_vtex_store,
+    md_timestamp,
     parse_timestamp,
 )
 from omnicanal.sandbox import SandboxServer, World
@@ -411,6 +412,15 @@ def test_world_slice_has_the_mess_and_the_truth(world) -> None:
         assert world.as_of - parse_timestamp(order["creationDate"]) < timedelta(days=730)
     statuses = {o["status"] for o in vtex.orders}
     assert {"invoiced", "canceled"} <= statuses
+    # accounts without orders, some erased before as_of: never served, still in the truth
+    buyers = {o["clientProfileData"]["userProfileId"] for o in vtex.orders}
+    assert any(p["userId"] not in buyers for p in vtex.profiles)
+    deleted = {entry["id"]: entry for entry in vtex.deleted}
+    assert deleted and not deleted.keys() & {p["id"] for p in vtex.profiles}
+    assert set(vtex.profile_person) == {p["id"] for p in vtex.profiles} | deleted.keys()
+    for entry in deleted.values():
+        assert entry["record"]["userId"] not in buyers
+        assert entry["record"]["updatedIn"] <= entry["deleted_at"] < md_timestamp(world.as_of)
     channels = [o["shippingData"]["logisticsInfo"][0]["deliveryChannel"] for o in vtex.orders]
     assert "pickup-in-point" in channels and "delivery" in channels
     documents = [p["document"] for p in vtex.profiles]

@@ -22,9 +22,15 @@ email), so only the CPF or the phone ties the two stores together. The ground tr
 
 Invariants the tests and models rely on: every order's ``userProfileId`` is the
 ``userId`` of exactly one CL profile of the same person; no order is older than the
-two years the OMS list shows; every timestamp is before ``as_of``. So a generated world
-deletes no profile (every VTEX shopper has orders, which would keep pointing at it);
-``VtexEmulator.delete_profile`` deletes one as Master Data does, into ``deleted``.
+two years the OMS list shows; every timestamp is before ``as_of``.
+
+Not everyone with an account buys: a share of the other people registered in the store
+(a newsletter sign-up, an abandoned first checkout) and have a CL profile without
+orders. Some of those asked the store to delete their data (an LGPD erasure request)
+before ``as_of``: Master Data no longer serves their document, which is in ``deleted``
+(``{"id", "deleted_at", "record"}``) and still in ``profile_person``. A profile with
+orders is never deleted by the world (its orders would keep pointing at it);
+``VtexEmulator.delete_profile`` deletes any one as Master Data does, into ``deleted``.
 """
 
 from __future__ import annotations
@@ -56,6 +62,10 @@ ACCOUNT_ID = "5e2f8a4c-2b1d-4c7e-9a61-0d3f4b8e7c21"
 MASKED_EMAIL_DOMAIN = "ct.vtex.com.br"
 
 SHOPPER_SHARE = 0.35
+#: Of the people who never bought on VTEX, how many registered an account anyway.
+ACCOUNT_ONLY_SHARE = 0.08
+#: Of those accounts without orders, how many were deleted (erasure) before ``as_of``.
+ERASED_SHARE = 0.3
 #: Of the shoppers who also have a Shopify account, how many use another email here.
 SECOND_EMAIL_SHARE = 0.3
 MISSING_DOCUMENT_SHARE = 0.04
@@ -615,9 +625,45 @@ def build_vtex_store(
         order = _order(rng, person, profile, moment, 500_000 + index * 3, as_of)
         orders.append(order)
         order_person[order["orderId"]] = person.person_id
+    profile_person = {profile["id"]: person.person_id for person, profile, _ in plans}
+    shoppers = {person.person_id for person, _, _ in plans}
+    accounts, deleted = _accounts_without_orders(
+        random.Random(f"{rng.getrandbits(64)}:accounts"),
+        [p for p in people if p.person_id not in shoppers],
+        as_of,
+        cap,
+    )
+    for person, profile in accounts:
+        profile_person[profile["id"]] = person.person_id
+    gone = {entry["id"] for entry in deleted}
+    profiles = sorted(
+        [*profiles, *(profile for _, profile in accounts if profile["id"] not in gone)],
+        key=lambda p: p["createdIn"],
+    )
     return VtexStore(
         profiles=profiles,
         orders=orders,
-        profile_person={profile["id"]: person.person_id for person, profile, _ in plans},
+        profile_person=profile_person,
         order_person=order_person,
+        deleted=deleted,
     )
+
+
+def _accounts_without_orders(
+    rng: random.Random, people: list[Person], as_of: datetime, cap: datetime
+) -> tuple[list[tuple[Person, dict[str, Any]]], list[dict[str, Any]]]:
+    """CL profiles of people who registered and never ordered, and which of them were
+    deleted before ``as_of`` (their entries for ``VtexStore.deleted``)."""
+    accounts, deleted = [], []
+    for person in people:
+        if rng.random() >= ACCOUNT_ONLY_SHARE:
+            continue
+        created = _moment(rng, as_of - timedelta(days=rng.uniform(1, HISTORY_DAYS)))
+        updated = max(_later(rng, created, cap, 30) if rng.random() < 0.3 else created, created)
+        email = noisy_email(rng, person.email, dirty_share=0.15)
+        profile = _profile(rng, person, email, created, updated)
+        accounts.append((person, profile))
+        if rng.random() < ERASED_SHARE:
+            at = _later(rng, updated, cap, 90)
+            deleted.append({"id": profile["id"], "deleted_at": md_timestamp(at), "record": profile})
+    return accounts, deleted
