@@ -2,9 +2,11 @@
 
 - settings: ``OMNICANAL_SHOPIFY_*`` below;
 - source: ``tap-shopify`` (taps/tap-shopify), polled, incremental on ``updated_at``;
+- destination: :mod:`.destination`, a segment as a customer tag (``tagsAdd`` /
+  ``tagsRemove``) and attributes as customer metafields (``metafieldsSet``);
 - emulation: :mod:`.emulation`, the GraphQL Admin API (:mod:`.graphql`, :mod:`.graph`,
-  :mod:`.bulk`) and the legacy REST Admin API, over the store of :mod:`.world` and
-  :mod:`.commerce`;
+  :mod:`.bulk`, the customer writes of :mod:`.writes`) and the legacy REST Admin API,
+  over the store of :mod:`.world` and :mod:`.commerce`;
 - identity: each customer account is an identity record (``stg_shopify__customers``), and
   each order ties its name to its account (``stg_shopify__orders``).
 """
@@ -64,6 +66,18 @@ def tap_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _destination(settings: Settings, options: dict[str, Any]):
+    from omnicanal.channels.shopify.destination import ShopifyDestination
+
+    return ShopifyDestination.from_settings(settings, options)
+
+
+def _destination_case():
+    from omnicanal.channels.shopify.kit import destination_case
+
+    return destination_case()
+
+
 def _build_emulator(world, options: dict[str, Any]):
     from omnicanal.channels.shopify.emulation import ShopifyEmulator
 
@@ -91,6 +105,8 @@ CHANNEL = Channel(
         streams=("customers", "orders", "abandoned_checkouts", "products", "locations"),
         tap_config=tap_config,
     ),
+    destination=_destination,
+    destination_case=_destination_case,
     emulation=Emulation(
         build=_build_emulator,
         options_from_settings=lambda s: {"access_token": s.channel("shopify").access_token},

@@ -3,7 +3,9 @@
 The GraphQL Admin API (``POST /admin/api/{version}/graphql.json``, see :mod:`.graphql`,
 :mod:`.graph` and :mod:`.bulk`) is what current integrations use: customers, orders,
 abandoned checkouts, products, locations, ``node``/``nodes``, calculated query cost and
-its throttle, and bulk operations whose JSONL result the sandbox serves itself.
+its throttle, bulk operations whose JSONL result the sandbox serves itself, and the
+customer writes a sync sends (``tagsAdd``, ``tagsRemove``, ``metafieldsSet``, see
+:mod:`.writes`).
 
 Across both APIs, as on Shopify:
 
@@ -67,6 +69,7 @@ from omnicanal.channels.shopify.world import (
     ShopifyStore,
     shop_timestamp,
 )
+from omnicanal.channels.shopify.writes import CustomerWrites
 from omnicanal.sandbox.throttle import Clock, FaultInjector, LeakyBucket
 from omnicanal.sandbox.world import World
 
@@ -180,6 +183,7 @@ class ShopifyEmulator:
         self._lock = threading.RLock()
         self.graph = ShopGraph(self.store, lambda: world.as_of, "Omnicanal Demo")
         self.bulk = BulkOperations(self, delay=bulk_delay)
+        self.writes = CustomerWrites(self)
         self.router = self._build_router()
 
     # -- test controls ----------------------------------------------------------
@@ -564,6 +568,7 @@ class ShopifyEmulator:
             read_all_orders=self.tokens[token],
             base_url=str(request.base_url).rstrip("/"),
             bulk_operations=self.bulk,
+            writes=self.writes,
             token=token,
             version=headers[VERSION_HEADER],
         )

@@ -116,6 +116,8 @@ class Context:
     base_url: str = ""
     #: Bulk operation tools, set by the emulator (see :mod:`.bulk`).
     bulk_operations: Any = None
+    #: Customer writes (tags, metafields), set by the emulator (see :mod:`.writes`).
+    writes: Any = None
     token: str = ""
     #: The API version serving the request (some behaviour changed between versions).
     version: str = "unstable"
@@ -409,6 +411,8 @@ class ShopGraph:
         self._positions: dict[str, tuple[int, int, dict[int, int]]] = {}
         #: Bumped by every change made through the emulator, so sorted copies refresh.
         self.revision = 0
+        #: Metafields set through ``metafieldsSet``: customer id → (namespace, key) → record.
+        self.metafields: dict[int, dict[tuple[str, str], Record]] = {}
         self._sorted: dict[tuple[str, str], tuple[list, tuple[int, int], list]] = {}
         self._filtered: OrderedDict[tuple, tuple[list, list, list]] = OrderedDict()
         self._filtered_lock = threading.Lock()
@@ -727,7 +731,51 @@ class ShopGraph:
             ),
             "lastOrder": last_order,
             "orders": orders,
+            **self._metafield_fields(c["id"]),
         }
+
+    def metafield(self, m: Record) -> Node:
+        return {
+            "__typename": "Metafield",
+            "id": gid("Metafield", m["id"]),
+            "legacyResourceId": m["id"],
+            "namespace": m["namespace"],
+            "key": m["key"],
+            "type": m["type"],
+            "value": m["value"],
+            "compareDigest": m["compare_digest"],
+            "ownerType": "CUSTOMER",
+            "owner": lambda info: self.lookup(info.context, gid("Customer", m["owner_id"])),
+            "createdAt": m["created_at"],
+            "updatedAt": m["updated_at"],
+        }
+
+    def _metafield_fields(self, customer_id: int) -> dict[str, Any]:
+        """``metafield(namespace:, key:)`` and ``metafields(...)`` of one customer."""
+
+        def held() -> dict[tuple[str, str], Record]:
+            return self.metafields.get(customer_id) or {}
+
+        def one(info: GraphQLResolveInfo, key: str, namespace: str | None = None) -> Node | None:
+            found = held().get((namespace or "$app", key))
+            return self.metafield(found) if found else None
+
+        def many(
+            info: GraphQLResolveInfo,
+            namespace: str | None = None,
+            keys: list[str] | None = None,
+            **a: Any,
+        ) -> Node:
+            wanted = set(keys or ())
+            rows = [
+                m
+                for (ns, key), m in held().items()
+                if (namespace is None or ns == namespace)
+                and (not wanted or f"{ns}.{key}" in wanted)
+            ]
+            return connection(info, rows, lambda m: (0, m["id"]), self.metafield, **a)
+
+        return {"metafield": one, "metafields": many}
 
     def location(self, loc: Record) -> Node:
         lines = [

@@ -12,6 +12,8 @@ GraphQL server does. Around it, what makes it Shopify's:
 - a **cost bucket per token** (Standard plan: 2000 points, restoring 100 a second):
   a query needs its requested cost available, pays it, and is refunded the difference
   with the actual cost; otherwise the answer is ``THROTTLED``, at HTTP 200;
+- mutations: bulk operations, and the customer writes of :mod:`.writes` (``tagsAdd``,
+  ``tagsRemove``, ``metafieldsSet``);
 - ``extensions.cost`` with ``requestedQueryCost``, ``actualQueryCost`` and
   ``throttleStatus`` on every answer;
 - validation errors worded as Shopify's graphql-ruby words them, with its codes
@@ -268,6 +270,15 @@ def _bind_roots(schema: GraphQLSchema) -> None:
 
     mutation.fields["bulkOperationRunQuery"].resolve = run_query
     mutation.fields["bulkOperationCancel"].resolve = cancel
+    mutation.fields["tagsAdd"].resolve = lambda _r, info, id, tags: _ctx(info).writes.tags_add(  # noqa: A006
+        id, tags
+    )
+    mutation.fields["tagsRemove"].resolve = lambda _r, info, id, tags: (  # noqa: A006
+        _ctx(info).writes.tags_remove(id, tags)
+    )
+    mutation.fields["metafieldsSet"].resolve = lambda _r, info, metafields: _ctx(
+        info
+    ).writes.metafields_set(metafields)
 
 
 def _location(_root: Any, info: Any, id: str | None = None) -> Any:  # noqa: A002
