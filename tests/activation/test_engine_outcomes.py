@@ -265,7 +265,7 @@ def test_plan_counts_and_samples_without_sending(warehouse_env):
     set_model(warehouse_env, people(12, renamed={2, 3, 4, 5, 6, 7})[2:])
     with psycopg.connect(warehouse_env) as conn:
         planned = plan(conn, DEFINITION)
-    assert planned.counts == {"insert": 2, "update": 6, "remove": 2}
+    assert planned.counts == {"insert": 2, "update": 6, "remove": 2, "depart": 0}
     assert planned.samples["update"] == ["p00002", "p00003", "p00004", "p00005", "p00006"]
     assert planned.samples["insert"] == ["p00010", "p00011"]
     assert planned.samples["remove"] == ["p00000", "p00001"]

@@ -183,7 +183,7 @@ def test_cli_plan_replay_and_status(mailchimp, warehouse_env, capsys):
     set_segment(warehouse_env, [("ana@x.com.br", "Ana", "Souza"), ("bia@x.com.br", "Bia", "L")])
     assert main(["sync", "plan", SYNC, "--json"]) == 0
     planned = json.loads(capsys.readouterr().out)
-    assert planned["counts"] == {"insert": 0, "update": 1, "remove": 0}
+    assert planned["counts"] == {"insert": 0, "update": 1, "remove": 0, "depart": 0}
     assert planned["samples"]["update"] == ["bia@x.com.br"] and planned["unchanged"] == 1
 
     assert main(["sync", "replay", SYNC]) == 0  # "bad" left the segment: nothing to resend

@@ -52,7 +52,21 @@ class Destination(Protocol):
       taken back (a message sent); the engine then never calls ``remove`` and only
       marks departed keys in the ledger;
     - ``rate_limit`` (``None``): requests a second the destination is held to, for the
-      run's report (the destination paces its own client with it).
+      run's report (the destination paces its own client with it);
+    - ``requests_sent`` (``None``): HTTP requests made so far, retries included; without
+      it the engine reads ``client.requests_sent`` (a :class:`RetryingClient`). The run
+      row keeps the run's requests and the seconds spent in the destination's calls,
+      so the achieved rate can be checked against ``rate_limit``;
+    - ``stats()`` (``None``): a JSON-able dict of what the platform said of the run
+      (Meta's ``num_received`` / ``num_invalid_entries``), called once at the end of
+      each run and stored in ``sync_runs.destination_stats``.
+
+    The ``options`` a destination is built with are the exposure's
+    ``meta.omnicanal_sync`` entries the engine does not read itself (``list_id``,
+    ``audience_id``, ``tag`` …) plus ``mode``, the sync's mode: in ``audience`` mode a
+    removal takes away the membership (a tag, a list, a group), never the record.
+    In ``message`` mode ``upsert`` sends each row once; the engine never sends a key
+    twice (see :mod:`.definitions`).
     """
 
     batch_size: int

@@ -19,17 +19,19 @@ between send and commit) does no harm.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from omnicanal.activation.definitions import SyncDefinition, get_definition
+from omnicanal.activation.definitions import MESSAGE, SyncDefinition, get_definition
 from omnicanal.activation.destination import Destination, Outcome, Row, get_destination
-from omnicanal.activation.ledger import SCHEMA, ensure_schema
+from omnicanal.activation.ledger import SCHEMA, describe_run, ensure_schema, run_row
 from omnicanal.config import Settings
 from omnicanal.errors import SyncError
 from omnicanal.warehouse import connect
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 NORMAL, FULL_RESYNC, REPLAY = "normal", "full_resync", "replay"
 SUMMARY = "#summary"
 SAMPLE_SIZE = 5
+#: What a run may do with a key: ``depart`` is a removal the ledger records without
+#: asking the destination (it cannot take a row back, e.g. a message sent).
+ACTIONS = ("insert", "update", "remove", "depart")
 
 
 @dataclass
@@ -48,20 +53,33 @@ class SyncReport:
     destination: str
     run_id: int | None = None
     mode: str = NORMAL
+    #: the sync's mode (mirror, upsert, audience, message)
+    sync_mode: str = "mirror"
+    status: str | None = None
     rows_in_model: int = 0
     inserted: int = 0
     updated: int = 0
     removed: int = 0
+    #: keys that left the model of a destination that cannot remove (ledger only)
+    departed: int = 0
     unchanged: int = 0
     failed: int = 0
     pending: int = 0
     #: rows refused before with the same payload, not sent again (see ``replay``)
     held: int = 0
+    #: rows of the model left out because the person lacks the destination's consent
+    withheld: int = 0
     skipped_null_keys: int = 0
     #: change rows read from the warehouse (unchanged rows never are)
     rows_fetched: int = 0
     dry_run: bool = False
     errors: list[str] = field(default_factory=list)
+    #: HTTP requests the destination made (retries included), if it counts them
+    requests: int | None = None
+    #: seconds spent waiting on the destination; requests / send_seconds is the rate
+    send_seconds: float = 0.0
+    rate_limit: float | None = None
+    destination_stats: dict | None = None
 
     @property
     def sent(self) -> int:
@@ -73,9 +91,10 @@ class SyncReport:
 
 @dataclass
 class Change:
-    action: str  # insert | update | remove
+    action: str  # insert | update | remove | depart
     row: Row
     payload_hash: str | None
+    customer_id: str | None = None
 
 
 @dataclass
@@ -86,59 +105,152 @@ class Plan:
     samples: dict[str, list[str]]
     unchanged: int
     held: int
+    #: rows of the model left out for want of the destination's consent
+    withheld: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def _classified(definition: SyncDefinition) -> sql.Composed:
-    """CTEs ending in ``classified(record_key, payload, payload_hash, action, held)``.
+#: Where dbt builds the consent mart (dbt_project/models/marts/customer/customer_consent.sql).
+CONSENT_SCHEMA, CONSENT_MODEL = "marts", "customer_consent"
+CONSENT_CHANNELS = ("email", "sms", "whatsapp", "ads")
 
-    ``action`` is insert, update, remove or unchanged; ``held`` says the same change
-    was refused before (same action, same payload) and sits in the dead letters.
-    Only ledger rows with ``present`` count as held by the destination: a key that was
-    removed, or never accepted, is never removed (again).
+
+@dataclass(frozen=True)
+class Target:
+    """What the diff needs to know of the destination: the consent its rows need, and
+    whether it can take a row back (a message cannot)."""
+
+    consent_channel: str | None = None
+    supports_remove: bool = True
+
+    @classmethod
+    def of(cls, destination: object, definition: SyncDefinition) -> Target:
+        channel = getattr(destination, "consent_channel", None)
+        if channel is not None and channel not in CONSENT_CHANNELS:
+            raise SyncError(
+                f"destination {definition.destination!r} asks for consent channel "
+                f"{channel!r}; the consent mart knows {', '.join(CONSENT_CHANNELS)}"
+            )
+        return cls(channel, bool(getattr(destination, "supports_remove", True)))
+
+
+def _ledger_filter(definition: SyncDefinition) -> sql.SQL:
+    """The ledger rows that count as held by the destination.
+
+    Only ``present`` rows, so a key that was removed, or never accepted, is never
+    removed (again). A message sync also counts every key it ever sent, or may have
+    sent (``sending``: a run died while the destination had the batch), so a key is
+    sent at most once, ever."""
+    if definition.mode == MESSAGE:
+        return sql.SQL("(present or first_synced_at is not null or last_outcome = 'sending')")
+    return sql.SQL("present")
+
+
+def _departed(definition: SyncDefinition, target: Target) -> sql.SQL:
+    """The action for a held key that is not (or no longer may be) in the model."""
+    gone = "'remove'" if target.supports_remove else "'depart'"
+    if definition.mode == MESSAGE:
+        # a message cannot be taken back: the ledger only notes that the key left
+        return sql.SQL("case when l.present then 'depart' else 'unchanged' end")
+    if definition.removes_departed:
+        return sql.SQL(gone)
+    if target.consent_channel is None:
+        return sql.SQL("'unchanged'")
+    # upsert keeps what left the model, but a revoked consent is honoured everywhere:
+    # the key is in the model without consent, or the person it was sent for revoked
+    return sql.SQL(
+        "case when w.record_key is not null or (l.customer_id is not null "
+        "and lc.customer_id is null) then {gone} else 'unchanged' end"
+    ).format(gone=sql.SQL(gone))
+
+
+def _classified(definition: SyncDefinition, target: Target = Target()) -> sql.Composed:
+    """CTEs ending in ``classified(record_key, payload, payload_hash, customer_id,
+    action, held, in_model)`` and ``withheld(record_key)``.
+
+    ``action`` is insert, update, remove, depart (ledger only: the destination cannot
+    remove) or unchanged; ``held`` says the same change was refused before (same
+    action, same payload) and sits in the dead letters; ``in_model`` that the key is
+    in the model with consent. ``withheld`` are the model's keys left out for want of
+    consent (:data:`CONSENT_MODEL`, ``consents`` for the destination's channel).
     """
     pairs = sql.SQL(", ").join(
         sql.SQL("{}, {}").format(sql.Literal(dest), sql.Identifier(col))
         for dest, col in definition.fields.items()
     )
+    customer = (
+        sql.SQL("{}::text").format(sql.Identifier(definition.customer_column))
+        if definition.customer_column
+        else sql.SQL("null::text")
+    )
+    if target.consent_channel is None:
+        consenting = sql.SQL("select null::text as customer_id where false")
+        consented = sql.SQL("true")
+    else:
+        consenting = sql.SQL(
+            "select distinct customer_id from {consent} where channel = %(channel)s and consents"
+        ).format(consent=sql.Identifier(CONSENT_SCHEMA, CONSENT_MODEL))
+        consented = sql.SQL("c.customer_id is not null")
+    if definition.mode == MESSAGE:
+        changed = sql.SQL("'unchanged'")  # a message is not sent again when it changes
+    else:
+        changed = sql.SQL(
+            "case when h.payload_hash is distinct from l.payload_hash "
+            "then 'update' else 'unchanged' end"
+        )
     return sql.SQL(
         """
-        with hashed as (
-            select record_key, payload, md5(payload::text) as payload_hash
-            from (
-                select {key}::text as record_key, jsonb_build_object({pairs}) as payload
-                from {schema}.{model}
-                where {key} is not null
-            ) model
+        with model as (
+            select {key}::text as record_key, jsonb_build_object({pairs}) as payload,
+                {customer} as customer_id
+            from {schema}.{model}
+            where {key} is not null
+        ),
+        consenting as ({consenting}),
+        gated as (
+            select m.*, {consented} as consented
+            from model m
+            left join consenting c on c.customer_id = m.customer_id
+        ),
+        hashed as (
+            select record_key, payload, md5(payload::text) as payload_hash, customer_id
+            from gated where consented
+        ),
+        withheld as (
+            select record_key from gated where not consented
         ),
         ledger as (
-            select record_key, payload, payload_hash
+            select record_key, payload, payload_hash, customer_id, present
             from {ledger}.sync_ledger
-            where sync_name = %(sync)s and present
+            where sync_name = %(sync)s and {ledger_filter}
         ),
         diff as (
             select
                 coalesce(h.record_key, l.record_key) as record_key,
                 coalesce(h.payload, l.payload) as payload,
                 h.payload_hash,
+                coalesce(h.customer_id, l.customer_id) as customer_id,
+                h.record_key is not null as in_model,
                 case
                     when l.record_key is null then 'insert'
-                    when h.record_key is null then 'remove'
-                    when h.payload_hash is distinct from l.payload_hash then 'update'
-                    else 'unchanged'
+                    when h.record_key is null then {departed}
+                    else {changed}
                 end as action
             from hashed h
             full join ledger l on h.record_key = l.record_key
+            left join withheld w on h.record_key is null and w.record_key = l.record_key
+            left join consenting lc on h.record_key is null and lc.customer_id = l.customer_id
         ),
         classified as materialized (
-            select d.record_key, d.payload, d.payload_hash, d.action,
+            select d.record_key, d.payload, d.payload_hash, d.customer_id, d.action,
                 coalesce(
                     d.action <> 'unchanged' and dl.action = d.action
                     and dl.payload_hash is not distinct from d.payload_hash,
                     false
-                ) as held
+                ) as held,
+                d.in_model
             from diff d
             left join {ledger}.sync_dead_letters dl
                 on dl.sync_name = %(sync)s and dl.record_key = d.record_key
@@ -147,16 +259,28 @@ def _classified(definition: SyncDefinition) -> sql.Composed:
     ).format(
         key=sql.Identifier(definition.key),
         pairs=pairs,
+        customer=customer,
+        consenting=consenting,
+        consented=consented,
         schema=sql.Identifier(definition.schema),
         model=sql.Identifier(definition.model),
         ledger=sql.Identifier(SCHEMA),
+        ledger_filter=_ledger_filter(definition),
+        departed=_departed(definition, target),
+        changed=changed,
     )
+
+
+def _params(definition: SyncDefinition, target: Target) -> dict:
+    return {"sync": definition.name, "channel": target.consent_channel}
 
 
 def _selection(mode: str) -> tuple[sql.SQL, sql.SQL]:
     """(which classified rows a run of ``mode`` sends, the action it sends them with)."""
     if mode == FULL_RESYNC:
-        return sql.SQL("true"), sql.SQL(
+        # every row of the model again, and every change; a key kept at the destination
+        # after it left the model (upsert) has no row to send
+        return sql.SQL("action <> 'unchanged' or in_model"), sql.SQL(
             "case when action = 'unchanged' then 'update' else action end"
         )
     if mode == REPLAY:
@@ -164,33 +288,38 @@ def _selection(mode: str) -> tuple[sql.SQL, sql.SQL]:
     return sql.SQL("action <> 'unchanged' and not held"), sql.SQL("action")
 
 
-def _diff_query(definition: SyncDefinition, mode: str = NORMAL) -> sql.Composed:
+def _diff_query(
+    definition: SyncDefinition, mode: str = NORMAL, target: Target = Target()
+) -> sql.Composed:
     """The rows to send, then one summary row counting what is not sent.
 
-    The summary row has ``action`` = ``'#summary'`` and the counts of unchanged and
-    held rows (those the selection leaves out) in ``payload``.
+    The summary row has ``action`` = ``'#summary'`` and the counts of unchanged, held
+    and withheld (no consent) rows in ``payload``.
     """
     selected, action = _selection(mode)
     return sql.SQL(
         """{classified}
-        select record_key, payload, payload_hash, {action} as action
+        select record_key, payload, payload_hash, customer_id, {action} as action
         from classified where {selected}
         union all
         select null, jsonb_build_object(
                 'unchanged', count(*) filter (where action = 'unchanged'),
-                'held', count(*) filter (where held)
-            ), null, {summary}
+                'held', count(*) filter (where held),
+                'withheld', (select count(*) from withheld)
+            ), null, null, {summary}
         from classified where not ({selected})
         """
     ).format(
-        classified=_classified(definition),
+        classified=_classified(definition, target),
         action=action,
         selected=selected,
         summary=sql.Literal(SUMMARY),
     )
 
 
-def _plan_query(definition: SyncDefinition, mode: str = NORMAL) -> sql.Composed:
+def _plan_query(
+    definition: SyncDefinition, mode: str = NORMAL, target: Target = Target()
+) -> sql.Composed:
     selected, action = _selection(mode)
     return sql.SQL(
         """{classified},
@@ -204,11 +333,11 @@ def _plan_query(definition: SyncDefinition, mode: str = NORMAL) -> sql.Composed:
         from chosen group by action
         union all
         select {summary}, count(*) filter (where action = 'unchanged'),
-            array[(count(*) filter (where held))::text]
+            array[(count(*) filter (where held))::text, (select count(*) from withheld)::text]
         from classified where not ({selected})
         """
     ).format(
-        classified=_classified(definition),
+        classified=_classified(definition, target),
         action=action,
         selected=selected,
         sample=sql.Literal(SAMPLE_SIZE),
@@ -216,25 +345,31 @@ def _plan_query(definition: SyncDefinition, mode: str = NORMAL) -> sql.Composed:
     )
 
 
-def _check_model(conn: psycopg.Connection, definition: SyncDefinition) -> tuple[int, int]:
-    """Rows in the model and rows with a null key; duplicate keys stop the sync."""
-    exists = conn.execute(
-        "select 1 from information_schema.tables where table_schema = %s and table_name = %s",
-        (definition.schema, definition.model),
-    ).fetchone()
-    if not exists:
-        raise SyncError(
-            f"the sync model {definition.schema}.{definition.model} does not exist in the "
-            "warehouse; build it first (`omnicanal dbt build` or the dbt DAG)"
-        )
-    columns = {
+def _columns(conn: psycopg.Connection, schema: str, table: str) -> set[str] | None:
+    """The columns of ``schema.table`` (None if there is no such table or view)."""
+    found = {
         r[0]
         for r in conn.execute(
             "select column_name from information_schema.columns "
             "where table_schema = %s and table_name = %s",
-            (definition.schema, definition.model),
+            (schema, table),
         )
     }
+    return found or None
+
+
+def _check_model(
+    conn: psycopg.Connection, definition: SyncDefinition, target: Target = Target()
+) -> tuple[int, int]:
+    """Rows in the model and rows with a null key; duplicate keys stop the sync, and so
+    does a destination that needs consent when the model or the consent mart cannot
+    say who consents."""
+    columns = _columns(conn, definition.schema, definition.model)
+    if columns is None:
+        raise SyncError(
+            f"the sync model {definition.schema}.{definition.model} does not exist in the "
+            "warehouse; build it first (`omnicanal dbt build` or the dbt DAG)"
+        )
     wanted = {definition.key, *definition.fields.values()}
     missing = sorted(wanted - columns)
     if missing:
@@ -242,6 +377,25 @@ def _check_model(conn: psycopg.Connection, definition: SyncDefinition) -> tuple[
             f"sync {definition.name!r}: model {definition.model} has no column(s) "
             f"{', '.join(missing)} (declared in {definition.source_file})"
         )
+    if definition.customer_column not in columns:
+        if target.consent_channel is not None:
+            raise SyncError(
+                f"sync {definition.name!r}: {definition.destination} only receives people "
+                f"with {target.consent_channel} consent, and model {definition.model} has no "
+                f"column {definition.customer_column!r} to check it on; add the customer_id "
+                "to the model, or name the column with meta.omnicanal_sync.customer_column "
+                f"(in {definition.source_file or 'the exposure'})"
+            )
+        definition = replace(definition, customer_column="")
+    if target.consent_channel is not None:
+        consent = _columns(conn, CONSENT_SCHEMA, CONSENT_MODEL)
+        if consent is None or not {"customer_id", "channel", "consents"} <= consent:
+            raise SyncError(
+                f"sync {definition.name!r}: {definition.destination} only receives people "
+                f"with {target.consent_channel} consent, and the consent mart "
+                f"{CONSENT_SCHEMA}.{CONSENT_MODEL} is not in the warehouse; build it first "
+                f"(`omnicanal dbt build --select {CONSENT_MODEL}`)"
+            )
     total, null_keys, distinct = conn.execute(
         sql.SQL(
             "select count(*), count(*) filter (where {key} is null), count(distinct {key}) "
@@ -261,39 +415,56 @@ def _check_model(conn: psycopg.Connection, definition: SyncDefinition) -> tuple[
     return total, null_keys
 
 
-def plan(conn: psycopg.Connection, definition: SyncDefinition, mode: str = NORMAL) -> Plan:
+def _effective(conn: psycopg.Connection, definition: SyncDefinition) -> SyncDefinition:
+    """The definition with ``customer_column`` emptied when the model has no such column
+    (allowed when the destination needs no consent: the ledger then keeps no customer)."""
+    columns = _columns(conn, definition.schema, definition.model) or set()
+    if definition.customer_column in columns:
+        return definition
+    return replace(definition, customer_column="")
+
+
+def plan(
+    conn: psycopg.Connection,
+    definition: SyncDefinition,
+    mode: str = NORMAL,
+    target: Target = Target(),
+) -> Plan:
     """What a run of ``mode`` would send (counts and samples), computed in SQL."""
-    counts = {"insert": 0, "update": 0, "remove": 0}
-    samples: dict[str, list[str]] = {"insert": [], "update": [], "remove": []}
-    unchanged = held = 0
+    definition = _effective(conn, definition)
+    counts = {action: 0 for action in ACTIONS}
+    samples: dict[str, list[str]] = {action: [] for action in ACTIONS}
+    unchanged = held = withheld = 0
     for action, count, keys in conn.execute(
-        _plan_query(definition, mode), {"sync": definition.name}
+        _plan_query(definition, mode, target), _params(definition, target)
     ):
         if action == SUMMARY:
-            unchanged, held = count, int(keys[0])
+            unchanged, held, withheld = count, int(keys[0]), int(keys[1])
         else:
             counts[action] = count
             samples[action] = list(keys or [])
-    return Plan(counts, samples, unchanged, held)
+    return Plan(counts, samples, unchanged, held, withheld)
 
 
 def _changes(
     conn: psycopg.Connection,
     definition: SyncDefinition,
     mode: str,
+    target: Target,
     report: SyncReport,
     itersize: int,
 ) -> Iterator[Change]:
     """Stream the rows to send from a server-side cursor; fill the report's counts."""
     with conn.cursor(name="omnicanal_sync_diff") as cur:
         cur.itersize = itersize
-        cur.execute(_diff_query(definition, mode), {"sync": definition.name})
-        for record_key, payload, payload_hash, action in cur:
+        cur.execute(_diff_query(definition, mode, target), _params(definition, target))
+        for record_key, payload, payload_hash, customer_id, action in cur:
             if action == SUMMARY:
                 report.unchanged, report.held = payload["unchanged"], payload["held"]
+                report.withheld = payload["withheld"]
                 continue
             report.rows_fetched += 1
-            yield Change(action, Row(record_key, payload), payload_hash)
+            yield Change(action, Row(record_key, payload), payload_hash, customer_id)
 
 
 _OUTCOME_SQL = f"""insert into {SCHEMA}.sync_row_outcomes
@@ -307,6 +478,13 @@ _PENDING_SQL = f"""insert into {SCHEMA}.sync_ledger (sync_name, record_key, pres
     values (%s, %s, false, now(), 'pending')
     on conflict (sync_name, record_key) do update
     set last_attempt_at = now(), last_outcome = 'pending'"""
+
+_SENDING_SQL = f"""insert into {SCHEMA}.sync_ledger (sync_name, record_key, customer_id,
+        present, last_attempt_at, last_outcome)
+    values (%s, %s, %s, false, now(), 'sending')
+    on conflict (sync_name, record_key) do update
+    set last_attempt_at = now(), last_outcome = 'sending',
+        customer_id = coalesce(excluded.customer_id, sync_ledger.customer_id)"""
 
 _FAILED_SQL = f"""insert into {SCHEMA}.sync_ledger (sync_name, record_key, present,
         last_attempt_at, last_error, last_outcome)
@@ -324,15 +502,16 @@ _DEAD_LETTER_SQL = f"""insert into {SCHEMA}.sync_dead_letters (sync_name, record
 
 _REMOVED_SQL = f"""update {SCHEMA}.sync_ledger
     set present = false, last_synced_at = now(), last_attempt_at = now(),
-        last_error = null, last_outcome = 'removed'
+        last_error = null, last_outcome = %s
     where sync_name = %s and record_key = %s"""
 
 _SENT_SQL = f"""insert into {SCHEMA}.sync_ledger (sync_name, record_key, payload,
-        payload_hash, present, first_synced_at, last_synced_at, last_attempt_at, last_error,
-        last_outcome)
-    values (%s, %s, %s, %s, true, now(), now(), now(), null, 'sent')
+        payload_hash, customer_id, present, first_synced_at, last_synced_at, last_attempt_at,
+        last_error, last_outcome)
+    values (%s, %s, %s, %s, %s, true, now(), now(), now(), null, 'sent')
     on conflict (sync_name, record_key) do update
     set payload = excluded.payload, payload_hash = excluded.payload_hash,
+        customer_id = coalesce(excluded.customer_id, sync_ledger.customer_id),
         present = true, last_synced_at = now(), last_attempt_at = now(),
         last_error = null, last_outcome = 'sent',
         first_synced_at = coalesce(sync_ledger.first_synced_at, now())"""
@@ -340,19 +519,33 @@ _SENT_SQL = f"""insert into {SCHEMA}.sync_ledger (sync_name, record_key, payload
 _RESOLVED_SQL = f"delete from {SCHEMA}.sync_dead_letters where sync_name = %s and record_key = %s"
 
 
+def _mark_sending(conn: psycopg.Connection, sync_name: str, changes: list[Change]) -> None:
+    """Commit that a batch of messages is going out, before it does (see the ledger)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(_SENDING_SQL, [(sync_name, c.row.key, c.customer_id) for c in changes])
+
+
 def _record(
     conn: psycopg.Connection,
     run_id: int,
     sync_name: str,
     changes: list[Change],
-    outcomes: list[Outcome],
+    outcomes: list[Outcome] | None,
     report: SyncReport,
 ) -> None:
-    """Commit one batch's outcomes: sent, failed (+ dead letter) or pending (no answer)."""
-    by_key = {o.key: o for o in outcomes}
+    """Commit one batch's outcomes: sent, failed (+ dead letter) or pending (no answer).
+
+    ``outcomes`` None is a batch of departures, recorded without the destination."""
+    by_key = {o.key: o for o in outcomes or []}
     rows_out, pending, failed, dead, removed, sent, resolved = [], [], [], [], [], [], []
     for change in changes:
         key = change.row.key
+        if outcomes is None:
+            rows_out.append((run_id, key, change.action, True, None, "departed"))
+            removed.append(("departed", sync_name, key))
+            resolved.append((sync_name, key))
+            report.departed += 1
+            continue
         outcome = by_key.get(key)
         if outcome is None:
             rows_out.append((run_id, key, change.action, None, None, "pending"))
@@ -379,9 +572,17 @@ def _record(
             rows_out.append((run_id, key, change.action, True, None, "sent"))
             resolved.append((sync_name, key))
             if change.action == "remove":
-                removed.append((sync_name, key))
+                removed.append(("removed", sync_name, key))
             else:
-                sent.append((sync_name, key, Jsonb(change.row.payload), change.payload_hash))
+                sent.append(
+                    (
+                        sync_name,
+                        key,
+                        Jsonb(change.row.payload),
+                        change.payload_hash,
+                        change.customer_id,
+                    )
+                )
             counter = _counter(change.action)
             setattr(report, counter, getattr(report, counter) + 1)
     with conn.transaction(), conn.cursor() as cur:
@@ -398,7 +599,7 @@ def _record(
                 cur.executemany(statement, params)
 
 
-def _resolve_stale(conn: psycopg.Connection, definition: SyncDefinition) -> None:
+def _resolve_stale(conn: psycopg.Connection, definition: SyncDefinition, target: Target) -> None:
     """Dead letters and pending marks of keys that need nothing any more (they left the
     model, or the destination holds them as they are) are settled."""
     sync = definition.name
@@ -413,13 +614,13 @@ def _resolve_stale(conn: psycopg.Connection, definition: SyncDefinition) -> None
         return
     needed = sql.SQL(
         "{classified} select record_key from classified where action <> 'unchanged'"
-    ).format(classified=_classified(definition))
+    ).format(classified=_classified(definition, target))
     with conn.transaction():
         conn.execute(
             sql.SQL("create temporary table omnicanal_needed on commit drop as {needed}").format(
                 needed=needed
             ),
-            {"sync": sync},
+            _params(definition, target),
         )
         conn.execute(
             f"""delete from {SCHEMA}.sync_dead_letters d where sync_name = %s
@@ -450,53 +651,109 @@ def run_sync(
 
     ``full_resync`` sends every row of the model again (as updates), for when the
     destination lost what the ledger says it holds; removals stay limited to keys the
-    ledger knows, so it still never touches what the sync did not write. ``replay``
-    sends only the dead-lettered rows (refused before), after a fix at the destination.
+    ledger knows, so it still never touches what the sync did not write (a message sync
+    refuses it: a message is sent once). ``replay`` sends only the dead-lettered rows
+    (refused before), after a fix at the destination.
     """
     if full_resync and replay:
         raise SyncError("a run is either a full resync or a replay of the dead letters, not both")
     definition = definition or get_definition(settings.dbt_project_dir, name)
+    if full_resync and definition.mode == MESSAGE:
+        raise SyncError(
+            f"sync {definition.name!r} sends messages (mode message): each is sent once, "
+            "so it has no full resync"
+        )
     mode = FULL_RESYNC if full_resync else REPLAY if replay else NORMAL
-    report = SyncReport(definition.name, definition.destination, mode=mode, dry_run=dry_run)
+    report = SyncReport(
+        definition.name,
+        definition.destination,
+        mode=mode,
+        sync_mode=definition.mode,
+        dry_run=dry_run,
+    )
     lock = f"omnicanal_sync:{definition.name}"
-    with connect(settings) as conn:
-        ensure_schema(conn)
-        conn.commit()
-        # One run of a sync at a time: a second concurrent run would send the same diff.
-        if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (lock,)).fetchone()[0]:
-            raise SyncError(f"sync {definition.name!r} is already running elsewhere")
-        try:
-            report.rows_in_model, report.skipped_null_keys = _check_model(conn, definition)
+    owned = destination is None
+    dest = destination or get_destination(
+        definition.destination, settings, definition.destination_options()
+    )
+    try:
+        target = Target.of(dest, definition)
+        with connect(settings) as conn:
+            ensure_schema(conn)
             conn.commit()
-            if dry_run:
-                planned = plan(conn, definition, mode)
+            # One run of a sync at a time: a second concurrent run would send the same diff.
+            if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (lock,)).fetchone()[0]:
+                raise SyncError(f"sync {definition.name!r} is already running elsewhere")
+            try:
+                report.rows_in_model, report.skipped_null_keys = _check_model(
+                    conn, definition, target
+                )
+                definition = _effective(conn, definition)
                 conn.commit()
-                report.inserted = planned.counts["insert"]
-                report.updated = planned.counts["update"]
-                report.removed = planned.counts["remove"]
-                report.unchanged, report.held = planned.unchanged, planned.held
-                return report
-            _send(settings, conn, definition, mode, report, destination)
-            _resolve_stale(conn, definition)
-        finally:
-            conn.rollback()
-            conn.execute("select pg_advisory_unlock(hashtext(%s))", (lock,))
-            conn.commit()
+                if dry_run:
+                    planned = plan(conn, definition, mode, target)
+                    conn.commit()
+                    report.inserted = planned.counts["insert"]
+                    report.updated = planned.counts["update"]
+                    report.removed = planned.counts["remove"]
+                    report.departed = planned.counts["depart"]
+                    report.unchanged, report.held = planned.unchanged, planned.held
+                    report.withheld = planned.withheld
+                    return report
+                _send(settings, conn, definition, mode, target, report, dest)
+                _resolve_stale(conn, definition, target)
+            finally:
+                conn.rollback()
+                conn.execute("select pg_advisory_unlock(hashtext(%s))", (lock,))
+                conn.commit()
+    finally:
+        if owned:
+            dest.close()
     return report
 
 
 def plan_sync(settings: Settings, name: str) -> tuple[SyncDefinition, Plan]:
     """The dry run of ``omnicanal sync plan``: what the next run would send."""
     definition = get_definition(settings.dbt_project_dir, name)
+    dest = get_destination(definition.destination, settings, definition.destination_options())
+    try:
+        target = Target.of(dest, definition)
+    finally:
+        dest.close()
     with connect(settings) as conn:
         ensure_schema(conn)
         conn.commit()
-        _check_model(conn, definition)
-        return definition, plan(conn, definition)
+        _check_model(conn, definition, target)
+        return definition, plan(conn, definition, NORMAL, target)
 
 
 def _counter(action: str) -> str:
     return {"insert": "inserted", "update": "updated", "remove": "removed"}[action]
+
+
+def _requests_sent(dest: object) -> int | None:
+    """The destination's count of HTTP requests (``requests_sent``, or its
+    RetryingClient's as ``client.requests_sent``), retries included; None if unknown."""
+    for holder in (dest, getattr(dest, "client", None)):
+        count = getattr(holder, "requests_sent", None)
+        if isinstance(count, int):
+            return count
+    return None
+
+
+def _stats(dest: object, definition: SyncDefinition) -> dict | None:
+    """What the destination says of the run (its optional ``stats()``), JSON-ready."""
+    stats = getattr(dest, "stats", None)
+    if not callable(stats):
+        return None
+    try:
+        found = stats()
+    except Exception as exc:  # a report must not fail a run whose rows are recorded
+        log.warning("sync %s: the destination's stats() failed: %s", definition.name, exc)
+        return {"stats_error": str(exc)}
+    if not found:
+        return None
+    return json.loads(json.dumps(dict(found), default=str))
 
 
 def _send(
@@ -504,43 +761,58 @@ def _send(
     conn: psycopg.Connection,
     definition: SyncDefinition,
     mode: str,
+    target: Target,
     report: SyncReport,
-    destination: Destination | None,
+    dest: Destination,
 ) -> None:
     run_id = conn.execute(
-        f"insert into {SCHEMA}.sync_runs (sync_name, destination, rows_in_model) "
-        "values (%s, %s, %s) returning run_id",
-        (definition.name, definition.destination, report.rows_in_model),
+        f"insert into {SCHEMA}.sync_runs (sync_name, destination, rows_in_model, sync_mode) "
+        "values (%s, %s, %s, %s) returning run_id",
+        (definition.name, definition.destination, report.rows_in_model, definition.mode),
     ).fetchone()[0]
     conn.commit()
     report.run_id = run_id
-    owned = destination is None
-    dest = destination or get_destination(definition.destination, settings, definition.options)
+    report.rate_limit = getattr(dest, "rate_limit", None)
+    requests_before = _requests_sent(dest)
+    messages = definition.mode == MESSAGE or not target.supports_remove
+    waited = 0.0
+    status, error = "failed", "interrupted"
     try:
         # The diff is read on a connection of its own (one snapshot, one transaction)
         # while each batch's outcomes are committed on this one.
         with connect(settings) as reader:
-            buffers: dict[str, list[Change]] = {"upsert": [], "remove": []}
+            buffers: dict[str, list[Change]] = {"upsert": [], "remove": [], "depart": []}
             checked = False
 
             def flush(kind: str) -> None:
-                nonlocal checked
+                nonlocal checked, waited
                 batch = buffers[kind]
                 if not batch:
                     return
-                if not checked:  # only when there is something to send
-                    dest.check()
-                    checked = True
-                call = dest.remove if kind == "remove" else dest.upsert
-                outcomes = call([c.row for c in batch])
-                _record(conn, run_id, definition.name, batch, outcomes, report)
                 buffers[kind] = []
+                if kind == "depart":  # ledger only: the destination cannot take it back
+                    _record(conn, run_id, definition.name, batch, None, report)
+                    return
+                if kind == "remove" and not target.supports_remove:
+                    raise AssertionError("a destination without removal was asked to remove")
+                started = time.monotonic()
+                try:
+                    if not checked:  # only when there is something to send
+                        dest.check()
+                        checked = True
+                    if messages and kind == "upsert":
+                        _mark_sending(conn, definition.name, batch)
+                    call = dest.remove if kind == "remove" else dest.upsert
+                    outcomes = call([c.row for c in batch])
+                finally:
+                    waited += time.monotonic() - started
+                _record(conn, run_id, definition.name, batch, outcomes, report)
 
             size = max(1, dest.batch_size)
-            changes = _changes(reader, definition, mode, report, itersize=max(size, 1000))
+            changes = _changes(reader, definition, mode, target, report, itersize=max(size, 1000))
             try:
                 for change in changes:
-                    kind = "remove" if change.action == "remove" else "upsert"
+                    kind = "upsert" if change.action in ("insert", "update") else change.action
                     buffers[kind].append(change)
                     if len(buffers[kind]) >= size:
                         flush(kind)
@@ -548,44 +820,47 @@ def _send(
                 changes.close()  # the server-side cursor, while its connection is open
             flush("upsert")
             flush("remove")
+            flush("depart")
         status = "success" if report.failed == 0 and report.pending == 0 else "partial"
         error = None
     except Exception as exc:
         conn.rollback()
         status, error = "failed", str(exc)
+        report.errors.append(error)
         raise
     finally:
+        requests_after = _requests_sent(dest)
+        if requests_before is not None and requests_after is not None:
+            report.requests = requests_after - requests_before
+        report.send_seconds = round(waited, 3)
+        report.destination_stats = _stats(dest, definition)
+        report.status = status
         conn.execute(
             f"""update {SCHEMA}.sync_runs set finished_at = now(), status = %s, inserted = %s,
-                    updated = %s, removed = %s, unchanged = %s, failed = %s, pending = %s,
-                    held = %s, error = %s
+                    updated = %s, removed = %s, departed = %s, unchanged = %s, failed = %s,
+                    pending = %s, held = %s, withheld = %s, requests = %s, send_seconds = %s,
+                    rate_limit = %s, destination_stats = %s, error = %s
                 where run_id = %s""",
             (
                 status,
                 report.inserted,
                 report.updated,
                 report.removed,
+                report.departed,
                 report.unchanged,
                 report.failed,
                 report.pending,
                 report.held,
+                report.withheld,
+                report.requests,
+                report.send_seconds,
+                report.rate_limit,
+                Jsonb(report.destination_stats) if report.destination_stats else None,
                 error,
                 run_id,
             ),
         )
         conn.commit()
-        if owned:
-            dest.close()
-    log.info(
-        "sync %s (%s): %d inserted, %d updated, %d removed, %d unchanged, %d failed, "
-        "%d pending, %d held back as dead letters",
-        definition.name,
-        mode,
-        report.inserted,
-        report.updated,
-        report.removed,
-        report.unchanged,
-        report.failed,
-        report.pending,
-        report.held,
-    )
+        run = run_row(conn, run_id)
+        conn.commit()
+        log.info("sync %s (%s) %s", definition.name, mode, describe_run(run))

@@ -16,9 +16,23 @@ Every row a run sends ends in one of three outcomes (``last_outcome`` in the led
 - ``pending``: the destination left it out of its answer. Nothing is known, so
   nothing is recorded as held: the next run sends it again.
 
-``sync_runs`` has one row per run with its counts; ``sync_row_outcomes`` one row per
-record sent in a run, with the action and the outcome, so an engineer can see why a
-record failed.
+Two more marks exist for syncs whose writes cannot be taken back (``message`` mode, or
+a destination with ``supports_remove = False``): ``departed``, a key that left the model
+(or lost its consent), recorded without asking the destination anything; and
+``sending``, written and committed before a batch of messages goes out and replaced by
+its outcome once the destination answers. A run killed in between leaves ``sending``
+rows: they are in doubt (the message may have gone), so they are never sent again
+automatically (``status`` counts them as ``in_doubt``).
+
+The ledger also keeps the ``customer_id`` a row was sent for, so a revoked consent can
+be honoured for a key that already left the model (``upsert`` mode).
+
+``sync_runs`` has one row per run with its counts, the sync's mode, the requests the
+destination made and the seconds spent waiting on it (their ratio is the achieved
+rate, against its ``rate_limit``) and what the destination said of the run
+(``destination_stats``, its ``stats()``, e.g. Meta's ``num_invalid_entries``);
+``sync_row_outcomes`` one row per record sent in a run, with the action and the
+outcome, so an engineer can see why a record failed.
 """
 
 from __future__ import annotations
@@ -81,6 +95,14 @@ alter table {SCHEMA}.sync_runs add column if not exists pending integer not null
 alter table {SCHEMA}.sync_runs add column if not exists held integer not null default 0;
 alter table {SCHEMA}.sync_row_outcomes add column if not exists status text;
 alter table {SCHEMA}.sync_row_outcomes alter column ok drop not null;
+alter table {SCHEMA}.sync_ledger add column if not exists customer_id text;
+alter table {SCHEMA}.sync_runs add column if not exists sync_mode text;
+alter table {SCHEMA}.sync_runs add column if not exists departed integer not null default 0;
+alter table {SCHEMA}.sync_runs add column if not exists withheld integer not null default 0;
+alter table {SCHEMA}.sync_runs add column if not exists requests integer;
+alter table {SCHEMA}.sync_runs add column if not exists send_seconds double precision;
+alter table {SCHEMA}.sync_runs add column if not exists rate_limit double precision;
+alter table {SCHEMA}.sync_runs add column if not exists destination_stats jsonb;
 """
 
 
@@ -91,6 +113,14 @@ _NEWEST = (
     ("sync_runs", "pending"),
     ("sync_runs", "held"),
     ("sync_row_outcomes", "status"),
+    ("sync_ledger", "customer_id"),
+    ("sync_runs", "sync_mode"),
+    ("sync_runs", "departed"),
+    ("sync_runs", "withheld"),
+    ("sync_runs", "requests"),
+    ("sync_runs", "send_seconds"),
+    ("sync_runs", "rate_limit"),
+    ("sync_runs", "destination_stats"),
 )
 
 
@@ -123,6 +153,61 @@ def forget(conn: psycopg.Connection, sync_name: str) -> int:
     ).rowcount
 
 
+#: The columns of a run row that ``status`` and the run's log line show.
+RUN_COLUMNS = (
+    "run_id, sync_name, destination, sync_mode, started_at, finished_at, status, "
+    "rows_in_model, inserted, updated, removed, departed, unchanged, failed, pending, held, "
+    "withheld, requests, send_seconds, rate_limit, destination_stats, error"
+)
+
+
+def run_row(conn: psycopg.Connection, run_id: int) -> dict | None:
+    """One run's row of ``sync_runs``, as a dict (None if there is no such run)."""
+    cur = conn.execute(f"select {RUN_COLUMNS} from {SCHEMA}.sync_runs where run_id = %s", (run_id,))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d.name for d in cur.description], row, strict=True))
+
+
+def last_run_id(conn: psycopg.Connection, sync_name: str) -> int | None:
+    """The newest run of ``sync_name`` (None if it never ran)."""
+    ensure_schema(conn)
+    row = conn.execute(
+        f"select max(run_id) from {SCHEMA}.sync_runs where sync_name = %s", (sync_name,)
+    ).fetchone()
+    return row[0]
+
+
+def describe_run(run: dict) -> str:
+    """A run row as one line: what was sent, the achieved rate, the destination's stats."""
+    started = run["started_at"]
+    line = (
+        f"run {run['run_id']} {run['status']:8} {started:%Y-%m-%d %H:%M:%S} -> "
+        + (f"{run['finished_at']:%H:%M:%S}" if run["finished_at"] else "running")
+        + f" ({run.get('sync_mode') or 'mirror'}): +{run['inserted']} ~{run['updated']} "
+        f"-{run['removed']} ={run['unchanged']} failed {run['failed']} "
+        f"pending {run['pending']} held {run['held']}"
+    )
+    if run.get("departed"):
+        line += f" departed {run['departed']}"
+    if run.get("withheld"):
+        line += f" withheld (no consent) {run['withheld']}"
+    if run.get("requests") is not None:
+        seconds = run.get("send_seconds") or 0.0
+        line += f"; {run['requests']} request(s) in {seconds:.1f}s"
+        if seconds > 0 and run["requests"]:
+            line += f" = {run['requests'] / seconds:.1f}/s"
+        if run.get("rate_limit"):
+            line += f" (limit {run['rate_limit']:g}/s)"
+    if run.get("destination_stats"):
+        stats = ", ".join(f"{k}={v}" for k, v in sorted(run["destination_stats"].items()))
+        line += f"; destination: {stats}"
+    if run.get("error"):
+        line += f"; error: {run['error']}"
+    return line
+
+
 def status(conn: psycopg.Connection, sync_name: str | None = None, runs: int = 5) -> list[dict]:
     """Per sync: its last ``runs`` runs (newest first), and its pending and dead-letter counts."""
     ensure_schema(conn)
@@ -137,10 +222,7 @@ def status(conn: psycopg.Connection, sync_name: str | None = None, runs: int = 5
     ]
     if sync_name is not None and not names:
         names = [sync_name]
-    columns = (
-        "run_id, started_at, finished_at, status, inserted, updated, removed, unchanged, "
-        "failed, pending, held, error"
-    )
+    columns = RUN_COLUMNS
     found = []
     for name in names:
         cur = conn.execute(
@@ -150,9 +232,10 @@ def status(conn: psycopg.Connection, sync_name: str | None = None, runs: int = 5
         )
         keys = [d.name for d in cur.description]
         last_runs = [dict(zip(keys, row, strict=True)) for row in cur]
-        present, pending = conn.execute(
+        present, pending, in_doubt = conn.execute(
             f"""select count(*) filter (where present),
-                       count(*) filter (where last_outcome = 'pending')
+                       count(*) filter (where last_outcome = 'pending'),
+                       count(*) filter (where last_outcome = 'sending')
                 from {SCHEMA}.sync_ledger where sync_name = %s""",
             (name,),
         ).fetchone()
@@ -164,6 +247,7 @@ def status(conn: psycopg.Connection, sync_name: str | None = None, runs: int = 5
                 "sync": name,
                 "held_at_destination": present,
                 "pending": pending,
+                "in_doubt": in_doubt,
                 "dead_letters": dead,
                 "runs": last_runs,
             }

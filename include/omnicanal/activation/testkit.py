@@ -30,7 +30,10 @@ class DestinationCase:
     - ``bad_credentials``: settings that make the platform reject every call, and
       ``credential_setting``, the variable the error must name;
     - ``held(emulator)``: what the emulation holds now, ``{key: payload}`` in the rows'
-      own field names, for the keys it holds as active (removed ones left out).
+      own field names, for the keys it holds as active (removed ones left out);
+    - ``removes``: False for a destination whose writes cannot be taken back (a
+      message sent): the kit then checks that it says so (``supports_remove`` False,
+      so the engine never calls ``remove``) instead of checking removals.
     """
 
     row: Callable[[int], Row]
@@ -40,6 +43,7 @@ class DestinationCase:
     bad_credentials: Mapping[str, str]
     credential_setting: str
     held: Callable[[Any], dict[str, dict]]
+    removes: bool = True
 
 
 def _assert_holds(case: DestinationCase, emulator: Any, rows: list[Row]) -> None:
@@ -83,18 +87,30 @@ def check_destination(
         assert mixed[0].error, "a refused row must say why"
         _assert_holds(case, emulator, changed)
 
-        # a removal takes away what it names and nothing else; removing again is fine
-        removed = destination.remove([changed[0]])
-        assert [(o.key, o.ok) for o in removed] == [(changed[0].key, True)], removed
-        _assert_holds(case, emulator, changed[1:])
-        assert [o.ok for o in destination.remove([changed[0]])] == [True]
-        _assert_holds(case, emulator, changed[1:])
+        supports_remove = getattr(destination, "supports_remove", True)
+        kept = changed
+        if case.removes:
+            assert supports_remove is True, (
+                "the case says the destination removes; supports_remove must not be False"
+            )
+            # a removal takes away what it names and nothing else; removing again is fine
+            removed = destination.remove([changed[0]])
+            assert [(o.key, o.ok) for o in removed] == [(changed[0].key, True)], removed
+            _assert_holds(case, emulator, changed[1:])
+            assert [o.ok for o in destination.remove([changed[0]])] == [True]
+            _assert_holds(case, emulator, changed[1:])
+            kept = changed[1:]
+        else:
+            # writes that cannot be taken back: the engine must never be asked to remove
+            assert supports_remove is False, (
+                "a destination whose case has removes=False must say supports_remove = False"
+            )
 
         # a batch larger than the destination's batch size is split, nothing lost
         many = [case.row(n) for n in range(3, destination.batch_size + 5)]
         outcomes = destination.upsert(many)
         assert [(o.key, o.ok) for o in outcomes] == [(r.key, True) for r in many]
-        _assert_holds(case, emulator, changed[1:] + many)
+        _assert_holds(case, emulator, kept + many)
     finally:
         destination.close()
 
