@@ -12,6 +12,7 @@ from omnicanal.channels import (
     hubspot,
     instagram,
     mailchimp,
+    meta_ads,
     shopify,
     square,
     vtex,
@@ -32,6 +33,7 @@ CHANNELS: dict[str, Channel] = {
         hubspot.CHANNEL,
         zendesk.CHANNEL,
         whatsapp.CHANNEL,
+        meta_ads.CHANNEL,
     )
 }
 
