@@ -1,0 +1,221 @@
+{#
+    Each customer's events in time order, one row per event: their interactions
+    (fct_interactions), orders (fct_orders, not cancelled), checkouts they left
+    without paying (Shopify abandoned checkouts never completed) and returns
+    (fct_order_returns), numbered per customer (event_number).
+
+    stage, where the event sits on the way from discovery to after-sales:
+    - purchase: an order;
+    - post_sale: a return or exchange; a support ticket (its comments and rating) after
+      the customer's first order; a conversation (Instagram DM, WhatsApp, CRM activity)
+      within var journey_post_sale_days of their latest order;
+    - consideration: an abandoned checkout; a support ticket before any order; a
+      conversation with no order in the days before it;
+    - discovery: marketing and social touches (campaign emails, Instagram comments).
+
+    Channel switches are between the customer's own consecutive actions (inbound
+    interactions, orders, checkouts, returns): previous_channel is the channel of their
+    action before, is_channel_switch when it differs ("web -> pos": bought online,
+    returned in a shop). What the retailer sent (outbound, internal) has no previous
+    channel and is no switch.
+#}
+
+-- sqlfluff:indentation:template_blocks_indent:False
+{{ config(
+    post_hook=[
+        "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (journey_event_key)",
+        "create index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id, event_number)",
+    ],
+) }}
+
+{%- set platforms = commerce_platforms() %}
+{%- set post_sale_days = var('journey_post_sale_days', 30) | int %}
+
+with
+
+interactions as (
+
+    select
+        'interaction:' || interaction_key as journey_event_key,
+        customer_id,
+        occurred_at,
+        'interaction' as event_source,
+        interaction_type as event_type,
+        channel,
+        direction,
+        interaction_key as source_key,
+        cast(null as text) as order_key,
+        cast(null as numeric) as amount
+
+    from {{ ref('fct_interactions') }}
+    where customer_id is not null
+
+),
+
+orders as (
+
+    select
+        'order:' || order_key as journey_event_key,
+        customer_id,
+        ordered_at as occurred_at,
+        'order' as event_source,
+        'order' as event_type,
+        channel,
+        cast(null as text) as direction,
+        order_key as source_key,
+        order_key,
+        total_price as amount
+
+    from {{ ref('fct_orders') }}
+    where customer_id is not null and not is_cancelled
+
+),
+
+returns as (
+
+    select
+        'return:' || return_key as journey_event_key,
+        customer_id,
+        returned_at as occurred_at,
+        'return' as event_source,
+        return_type as event_type,
+        return_channel as channel,
+        cast(null as text) as direction,
+        return_key as source_key,
+        original_order_key as order_key,
+        refund_amount as amount
+
+    from {{ ref('fct_order_returns') }}
+    where customer_id is not null
+
+),
+
+{%- if 'shopify' in platforms %}
+
+record_customers as (
+
+    select * from {{ ref('int_identity__record_customers') }}
+
+),
+
+abandoned_checkouts as (
+
+    select
+        'abandoned_checkout:shopify:' || checkouts.shopify_checkout_id as journey_event_key,
+        customers.customer_id,
+        checkouts.created_at as occurred_at,
+        'abandoned_checkout' as event_source,
+        'abandoned_checkout' as event_type,
+        'web' as channel,
+        cast(null as text) as direction,
+        'shopify:' || checkouts.shopify_checkout_id as source_key,
+        cast(null as text) as order_key,
+        checkouts.total_price as amount
+
+    from {{ ref('stg_shopify__abandoned_checkouts') }} as checkouts
+    inner join record_customers as customers
+        on 'shopify:' || checkouts.shopify_customer_id = customers.record_key
+    where not checkouts.is_recovered
+
+),
+{%- endif %}
+
+events as (
+
+    select * from interactions
+    union all
+    select * from orders
+    union all
+    select * from returns
+    {%- if 'shopify' in platforms %}
+    union all
+    select * from abandoned_checkouts
+    {%- endif %}
+
+),
+
+placed as (
+
+    select
+        *,
+        coalesce(direction, 'inbound') = 'inbound' as is_customer_action,
+        row_number() over (
+            partition by customer_id order by occurred_at, journey_event_key
+        ) as event_number,
+        -- the latest order up to this event (the event itself when it is one)
+        max(case when event_source = 'order' then occurred_at end) over (
+            partition by customer_id
+            order by occurred_at, journey_event_key
+            rows between unbounded preceding and current row
+        ) as last_order_at
+
+    from events
+
+),
+
+actions as (
+
+    select
+        journey_event_key,
+        lag(channel) over (
+            partition by customer_id order by event_number
+        ) as previous_channel
+
+    from placed
+    where is_customer_action
+
+),
+
+staged as (
+
+    select
+        placed.*,
+        actions.previous_channel,
+        case
+            when placed.event_source = 'order' then 'purchase'
+            when placed.event_source = 'return' then 'post_sale'
+            when placed.event_source = 'abandoned_checkout' then 'consideration'
+            when placed.event_type like 'email\_%' or placed.event_type = 'instagram_comment'
+                then 'discovery'
+            when
+                placed.channel = 'support'
+                then case when placed.last_order_at is null then 'consideration' else 'post_sale' end
+            when
+                placed.last_order_at >= placed.occurred_at - interval '{{ post_sale_days }} days'
+                then 'post_sale'
+            else 'consideration'
+        end as stage
+
+    from placed
+    left join actions
+        on placed.journey_event_key = actions.journey_event_key
+
+),
+
+final as (
+
+    select
+        journey_event_key,
+        customer_id,
+        event_number,
+        occurred_at,
+        event_source,
+        event_type,
+        channel,
+        direction,
+        is_customer_action,
+        stage,
+        previous_channel,
+        coalesce(previous_channel <> channel, false) as is_channel_switch,
+        case
+            when previous_channel <> channel then previous_channel || ' -> ' || channel
+        end as channel_switch,
+        source_key,
+        order_key,
+        amount
+
+    from staged
+
+)
+
+select * from final

@@ -1,0 +1,408 @@
+{#
+    One timeline of everything a customer and the retailer said or did to each other
+    outside a purchase, one row per interaction:
+
+    - Instagram: comments on the account's posts (the business's replies too, as
+      outbound to the comment's author) and Direct messages (thread: the conversation);
+    - WhatsApp: inbound messages and the agents' replies (outbound, from their
+      statuses; thread: Meta's conversation id of the reply, none for inbound messages,
+      which WhatsApp sends without one); a reply Meta could not deliver is_failed;
+    - Zendesk: a ticket opened, its public comments after the opening one (thread: the
+      ticket), and the satisfaction rating the requester gave;
+    - Mailchimp: campaign emails sent, opened, clicked, bounced and unsubscribed from
+      (thread: the campaign);
+    - HubSpot: calls, emails, notes and meetings staff logged (thread: the ticket or deal
+      they are about).
+
+    customer_id comes from identity resolution through the record that speaks for the
+    person on that platform (Instagram user, WhatsApp number, Zendesk end user, Mailchimp
+    member, HubSpot contact); null when no record does (a Zendesk Instagram-DM requester
+    holds neither email nor phone, so is no identity record).
+
+    channel is where the interaction happened: instagram, whatsapp, support (Zendesk,
+    whose own channel is in via), email (marketing email), crm (staff activities).
+    direction: inbound (from the customer), outbound (to them), internal (a staff note).
+
+    Incremental like fct_orders: on updated_at with a look-back (var
+    interactions_lookback_hours), and again when identity resolution changed the customer
+    of the record an interaction is attributed through. Platforms the project is not
+    built with (macro engagement_platforms) are left out.
+#}
+
+-- sqlfluff:indentation:template_blocks_indent:False
+{{ config(
+    materialized='incremental',
+    unique_key='interaction_key',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    post_hook=[
+        "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (interaction_key)",
+        "create index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id, occurred_at)",
+    ],
+) }}
+
+{%- set platforms = engagement_platforms() %}
+{%- set lookback = var('interactions_lookback_hours', 72) | int %}
+
+with
+
+record_customers as (
+
+    select * from {{ ref('int_identity__record_customers') }}
+
+),
+
+{%- if 'instagram' in platforms %}
+
+instagram_comments as (
+
+    select * from {{ ref('stg_instagram__comments') }}
+
+),
+
+instagram_comment_interactions as (
+
+    select
+        'instagram:comment:' || comments.comment_id as interaction_key,
+        'instagram' as source_platform,
+        comments.comment_id as source_id,
+        -- the business's reply is to the author of the comment it answers
+        'instagram:' || case
+            when comments.is_from_business then parents.author_id
+            else comments.author_id
+        end as record_key,
+        'instagram' as channel,
+        cast(null as text) as via,
+        case when comments.is_from_business then 'outbound' else 'inbound' end as direction,
+        'instagram_comment' as interaction_type,
+        coalesce(comments.parent_comment_id, comments.comment_id) as thread_id,
+        comments.comment_text as detail,
+        false as is_failed,
+        comments.commented_at as occurred_at,
+        comments.commented_at as updated_at
+
+    from instagram_comments as comments
+    left join instagram_comments as parents
+        on comments.parent_comment_id = parents.comment_id
+    where not comments.is_from_business or parents.author_id is not null
+
+),
+
+instagram_message_interactions as (
+
+    select
+        'instagram:message:' || message_id as interaction_key,
+        'instagram' as source_platform,
+        message_id as source_id,
+        'instagram:' || instagram_user_id as record_key,
+        'instagram' as channel,
+        cast(null as text) as via,
+        case when is_from_business then 'outbound' else 'inbound' end as direction,
+        'instagram_dm' as interaction_type,
+        conversation_id as thread_id,
+        message_text as detail,
+        false as is_failed,
+        created_at as occurred_at,
+        created_at as updated_at
+
+    from {{ ref('stg_instagram__messages') }}
+
+),
+{%- endif %}
+
+{%- if 'whatsapp' in platforms %}
+
+whatsapp_conversations as (
+
+    select
+        whatsapp_message_id,
+        min(conversation_id) as conversation_id
+
+    from {{ ref('stg_whatsapp__statuses') }}
+    where conversation_id is not null
+    group by whatsapp_message_id
+
+),
+
+whatsapp_interactions as (
+
+    select
+        'whatsapp:message:' || messages.whatsapp_message_id as interaction_key,
+        'whatsapp' as source_platform,
+        messages.whatsapp_message_id as source_id,
+        'whatsapp:' || messages.wa_id as record_key,
+        'whatsapp' as channel,
+        cast(null as text) as via,
+        messages.direction,
+        'whatsapp_message' as interaction_type,
+        conversations.conversation_id as thread_id,
+        coalesce(messages.body, messages.message_type) as detail,
+        messages.failed_at is not null as is_failed,
+        coalesce(messages.sent_at, messages.failed_at) as occurred_at,
+        messages.received_at as updated_at
+
+    from {{ ref('stg_whatsapp__messages') }} as messages
+    left join whatsapp_conversations as conversations
+        on messages.whatsapp_message_id = conversations.whatsapp_message_id
+
+),
+{%- endif %}
+
+{%- if 'zendesk' in platforms %}
+
+zendesk_tickets as (
+
+    select * from {{ ref('stg_zendesk__tickets') }}
+
+),
+
+zendesk_ticket_interactions as (
+
+    select
+        'zendesk:ticket:' || zendesk_ticket_id as interaction_key,
+        'zendesk' as source_platform,
+        cast(zendesk_ticket_id as text) as source_id,
+        'zendesk:' || zendesk_requester_id as record_key,
+        'support' as channel,
+        channel as via,
+        'inbound' as direction,
+        'ticket_opened' as interaction_type,
+        cast(zendesk_ticket_id as text) as thread_id,
+        subject as detail,
+        false as is_failed,
+        created_at as occurred_at,
+        updated_at
+
+    from zendesk_tickets
+
+),
+
+zendesk_comment_interactions as (
+
+    select
+        'zendesk:comment:' || comments.zendesk_comment_id as interaction_key,
+        'zendesk' as source_platform,
+        cast(comments.zendesk_comment_id as text) as source_id,
+        'zendesk:' || tickets.zendesk_requester_id as record_key,
+        'support' as channel,
+        comments.channel as via,
+        case
+            when comments.zendesk_author_id = tickets.zendesk_requester_id then 'inbound'
+            else 'outbound'
+        end as direction,
+        'ticket_comment' as interaction_type,
+        cast(comments.zendesk_ticket_id as text) as thread_id,
+        comments.body as detail,
+        false as is_failed,
+        comments.created_at as occurred_at,
+        comments.created_at as updated_at
+
+    from {{ ref('stg_zendesk__ticket_comments') }} as comments
+    inner join zendesk_tickets as tickets
+        on comments.zendesk_ticket_id = tickets.zendesk_ticket_id
+    where
+        comments.is_public
+        -- the requester's opening comment is the ticket itself
+        and not (
+            comments.zendesk_author_id = tickets.zendesk_requester_id
+            and comments.created_at = tickets.created_at
+        )
+
+),
+
+zendesk_rating_interactions as (
+
+    select
+        'zendesk:rating:' || ratings.zendesk_satisfaction_rating_id as interaction_key,
+        'zendesk' as source_platform,
+        cast(ratings.zendesk_satisfaction_rating_id as text) as source_id,
+        'zendesk:' || coalesce(ratings.zendesk_requester_id, tickets.zendesk_requester_id)
+            as record_key,
+        'support' as channel,
+        tickets.channel as via,
+        'inbound' as direction,
+        'satisfaction_rating' as interaction_type,
+        cast(ratings.zendesk_ticket_id as text) as thread_id,
+        ratings.score as detail,
+        false as is_failed,
+        ratings.rated_at as occurred_at,
+        ratings.updated_at
+
+    from {{ ref('stg_zendesk__satisfaction_ratings') }} as ratings
+    left join zendesk_tickets as tickets
+        on ratings.zendesk_ticket_id = tickets.zendesk_ticket_id
+    where ratings.is_rated
+
+),
+{%- endif %}
+
+{%- if 'mailchimp' in platforms %}
+
+mailchimp_interactions as (
+
+    select
+        'mailchimp:' || email_event_id as interaction_key,
+        'mailchimp' as source_platform,
+        email_event_id as source_id,
+        'mailchimp:' || mailchimp_member_key as record_key,
+        'email' as channel,
+        cast(null as text) as via,
+        case when event_type = 'sent' then 'outbound' else 'inbound' end as direction,
+        'email_' || event_type as interaction_type,
+        mailchimp_campaign_id as thread_id,
+        coalesce(url, bounce_type, unsubscribe_reason) as detail,
+        false as is_failed,
+        occurred_at,
+        occurred_at as updated_at
+
+    from {{ ref('stg_mailchimp__email_events') }}
+    where event_type in ('sent', 'open', 'click', 'bounce', 'unsubscribe')
+
+),
+{%- endif %}
+
+{%- if 'hubspot' in platforms %}
+
+hubspot_interactions as (
+
+    select
+        'hubspot:' || engagement_key as interaction_key,
+        'hubspot' as source_platform,
+        engagement_key as source_id,
+        'hubspot:' || hubspot_contact_id as record_key,
+        'crm' as channel,
+        cast(null as text) as via,
+        case
+            when engagement_type = 'note' then 'internal'
+            when direction in ('INBOUND', 'INCOMING_EMAIL') then 'inbound'
+            else 'outbound'
+        end as direction,
+        'crm_' || engagement_type as interaction_type,
+        coalesce('ticket:' || hubspot_ticket_id, 'deal:' || hubspot_deal_id) as thread_id,
+        coalesce(title, status) as detail,
+        false as is_failed,
+        coalesce(occurred_at, created_at) as occurred_at,
+        updated_at
+
+    from {{ ref('stg_hubspot__engagements') }}
+    where deleted_at is null
+
+),
+{%- endif %}
+
+unioned as (
+
+    {%- set parts = {
+        'instagram': ['instagram_comment_interactions', 'instagram_message_interactions'],
+        'whatsapp': ['whatsapp_interactions'],
+        'zendesk': [
+            'zendesk_ticket_interactions', 'zendesk_comment_interactions',
+            'zendesk_rating_interactions'
+        ],
+        'mailchimp': ['mailchimp_interactions'],
+        'hubspot': ['hubspot_interactions'],
+    } %}
+    {%- set selected = [] %}
+    {%- for platform in platforms %}
+        {%- do selected.extend(parts[platform]) %}
+    {%- endfor %}
+    {%- for part in selected %}
+    {%- if not loop.first %}
+    union all
+    {%- endif %}
+    select * from {{ part }}
+    {%- endfor %}
+    {%- if not selected %}
+    -- no engagement platform in this project: an empty timeline of the same shape
+    select
+        cast(null as text) as interaction_key,
+        cast(null as text) as source_platform,
+        cast(null as text) as source_id,
+        cast(null as text) as record_key,
+        cast(null as text) as channel,
+        cast(null as text) as via,
+        cast(null as text) as direction,
+        cast(null as text) as interaction_type,
+        cast(null as text) as thread_id,
+        cast(null as text) as detail,
+        false as is_failed,
+        cast(null as timestamptz) as occurred_at,
+        cast(null as timestamptz) as updated_at
+    where false
+    {%- endif %}
+
+),
+
+attributed as (
+
+    select
+        unioned.*,
+        record_customers.customer_id,
+        record_customers.assigned_at as customer_assigned_at
+
+    from unioned
+    left join record_customers
+        on unioned.record_key = record_customers.record_key
+    where unioned.occurred_at is not null
+
+),
+
+{%- if is_incremental() %}
+
+watermark as (
+
+    select
+        max(updated_at) - interval '{{ lookback }} hours' as updated_since,
+        max(built_at) as last_built_at
+
+    from {{ this }}
+
+),
+
+changed as (
+
+    select attributed.*
+
+    from attributed
+    cross join watermark
+    where
+        watermark.updated_since is null
+        or attributed.updated_at >= watermark.updated_since
+        or attributed.customer_assigned_at > watermark.last_built_at
+
+),
+
+{%- else %}
+
+changed as (
+
+    select * from attributed
+
+),
+
+{%- endif %}
+
+final as (
+
+    select
+        interaction_key,
+        customer_id,
+        record_key,
+        source_platform,
+        source_id,
+        channel,
+        via,
+        direction,
+        interaction_type,
+        thread_id,
+        detail,
+        is_failed,
+        occurred_at,
+        updated_at,
+        cast('{{ run_started_at }}' as timestamptz) as built_at
+
+    from changed
+
+)
+
+select * from final

@@ -1,0 +1,210 @@
+{#
+    One row per service conversation, with how long the customer waited for the first
+    answer and for the resolution: the unit the response-time KPIs average.
+
+    - support: a Zendesk ticket. It starts when opened; the first response is the first
+      public comment of someone other than the requester; it is resolved when Zendesk
+      says it was solved (ticket metrics' solved_at, on a solved or closed ticket).
+    - instagram: a Direct thread. It starts with the customer's first message; the first
+      response is the business's first message after it; resolved at the business's
+      last message (messaging has no ticket status: the last answer closes it).
+    - whatsapp: WhatsApp has no threads, so a conversation starts with a customer's
+      message after var kpi_conversation_gap_hours (24, WhatsApp's customer service
+      window) without any message either way; first response and resolution as for
+      Instagram. Replies Meta could not deliver are no answer.
+
+    Minutes are calendar minutes. resolution_minutes >= first_response_minutes.
+#}
+
+{%- set platforms = engagement_platforms() %}
+{%- set gap_hours = var('kpi_conversation_gap_hours', 24) | int %}
+
+with
+
+messages as (
+
+    select * from {{ ref('fct_interactions') }}
+    where
+        interaction_type in ('instagram_dm', 'whatsapp_message', 'ticket_opened', 'ticket_comment')
+        and not is_failed
+
+),
+
+whatsapp_gaps as (
+
+    select
+        *,
+        occurred_at - lag(occurred_at) over (
+            partition by record_key order by occurred_at, interaction_key
+        ) as since_previous
+
+    from messages
+    where channel = 'whatsapp'
+
+),
+
+whatsapp_numbered as (
+
+    select
+        *,
+        sum(
+            case
+                when
+                    direction = 'inbound'
+                    and (
+                        since_previous is null
+                        or since_previous > interval '{{ gap_hours }} hours'
+                    )
+                    then 1
+                else 0
+            end
+        ) over (
+            partition by record_key order by occurred_at, interaction_key
+            rows between unbounded preceding and current row
+        ) as conversation_number
+
+    from whatsapp_gaps
+
+),
+
+threaded as (
+
+    select
+        channel,
+        customer_id,
+        direction,
+        interaction_type,
+        occurred_at,
+        'instagram:' || thread_id as conversation_key
+
+    from messages
+    where channel = 'instagram'
+
+    union all
+
+    select
+        channel,
+        customer_id,
+        direction,
+        interaction_type,
+        occurred_at,
+        'whatsapp:' || record_key || ':' || conversation_number as conversation_key
+
+    from whatsapp_numbered
+    -- a reply before the customer ever wrote starts nothing
+    where conversation_number > 0
+
+    union all
+
+    select
+        channel,
+        customer_id,
+        direction,
+        interaction_type,
+        occurred_at,
+        'support:' || thread_id as conversation_key
+
+    from messages
+    where channel = 'support'
+
+),
+
+started as (
+
+    select
+        conversation_key,
+        min(channel) as channel,
+        min(customer_id) as customer_id,
+        min(occurred_at) filter (
+            where direction = 'inbound' or interaction_type = 'ticket_opened'
+        ) as started_at
+
+    from threaded
+    group by conversation_key
+
+),
+
+answered as (
+
+    select
+        started.conversation_key,
+        min(threaded.occurred_at) as first_response_at,
+        max(threaded.occurred_at) as last_response_at
+
+    from started
+    inner join threaded
+        on
+            started.conversation_key = threaded.conversation_key
+            and threaded.direction = 'outbound'
+            and threaded.occurred_at >= started.started_at
+    group by started.conversation_key
+
+),
+
+{%- if 'zendesk' in platforms %}
+
+solved as (
+
+    select
+        'support:' || metrics.zendesk_ticket_id as conversation_key,
+        metrics.solved_at
+
+    from {{ ref('stg_zendesk__ticket_metrics') }} as metrics
+    inner join {{ ref('stg_zendesk__tickets') }} as tickets
+        on metrics.zendesk_ticket_id = tickets.zendesk_ticket_id
+    where tickets.is_solved and metrics.solved_at is not null
+
+),
+{%- endif %}
+
+timed as (
+
+    select
+        started.conversation_key,
+        started.channel,
+        started.customer_id,
+        started.started_at,
+        answered.first_response_at,
+        case
+            when started.channel = 'support'
+                {%- if 'zendesk' in platforms %}
+                then greatest(solved.solved_at, answered.first_response_at)
+                {%- else %}
+                then cast(null as timestamptz)
+                {%- endif %}
+            else answered.last_response_at
+        end as resolved_at
+
+    from started
+    left join answered
+        on started.conversation_key = answered.conversation_key
+    {%- if 'zendesk' in platforms %}
+    left join solved
+        on started.conversation_key = solved.conversation_key
+    {%- endif %}
+    where started.started_at is not null
+
+),
+
+final as (
+
+    select
+        conversation_key,
+        channel,
+        customer_id,
+        started_at,
+        first_response_at,
+        resolved_at,
+        first_response_at is not null as is_responded,
+        resolved_at is not null as is_resolved,
+        round(
+            cast(extract(epoch from first_response_at - started_at) / 60 as numeric), 2
+        ) as first_response_minutes,
+        round(cast(extract(epoch from resolved_at - started_at) / 60 as numeric), 2)
+            as resolution_minutes
+
+    from timed
+
+)
+
+select * from final

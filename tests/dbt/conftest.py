@@ -1,0 +1,135 @@
+"""What the mart tests share: a sandbox world extracted by the real taps into a fresh
+warehouse database, and dbt run on it as the pipeline runs it.
+
+``sandbox_warehouse`` serves a world (with a webhook receiver of its own when a
+webhook-fed channel such as WhatsApp is among the platforms, posted to before the
+extract, as the demo does), extracts the platforms with ``run_extract``, and yields a
+:class:`MartsWarehouse` to run dbt and read the marts with. The database is dropped
+at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from omnicanal.channels import IDENTITY_SOURCES_ENV, get_channel
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+
+
+@dataclass(frozen=True)
+class MartsWarehouse:
+    """A warehouse database holding a world's extract, and dbt over it."""
+
+    url: str
+    world: object
+    sandbox: object
+    workdir: Path
+    platforms: tuple[str, ...]
+
+    def rows(self, query: str, *params: object) -> list[tuple]:
+        with psycopg.connect(self.url) as conn:
+            return conn.execute(query, params or None).fetchall()
+
+    def dbt(self, *args: str) -> str:
+        """Run dbt on this database (identity fed by ``platforms`` only); its output."""
+        info = psycopg.conninfo.conninfo_to_dict(self.url)
+        env = {
+            **os.environ,
+            "OMNICANAL_PG_HOST": str(info.get("host", "127.0.0.1")),
+            "OMNICANAL_PG_PORT": str(info.get("port", "5432")),
+            "OMNICANAL_PG_USER": str(info.get("user", "postgres")),
+            "OMNICANAL_PG_PASSWORD": str(info.get("password", "")),
+            "OMNICANAL_PG_DBNAME": str(info["dbname"]),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            IDENTITY_SOURCES_ENV: json.dumps(
+                [
+                    feed.as_var(name)
+                    for name in self.platforms
+                    for feed in get_channel(name).identity
+                ]
+            ),
+        }
+        command = [
+            str(Path(sys.executable).with_name("dbt")),
+            *args,
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(self.workdir / "target"),
+            "--log-path",
+            str(self.workdir / "logs"),
+        ]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+        return done.stdout
+
+    def extract(self, *platforms: str, full_refresh: bool = False) -> None:
+        from omnicanal.extract import run_extract
+        from omnicanal.settings import get_settings
+
+        for name in platforms:
+            run_extract(get_settings(), name, full_refresh=full_refresh)
+
+
+@contextmanager
+def sandbox_warehouse(
+    pg_admin_url: str, workdir: Path, world, platforms: Sequence[str]
+) -> Iterator[MartsWarehouse]:
+    """``world`` served by the sandbox, ``platforms`` extracted into a new database."""
+    from omnicanal.channels import sources
+    from omnicanal.config import WarehouseURL
+    from omnicanal.sandbox import SandboxServer
+    from omnicanal.settings import get_settings
+
+    admin = WarehouseURL.parse(pg_admin_url)
+    dbname = f"omnicanal_marts_{uuid.uuid4().hex[:10]}"
+    url = WarehouseURL(admin.host, admin.port, admin.user, admin.password, dbname).url()
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
+    fed = [
+        c
+        for c in sources()
+        if c.name in platforms and c.source.delivery == "webhook" and c.emulation
+    ]
+    try:
+        with ExitStack() as stack, pytest.MonkeyPatch.context() as patch:
+            patch.setenv("OMNICANAL_WAREHOUSE_URL", url)
+            options = {}
+            if fed:
+                # a receiver of our own on a free port, which the emulations post to
+                with socket.socket() as free:
+                    free.bind(("127.0.0.1", 0))
+                    patch.setenv("OMNICANAL_WEBHOOKS_PORT", str(free.getsockname()[1]))
+                settings = get_settings()
+                options = {c.name: c.emulation.options_from_settings(settings) for c in fed}
+            sandbox = stack.enter_context(SandboxServer(world, **options))
+            patch.setenv("OMNICANAL_SANDBOX_PORT", str(sandbox.port))
+            if fed:
+                from omnicanal.demo import start_webhooks
+
+                start_webhooks(get_settings(), sandbox, stack)
+            built = MartsWarehouse(url, world, sandbox, workdir, tuple(platforms))
+            built.extract(*platforms, full_refresh=True)
+            yield built
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname))
+            )
