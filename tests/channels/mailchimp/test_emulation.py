@@ -39,6 +39,17 @@ def _mailchimp(sandbox: SandboxServer) -> MailchimpEmulator:
 
 
 def _member(email: str, first: str = "João", last: str = "Silva", **extra: Any) -> dict:
+    """A member as batch subscribe and ``POST /members`` take it (``status`` required)."""
+    return {
+        "email_address": email,
+        "status": "subscribed",
+        "merge_fields": {"FNAME": first, "LNAME": last},
+        **extra,
+    }
+
+
+def _put(email: str, first: str = "João", last: str = "Silva", **extra: Any) -> dict:
+    """A ``PUT /members/{hash}`` body that never changes an existing member's status."""
     return {
         "email_address": email,
         "status_if_new": "subscribed",
@@ -112,7 +123,7 @@ def test_put_patch_get_archive(api: httpx.Client, sandbox: SandboxServer) -> Non
     email = "Maria.Conceicao@Hotmail.com"
     path = f"/lists/{LIST}/members/{subscriber_hash(email)}"
     assert api.get(path).status_code == 404
-    created = api.put(path, json=_member(email, first="Maria", last="da Conceição"))
+    created = api.put(path, json=_put(email, first="Maria", last="da Conceição"))
     assert created.status_code == 200 and created.json()["status"] == "subscribed"
     assert created.json()["email_address"] == email
 
@@ -128,14 +139,14 @@ def test_put_patch_get_archive(api: httpx.Client, sandbox: SandboxServer) -> Non
     assert api.delete(path).status_code == 204
     assert api.get(path).json()["status"] == "archived"
     assert _mailchimp(sandbox).members(LIST, status="archived")[0]["email_address"] == email
-    back = api.put(path, json=_member(email))
+    back = api.put(path, json=_put(email))
     assert back.json()["status"] == "subscribed"
 
 
 def test_put_hash_must_match_email(api: httpx.Client) -> None:
     wrong = api.put(
         f"/lists/{LIST}/members/{subscriber_hash('other@gmail.com')}",
-        json=_member("someone@gmail.com"),
+        json=_put("someone@gmail.com"),
     )
     assert wrong.status_code == 400 and wrong.json()["title"] == "Invalid Resource"
     needs_status = api.put(
@@ -148,10 +159,10 @@ def test_put_hash_must_match_email(api: httpx.Client) -> None:
 def test_permanently_deleted_cannot_come_back(api: httpx.Client) -> None:
     email = "apagar@bol.com.br"
     path = f"/lists/{LIST}/members/{subscriber_hash(email)}"
-    api.put(path, json=_member(email))
+    api.put(path, json=_put(email))
     assert api.post(f"{path}/actions/delete-permanent").status_code == 204
     assert api.get(path).status_code == 404
-    again = api.put(path, json=_member(email))
+    again = api.put(path, json=_put(email))
     assert again.status_code == 400 and again.json()["title"] == "Forgotten Email Not Subscribed"
     batch = api.post(f"/lists/{LIST}", json={"members": [_member(email)]}).json()
     assert batch["error_count"] == 1
@@ -159,7 +170,7 @@ def test_permanently_deleted_cannot_come_back(api: httpx.Client) -> None:
 
 def test_list_members_pages_and_filters(api: httpx.Client) -> None:
     members = [_member(f"m{i:02d}@gmail.com") for i in range(25)]
-    members[0]["status_if_new"] = "unsubscribed"
+    members[0]["status"] = "unsubscribed"
     api.post(f"/lists/{LIST}", json={"members": members})
     seen: list[str] = []
     for offset in range(0, 30, 10):

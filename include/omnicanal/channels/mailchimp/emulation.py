@@ -49,9 +49,12 @@ import asyncio
 import base64
 import copy
 import hashlib
+import io
 import json
 import os
+import queue
 import re
+import tarfile
 import threading
 import time
 import uuid
@@ -63,6 +66,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.datastructures import URL, QueryParams
 
 from omnicanal.channels.mailchimp import DEFAULT_LIST_ID, SANDBOX_API_KEY
 from omnicanal.channels.mailchimp.world import MailchimpAccount, mailchimp_time, parse_time
@@ -74,7 +78,6 @@ MAX_COUNT = 1000
 MEMBER_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional")
 LISTABLE_STATUSES = (*MEMBER_STATUSES, "archived")
 ERRORS_DOC = "https://mailchimp.com/developer/marketing/docs/errors/"
-DEFAULT_MERGE_FIELDS = {"FNAME": "", "LNAME": "", "ADDRESS": "", "PHONE": "", "BIRTHDAY": ""}
 #: Mailchimp allows each API key 10 simultaneous connections; the next one gets a 429.
 MAX_CONNECTIONS = 10
 MEMBER_SORT_FIELDS = ("timestamp_opt", "timestamp_signup", "last_changed")
@@ -95,6 +98,75 @@ FAULT_TITLES = {
     502: ("Bad Gateway", "The server received an invalid response. Please try again."),
     503: ("Service Unavailable", "The service is temporarily unavailable. Please try again."),
     504: ("Gateway Timeout", "The request timed out. Please try again."),
+}
+
+#: Mailchimp lets an account have 500 batches waiting at once; the next POST gets a 429.
+MAX_PENDING_BATCHES = 500
+BATCH_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: Operation results per JSON file of a batch's results archive.
+BATCH_RESULTS_PER_FILE = 500
+MERGE_FIELD_TYPES = (
+    "text",
+    "number",
+    "address",
+    "phone",
+    "date",
+    "url",
+    "imageurl",
+    "radio",
+    "dropdown",
+    "birthday",
+    "zip",
+)
+#: The merge fields a new audience has: (tag, name, type).
+DEFAULT_MERGE_FIELD_DEFS = (
+    ("FNAME", "First Name", "text"),
+    ("LNAME", "Last Name", "text"),
+    ("ADDRESS", "Address", "address"),
+    ("PHONE", "Phone Number", "phone"),
+    ("BIRTHDAY", "Birthday", "birthday"),
+)
+_MERGE_TAG = re.compile(r"^[A-Z0-9_]{1,10}$")
+TAG_STATUSES = ("active", "inactive")
+INVALID_RESOURCE = (
+    "The resource submitted could not be validated. For field-specific details, see the "
+    "'errors' array."
+)
+#: Addresses Mailchimp refuses as fake-looking: reserved example/test domains (RFC 2606
+#: and 6761), throwaway inbox services, and placeholder local parts.
+FAKE_TLDS = {"test", "example", "invalid", "localhost"}
+FAKE_DOMAINS = {
+    "example.com",
+    "example.net",
+    "example.org",
+    "test.com",
+    "teste.com",
+    "test.com.br",
+    "teste.com.br",
+    "mailinator.com",
+    "yopmail.com",
+    "guerrillamail.com",
+    "sharklasers.com",
+    "10minutemail.com",
+    "trash-mail.com",
+    "tempmail.com",
+}
+PLACEHOLDER_LOCAL_PARTS = {
+    "test",
+    "teste",
+    "testing",
+    "asdf",
+    "qwerty",
+    "fake",
+    "noemail",
+    "no-email",
+    "nobody",
+    "none",
+    "null",
+    "xxx",
+    "foo",
+    "foobar",
+    "sample",
 }
 
 _EMAIL = re.compile(
@@ -118,6 +190,69 @@ def _now() -> str:
 
 def _valid_email(value: Any) -> bool:
     return isinstance(value, str) and bool(_EMAIL.match(value))
+
+
+def looks_fake(email: str) -> bool:
+    """True for an address Mailchimp refuses as "fake or invalid" although well formed."""
+    local, _, domain = email.strip().lower().rpartition("@")
+    if domain.rsplit(".", 1)[-1] in FAKE_TLDS:
+        return True
+    if any(domain == fake or domain.endswith(f".{fake}") for fake in FAKE_DOMAINS):
+        return True
+    return local in PLACEHOLDER_LOCAL_PARTS
+
+
+def _fake_detail(email: Any) -> str:
+    return f"{email} looks fake or invalid, please enter a real email address."
+
+
+def _schema_problem(errors: list[tuple[str, str]]) -> Problem:
+    """A body that fails Mailchimp's JSON schema: 400 with one entry per field."""
+    return Problem(
+        400,
+        "Invalid Resource",
+        INVALID_RESOURCE,
+        [{"field": name, "message": message} for name, message in errors],
+    )
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def default_merge_fields(list_id: str) -> list[dict[str, Any]]:
+    """The merge field definitions of a new audience."""
+    return [
+        _merge_field(list_id, i + 1, tag, name, kind, display_order=i + 2)
+        for i, (tag, name, kind) in enumerate(DEFAULT_MERGE_FIELD_DEFS)
+    ]
+
+
+def _merge_field(
+    list_id: str, merge_id: int, tag: str, name: str, kind: str, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "merge_id": merge_id,
+        "tag": tag,
+        "name": name,
+        "type": kind,
+        "required": bool(extra.get("required", False)),
+        "default_value": str(extra.get("default_value") or ""),
+        "public": bool(extra.get("public", True)),
+        "display_order": int(extra.get("display_order") or merge_id + 1),
+        "options": dict(extra.get("options") or {}),
+        "help_text": str(extra.get("help_text") or ""),
+        "list_id": list_id,
+        "_links": [],
+    }
 
 
 class Problem(Exception):
@@ -169,6 +304,25 @@ class Audience:
     #: The world's description of the audience (name, contact, defaults…), if it has one.
     info: dict[str, Any] | None = None
     campaign_count: int = 0
+    #: The audience's merge field definitions (``GET /lists/{id}/merge-fields``).
+    merge_fields: list[dict[str, Any]] = field(default_factory=list)
+    #: Tag name -> tag id, and when each member got each of its tags.
+    tag_ids: dict[str, int] = field(default_factory=dict)
+    tag_added: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.merge_fields:
+            self.merge_fields = default_merge_fields(self.id)
+
+    def merge_field(self, tag: str) -> dict[str, Any] | None:
+        """The merge field with ``tag`` (merge tags are matched case-insensitively)."""
+        wanted = tag.upper()
+        return next((f for f in self.merge_fields if f["tag"] == wanted), None)
+
+    def tag_id(self, name: str) -> int:
+        if name not in self.tag_ids:
+            self.tag_ids[name] = len(self.tag_ids) + 1
+        return self.tag_ids[name]
 
     def summary(self) -> dict[str, Any]:
         counts = {s: 0 for s in LISTABLE_STATUSES}
@@ -187,7 +341,7 @@ class Audience:
             "unsubscribe_count_since_send": counts["unsubscribed"],
             "cleaned_count_since_send": counts["cleaned"],
             "campaign_count": self.campaign_count,
-            "merge_field_count": len(DEFAULT_MERGE_FIELDS),
+            "merge_field_count": len(self.merge_fields),
             "last_sub_date": max(stamps["subscribed"], default=""),
             "last_unsub_date": max(stamps["unsubscribed"], default=""),
         }
@@ -209,6 +363,45 @@ class Audience:
             },
             "stats": stats,
         }
+
+
+@dataclass
+class Batch:
+    """One ``POST /batches`` request: its operations, progress and results."""
+
+    id: str
+    operations: list[dict[str, Any]]
+    results_base: str
+    status: str = "pending"
+    finished_operations: int = 0
+    errored_operations: int = 0
+    submitted_at: str = field(default_factory=_now)
+    completed_at: str = ""
+    response_body_url: str = ""
+    cancelled: bool = False
+
+    def resource(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "total_operations": len(self.operations),
+            "finished_operations": self.finished_operations,
+            "errored_operations": self.errored_operations,
+            "submitted_at": self.submitted_at,
+            "completed_at": self.completed_at,
+            "response_body_url": self.response_body_url,
+            "_links": [],
+        }
+
+
+class _OperationRequest:
+    """What a route handler reads of a request, for a batch operation run in process."""
+
+    def __init__(self, method: str, path: str, params: dict[str, Any], base_url: str) -> None:
+        self.method = method
+        self.url = URL(f"/3.0{path}")
+        self.query_params = QueryParams({k: str(v) for k, v in params.items()})
+        self.base_url = base_url
 
 
 def _fault_problem(status: int) -> Problem:
@@ -335,6 +528,18 @@ class MailchimpEmulator:
         self.write_calls = 0
         self.members_written = 0
         self.write_log: list[tuple[str, str, int]] = []  # (method, path, members written)
+        # /batches: submitted batches by id, run one at a time by a worker thread in
+        # the order they came; ``batch_gate`` cleared holds them all as pending.
+        self.batches: dict[str, Batch] = {}
+        self.batch_archives: dict[str, bytes] = {}
+        self.batch_gate = threading.Event()
+        self.batch_gate.set()
+        #: Seconds each batch operation takes, so tests can watch a batch "started".
+        self.batch_operation_delay = 0.0
+        self._batch_queue: queue.Queue[Batch] = queue.Queue()
+        self._batch_worker: threading.Thread | None = None
+        self._defer_save = False
+        self._dispatch_routes: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = []
         self.router = self._build_router()
 
     # -- test controls and views ----------------------------------------------------
@@ -359,6 +564,24 @@ class MailchimpEmulator:
         with self._lock:
             found = self.audiences[list_id].members.get(subscriber_hash(email))
             return copy.deepcopy(found) if found else None
+
+    def merge_fields(self, list_id: str = DEFAULT_LIST_ID) -> list[dict[str, Any]]:
+        """Copies of the audience's merge field definitions."""
+        with self._lock:
+            return copy.deepcopy(self.audiences[list_id].merge_fields)
+
+    def tags(self, list_id: str, email: str) -> list[str]:
+        """The names of the tags the member with ``email`` has (KeyError if none)."""
+        with self._lock:
+            member = self.audiences[list_id].members[subscriber_hash(email)]
+            return [tag["name"] for tag in member["tags"]]
+
+    def hold_batches(self, hold: bool = True) -> None:
+        """Keep submitted batches pending (True) or let them run (False)."""
+        if hold:
+            self.batch_gate.clear()
+        else:
+            self.batch_gate.set()
 
     def reset_counters(self) -> None:
         """Zero ``write_calls``, ``members_written`` and ``write_log``, e.g. between syncs."""
@@ -388,7 +611,7 @@ class MailchimpEmulator:
                 default=datetime.now(UTC),
             )
             status = fields.pop("status", None)
-            self._update(member, fields, status=status)
+            self._update(audience, member, fields, status=status)
             moment = max(datetime.now(UTC), latest + timedelta(seconds=1))
             member["last_changed"] = mailchimp_time(moment)
             self._save_state()
@@ -443,7 +666,8 @@ class MailchimpEmulator:
         with self._lock:
             self.members_written += count
             self.write_log.append((request.method, request.url.path, count))
-            self._save_state()
+            if not self._defer_save:
+                self._save_state()
 
     def _load_state(self) -> None:
         data = json.loads(self.state_path.read_text())
@@ -455,6 +679,9 @@ class MailchimpEmulator:
                 members=item["members"],
                 forgotten=set(item.get("forgotten", [])),
                 web_ids=item.get("web_ids", 0),
+                merge_fields=item.get("merge_fields") or [],
+                tag_ids=item.get("tag_ids") or {},
+                tag_added=item.get("tag_added") or {},
             )
 
     def _save_state(self) -> None:
@@ -469,6 +696,9 @@ class MailchimpEmulator:
                     "members": a.members,
                     "forgotten": sorted(a.forgotten),
                     "web_ids": a.web_ids,
+                    "merge_fields": a.merge_fields,
+                    "tag_ids": a.tag_ids,
+                    "tag_added": a.tag_added,
                 }
                 for a in self.audiences.values()
                 if a.persist
@@ -510,12 +740,83 @@ class MailchimpEmulator:
                 field_name,
             )
 
-    def _create(self, audience: Audience, email: str, status: str, body: dict) -> dict:
+    @staticmethod
+    def _check_email(email: Any) -> str:
+        """A well-formed address Mailchimp would take, or the 400 it answers."""
+        if not _valid_email(email):
+            raise _invalid("Please provide a valid email address.", "email_address")
+        if looks_fake(email):
+            raise Problem(400, "Invalid Resource", _fake_detail(email))
+        return email
+
+    @staticmethod
+    def _merge_values(audience: Audience, values: Any, *, new: bool) -> dict[str, Any]:
+        """``merge_fields`` of a member body, keyed by the audience's own tags.
+
+        Like Mailchimp, a tag the audience does not define, or a required field left
+        empty on a new member, is a 400 naming the field."""
+        if values is None:
+            values = {}
+        if not isinstance(values, dict):
+            raise _schema_problem(
+                [("merge_fields", f"Schema describes object, {_json_type(values)} found instead")]
+            )
+        out: dict[str, Any] = {}
+        errors: list[dict[str, str]] = []
+        for name, value in values.items():
+            defined = audience.merge_field(str(name))
+            if defined is None:
+                errors.append(
+                    {
+                        "field": str(name),
+                        "message": f"Merge field {name} does not exist in this audience; "
+                        "add it first (POST /lists/{list_id}/merge-fields).",
+                    }
+                )
+                continue
+            if defined["type"] == "number" and value not in ("", None):
+                try:
+                    float(value)
+                except (TypeError, ValueError):
+                    errors.append({"field": defined["tag"], "message": "Please enter a number"})
+                    continue
+            out[defined["tag"]] = "" if value is None else value
+        if new:
+            for defined in audience.merge_fields:
+                if defined["required"] and out.get(defined["tag"]) in (None, ""):
+                    errors.append({"field": defined["tag"], "message": "Please enter a value"})
+        if errors:
+            raise Problem(400, "Invalid Resource", "Your merge fields were invalid.", errors)
+        return out
+
+    def _set_tags(
+        self, audience: Audience, member: dict[str, Any], changes: list[tuple[str, bool]]
+    ) -> bool:
+        """Add (True) or remove (False) tags by name; True when anything changed."""
+        names = [t["name"] for t in member["tags"]]
+        dates = audience.tag_added.setdefault(member["id"], {})
+        changed = False
+        for name, active in changes:
+            if active and name not in names:
+                names.append(name)
+                dates[name] = _now()
+                changed = True
+            elif not active and name in names:
+                names.remove(name)
+                dates.pop(name, None)
+                changed = True
+        member["tags"] = [{"id": audience.tag_id(n), "name": n} for n in names]
+        member["tags_count"] = len(names)
+        return changed
+
+    def _create(
+        self, audience: Audience, email: str, status: str, body: dict, tags: list[str]
+    ) -> dict:
         key = subscriber_hash(email)
         now = _now()
-        merge = {**DEFAULT_MERGE_FIELDS, **(body.get("merge_fields") or {})}
+        merge = {f["tag"]: "" for f in audience.merge_fields}
+        merge.update(self._merge_values(audience, body.get("merge_fields"), new=True))
         audience.web_ids += 1
-        tags = [t for t in body.get("tags") or [] if isinstance(t, str)]
         member = {
             "id": key,
             "email_address": email,
@@ -539,41 +840,60 @@ class MailchimpEmulator:
             "email_client": "",
             "location": {"latitude": 0, "longitude": 0, "gmtoff": 0, "dstoff": 0},
             "source": "API - Generic",
-            "tags_count": len(tags),
-            "tags": [{"id": i + 1, "name": t} for i, t in enumerate(tags)],
+            "tags_count": 0,
+            "tags": [],
             "list_id": audience.id,
         }
+        self._set_tags(audience, member, [(t, True) for t in tags])
         audience.members[key] = member
         return member
 
-    @staticmethod
-    def _update(member: dict[str, Any], body: dict[str, Any], *, status: str | None) -> dict:
+    def _update(
+        self,
+        audience: Audience,
+        member: dict[str, Any],
+        body: dict[str, Any],
+        *,
+        status: str | None,
+    ) -> dict:
+        """Apply a member body (PUT, PATCH, batch subscribe) to an existing member. Only
+        the fields of the member schema apply: ``tags`` is not one (tags change through
+        ``/members/{hash}/tags``), ``status_if_new`` only decides a new member's status."""
         before = copy.deepcopy(member)
+        merge = self._merge_values(audience, body.get("merge_fields"), new=False)
         if status is not None:
             if status == "subscribed" and member["status"] != "subscribed":
                 member["timestamp_opt"] = _now()
             member["status"] = status
-        if body.get("merge_fields"):
-            member["merge_fields"] = {**member["merge_fields"], **body["merge_fields"]}
-            merge = member["merge_fields"]
-            member["full_name"] = f"{merge.get('FNAME', '')} {merge.get('LNAME', '')}".strip()
+        if merge:
+            member["merge_fields"] = {**member["merge_fields"], **merge}
+            merged = member["merge_fields"]
+            member["full_name"] = f"{merged.get('FNAME', '')} {merged.get('LNAME', '')}".strip()
         for key in ("email_type", "language", "vip", "interests"):
             if key in body:
                 member[key] = body[key]
         if "email_address" in body:
             member["email_address"] = body["email_address"]
-        names = [t["name"] for t in member["tags"]]
-        for tag in body.get("tags") or []:
-            if isinstance(tag, str) and tag not in names:
-                names.append(tag)
-        member["tags"] = [{"id": i + 1, "name": t} for i, t in enumerate(names)]
-        member["tags_count"] = len(names)
         if member != before:
             member["last_changed"] = _now()
         return member
 
-    def _upsert(self, audience: Audience, email: str, body: dict, *, allow_update: bool):
-        """Add or update one member; return (member, created) or raise a Problem."""
+    def _upsert(
+        self,
+        audience: Audience,
+        email: str,
+        body: dict,
+        *,
+        allow_update: bool,
+        schema: str,
+        tags: list[str] | None = None,
+    ):
+        """Add or update one member; return (member, created) or raise a Problem.
+
+        ``schema`` is the call's member schema: ``"put"`` (``PUT /members/{hash}``:
+        ``status_if_new`` for a new member, ``status`` only if given), or ``"status"``
+        (``POST /members`` and batch subscribe: ``status`` is required and is the
+        member's status; there is no ``status_if_new``)."""
         key = subscriber_hash(email)
         if key in audience.forgotten:
             raise Problem(
@@ -582,9 +902,13 @@ class MailchimpEmulator:
                 f"{email} was permanently deleted and cannot be re-imported. "
                 "The contact must re-subscribe to get back on the list.",
             )
-        status, status_if_new = body.get("status"), body.get("status_if_new")
+        status = body.get("status")
         self._check_status(status, "status")
-        self._check_status(status_if_new, "status_if_new")
+        if schema == "put":
+            status_if_new = body.get("status_if_new")
+            self._check_status(status_if_new, "status_if_new")
+        else:
+            status_if_new = None  # not in this schema: ignored, as Mailchimp does
         existing = audience.members.get(key)
         if existing is not None and existing["status"] != "archived":
             if not allow_update:
@@ -593,37 +917,72 @@ class MailchimpEmulator:
                     "Member Exists",
                     f"{email} is already a list member. Use PUT to insert or update list members.",
                 )
-            return self._update(existing, body, status=status), False
-        new_status = status or status_if_new
+            member = self._update(audience, existing, body, status=status)
+            if tags:
+                self._set_tags(audience, member, [(t, True) for t in tags])
+            return member, False
+        new_status = status_if_new or status
         if new_status is None:
             raise _invalid(
                 "status_if_new is required when the email address is not on the list yet.",
                 "status_if_new",
             )
         if existing is not None:  # archived: adding it again brings it back
-            return self._update(existing, body, status=new_status), True
-        return self._create(audience, email, new_status, body), True
+            member = self._update(audience, existing, body, status=new_status)
+            if tags:
+                self._set_tags(audience, member, [(t, True) for t in tags])
+            return member, True
+        return self._create(audience, email, new_status, body, tags or []), True
 
     def _batch(self, request: Request, audience: Audience, body: dict) -> dict[str, Any]:
+        """Batch subscribe/update (``POST /lists/{id}``). The body is checked against
+        the schema first (each member needs ``email_address`` and ``status``): a body
+        that fails is refused whole, like Mailchimp's 400 with an ``errors`` array."""
         members = body.get("members")
         if not isinstance(members, list):
-            raise _invalid("members must be an array of member objects.", "members")
+            if members is None:
+                raise _schema_problem([("", "Required fields were not provided: members")])
+            raise _schema_problem(
+                [("members", f"Schema describes array, {_json_type(members)} found instead")]
+            )
         if len(members) > MAX_BATCH_MEMBERS:
             raise _invalid(
                 f"members holds {len(members)} items; send at most {MAX_BATCH_MEMBERS} per call.",
                 "members",
             )
+        problems: list[tuple[str, str]] = []
+        for i, item in enumerate(members):
+            where = f"members.item:{i}"
+            if not isinstance(item, dict):
+                problems.append(
+                    (where, f"Schema describes object, {_json_type(item)} found instead")
+                )
+                continue
+            missing = [f for f in ("email_address", "status") if f not in item]
+            if missing:
+                problems.append((where, f"Required fields were not provided: {', '.join(missing)}"))
+            elif item["status"] not in MEMBER_STATUSES:
+                problems.append(
+                    (
+                        f"{where}.status",
+                        "Data presented is not one of the accepted values: "
+                        f"{', '.join(MEMBER_STATUSES)}.",
+                    )
+                )
+        if problems:
+            raise _schema_problem(problems)
         update_existing = bool(body.get("update_existing", False))
         created, updated, errors, seen = [], [], [], set()
         for item in members:
-            email = item.get("email_address") if isinstance(item, dict) else None
-            if not _valid_email(email):
+            email = item.get("email_address")
+            if not _valid_email(email) or looks_fake(email):
                 errors.append(
                     {
                         "email_address": email if isinstance(email, str) else "",
-                        "error": f"{email} looks fake or invalid, please enter a real email "
-                        "address.",
+                        "error": _fake_detail(email),
                         "error_code": "ERROR_GENERIC",
+                        "field": "email_address",
+                        "field_message": _fake_detail(email),
                     }
                 )
                 continue
@@ -638,13 +997,20 @@ class MailchimpEmulator:
                 )
                 continue
             seen.add(key)
+            tags = [t for t in item.get("tags") or [] if isinstance(t, str)]
             try:
-                member, is_new = self._upsert(audience, email, item, allow_update=update_existing)
+                member, is_new = self._upsert(
+                    audience, email, item, allow_update=update_existing, schema="status", tags=tags
+                )
             except Problem as problem:
                 code = (
                     "ERROR_CONTACT_EXISTS" if problem.title == "Member Exists" else "ERROR_GENERIC"
                 )
-                errors.append({"email_address": email, "error": problem.detail, "error_code": code})
+                error = {"email_address": email, "error": problem.detail, "error_code": code}
+                if problem.errors:
+                    error["field"] = problem.errors[0]["field"]
+                    error["field_message"] = problem.errors[0]["message"]
+                errors.append(error)
                 continue
             (created if is_new else updated).append(copy.deepcopy(member))
         self._wrote(request, len(created) + len(updated))
@@ -662,15 +1028,13 @@ class MailchimpEmulator:
     def _member_key(subscriber: str) -> str:
         return subscriber_hash(subscriber) if "@" in subscriber else subscriber.lower()
 
-    @staticmethod
-    def _check_body_email(key: str, body: dict[str, Any], required: bool) -> str | None:
+    def _check_body_email(self, key: str, body: dict[str, Any], required: bool) -> str | None:
         email = body.get("email_address")
         if email is None:
             if required:
                 raise _invalid("email_address is required.", "email_address")
             return None
-        if not _valid_email(email):
-            raise _invalid("Please provide a valid email address.", "email_address")
+        self._check_email(email)
         if subscriber_hash(email) != key:
             raise _invalid(
                 "The subscriber hash in the URL does not match the email_address in the body: "
@@ -678,6 +1042,138 @@ class MailchimpEmulator:
                 "email_address",
             )
         return email
+
+    # -- batch operations -----------------------------------------------------------
+
+    @staticmethod
+    def _check_operations(body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The operations of a ``POST /batches`` body, checked against its schema."""
+        operations = body.get("operations")
+        if operations is None:
+            raise _schema_problem([("", "Required fields were not provided: operations")])
+        if not isinstance(operations, list):
+            raise _schema_problem(
+                [("operations", f"Schema describes array, {_json_type(operations)} found instead")]
+            )
+        problems: list[tuple[str, str]] = []
+        for i, op in enumerate(operations):
+            where = f"operations.item:{i}"
+            if not isinstance(op, dict):
+                problems.append((where, f"Schema describes object, {_json_type(op)} found instead"))
+                continue
+            missing = [f for f in ("method", "path") if f not in op]
+            if missing:
+                problems.append((where, f"Required fields were not provided: {', '.join(missing)}"))
+                continue
+            if op["method"] not in BATCH_METHODS:
+                problems.append(
+                    (
+                        f"{where}.method",
+                        "Data presented is not one of the accepted values: "
+                        f"{', '.join(BATCH_METHODS)}.",
+                    )
+                )
+            for name, kind in (
+                ("path", str),
+                ("body", str),
+                ("operation_id", str),
+                ("params", dict),
+            ):
+                if name in op and op[name] is not None and not isinstance(op[name], kind):
+                    wanted = "string" if kind is str else "object"
+                    problems.append(
+                        (
+                            f"{where}.{name}",
+                            f"Schema describes {wanted}, {_json_type(op[name])} found instead",
+                        )
+                    )
+        if problems:
+            raise _schema_problem(problems)
+        return operations
+
+    def _start_batch_worker(self) -> None:
+        if self._batch_worker is None or not self._batch_worker.is_alive():
+            self._batch_worker = threading.Thread(
+                target=self._run_batches, name="mailchimp-batches", daemon=True
+            )
+            self._batch_worker.start()
+
+    def _run_batches(self) -> None:
+        """Mailchimp runs an account's batches one at a time, in the order they came."""
+        while True:
+            batch = self._batch_queue.get()
+            self.batch_gate.wait()
+            if not batch.cancelled:
+                self._run_batch(batch)
+
+    def _run_batch(self, batch: Batch) -> None:
+        batch.status = "started"
+        results: list[dict[str, Any]] = []
+        for op in batch.operations:
+            if batch.cancelled:
+                return
+            if self.batch_operation_delay:
+                time.sleep(self.batch_operation_delay)
+            with self._lock:
+                self._defer_save = True
+                try:
+                    status, text = self._dispatch(op, batch.results_base)
+                finally:
+                    self._defer_save = False
+            results.append(
+                {"status_code": status, "operation_id": op.get("operation_id"), "response": text}
+            )
+            batch.finished_operations += 1
+            if status >= 400:
+                batch.errored_operations += 1
+        with self._lock:
+            self._save_state()
+        self.batch_archives[batch.id] = _results_archive(batch.id, results)
+        batch.response_body_url = f"{batch.results_base}/{batch.id}.tar.gz"
+        batch.completed_at = _now()
+        batch.status = "finished"
+
+    def _dispatch(self, op: dict[str, Any], base_url: str) -> tuple[int, str]:
+        """Run one batch operation through the API's own handlers: (status, body)."""
+        path = "/" + str(op["path"]).lstrip("/")
+        if path.startswith("/3.0/"):
+            path = path[len("/3.0") :]
+        path = path.split("?", 1)[0]
+        method = op["method"]
+        allowed = False
+        for route_method, pattern, func in self._dispatch_routes:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            allowed = True
+            if route_method != method:
+                continue
+            try:
+                raw = op.get("body")
+                body = json.loads(raw) if raw else {}
+                if not isinstance(body, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                problem = Problem(
+                    400, "JSON Parse Exception", "We encountered an unspecified JSON parsing error."
+                )
+                return 400, problem.response().body.decode()
+            request = _OperationRequest(method, path, op.get("params") or {}, base_url)
+            try:
+                response = func(request, body, **match.groupdict())
+            except Problem as problem:
+                response = problem.response()
+            return response.status_code, bytes(response.body or b"").decode()
+        if allowed:
+            problem = Problem(
+                405,
+                "Method Not Allowed",
+                "The requested method and resource are not compatible. See the Allow header "
+                "for this resource's available methods.",
+            )
+        else:
+            problem = _not_found()
+        return problem.status, problem.response().body.decode()
 
     # -- routes ---------------------------------------------------------------------
 
@@ -906,12 +1402,18 @@ class MailchimpEmulator:
 
         def add_member(request: Request, body: dict, list_id: str) -> Response:
             audience = self._audience(list_id)
-            email = body.get("email_address")
-            if not _valid_email(email):
-                raise _invalid("Please provide a valid email address.", "email_address")
-            if body.get("status") is None:
-                raise _invalid("status is required.", "status")
-            member, _ = self._upsert(audience, email, body, allow_update=False)
+            missing = [f for f in ("email_address", "status") if f not in body]
+            if missing:
+                raise _schema_problem(
+                    [("", f"Required fields were not provided: {', '.join(missing)}")]
+                )
+            email = self._check_email(body.get("email_address"))
+            tags = body.get("tags") or []
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise _schema_problem([("tags", "Schema describes array of strings")])
+            member, _ = self._upsert(
+                audience, email, body, allow_update=False, schema="status", tags=tags
+            )
             self._wrote(request, 1)
             return JSONResponse(member)
 
@@ -930,7 +1432,7 @@ class MailchimpEmulator:
             key = self._member_key(subscriber_hash)
             email = self._check_body_email(key, body, required=True)
             assert email is not None
-            member, _ = self._upsert(audience, email, body, allow_update=True)
+            member, _ = self._upsert(audience, email, body, allow_update=True, schema="put")
             self._wrote(request, 1)
             return JSONResponse(member)
 
@@ -944,7 +1446,7 @@ class MailchimpEmulator:
                 raise _not_found()
             self._check_body_email(key, body, required=False)
             self._check_status(body.get("status"), "status")
-            self._update(member, body, status=body.get("status"))
+            self._update(audience, member, body, status=body.get("status"))
             self._wrote(request, 1)
             return JSONResponse(member)
 
@@ -970,6 +1472,214 @@ class MailchimpEmulator:
             self._wrote(request, 1)
             return Response(status_code=204)
 
+        def get_member_tags(
+            request: Request, body: dict, list_id: str, subscriber_hash: str
+        ) -> Response:
+            audience = self._audience(list_id)
+            member = audience.members.get(self._member_key(subscriber_hash))
+            if member is None:
+                raise _not_found()
+            count, offset = _paging(request.query_params)
+            dates = audience.tag_added.get(member["id"], {})
+            rows = [{**tag, "date_added": dates.get(tag["name"], "")} for tag in member["tags"]]
+            return _answer(
+                request.query_params,
+                {"tags": rows[offset : offset + count], "total_items": len(rows), "_links": []},
+            )
+
+        def post_member_tags(
+            request: Request, body: dict, list_id: str, subscriber_hash: str
+        ) -> Response:
+            audience = self._audience(list_id)
+            member = audience.members.get(self._member_key(subscriber_hash))
+            if member is None:
+                raise _not_found()
+            tags = body.get("tags")
+            if tags is None:
+                raise _schema_problem([("", "Required fields were not provided: tags")])
+            if not isinstance(tags, list):
+                raise _schema_problem(
+                    [("tags", f"Schema describes array, {_json_type(tags)} found instead")]
+                )
+            changes, problems = [], []
+            for i, tag in enumerate(tags):
+                where = f"tags.item:{i}"
+                if not isinstance(tag, dict):
+                    problems.append(
+                        (where, f"Schema describes object, {_json_type(tag)} found instead")
+                    )
+                    continue
+                missing = [f for f in ("name", "status") if f not in tag]
+                if missing:
+                    problems.append(
+                        (where, f"Required fields were not provided: {', '.join(missing)}")
+                    )
+                elif not isinstance(tag["name"], str) or not tag["name"].strip():
+                    problems.append((f"{where}.name", "Please enter a tag name"))
+                elif tag["status"] not in TAG_STATUSES:
+                    problems.append(
+                        (
+                            f"{where}.status",
+                            "Data presented is not one of the accepted values: active, inactive.",
+                        )
+                    )
+                else:
+                    changes.append((tag["name"].strip(), tag["status"] == "active"))
+            if problems:
+                raise _schema_problem(problems)
+            if self._set_tags(audience, member, changes):
+                member["last_changed"] = _now()
+            self._wrote(request, 1)
+            return Response(status_code=204)
+
+        def list_merge_fields(request: Request, body: dict, list_id: str) -> Response:
+            audience = self._audience(list_id)
+            query = request.query_params
+            count, offset = _paging(query)
+            rows = audience.merge_fields
+            kind = query.get("type")
+            if kind is not None:
+                if kind not in MERGE_FIELD_TYPES:
+                    raise _invalid(f"type must be one of {', '.join(MERGE_FIELD_TYPES)}.", "type")
+                rows = [f for f in rows if f["type"] == kind]
+            required = query.get("required")
+            if required is not None:
+                rows = [f for f in rows if f["required"] == (required.lower() == "true")]
+            return _answer(
+                query,
+                {
+                    "merge_fields": rows[offset : offset + count],
+                    "list_id": list_id,
+                    "total_items": len(rows),
+                    "_links": [],
+                },
+            )
+
+        def add_merge_field(request: Request, body: dict, list_id: str) -> Response:
+            audience = self._audience(list_id)
+            missing = [f for f in ("name", "type") if not body.get(f)]
+            if missing:
+                raise _schema_problem(
+                    [("", f"Required fields were not provided: {', '.join(missing)}")]
+                )
+            if body["type"] not in MERGE_FIELD_TYPES:
+                raise _schema_problem(
+                    [
+                        (
+                            "type",
+                            "Data presented is not one of the accepted values: "
+                            f"{', '.join(MERGE_FIELD_TYPES)}.",
+                        )
+                    ]
+                )
+            merge_id = max((f["merge_id"] for f in audience.merge_fields), default=0) + 1
+            tag = str(body.get("tag") or f"MMERGE{merge_id}").upper()
+            if not _MERGE_TAG.match(tag):
+                raise _invalid("A merge tag is 1 to 10 letters, digits or underscores.", "tag")
+            if audience.merge_field(tag) is not None:
+                raise Problem(
+                    400,
+                    "Invalid Resource",
+                    f'A Merge Field with the tag "{tag}" already exists for this list.',
+                )
+            created = _merge_field(
+                list_id,
+                merge_id,
+                tag,
+                str(body["name"]),
+                body["type"],
+                **{k: body[k] for k in body if k not in ("tag", "name", "type", "merge_id")},
+            )
+            audience.merge_fields.append(created)
+            for member in audience.members.values():
+                member["merge_fields"].setdefault(tag, "")
+            self._wrote(request, 0)
+            return JSONResponse(created)
+
+        def get_merge_field(request: Request, body: dict, list_id: str, merge_id: str) -> Response:
+            audience = self._audience(list_id)
+            found = next((f for f in audience.merge_fields if str(f["merge_id"]) == merge_id), None)
+            if found is None:
+                raise _not_found()
+            return _answer(request.query_params, found)
+
+        def search_members(request: Request, body: dict) -> Response:
+            query = request.query_params
+            text = (query.get("query") or "").strip()
+            if not text:
+                raise _schema_problem([("query", "Required fields were not provided: query")])
+            if query.get("list_id"):
+                audiences = [self._audience(query["list_id"])]
+            else:
+                audiences = list(self.audiences.values())
+            wanted = text.lower()
+            exact, full = [], []
+            for audience in audiences:
+                for member in audience.members.values():
+                    if member["status"] == "archived":
+                        continue
+                    email = member["email_address"].lower()
+                    names = " ".join(
+                        str(member["merge_fields"].get(t) or "") for t in ("FNAME", "LNAME")
+                    ).lower()
+                    if email == wanted:
+                        exact.append(member)
+                    elif (
+                        wanted in email or wanted in names or wanted in member["full_name"].lower()
+                    ):
+                        full.append(member)
+            return _answer(
+                query,
+                {
+                    "exact_matches": {"members": exact, "total_items": len(exact)},
+                    "full_search": {"members": full, "total_items": len(full)},
+                    "_links": [],
+                },
+            )
+
+        def start_batch(request: Request, body: dict) -> Response:
+            operations = self._check_operations(body)
+            pending = sum(1 for b in self.batches.values() if b.status != "finished")
+            if pending >= MAX_PENDING_BATCHES:
+                raise Problem(
+                    429,
+                    "Too Many Requests",
+                    f"You have {pending} batches pending; at most {MAX_PENDING_BATCHES} may be "
+                    "pending at once. Wait for some to finish and retry.",
+                )
+            batch = Batch(
+                id=uuid.uuid4().hex[:10],
+                operations=operations,
+                results_base=f"{str(request.base_url).rstrip('/')}/_sandbox/mailchimp/batch-results",
+            )
+            self.batches[batch.id] = batch
+            self._batch_queue.put(batch)
+            self._start_batch_worker()
+            return _answer(request.query_params, batch.resource())
+
+        def list_batches(request: Request, body: dict) -> Response:
+            query = request.query_params
+            count, offset = _paging(query)
+            rows = [b.resource() for b in self.batches.values()]
+            return _answer(
+                query,
+                {"batches": rows[offset : offset + count], "total_items": len(rows), "_links": []},
+            )
+
+        def get_batch(request: Request, body: dict, batch_id: str) -> Response:
+            batch = self.batches.get(batch_id)
+            if batch is None:
+                raise _not_found()
+            return _answer(request.query_params, batch.resource())
+
+        def delete_batch(request: Request, body: dict, batch_id: str) -> Response:
+            batch = self.batches.pop(batch_id, None)
+            if batch is None:
+                raise _not_found()
+            batch.cancelled = True
+            self.batch_archives.pop(batch_id, None)
+            return Response(status_code=204)
+
         member_path = "/lists/{list_id}/members/{subscriber_hash}"
         routes: list[tuple[str, Handler, str]] = [
             ("/ping", ping, "GET"),
@@ -987,9 +1697,22 @@ class MailchimpEmulator:
             (member_path, patch_member, "PATCH"),
             (member_path, archive_member, "DELETE"),
             (f"{member_path}/actions/delete-permanent", delete_permanent, "POST"),
+            (f"{member_path}/tags", get_member_tags, "GET"),
+            (f"{member_path}/tags", post_member_tags, "POST"),
+            ("/lists/{list_id}/merge-fields", list_merge_fields, "GET"),
+            ("/lists/{list_id}/merge-fields", add_merge_field, "POST"),
+            ("/lists/{list_id}/merge-fields/{merge_id}", get_merge_field, "GET"),
+            ("/search-members", search_members, "GET"),
+            ("/batches", start_batch, "POST"),
+            ("/batches", list_batches, "GET"),
+            ("/batches/{batch_id}", get_batch, "GET"),
+            ("/batches/{batch_id}", delete_batch, "DELETE"),
         ]
         for path, func, method in routes:
             router.add_api_route(path, endpoint(func), methods=[method], name=func.__name__)
+            if not path.startswith("/batches"):  # what a batch operation may call
+                pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
+                self._dispatch_routes.append((method, re.compile(f"^{pattern}/?$"), func))
 
         async def faults(spec: Annotated[dict[str, Any], Body()]) -> JSONResponse:
             """Sandbox knob: ``{"n", "status", "hang_seconds"}`` queues failures;
@@ -1006,12 +1729,30 @@ class MailchimpEmulator:
                 self.max_connections = int(spec["max_connections"])
             if "response_delay" in spec:
                 self.response_delay = float(spec["response_delay"])
+            if "hold_batches" in spec:
+                self.hold_batches(bool(spec["hold_batches"]))
+            if "batch_operation_delay" in spec:
+                self.batch_operation_delay = float(spec["batch_operation_delay"])
             return JSONResponse({"pending": self.faults.pending})
+
+        async def batch_results(batch_id: str) -> Response:
+            """A finished batch's results archive: the stand-in for the S3 link Mailchimp
+            gives as ``response_body_url`` (no API key: the link itself is the secret)."""
+            archive = self.batch_archives.get(batch_id)
+            if archive is None:
+                return Response(status_code=404)
+            return Response(archive, media_type="application/x-gzip")
 
         outer = APIRouter()  # the knob lives beside the API, not under /3.0
         outer.include_router(router)
         outer.add_api_route(
             "/_sandbox/mailchimp/faults", faults, methods=["POST"], include_in_schema=False
+        )
+        outer.add_api_route(
+            "/_sandbox/mailchimp/batch-results/{batch_id}.tar.gz",
+            batch_results,
+            methods=["GET"],
+            include_in_schema=False,
         )
         return outer
 
@@ -1038,3 +1779,17 @@ def _descending(query: Any) -> bool:
 def _answer(query: Any, body: dict[str, Any]) -> JSONResponse:
     """The body with ``fields`` / ``exclude_fields`` applied."""
     return JSONResponse(_select(body, _csv(query.get("fields")), _csv(query.get("exclude_fields"))))
+
+
+def _results_archive(batch_id: str, results: list[dict[str, Any]]) -> bytes:
+    """A batch's results as Mailchimp gives them: a gzipped tar of JSON files, each an
+    array of ``{status_code, operation_id, response}`` (``response`` the body as text)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for n, start in enumerate(range(0, max(len(results), 1), BATCH_RESULTS_PER_FILE)):
+            data = json.dumps(results[start : start + BATCH_RESULTS_PER_FILE]).encode()
+            info = tarfile.TarInfo(f"{_md5(f'{batch_id}:{n}')}.json")
+            info.size = len(data)
+            info.mtime = int(time.time())
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
