@@ -12,6 +12,9 @@ answering 200.
 - emulation: :mod:`.emulation`, the Cloud API (phone numbers, sending messages) and
   Meta's webhook deliverer (:mod:`.delivery`: signed posts, retries with back-off, the
   occasional duplicate) over the chats of :mod:`.world`;
+- destination: :mod:`.destination`, a template message to each member of a segment
+  (``mode: message``), whose delivery statuses come back by webhook and are written to
+  the ledger by :mod:`.statuses`;
 - identity: each contact (``stg_whatsapp__contacts``) is an identity record whose
   ``wa_id`` is the phone as WhatsApp reports it (often without the ninth digit).
 """
@@ -50,7 +53,26 @@ def graph_id(name: str, raw: str) -> str:
     return value
 
 
+#: Messages a second a business number may send by default (Cloud API throughput).
+DEFAULT_MESSAGES_PER_SECOND = 80
+
+
+def template_language(name: str, raw: str) -> str:
+    """A template language is a locale code such as ``pt_BR`` or ``en``."""
+    value = raw.strip()
+    if not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", value):
+        raise ConfigError(name, f"must be a template language such as pt_BR (got {raw!r})")
+    return value
+
+
 SETTINGS = (
+    Setting(
+        "OMNICANAL_WHATSAPP_API_URL",
+        "api_url",
+        "Base URL of the Meta Graph API the Cloud API is called at, "
+        "`https://graph.facebook.com`. Default: the sandbox.",
+        parse=http_url,
+    ),
     Setting(
         "OMNICANAL_WHATSAPP_APP_SECRET",
         "app_secret",
@@ -108,6 +130,28 @@ SETTINGS = (
     ),
     max_retries_setting("whatsapp", "webhook receiver"),
     Setting(
+        "OMNICANAL_WHATSAPP_MESSAGES_PER_SECOND",
+        "messages_per_second",
+        "Throughput of the business number: messages a second a WhatsApp sync sends at "
+        "most (Meta's default is 80; 1000 for numbers Meta upgraded). Default: 80.",
+        DEFAULT_MESSAGES_PER_SECOND,
+        whole_number(1),
+    ),
+    Setting(
+        "OMNICANAL_WHATSAPP_TEMPLATE",
+        "template",
+        "Approved message template a WhatsApp sync sends when its exposure names none "
+        "(meta.omnicanal_sync.template). Default: none.",
+    ),
+    Setting(
+        "OMNICANAL_WHATSAPP_TEMPLATE_LANGUAGE",
+        "template_language",
+        "Language of the template when the exposure names none "
+        "(meta.omnicanal_sync.language), e.g. pt_BR. Default: pt_BR.",
+        "pt_BR",
+        template_language,
+    ),
+    Setting(
         "OMNICANAL_WHATSAPP_PUSH_SECONDS",
         "push_seconds",
         "Sandbox only: every how many seconds the WhatsApp emulation posts its pending "
@@ -117,6 +161,11 @@ SETTINGS = (
         whole_number(0),
     ),
 )
+
+
+def api_url(settings: Settings) -> str:
+    """The Graph API the Cloud API calls go to: the configured one, or the sandbox."""
+    return settings.channel("whatsapp").api_url or settings.sandbox_url
 
 
 def receiver_url(settings: Settings) -> str:
@@ -148,6 +197,18 @@ def emulation_options(settings: Settings) -> dict[str, Any]:
         "callback_url": callback_url(settings),
         "push_seconds": whatsapp.push_seconds,
     }
+
+
+def _destination(settings: Settings, options: dict[str, Any]):
+    from omnicanal.channels.whatsapp.destination import WhatsAppDestination
+
+    return WhatsAppDestination.from_settings(settings, options)
+
+
+def _destination_case():
+    from omnicanal.channels.whatsapp.kit import destination_case
+
+    return destination_case()
 
 
 def _build_emulator(world, options: dict[str, Any]):
@@ -190,6 +251,8 @@ CHANNEL = Channel(
         world_slice=_world_slice,
         load_slice=_load_slice,
     ),
+    destination=_destination,
+    destination_case=_destination_case,
     identity=(
         IdentityFeed(
             model="stg_whatsapp__contacts",

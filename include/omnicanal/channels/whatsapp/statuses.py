@@ -1,0 +1,340 @@
+"""Delivery statuses of the messages WhatsApp syncs sent, from the webhook receiver into the ledger.
+
+A template message accepted by the Cloud API is not yet delivered: WhatsApp reports
+``sent``, ``delivered``, ``read`` or ``failed`` (with Meta's error, e.g. 131026 for a
+number not on WhatsApp) later, by webhook, to our receiver. This step reads those status
+events through the receiver's read API (``GET /events/whatsapp?after=<seq>``, bearer
+``OMNICANAL_WEBHOOKS_READ_TOKEN``), from a bookmark kept in the warehouse, and writes the
+latest state of each message to ``omnicanal_activation.message_statuses``: one row per
+message (``message_id``, the ``wamid`` a sync's :class:`Outcome` carried as ``ref``) with the
+sync and key it was sent for, its furthest status (sent < delivered < read; ``failed`` is
+final), when each status happened and the failure's reason.
+
+A status is matched to the row it reports on by the message id the ledger kept for the
+row (``ref``, when the ledger has it), else by the key the destination sent as
+``biz_opaque_callback_data`` (WhatsApp echoes it in every status), looked up among the
+keys WhatsApp syncs wrote. Webhooks come at least once and in any order: a status seen
+twice changes nothing, and a ``delivered`` arriving after ``read`` does not take it back.
+Statuses of other messages (agents' replies) are left alone. The bookmark and the
+statuses move in one transaction, so a step killed half-way reads the same events again.
+
+Run it with ``omnicanal whatsapp statuses``; the WhatsApp destination also runs it at the
+start and end of each sync run, so the ledger stays current without a schedule of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import psycopg
+
+from omnicanal.activation.ledger import SCHEMA, ensure_schema
+from omnicanal.channels.whatsapp import receiver_url
+from omnicanal.config import Settings
+from omnicanal.errors import SyncError
+from omnicanal.warehouse import connect
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "whatsapp"
+PAGE_SIZE = 1000
+#: How far along a message is; a status never moves a message back.
+RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
+
+DDL = f"""
+create schema if not exists {SCHEMA};
+create table if not exists {SCHEMA}.message_statuses (
+    message_id    text primary key,
+    sync_name     text not null,
+    record_key    text not null,
+    recipient_id  text,
+    status        text not null,
+    error         text,
+    error_code    integer,
+    sent_at       timestamptz,
+    delivered_at  timestamptz,
+    read_at       timestamptz,
+    failed_at     timestamptz,
+    updated_at    timestamptz not null default now()
+);
+create index if not exists message_statuses_sync
+    on {SCHEMA}.message_statuses (sync_name, status);
+create table if not exists {SCHEMA}.message_status_bookmarks (
+    channel     text primary key,
+    after_seq   bigint not null,
+    updated_at  timestamptz not null default now()
+);
+"""
+
+
+@dataclass
+class StatusReport:
+    """What one pass read and wrote."""
+
+    events_read: int = 0
+    statuses: int = 0
+    unmatched: int = 0
+    bookmark: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events_read": self.events_read,
+            "statuses": self.statuses,
+            "unmatched": self.unmatched,
+            "bookmark": self.bookmark,
+            "by_status": dict(self.by_status),
+        }
+
+
+def ensure_tables(conn: psycopg.Connection) -> None:
+    """Create the statuses table and the bookmark, idempotently (concurrent runs too)."""
+    ensure_schema(conn)
+    exists = conn.execute(
+        "select count(*) from information_schema.tables where table_schema = %s "
+        "and table_name in ('message_statuses', 'message_status_bookmarks')",
+        (SCHEMA,),
+    ).fetchone()[0]
+    if exists == 2:
+        return
+    conn.execute("select pg_advisory_xact_lock(hashtext('omnicanal_whatsapp_statuses_ddl'))")
+    conn.execute(DDL)
+
+
+def whatsapp_syncs(settings: Settings) -> list[str]:
+    """The syncs declared in the dbt project that send to WhatsApp."""
+    from omnicanal.activation.definitions import load_definitions
+
+    return sorted(
+        d.name
+        for d in load_definitions(settings.dbt_project_dir).values()
+        if d.destination == CHANNEL
+    )
+
+
+def _read_page(client: httpx.Client, after: int) -> dict[str, Any]:
+    try:
+        response = client.get(f"/events/{CHANNEL}", params={"after": after, "limit": PAGE_SIZE})
+    except httpx.TransportError as exc:
+        raise SyncError(
+            f"the webhook receiver at {client.base_url} cannot be reached ({exc}); is it "
+            "running (`omnicanal webhooks serve`) and is OMNICANAL_WHATSAPP_RECEIVER_URL right?"
+        ) from None
+    if response.status_code == 401:
+        raise SyncError(
+            "the webhook receiver refused the read token; check OMNICANAL_WEBHOOKS_READ_TOKEN"
+        )
+    if response.status_code != 200:
+        raise SyncError(
+            f"the webhook receiver answered HTTP {response.status_code} to "
+            f"GET /events/{CHANNEL}: {response.text[:200]}"
+        )
+    return response.json()
+
+
+def _error_of(status: dict[str, Any]) -> tuple[str | None, int | None]:
+    errors = status.get("errors") or []
+    if not errors:
+        return None, None
+    error = errors[0]
+    code = error.get("code")
+    title = error.get("title") or error.get("message") or "failed"
+    details = (error.get("error_data") or {}).get("details")
+    text = f"({code}) {title}" if code is not None else str(title)
+    return (f"{text}: {details}" if details else text), code
+
+
+def _ref_lookup(conn: psycopg.Connection) -> str | None:
+    """SQL finding the (sync, key) a message id was recorded for, if the ledger keeps refs."""
+    found = {
+        (table, column)
+        for table, column in conn.execute(
+            "select table_name, column_name from information_schema.columns "
+            "where table_schema = %s and column_name = 'ref' "
+            "and table_name in ('sync_ledger', 'sync_row_outcomes')",
+            (SCHEMA,),
+        )
+    }
+    if ("sync_ledger", "ref") in found:
+        return f"select sync_name, record_key from {SCHEMA}.sync_ledger where ref = %(id)s"
+    if ("sync_row_outcomes", "ref") in found:
+        return (
+            f"select r.sync_name, o.record_key from {SCHEMA}.sync_row_outcomes o "
+            f"join {SCHEMA}.sync_runs r using (run_id) where o.ref = %(id)s"
+        )
+    return None
+
+
+def _match(
+    conn: psycopg.Connection,
+    by_ref: str | None,
+    syncs: list[str],
+    message_id: str,
+    callback: str | None,
+) -> tuple[str, str] | None:
+    if by_ref is not None:
+        row = conn.execute(by_ref, {"id": message_id}).fetchone()
+        if row:
+            return row[0], row[1]
+    if callback and syncs:
+        # the key the destination sent along; the newest WhatsApp sync that wrote it
+        row = conn.execute(
+            f"""select sync_name, record_key from {SCHEMA}.sync_ledger
+                where record_key = %s and sync_name = any(%s)
+                order by last_attempt_at desc limit 1""",
+            (callback, syncs),
+        ).fetchone()
+        if row:
+            return row[0], row[1]
+    return None
+
+
+_UPSERT = f"""
+insert into {SCHEMA}.message_statuses as m (message_id, sync_name, record_key, recipient_id,
+        status, error, error_code, sent_at, delivered_at, read_at, failed_at, updated_at)
+values (%(id)s, %(sync)s, %(key)s, %(recipient)s, %(status)s, %(error)s, %(code)s,
+        %(sent_at)s, %(delivered_at)s, %(read_at)s, %(failed_at)s, now())
+on conflict (message_id) do update set
+    status = case when {{rank_new}} > {{rank_old}} then excluded.status else m.status end,
+    error = coalesce(excluded.error, m.error),
+    error_code = coalesce(excluded.error_code, m.error_code),
+    recipient_id = coalesce(m.recipient_id, excluded.recipient_id),
+    sent_at = coalesce(m.sent_at, excluded.sent_at),
+    delivered_at = coalesce(m.delivered_at, excluded.delivered_at),
+    read_at = coalesce(m.read_at, excluded.read_at),
+    failed_at = coalesce(m.failed_at, excluded.failed_at),
+    updated_at = now()
+"""
+
+
+def _rank_sql(column: str) -> str:
+    cases = " ".join(f"when '{s}' then {r}" for s, r in RANK.items())
+    return f"(case {column} {cases} else 0 end)"
+
+
+UPSERT_SQL = _UPSERT.format(rank_new=_rank_sql("excluded.status"), rank_old=_rank_sql("m.status"))
+
+
+def collect_statuses(settings: Settings, *, max_pages: int | None = None) -> StatusReport:
+    """Read the status events that arrived since the bookmark and write them to the ledger."""
+    report = StatusReport()
+    syncs = whatsapp_syncs(settings)
+    with (
+        connect(settings) as conn,
+        httpx.Client(
+            base_url=receiver_url(settings),
+            headers={"Authorization": f"Bearer {settings.webhooks_read_token}"},
+            timeout=30,
+        ) as client,
+    ):
+        ensure_tables(conn)
+        conn.commit()
+        by_ref = _ref_lookup(conn)
+        # one pass at a time: two would write the same events with one bookmark
+        conn.execute("select pg_advisory_lock(hashtext('omnicanal_whatsapp_statuses'))")
+        try:
+            row = conn.execute(
+                f"select after_seq from {SCHEMA}.message_status_bookmarks where channel = %s",
+                (CHANNEL,),
+            ).fetchone()
+            after = row[0] if row else 0
+            pages = 0
+            while True:
+                page = _read_page(client, after)
+                events = page.get("data") or []
+                with conn.transaction():
+                    for event in events:
+                        report.events_read += 1
+                        after = max(after, int(event["seq"]))
+                        if event.get("kind") != "status":
+                            continue
+                        _write(conn, by_ref, syncs, event["event"], report)
+                    conn.execute(
+                        f"""insert into {SCHEMA}.message_status_bookmarks (channel, after_seq)
+                            values (%s, %s) on conflict (channel) do update
+                            set after_seq = excluded.after_seq, updated_at = now()""",
+                        (CHANNEL, after),
+                    )
+                pages += 1
+                if page.get("next_after") is None or (max_pages and pages >= max_pages):
+                    break
+            report.bookmark = after
+        finally:
+            conn.rollback()
+            conn.execute("select pg_advisory_unlock(hashtext('omnicanal_whatsapp_statuses'))")
+            conn.commit()
+    log.info("whatsapp statuses: %s", report.as_dict())
+    return report
+
+
+def _write(
+    conn: psycopg.Connection,
+    by_ref: str | None,
+    syncs: list[str],
+    status: dict[str, Any] | str,
+    report: StatusReport,
+) -> None:
+    if isinstance(status, str):
+        status = json.loads(status)
+    name = status.get("status")
+    message_id = status.get("id")
+    if name not in RANK or not message_id:
+        return
+    matched = _match(conn, by_ref, syncs, message_id, status.get("biz_opaque_callback_data"))
+    if matched is None:
+        report.unmatched += 1
+        return
+    moment = datetime.fromtimestamp(int(status["timestamp"]), UTC)
+    error, code = _error_of(status) if name == "failed" else (None, None)
+    conn.execute(
+        UPSERT_SQL,
+        {
+            "id": message_id,
+            "sync": matched[0],
+            "key": matched[1],
+            "recipient": status.get("recipient_id"),
+            "status": name,
+            "error": error,
+            "code": code,
+            **{f"{s}_at": moment if s == name else None for s in RANK},
+        },
+    )
+    report.statuses += 1
+    report.by_status[name] = report.by_status.get(name, 0) + 1
+
+
+def status_counts(conn: psycopg.Connection, sync_name: str | None = None) -> list[dict[str, Any]]:
+    """Per WhatsApp sync: messages by furthest status, and the failures with their reasons."""
+    ensure_tables(conn)
+    found = []
+    for sync, counts in conn.execute(
+        f"""select sync_name, jsonb_object_agg(status, n) from (
+                select sync_name, status, count(*) as n from {SCHEMA}.message_statuses
+                where %(sync)s::text is null or sync_name = %(sync)s
+                group by sync_name, status
+            ) c group by sync_name order by sync_name""",
+        {"sync": sync_name},
+    ):
+        failures = [
+            {"record_key": key, "message_id": mid, "error": error, "failed_at": at}
+            for key, mid, error, at in conn.execute(
+                f"""select record_key, message_id, error, failed_at
+                    from {SCHEMA}.message_statuses
+                    where sync_name = %s and status = 'failed'
+                    order by failed_at desc, record_key limit 20""",
+                (sync,),
+            )
+        ]
+        found.append(
+            {
+                "sync": sync,
+                **{s: int(counts.get(s, 0)) for s in RANK},
+                "failures": failures,
+            }
+        )
+    return found
