@@ -1,4 +1,4 @@
-"""HubSpot: the sales team's CRM. A source with a sandbox emulation.
+"""HubSpot: the sales team's CRM. A source and a destination, with a sandbox emulation.
 
 - settings: ``OMNICANAL_HUBSPOT_*`` below;
 - source: ``tap-hubspot`` (taps/tap-hubspot), polled: contacts, companies, deals, tickets
@@ -6,8 +6,11 @@
   first sync lists every object, later ones search on the last-modified date
   (``lastmodifieddate`` for contacts, ``hs_lastmodifieddate`` for the rest) in time
   windows that never reach the search's 10,000-result cap;
+- destination: :mod:`.destination`, contact properties (batch upsert by email, missing
+  properties created) and, in mode ``audience``, the members of a MANUAL list (Lists v3);
 - emulation: :mod:`.emulation` (CRM v3 objects and search, v4 associations) over the
-  portal of :mod:`.world`;
+  portal of :mod:`.world`, and the write side a destination calls (:mod:`.crm_writes`:
+  contact batches, properties, lists);
 - identity: each contact is an identity record (``stg_hubspot__contacts``: email, phone,
   names, city), and each secondary email a rep kept in ``hs_additional_emails`` ties that
   address to its contact (``stg_hubspot__contact_emails``).
@@ -76,6 +79,18 @@ def tap_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _destination(settings: Settings, options: dict[str, Any]):
+    from omnicanal.channels.hubspot.destination import HubSpotDestination
+
+    return HubSpotDestination.from_settings(settings, options)
+
+
+def _destination_case():
+    from omnicanal.channels.hubspot.kit import destination_case
+
+    return destination_case()
+
+
 def _build_emulator(world, options: dict[str, Any]):
     from omnicanal.channels.hubspot.emulation import HubSpotEmulator
 
@@ -99,6 +114,8 @@ CHANNEL = Channel(
     title="HubSpot (CRM)",
     settings=SETTINGS,
     source=Source(tap="tap-hubspot", streams=STREAMS, tap_config=tap_config),
+    destination=_destination,
+    destination_case=_destination_case,
     emulation=Emulation(
         build=_build_emulator,
         options_from_settings=lambda s: {"access_token": s.channel("hubspot").access_token},

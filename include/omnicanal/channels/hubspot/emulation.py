@@ -60,6 +60,7 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
 from omnicanal.channels.hubspot import SANDBOX_ACCESS_TOKEN
+from omnicanal.channels.hubspot.crm_writes import MEMBERSHIPS_MAX_LIMIT, CrmWrites, WriteError
 from omnicanal.channels.hubspot.world import (
     OBJECT_TYPES,
     HubSpotPortal,
@@ -329,6 +330,8 @@ class HubSpotEmulator:
         self._daily_used: dict[str, int] = defaultdict(int)
         self._lock = threading.RLock()
         self._index_associations()
+        #: contacts written, properties, property groups and lists (crm_writes)
+        self.writes = CrmWrites(self.portal)
         self.router = self._build_router()
 
     # -- test controls ----------------------------------------------------------------
@@ -547,16 +550,24 @@ class HubSpotEmulator:
             return exc.response()
         try:
             body: Any = None
-            if request.method == "POST":
+            if request.method in ("POST", "PUT"):
                 raw = await request.body()
                 try:
                     body = json.loads(raw) if raw.strip() else {}
                 except ValueError:
                     raise _invalid("Invalid input JSON on line 1: the body is not JSON.") from None
-                if not isinstance(body, dict):
+                # membership changes take a JSON array of record ids; the rest an object
+                if not isinstance(body, dict) and not (
+                    request.method == "PUT" and isinstance(body, list)
+                ):
                     raise _invalid("Invalid input JSON: expected an object.")
             with self._lock:
-                result = handler(request, body)
+                try:
+                    result = handler(request, body)
+                except WriteError as exc:
+                    raise HubSpotError(
+                        exc.status, exc.message, category=exc.category, extra=exc.extra
+                    ) from None
         except HubSpotError as exc:
             return exc.response(headers)
         status, payload = result if isinstance(result, tuple) else (200, result)
@@ -595,6 +606,8 @@ class HubSpotEmulator:
             for record in self.records(object_type):
                 names.update(record["properties"])
             cache[object_type] = names
+        if object_type == "contacts":  # properties created through the API count too
+            return cache[object_type] | set(self.writes.properties)
         return cache[object_type]
 
     def _link(self, request: Request, after: str) -> str:
@@ -877,6 +890,47 @@ class HubSpotEmulator:
 
             router.add_api_route(path, endpoint, methods=[method])
 
+        writes = self.writes
+        # the write side (crm_writes): contact batches, properties, groups, lists
+        for action in ("upsert", "update", "read"):
+            route(
+                f"/crm/v3/objects/contacts/batch/{action}",
+                lambda request, body, action=action: getattr(writes, f"batch_{action}")(body),
+                "POST",
+            )
+        route("/crm/v3/properties/contacts", lambda r, b: writes.property_list())
+        route("/crm/v3/properties/contacts", lambda r, b: writes.property_create(b), "POST")
+        route("/crm/v3/properties/contacts/groups", lambda r, b: writes.group_list())
+        route("/crm/v3/properties/contacts/groups", lambda r, b: writes.group_create(b), "POST")
+        route(
+            "/crm/v3/properties/contacts/{name}",
+            lambda r, b: writes.property_read(r.path_params["name"]),
+        )
+        route("/crm/v3/lists/", lambda r, b: writes.list_create(b), "POST")
+        route("/crm/v3/lists", lambda r, b: writes.list_create(b), "POST")
+        route(
+            "/crm/v3/lists/object-type-id/{object_type_id}/name/{list_name}",
+            lambda r, b: writes.list_by_name_read(
+                r.path_params["object_type_id"], r.path_params["list_name"]
+            ),
+        )
+        route("/crm/v3/lists/{list_id}", lambda r, b: writes.list_read(r.path_params["list_id"]))
+        route(
+            "/crm/v3/lists/{list_id}/memberships",
+            lambda r, b: writes.memberships(
+                r.path_params["list_id"],
+                self._limit(r.query_params.get("limit"), 100, MEMBERSHIPS_MAX_LIMIT),
+                r.query_params.get("after"),
+            ),
+        )
+        for change in ("add", "remove"):
+            route(
+                f"/crm/v3/lists/{{list_id}}/memberships/{change}",
+                lambda r, b, change=change: writes.change_memberships(
+                    r.path_params["list_id"], b, add=change == "add"
+                ),
+                "PUT",
+            )
         route("/crm/v3/objects/{object_type}", self._list)
         route("/crm/v3/objects/{object_type}/search", self._search, "POST", search=True)
         route("/crm/v3/objects/{object_type}/{object_id}", self._read)

@@ -1,0 +1,22 @@
+"""Ground truth of HubSpot's syncs, from the sandbox World in plain Python.
+
+``expected_recent_buyers_list(world)`` is what the ``hubspot__recent_buyers`` sync must
+leave in its HubSpot list: one member per person with a non-cancelled online-store
+order in the window before ``as_of`` who accepts email marketing, keyed by their
+canonical (lower-case) email, with the contact properties the sync writes.
+"""
+
+from __future__ import annotations
+
+from omnicanal.sandbox.world import World
+
+#: The list the hubspot__recent_buyers exposure fills.
+RECENT_BUYERS_LIST = "omnicanal: recent buyers"
+
+
+def expected_recent_buyers_list(world: World, window_days: int = 90) -> dict[str, dict[str, str]]:
+    """``{email: {"email", "firstname", "lastname"}}`` of the list's members."""
+    return {
+        email: {"email": email, "firstname": names["first_name"], "lastname": names["last_name"]}
+        for email, names in world.expected_recent_buyers(window_days).items()
+    }
