@@ -1,7 +1,9 @@
 """Mailchimp's official Python client (mailchimp-marketing) drives the sandbox's emulation.
 
-The calls a sync makes (read the audience, batch subscribe, read a member, archive
-it), the calls tap-mailchimp makes (audiences, members by offset with total_items and
+The calls a sync makes (read the audience, PUT a member with status_if_new, member
+tags, merge fields, /batches and their results archive, archive a member), the rules
+it lives with (batch subscribe's schema, fake-looking addresses, undefined merge
+fields, the pending-batch limit), search, the calls tap-mailchimp makes (audiences, members by offset with total_items and
 since/before_last_changed, campaigns, email activity, unsubscribes) and the client's
 error type must behave as against the real Marketing API; only the client's host is
 pointed at the sandbox.
@@ -229,3 +231,373 @@ def test_faults_knob_over_http(fresh_server):
         client.lists.get_all_lists()
     assert json.loads(revoked.value.text)["title"] == "API Key Invalid"
     assert client.lists.get_all_lists()["total_items"] >= 1
+
+
+# --- the calls the sync makes, and the rules it must live with --------------------------
+
+
+def _problem(error: ApiClientError) -> dict:
+    return json.loads(error.text)
+
+
+def test_batch_subscribe_needs_status_and_has_no_status_if_new(fresh_server):
+    """Batch subscribe's member schema has ``status`` (required) and no
+    ``status_if_new``: without status the whole call is refused with the errors array;
+    with it, update_existing sets the status of members already there."""
+    client = _client(fresh_server.url)
+    with pytest.raises(ApiClientError) as refused:
+        client.lists.batch_list_members(
+            DEFAULT_LIST_ID,
+            {
+                "members": [
+                    {"email_address": "ana.souza@gmail.com", "status_if_new": "subscribed"}
+                ],
+                "update_existing": True,
+            },
+        )
+    body = _problem(refused.value)
+    assert refused.value.status_code == 400 and body["title"] == "Invalid Resource"
+    assert body["errors"] == [
+        {"field": "members.item:0", "message": "Required fields were not provided: status"}
+    ]
+    assert client.lists.get_list_members_info(DEFAULT_LIST_ID)["total_items"] == 0
+
+    client.lists.add_list_member(
+        DEFAULT_LIST_ID, {"email_address": "saiu@gmail.com", "status": "unsubscribed"}
+    )
+    result = client.lists.batch_list_members(
+        DEFAULT_LIST_ID,
+        {
+            "members": [
+                {
+                    "email_address": "saiu@gmail.com",
+                    "status": "subscribed",
+                    "status_if_new": "unsubscribed",  # not in this schema: ignored
+                },
+                {
+                    "email_address": "novo@gmail.com",
+                    "status": "pending",
+                    "status_if_new": "subscribed",
+                },
+            ],
+            "update_existing": True,
+        },
+    )
+    assert (result["total_created"], result["total_updated"]) == (1, 1)
+    statuses = {
+        m["email_address"]: m["status"]
+        for m in client.lists.get_list_members_info(DEFAULT_LIST_ID)["members"]
+    }
+    # why the sync does not use this call: it re-subscribes whoever had left
+    assert statuses == {"saiu@gmail.com": "subscribed", "novo@gmail.com": "pending"}
+
+
+def test_put_with_status_if_new_keeps_an_existing_status_and_ignores_tags(fresh_server):
+    client = _client(fresh_server.url)
+    email = "Joana.Prado@hotmail.com"
+    member_hash = subscriber_hash(email)
+    created = client.lists.set_list_member(
+        DEFAULT_LIST_ID,
+        member_hash,
+        {"email_address": email, "status_if_new": "subscribed", "tags": ["vip"]},
+    )
+    assert created["status"] == "subscribed"
+    assert created["tags_count"] == 0  # tags are not part of the PUT schema
+    client.lists.update_list_member(DEFAULT_LIST_ID, member_hash, {"status": "unsubscribed"})
+    again = client.lists.set_list_member(
+        DEFAULT_LIST_ID,
+        member_hash,
+        {
+            "email_address": email,
+            "status_if_new": "subscribed",
+            "merge_fields": {"FNAME": "Joana"},
+            "tags": ["vip"],
+        },
+    )
+    assert again["status"] == "unsubscribed" and again["merge_fields"]["FNAME"] == "Joana"
+    assert again["tags"] == []
+    with pytest.raises(ApiClientError) as no_status:
+        client.lists.set_list_member(
+            DEFAULT_LIST_ID,
+            subscriber_hash("outra@gmail.com"),
+            {"email_address": "outra@gmail.com"},
+        )
+    assert no_status.value.status_code == 400
+
+
+def test_member_tags(fresh_server):
+    client = _client(fresh_server.url)
+    email = "bruno.lima@uol.com.br"
+    member_hash = subscriber_hash(email)
+    client.lists.add_list_member(
+        DEFAULT_LIST_ID, {"email_address": email, "status": "subscribed", "tags": ["loja"]}
+    )
+    client.lists.update_list_member_tags(
+        DEFAULT_LIST_ID,
+        member_hash,
+        {"tags": [{"name": "compradores-90d", "status": "active"}]},
+    )
+    tags = client.lists.get_list_member_tags(DEFAULT_LIST_ID, member_hash)
+    assert [t["name"] for t in tags["tags"]] == ["loja", "compradores-90d"]
+    assert tags["total_items"] == 2 and all(t["date_added"] for t in tags["tags"])
+    member = client.lists.get_list_member(DEFAULT_LIST_ID, member_hash)
+    assert member["tags_count"] == 2
+
+    client.lists.update_list_member_tags(
+        DEFAULT_LIST_ID, member_hash, {"tags": [{"name": "loja", "status": "inactive"}]}
+    )
+    tags = client.lists.get_list_member_tags(DEFAULT_LIST_ID, member_hash)
+    assert [t["name"] for t in tags["tags"]] == ["compradores-90d"]
+
+    with pytest.raises(ApiClientError) as bad:
+        client.lists.update_list_member_tags(
+            DEFAULT_LIST_ID, member_hash, {"tags": [{"name": "x", "status": "on"}]}
+        )
+    assert bad.value.status_code == 400
+    assert _problem(bad.value)["errors"][0]["field"] == "tags.item:0.status"
+    with pytest.raises(ApiClientError) as missing:
+        client.lists.update_list_member_tags(
+            DEFAULT_LIST_ID,
+            subscriber_hash("ninguem@gmail.com"),
+            {"tags": [{"name": "x", "status": "active"}]},
+        )
+    assert missing.value.status_code == 404
+
+
+def test_merge_fields_must_be_defined(fresh_server):
+    client = _client(fresh_server.url)
+    fields = client.lists.get_list_merge_fields(DEFAULT_LIST_ID)
+    assert [f["tag"] for f in fields["merge_fields"]] == [
+        "FNAME",
+        "LNAME",
+        "ADDRESS",
+        "PHONE",
+        "BIRTHDAY",
+    ]
+    assert fields["total_items"] == 5
+    member = {
+        "email_address": "carla.mendes@gmail.com",
+        "status": "subscribed",
+        "merge_fields": {"FNAME": "Carla", "CIDADE": "Recife"},
+    }
+    with pytest.raises(ApiClientError) as undefined:
+        client.lists.add_list_member(DEFAULT_LIST_ID, member)
+    body = _problem(undefined.value)
+    assert (body["title"], body["detail"]) == (
+        "Invalid Resource",
+        "Your merge fields were invalid.",
+    )
+    assert [e["field"] for e in body["errors"]] == ["CIDADE"]
+    assert client.lists.get_list_members_info(DEFAULT_LIST_ID)["total_items"] == 0
+
+    created = client.lists.add_list_merge_field(
+        DEFAULT_LIST_ID, {"name": "Cidade", "tag": "CIDADE", "type": "text"}
+    )
+    assert (created["tag"], created["type"], created["merge_id"]) == ("CIDADE", "text", 6)
+    assert client.lists.get_list_merge_field(DEFAULT_LIST_ID, "6")["name"] == "Cidade"
+    added = client.lists.add_list_member(DEFAULT_LIST_ID, member)
+    assert added["merge_fields"]["CIDADE"] == "Recife"
+    with pytest.raises(ApiClientError) as duplicate:
+        client.lists.add_list_merge_field(
+            DEFAULT_LIST_ID, {"name": "Outra", "tag": "CIDADE", "type": "text"}
+        )
+    assert duplicate.value.status_code == 400
+    with pytest.raises(ApiClientError) as untyped:
+        client.lists.add_list_merge_field(DEFAULT_LIST_ID, {"name": "Sem tipo"})
+    assert "type" in _problem(untyped.value)["errors"][0]["message"]
+    # the batch subscribe call reports it per member
+    result = client.lists.batch_list_members(
+        DEFAULT_LIST_ID,
+        {
+            "members": [
+                {
+                    "email_address": "d@gmail.com",
+                    "status": "subscribed",
+                    "merge_fields": {"UF": "PE"},
+                }
+            ]
+        },
+    )
+    assert result["error_count"] == 1 and result["errors"][0]["field"] == "UF"
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "test@test.com",
+        "fulano@example.com",
+        "maria@mail.example.org",
+        "x@yopmail.com",
+        "teste@gmail.com",
+    ],
+)
+def test_fake_looking_addresses_are_refused(fresh_server, email):
+    client = _client(fresh_server.url)
+    with pytest.raises(ApiClientError) as refused:
+        client.lists.add_list_member(
+            DEFAULT_LIST_ID, {"email_address": email, "status": "subscribed"}
+        )
+    body = _problem(refused.value)
+    assert refused.value.status_code == 400 and body["title"] == "Invalid Resource"
+    assert body["detail"] == f"{email} looks fake or invalid, please enter a real email address."
+    with pytest.raises(ApiClientError):
+        client.lists.set_list_member(
+            DEFAULT_LIST_ID,
+            subscriber_hash(email),
+            {"email_address": email, "status_if_new": "subscribed"},
+        )
+    result = client.lists.batch_list_members(
+        DEFAULT_LIST_ID,
+        {
+            "members": [
+                {"email_address": email, "status": "subscribed"},
+                {"email_address": "real.pessoa@gmail.com", "status": "subscribed"},
+            ]
+        },
+    )
+    assert result["total_created"] == 1 and result["errors"][0]["email_address"] == email
+    assert "looks fake or invalid" in result["errors"][0]["error"]
+
+
+def test_search_members(fresh_server):
+    client = _client(fresh_server.url)
+    for email, first, last in [
+        ("ana.souza@gmail.com", "Ana", "Souza"),
+        ("joao.souza@uol.com.br", "João", "Souza"),
+        ("pedro.reis@gmail.com", "Pedro", "Reis"),
+    ]:
+        client.lists.add_list_member(
+            DEFAULT_LIST_ID,
+            {
+                "email_address": email,
+                "status": "subscribed",
+                "merge_fields": {"FNAME": first, "LNAME": last},
+            },
+        )
+    exact = client.searchMembers.search("ana.souza@gmail.com", list_id=DEFAULT_LIST_ID)
+    assert [m["email_address"] for m in exact["exact_matches"]["members"]] == [
+        "ana.souza@gmail.com"
+    ]
+    by_name = client.searchMembers.search("souza", list_id=DEFAULT_LIST_ID)
+    assert by_name["exact_matches"]["total_items"] == 0
+    assert {m["email_address"] for m in by_name["full_search"]["members"]} == {
+        "ana.souza@gmail.com",
+        "joao.souza@uol.com.br",
+    }
+    assert client.searchMembers.search("Pedro")["full_search"]["total_items"] >= 1
+    with pytest.raises(ApiClientError) as unknown:
+        client.searchMembers.search("x", list_id="no-such-list")
+    assert unknown.value.status_code == 404
+
+
+def _results(url: str) -> list[dict]:
+    """Every operation result in a batch's results archive (fetched without the key)."""
+    import io
+    import tarfile
+
+    archive = httpx.get(url)
+    assert archive.status_code == 200
+    out: list[dict] = []
+    with tarfile.open(fileobj=io.BytesIO(archive.content), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            assert member.name.endswith(".json")
+            out += json.load(tar.extractfile(member))
+    return out
+
+
+def test_batches_run_and_give_per_operation_results(fresh_server):
+    import time
+
+    emulator = fresh_server.app.state.mailchimp
+    client = _client(fresh_server.url)
+    emulator.hold_batches()
+    members = f"/lists/{DEFAULT_LIST_ID}/members"
+    operations = [
+        {
+            "method": "PUT",
+            "path": f"{members}/{subscriber_hash('lia.rocha@gmail.com')}",
+            "operation_id": "lia",
+            "body": json.dumps(
+                {"email_address": "lia.rocha@gmail.com", "status_if_new": "subscribed"}
+            ),
+        },
+        {
+            "method": "PUT",
+            "path": f"{members}/{subscriber_hash('test@test.com')}",
+            "operation_id": "fake",
+            "body": json.dumps({"email_address": "test@test.com", "status_if_new": "subscribed"}),
+        },
+        {
+            "method": "POST",
+            "path": f"{members}/{subscriber_hash('lia.rocha@gmail.com')}/tags",
+            "operation_id": "tag",
+            "body": json.dumps({"tags": [{"name": "recentes", "status": "active"}]}),
+        },
+        {"method": "GET", "path": f"/lists/{DEFAULT_LIST_ID}", "operation_id": "read"},
+        {"method": "PATCH", "path": "/lists", "operation_id": "wrong-method"},
+    ]
+    started = client.batches.start({"operations": operations})
+    assert started["status"] == "pending" and started["total_operations"] == 5
+    assert client.batches.status(started["id"])["status"] == "pending"
+    assert emulator.members(DEFAULT_LIST_ID) == []
+
+    emulator.batch_operation_delay = 0.1
+    emulator.hold_batches(False)
+    seen = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status = client.batches.status(started["id"])
+        seen.append((status["status"], status["finished_operations"]))
+        if status["status"] == "finished":
+            break
+        time.sleep(0.05)
+    assert any(state == "started" for state, _ in seen), seen
+    assert status["status"] == "finished" and status["completed_at"]
+    assert (status["total_operations"], status["finished_operations"]) == (5, 5)
+    assert status["errored_operations"] == 2
+
+    results = {r["operation_id"]: r for r in _results(status["response_body_url"])}
+    assert {k: r["status_code"] for k, r in results.items()} == {
+        "lia": 200,
+        "fake": 400,
+        "tag": 204,
+        "read": 200,
+        "wrong-method": 405,
+    }
+    assert json.loads(results["lia"]["response"])["status"] == "subscribed"
+    assert "looks fake or invalid" in json.loads(results["fake"]["response"])["detail"]
+    assert json.loads(results["read"]["response"])["id"] == DEFAULT_LIST_ID
+    assert emulator.tags(DEFAULT_LIST_ID, "lia.rocha@gmail.com") == ["recentes"]
+
+    listed = client.batches.list()
+    assert [b["id"] for b in listed["batches"]] == [started["id"]]
+    client.batches.delete_request(started["id"])
+    with pytest.raises(ApiClientError) as gone:
+        client.batches.status(started["id"])
+    assert gone.value.status_code == 404
+
+
+def test_batch_schema_and_pending_limit(fresh_server, monkeypatch):
+    from omnicanal.channels.mailchimp import emulation
+
+    client = _client(fresh_server.url)
+    with pytest.raises(ApiClientError) as bad:
+        client.batches.start(
+            {"operations": [{"method": "PUT", "path": "/lists/x", "body": {"not": "a string"}}]}
+        )
+    assert _problem(bad.value)["errors"] == [
+        {
+            "field": "operations.item:0.body",
+            "message": "Schema describes string, object found instead",
+        }
+    ]
+    # Mailchimp keeps at most 500 batches pending; the next one is a 429
+    assert emulation.MAX_PENDING_BATCHES == 500
+    monkeypatch.setattr(emulation, "MAX_PENDING_BATCHES", 2)
+    fresh_server.app.state.mailchimp.hold_batches()
+    for _ in range(2):
+        client.batches.start({"operations": [{"method": "GET", "path": "/ping"}]})
+    with pytest.raises(ApiClientError) as limited:
+        client.batches.start({"operations": [{"method": "GET", "path": "/ping"}]})
+    assert limited.value.status_code == 429
+    assert _problem(limited.value)["title"] == "Too Many Requests"
