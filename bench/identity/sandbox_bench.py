@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 import psutil
-import sandbox_records
 
 
 def pair_scores(frame: pd.DataFrame) -> dict:
@@ -202,6 +201,10 @@ def run_splink(settings, schema: str) -> dict[float, tuple[pd.DataFrame, float]]
 
 def run(settings, size: int, incremental_share: float = 0.01, splink: bool = True) -> dict:
     """Full run on ``size`` records in a fresh schema, then a run with 1% more records."""
+    # sandbox_records here, not at the top: the adversarial bench imports this module and
+    # must not import the sandbox's generator through it
+    import sandbox_records
+
     from omnicanal.warehouse import connect
 
     schema = f"identity_bench_sandbox_{size}"
