@@ -5,7 +5,10 @@
   (incremental on ``last_changed``), campaigns, and per-recipient email activity and
   unsubscribes of each sent campaign. The sync audience (``OMNICANAL_MAILCHIMP_LIST_ID``)
   is not read back: it holds what omnicanal itself wrote;
-- destination: :mod:`.destination`, batch subscribe and archive through the Marketing API;
+- destination: :mod:`.destination`, audience members through the Marketing API (PUT
+  with ``status_if_new``, so nobody's subscription status is changed by a sync; large
+  changes through ``/batches``), merge fields created as needed, an optional segment
+  tag; consent channel ``email``;
 - emulation: :mod:`.emulation`, the retailer's newsletter audiences, campaigns and
   reports from :mod:`.world`, and a sync audience that starts empty and keeps its
   members in a state file between sandbox restarts, as the real one would;

@@ -9,12 +9,37 @@ the world (:mod:`.world`), which are never written to the state file.
 - HTTP Basic auth with any user name and the API key as password (``Bearer`` is also
   accepted); errors are problem JSON (``type``, ``title``, ``status``, ``detail``,
   ``instance``);
-- ``POST /lists/{id}`` batch subscribe/update (at most 500 members, per-member errors
-  such as invalid emails or ``ERROR_CONTACT_EXISTS`` when ``update_existing`` is false);
+- ``POST /lists/{id}`` batch subscribe/update (at most 500 members). Its member schema
+  has ``status`` (required) and no ``status_if_new``: a body with a member lacking
+  ``status`` is refused whole (400, ``errors`` naming ``members.item:N``), a
+  ``status_if_new`` there is ignored, and ``update_existing`` sets existing members'
+  status. Per-member errors: fake-looking or invalid emails, undefined merge fields,
+  ``ERROR_CONTACT_EXISTS`` when ``update_existing`` is false;
 - ``PUT``/``PATCH``/``GET``/``DELETE`` (archive) ``/lists/{id}/members/{hash}`` and
   ``POST .../actions/delete-permanent``; the hash is the MD5 of the lower-cased email
   (an email address is accepted in its place, as Mailchimp does) and must match the
-  body's ``email_address``;
+  body's ``email_address``. PUT takes ``status_if_new`` for a new member and changes an
+  existing member's status only when ``status`` is given; ``tags`` in a PUT or PATCH
+  body are not in the schema and are not applied (``POST /members`` takes them);
+- ``GET``/``POST /lists/{id}/members/{hash}/tags`` (``[{name, status: active|inactive}]``,
+  204);
+- ``GET``/``POST /lists/{id}/merge-fields`` and ``GET .../merge-fields/{merge_id}``: an
+  audience starts with FNAME, LNAME, ADDRESS, PHONE and BIRTHDAY; a value for a merge
+  field the audience does not define (or a required one left empty) is a 400 "Invalid
+  Resource", "Your merge fields were invalid.", with ``errors`` naming the field;
+- addresses that look fake (reserved example/test domains, throwaway inboxes,
+  placeholder names such as ``test@``) are refused with Mailchimp's "… looks fake or
+  invalid, please enter a real email address.";
+- ``GET /search-members?query=&list_id=``: ``exact_matches`` (the email) and
+  ``full_search`` (part of the email or name);
+- ``POST /batches`` (operations of ``method``, ``path``, ``params``, ``body`` as a JSON
+  string, ``operation_id``), ``GET /batches``, ``GET``/``DELETE /batches/{id}``: batches
+  run one at a time in the order they came, ``pending`` → ``started`` → ``finished``
+  with ``total``/``finished``/``errored_operations``; a finished batch's
+  ``response_body_url`` is a gzipped tar of JSON files, each an array of
+  ``{status_code, operation_id, response}``, served without the API key as the real
+  pre-signed link is. At most 500 batches may be pending (the next POST is a 429);
+  Mailchimp documents no maximum of operations per batch;
 - ``GET /lists`` and ``GET /lists/{id}/members`` with ``count`` (default 10, at most
   1000), ``offset`` and ``total_items``; members filter on ``status``,
   ``since_last_changed`` / ``before_last_changed`` and ``since_timestamp_opt`` /
@@ -39,7 +64,10 @@ For tests: ``members(list_id)`` shows what the audience holds, and ``write_calls
 sent nothing. ``fail_next`` (429, 5xx, 401 for a revoked key, optionally after hanging
 long enough for a client timeout), ``set_rate_limit`` (requests a second),
 ``max_connections`` and ``response_delay`` make it fail like the real service, also over
-HTTP at ``POST /_sandbox/mailchimp/faults``; ``touch_member`` changes a member as an edit
+HTTP at ``POST /_sandbox/mailchimp/faults``; ``hold_batches`` keeps batches pending and
+``batch_operation_delay`` slows each operation, so a test can watch a batch run;
+``merge_fields(list_id)`` and ``tags(list_id, email)`` show the audience's fields and a
+member's tags; ``touch_member`` changes a member as an edit
 in Mailchimp would (``last_changed`` moves on).
 """
 
