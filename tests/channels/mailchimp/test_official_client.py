@@ -3,10 +3,10 @@
 The calls a sync makes (read the audience, PUT a member with status_if_new, member
 tags, merge fields, /batches and their results archive, archive a member), the rules
 it lives with (batch subscribe's schema, fake-looking addresses, undefined merge
-fields, the pending-batch limit), search, the calls tap-mailchimp makes (audiences, members by offset with total_items and
-since/before_last_changed, campaigns, email activity, unsubscribes) and the client's
-error type must behave as against the real Marketing API; only the client's host is
-pointed at the sandbox.
+fields, the pending-batch limit), search, the calls tap-mailchimp makes (audiences,
+members by offset with total_items and since/before_last_changed, campaigns, email
+activity, unsubscribes) and the client's error type must behave as against the real
+Marketing API; only the client's host is pointed at the sandbox.
 """
 
 from __future__ import annotations
