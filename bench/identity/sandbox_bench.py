@@ -95,108 +95,36 @@ def resolve(settings, path: Path, schema: str, size: int) -> tuple[list, float, 
     return mapping, seconds, model_seconds(target), memory.peak, report.as_dict()
 
 
-SPLINK_COLUMNS = [
-    "record_key",
-    "email",
-    "phone_e164",
-    "cpf",
-    "first_name_key",
-    "last_name_key",
-    "birth_date_key",
-    "city_key",
-    "postcode_key",
-    "address_key",
-]
+PRECISION_GOAL = 0.999
 
 
-SPLINK_CLUSTER_THRESHOLDS = (0.9, 0.95, 0.99)  # as in febrl.py
-
-
-def run_splink(settings, schema: str) -> dict[float, tuple[pd.DataFrame, float]]:
-    """Splink 5 (DuckDB), unsupervised, on the records as our int_identity__records
-    normalised them (so the comparison is of matching, not of phone or email clean-up;
-    Splink gets these columns only, none of our guards): exact email, phone and CPF,
-    Splink's name comparisons (term-frequency adjusted exact match) and birth date
-    comparison, exact city and postcode, Jaro-Winkler address; candidate pairs from the
-    identifier rules, our name/birth-date pairs and the address. Trained as Splink's
-    FEBRL3 example trains, which is also how ours trains:
-    - prior: pairs agreeing on first name, last name and birth date, recall .9 (our
-      `prior`);
-    - u from 1e6 random pairs;
-    - m by EM blocked on birth date, then on postcode (our first two `em_sessions`).
-      Not on first + last name (our third) nor on email or phone: the sandbox copies
-      birth date, postcode, address and city unchanged to all of a person's records,
-      so in those sessions levels such as "birth dates a month apart" or "other
-      postcode" hold only the non-matching pairs the rule lets in (namesakes, the
-      store's phone, junk emails); EM sends their m towards 0, and Splink 5 raises
-      once one falls below 1e-300 ("m_probability value 0.0 is below the minimum
-      allowed value"). A session that raises also leaves the model without the
-      comparisons of its rule, so it cannot be caught and skipped.
-    Clusters at each of SPLINK_CLUSTER_THRESHOLDS; run() keeps the best, chosen with the
-    truth (which favours Splink). Splink has no over-merge guards.
-    Returns {threshold: ((record_key, cluster_id) per record, seconds)}, the seconds
-    of the training, prediction and that clustering (not of reading the records)."""
-    import splink.comparison_library as cl
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
-
-    from omnicanal.warehouse import connect
-
-    with connect(settings) as conn:
-        cur = conn.execute(
-            f'select {", ".join(SPLINK_COLUMNS)} from "{schema}".int_identity__records'
+def splink_scores(
+    per_threshold: dict[float, pd.DataFrame], person_of: dict[str, str], seconds: float
+) -> dict:
+    """Splink's clusters scored at each threshold of the sweep: its best F1, and its best
+    recall at precision >= PRECISION_GOAL (None when no threshold reaches it). The choice
+    uses the truth, which favours Splink."""
+    scored = {}
+    for threshold, clusters in per_threshold.items():
+        frame = pd.DataFrame(
+            {
+                "person_id": clusters["record_key"].map(person_of),
+                "customer_id": clusters["cluster_id"],
+            }
         )
-        frame = pd.DataFrame(cur.fetchall(), columns=SPLINK_COLUMNS)
-    start = time.perf_counter()
-    splink_settings = SettingsCreator(
-        link_type="dedupe_only",
-        unique_id_column_name="record_key",
-        blocking_rules_to_generate_predictions=[
-            block_on("email"),
-            block_on("phone_e164"),
-            block_on("cpf"),
-            block_on("first_name_key", "last_name_key"),
-            block_on("last_name_key", "birth_date_key"),
-            block_on("first_name_key", "birth_date_key"),
-            block_on("address_key"),
-        ],
-        comparisons=[
-            cl.ExactMatch("email"),
-            cl.ExactMatch("phone_e164"),
-            cl.ExactMatch("cpf"),
-            cl.NameComparison("first_name_key"),
-            cl.NameComparison("last_name_key"),
-            cl.DateOfBirthComparison(
-                "birth_date_key",
-                input_is_string=True,
-                datetime_format="%Y%m%d",
-                invalid_dates_as_null=True,
-            ),
-            cl.ExactMatch("city_key"),
-            cl.ExactMatch("postcode_key"),
-            cl.JaroWinklerAtThresholds("address_key", [0.9, 0.7]),
-        ],
-        retain_intermediate_calculation_columns=False,
-    )
-    linker = Linker(DuckDBAPI().register(frame), splink_settings)
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("first_name_key", "last_name_key", "birth_date_key")], recall=0.9
-    )
-    linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=2)
-    for rule in (block_on("birth_date_key"), block_on("postcode_key")):
-        linker.training.estimate_parameters_using_expectation_maximisation(rule)
-    predictions = linker.inference.predict(
-        threshold_match_probability=min(SPLINK_CLUSTER_THRESHOLDS)
-    )
-    trained = time.perf_counter() - start
-    out: dict[float, tuple[pd.DataFrame, float]] = {}
-    for threshold in SPLINK_CLUSTER_THRESHOLDS:
-        cluster_start = time.perf_counter()
-        clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
-            predictions, threshold
-        ).as_pandas_dataframe()
-        seconds = trained + time.perf_counter() - cluster_start
-        out[threshold] = (clusters[["record_key", "cluster_id"]], seconds)
-    return out
+        scored[threshold] = pair_scores(frame)
+    best = max(scored, key=lambda t: scored[t]["f1"])
+    precise = [t for t in scored if scored[t]["precision"] >= PRECISION_GOAL]
+    at_goal = max(precise, key=lambda t: scored[t]["recall"]) if precise else None
+    return {
+        **scored[best],
+        "cluster_threshold": best,
+        f"best_recall_at_precision_{PRECISION_GOAL}": (
+            {**scored[at_goal], "cluster_threshold": at_goal} if at_goal else None
+        ),
+        "seconds": round(seconds, 2),
+        "per_threshold": {str(t): v for t, v in scored.items()},
+    }
 
 
 def run(settings, size: int, incremental_share: float = 0.01, splink: bool = True) -> dict:
@@ -235,23 +163,17 @@ def run(settings, size: int, incremental_share: float = 0.01, splink: bool = Tru
                 "models_seconds_total": round(sum(models.values()), 2),
             }
             if label == "full" and splink:
+                import splink_anchor  # tuned Splink on the records our models normalised
+
                 try:
-                    per_threshold = run_splink(settings, schema)
-                except ValueError as error:  # an m that EM drove below 1e-300 (see run_splink)
+                    per_threshold, splink_seconds = splink_anchor.run(
+                        splink_anchor.read_records(settings, schema)
+                    )
+                except ValueError as error:  # an m that EM drove below 1e-300
                     out["splink"] = {"error": str(error)[:200]}
                     continue
                 person_of = {f"{s}:{r}": person for (s, r), person in truth.items()}
-                scored = {}
-                for threshold, (clusters, splink_seconds) in per_threshold.items():
-                    clusters = clusters.assign(person_id=clusters["record_key"].map(person_of))
-                    clusters = clusters.rename(columns={"cluster_id": "customer_id"})
-                    scored[threshold] = {
-                        **pair_scores(clusters),
-                        "seconds": round(splink_seconds, 2),
-                    }
-                best = max(scored, key=lambda t: scored[t]["f1"])
-                out["splink"] = {**scored[best], "cluster_threshold": best}
-                out["splink_per_threshold"] = {str(t): v for t, v in scored.items()}
+                out["splink"] = splink_scores(per_threshold, person_of, splink_seconds)
     out["graph_seconds"] = out["full"]["model_seconds"].get(
         "int_identity__deterministic_components"
     )
