@@ -5,6 +5,7 @@
     (on any channel, not cancelled) since. One row per customer, with that checkout.
 #}
 
+-- sqlfluff:indentation:template_blocks_indent:False
 {%- set window_days = var('segment_abandoned_checkout_days', 30) | int %}
 {%- set platforms = commerce_platforms() %}
 
@@ -47,7 +48,7 @@ orders_since as (
         on
             latest_checkouts.customer_id = journey.customer_id
             and journey.event_source = 'order'
-            and journey.occurred_at > latest_checkouts.abandoned_at
+            and latest_checkouts.abandoned_at < journey.occurred_at
             and journey.occurred_at <= {{ as_of_timestamp() }}
 
 ),

@@ -177,14 +177,14 @@ staged as (
             when placed.event_source = 'abandoned_checkout' then 'consideration'
             when placed.event_type like 'email\_%' or placed.event_type = 'instagram_comment'
                 then 'discovery'
-            when
-                placed.channel = 'support'
-                then case when placed.last_order_at is null then 'consideration' else 'post_sale' end
+            when placed.channel = 'support' and placed.last_order_at is null
+                then 'consideration'
+            when placed.channel = 'support' then 'post_sale'
             when
                 placed.last_order_at >= placed.occurred_at - interval '{{ post_sale_days }} days'
                 then 'post_sale'
             else 'consideration'
-        end as stage
+        end as journey_stage
 
     from placed
     left join actions
@@ -204,7 +204,8 @@ final as (
         channel,
         direction,
         is_customer_action,
-        stage,
+        -- `stage` is the journey's own word
+        journey_stage as stage,  -- noqa: RF04
         previous_channel,
         coalesce(previous_channel <> channel, false) as is_channel_switch,
         case

@@ -43,6 +43,20 @@
 
 {%- set platforms = engagement_platforms() %}
 {%- set lookback = var('interactions_lookback_hours', 72) | int %}
+{%- set parts = {
+    'instagram': ['instagram_comment_interactions', 'instagram_message_interactions'],
+    'whatsapp': ['whatsapp_interactions'],
+    'zendesk': [
+        'zendesk_ticket_interactions', 'zendesk_comment_interactions',
+        'zendesk_rating_interactions'
+    ],
+    'mailchimp': ['mailchimp_interactions'],
+    'hubspot': ['hubspot_interactions'],
+} %}
+{%- set selected = [] %}
+{%- for platform in platforms %}
+    {%- do selected.extend(parts[platform]) %}
+{%- endfor %}
 
 with
 
@@ -63,28 +77,28 @@ instagram_comments as (
 instagram_comment_interactions as (
 
     select
-        'instagram:comment:' || comments.comment_id as interaction_key,
+        'instagram:comment:' || replies.comment_id as interaction_key,
         'instagram' as source_platform,
-        comments.comment_id as source_id,
+        replies.comment_id as source_id,
         -- the business's reply is to the author of the comment it answers
         'instagram:' || case
-            when comments.is_from_business then parents.author_id
-            else comments.author_id
+            when replies.is_from_business then parents.author_id
+            else replies.author_id
         end as record_key,
         'instagram' as channel,
         cast(null as text) as via,
-        case when comments.is_from_business then 'outbound' else 'inbound' end as direction,
+        case when replies.is_from_business then 'outbound' else 'inbound' end as direction,
         'instagram_comment' as interaction_type,
-        coalesce(comments.parent_comment_id, comments.comment_id) as thread_id,
-        comments.comment_text as detail,
+        coalesce(replies.parent_comment_id, replies.comment_id) as thread_id,
+        replies.comment_text as detail,
         false as is_failed,
-        comments.commented_at as occurred_at,
-        comments.commented_at as updated_at
+        replies.commented_at as occurred_at,
+        replies.commented_at as updated_at
 
-    from instagram_comments as comments
+    from instagram_comments as replies
     left join instagram_comments as parents
-        on comments.parent_comment_id = parents.comment_id
-    where not comments.is_from_business or parents.author_id is not null
+        on replies.parent_comment_id = parents.comment_id
+    where not replies.is_from_business or parents.author_id is not null
 
 ),
 
@@ -180,32 +194,32 @@ zendesk_ticket_interactions as (
 zendesk_comment_interactions as (
 
     select
-        'zendesk:comment:' || comments.zendesk_comment_id as interaction_key,
+        'zendesk:comment:' || ticket_comments.zendesk_comment_id as interaction_key,
         'zendesk' as source_platform,
-        cast(comments.zendesk_comment_id as text) as source_id,
+        cast(ticket_comments.zendesk_comment_id as text) as source_id,
         'zendesk:' || tickets.zendesk_requester_id as record_key,
         'support' as channel,
-        comments.channel as via,
+        ticket_comments.channel as via,
         case
-            when comments.zendesk_author_id = tickets.zendesk_requester_id then 'inbound'
+            when ticket_comments.zendesk_author_id = tickets.zendesk_requester_id then 'inbound'
             else 'outbound'
         end as direction,
         'ticket_comment' as interaction_type,
-        cast(comments.zendesk_ticket_id as text) as thread_id,
-        comments.body as detail,
+        cast(ticket_comments.zendesk_ticket_id as text) as thread_id,
+        ticket_comments.body as detail,
         false as is_failed,
-        comments.created_at as occurred_at,
-        comments.created_at as updated_at
+        ticket_comments.created_at as occurred_at,
+        ticket_comments.created_at as updated_at
 
-    from {{ ref('stg_zendesk__ticket_comments') }} as comments
+    from {{ ref('stg_zendesk__ticket_comments') }} as ticket_comments
     inner join zendesk_tickets as tickets
-        on comments.zendesk_ticket_id = tickets.zendesk_ticket_id
+        on ticket_comments.zendesk_ticket_id = tickets.zendesk_ticket_id
     where
-        comments.is_public
+        ticket_comments.is_public
         -- the requester's opening comment is the ticket itself
         and not (
-            comments.zendesk_author_id = tickets.zendesk_requester_id
-            and comments.created_at = tickets.created_at
+            ticket_comments.zendesk_author_id = tickets.zendesk_requester_id
+            and ticket_comments.created_at = tickets.created_at
         )
 
 ),
@@ -247,7 +261,9 @@ mailchimp_interactions as (
         'mailchimp:' || mailchimp_member_key as record_key,
         'email' as channel,
         cast(null as text) as via,
-        case when event_type = 'sent' then 'outbound' else 'inbound' end as direction,
+        -- a bounce is the sent email coming back, not the member's doing
+        case when event_type in ('sent', 'bounce') then 'outbound' else 'inbound' end
+            as direction,
         'email_' || event_type as interaction_type,
         mailchimp_campaign_id as thread_id,
         coalesce(url, bounce_type, unsubscribe_reason) as detail,
@@ -291,21 +307,6 @@ hubspot_interactions as (
 {%- endif %}
 
 unioned as (
-
-    {%- set parts = {
-        'instagram': ['instagram_comment_interactions', 'instagram_message_interactions'],
-        'whatsapp': ['whatsapp_interactions'],
-        'zendesk': [
-            'zendesk_ticket_interactions', 'zendesk_comment_interactions',
-            'zendesk_rating_interactions'
-        ],
-        'mailchimp': ['mailchimp_interactions'],
-        'hubspot': ['hubspot_interactions'],
-    } %}
-    {%- set selected = [] %}
-    {%- for platform in platforms %}
-        {%- do selected.extend(parts[platform]) %}
-    {%- endfor %}
     {%- for part in selected %}
     {%- if not loop.first %}
     union all

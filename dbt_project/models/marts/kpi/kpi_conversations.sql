@@ -16,7 +16,12 @@
     Minutes are calendar minutes. resolution_minutes >= first_response_minutes.
 #}
 
+-- sqlfluff:indentation:template_blocks_indent:False
 {%- set platforms = engagement_platforms() %}
+{%- set support_resolved_at = (
+    'greatest(solved.solved_at, answered.first_response_at)'
+    if 'zendesk' in platforms else 'cast(null as timestamptz)'
+) %}
 {%- set gap_hours = var('kpi_conversation_gap_hours', 24) | int %}
 
 with
@@ -88,7 +93,8 @@ threaded as (
         direction,
         interaction_type,
         occurred_at,
-        'whatsapp:' || record_key || ':' || conversation_number as conversation_key
+        -- the number's conversations in order: whatsapp:<wa_id>:<n>
+        record_key || ':' || conversation_number as conversation_key
 
     from whatsapp_numbered
     -- a reply before the customer ever wrote starts nothing
@@ -136,7 +142,7 @@ answered as (
         on
             started.conversation_key = threaded.conversation_key
             and threaded.direction = 'outbound'
-            and threaded.occurred_at >= started.started_at
+            and started.started_at <= threaded.occurred_at
     group by started.conversation_key
 
 ),
@@ -166,12 +172,7 @@ timed as (
         started.started_at,
         answered.first_response_at,
         case
-            when started.channel = 'support'
-                {%- if 'zendesk' in platforms %}
-                then greatest(solved.solved_at, answered.first_response_at)
-                {%- else %}
-                then cast(null as timestamptz)
-                {%- endif %}
+            when started.channel = 'support' then {{ support_resolved_at }}
             else answered.last_response_at
         end as resolved_at
 

@@ -70,8 +70,8 @@ converted as (
     left join orders
         on
             touches.customer_id = orders.customer_id
-            and orders.ordered_at > touches.touched_at
-            and orders.ordered_at <= touches.touched_at + interval '{{ window_days }} days'
+            and touches.touched_at < orders.ordered_at
+            and touches.touched_at + interval '{{ window_days }} days' >= orders.ordered_at
     group by touches.customer_id, touches.channel, touches.touch_day, touches.touched_at
 
 ),
