@@ -141,6 +141,8 @@ class ShopifyDestination:
         )
         self.throttle = CostThrottle()
         self.requests = 0
+        #: THROTTLED answers received (each waited out and sent again)
+        self.throttled = 0
 
     @classmethod
     def from_settings(cls, settings: Settings, options: dict[str, Any]) -> ShopifyDestination:
@@ -159,7 +161,11 @@ class ShopifyDestination:
         self.client.close()
 
     def stats(self) -> dict[str, Any]:
-        return {"requests": self.requests, "throttle_wait_seconds": round(self.throttle.waited, 3)}
+        return {
+            "requests": self.requests,
+            "throttled": self.throttled,
+            "throttle_wait_seconds": round(self.throttle.waited, 3),
+        }
 
     # -- transport ---------------------------------------------------------------------
 
@@ -197,6 +203,7 @@ class ShopifyDestination:
             self.throttle.observe(body)
             codes = {(e.get("extensions") or {}).get("code") for e in body.get("errors") or []}
             if "THROTTLED" in codes and body.get("data") is None:
+                self.throttled += 1
                 if self.throttle.available is None:
                     self.throttle.available = 0.0
                 continue
@@ -320,10 +327,20 @@ class ShopifyDestination:
                 outcomes.append(Outcome(row.key, True))
         return outcomes
 
+    def _chunks(self, rows: list[Row], mutations_per_row: int) -> list[list[Row]]:
+        """``rows`` in requests of at most :data:`BATCH_ROWS`, and never more than the
+        shop's whole bucket holds (a smaller plan's), or the request could never run."""
+        size = BATCH_ROWS
+        if self.throttle.maximum:
+            per_row = MUTATION_COST * max(1, mutations_per_row)
+            size = max(1, min(size, int(self.throttle.maximum // per_row)))
+        return [rows[start : start + size] for start in range(0, len(rows), size)]
+
     def upsert(self, rows: list[Row]) -> list[Outcome]:
         outcomes: list[Outcome] = []
-        for start in range(0, len(rows), BATCH_ROWS):
-            batch = rows[start : start + BATCH_ROWS]
+        with_metafields = any(v is not None for row in rows for v in row.payload.values())
+        per_row = (1 if self.tag else 0) + (1 if with_metafields else 0)
+        for batch in self._chunks(rows, per_row):
             outcomes += self._send(batch, "tagsAdd" if self.tag else None, metafields=True)
         return outcomes
 
@@ -332,8 +349,7 @@ class ShopifyDestination:
         if not self.tag:
             return [Outcome(row.key, True) for row in rows]
         outcomes: list[Outcome] = []
-        for start in range(0, len(rows), BATCH_ROWS):
-            batch = rows[start : start + BATCH_ROWS]
+        for batch in self._chunks(rows, 1):
             for outcome in self._send(batch, "tagsRemove", metafields=False):
                 gone = outcome.error and "does not exist" in outcome.error
                 outcomes.append(Outcome(outcome.key, True) if gone else outcome)
