@@ -208,7 +208,9 @@ class WhatsAppDestination:
         )
         if number.status_code != 200:
             error = _error(number)
-            if error.get("code") == 100 and error.get("error_subcode") == 33:
+            if number.status_code == 404 or (
+                error.get("code") == 100 and error.get("error_subcode") == 33
+            ):
                 raise SyncError(
                     f"WhatsApp has no business phone number {self.phone_number_id} this token "
                     "may use; check OMNICANAL_WHATSAPP_PHONE_NUMBER_ID"
@@ -234,7 +236,9 @@ class WhatsAppDestination:
             response = self.client.request("GET", path, params=params)
             if response.status_code != 200:
                 error = _error(response)
-                if error.get("code") == 100 and error.get("error_subcode") == 33:
+                if response.status_code == 404 or (
+                    error.get("code") == 100 and error.get("error_subcode") == 33
+                ):
                     raise SyncError(
                         f"WhatsApp has no business account {self.waba_id} this token may "
                         "use; check OMNICANAL_WHATSAPP_WABA_ID"

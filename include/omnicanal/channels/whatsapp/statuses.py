@@ -237,6 +237,7 @@ def collect_statuses(settings: Settings, *, max_pages: int | None = None) -> Sta
         by_ref = _ref_lookup(conn)
         # one pass at a time: two would write the same events with one bookmark
         conn.execute("select pg_advisory_lock(hashtext('omnicanal_whatsapp_statuses'))")
+        conn.commit()  # the lock is the session's; each page commits on its own
         try:
             row = conn.execute(
                 f"select after_seq from {SCHEMA}.message_status_bookmarks where channel = %s",
@@ -246,20 +247,19 @@ def collect_statuses(settings: Settings, *, max_pages: int | None = None) -> Sta
             pages = 0
             while True:
                 page = _read_page(client, after)
-                events = page.get("data") or []
-                with conn.transaction():
-                    for event in events:
-                        report.events_read += 1
-                        after = max(after, int(event["seq"]))
-                        if event.get("kind") != "status":
-                            continue
+                # a page's statuses and the bookmark after them, in one transaction
+                for event in page.get("data") or []:
+                    report.events_read += 1
+                    after = max(after, int(event["seq"]))
+                    if event.get("kind") == "status":
                         _write(conn, by_ref, syncs, event["event"], report)
-                    conn.execute(
-                        f"""insert into {SCHEMA}.message_status_bookmarks (channel, after_seq)
-                            values (%s, %s) on conflict (channel) do update
-                            set after_seq = excluded.after_seq, updated_at = now()""",
-                        (CHANNEL, after),
-                    )
+                conn.execute(
+                    f"""insert into {SCHEMA}.message_status_bookmarks (channel, after_seq)
+                        values (%s, %s) on conflict (channel) do update
+                        set after_seq = excluded.after_seq, updated_at = now()""",
+                    (CHANNEL, after),
+                )
+                conn.commit()
                 pages += 1
                 if page.get("next_after") is None or (max_pages and pages >= max_pages):
                     break
