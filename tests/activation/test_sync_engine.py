@@ -57,6 +57,18 @@ def set_segment(url: str, rows: list[tuple[str, str, str]]) -> None:
                 "(%s, %s, %s, md5(%s), now())",
                 (email, first, last, email),
             )
+        # everyone in the segment consents to email (the consent mart as dbt builds it;
+        # gating itself is tested in test_modes_and_consent / test_consent_pipeline)
+        conn.execute("create schema if not exists marts")
+        conn.execute(
+            "create table if not exists marts.customer_consent "
+            "(customer_id text, channel text, consents boolean)"
+        )
+        conn.execute(
+            "insert into marts.customer_consent select md5(e.email), 'email', true "
+            "from unnest(%s::text[]) as e(email)",
+            ([email for email, _, _ in rows],),
+        )
 
 
 def held(emulator, status="subscribed") -> dict[str, dict]:
