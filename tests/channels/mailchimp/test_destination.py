@@ -38,14 +38,15 @@ def sandbox():
 def mailchimp(sandbox):
     """The sandbox's Mailchimp with an empty sync audience and no faults."""
     emulator = sandbox.app.state.mailchimp
+    emulator.cancel_batches()  # a batch an earlier test left pending must not run now
     emulator.audiences.clear()
     emulator.add_list(LIST)
     emulator.reset_counters()
     emulator.faults.clear()
-    emulator.batches.clear()
     emulator.hold_batches(False)
     emulator.batch_operation_delay = 0.0
     yield emulator
+    emulator.cancel_batches()
     emulator.hold_batches(False)
 
 

@@ -93,7 +93,7 @@ def _detail(status: int, text: str) -> str:
     fields = [
         f"{e.get('field')}: {e.get('message')}" if e.get("field") else str(e.get("message"))
         for e in body.get("errors") or []
-        if isinstance(e, dict)
+        if isinstance(e, dict) and e.get("message") != reason
     ]
     return f"{reason} ({'; '.join(fields)})" if fields else reason
 
@@ -236,7 +236,7 @@ class MailchimpDestination:
                 f"/lists/{self.list_id}/merge-fields",
                 f"creating the merge field {tag!r} (type {kind}); a merge tag is at most 10 "
                 "letters, digits or underscores: rename the field in meta.omnicanal_sync.fields",
-                json={"tag": tag, "name": tag, "type": kind, "public": False},
+                json={"tag": tag.upper(), "name": tag, "type": kind, "public": False},
             )
             self._merge_tags.add(tag.upper())
             self._stats["merge_fields_created"].append(tag)
@@ -254,8 +254,8 @@ class MailchimpDestination:
         for name, value in row.payload.items():
             if name in MEMBER_FIELDS:
                 member[name] = value
-            else:
-                merge_fields[name] = "" if value is None else value
+            else:  # merge tags are upper case
+                merge_fields[name.upper()] = "" if value is None else value
         if merge_fields:
             member["merge_fields"] = merge_fields
         return member

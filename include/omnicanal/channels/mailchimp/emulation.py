@@ -611,6 +611,13 @@ class MailchimpEmulator:
         else:
             self.batch_gate.set()
 
+    def cancel_batches(self) -> None:
+        """Drop every batch, stopping those not finished (``DELETE /batches/{id}`` on all)."""
+        for batch in list(self.batches.values()):
+            batch.cancelled = True
+        self.batches.clear()
+        self.batch_archives.clear()
+
     def reset_counters(self) -> None:
         """Zero ``write_calls``, ``members_written`` and ``write_log``, e.g. between syncs."""
         with self._lock:
