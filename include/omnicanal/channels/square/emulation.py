@@ -32,6 +32,8 @@ Square's own SDK run unchanged against it:
   FastAPI's ``{"detail": ...}``;
 - a per-token request rate limit answered with ``429 RATE_LIMIT_ERROR / RATE_LIMITED``
   (Square publishes no figure nor ``Retry-After``: clients back off exponentially);
+- the writes of :mod:`.writes`: customer groups and membership, customer custom
+  attributes (what omnicanal's Square destination sends);
 - ``fail_next`` to inject 429, 5xx or hanging requests (timeouts), ``touch_customer`` /
   ``touch_order`` to change records for incremental tests, ``delete_customer`` to
   delete a profile (Square keeps its orders); also over HTTP under
@@ -58,6 +60,7 @@ from fastapi.responses import JSONResponse
 
 from omnicanal.channels.square import API_VERSION, SANDBOX_ACCESS_TOKEN
 from omnicanal.channels.square.world import SquareShop, parse_timestamp, square_timestamp
+from omnicanal.channels.square.writes import CustomerWrites
 from omnicanal.sandbox.throttle import Clock, RequestWindow
 from omnicanal.sandbox.world import World
 
@@ -391,6 +394,7 @@ class SquareEmulator:
         self._rate_limit = rate_limit
         self._windows: dict[str, RequestWindow] = {}
         self._lock = threading.RLock()
+        self.writes = CustomerWrites(self)
         self.router = self._build_router()
 
     # -- test controls ----------------------------------------------------------------
@@ -896,14 +900,27 @@ class SquareEmulator:
             path: str, handler: Callable[[Request, Any], dict[str, Any]], method: str = "GET"
         ) -> None:
             async def endpoint(request: Request) -> JSONResponse:
-                return await self._serve(request, handler, json_body=method == "POST")
+                return await self._serve(request, handler, json_body=method in ("POST", "PUT"))
 
             router.add_api_route(path, endpoint, methods=[method])
 
+        writes = self.writes
         route("/v2/locations", self._locations)
         route("/v2/customers", self._list_customers)
         route("/v2/customers/search", self._search_customers, "POST")
+        # before /v2/customers/{customer_id}, which "groups" would otherwise match
+        route("/v2/customers/groups", writes.list_groups)
+        route("/v2/customers/groups", writes.create_group, "POST")
+        route("/v2/customers/groups/{group_id}", writes.get_group)
+        route("/v2/customers/groups/{group_id}", writes.update_group, "PUT")
+        route("/v2/customers/groups/{group_id}", writes.delete_group, "DELETE")
+        route("/v2/customers/custom-attribute-definitions", writes.list_definitions)
+        route("/v2/customers/custom-attribute-definitions", writes.create_definition, "POST")
+        route("/v2/customers/custom-attributes/bulk-upsert", writes.bulk_upsert, "POST")
         route("/v2/customers/{customer_id}", self._get_customer)
+        route("/v2/customers/{customer_id}/custom-attributes", writes.list_attributes)
+        route("/v2/customers/{customer_id}/groups/{group_id}", writes.add_to_group, "PUT")
+        route("/v2/customers/{customer_id}/groups/{group_id}", writes.remove_from_group, "DELETE")
         route("/v2/orders/search", self._search_orders, "POST")
         route("/v2/payments", self._list_payments)
         route("/v2/refunds", self._list_refunds)
