@@ -3,7 +3,10 @@
 - settings: ``OMNICANAL_SQUARE_*`` below;
 - source: ``tap-square`` (taps/tap-square), polled, incremental on ``updated_at``
   (orders searched per location, customers through the search filter);
-- emulation: :mod:`.emulation` (the Square API, Connect v2) over the shops of :mod:`.world`;
+- destination: :mod:`.destination`, a segment as a customer group the till sees, and
+  attributes as customer custom attributes;
+- emulation: :mod:`.emulation` (the Square API, Connect v2) over the shops of :mod:`.world`,
+  with the customer writes of :mod:`.writes`;
 - identity: each customer profile is an identity record (``stg_square__customers``), and
   each return of an online order in a shop ties its Square customer to that order
   (``stg_square__online_order_returns``).
@@ -82,6 +85,18 @@ def tap_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _destination(settings: Settings, options: dict[str, Any]):
+    from omnicanal.channels.square.destination import SquareDestination
+
+    return SquareDestination.from_settings(settings, options)
+
+
+def _destination_case():
+    from omnicanal.channels.square.kit import destination_case
+
+    return destination_case()
+
+
 def _build_emulator(world, options: dict[str, Any]):
     from omnicanal.channels.square.emulation import SquareEmulator
 
@@ -109,6 +124,8 @@ CHANNEL = Channel(
         streams=("locations", "customers", "orders", "payments", "refunds", "catalog_items"),
         tap_config=tap_config,
     ),
+    destination=_destination,
+    destination_case=_destination_case,
     emulation=Emulation(
         build=_build_emulator,
         options_from_settings=lambda s: {"access_token": s.channel("square").access_token},
