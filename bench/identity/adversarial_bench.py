@@ -71,8 +71,26 @@ def _shared(a: dict, b: dict) -> list[str]:
     return [c for c in IDENTIFIERS if a[c] is not None and a[c] == b[c]]
 
 
-def _has_identifier(record: dict) -> bool:
-    return any(record[c] is not None for c in IDENTIFIERS)
+def _has_identifier(record: dict, fakes: set[str]) -> bool:
+    return any(record[c] is not None for c in IDENTIFIERS if c != "cpf") or (
+        record["cpf"] is not None and record["cpf"] not in fakes
+    )
+
+
+def _fuzzy_evidence(a: dict, b: dict) -> str:
+    """What else two records agree on: first name and family name, birth date,
+    postcode, city (a missed pair with nothing in common is out of anyone's reach)."""
+
+    def same(column: str) -> bool:
+        return a[column] is not None and a[column] == b[column]
+
+    name = "first+family name" if same("first_name") and same("family_name") else (
+        "first name" if same("first_name") else "family name" if same("family_name") else ""
+    )  # fmt: skip
+    also = [c for c, col in (("birth date", "birth_date_key"), ("postcode", "postcode_key"),
+                             ("city", "city_key")) if same(col)]  # fmt: skip
+    parts = [p for p in (name, *also) if p]
+    return " + ".join(parts) if parts else "nothing in common"
 
 
 #: what merged two people, most telling first: a cluster's false pairs are counted under
@@ -132,22 +150,26 @@ def error_kinds(records: pd.DataFrame, fakes: set[str], max_cluster: int = 400) 
     for row in rows:
         by_person[row["person_id"]].append(row)
         by_customer[row["customer_id"]].append(row)
+    evidence: Counter = Counter()
     for group in by_person.values():
         for a, b in itertools.combinations(group, 2):
             if a["customer_id"] == b["customer_id"]:
                 continue
-            shared = _shared(a, b)
+            shared = [c for c in _shared(a, b) if not (c == "cpf" and a["cpf"] in fakes)]
             fake_held = any(r["cpf"] in fakes for r in (a, b))
             if shared:
                 kind = "own_identifier_blocked:" + "+".join(shared)
                 if fake_held:
                     kind += " (a fake CPF on one side)"
-            elif not _has_identifier(a) or not _has_identifier(b):
-                kind = "no_valid_identifier_on_a_side"
-            elif fake_held:
-                kind = "identifiers_differ (a fake CPF on one side)"
             else:
-                kind = "identifiers_differ"
+                valid = [_has_identifier(r, fakes) for r in (a, b)]
+                if not all(valid):
+                    kind = "no_valid_identifier_on_a_side"
+                    if any(r["cpf"] in fakes and not v for r, v in zip((a, b), valid, strict=True)):
+                        kind += " (only a fake CPF)"
+                else:
+                    kind = "identifiers_differ"
+                evidence[f"{kind}: {_fuzzy_evidence(a, b)}"] += 1
             missed[kind] += 1
     false: Counter = Counter()
     for group in by_customer.values():
@@ -159,6 +181,9 @@ def error_kinds(records: pd.DataFrame, fakes: set[str], max_cluster: int = 400) 
         false[_merge_cause(group, fakes) if n <= max_cluster else "huge_cluster"] += pairs
     return {
         "missed_pairs": dict(missed.most_common()),
+        "missed_pairs_without_a_shared_identifier_by_what_else_agrees": dict(
+            evidence.most_common(12)
+        ),
         "false_pairs": dict(false.most_common()),
     }
 
@@ -193,7 +218,9 @@ def run(settings, people: int, seed: int = 13, splink: bool = True) -> dict:
         "seconds_dbt": report["seconds_dbt"],
         "peak_memory_mb": round(peak / 2**20),
     }
-    records["family_name"] = splink_anchor.prepare(records[splink_anchor.COLUMNS])["family_name"]
+    prepared = splink_anchor.prepare(records[splink_anchor.COLUMNS])
+    records["first_name"] = prepared["first_name_key"]
+    records["family_name"] = prepared["family_name"]
     for label, guard in (("no_guard", False), ("surname_guard", True)):
         exact = pd.DataFrame(
             {
@@ -205,7 +232,8 @@ def run(settings, people: int, seed: int = 13, splink: bool = True) -> dict:
     fakes = {"".join(c for c in cpf if c.isdigit()) for cpf in data.fake_cpfs}
     out["ours_errors"] = error_kinds(records, fakes)
     if splink:
-        per_threshold, splink_seconds = splink_anchor.run(records[splink_anchor.COLUMNS])
+        per_threshold, splink_seconds, sessions = splink_anchor.run(records[splink_anchor.COLUMNS])
         out["splink"] = sandbox_bench.splink_scores(per_threshold, person_of, splink_seconds)
+        out["splink"]["em_sessions"] = [list(rule) for rule in sessions]
         out["f1_ratio_ours_over_splink"] = round(out["ours"]["f1"] / out["splink"]["f1"], 4)
     return out

@@ -165,15 +165,12 @@ def run(settings, size: int, incremental_share: float = 0.01, splink: bool = Tru
             if label == "full" and splink:
                 import splink_anchor  # tuned Splink on the records our models normalised
 
-                try:
-                    per_threshold, splink_seconds = splink_anchor.run(
-                        splink_anchor.read_records(settings, schema)
-                    )
-                except ValueError as error:  # an m that EM drove below 1e-300
-                    out["splink"] = {"error": str(error)[:200]}
-                    continue
+                per_threshold, splink_seconds, sessions = splink_anchor.run(
+                    splink_anchor.read_records(settings, schema)
+                )
                 person_of = {f"{s}:{r}": person for (s, r), person in truth.items()}
                 out["splink"] = splink_scores(per_threshold, person_of, splink_seconds)
+                out["splink"]["em_sessions"] = [list(rule) for rule in sessions]
     out["graph_seconds"] = out["full"]["model_seconds"].get(
         "int_identity__deterministic_components"
     )
