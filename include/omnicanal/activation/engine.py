@@ -685,6 +685,7 @@ def run_sync(
             if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (lock,)).fetchone()[0]:
                 raise SyncError(f"sync {definition.name!r} is already running elsewhere")
             try:
+                _close_dead_runs(conn, definition.name)
                 report.rows_in_model, report.skipped_null_keys = _check_model(
                     conn, definition, target
                 )
@@ -710,6 +711,19 @@ def run_sync(
         if owned:
             dest.close()
     return report
+
+
+def _close_dead_runs(conn: psycopg.Connection, sync_name: str) -> None:
+    """Runs still marked running while we hold the sync's lock died without finishing
+    (the process was killed): say so. What they confirmed is in the ledger already."""
+    conn.execute(
+        f"""update {SCHEMA}.sync_runs set status = 'killed', finished_at = now(),
+                error = coalesce(error, 'the run stopped before it finished (its process '
+                    || 'was killed or lost its connection); the next run sent the rest')
+            where sync_name = %s and status = 'running'""",
+        (sync_name,),
+    )
+    conn.commit()
 
 
 def plan_sync(settings: Settings, name: str) -> tuple[SyncDefinition, Plan]:
