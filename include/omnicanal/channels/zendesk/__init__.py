@@ -1,4 +1,5 @@
-"""Zendesk Support: the retailer's help desk. A source with a sandbox emulation.
+"""Zendesk Support: the retailer's help desk. A source and a destination, with a sandbox
+emulation.
 
 - settings: ``OMNICANAL_ZENDESK_*`` below (an agent's email and API token, sent as
   Basic ``email/token:api_token``, or an OAuth access token sent as ``Bearer``);
@@ -6,9 +7,12 @@
   cursor-based incremental exports (the bookmark is the export's ``after_cursor``),
   ticket metrics and satisfaction ratings through cursor pagination, each changed
   ticket's comments;
+- destination: :mod:`.destination`, a user tag (and custom user fields) on the people of
+  a segment, so agents see it: bulk updates polled through their job statuses;
 - emulation: :mod:`.emulation` (the Zendesk Support API, ``/api/v2``) over the desk of
   :mod:`.world`: the same people of the sandbox world open tickets by email, the web
-  form, WhatsApp and Instagram DM, and rate them;
+  form, WhatsApp and Instagram DM, and rate them; and the users' write side a
+  destination calls (:mod:`.user_writes`);
 - identity: each requester (end-user) is an identity record (``stg_zendesk__users``:
   email, phone, name); agents are staff, not customers, and feed nothing.
 """
@@ -93,6 +97,18 @@ def _emulation_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+def _destination(settings: Settings, options: dict[str, Any]):
+    from omnicanal.channels.zendesk.destination import ZendeskDestination
+
+    return ZendeskDestination.from_settings(settings, options)
+
+
+def _destination_case():
+    from omnicanal.channels.zendesk.kit import destination_case
+
+    return destination_case()
+
+
 def _build_emulator(world, options: dict[str, Any]):
     from omnicanal.channels.zendesk.emulation import ZendeskEmulator
 
@@ -126,6 +142,8 @@ CHANNEL = Channel(
         streams=("tickets", "users", "ticket_metrics", "satisfaction_ratings", "ticket_comments"),
         tap_config=tap_config,
     ),
+    destination=_destination,
+    destination_case=_destination_case,
     emulation=Emulation(
         build=_build_emulator,
         options_from_settings=_emulation_options,

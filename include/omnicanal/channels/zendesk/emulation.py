@@ -55,6 +55,7 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
 from omnicanal.channels.zendesk import SANDBOX_API_TOKEN, SANDBOX_EMAIL
+from omnicanal.channels.zendesk.user_writes import UserWriteError, UserWrites
 from omnicanal.channels.zendesk.world import ZendeskDesk, parse_timestamp, zendesk_timestamp
 from omnicanal.sandbox.throttle import Clock, FaultInjector
 from omnicanal.sandbox.world import World
@@ -210,6 +211,8 @@ class ZendeskEmulator:
         self._clock = clock
         self._lock = threading.RLock()
         self.set_rate_limits(rate_limit, export_rate_limit)
+        #: users written, and bulk jobs, by a destination (user_writes)
+        self.writes = UserWrites(self.desk)
         self.router = self._build_router()
 
     # -- knobs ----------------------------------------------------------------------
@@ -384,10 +387,14 @@ class ZendeskEmulator:
             return exc.response()
         try:
             with self._lock:
-                payload = handler(request)
+                try:
+                    payload = handler(request)
+                except UserWriteError as exc:
+                    raise ZendeskError(exc.status, exc.body) from None
         except ZendeskError as exc:
             return exc.response(headers)
-        return JSONResponse(payload, headers=headers)
+        status, payload = payload if isinstance(payload, tuple) else (200, payload)
+        return JSONResponse(payload, status_code=status, headers=headers)
 
     # -- endpoints ------------------------------------------------------------------
 
@@ -574,6 +581,58 @@ class ZendeskEmulator:
                 return {"user": user}
         raise _not_found()
 
+    # -- the write side (user_writes) -------------------------------------------------
+
+    def _write_routes(self, router: APIRouter) -> None:
+        writes = self.writes
+
+        def add(path: str, methods: list[str], handler: Callable[[Request, Any], Any]) -> None:
+            async def endpoint(request: Request) -> JSONResponse:
+                raw = await request.body() if request.method != "GET" else b""
+
+                def call(req: Request) -> Any:
+                    body: Any = None
+                    if raw.strip():
+                        try:
+                            body = json.loads(raw)
+                        except ValueError:
+                            raise _error(
+                                400, "InvalidJSON", "The request body is not JSON"
+                            ) from None
+                    return handler(req, body)
+
+                return await self._serve(request, call, False)
+
+            for variant in (path, f"{path}.json"):
+                router.add_api_route(variant, endpoint, methods=methods)
+
+        params = lambda r, name: r.query_params.get(name)  # noqa: E731
+        add(
+            "/api/v2/users/search",
+            ["GET"],
+            lambda r, b: writes.search(params(r, "query"), params(r, "external_id")),
+        )
+        add("/api/v2/users/show_many", ["GET"], lambda r, b: writes.show_many(params(r, "ids")))
+        add(
+            "/api/v2/users/update_many",
+            ["PUT"],
+            lambda r, b: writes.update_many(params(r, "ids"), params(r, "external_ids"), b),
+        )
+        add("/api/v2/users", ["POST"], lambda r, b: writes.create(b))
+        add("/api/v2/user_fields", ["GET"], lambda r, b: writes.field_list())
+        add("/api/v2/user_fields", ["POST"], lambda r, b: writes.field_create(b))
+        add(
+            "/api/v2/job_statuses/{job_id}",
+            ["GET"],
+            lambda r, b: writes.job_status(r.path_params["job_id"]),
+        )
+        add(
+            "/api/v2/users/{user_id}/tags",
+            ["GET", "POST", "PUT", "DELETE"],
+            lambda r, b: writes.tags(r.path_params["user_id"], r.method, b),
+        )
+        add("/api/v2/users/{user_id}", ["GET"], lambda r, b: writes.show(r.path_params["user_id"]))
+
     # -- router ---------------------------------------------------------------------
 
     def _build_router(self) -> APIRouter:
@@ -591,6 +650,7 @@ class ZendeskEmulator:
         route("/api/v2/ticket_metrics", self._ticket_metrics)
         route("/api/v2/satisfaction_ratings", self._satisfaction_ratings)
         route("/api/v2/users/me", self._me)
+        self._write_routes(router)
 
         async def comments(request: Request) -> JSONResponse:
             return await self._serve(request, self._comments, False)
