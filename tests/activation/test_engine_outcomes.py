@@ -283,3 +283,18 @@ def test_full_resync_sends_every_row(warehouse_env):
     report = sync(dest, full_resync=True)
     assert sorted(dest.keys()) == [f"p{i:05d}" for i in range(5)]
     assert (report.updated, report.inserted, report.unchanged) == (4, 1, 0)
+
+
+def test_rows_without_a_key_and_refused_rows_are_reported_the_rest_delivered(warehouse_env):
+    set_model(warehouse_env, people(4) + [(None, "nokey@x.com.br", "No Key")])
+    dest = Recorder(refuse={"p00002"})
+    report = sync(dest)
+    assert sorted(dest.held) == ["p00000", "p00001", "p00003"]
+    assert (report.inserted, report.failed, report.skipped_null_keys) == (3, 1, 1)
+    assert any("have no id" in e for e in report.errors)
+    assert query(warehouse_env, f"select record_key, reason from {LEDGER}.sync_dead_letters") == [
+        ("p00002", "invalid address p00002")
+    ]
+    assert query(
+        warehouse_env, f"select status, failed, skipped_null_keys from {LEDGER}.sync_runs"
+    ) == [("partial", 1, 1)]

@@ -107,10 +107,10 @@ def set_consent(url: str, consents: dict[str, bool], channel: str = "email") -> 
             "consents boolean, consent_source text, consent_changed_at timestamptz)"
         )
         conn.execute("delete from marts.customer_consent where channel = %s", (channel,))
-        for customer, consents in consents.items():
+        for customer, given in consents.items():
             conn.execute(
                 "insert into marts.customer_consent values (%s, %s, %s, 'test', now())",
-                (customer, channel, consents),
+                (customer, channel, given),
             )
 
 

@@ -287,3 +287,31 @@ def test_forget_makes_the_next_run_send_everything(mailchimp, warehouse_env, cap
     assert main(["sync", "forget", SYNC]) == 0
     assert "forgot 1 ledger rows" in capsys.readouterr().out
     assert run_sync(get_settings(), SYNC).inserted == 1
+
+
+def test_the_airflow_task_logs_the_run_row(mailchimp, warehouse_env, monkeypatch, caplog):
+    import logging
+
+    from omnicanal.orchestration import tasks
+
+    set_segment(warehouse_env, [("ana@x.com.br", "Ana", "Souza")])
+    with caplog.at_level(logging.INFO, logger="omnicanal.orchestration.tasks"):
+        result = tasks.sync(SYNC)
+    assert result["inserted"] == 1
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sync_runs")]
+    row = json.loads(line.removeprefix("sync_runs row: "))
+    assert (row["run_id"], row["status"], row["inserted"]) == (result["run_id"], "success", 1)
+    assert row["destination_stats"] is not None and row["requests"] >= 1
+    assert any(f"sync {SYNC} run {row['run_id']} success" in r.getMessage() for r in caplog.records)
+
+    # a failed run's row is in the log too, with its error
+    caplog.clear()
+    set_segment(warehouse_env, [("bia@x.com.br", "Bia", "Lima")])
+    monkeypatch.setenv("OMNICANAL_MAILCHIMP_API_KEY", "wrong-secret-us1")
+    with caplog.at_level(logging.INFO, logger="omnicanal.orchestration.tasks"):
+        with pytest.raises(SyncError):
+            tasks.sync(SYNC)
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sync_runs")]
+    row = json.loads(line.removeprefix("sync_runs row: "))
+    assert row["status"] == "failed" and "OMNICANAL_MAILCHIMP_API_KEY" in row["error"]
+    assert "wrong-secret" not in caplog.text

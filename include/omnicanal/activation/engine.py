@@ -787,6 +787,11 @@ def _send(
     conn.commit()
     report.run_id = run_id
     report.rate_limit = getattr(dest, "rate_limit", None)
+    if report.skipped_null_keys:
+        report.errors.append(
+            f"{report.skipped_null_keys} row(s) of {definition.model} have no {definition.key} "
+            "(the sync's key) and were left out"
+        )
     requests_before = _requests_sent(dest)
     messages = definition.mode == MESSAGE or not target.supports_remove
     waited = 0.0
@@ -853,7 +858,7 @@ def _send(
             f"""update {SCHEMA}.sync_runs set finished_at = now(), status = %s, inserted = %s,
                     updated = %s, removed = %s, departed = %s, unchanged = %s, failed = %s,
                     pending = %s, held = %s, withheld = %s, requests = %s, send_seconds = %s,
-                    rate_limit = %s, destination_stats = %s, error = %s
+                    rate_limit = %s, destination_stats = %s, skipped_null_keys = %s, error = %s
                 where run_id = %s""",
             (
                 status,
@@ -870,6 +875,7 @@ def _send(
                 report.send_seconds,
                 report.rate_limit,
                 Jsonb(report.destination_stats) if report.destination_stats else None,
+                report.skipped_null_keys,
                 error,
                 run_id,
             ),

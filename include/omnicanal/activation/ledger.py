@@ -103,6 +103,8 @@ alter table {SCHEMA}.sync_runs add column if not exists requests integer;
 alter table {SCHEMA}.sync_runs add column if not exists send_seconds double precision;
 alter table {SCHEMA}.sync_runs add column if not exists rate_limit double precision;
 alter table {SCHEMA}.sync_runs add column if not exists destination_stats jsonb;
+alter table {SCHEMA}.sync_runs
+    add column if not exists skipped_null_keys integer not null default 0;
 """
 
 
@@ -121,6 +123,7 @@ _NEWEST = (
     ("sync_runs", "send_seconds"),
     ("sync_runs", "rate_limit"),
     ("sync_runs", "destination_stats"),
+    ("sync_runs", "skipped_null_keys"),
 )
 
 
@@ -157,7 +160,7 @@ def forget(conn: psycopg.Connection, sync_name: str) -> int:
 RUN_COLUMNS = (
     "run_id, sync_name, destination, sync_mode, started_at, finished_at, status, "
     "rows_in_model, inserted, updated, removed, departed, unchanged, failed, pending, held, "
-    "withheld, requests, send_seconds, rate_limit, destination_stats, error"
+    "withheld, skipped_null_keys, requests, send_seconds, rate_limit, destination_stats, error"
 )
 
 
@@ -193,6 +196,8 @@ def describe_run(run: dict) -> str:
         line += f" departed {run['departed']}"
     if run.get("withheld"):
         line += f" withheld (no consent) {run['withheld']}"
+    if run.get("skipped_null_keys"):
+        line += f" left out (no key) {run['skipped_null_keys']}"
     if run.get("requests") is not None:
         seconds = run.get("send_seconds") or 0.0
         line += f"; {run['requests']} request(s) in {seconds:.1f}s"
