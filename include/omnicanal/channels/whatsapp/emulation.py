@@ -16,16 +16,31 @@ parts every Meta emulation shares (:mod:`omnicanal.channels.meta`):
   instead of its number is 400 ``GraphMethodException`` code 100 subcode 33
   ("Unsupported post request…"). Routes name the sandbox's ids literally: the Graph API
   shares its host with the other Meta channels;
+- ``GET|POST /{version}/{waba-id}/message_templates``: the account's templates
+  (:mod:`.templates`: Meta's ``hello_world`` sample, the demo's ``carrinho_abandonado``
+  and others pending, rejected or paused);
 - ``POST /{version}/{phone-number-id}/messages``: ``messaging_product`` must be
-  ``whatsapp``, ``to`` is required, ``type`` one of Meta's (default ``text``) with its
-  object (``text.body`` 1-4096 characters …); errors are code 100 "Invalid parameter"
+  ``whatsapp``, ``to`` is required and must be a phone number (a Brazilian one: a DDD
+  without zeros, 8 digits or 9 for a mobile starting with 9), ``type`` one of Meta's
+  (default ``text``) with its object (``text.body`` 1-4096 characters; a ``template``
+  must exist approved in its language with its variables' parameters, else 132001,
+  132015, 132016, 132000, 132018, 132005 …); errors are code 100 "Invalid parameter"
   and 131008 "Required parameter is missing" / 131009 "Parameter value is not valid",
-  with ``error_data.details``. A valid message answers ``{"messaging_product",
+  with ``error_data.details``. Every person of the world has a WhatsApp account but a few
+  (:func:`.world.whatsapp_accounts`). A valid message answers ``{"messaging_product",
   "contacts": [{"input", "wa_id"}], "messages": [{"id": "wamid…"}]}``, the ``wa_id`` as
   WhatsApp knows the account (a Brazilian number sent with the ninth digit comes back
-  without it when the account is older), and its statuses are queued for the webhook: sent,
-  delivered and read; or ``failed`` 131047 (re-engagement) outside the 24-hour window
-  after the user's last message, or 131026 (undeliverable) to a number not on WhatsApp;
+  without it when the account is older, and the other way round), and its statuses are
+  queued for the webhook, with the message's ``biz_opaque_callback_data``: sent,
+  delivered and, for users with read receipts on, read; or ``failed`` 131047
+  (re-engagement) for free-form text outside the 24-hour window after the user's last
+  message, or 131026 (undeliverable) to a number not on WhatsApp. A template opens a
+  paid marketing conversation (``pricing.category`` ``marketing``);
+- limits: the number's throughput (``throughput``, 80 messages a second by default, a
+  token bucket: 130429, HTTP 429, beyond it) and the pair rate limit (``pair_interval``:
+  one message every 6 seconds to the same user, else 131056 and nothing is sent);
+  ``templates_sent()`` (and ``GET /_sandbox/whatsapp/sent``) list the template messages
+  accepted, for tests;
 - every error body is ``{"error": {"message", "type", "code", ["error_subcode"],
   ["error_data"], "fbtrace_id"}}``;
 - ``fail_next`` injects 429 (code 130429 "Rate limit hit"), 5xx (code 2,
@@ -39,7 +54,9 @@ so on its own every so many seconds, as Meta pushes. Also over HTTP, for the dem
 tests:
 ``POST /_sandbox/whatsapp/deliver {"url"?, "limit"?, "duplicate_share"?,
 "max_attempts"?}``, ``POST /_sandbox/whatsapp/fail_next``,
-``POST /_sandbox/whatsapp/expire_token``, ``GET /_sandbox/whatsapp/pending``.
+``POST /_sandbox/whatsapp/expire_token``, ``GET /_sandbox/whatsapp/pending``,
+``GET /_sandbox/whatsapp/sent``, ``POST /_sandbox/whatsapp/template_status {"name",
+"language", "status"}`` (Meta's review or a quality pause).
 """
 
 from __future__ import annotations
