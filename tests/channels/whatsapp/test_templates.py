@@ -290,3 +290,23 @@ def test_statuses_carry_the_callback_data_and_a_number_off_whatsapp_fails(
     assert sent["k-on"]["parameters"]["first_name"] == "Ana"
     over_http = httpx.get(f"{sandbox.url}/_sandbox/whatsapp/sent").json()["templates"]
     assert {m["biz_opaque_callback_data"] for m in over_http} >= {"k-on", "k-off"}
+
+
+def test_a_template_meta_disables_is_refused_until_approved_again(sandbox, emulator) -> None:
+    knob = f"{sandbox.url}/_sandbox/whatsapp/template_status"
+    survey = {"name": "pesquisa_pos_compra", "language": "pt_BR"}
+    parameters = [{"type": "text", "text": "Ana"}, {"type": "text", "text": "#1043"}]
+    to, _ = fresh_number(emulator)
+    assert httpx.post(knob, json={**survey, "status": "DISABLED"}).json()["status"] == "DISABLED"
+    try:
+        refused = post(
+            sandbox, MESSAGES, template_message(to, name=survey["name"], parameters=parameters)
+        )
+        assert refused.status_code == 400 and error_of(refused)["code"] == 132016
+    finally:
+        httpx.post(knob, json={**survey, "status": "APPROVED"})
+    time.sleep(0.5)  # the throughput test's bucket
+    accepted = post(
+        sandbox, MESSAGES, template_message(to, name=survey["name"], parameters=parameters)
+    )
+    assert accepted.status_code == 200, accepted.text
