@@ -246,8 +246,6 @@ class MetaAdsDestination:
                     regain = float(entry.get("estimated_time_to_regain_access") or 0) * 60
                     if used >= SLOW_DOWN_AT:
                         wait = max(wait, regain or self.throttle_backoff)
-        if wait and self.client.limiter is not None:
-            self.client.limiter.defer(wait)
         return wait
 
     def _call(self, method: str, path: str, doing: str, **kwargs: Any) -> dict:
@@ -257,6 +255,8 @@ class MetaAdsDestination:
             response = self.client.request(method, path, **kwargs)
             self._stats["requests"] += 1
             wait = self._honour_usage(response)
+            if wait and self.client.limiter is not None:
+                self.client.limiter.defer(wait)
             if response.status_code == 200:
                 return response.json()
             error = _error(response)

@@ -261,6 +261,8 @@ class MetaAdsEmulator:
             if audience_id not in self.audiences:
                 name = SANDBOX_AUDIENCE_NAME if number == 0 else f"omnicanal-{audience_id}"
                 self.add_audience(name, audience_id=audience_id)
+        #: ``estimated_time_to_regain_access`` (minutes) reported once the budget is spent
+        self.regain_minutes = 1
         self.request_count = 0
         #: (method, path, rows received) of each users write, for tests and benches
         self.write_log: list[tuple[str, str, int]] = []
@@ -362,7 +364,7 @@ class MetaAdsEmulator:
     # -- the guard -----------------------------------------------------------------------
 
     def _usage_headers(self, app: int, account: int) -> dict[str, str]:
-        regain = 0 if account < 100 else 1
+        regain = 0 if account < 100 else self.regain_minutes
         return {
             "X-App-Usage": UsageMeter.app_usage_header(app),
             "X-Business-Use-Case-Usage": json.dumps(
