@@ -1770,9 +1770,19 @@ class MailchimpEmulator:
                 self.batch_operation_delay = float(spec["batch_operation_delay"])
             return JSONResponse({"pending": self.faults.pending})
 
-        async def batch_results(batch_id: str) -> Response:
+        async def batch_results(request: Request, batch_id: str) -> Response:
             """A finished batch's results archive: the stand-in for the S3 link Mailchimp
-            gives as ``response_body_url`` (no API key: the link itself is the secret)."""
+            gives as ``response_body_url`` (no API key: the link itself is the secret, and
+            S3 refuses a pre-signed URL that also carries an Authorization header)."""
+            if "authorization" in request.headers:
+                return Response(
+                    '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidArgument'
+                    "</Code><Message>Only one auth mechanism allowed; only the X-Amz-Algorithm "
+                    "query parameter, Signature query string parameter or the Authorization "
+                    "header should be specified</Message></Error>",
+                    status_code=400,
+                    media_type="application/xml",
+                )
             archive = self.batch_archives.get(batch_id)
             if archive is None:
                 return Response(status_code=404)
