@@ -17,157 +17,48 @@ ancestors (staging, identity) and tests. Then, from the world alone, in plain Py
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
+from marts_world import (
+    COMMERCE,
+    MartsWarehouse,
+    cancelled_orders,
+    expected_orders,
+    order_owner,
+    sandbox_warehouse,
+)
 
-from omnicanal.channels import IDENTITY_SOURCES_ENV, get_channel
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
-PLATFORMS = ("shopify", "square", "vtex")
 SEED = 20250601
 AS_OF = datetime(2025, 6, 1, 15, 0, 0, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Marts:
-    url: str
-    world: object
-    sandbox: object
-    workdir: Path
-
-    def rows(self, query: str, *params: object) -> list[tuple]:
-        with psycopg.connect(self.url) as conn:
-            return conn.execute(query, params or None).fetchall()
-
-    def dbt(self, *args: str) -> None:
-        info = psycopg.conninfo.conninfo_to_dict(self.url)
-        env = {
-            **os.environ,
-            "OMNICANAL_PG_HOST": str(info.get("host", "127.0.0.1")),
-            "OMNICANAL_PG_PORT": str(info.get("port", "5432")),
-            "OMNICANAL_PG_USER": str(info.get("user", "postgres")),
-            "OMNICANAL_PG_PASSWORD": str(info.get("password", "")),
-            "OMNICANAL_PG_DBNAME": str(info["dbname"]),
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            # the commerce channels only: the marts read their staging tables
-            IDENTITY_SOURCES_ENV: json.dumps(
-                [feed.as_var(name) for name in PLATFORMS for feed in get_channel(name).identity]
-            ),
-        }
-        command = [
-            str(Path(sys.executable).with_name("dbt")),
-            *args,
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(self.workdir / "target"),
-            "--log-path",
-            str(self.workdir / "logs"),
-        ]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-
-    def extract(self, *platforms: str, full_refresh: bool = False) -> None:
-        from omnicanal.extract import run_extract
-        from omnicanal.settings import get_settings
-
-        for name in platforms:
-            run_extract(get_settings(), name, full_refresh=full_refresh)
+Marts = MartsWarehouse
 
 
 @pytest.fixture(scope="module")
 def marts(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Marts]:
-    from omnicanal.config import WarehouseURL
-    from omnicanal.sandbox import SandboxServer, generate_world
+    from omnicanal.sandbox import generate_world
 
-    admin = WarehouseURL.parse(pg_admin_url)
-    dbname = f"omnicanal_marts_{uuid.uuid4().hex[:10]}"
-    url = WarehouseURL(admin.host, admin.port, admin.user, admin.password, dbname).url()
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
     world = generate_world(200, SEED, as_of=AS_OF)  # its own: a test mutates it
-    try:
-        with SandboxServer(world) as sandbox, pytest.MonkeyPatch.context() as patch:
-            patch.setenv("OMNICANAL_WAREHOUSE_URL", url)
-            patch.setenv("OMNICANAL_SANDBOX_PORT", str(sandbox.port))
-            built = Marts(url, world, sandbox, tmp_path_factory.mktemp("marts"))
-            built.extract(*PLATFORMS, full_refresh=True)
-            # the models up to the marts, and the marts' own tests (staging and identity
-            # have tests of their own)
-            built.dbt(
-                "build",
-                "--select",
-                "+path:models/marts/customer",
-                "path:models/marts/customer",
-                "test_name:assert_order_refunds_within_order_total",
-                "--indirect-selection",
-                "empty",
-            )
-            yield built
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname))
-            )
-
-
-# ------------------------------------------------------------ the world's answers
-
-
-def expected_orders(world) -> dict[str, tuple[str, str, str]]:
-    """order_key -> (platform, channel, fulfilment_type), from the world's records."""
-    shopify, square, vtex = (world.slices[name] for name in PLATFORMS)
-    expected: dict[str, tuple[str, str, str]] = {}
-    for order in shopify.orders:
-        if order.get("source_name") == "pos":
-            kind = ("pos", "in_store_sale")
-        elif shopify.order_details[order["id"]]["delivery_method"] == "PICK_UP":
-            kind = ("web", "pickup_in_store")
-        else:
-            kind = ("web", "delivery")
-        expected[f"shopify:{order['id']}"] = ("shopify", *kind)
-    for order in square.orders:
-        if order.get("returns"):
-            continue  # takes goods back: a return, not an order
-        pickup = any(f.get("type") == "PICKUP" for f in order.get("fulfillments") or [])
-        kind = ("web", "pickup_in_store") if pickup else ("pos", "in_store_sale")
-        expected[f"square:{order['id']}"] = ("square", *kind)
-    for order in vtex.orders:
-        logistics = order["shippingData"]["logisticsInfo"]
-        pickup = any(info.get("deliveryChannel") == "pickup-in-point" for info in logistics)
-        channel = "marketplace" if order["origin"] == "Marketplace" else "web"
-        kind = (channel, "pickup_in_store" if pickup else "delivery")
-        expected[f"vtex:{order['orderId']}"] = ("vtex", *kind)
-    return expected
-
-
-def order_owner(world) -> dict[str, str]:
-    """order_key -> person_id for every order whose buyer the world knows."""
-    shopify, square, vtex = (world.slices[name] for name in PLATFORMS)
-    owner = {}
-    for order in shopify.orders:
-        person = shopify.customer_person.get((order.get("customer") or {}).get("id"))
-        if person:
-            owner[f"shopify:{order['id']}"] = person
-    owner.update({f"square:{order_id}": p for order_id, p in square.order_person.items()})
-    owner.update({f"vtex:{order_id}": p for order_id, p in vtex.order_person.items()})
-    return owner
+    workdir = tmp_path_factory.mktemp("marts")
+    with sandbox_warehouse(pg_admin_url, workdir, world, COMMERCE) as built:
+        # the models up to the customer marts, and the marts' own tests (staging and
+        # identity have tests of their own; customer_consent, of the activation engine,
+        # reads the engagement sources this world is extracted without)
+        built.dbt(
+            "build",
+            "--select",
+            "+customer_metrics",
+            "+fct_order_returns",
+            "path:models/marts/customer/_customer__models.yml",
+            "path:models/marts/customer/_customer__journey.yml",
+            "test_name:assert_order_refunds_within_order_total",
+            "--indirect-selection",
+            "empty",
+        )
+        yield built
 
 
 # -------------------------------------------------------------------------- tests
@@ -271,11 +162,7 @@ def test_customer_metrics_count_each_persons_orders_per_channel(marts: Marts) ->
     world = marts.world
     owner = order_owner(world)
     expected = expected_orders(world)
-    cancelled = {
-        *(f"shopify:{o['id']}" for o in world.slices["shopify"].orders if o.get("cancelled_at")),
-        *(f"square:{o['id']}" for o in world.slices["square"].orders if o["state"] == "CANCELED"),
-        *(f"vtex:{o['orderId']}" for o in world.slices["vtex"].orders if o["status"] == "canceled"),
-    }
+    cancelled = cancelled_orders(world)
     per_person: dict[str, Counter] = defaultdict(Counter)
     for key, (_, channel, _) in expected.items():
         if key in owner and key not in cancelled:

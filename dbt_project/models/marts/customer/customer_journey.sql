@@ -1,6 +1,6 @@
 {#
     Each customer's events in time order, one row per event: their interactions
-    (fct_interactions), orders (fct_orders, not cancelled), checkouts they left
+    (fct_interactions, but replies WhatsApp could not deliver), orders (fct_orders, not cancelled), checkouts they left
     without paying (Shopify abandoned checkouts never completed) and returns
     (fct_order_returns), numbered per customer (event_number).
 
@@ -48,7 +48,8 @@ interactions as (
         cast(null as numeric) as amount
 
     from {{ ref('fct_interactions') }}
-    where customer_id is not null
+    -- a message that never arrived is no part of anyone's journey
+    where customer_id is not null and is_failed is not true
 
 ),
 

@@ -54,9 +54,7 @@
     'hubspot': ['hubspot_interactions'],
 } %}
 {%- set selected = [] %}
-{%- for platform in platforms %}
-    {%- do selected.extend(parts[platform]) %}
-{%- endfor %}
+{%- for platform in platforms %}{% do selected.extend(parts[platform]) %}{% endfor %}
 
 with
 

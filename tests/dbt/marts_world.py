@@ -1,5 +1,6 @@
 """What the mart tests share: a sandbox world extracted by the real taps into a fresh
-warehouse database, and dbt run on it as the pipeline runs it.
+warehouse database, dbt run on it as the pipeline runs it, and the world's own answers
+about orders (which order is whose, on which channel).
 
 ``sandbox_warehouse`` serves a world (with a webhook receiver of its own when a
 webhook-fed channel such as WhatsApp is among the platforms, posted to before the
@@ -29,6 +30,8 @@ from omnicanal.channels import IDENTITY_SOURCES_ENV, get_channel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+COMMERCE = ("shopify", "square", "vtex")
+ENGAGEMENT = ("instagram", "whatsapp", "zendesk", "mailchimp", "hubspot")
 
 
 @dataclass(frozen=True)
@@ -133,3 +136,56 @@ def sandbox_warehouse(
             conn.execute(
                 sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname))
             )
+
+
+# ------------------------------------------------------------ the world's answers
+
+
+def expected_orders(world) -> dict[str, tuple[str, str, str]]:
+    """order_key -> (platform, channel, fulfilment_type), from the world's records."""
+    shopify, square, vtex = (world.slices[name] for name in COMMERCE)
+    expected: dict[str, tuple[str, str, str]] = {}
+    for order in shopify.orders:
+        if order.get("source_name") == "pos":
+            kind = ("pos", "in_store_sale")
+        elif shopify.order_details[order["id"]]["delivery_method"] == "PICK_UP":
+            kind = ("web", "pickup_in_store")
+        else:
+            kind = ("web", "delivery")
+        expected[f"shopify:{order['id']}"] = ("shopify", *kind)
+    for order in square.orders:
+        if order.get("returns"):
+            continue  # takes goods back: a return, not an order
+        pickup = any(f.get("type") == "PICKUP" for f in order.get("fulfillments") or [])
+        kind = ("web", "pickup_in_store") if pickup else ("pos", "in_store_sale")
+        expected[f"square:{order['id']}"] = ("square", *kind)
+    for order in vtex.orders:
+        logistics = order["shippingData"]["logisticsInfo"]
+        pickup = any(info.get("deliveryChannel") == "pickup-in-point" for info in logistics)
+        channel = "marketplace" if order["origin"] == "Marketplace" else "web"
+        kind = (channel, "pickup_in_store" if pickup else "delivery")
+        expected[f"vtex:{order['orderId']}"] = ("vtex", *kind)
+    return expected
+
+
+def order_owner(world) -> dict[str, str]:
+    """order_key -> person_id for every order whose buyer the world knows."""
+    shopify, square, vtex = (world.slices[name] for name in COMMERCE)
+    owner = {}
+    for order in shopify.orders:
+        person = shopify.customer_person.get((order.get("customer") or {}).get("id"))
+        if person:
+            owner[f"shopify:{order['id']}"] = person
+    owner.update({f"square:{order_id}": p for order_id, p in square.order_person.items()})
+    owner.update({f"vtex:{order_id}": p for order_id, p in vtex.order_person.items()})
+    return owner
+
+
+def cancelled_orders(world) -> set[str]:
+    """order_keys of the orders the world cancelled."""
+    shopify, square, vtex = (world.slices[name] for name in COMMERCE)
+    return {
+        *(f"shopify:{o['id']}" for o in shopify.orders if o.get("cancelled_at")),
+        *(f"square:{o['id']}" for o in square.orders if o["state"] == "CANCELED"),
+        *(f"vtex:{o['orderId']}" for o in vtex.orders if o["status"] == "canceled"),
+    }
