@@ -39,6 +39,7 @@ from omnicanal.channels.whatsapp.truth import (
     ABANDONED_CHECKOUT_LANGUAGE,
     ABANDONED_CHECKOUT_TEMPLATE,
     expected_abandoned_checkouts,
+    received_abandoned_checkouts,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -162,6 +163,7 @@ def test_one_template_per_opted_in_checkout_statuses_back_and_a_second_run_sends
         sent = emulator.templates_sent()
         checkouts = Counter(m["biz_opaque_callback_data"].split(":")[1] for m in sent)
         assert checkouts == Counter(set(expected)), "one message per expected checkout"
+        assert set(received_abandoned_checkouts(sent)) == set(expected)
         for message in sent:
             truth = expected[message["biz_opaque_callback_data"].split(":")[1]]
             assert (message["name"], message["language"]) == (
@@ -182,6 +184,10 @@ def test_one_template_per_opted_in_checkout_statuses_back_and_a_second_run_sends
         emulator.deliver()
         second = run_sync(get_settings(), SYNC)
         assert second.sent == 0 and second.inserted == 0, second
+        # the run read them (its stats, shown by `omnicanal sync status`)
+        read = (second.destination_stats or {}).get("statuses_read") or {}
+        assert read.get("failed") == len(failing), second.destination_stats
+        assert read.get("sent") == len(expected) - len(failing), second.destination_stats
         assert len(emulator.templates_sent()) == len(expected)
 
         with psycopg.connect(warehouse_db) as conn:

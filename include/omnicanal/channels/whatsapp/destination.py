@@ -132,6 +132,8 @@ class WhatsAppDestination:
         self._stats = {"accepted": 0, "refused": 0, "pair_rate_limited": 0, "left_pending": 0}
         #: set for a sync run: the delivery statuses are collected at its start and end
         self.statuses_settings: Settings | None = None
+        self._statuses_read: dict[str, int] = {}
+        self._collected_at_end = False
 
     @classmethod
     def from_settings(cls, settings: Settings, options: dict) -> WhatsAppDestination:
@@ -160,19 +162,28 @@ class WhatsAppDestination:
         from omnicanal.channels.whatsapp.statuses import collect_statuses
 
         try:
-            collect_statuses(self.statuses_settings)
+            read = collect_statuses(self.statuses_settings)
         except (OmnicanalError, httpx.HTTPError) as exc:
             log.warning("whatsapp: delivery statuses not collected this time: %s", exc)
+            return
+        for status, count in read.by_status.items():
+            self._statuses_read[status] = self._statuses_read.get(status, 0) + count
 
     def close(self) -> None:
         try:
-            self.collect_statuses()
+            if not self._collected_at_end:
+                self.collect_statuses()
         finally:
             self.client.close()
 
-    def stats(self) -> dict[str, int]:
-        """This run's messages accepted and refused, and pair-rate-limit waits."""
-        return dict(self._stats)
+    def stats(self) -> dict[str, Any]:
+        """This run's messages accepted and refused, pair-rate-limit waits, and the
+        delivery statuses read into the ledger during the run (at its start and end), so
+        ``omnicanal sync status`` shows a message that failed after it was sent."""
+        if self.statuses_settings is not None and not self._collected_at_end:
+            self.collect_statuses()
+            self._collected_at_end = True
+        return {**self._stats, "statuses_read": dict(self._statuses_read)}
 
     # --- whole-destination failures ---------------------------------------------------
 

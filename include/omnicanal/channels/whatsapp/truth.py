@@ -84,3 +84,17 @@ def expected_abandoned_checkouts(
             "checkout_url": checkout["abandoned_checkout_url"],
         }
     return found
+
+
+def received_abandoned_checkouts(templates_sent: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """What the emulation received, in :func:`expected_abandoned_checkouts`'s shape (less
+    ``person_id``): the ``carrinho_abandonado`` messages by checkout id (the key's second
+    part, sent as ``biz_opaque_callback_data``), from ``WhatsAppEmulator.templates_sent()``.
+    A checkout messaged twice would show as one: compare the list's length too."""
+    found: dict[str, dict[str, str]] = {}
+    for message in templates_sent:
+        key = message.get("biz_opaque_callback_data") or ""
+        if message["name"] != ABANDONED_CHECKOUT_TEMPLATE or ":" not in key:
+            continue
+        found[key.split(":", 1)[1]] = {"to": message["to"], **message["parameters"]}
+    return found
