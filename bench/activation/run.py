@@ -1,22 +1,27 @@
-"""Sync engine: the first sync of a large segment vs a no-op resync vs a 1%-change resync.
+"""Sync engine: the first sync of a large segment vs a no-op resync vs a 1%-change resync,
+per destination, with the achieved request rate against the destination's rate limit.
 
-    .venv/bin/python bench/activation/run.py --rows 100000
+    .venv/bin/python bench/activation/run.py --rows 100000                      # mailchimp
+    .venv/bin/python bench/activation/run.py --rows 100000 --destinations mailchimp,meta_ads,hubspot
 
-A fresh warehouse database gets the model of the `mailchimp__recent_buyers` sync
-(``activation.sync_mailchimp__recent_buyers``) with ``--rows`` rows; the sandbox's
-Mailchimp emulation is served in this process (its audience empty, no rate limit).
-Each sync is ``omnicanal sync run`` in a subprocess, timed wall to wall (start-up
-included, ~0.6 s of imports) and by its own run row in ``sync_runs`` (the diff and the
-sending); its peak RSS is its own VmHWM. Three runs: the first sync (every row
-inserted); a no-op resync (goal: 0 rows sent, 0 change rows read from the warehouse,
-≤ 5% of the first sync's time on the run rows; the wall ratio is printed too); a
-resync after ``--change-pct`` of the rows changed (goal: exactly those sent). The last
-line is one JSON object with every figure.
+For each destination a fresh warehouse database gets a sync model of ``--rows`` rows
+made from the destination's own test-kit rows (``DestinationCase.row(n)``: what its
+platform accepts), every row's person consenting to the destination's consent channel
+in ``marts.customer_consent``; the sandbox (every emulation, with the platforms' real
+limits) is served in this process. Each sync is ``run_sync`` in a subprocess (the
+definition passed as JSON), timed wall to wall (start-up included, ~0.6 s of imports)
+and by its own run row in ``sync_runs``; its peak RSS is its own VmHWM. Three runs:
+the first sync (every row inserted); a no-op resync (goal: 0 rows sent, 0 change rows
+read, ≤ 5% of the first sync's run time); a resync after ``--change-pct`` of the rows
+changed (``DestinationCase.change``; goal: exactly those sent). The achieved rate is the
+run row's requests over the seconds spent in the destination's calls (goal: ≥ 90% of
+its ``rate_limit`` on the first sync, when it has one and made enough requests). The
+last line is one JSON object with every figure.
 
-Figures of 2026-11-29 (2 shared cores, load ~5, ``--rows 100000``): first sync 16.3 s
-wall / 15.5 s run; no-op 1.42 s wall / 0.69 s run (0 sent, 0 rows read; 4.4% of the
-first on the run rows, 8.7% wall); 1% change 1.51 s / 0.89 s, the 1,000 changed rows
-sent and nothing else; peak RSS 60 MB.
+Figures of 2026-11-29 before destinations were paced (Mailchimp, no rate limit,
+``--rows 100000``): first sync 16.3 s wall / 15.5 s run; no-op 1.42 s wall / 0.69 s
+run (0 sent, 0 rows read; 4.4% of the first on the run rows); 1% change 1.51 s / 0.89 s,
+the 1,000 changed rows sent and nothing else; peak RSS 60 MB.
 """
 
 from __future__ import annotations
@@ -30,71 +35,111 @@ import time
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from benchlock import bench_lock  # noqa: E402
 
-SYNC = "mailchimp__recent_buyers"
-#: `omnicanal sync run NAME`, then the process's own peak RSS (VmHWM, which starts
-#: afresh at exec; a fork's ru_maxrss would count this process's pages too) on stderr.
+#: ``run_sync`` on a definition given as JSON, its report on stdout, then the process's
+#: own peak RSS (VmHWM, which starts afresh at exec) on stderr.
 CHILD = """
-import sys
-from omnicanal.cli import main
-rc = main(["sync", "run", sys.argv[1]])
+import json, sys
+from omnicanal.activation.definitions import SyncDefinition
+from omnicanal.activation.engine import run_sync
+from omnicanal.settings import get_settings
+definition = SyncDefinition(**json.loads(sys.argv[1]))
+report = run_sync(get_settings(), definition.name, definition=definition)
+print(json.dumps(report.as_dict(), default=str))
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
 print(hwm.strip(), file=sys.stderr)
-sys.exit(rc)
 """
-LIST = "omnicanal-demo"
 DATABASE = "omnicanal_bench_activation"
 
 
-def make_model(admin_url: str, rows: int) -> str:
+def make_model(admin_url: str, case, rows: int, consent_channel: str | None) -> tuple[str, dict]:
+    """A fresh database with the sync model (key, customer_id, one column per field) and
+    the consent mart; returns its URL and the definition's fields."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f"drop database if exists {DATABASE} with (force)")
         conn.execute(f"create database {DATABASE}")
     url = admin_url.rsplit("/", 1)[0] + f"/{DATABASE}"
+    sample = case.row(0).payload
+    columns = {field: f"f{i}" for i, field in enumerate(sample)}
     with psycopg.connect(url) as conn:
         conn.execute("create schema activation")
         conn.execute(
-            """create table activation.sync_mailchimp__recent_buyers as
-               select format('cliente.%%s@exemplo.com.br', i) as email,
-                      format('Nome%%s', i) as first_name, format('Sobrenome%%s', i %% 977)
-                      as last_name, md5(i::text) as customer_id, now() as last_order_at
-               from generate_series(1, %s) i""",
-            (rows,),
+            sql.SQL("create table activation.bench (record_key text, customer_id text, {})").format(
+                sql.SQL(", ").join(
+                    sql.SQL("{} text").format(sql.Identifier(c)) for c in columns.values()
+                )
+            )
         )
-    return url
+        copy_sql = sql.SQL("copy activation.bench (record_key, customer_id, {}) from stdin").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns.values())
+        )
+        with conn.cursor().copy(copy_sql) as copy:
+            for n in range(rows):
+                row = case.row(n)
+                copy.write_row((row.key, f"C{n}", *(_text(row.payload.get(f)) for f in columns)))
+        conn.execute("create schema marts")
+        conn.execute(
+            "create table marts.customer_consent as select customer_id, %s::text as channel, "
+            "true as consents from activation.bench",
+            (consent_channel or "email",),
+        )
+        conn.execute("analyze")
+    return url, columns
 
 
-def change(url: str, pct: float) -> int:
-    with psycopg.connect(url) as conn:
-        every = max(1, round(100 / pct))
-        return conn.execute(
-            "update activation.sync_mailchimp__recent_buyers set first_name = first_name || ' B' "
-            "where substring(email from 'cliente\\.(\\d+)@')::int %% %s = 0",
-            (every,),
-        ).rowcount
+def _text(value) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
 
 
-def run_sync(env: dict[str, str], url: str) -> dict:
+def change(url: str, case, rows: int, pct: float, columns: dict) -> int:
+    """Change ``pct`` of the rows as the case changes a row; returns how many."""
+    every = max(1, round(100 / pct))
+    changed = 0
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        for n in range(0, rows, every):
+            row = case.change(case.row(n))
+            assignments = sql.SQL(", ").join(
+                sql.SQL("{} = {}").format(sql.Identifier(columns[f]), sql.Literal(_text(v)))
+                for f, v in row.payload.items()
+                if f in columns
+            )
+            cur.execute(
+                sql.SQL("update activation.bench set {} where record_key = %s").format(assignments),
+                (row.key,),
+            )
+            changed += cur.rowcount
+    return changed
+
+
+def run_once(env: dict[str, str], url: str, definition: dict) -> dict:
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, SYNC], env=env, capture_output=True, text=True
+        [sys.executable, "-c", CHILD, json.dumps(definition)],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         sys.exit(f"sync failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     peak_kb = int(proc.stderr.strip().splitlines()[-1].split()[1])
-    report = json.loads(proc.stdout)
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
     with psycopg.connect(url) as conn:
-        span = conn.execute(
-            "select extract(epoch from finished_at - started_at) "
-            "from omnicanal_activation.sync_runs where run_id = %s",
+        span, requests, seconds, limit, stats = conn.execute(
+            "select extract(epoch from finished_at - started_at), requests, send_seconds, "
+            "rate_limit, destination_stats from omnicanal_activation.sync_runs "
+            "where run_id = %s",
             (report["run_id"],),
-        ).fetchone()[0]
+        ).fetchone()
+    rate = requests / seconds if requests and seconds else None
     return {
         "wall_s": round(wall, 3),
         "run_s": round(float(span), 3),
@@ -105,7 +150,69 @@ def run_sync(env: dict[str, str], url: str) -> dict:
         "failed": report["failed"],
         "pending": report["pending"],
         "rows_fetched": report["rows_fetched"],
+        "requests": requests,
+        "send_s": seconds,
+        "achieved_rate": round(rate, 2) if rate else None,
+        "rate_limit": limit,
+        "destination_stats": stats,
         "peak_rss_mb": round(peak_kb / 1024, 1),
+    }
+
+
+def bench_destination(name: str, sandbox, admin_url: str, rows: int, pct: float) -> dict:
+    from omnicanal.channels import get_channel
+    from omnicanal.settings import get_settings
+
+    channel = get_channel(name)
+    case = channel.destination_case()
+    base = {
+        **os.environ,
+        **case.env(sandbox.url),
+        "OMNICANAL_SANDBOX_PORT": str(sandbox.port),
+    }
+    probe = channel.destination(get_settings(base), {})
+    consent = getattr(probe, "consent_channel", None)
+    probe.close()
+    url, columns = make_model(admin_url, case, rows, consent)
+    env = {**base, "OMNICANAL_WAREHOUSE_URL": url}
+    definition = {
+        "name": f"{name}__bench",
+        "destination": name,
+        "model": "bench",
+        "key": "record_key",
+        "fields": columns,
+    }
+    emulator = sandbox.app.state.emulators[name]
+    first = run_once(env, url, definition)
+    held = len(case.held(emulator))
+    noop = run_once(env, url, definition)
+    changed = change(url, case, rows, pct, columns)
+    after = run_once(env, url, definition)
+    rss = max(r["peak_rss_mb"] for r in (first, noop, after))
+    limit = first["rate_limit"]
+    return {
+        "destination": name,
+        "rows": rows,
+        "first": first,
+        "noop": noop,
+        "change": {**after, "rows_changed": changed},
+        "held_after_first": held,
+        "noop_over_first_run": round(noop["run_s"] / first["run_s"], 4),
+        "noop_over_first_wall": round(noop["wall_s"] / first["wall_s"], 4),
+        "peak_rss_mb": rss,
+        "goal_met": {
+            "first_sends_all": first["inserted"] == rows == held,
+            "noop_sends_nothing": noop["sent"] == 0,
+            "noop_reads_no_rows": noop["rows_fetched"] == 0,
+            "noop_le_5pct_of_first_run": noop["run_s"] <= 0.05 * first["run_s"],
+            "change_sends_exactly_changed": after["sent"] == changed,
+            "rate_ge_90pct_of_limit": (
+                None
+                if not limit or not first["achieved_rate"]
+                else first["achieved_rate"] >= 0.9 * limit
+            ),
+            "rss_le_300mb": rss <= 300,
+        },
     }
 
 
@@ -113,6 +220,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--change-pct", type=float, default=1.0)
+    parser.add_argument(
+        "--destinations",
+        default="mailchimp",
+        help="comma-separated channels with a destination (default mailchimp)",
+    )
     parser.add_argument(
         "--admin-url",
         default=os.environ.get(
@@ -125,63 +237,37 @@ def main() -> None:
     from omnicanal.sandbox.app import SandboxServer
     from omnicanal.sandbox.world import generate_world
 
+    results = []
     with bench_lock(), SandboxServer(generate_world(5, seed=3)) as sandbox:
-        emulator = sandbox.app.state.mailchimp
-        emulator.audiences.clear()
-        emulator.add_list(LIST)
-        emulator.set_rate_limit(None)
-        url = make_model(args.admin_url, args.rows)
-        env = {
-            **os.environ,
-            "OMNICANAL_WAREHOUSE_URL": url,
-            "OMNICANAL_MAILCHIMP_API_URL": f"{sandbox.url}/3.0",
-            "OMNICANAL_MAILCHIMP_API_KEY": "sandbox-us1",
-            "OMNICANAL_MAILCHIMP_LIST_ID": LIST,
-        }
         load_before = os.getloadavg()[0]
-        first = run_sync(env, url)
-        held = len(emulator.members(LIST))
-        emulator.reset_counters()
-        noop = run_sync(env, url)
-        noop_writes = emulator.write_calls
-        changed = change(url, args.change_pct)
-        emulator.reset_counters()
-        one_pct = run_sync(env, url)
-        members_written = emulator.members_written
+        for name in args.destinations.split(","):
+            result = bench_destination(
+                name.strip(), sandbox, args.admin_url, args.rows, args.change_pct
+            )
+            results.append(result)
+            for run in ("first", "noop", "change"):
+                r = result[run]
+                rate = (
+                    f"  {r['requests']} req {r['achieved_rate']}/s of {r['rate_limit']}/s"
+                    if r["requests"]
+                    else ""
+                )
+                print(
+                    f"{name:10} {run:6} wall {r['wall_s']:8.2f}s  run {r['run_s']:8.2f}s  "
+                    f"sent {r['sent']:>7}  read {r['rows_fetched']:>7}  "
+                    f"peak RSS {r['peak_rss_mb']:.0f} MB{rate}"
+                )
         load_after = os.getloadavg()[0]
-
-    ratio = noop["wall_s"] / first["wall_s"]
-    result = {
-        "benchmark": "activation",
-        "rows": args.rows,
-        "destination": "mailchimp (sandbox emulation, in process, no rate limit)",
-        "first": first,
-        "noop": noop,
-        "change": {**one_pct, "rows_changed": changed},
-        "mailchimp_members_after_first": held,
-        "noop_write_calls": noop_writes,
-        "change_members_written": members_written,
-        "noop_over_first_wall": round(ratio, 4),
-        "noop_over_first_run": round(noop["run_s"] / first["run_s"], 4),
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in (first, noop, one_pct)),
-        "load_avg_before_after": [round(load_before, 2), round(load_after, 2)],
-        "goal_met": {
-            "first_sends_all": first["inserted"] == args.rows == held,
-            "noop_sends_nothing": noop["sent"] == 0 and noop_writes == 0,
-            "noop_reads_no_rows": noop["rows_fetched"] == 0,
-            "noop_le_5pct_of_first_run": noop["run_s"] <= 0.05 * first["run_s"],
-            "change_sends_exactly_changed": one_pct["sent"] == changed == members_written,
-            "rss_le_300mb": max(r["peak_rss_mb"] for r in (first, noop, one_pct)) <= 300,
-        },
-    }
-    for name in ("first", "noop", "change"):
-        r = result[name]
-        print(
-            f"{name:6} wall {r['wall_s']:8.2f}s  run {r['run_s']:8.2f}s  sent {r['sent']:>7}  "
-            f"read {r['rows_fetched']:>7}  unchanged {r['unchanged']:>7}  "
-            f"peak RSS {r['peak_rss_mb']:.0f} MB"
+    print(
+        json.dumps(
+            {
+                "benchmark": "activation",
+                "results": results,
+                "load_avg_before_after": [round(load_before, 2), round(load_after, 2)],
+            },
+            default=str,
         )
-    print(json.dumps(result))
+    )
 
 
 if __name__ == "__main__":
