@@ -1,0 +1,98 @@
+"""Ground truth of the Meta Ads syncs, from the sandbox world alone (plain Python).
+
+What a correct pipeline leaves in the custom audience, computed from the world's
+orders and the people they belong to, never from the warehouse: the demo summary and
+the end-to-end test compare the emulation against it. An audience holds hashes, so the
+truth is hashes too, normalised and hashed the way the destination does it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from omnicanal.channels.meta_ads.destination import hashed_row
+
+#: The audience the ``meta_ads__lapsed_customers`` exposure finds or creates by name.
+LAPSED_CUSTOMERS_AUDIENCE = "Clientes inativos (omnicanal)"
+#: What the exposure maps, in Meta's multi-key names.
+LAPSED_FIELDS = ("EMAIL", "PHONE", "FN", "LN", "CT", "ST", "ZIP", "COUNTRY")
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def last_orders(world: Any) -> dict[str, datetime]:
+    """person_id → their latest order not cancelled up to ``as_of``, on any platform, as
+    far as a pipeline can tell whose an order is: Shopify orders of a customer account
+    or carrying the person's own email, Square orders of a customer profile (anonymous
+    till sales are nobody's), every VTEX order."""
+    latest: dict[str, datetime] = {}
+
+    def saw(person_id: str | None, moment: datetime) -> None:
+        if person_id is not None and moment <= world.as_of:
+            latest[person_id] = max(moment, latest.get(person_id, moment))
+
+    by_email = {p.email: p.person_id for p in world.people}
+    shopify = world.slices["shopify"]
+    for order in shopify.orders:
+        if order.get("cancelled_at"):
+            continue
+        owner = shopify.customer_person.get((order.get("customer") or {}).get("id"))
+        if owner is None:
+            owner = by_email.get(str(order.get("email") or "").strip().lower())
+        saw(owner, _moment(order["created_at"]))
+    square = world.slices["square"]
+    for order in square.orders:
+        if order["state"] == "CANCELED" or order.get("returns") or not order.get("customer_id"):
+            continue
+        saw(square.order_person.get(order["id"]), _moment(order["created_at"]))
+    vtex = world.slices["vtex"]
+    for order in vtex.orders:
+        if order["status"] == "canceled":
+            continue
+        saw(vtex.order_person.get(order["orderId"]), _moment(order["creationDate"]))
+    return latest
+
+
+def expected_lapsed_customers(
+    world: Any, lapsed_days: int = 180, country: str = "BR"
+) -> dict[str, dict[str, str]]:
+    """The audience ``sync_meta_ads__lapsed_customers`` leaves at Meta.
+
+    People whose latest order not cancelled (any platform, up to ``as_of``) is more than
+    ``lapsed_days`` old and who accept marketing (the ``ads`` consent), keyed by their
+    ``EMAIL`` hash (what the audience holds a person by), each with the hashes of their
+    canonical email, phone, first and last name, city, state, postcode and
+    ``country`` under Meta's names (``EMAIL``, ``PHONE``, ``FN``, ``LN``, ``CT``, ``ST``,
+    ``ZIP``, ``COUNTRY``).
+    """
+    cutoff = world.as_of - timedelta(days=lapsed_days)
+    expected: dict[str, dict[str, str]] = {}
+    for person_id, last in last_orders(world).items():
+        person = world.person(person_id)
+        if last >= cutoff or not person.accepts_email_marketing:
+            continue
+        values = {
+            "EMAIL": person.email,
+            "PHONE": person.phone,
+            "FN": person.first_name,
+            "LN": person.last_name,
+            "CT": person.city,
+            "ST": person.state,
+            "ZIP": person.postcode,
+            "COUNTRY": country,
+        }
+        hashes = hashed_row(values, LAPSED_FIELDS)
+        expected[hashes["EMAIL"]] = hashes
+    return dict(sorted(expected.items()))
+
+
+def audience_rows(emulator: Any, name: str = LAPSED_CUSTOMERS_AUDIENCE) -> dict[str, dict]:
+    """What the emulated audience called ``name`` holds, keyed by ``EMAIL`` hash (empty
+    when no such audience exists yet)."""
+    for audience_id, audience in emulator.audiences.items():
+        if audience.info["name"] == name:
+            return {row.get("EMAIL", ""): row for row in emulator.users(audience_id)}
+    return {}
