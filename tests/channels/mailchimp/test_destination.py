@@ -166,6 +166,24 @@ def test_an_unsubscribed_member_is_never_resubscribed(sandbox, mailchimp, count)
     assert sum(s == "subscribed" for s in statuses(mailchimp).values()) == count - 1
 
 
+def test_who_unsubscribed_stays_out_after_leaving_and_coming_back(sandbox, mailchimp):
+    """She unsubscribes herself, leaves the segment (archived), comes back: the sync's
+    PUT is refused with Mailchimp's reason, and she is not subscribed again."""
+    ana = row("ana.paula@gmail.com")
+    dest = destination(sandbox)
+    try:
+        assert [o.ok for o in dest.upsert([ana])] == [True]
+        mailchimp.touch_member(LIST, ana.key, status="unsubscribed")
+        assert [o.ok for o in dest.remove([ana])] == [True]
+        (back,) = dest.upsert([ana])
+    finally:
+        dest.close()
+    assert not back.ok and back.error.startswith(
+        "ana.paula@gmail.com is in a compliance state due to unsubscribe"
+    )
+    assert statuses(mailchimp) == {ana.key: "archived"}
+
+
 def test_missing_merge_fields_are_created_first(sandbox, mailchimp):
     dest = destination(sandbox, merge_field_types={"PONTOS": "number"})
     try:

@@ -601,3 +601,36 @@ def test_batch_schema_and_pending_limit(fresh_server, monkeypatch):
         client.batches.start({"operations": [{"method": "GET", "path": "/ping"}]})
     assert limited.value.status_code == 429
     assert _problem(limited.value)["title"] == "Too Many Requests"
+
+
+def test_who_unsubscribed_themselves_cannot_be_subscribed_by_the_api(fresh_server):
+    emulator = fresh_server.app.state.mailchimp
+    client = _client(fresh_server.url)
+    email = "rita.alves@gmail.com"
+    member_hash = subscriber_hash(email)
+    client.lists.add_list_member(DEFAULT_LIST_ID, {"email_address": email, "status": "subscribed"})
+    emulator.touch_member(DEFAULT_LIST_ID, email, status="unsubscribed")  # her own click
+    with pytest.raises(ApiClientError) as refused:
+        client.lists.update_list_member(DEFAULT_LIST_ID, member_hash, {"status": "subscribed"})
+    body = _problem(refused.value)
+    assert body["title"] == "Member In Compliance State"
+    assert body["detail"] == (
+        f"{email} is in a compliance state due to unsubscribe, bounce, or compliance review "
+        "and cannot be subscribed."
+    )
+    # archiving does not clear it: adding her again as subscribed is refused too
+    client.lists.delete_list_member(DEFAULT_LIST_ID, member_hash)
+    with pytest.raises(ApiClientError) as again:
+        client.lists.set_list_member(
+            DEFAULT_LIST_ID, member_hash, {"email_address": email, "status_if_new": "subscribed"}
+        )
+    assert _problem(again.value)["title"] == "Member In Compliance State"
+    assert client.lists.get_list_member(DEFAULT_LIST_ID, member_hash)["status"] == "archived"
+    # an unsubscribe made through the API is the account's own: the API may undo it
+    client.lists.add_list_member(
+        DEFAULT_LIST_ID, {"email_address": "leo@gmail.com", "status": "unsubscribed"}
+    )
+    back = client.lists.update_list_member(
+        DEFAULT_LIST_ID, subscriber_hash("leo@gmail.com"), {"status": "subscribed"}
+    )
+    assert back["status"] == "subscribed"

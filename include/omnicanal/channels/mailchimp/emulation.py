@@ -56,8 +56,10 @@ the world (:mod:`.world`), which are never written to the state file.
   ``members.email_address,total_items``);
 - Mailchimp's limit of 10 simultaneous connections per key: the 11th open request is
   answered 429 with a problem body;
-- like Mailchimp, a permanently deleted address cannot be re-imported by the API, and
-  an archived one comes back when it is added again.
+- like Mailchimp, a permanently deleted address cannot be re-imported by the API, an
+  archived one comes back when it is added again, and a person who unsubscribed
+  themselves (or bounced) cannot be subscribed by any API call, archived or not (400
+  "Member In Compliance State").
 
 For tests: ``members(list_id)`` shows what the audience holds, and ``write_calls`` /
 ``members_written`` count what was sent, so a test can assert an unchanged second sync
@@ -326,6 +328,9 @@ class Audience:
     date_created: str = field(default_factory=_now)
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     forgotten: set[str] = field(default_factory=set)  # permanently deleted hashes
+    #: Members in a compliance state: they unsubscribed themselves (or bounced), and
+    #: no API call may subscribe them again, archived or not.
+    compliance: set[str] = field(default_factory=set)
     web_ids: int = 0
     #: False for the world's audiences: they are rebuilt from the world, not the state file.
     persist: bool = True
@@ -533,6 +538,11 @@ class MailchimpEmulator:
                     info=info,
                 )
                 audience.web_ids = len(audience.members)
+                audience.compliance = {
+                    key
+                    for key, m in audience.members.items()
+                    if m["status"] in ("unsubscribed", "cleaned")
+                }
                 self.audiences[info["id"]] = audience
             for campaign in account.campaigns:
                 self.campaigns[campaign["id"]] = campaign
@@ -635,7 +645,9 @@ class MailchimpEmulator:
 
     def touch_member(self, list_id: str, email: str, **fields: Any) -> dict[str, Any]:
         """Change a member as an edit in Mailchimp would: ``status``, ``merge_fields`` or
-        other member fields; ``last_changed`` moves past every other member's. Returns a copy."""
+        other member fields; ``last_changed`` moves past every other member's. Returns a copy.
+        ``status="unsubscribed"`` is the person unsubscribing themselves: as in Mailchimp,
+        no API call may subscribe them again ("Member In Compliance State")."""
         with self._lock:
             audience = self.audiences[list_id]
             member = audience.members.get(subscriber_hash(email))
@@ -646,6 +658,12 @@ class MailchimpEmulator:
                 default=datetime.now(UTC),
             )
             status = fields.pop("status", None)
+            # the person's own choice: unsubscribing (or bouncing) puts them in a
+            # compliance state no API call can lift; subscribing again themselves does
+            if status in ("unsubscribed", "cleaned"):
+                audience.compliance.add(member["id"])
+            elif status == "subscribed":
+                audience.compliance.discard(member["id"])
             self._update(audience, member, fields, status=status)
             moment = max(datetime.now(UTC), latest + timedelta(seconds=1))
             member["last_changed"] = mailchimp_time(moment)
@@ -713,6 +731,7 @@ class MailchimpEmulator:
                 date_created=item["date_created"],
                 members=item["members"],
                 forgotten=set(item.get("forgotten", [])),
+                compliance=set(item.get("compliance", [])),
                 web_ids=item.get("web_ids", 0),
                 merge_fields=item.get("merge_fields") or [],
                 tag_ids=item.get("tag_ids") or {},
@@ -730,6 +749,7 @@ class MailchimpEmulator:
                     "date_created": a.date_created,
                     "members": a.members,
                     "forgotten": sorted(a.forgotten),
+                    "compliance": sorted(a.compliance),
                     "web_ids": a.web_ids,
                     "merge_fields": a.merge_fields,
                     "tag_ids": a.tag_ids,
@@ -896,6 +916,14 @@ class MailchimpEmulator:
         ``/members/{hash}/tags``), ``status_if_new`` only decides a new member's status."""
         before = copy.deepcopy(member)
         merge = self._merge_values(audience, body.get("merge_fields"), new=False)
+        if status == "subscribed" and member["status"] != "subscribed":
+            if member["id"] in audience.compliance:
+                raise Problem(
+                    400,
+                    "Member In Compliance State",
+                    f"{member['email_address']} is in a compliance state due to unsubscribe, "
+                    "bounce, or compliance review and cannot be subscribed.",
+                )
         if status is not None:
             if status == "subscribed" and member["status"] != "subscribed":
                 member["timestamp_opt"] = _now()
