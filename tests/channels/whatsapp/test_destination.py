@@ -252,3 +252,72 @@ def test_statuses_come_back_into_the_ledger_from_the_receiver(
         assert counts[0]["failed"] == 1 and counts[0]["failures"][0]["record_key"] == "C3:3"
         # read again: the bookmark holds, nothing new
         assert collect_statuses(get_settings()).events_read == 0
+
+        # late and out of order, as webhooks come: an old 'delivered' after 'read', a
+        # 'sent' after 'failed' move nothing back; a new status moves a message on
+        with psycopg.connect(fresh_db) as conn:
+            before = conn.execute(
+                f"select * from {SCHEMA}.message_statuses order by message_id"
+            ).fetchall()
+        behind = [
+            (found[key][0], "sent" if found[key][1] == "failed" else "delivered")
+            for key in found
+            if found[key][1] in ("read", "failed")
+        ]
+        assert behind
+        late = [{"id": mid, "status": status, "timestamp": "1748790000"} for mid, status in behind]
+        _post_statuses(get_settings(), late)
+        assert collect_statuses(get_settings()).statuses == len(late)
+        with psycopg.connect(fresh_db) as conn:
+            after = conn.execute(
+                f"select * from {SCHEMA}.message_statuses order by message_id"
+            ).fetchall()
+        for was, now in zip(before, after, strict=True):
+            # status and error stay; a time already known stays (a missing one may fill in)
+            assert now[:7] == was[:7], (was, now)
+            assert all(w is None or w == n for w, n in zip(was[7:11], now[7:11], strict=True))
+        delivered = [k for k in found if found[k][1] == "delivered"]
+        if delivered:
+            mid = found[delivered[0]][0]
+            _post_statuses(get_settings(), [{"id": mid, "status": "read", "timestamp": "1"}])
+            collect_statuses(get_settings())
+            with psycopg.connect(fresh_db) as conn:
+                [(status,)] = conn.execute(
+                    f"select status from {SCHEMA}.message_statuses where message_id = %s",
+                    (mid,),
+                ).fetchall()
+            assert status == "read"
+
+
+def _post_statuses(settings, statuses: list[dict]) -> None:
+    """Post statuses to the receiver as Meta does: signed with the app secret."""
+    import json
+
+    import httpx
+
+    from omnicanal.channels.whatsapp import callback_url
+    from omnicanal.webhooks.payload import sign
+
+    body = json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": WABA_ID,
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {"messaging_product": "whatsapp", "statuses": statuses},
+                        }
+                    ],
+                }
+            ],
+        }
+    ).encode()
+    secret = settings.channel("whatsapp").app_secret
+    answer = httpx.post(
+        callback_url(settings),
+        content=body,
+        headers={"X-Hub-Signature-256": sign(secret, body), "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 200, answer.text

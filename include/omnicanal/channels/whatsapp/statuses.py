@@ -10,11 +10,12 @@ message (``message_id``, the ``wamid`` a sync's :class:`Outcome` carried as ``re
 sync and key it was sent for, its furthest status (sent < delivered < read; ``failed`` is
 final), when each status happened and the failure's reason.
 
-A status is matched to the row it reports on by the message id the ledger kept for the
-row (``ref``, when the ledger has it), else by the key the destination sent as
-``biz_opaque_callback_data`` (WhatsApp echoes it in every status), looked up among the
-keys WhatsApp syncs wrote. Webhooks come at least once and in any order: a status seen
-twice changes nothing, and a ``delivered`` arriving after ``read`` does not take it back.
+A status is matched to the row it reports on by its message id: one already in the
+table, or the id the ledger kept for the row (``ref``, when the ledger has it); else by
+the key the destination sent as ``biz_opaque_callback_data`` (WhatsApp echoes it in the
+message's statuses), looked up among the keys WhatsApp syncs wrote. Webhooks come at
+least once and in any order: a status seen twice changes nothing, and a ``delivered``
+arriving after ``read`` does not take it back.
 Statuses of other messages (agents' replies) are left alone. The bookmark and the
 statuses move in one transaction, so a step killed half-way reads the same events again.
 
@@ -177,6 +178,12 @@ def _match(
     message_id: str,
     callback: str | None,
 ) -> tuple[str, str] | None:
+    known = conn.execute(
+        f"select sync_name, record_key from {SCHEMA}.message_statuses where message_id = %s",
+        (message_id,),
+    ).fetchone()
+    if known:
+        return known[0], known[1]
     if by_ref is not None:
         row = conn.execute(by_ref, {"id": message_id}).fetchone()
         if row:
