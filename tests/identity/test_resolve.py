@@ -215,6 +215,31 @@ def test_fuzzy_stage_links_records_without_identifiers(warehouse_env: str, tmp_p
     assert len({ids[f"p{i}-0"] for i in range(40)}) == 40
 
 
+def test_a_name_typed_in_one_field_links_by_its_parts(warehouse_env: str, tmp_path: Path) -> None:
+    """A loyalty form has one name field and no identifier: its last surname and the
+    words before it are compared with split names (without them, another person born the
+    same day in the same city ties with her); a partial name ("João" for "João Pedro")
+    is a near agreement, not a disagreement."""
+    born = {"birth_date": "1994-03-08", "city": "Campinas"}
+    rows = [
+        {"record_id": "web", "source": "shop", "email": "duda@example.com",
+         "first_name": "Maria Eduarda", "last_name": "da Silva", **born},
+        {"record_id": "form", "source": "loyalty", "full_name": "MARIA EDUARDA DA SILVA",
+         **born},
+        {"record_id": "other", "source": "crm", "email": "ana.p@example.com",
+         "first_name": "Ana", "last_name": "Pereira", **born},
+        {"record_id": "web2", "source": "shop", "email": "jp@example.com",
+         "first_name": "João Pedro", "last_name": "Alves", "birth_date": "1988-07-30",
+         "city": "Campinas"},
+        {"record_id": "till2", "source": "pos", "first_name": "JOAO", "last_name": "ALVES",
+         "birth_date": "1988-07-30"},
+        *population(("shop", "loyalty")),
+    ]  # fmt: skip
+    ids = resolve_dicts(tmp_path, rows, "one_field")
+    assert ids["web"] == ids["form"] != ids["other"]
+    assert ids["web2"] == ids["till2"] != ids["web"]
+
+
 def test_incremental_run_recomputes_only_the_affected_clusters(resolve, warehouse_env: str) -> None:
     first = resolve(BASE, "first")
     bridge = ["m1", "app", "bruno@example.com", "", "52998224725", "", "", "", ""]
@@ -284,7 +309,7 @@ def population(sources: tuple[str, str] = ("shop", "pos")) -> list[dict[str, str
 def resolve_dicts(
     tmp_path: Path, rows: list[dict[str, str]], name: str, *options: str
 ) -> dict[str, str]:
-    header = ["record_id", "source", "email", "phone", *FUZZY_HEADER[3:]]
+    header = ["record_id", "source", "email", "phone", "full_name", *FUZZY_HEADER[3:]]
     table = [[row.get(column, "") for column in header] for row in rows]
     src = write_csv(tmp_path / f"{name}.csv", table, header)
     out = tmp_path / f"{name}.out.csv"

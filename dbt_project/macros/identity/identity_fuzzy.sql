@@ -3,8 +3,9 @@
     int_identity__records), one level per comparison, as an int array:
       0 = no information (a value missing), 1 = disagree, 2 = similar, 3 = very similar,
       4 = exact.
-    names: levenshtein <= 1, or equal to the other record's other name part (first and
-      last name swapped) → 3; levenshtein <= 2 or trigram similarity >= 0.5 → 2
+    names: levenshtein <= 1, the words of one all among the other's (a partial name:
+      "maria" and "maria eduarda"), or equal to the other record's other name part
+      (first and last name swapped) → 3; levenshtein <= 2 or trigram similarity >= 0.5 → 2
     city: levenshtein <= 1 → 3; <= 2 or trigram similarity >= 0.5 → 2
     birth date (YYYYMMDD key): one digit off → 3; two digits off, or day and month
     transposed → 2
@@ -42,6 +43,13 @@
         when {{ x }} = {{ y }} then 4
         {%- if kind in ('name', 'city') %}
         when levenshtein_less_equal({{ x }}, {{ y }}, 1) <= 1 then 3
+        {%- if kind == 'name' %}
+        -- part of the other: "maria" and "maria eduarda", "silva" and "da silva santos"
+        when
+            string_to_array({{ x }}, ' ') <@ string_to_array({{ y }}, ' ')
+            or string_to_array({{ y }}, ' ') <@ string_to_array({{ x }}, ' ')
+            then 3
+        {%- endif %}
         {%- if comparison.get('swap') %}
         when {{ x }} = {{ b ~ '.' ~ comparison.swap }} and {{ y }} = {{ a ~ '.' ~ comparison.swap }} then 3
         {%- endif %}

@@ -72,6 +72,12 @@ changes as (
 ),
 {%- endif %}
 
+{%- set typed_full_key = normalize_name_key("case when not name_is_email then full_name end") %}
+{#- generational suffixes closing a name ("Filho", "Neto") are not its surname #}
+{%- set trailing_suffixes = (
+    "( (filho|filha|junior|jr|neto|neta|sobrinho|sobrinha|segundo|terceiro))+$"
+) %}
+
 normalized as (
 
     select
@@ -117,10 +123,24 @@ normalized as (
         updated_at,
 
         ----------  matching forms for the fuzzy stage
-        {{ normalize_name_key("case when not name_is_email then first_name end") }}
-            as first_name_key,
-        {{ normalize_name_key("case when not name_is_email then last_name end") }}
-            as last_name_key,
+        -- a name typed in one field ("Maria Eduarda da Silva": a loyalty form, a help
+        -- desk) gives its last surname as last name and the words before it as first
+        -- name (a compound first name stays whole), so the fuzzy stage can block and
+        -- compare it with split names
+        coalesce(
+            {{ normalize_name_key("case when not name_is_email then first_name end") }},
+            regexp_replace(
+                regexp_replace({{ typed_full_key }}, '{{ trailing_suffixes }}', ''),
+                '( (d|da|das|de|do|dos|e))* [a-z0-9]+$', ''
+            )
+        ) as first_name_key,
+        coalesce(
+            {{ normalize_name_key("case when not name_is_email then last_name end") }},
+            substring(
+                regexp_replace({{ typed_full_key }}, '{{ trailing_suffixes }}', '')
+                from ' ([a-z0-9]+)$'
+            )
+        ) as last_name_key,
         {{ normalize_name_key(
             "case when not name_is_email then coalesce(nullif(trim(full_name), ''),"
             " concat_ws(' ', first_name, last_name)) end"
