@@ -245,3 +245,46 @@ def test_a_bad_token_names_the_setting(shop):
         dest.close()
     with pytest.raises(SyncError, match="tag"):
         ShopifyDestination(shop.server.url, SANDBOX_ACCESS_TOKEN, tag="a, b")
+
+
+def test_what_syncs_wrote_survives_a_sandbox_restart(tmp_path):
+    from omnicanal.sandbox import SandboxServer, generate_world
+
+    state = tmp_path / "shopify.json"
+    rows = []
+    with SandboxServer(generate_world(30, 5), shopify={"state_path": state}) as first:
+        store = first.app.state.emulators["shopify"].store
+        rows = [Row(gid(c), {"omnicanal.nota": f"n{c['id']}"}) for c in store.customers[:3]]
+        dest = destination(first, tag="omnicanal-fica")
+        try:
+            dest.check()
+            assert all(o.ok for o in dest.upsert(rows))
+            assert all(o.ok for o in dest.remove(rows[2:]))
+        finally:
+            dest.close()
+        written = {c["id"]: (c["tags"], c["updated_at"]) for c in store.customers[:3]}
+    with SandboxServer(generate_world(30, 5), shopify={"state_path": state}) as again:
+        emulator = again.app.state.emulators["shopify"]
+        customers = emulator.store.customers[:3]
+        assert {c["id"]: (c["tags"], c["updated_at"]) for c in customers} == written
+        assert ["omnicanal-fica" in split_tags([c["tags"]]) for c in customers] == [
+            True,
+            True,
+            False,
+        ]
+        read = json.loads(
+            shopify_graphql(
+                again,
+                f'{{ customer(id: "{rows[0].key}") {{ metafield(namespace: '
+                '"omnicanal", key: "nota") { value } } }',
+            )
+        )
+        assert read["data"]["customer"]["metafield"]["value"] == rows[0].payload["omnicanal.nota"]
+
+
+def shopify_graphql(server, query: str) -> str:
+    return httpx.post(
+        f"{server.url}/admin/api/{API_VERSION}/graphql.json",
+        headers={"X-Shopify-Access-Token": SANDBOX_ACCESS_TOKEN},
+        json={"query": query},
+    ).text

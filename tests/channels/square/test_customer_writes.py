@@ -212,3 +212,33 @@ def test_a_bad_token_or_version_names_the_setting(fresh_server):
             old.check()
     finally:
         old.close()
+
+
+def test_what_syncs_wrote_survives_a_sandbox_restart(tmp_path):
+    from omnicanal.sandbox import SandboxServer, generate_world
+
+    state = tmp_path / "square.json"
+    with SandboxServer(generate_world(30, 5), square={"state_path": state}) as first:
+        seller = first.app.state.emulators["square"]
+        customers = [c["id"] for c in seller.shop.customers[:3]]
+        dest = destination(first, group="Fica")
+        try:
+            dest.check()
+            outcomes = dest.upsert([Row(c, {"omnicanal.nota": c[:4]}) for c in customers])
+            assert all(o.ok for o in outcomes)
+            assert all(o.ok for o in dest.remove([Row(customers[2], {})]))
+        finally:
+            dest.close()
+        versions = {c["id"]: c["version"] for c in seller.shop.customers[:3]}
+    with SandboxServer(generate_world(30, 5), square={"state_path": state}) as again:
+        seller = again.app.state.emulators["square"]
+        group = seller.writes.group_named("Fica")
+        assert seller.writes.members(group["id"]) == set(customers[:2])
+        assert seller.writes.attributes[customers[0]]["omnicanal.nota"]["value"] == customers[0][:4]
+        # the membership is remembered, not written again
+        assert seller.writes.membership_writes == 0
+        profile = Square(token=SANDBOX_ACCESS_TOKEN, base_url=again.url).customers.get(
+            customer_id=customers[0]
+        )
+        assert profile.customer.group_ids == [group["id"]]
+        assert profile.customer.version == versions[customers[0]]

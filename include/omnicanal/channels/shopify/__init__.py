@@ -109,7 +109,11 @@ CHANNEL = Channel(
     destination_case=_destination_case,
     emulation=Emulation(
         build=_build_emulator,
-        options_from_settings=lambda s: {"access_token": s.channel("shopify").access_token},
+        options_from_settings=lambda s: {
+            "access_token": s.channel("shopify").access_token,
+            # a real shop remembers the tags and metafields syncs wrote; so does the sandbox
+            "state_path": s.sandbox_dir / "shopify.json",
+        },
         probe=(
             f"/admin/api/{API_VERSION}/customers/count.json",
             {"X-Shopify-Access-Token": SANDBOX_ACCESS_TOKEN},

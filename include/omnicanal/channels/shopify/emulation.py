@@ -51,6 +51,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -158,13 +159,15 @@ class ShopifyEmulator:
         bulk_delay: float = 1.0,
         clock: Clock = time.monotonic,
         versions_at: Callable[[], datetime] | None = None,
+        state_path: str | Path | None = None,
     ) -> None:
         """``access_token`` is the app's token, granted ``read_all_orders`` unless told
         otherwise; ``recent_orders_token`` always lacks it (60 days of orders).
         ``bucket_size``/``leak_rate`` are the REST throttle, ``maximum_available``/
         ``restore_rate`` the GraphQL cost bucket; ``bulk_delay`` is how long a bulk
         operation runs before it completes; ``versions_at`` is the clock that decides
-        which API versions are supported (default: the real one)."""
+        which API versions are supported (default: the real one); ``state_path`` keeps
+        what apps wrote to customers (tags, metafields) between sandbox restarts."""
         self.world = world
         self.store: ShopifyStore = world.slices["shopify"]
         self.access_token = access_token
@@ -183,7 +186,7 @@ class ShopifyEmulator:
         self._lock = threading.RLock()
         self.graph = ShopGraph(self.store, lambda: world.as_of, "Omnicanal Demo")
         self.bulk = BulkOperations(self, delay=bulk_delay)
-        self.writes = CustomerWrites(self)
+        self.writes = CustomerWrites(self, state_path)
         self.router = self._build_router()
 
     # -- test controls ----------------------------------------------------------

@@ -19,16 +19,20 @@ Shopify's rules:
   ``compareDigest`` (the SHA-256 of the value held) makes the write conditional.
 
 Metafields are held in :attr:`ShopGraph.metafields` and read back through
-``Customer.metafield``/``Customer.metafields``.
+``Customer.metafield``/``Customer.metafields``. With a ``state_path`` what the writes
+changed (the tags of the customers they touched, the metafields) is kept in a JSON
+file and put back when the sandbox starts again, as a real shop remembers it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -154,13 +158,52 @@ def _length(
 class CustomerWrites:
     """The emulated shop's customer writes (see the module docstring)."""
 
-    def __init__(self, emulator: ShopifyEmulator) -> None:
+    def __init__(self, emulator: ShopifyEmulator, state_path: str | Path | None = None) -> None:
         self.emulator = emulator
         self.graph = emulator.graph
         self._next_metafield = _FIRST_METAFIELD_ID
         #: mutations that wrote something, for tests counting what a sync sent
         self.tag_writes = 0
         self.metafield_writes = 0
+        #: customer id -> (tags, updated_at) as the writes left them
+        self._written_tags: dict[int, tuple[str, str]] = {}
+        self.state_path = Path(state_path) if state_path else None
+        if self.state_path and self.state_path.exists():
+            self._load_state()
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _load_state(self) -> None:
+        data = json.loads(self.state_path.read_text())
+        for key, (tags, updated_at) in (data.get("tags") or {}).items():
+            customer_id = int(key)
+            if self.graph.customer_record(customer_id) is not None:
+                at = datetime.fromisoformat(updated_at)
+                self.emulator.touch_customer(customer_id, at=at, tags=tags)
+                self._written_tags[customer_id] = (tags, updated_at)
+        for key, held in (data.get("metafields") or {}).items():
+            customer_id = int(key)
+            if self.graph.customer_record(customer_id) is None:
+                continue
+            self.graph.metafields[customer_id] = {(m["namespace"], m["key"]): m for m in held}
+            self._next_metafield = max([self._next_metafield, *(m["id"] for m in held)])
+        self.graph.revision += 1
+
+    def _save_state(self) -> None:
+        if self.state_path is None:
+            return
+        data = {
+            "tags": {str(k): list(v) for k, v in self._written_tags.items()},
+            "metafields": {
+                str(owner): list(held.values())
+                for owner, held in self.graph.metafields.items()
+                if held
+            },
+        }
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, ensure_ascii=False))
+        os.replace(tmp, self.state_path)
 
     # -- tags --------------------------------------------------------------------------
 
@@ -210,7 +253,10 @@ class CustomerWrites:
 
     def _write_tags(self, record: dict[str, Any], tags: list[str]) -> dict[str, Any]:
         self.tag_writes += 1
-        return self.emulator.touch_customer(record["id"], tags=", ".join(tags))
+        updated = self.emulator.touch_customer(record["id"], tags=", ".join(tags))
+        self._written_tags[record["id"]] = (updated["tags"], updated["updated_at"])
+        self._save_state()
+        return updated
 
     # -- metafields --------------------------------------------------------------------
 
@@ -251,6 +297,7 @@ class CustomerWrites:
                 held[handle] = current
                 self.metafield_writes += 1
             written.append(self.graph.metafield(current))
+        self._save_state()
         return {"metafields": written, "userErrors": []}
 
     def _check(

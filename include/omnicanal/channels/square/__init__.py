@@ -128,7 +128,11 @@ CHANNEL = Channel(
     destination_case=_destination_case,
     emulation=Emulation(
         build=_build_emulator,
-        options_from_settings=lambda s: {"access_token": s.channel("square").access_token},
+        options_from_settings=lambda s: {
+            "access_token": s.channel("square").access_token,
+            # the seller's account remembers the groups and attributes syncs wrote
+            "state_path": s.sandbox_dir / "square.json",
+        },
         probe=("/v2/locations", {"Authorization": f"Bearer {SANDBOX_ACCESS_TOKEN}"}),
         world_slice=_world_slice,
         load_slice=_load_slice,

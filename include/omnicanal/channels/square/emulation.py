@@ -53,6 +53,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
@@ -383,7 +384,10 @@ class SquareEmulator:
         rate_limit: int | None = DEFAULT_RATE_LIMIT,
         catalog_page_size: int = CATALOG_PAGE_SIZE,
         clock: Clock = time.monotonic,
+        state_path: str | Path | None = None,
     ) -> None:
+        """``state_path`` keeps what applications wrote to customers (groups, custom
+        attributes) between sandbox restarts."""
         self.world = world
         self.shop: SquareShop = world.slices["square"]
         self.access_token = access_token
@@ -394,7 +398,7 @@ class SquareEmulator:
         self._rate_limit = rate_limit
         self._windows: dict[str, RequestWindow] = {}
         self._lock = threading.RLock()
-        self.writes = CustomerWrites(self)
+        self.writes = CustomerWrites(self, state_path)
         self.router = self._build_router()
 
     # -- test controls ----------------------------------------------------------------

@@ -19,14 +19,19 @@ that omnicanal's Square destination uses, with Square's rules and error bodies:
   errors) and ``GET /v2/customers/{customer_id}/custom-attributes``.
 
 The handlers raise :class:`SquareError`; the emulator renders it as Square's body.
+With a ``state_path`` the groups, memberships, definitions and attributes are kept in a
+JSON file and put back when the sandbox starts again, as the seller's account keeps them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
@@ -58,7 +63,7 @@ def _id(seed: str) -> str:
 class CustomerWrites:
     """The emulated seller's customer groups and custom attributes."""
 
-    def __init__(self, emulator: SquareEmulator) -> None:
+    def __init__(self, emulator: SquareEmulator, state_path: str | Path | None = None) -> None:
         self.emulator = emulator
         self.groups: dict[str, dict[str, Any]] = {}
         self.definitions: dict[str, dict[str, Any]] = {}
@@ -68,6 +73,55 @@ class CustomerWrites:
         #: membership changes and attribute writes, for tests counting what a sync sent
         self.membership_writes = 0
         self.attribute_writes = 0
+        self.state_path = Path(state_path) if state_path else None
+        if self.state_path and self.state_path.exists():
+            self._load_state()
+
+    # -- state --------------------------------------------------------------------------
+
+    def _load_state(self) -> None:
+        data = json.loads(self.state_path.read_text())
+        self.groups = data.get("groups") or {}
+        self.definitions = data.get("definitions") or {}
+        self._idempotency = data.get("idempotency") or {}
+        customers = self.emulator.shop.customers
+        known = {c["id"] for c in customers}
+        self.attributes = {k: v for k, v in (data.get("attributes") or {}).items() if k in known}
+        memberships = data.get("memberships") or {}
+        for index, customer in enumerate(customers):
+            held = memberships.get(customer["id"])
+            if held:
+                # as the account held the profile after the writes: no new version
+                kept = [g for g in held["group_ids"] if g in self.groups]
+                customers[index] = {
+                    **customer,
+                    "group_ids": kept,
+                    "version": held["version"],
+                    "updated_at": held["updated_at"],
+                }
+
+    def _save_state(self) -> None:
+        if self.state_path is None:
+            return
+        data = {
+            "groups": self.groups,
+            "definitions": self.definitions,
+            "idempotency": self._idempotency,
+            "attributes": self.attributes,
+            "memberships": {
+                c["id"]: {
+                    "group_ids": c["group_ids"],
+                    "version": c.get("version"),
+                    "updated_at": c["updated_at"],
+                }
+                for c in self.emulator.shop.customers
+                if "group_ids" in c
+            },
+        }
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, ensure_ascii=False))
+        os.replace(tmp, self.state_path)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -156,6 +210,7 @@ class CustomerWrites:
         self.groups[group_id] = {"id": group_id, "name": name, "created_at": now, "updated_at": now}
         if key:
             self._idempotency[key] = group_id
+        self._save_state()
         return {"group": self.groups[group_id]}
 
     def get_group(self, request: Request, body: Any) -> dict[str, Any]:
@@ -166,6 +221,7 @@ class CustomerWrites:
         self._check_version(request)
         group = self._group(request.path_params["group_id"])
         group.update(name=self._name(body), updated_at=self._now())
+        self._save_state()
         return {"group": group}
 
     def delete_group(self, request: Request, body: Any) -> dict[str, Any]:
@@ -176,6 +232,7 @@ class CustomerWrites:
         for customer in list(self.emulator.shop.customers):
             if group_id in (customer.get("group_ids") or []):
                 self._set_groups(customer, [g for g in customer["group_ids"] if g != group_id])
+        self._save_state()
         return {}
 
     # -- membership (Customers API) --------------------------------------------------------
@@ -183,6 +240,7 @@ class CustomerWrites:
     def _set_groups(self, customer: dict[str, Any], group_ids: list[str]) -> None:
         self.membership_writes += 1
         self.emulator.touch_customer(customer["id"], group_ids=group_ids)
+        self._save_state()
 
     def add_to_group(self, request: Request, body: Any) -> dict[str, Any]:
         self._check_version(request)
@@ -262,6 +320,7 @@ class CustomerWrites:
             "updated_at": now,
         }
         self.definitions[key] = {k: v for k, v in definition.items() if v is not None}
+        self._save_state()
         return {"custom_attribute_definition": self.definitions[key]}
 
     def list_definitions(self, request: Request, body: Any) -> dict[str, Any]:
@@ -310,6 +369,7 @@ class CustomerWrites:
                 if exc.field:
                     error["field"] = exc.field
                 answers[request_id] = {"customer_id": customer_id, "errors": [error]}
+        self._save_state()
         return {"values": answers}
 
     def _upsert(self, request_id: str, upsert: Any) -> dict[str, Any]:
