@@ -1,0 +1,92 @@
+{#
+    Zendesk users of recent buyers: every help-desk end-user with an email whose person
+    (identity resolution) bought in the online store (a non-cancelled order) in the
+    `recent_buyers_window_days` days up to `as_of`. One row per email, the sync key (a
+    person with two help-desk accounts has two rows); the destination tags each user
+    `omnicanal_recent_buyer` and writes the date of the last order in a custom user
+    field, so agents see who bought and when (the zendesk__recent_buyers exposure).
+    A tag in the help desk is not marketing: no consent filter. Ground truth:
+    channels/zendesk/truth.py.
+#}
+
+{%- set window_days = var('recent_buyers_window_days', 90) | string | trim %}
+{%- if not window_days.isdigit() or window_days | int < 1 %}
+    {{ exceptions.raise_compiler_error(
+        "var recent_buyers_window_days must be a whole number of days (1 or more), got '"
+        ~ window_days ~ "'"
+    ) }}
+{%- endif %}
+
+with
+
+users as (
+
+    select * from {{ ref('stg_zendesk__users') }}
+
+),
+
+record_customers as (
+
+    select * from {{ ref('int_identity__record_customers') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('fct_orders') }}
+
+),
+
+recent_purchases as (
+
+    select
+        customer_id,
+        max(ordered_at) as last_order_at
+
+    from orders
+    where
+        shopify_order_id is not null
+        and not is_cancelled
+        and customer_id is not null
+        and ordered_at <= {{ as_of_timestamp() }}
+        and ordered_at >= {{ as_of_timestamp() }} - interval '{{ window_days }} days'
+    group by customer_id
+
+),
+
+help_desk_users as (
+
+    select
+        users.email_normalized as email,
+        users.zendesk_user_id,
+        record_customers.customer_id,
+        -- Zendesk keeps one user per email; a desk that has two gets the older tagged
+        row_number() over (
+            partition by users.email_normalized order by users.zendesk_user_id
+        ) as email_rank
+
+    from users
+    inner join record_customers
+        on record_customers.record_key = 'zendesk:' || users.zendesk_user_id
+    where
+        users.is_end_user
+        and users.email_normalized is not null
+
+),
+
+final as (
+
+    select
+        help_desk_users.email,
+        help_desk_users.zendesk_user_id,
+        help_desk_users.customer_id,
+        cast(recent_purchases.last_order_at as date) as last_order_date
+
+    from help_desk_users
+    inner join recent_purchases
+        on help_desk_users.customer_id = recent_purchases.customer_id
+    where help_desk_users.email_rank = 1
+
+)
+
+select * from final
