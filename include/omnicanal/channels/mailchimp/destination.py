@@ -118,7 +118,12 @@ class MailchimpDestination:
         **client_options,
     ) -> None:
         self.list_id = list_id
-        self.tag = tag
+        if tag is not None and (not isinstance(tag, str) or not tag.strip()):
+            raise SyncError(
+                "the Mailchimp sync's `tag` option must be a tag name (text); fix "
+                "meta.omnicanal_sync.tag"
+            )
+        self.tag = tag.strip() if tag else None
         self.merge_field_types = {k.upper(): v for k, v in (merge_field_types or {}).items()}
         unknown = {v for v in self.merge_field_types.values() if v not in MERGE_FIELD_TYPES}
         if unknown:
@@ -130,12 +135,12 @@ class MailchimpDestination:
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
         self.batch_timeout = batch_timeout
-        self.rate_limit = rate_limit
+        self.rate_limit = rate_limit or None
         self.client = RetryingClient(
             api_url,
             auth=("omnicanal", api_key),
             service="Mailchimp",
-            rate_limit=rate_limit,
+            rate_limit=self.rate_limit,
             **client_options,
         )
         # the results archive lives behind a pre-signed link: no API key goes there
@@ -430,9 +435,13 @@ class MailchimpDestination:
         deadline = clock() + self.batch_timeout
         interval = self.poll_interval
         while True:
-            status = self._request(
-                "GET", f"/batches/{batch_id}", f"reading batch {batch_id}"
-            ).json()
+            response = self.client.request("GET", f"/batches/{batch_id}")
+            if response.status_code == 404:
+                log.warning("Mailchimp batch %s was deleted before it finished", batch_id)
+                return None  # its rows stay pending
+            if response.status_code >= 300:
+                self._fail_whole(response, f"reading batch {batch_id}")
+            status = response.json()
             if status.get("status") == "finished":
                 return status
             if clock() >= deadline:
