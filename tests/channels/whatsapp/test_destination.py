@@ -321,3 +321,29 @@ def _post_statuses(settings, statuses: list[dict]) -> None:
         headers={"X-Hub-Signature-256": sign(secret, body), "Content-Type": "application/json"},
     )
     assert answer.status_code == 200, answer.text
+
+
+def test_a_receiver_that_is_down_only_delays_the_statuses(
+    sandbox, emulator, fresh_db: str, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    import socket
+
+    from omnicanal.settings import get_settings
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{free.getsockname()[1]}"
+    monkeypatch.setenv("OMNICANAL_WAREHOUSE_URL", fresh_db)
+    monkeypatch.setenv("OMNICANAL_WHATSAPP_RECEIVER_URL", closed)
+    dest = destination(sandbox)
+    dest.statuses_settings = get_settings()  # as the engine builds it for a run
+    try:
+        dest.check()
+        outcomes = dest.upsert([row("down:1", phones(emulator, 1, start=40)[0])])
+        stats = dest.stats()
+    finally:
+        dest.close()
+    assert [o.ok for o in outcomes] == [True]
+    assert stats["statuses_read"] == {} and stats["accepted"] == 1
+    assert "delivery statuses not collected this time" in caplog.text
+    assert "cannot be reached" in caplog.text and closed in caplog.text

@@ -134,6 +134,8 @@ class WhatsAppDestination:
         self.statuses_settings: Settings | None = None
         self._statuses_read: dict[str, int] = {}
         self._collected_at_end = False
+        #: check, upsert or stats were called: a run (a plan only builds and closes)
+        self._used = False
 
     @classmethod
     def from_settings(cls, settings: Settings, options: dict) -> WhatsAppDestination:
@@ -171,7 +173,7 @@ class WhatsAppDestination:
 
     def close(self) -> None:
         try:
-            if not self._collected_at_end:
+            if self._used and not self._collected_at_end:
                 self.collect_statuses()
         finally:
             self.client.close()
@@ -180,6 +182,7 @@ class WhatsAppDestination:
         """This run's messages accepted and refused, pair-rate-limit waits, and the
         delivery statuses read into the ledger during the run (at its start and end), so
         ``omnicanal sync status`` shows a message that failed after it was sent."""
+        self._used = True
         if self.statuses_settings is not None and not self._collected_at_end:
             self.collect_statuses()
             self._collected_at_end = True
@@ -214,6 +217,7 @@ class WhatsAppDestination:
 
     def check(self) -> None:
         """Fail before sending anything: bad token, unknown number, no such approved template."""
+        self._used = True
         number = self.client.request(
             "GET", f"/{self.phone_number_id}", params={"fields": "id,display_phone_number"}
         )
@@ -368,6 +372,7 @@ class WhatsAppDestination:
         return None
 
     def upsert(self, rows: list[Row]) -> list[Outcome]:
+        self._used = True
         if self._variables is None:
             self._load_template()
         for row in rows:
