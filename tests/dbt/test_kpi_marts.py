@@ -11,10 +11,12 @@ Python (no model, no warehouse table), each KPI is computed again and compared:
   conversations) and their averages per channel and period; CSAT per channel and
   period; email open and click rates per period of the send; Instagram's social
   interactions per period;
-- within a tolerance, where the KPI counts customers and so depends on identity
-  resolution (which keeps about 85% of the buyers whole on this world, see
-  test_commerce_marts): conversion rate per channel, repeat-purchase rate, and orders
-  of omnichannel vs single-channel customers.
+- where the KPI ties records to people and so depends on identity resolution (which
+  keeps about 85% of the buyers whole on this world, see test_commerce_marts): the
+  conversion touches exactly, the conversions never more than the world's and within
+  two points of its rate but on Instagram (an Instagram user rarely links to their
+  store accounts); repeat-purchase rate and orders of omnichannel vs single-channel
+  customers within a tolerance.
 
 Days, weeks and months are the retailer's (America/Sao_Paulo), as in the marts.
 """
@@ -420,11 +422,18 @@ def test_conversion_rate_per_channel_agrees_with_the_world(kpis: MartsWarehouse)
     assert set(found) == set(expected) | {"crm"}
     for channel, counts in expected.items():
         touches, converted = found[channel]
-        truth = counts["converted"] / counts["touches"]
-        # touches are per customer: a person identity splits in two counts twice
-        assert touches == pytest.approx(counts["touches"], rel=0.1), channel
-        assert converted / touches == pytest.approx(truth, abs=0.05), (channel, counts)
-    assert any(c["converted"] for c in expected.values())
+        # every touch of someone a record speaks for is counted, once a customer-day
+        assert touches == counts["touches"], channel
+        # an order converts a touch when identity resolution puts the touch's record and
+        # the order in one customer: never more often than in the world
+        assert converted <= counts["converted"], channel
+        if channel != "instagram":
+            # records with an email, a phone or a store account: nearly always
+            truth = counts["converted"] / counts["touches"]
+            assert converted / touches == pytest.approx(truth, abs=0.02), (channel, counts)
+    # (an Instagram user links only through a handle or what they typed in a DM, so most
+    # of them stay apart from their store accounts: a lower bound there)
+    assert all(expected[c]["converted"] for c in ("email", "whatsapp", "support"))
 
 
 def test_repeat_purchase_rate_agrees_with_the_world(kpis: MartsWarehouse) -> None:

@@ -19,7 +19,8 @@
 -- sqlfluff:indentation:template_blocks_indent:False
 {%- set platforms = engagement_platforms() %}
 {%- set support_resolved_at = (
-    'greatest(solved.solved_at, answered.first_response_at)'
+    'case when solved.solved_at is not null'
+    ~ ' then greatest(solved.solved_at, answered.first_response_at) end'
     if 'zendesk' in platforms else 'cast(null as timestamptz)'
 ) %}
 {%- set gap_hours = var('kpi_conversation_gap_hours', 24) | int %}
