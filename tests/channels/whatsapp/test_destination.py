@@ -347,3 +347,55 @@ def test_a_receiver_that_is_down_only_delays_the_statuses(
     assert stats["statuses_read"] == {} and stats["accepted"] == 1
     assert "delivery statuses not collected this time" in caplog.text
     assert "cannot be reached" in caplog.text and closed in caplog.text
+
+
+@pytest.mark.parametrize("table", ["sync_ledger", "sync_row_outcomes"])
+def test_a_ledger_that_keeps_refs_matches_statuses_by_message_id(
+    table: str, fresh_db: str, webhook_emulations: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the ledger keeps each row's ``ref`` (the wamid), a status without callback
+    data is matched by it."""
+    from omnicanal.activation.ledger import SCHEMA, ensure_schema
+    from omnicanal.channels.whatsapp.statuses import collect_statuses
+    from omnicanal.demo import start_webhooks
+    from omnicanal.settings import get_settings
+
+    monkeypatch.setenv("OMNICANAL_WAREHOUSE_URL", fresh_db)
+    with ExitStack() as stack:
+        sandbox = stack.enter_context(
+            SandboxServer(generate_world(20, 3, as_of=AS_OF), **webhook_emulations)
+        )
+        start_webhooks(get_settings(), sandbox, stack)
+        with psycopg.connect(fresh_db) as conn:
+            ensure_schema(conn)
+            conn.execute(f"alter table {SCHEMA}.{table} add column if not exists ref text")
+            if table == "sync_ledger":
+                conn.execute(
+                    f"insert into {SCHEMA}.sync_ledger (sync_name, record_key, present, ref) "
+                    "values ('whatsapp__abandoned_checkout', 'K1', true, 'wamid.ours')"
+                )
+            else:
+                [(run_id,)] = conn.execute(
+                    f"insert into {SCHEMA}.sync_runs (sync_name, destination) "
+                    "values ('whatsapp__abandoned_checkout', 'whatsapp') returning run_id"
+                ).fetchall()
+                conn.execute(
+                    f"insert into {SCHEMA}.sync_row_outcomes "
+                    "(run_id, record_key, action, ok, ref) values (%s, 'K1', 'insert', true, "
+                    "'wamid.ours')",
+                    (run_id,),
+                )
+        _post_statuses(
+            get_settings(),
+            [
+                {"id": "wamid.ours", "status": "delivered", "timestamp": "1748790000"},
+                {"id": "wamid.theirs", "status": "delivered", "timestamp": "1748790000"},
+            ],
+        )
+        report = collect_statuses(get_settings())
+        with psycopg.connect(fresh_db) as conn:
+            rows = conn.execute(
+                f"select message_id, sync_name, record_key, status from {SCHEMA}.message_statuses"
+            ).fetchall()
+    assert rows == [("wamid.ours", "whatsapp__abandoned_checkout", "K1", "delivered")]
+    assert report.statuses == 1 and report.unmatched >= 1
