@@ -6,7 +6,8 @@
     `omnicanal_recent_buyer` and writes the date of the last order in a custom user
     field, so agents see who bought and when (the zendesk__recent_buyers exposure).
     A tag in the help desk is not marketing: no consent filter. Ground truth:
-    channels/zendesk/truth.py.
+    channels/zendesk/truth.py. A project built without Zendesk (macro
+    engagement_platforms) has no help-desk users: the model is then empty.
 #}
 
 {%- set window_days = var('recent_buyers_window_days', 90) | string | trim %}
@@ -17,13 +18,32 @@
     ) }}
 {%- endif %}
 
+-- sqlfluff:indentation:template_blocks_indent:False
+{%- set with_zendesk = 'zendesk' in engagement_platforms() %}
+
 with
+
+{%- if with_zendesk %}
 
 users as (
 
     select * from {{ ref('stg_zendesk__users') }}
 
 ),
+
+{%- else %}
+
+users as (
+
+    select
+        cast(null as text) as email_normalized,
+        cast(null as bigint) as zendesk_user_id,
+        false as is_end_user
+    where false
+
+),
+
+{%- endif %}
 
 record_customers as (
 
