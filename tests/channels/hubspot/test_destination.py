@@ -356,3 +356,21 @@ def test_bad_token_names_the_setting(server, emulator) -> None:
 def test_an_audience_sync_needs_its_list() -> None:
     with pytest.raises(SyncError, match="list"):
         HubSpotDestination("http://localhost:1", SANDBOX_ACCESS_TOKEN, mode="audience")
+
+
+def test_requests_are_paced_at_the_rate_limit(server, emulator) -> None:
+    import time
+
+    emulator.set_rate_limits(burst=25)  # 25 per 10 s: more than 20 at once is refused
+    dest = destination(server, mode="upsert", rate_limit=20.0)
+    try:
+        dest.check()
+        started = time.monotonic()
+        for n in range(20):
+            email = f"p{n}@lojaexemplo.com.br"
+            assert [o.ok for o in dest.upsert([Row(email, {"email": email})])] == [True]
+        elapsed = time.monotonic() - started
+    finally:
+        dest.close()
+    assert elapsed >= 19 / 20 - 0.05  # 20 requests, evenly spaced at 20 a second
+    assert emulator.throttled == {}

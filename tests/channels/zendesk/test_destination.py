@@ -257,3 +257,30 @@ def test_bad_credentials_name_the_settings(server, emulator) -> None:
 def test_a_tag_is_one_word() -> None:
     with pytest.raises(SyncError, match="tag"):
         ZendeskDestination("http://localhost:1", tag="two words")
+
+
+def test_a_user_the_job_refuses_fails_alone(server, emulator) -> None:
+    if "omnicanal_pedidos" not in emulator.writes.user_fields:
+        emulator.writes.field_create(
+            {"user_field": {"key": "omnicanal_pedidos", "type": "integer", "title": "Pedidos"}}
+        )
+    first, second = [
+        u for u in emulator.desk.users if u["role"] == "end-user" and (u.get("email") or "").strip()
+    ][1:3]
+    rows = [
+        Row(
+            u["email"].strip().lower(),
+            {"email": u["email"].strip().lower(), "omnicanal_pedidos": v},
+        )
+        for u, v in ((first, "três"), (second, 3))
+    ]
+    dest = destination(server, tag=TAG)
+    try:
+        outcomes = dest.upsert(rows)
+    finally:
+        dest.close()
+    assert [o.ok for o in outcomes] == [False, True]
+    assert "UserUpdateError" in outcomes[0].error and "integer" in outcomes[0].error
+    assert TAG not in (emulator.writes.user(first["id"])["tags"] or [])
+    assert TAG in emulator.writes.user(second["id"])["tags"]
+    assert emulator.writes.user(second["id"])["user_fields"]["omnicanal_pedidos"] == 3
