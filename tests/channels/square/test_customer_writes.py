@@ -242,3 +242,19 @@ def test_what_syncs_wrote_survives_a_sandbox_restart(tmp_path):
         )
         assert profile.customer.group_ids == [group["id"]]
         assert profile.customer.version == versions[customers[0]]
+
+
+def test_transient_failures_are_retried_and_a_lasting_one_stops_the_run(fresh_server, seller):
+    customers = [c["id"] for c in seller.shop.customers[:2]]
+    dest = destination(fresh_server, group="Tempestade", max_attempts=3, backoff=0.01)
+    try:
+        dest.check()
+        seller.fail_next(2, 503)
+        assert [o.ok for o in dest.upsert([Row(customers[0], {})])] == [True]
+        seller.fail_next(3, 500)
+        with pytest.raises(SyncError, match="Square kept failing"):
+            dest.upsert([Row(customers[1], {})])
+    finally:
+        dest.close()
+    group = seller.writes.group_named("Tempestade")
+    assert seller.writes.members(group["id"]) == {customers[0]}

@@ -143,9 +143,14 @@ class SquareDestination:
 
     def _request(self, method: str, path: str, doing: str, **kwargs: Any) -> httpx.Response:
         response = self.client.request(method, path, **kwargs)
-        if response.status_code in (401, 403) or (
-            response.status_code >= 400 and response.status_code != 404 and not _errors(response)
-        ):
+        status = response.status_code
+        if status == 429 or status >= 500:
+            # still failing after the client's retries: Square is unavailable, not the row
+            raise SyncError(
+                f"Square kept failing while {doing} (HTTP {status}: "
+                f"{_reason(_errors(response))}); the run stops here and the next one resumes"
+            )
+        if status in (401, 403) or (status >= 400 and status != 404 and not _errors(response)):
             self._fail_whole(response, doing)
         return response
 
