@@ -288,3 +288,26 @@ def shopify_graphql(server, query: str) -> str:
         headers={"X-Shopify-Access-Token": SANDBOX_ACCESS_TOKEN},
         json={"query": query},
     ).text
+
+
+def test_429_and_5xx_are_retried_and_a_lasting_failure_stops_the_run(shop):
+    customers = shop.emulator.store.customers[:2]
+    dest = ShopifyDestination(
+        shop.server.url,
+        SANDBOX_ACCESS_TOKEN,
+        tag="omnicanal-tempestade",
+        max_attempts=3,
+        backoff=0.01,
+    )
+    try:
+        dest.check()
+        shop.emulator.fail_next(1, 429)
+        shop.emulator.fail_next(1, 503)
+        assert [o.ok for o in dest.upsert([Row(gid(customers[0]), {})])] == [True]
+        shop.emulator.fail_next(3, 500)
+        with pytest.raises(SyncError, match="HTTP 500"):
+            dest.upsert([Row(gid(customers[1]), {})])
+    finally:
+        dest.close()
+    assert "omnicanal-tempestade" in split_tags([shop.emulator.store.customers[0]["tags"]])
+    assert "omnicanal-tempestade" not in split_tags([shop.emulator.store.customers[1]["tags"]])
