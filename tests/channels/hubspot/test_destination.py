@@ -374,3 +374,32 @@ def test_requests_are_paced_at_the_rate_limit(server, emulator) -> None:
         dest.close()
     assert elapsed >= 19 / 20 - 0.05  # 20 requests, evenly spaced at 20 a second
     assert emulator.throttled == {}
+
+
+def test_what_a_sync_wrote_survives_a_sandbox_restart(tmp_path) -> None:
+    state = tmp_path / "hubspot.json"
+    rows = [
+        Row(f"s{n}@lojaexemplo.com.br", {"email": f"s{n}@lojaexemplo.com.br", "omnicanal_x": n})
+        for n in range(3)
+    ]
+    world = generate_world(8, seed=47)
+    with SandboxServer(world, hubspot={"state_path": str(state)}) as first:
+        dest = destination(first, mode="audience", list_name="omnicanal: restart")
+        try:
+            assert all(o.ok for o in dest.upsert(rows))
+            assert all(o.ok for o in dest.remove(rows[:1]))
+        finally:
+            dest.close()
+        first.app.state.hubspot.writes.flush()
+    # a new sandbox over the same world, as after `omnicanal sandbox serve` again
+    with SandboxServer(generate_world(8, seed=47), hubspot={"state_path": str(state)}) as again:
+        writes = again.app.state.hubspot.writes
+        assert set(writes.list_members("omnicanal: restart")) == {r.key for r in rows[1:]}
+        assert writes.contacts()["s0@lojaexemplo.com.br"]["omnicanal_x"] == "0"
+        assert writes.properties["omnicanal_x"]["type"] == "number"
+        dest = destination(again, mode="audience", list_name="omnicanal: restart")
+        try:
+            dest.check()  # finds the list it made before, makes no second one
+        finally:
+            dest.close()
+        assert len(writes.lists) == 1

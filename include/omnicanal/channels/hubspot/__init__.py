@@ -91,6 +91,14 @@ def _destination_case():
     return destination_case()
 
 
+def _emulation_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "access_token": settings.channel("hubspot").access_token,
+        # Real HubSpot remembers what a sync wrote across our runs; so does the sandbox.
+        "state_path": str(settings.sandbox_dir / "hubspot.json"),
+    }
+
+
 def _build_emulator(world, options: dict[str, Any]):
     from omnicanal.channels.hubspot.emulation import HubSpotEmulator
 
@@ -118,7 +126,7 @@ CHANNEL = Channel(
     destination_case=_destination_case,
     emulation=Emulation(
         build=_build_emulator,
-        options_from_settings=lambda s: {"access_token": s.channel("hubspot").access_token},
+        options_from_settings=_emulation_options,
         probe=(
             "/crm/v3/objects/contacts?limit=1",
             {"Authorization": f"Bearer {SANDBOX_ACCESS_TOKEN}"},

@@ -31,15 +31,22 @@ router (same token, same rate limits, same error bodies) as the read side:
 
 What it holds is readable for tests: :meth:`CrmWrites.contacts`, :meth:`list_members`,
 :attr:`properties`, :attr:`lists`, and the counters ``contacts_written`` and
-``membership_changes``.
+``membership_changes``. With a ``state_path`` what was written (contacts, custom
+properties and groups, lists and their members) is kept in a JSON file, saved within a
+second of each write, and read back at start: a real portal remembers what a sync wrote
+across our runs, and a sandbox restart must not fake a wiped destination.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
-from dataclasses import dataclass, field
+import threading
+import time
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from omnicanal.channels.hubspot.world import HubSpotPortal, hubspot_timestamp
@@ -203,8 +210,15 @@ def _portal_properties(portal: HubSpotPortal) -> dict[str, dict[str, Any]]:
 class CrmWrites:
     """Contacts' writes, properties, property groups and lists of one emulated portal."""
 
-    def __init__(self, portal: HubSpotPortal) -> None:
+    def __init__(
+        self,
+        portal: HubSpotPortal,
+        state_path: str | Path | None = None,
+        lock: threading.RLock | None = None,
+    ) -> None:
         self.portal = portal
+        #: the emulator's lock: a deferred save reads what its handlers write
+        self._lock = lock or threading.RLock()
         self.properties: dict[str, dict[str, Any]] = _portal_properties(portal)
         self.groups: dict[str, dict[str, Any]] = {
             "contactinformation": {
@@ -219,6 +233,77 @@ class CrmWrites:
         self.contacts_written = 0
         self.membership_changes = 0
         self._by_email: dict[str, int] | None = None
+        #: ids of the contacts written through the API (what the state file keeps)
+        self._written: set[str] = set()
+        self.state_path = Path(state_path) if state_path else None
+        self._saved_at = 0.0
+        self._timer: threading.Timer | None = None
+        self._state_lock = threading.Lock()
+        if self.state_path and self.state_path.exists():
+            self._load_state()
+
+    # -- the state file ---------------------------------------------------------------
+
+    def _load_state(self) -> None:
+        assert self.state_path is not None
+        data = json.loads(self.state_path.read_text())
+        self.properties.update(data.get("properties") or {})
+        self.groups.update(data.get("groups") or {})
+        for item in data.get("lists") or []:
+            self.lists[item["list_id"]] = HubSpotList(**item)
+        self._next_list_id = int(data.get("next_list_id") or self._next_list_id)
+        records = self.portal.objects["contacts"]
+        position = {r["id"]: i for i, r in enumerate(records)}
+        for record in data.get("contacts") or []:
+            if record["id"] in position:
+                records[position[record["id"]]] = record
+            else:
+                records.append(record)
+            self._written.add(record["id"])
+        self._by_email = None
+
+    def _changed(self) -> None:
+        """Save now, or within a second if a save just happened (a run of batches)."""
+        if self.state_path is None:
+            return
+        with self._state_lock:
+            if time.monotonic() - self._saved_at >= 1.0:
+                self._save_state()
+            elif self._timer is None:
+                self._timer = threading.Timer(1.0, self._deferred_save)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _deferred_save(self) -> None:
+        with self._lock, self._state_lock:
+            self._timer = None
+            self._save_state()
+
+    def _save_state(self) -> None:
+        assert self.state_path is not None
+        contacts = [r for r in self.portal.objects["contacts"] if r["id"] in self._written]
+        data = {
+            "properties": {k: v for k, v in self.properties.items() if not v["hubspotDefined"]},
+            "groups": {k: v for k, v in self.groups.items() if k != "contactinformation"},
+            "lists": [asdict(found) for found in self.lists.values()],
+            "next_list_id": self._next_list_id,
+            "contacts": contacts,
+        }
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.state_path)
+        self._saved_at = time.monotonic()
+
+    def flush(self) -> None:
+        """Save what a deferred save still holds (tests, shutdown)."""
+        if self.state_path is None:
+            return
+        with self._state_lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._save_state()
 
     # -- what it holds, for tests -----------------------------------------------------
 
@@ -251,6 +336,7 @@ class CrmWrites:
         self.properties = {k: v for k, v in self.properties.items() if v["hubspotDefined"]}
         self.groups = {"contactinformation": self.groups["contactinformation"]}
         self.contacts_written = self.membership_changes = 0
+        self._changed()
 
     # -- contacts ---------------------------------------------------------------------
 
@@ -489,6 +575,7 @@ class CrmWrites:
             }
             records.append(record)
             self._by_email = None
+            self._written.add(record["id"])
             return record, True
         record = records[position]
         props = {**record["properties"], **{n: (v or None) for n, v in values.items()}}
@@ -497,6 +584,7 @@ class CrmWrites:
         records[position] = updated
         if "email" in values:
             self._by_email = None
+        self._written.add(updated["id"])
         return updated, False
 
     @staticmethod
@@ -531,6 +619,7 @@ class CrmWrites:
             results.append(
                 self._shaped(record, list(properties), created, item.get("objectWriteTraceId"))
             )
+        self._changed()
         return self._answer(inputs, results, problems)
 
     def batch_update(self, body: Any) -> tuple[int, dict[str, Any]]:
@@ -565,6 +654,7 @@ class CrmWrites:
             results.append(
                 self._shaped(record, list(item["properties"]), None, item.get("objectWriteTraceId"))
             )
+        self._changed()
         return self._answer(inputs, results, problems)
 
     def batch_read(self, body: Any) -> tuple[int, dict[str, Any]]:
@@ -672,6 +762,7 @@ class CrmWrites:
             stamp=_now(),
         )
         self.properties[name] = spec
+        self._changed()
         return 201, spec
 
     def group_list(self) -> dict[str, Any]:
@@ -698,6 +789,7 @@ class CrmWrites:
             "archived": False,
         }
         self.groups[name] = group
+        self._changed()
         return 201, group
 
     # -- lists ------------------------------------------------------------------------
@@ -729,6 +821,7 @@ class CrmWrites:
         created = HubSpotList(str(self._next_list_id), name, processing, stamp, stamp)
         self._next_list_id += 1
         self.lists[created.list_id] = created
+        self._changed()
         return {"list": created.as_dict()}
 
     def _list(self, list_id: str) -> HubSpotList:
@@ -796,6 +889,7 @@ class CrmWrites:
             found.version += 1
             found.updated_at = stamp
             self.membership_changes += len(changed)
+            self._changed()
         return {
             "recordsIdsAdded": changed if add else [],
             "recordIdsRemoved": [] if add else changed,

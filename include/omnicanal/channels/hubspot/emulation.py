@@ -314,6 +314,7 @@ class HubSpotEmulator:
         search_per_second: int | None = SEARCH_PER_SECOND,
         search_cap: int = SEARCH_CAP,
         clock: Clock = time.monotonic,
+        state_path: str | None = None,
     ) -> None:
         self.world = world
         self.portal: HubSpotPortal = world.slices["hubspot"]
@@ -331,7 +332,7 @@ class HubSpotEmulator:
         self._lock = threading.RLock()
         self._index_associations()
         #: contacts written, properties, property groups and lists (crm_writes)
-        self.writes = CrmWrites(self.portal)
+        self.writes = CrmWrites(self.portal, state_path, lock=self._lock)
         self.router = self._build_router()
 
     # -- test controls ----------------------------------------------------------------
