@@ -284,3 +284,31 @@ def test_a_user_the_job_refuses_fails_alone(server, emulator) -> None:
     assert TAG not in (emulator.writes.user(first["id"])["tags"] or [])
     assert TAG in emulator.writes.user(second["id"])["tags"]
     assert emulator.writes.user(second["id"])["user_fields"]["omnicanal_pedidos"] == 3
+
+
+def test_what_a_sync_wrote_survives_a_sandbox_restart(tmp_path) -> None:
+    state = tmp_path / "zendesk.json"
+    rows = [
+        Row(
+            f"z{n}@lojaexemplo.com.br",
+            {"email": f"z{n}@lojaexemplo.com.br", "name": f"Z {n}", "omnicanal_pedidos_total": n},
+        )
+        for n in range(2)
+    ]
+    with SandboxServer(generate_world(8, seed=53), zendesk={"state_path": str(state)}) as first:
+        dest = destination(first, tag=TAG)
+        try:
+            assert all(o.ok for o in dest.upsert(rows))
+        finally:
+            dest.close()
+        first.app.state.zendesk.writes.flush()
+    with SandboxServer(generate_world(8, seed=53), zendesk={"state_path": str(state)}) as again:
+        writes = again.app.state.zendesk.writes
+        assert set(writes.tagged(TAG)) == {r.key for r in rows}
+        assert writes.user_fields["omnicanal_pedidos_total"]["type"] == "integer"
+        dest = destination(again, tag=TAG)
+        try:
+            assert all(o.ok for o in dest.remove(rows[:1]))
+        finally:
+            dest.close()
+        assert writes.users_created == 0 and set(writes.tagged(TAG)) == {rows[1].key}

@@ -91,7 +91,12 @@ def tap_config(settings: Settings) -> dict[str, Any]:
 
 def _emulation_options(settings: Settings) -> dict[str, Any]:
     zendesk = settings.channel("zendesk")
-    options: dict[str, Any] = {"email": zendesk.email, "api_token": zendesk.api_token}
+    options: dict[str, Any] = {
+        "email": zendesk.email,
+        "api_token": zendesk.api_token,
+        # Real Zendesk remembers the users a sync tagged; so does the sandbox.
+        "state_path": str(settings.sandbox_dir / "zendesk.json"),
+    }
     if zendesk.oauth_token:
         options["oauth_token"] = zendesk.oauth_token
     return options

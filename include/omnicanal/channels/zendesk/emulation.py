@@ -195,6 +195,7 @@ class ZendeskEmulator:
         export_rate_limit: tuple[int, float] | None = EXPORT_LIMIT,
         export_delay_seconds: float = 60.0,
         clock: Clock = time.monotonic,
+        state_path: str | None = None,
     ) -> None:
         from omnicanal.channels.zendesk import SANDBOX_OAUTH_TOKEN
 
@@ -212,7 +213,7 @@ class ZendeskEmulator:
         self._lock = threading.RLock()
         self.set_rate_limits(rate_limit, export_rate_limit)
         #: users written, and bulk jobs, by a destination (user_writes)
-        self.writes = UserWrites(self.desk)
+        self.writes = UserWrites(self.desk, state_path=state_path, lock=self._lock)
         self.router = self._build_router()
 
     # -- knobs ----------------------------------------------------------------------

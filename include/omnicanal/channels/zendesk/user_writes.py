@@ -28,15 +28,22 @@ bodies) as the read side:
 
 Tags are stored as Zendesk does: lower-cased, a space splits a tag in two, duplicates
 dropped. What it holds is readable for tests: :meth:`UserWrites.user_by_email`,
-:meth:`tagged`, and the counters ``users_created``, ``users_updated``, ``jobs``.
+:meth:`tagged`, and the counters ``users_created``, ``users_updated``, ``jobs``. With a
+``state_path`` the users written and the user fields made are kept in a JSON file,
+saved within a second of each write and read back at start, so a sandbox restart does
+not fake a help desk that lost what a sync wrote.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from omnicanal.channels.zendesk.world import ZendeskDesk, zendesk_timestamp
@@ -102,13 +109,82 @@ def _stamp() -> str:
 class UserWrites:
     """Users written, and the job statuses of bulk updates, of one emulated account."""
 
-    def __init__(self, desk: ZendeskDesk, base_url: str = "https://omnicanal.zendesk.com") -> None:
+    def __init__(
+        self,
+        desk: ZendeskDesk,
+        base_url: str = "https://omnicanal.zendesk.com",
+        *,
+        state_path: str | Path | None = None,
+        lock: threading.RLock | None = None,
+    ) -> None:
         self.desk = desk
         self.base_url = base_url
         self.jobs: dict[str, dict[str, Any]] = {}
         self.user_fields: dict[str, dict[str, Any]] = {}
         self.users_created = 0
         self.users_updated = 0
+        #: the emulator's lock: a deferred save reads what its handlers write
+        self._lock = lock or threading.RLock()
+        self._written: set[int] = set()
+        self.state_path = Path(state_path) if state_path else None
+        self._saved_at = 0.0
+        self._timer: threading.Timer | None = None
+        self._state_lock = threading.Lock()
+        if self.state_path and self.state_path.exists():
+            self._load_state()
+
+    # -- the state file ---------------------------------------------------------------
+
+    def _load_state(self) -> None:
+        assert self.state_path is not None
+        data = json.loads(self.state_path.read_text())
+        self.user_fields.update(data.get("user_fields") or {})
+        position = {u["id"]: i for i, u in enumerate(self.desk.users)}
+        for user in data.get("users") or []:
+            if user["id"] in position:
+                self.desk.users[position[user["id"]]] = user
+            else:
+                self.desk.users.append(user)
+            self._written.add(user["id"])
+
+    def _changed(self) -> None:
+        """Save now, or within a second if a save just happened (a run of batches)."""
+        if self.state_path is None:
+            return
+        with self._state_lock:
+            if time.monotonic() - self._saved_at >= 1.0:
+                self._save_state()
+            elif self._timer is None:
+                self._timer = threading.Timer(1.0, self._deferred_save)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _deferred_save(self) -> None:
+        with self._lock, self._state_lock:
+            self._timer = None
+            self._save_state()
+
+    def _save_state(self) -> None:
+        assert self.state_path is not None
+        data = {
+            "user_fields": self.user_fields,
+            "users": [u for u in self.desk.users if u["id"] in self._written],
+        }
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.state_path)
+        self._saved_at = time.monotonic()
+
+    def flush(self) -> None:
+        """Save what a deferred save still holds (tests, shutdown)."""
+        if self.state_path is None:
+            return
+        with self._state_lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._save_state()
 
     # -- what it holds, for tests -----------------------------------------------------
 
@@ -249,6 +325,8 @@ class UserWrites:
         updated = {**user, **changes, "updated_at": _stamp()}
         self.desk.users[self.desk.users.index(user)] = updated
         self.users_updated += 1
+        self._written.add(updated["id"])
+        self._changed()
         return updated
 
     def create(self, body: Any) -> tuple[int, dict[str, Any]]:
@@ -291,6 +369,8 @@ class UserWrites:
         }
         self.desk.users.append(user)
         self.users_created += 1
+        self._written.add(user_id)
+        self._changed()
         return 201, {"user": user}
 
     def update_many(self, ids: str | None, external_ids: str | None, body: Any) -> dict[str, Any]:
@@ -459,9 +539,7 @@ class UserWrites:
             "updated_at": stamp,
         }
         self.user_fields[key] = made
-        for user in self.desk.users:  # every user now has the key, empty
-            user.setdefault("user_fields", {})
-            user["user_fields"].setdefault(key, None)
+        self._changed()
         return 201, {"user_field": made}
 
     # -- the Tags API -----------------------------------------------------------------
