@@ -306,7 +306,7 @@ NOISE: dict[str, float] = {
     "email_secondary": 0.3,  # a record (of a person with 2+ emails) with another one
     "email_case": 0.1,  # upper case or spaces around the email
     "email_typo": 0.2,  # the paper form's handwriting: a different domain
-    "cpf_typo": 0.03,  # one digit wrong (fails the check digits)
+    "cpf_typo": 0.03,  # one digit wrong (fails the check digits, but for a few)
     "cpf_typo_form": 0.12,
     "cpf_fake": 0.08,  # at the till: a well-known fake CPF
     "cpf_operator": 0.03,  # at the till: the cashier's own CPF
