@@ -142,7 +142,9 @@ def activation_dags(project_dir: Path) -> list[DAG]:
 
 Sends each sync to {destination}, only what changed since the last run (the ledger in
 the warehouse remembers what the destination holds), when any of its sync models
-changes: {models}. The same step is `omnicanal sync run <name>`.
+changes: {models}. The same step is `omnicanal sync run <name>`. Each task's log ends
+with its run's `sync_runs` row (counts, requests and achieved rate, the destination's
+stats, the error), as `omnicanal sync status` shows it.
 """
         with DAG(
             dag_id=f"omnicanal_activate_{destination}",
@@ -179,7 +181,8 @@ activate DAGs run the same steps on Airflow Assets.
 - **extract_&lt;source&gt;** runs the source's tap into `raw_<source>.*`, incremental
   from the state kept in the warehouse; bad records are quarantined with the reason.
 - **dbt** builds staging, identity, marts and the `sync_*` models.
-- **sync_&lt;name&gt;** runs `omnicanal sync run <name>` for each sync exposure.
+- **sync_&lt;name&gt;** runs `omnicanal sync run <name>` for each sync exposure; its
+  log ends with the run's `sync_runs` row.
 
 Settings come from the environment (`OMNICANAL_*`, see the README) when a task runs.
 """
