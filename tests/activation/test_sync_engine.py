@@ -315,3 +315,27 @@ def test_the_airflow_task_logs_the_run_row(mailchimp, warehouse_env, monkeypatch
     row = json.loads(line.removeprefix("sync_runs row: "))
     assert row["status"] == "failed" and "OMNICANAL_MAILCHIMP_API_KEY" in row["error"]
     assert "wrong-secret" not in caplog.text
+
+
+def test_cli_plan_in_upsert_mode(mailchimp, warehouse_env, monkeypatch, tmp_path, capsys):
+    models = tmp_path / "dbt_project" / "models"
+    models.mkdir(parents=True)
+    (models / "_sync.yml").write_text(
+        "version: 2\nexposures:\n  - name: mailchimp__kept\n    type: application\n"
+        "    owner: {name: me}\n    meta:\n      omnicanal_sync:\n"
+        "        destination: mailchimp\n        model: sync_mailchimp__recent_buyers\n"
+        "        key: email\n        mode: upsert\n"
+        "        fields: {email_address: email, FNAME: first_name}\n"
+    )
+    monkeypatch.setenv("OMNICANAL_PROJECT_DIR", str(tmp_path))
+    set_segment(warehouse_env, [("ana@x.com.br", "Ana", "Souza"), ("bia@x.com.br", "Bia", "L")])
+    assert main(["sync", "run", "mailchimp__kept"]) == 0
+    set_segment(warehouse_env, [("ana@x.com.br", "Ana Maria", "Souza")])
+    capsys.readouterr()
+    assert main(["sync", "plan", "mailchimp__kept"]) == 0
+    out = capsys.readouterr().out
+    assert "(upsert mode; dry run, nothing sent)" in out
+    assert "updates         1  e.g. ana@x.com.br" in out
+    assert "removes         0" in out  # bia left the segment: upsert keeps her
+    assert main(["sync", "run", "mailchimp__kept"]) == 0
+    assert set(held(mailchimp)) == {"ana@x.com.br", "bia@x.com.br"}
