@@ -23,17 +23,12 @@ def _moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def last_orders(world: Any) -> dict[str, datetime]:
-    """person_id → their latest order not cancelled up to ``as_of``, on any platform, as
-    far as a pipeline can tell whose an order is: Shopify orders of a customer account
-    or carrying the person's own email, Square orders of a customer profile (anonymous
-    till sales are nobody's), every VTEX order."""
-    latest: dict[str, datetime] = {}
-
-    def saw(person_id: str | None, moment: datetime) -> None:
-        if person_id is not None and moment <= world.as_of:
-            latest[person_id] = max(moment, latest.get(person_id, moment))
-
+def person_orders(world: Any) -> dict[str, tuple[str, datetime]]:
+    """order_key (``<platform>:<id>``, as fct_orders has it) → (person_id, created at) of
+    every order not cancelled whose buyer a pipeline can know: Shopify orders of a
+    customer account or carrying the person's own email, Square orders of a customer
+    profile (anonymous till sales and returns are nobody's), every VTEX order."""
+    owners: dict[str, tuple[str, datetime]] = {}
     by_email = {p.email: p.person_id for p in world.people}
     shopify = world.slices["shopify"]
     for order in shopify.orders:
@@ -42,17 +37,29 @@ def last_orders(world: Any) -> dict[str, datetime]:
         owner = shopify.customer_person.get((order.get("customer") or {}).get("id"))
         if owner is None:
             owner = by_email.get(str(order.get("email") or "").strip().lower())
-        saw(owner, _moment(order["created_at"]))
+        if owner is not None:
+            owners[f"shopify:{order['id']}"] = (owner, _moment(order["created_at"]))
     square = world.slices["square"]
     for order in square.orders:
         if order["state"] == "CANCELED" or order.get("returns") or not order.get("customer_id"):
             continue
-        saw(square.order_person.get(order["id"]), _moment(order["created_at"]))
+        owner = square.order_person.get(order["id"])
+        if owner is not None:
+            owners[f"square:{order['id']}"] = (owner, _moment(order["created_at"]))
     vtex = world.slices["vtex"]
     for order in vtex.orders:
-        if order["status"] == "canceled":
-            continue
-        saw(vtex.order_person.get(order["orderId"]), _moment(order["creationDate"]))
+        owner = vtex.order_person.get(order["orderId"])
+        if order["status"] != "canceled" and owner is not None:
+            owners[f"vtex:{order['orderId']}"] = (owner, _moment(order["creationDate"]))
+    return owners
+
+
+def last_orders(world: Any) -> dict[str, datetime]:
+    """person_id → their latest order not cancelled up to ``as_of`` (:func:`person_orders`)."""
+    latest: dict[str, datetime] = {}
+    for person_id, moment in person_orders(world).values():
+        if moment <= world.as_of:
+            latest[person_id] = max(moment, latest.get(person_id, moment))
     return latest
 
 
