@@ -494,3 +494,29 @@ def test_fct_interactions_is_incremental(kpis: MartsWarehouse) -> None:
     rewritten = [key for key, built in after.items() if built != before[key]]
     # only the look-back (72 hours before the newest update) is read again
     assert 0 < len(rewritten) < 0.2 * len(after)
+
+
+def test_journey_has_bought_online_returned_in_store(kpis: MartsWarehouse) -> None:
+    """Each online order a shop took back is, in its buyer's journey, a web purchase
+    followed by a post-sale return at the till (pos), after it."""
+    truth = kpis.world.slices["square"].online_returns  # Square order -> Shopify order
+    rows = kpis.rows(
+        """
+        select
+            returns.source_key,
+            returns.channel,
+            returns.stage,
+            returns.event_number > orders.event_number,
+            orders.channel,
+            orders.stage,
+            returns.customer_id = orders.customer_id
+        from marts.customer_journey as returns
+        inner join marts.customer_journey as orders
+            on returns.order_key = orders.order_key and orders.event_source = 'order'
+        where returns.event_source = 'return' and returns.source_key like 'square:%'
+            and orders.order_key like 'shopify:%'
+        """
+    )
+    found = {key.removeprefix("square:return:"): rest for key, *rest in rows}
+    assert set(found) == set(truth)
+    assert set(found.values()) == {("pos", "post_sale", True, "web", "purchase", True)}

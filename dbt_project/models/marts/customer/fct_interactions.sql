@@ -124,14 +124,16 @@ instagram_message_interactions as (
 
 {%- if 'whatsapp' in platforms %}
 
-whatsapp_conversations as (
+-- a reply's statuses: Meta's conversation id, and when the latest one arrived (a
+-- 'failed' after 'sent' rewrites the row)
+whatsapp_statuses as (
 
     select
         whatsapp_message_id,
-        min(conversation_id) as conversation_id
+        min(conversation_id) as conversation_id,
+        max(received_at) as last_received_at
 
     from {{ ref('stg_whatsapp__statuses') }}
-    where conversation_id is not null
     group by whatsapp_message_id
 
 ),
@@ -147,15 +149,15 @@ whatsapp_interactions as (
         cast(null as text) as via,
         messages.direction,
         'whatsapp_message' as interaction_type,
-        conversations.conversation_id as thread_id,
+        statuses.conversation_id as thread_id,
         coalesce(messages.body, messages.message_type) as detail,
         messages.failed_at is not null as is_failed,
         coalesce(messages.sent_at, messages.failed_at) as occurred_at,
-        messages.received_at as updated_at
+        greatest(messages.received_at, statuses.last_received_at) as updated_at
 
     from {{ ref('stg_whatsapp__messages') }} as messages
-    left join whatsapp_conversations as conversations
-        on messages.whatsapp_message_id = conversations.whatsapp_message_id
+    left join whatsapp_statuses as statuses
+        on messages.whatsapp_message_id = statuses.whatsapp_message_id
 
 ),
 {%- endif %}
