@@ -12,6 +12,7 @@ Marketing API; only the client's host is pointed at the sandbox.
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import mailchimp_marketing
@@ -231,6 +232,17 @@ def test_faults_knob_over_http(fresh_server):
         client.lists.get_all_lists()
     assert json.loads(revoked.value.text)["title"] == "API Key Invalid"
     assert client.lists.get_all_lists()["total_items"] >= 1
+
+    # batches held pending, then let go, over HTTP too
+    httpx.post(knob, json={"hold_batches": True}).raise_for_status()
+    batch = client.batches.start({"operations": [{"method": "GET", "path": "/ping"}]})
+    assert client.batches.status(batch["id"])["status"] == "pending"
+    httpx.post(knob, json={"hold_batches": False}).raise_for_status()
+    for _ in range(100):
+        if client.batches.status(batch["id"])["status"] == "finished":
+            break
+        time.sleep(0.05)
+    assert client.batches.status(batch["id"])["finished_operations"] == 1
 
 
 # --- the calls the sync makes, and the rules it must live with --------------------------
@@ -506,8 +518,6 @@ def _results(url: str) -> list[dict]:
 
 
 def test_batches_run_and_give_per_operation_results(fresh_server):
-    import time
-
     emulator = fresh_server.app.state.mailchimp
     client = _client(fresh_server.url)
     emulator.hold_batches()
