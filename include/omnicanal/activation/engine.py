@@ -586,6 +586,22 @@ def _record(
             counter = _counter(change.action)
             setattr(report, counter, getattr(report, counter) + 1)
     with conn.transaction(), conn.cursor() as cur:
+        # the run row counts what is confirmed so far, with the batch: a run that is
+        # killed later still says what it delivered (and `status` shows a run's progress)
+        cur.execute(
+            f"""update {SCHEMA}.sync_runs set inserted = %s, updated = %s, removed = %s,
+                    departed = %s, failed = %s, pending = %s
+                where run_id = %s""",
+            (
+                report.inserted,
+                report.updated,
+                report.removed,
+                report.departed,
+                report.failed,
+                report.pending,
+                run_id,
+            ),
+        )
         for statement, params in (
             (_OUTCOME_SQL, rows_out),
             (_PENDING_SQL, pending),
