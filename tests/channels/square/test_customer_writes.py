@@ -65,6 +65,15 @@ def test_groups_and_membership_as_square_answers_them(sdk, seller, fresh_server)
     profile = sdk.customers.get(customer_id=customer["id"]).customer
     assert profile.group_ids == [created.group.id, other.id]
     assert profile.version == version + 2 and profile.updated_at > customer["updated_at"]
+    # the till's view: search by group membership
+    in_both = sdk.customers.search(
+        query={"filter": {"group_ids": {"all": [created.group.id, other.id]}}}
+    ).customers
+    assert [c.id for c in in_both] == [customer["id"]]
+    outside = sdk.customers.search(
+        query={"filter": {"group_ids": {"none": [created.group.id]}}}, limit=100
+    ).customers
+    assert customer["id"] not in {c.id for c in outside} and len(outside) > 10
     sdk.customers.groups.remove(customer_id=customer["id"], group_id=created.group.id)
     assert sdk.customers.get(customer_id=customer["id"]).customer.group_ids == [other.id]
 

@@ -14,7 +14,8 @@ Square's own SDK run unchanged against it:
   ``sort_field`` DEFAULT|CREATED_AT, ``sort_order``, ``count``) and
   ``GET /v2/customers/{id}``; ``POST /v2/customers/search`` (``query.filter`` on
   ``created_at`` / ``updated_at`` / ``email_address`` / ``phone_number`` / ``reference_id``
-  / ``creation_source``, ``query.sort``, ``cursor``, ``limit``);
+  / ``creation_source`` / ``group_ids`` (``all``, ``any``, ``none``), ``query.sort``,
+  ``cursor``, ``limit``);
   ``POST /v2/orders/search`` (``location_ids`` 1-10 required, ``query.filter`` with
   ``state_filter``, one ``date_time_filter`` whose field must be the ``sort_field``,
   ``customer_filter``, ``source_filter``, ``fulfillment_filter``; ``limit`` default 500,
@@ -373,6 +374,27 @@ def _text_filter(value: str | None, spec: Any, field: str) -> bool:
     return all(token in value.lower() for token in tokens)
 
 
+def _in_groups(customer: dict[str, Any], spec: Any) -> bool:
+    """Square's FilterValue on ``group_ids``: ``all``, ``any`` and ``none`` of the ids."""
+    spec = _object(spec, "query.filter.group_ids")
+    held = set(customer.get("group_ids") or [])
+    for rule in ("all", "any", "none"):
+        values = spec.get(rule)
+        if values is not None and not (
+            isinstance(values, list) and all(isinstance(v, str) for v in values)
+        ):
+            raise _invalid(
+                "EXPECTED_ARRAY",
+                f"Expected an array of ids for `query.filter.group_ids.{rule}`.",
+                f"query.filter.group_ids.{rule}",
+            )
+    return (
+        set(spec.get("all") or ()) <= held
+        and (not spec.get("any") or bool(held & set(spec["any"])))
+        and not held & set(spec.get("none") or ())
+    )
+
+
 class SquareEmulator:
     """The emulated Square seller: its HTTP router, rate limit, faults and mutations."""
 
@@ -637,6 +659,8 @@ class SquareEmulator:
                 ("INCLUDE", "EXCLUDE"),
             )
             rows = [c for c in rows if (c.get("creation_source") in values) == (rule == "INCLUDE")]
+        if "group_ids" in filters:
+            rows = [c for c in rows if _in_groups(c, filters["group_ids"])]
         unknown_filters = set(filters) - {
             "created_at",
             "updated_at",
