@@ -24,7 +24,11 @@ import pytest
 from psycopg import sql
 
 from omnicanal.channels import IDENTITY_SOURCES_ENV, get_channel
-from omnicanal.channels.hubspot.truth import RECENT_BUYERS_LIST, expected_recent_buyers_list
+from omnicanal.channels.hubspot.truth import (
+    RECENT_BUYERS_LIST,
+    expected_recent_buyers_list,
+    held_recent_buyers_list,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -116,11 +120,7 @@ def test_the_recent_buyers_list_holds_the_worlds_truth(built) -> None:
     first = run_sync(get_settings(), "hubspot__recent_buyers")
     assert first.failed == 0 and first.pending == 0
     assert first.inserted == len(truth)
-    members = emulator.writes.list_members(RECENT_BUYERS_LIST)
-    assert set(members) == set(truth)
-    for email, expected in truth.items():
-        held = {name: members[email].get(name) for name in expected}
-        assert held == expected, email
+    assert held_recent_buyers_list(emulator) == truth
     assert emulator.writes.list_by_name(RECENT_BUYERS_LIST).processing_type == "MANUAL"
 
     requests = emulator.request_count

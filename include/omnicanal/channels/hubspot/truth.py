@@ -20,3 +20,12 @@ def expected_recent_buyers_list(world: World, window_days: int = 90) -> dict[str
         email: {"email": email, "firstname": names["first_name"], "lastname": names["last_name"]}
         for email, names in world.expected_recent_buyers(window_days).items()
     }
+
+
+def held_recent_buyers_list(emulator) -> dict[str, dict[str, str]]:
+    """What the sandbox's HubSpot (``app.state.hubspot``) holds in that list, in the shape
+    of :func:`expected_recent_buyers_list`, for the demo summary to compare."""
+    return {
+        email: {name: properties.get(name) for name in ("email", "firstname", "lastname")}
+        for email, properties in emulator.writes.list_members(RECENT_BUYERS_LIST).items()
+    }

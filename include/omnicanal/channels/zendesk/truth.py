@@ -51,3 +51,17 @@ def expected_recent_buyer_users(world: World, window_days: int = 90) -> dict[str
                 "omnicanal_last_order_date": last_order[person].astimezone(UTC).date().isoformat(),
             }
     return dict(sorted(expected.items()))
+
+
+def held_recent_buyer_users(emulator) -> dict[str, dict[str, str]]:
+    """What the sandbox's Zendesk (``app.state.zendesk``) holds tagged, in the shape of
+    :func:`expected_recent_buyer_users`, for the demo summary to compare."""
+    return {
+        email: {
+            "email": email,
+            "omnicanal_last_order_date": (user.get("user_fields") or {}).get(
+                "omnicanal_last_order_date"
+            ),
+        }
+        for email, user in emulator.writes.tagged(RECENT_BUYER_TAG).items()
+    }
