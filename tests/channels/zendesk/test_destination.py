@@ -312,3 +312,16 @@ def test_what_a_sync_wrote_survives_a_sandbox_restart(tmp_path) -> None:
         finally:
             dest.close()
         assert writes.users_created == 0 and set(writes.tagged(TAG)) == {rows[1].key}
+
+
+def test_a_zendesk_sync_is_no_message(tmp_path) -> None:
+    from omnicanal.settings import get_settings
+
+    settings = get_settings({"OMNICANAL_HOME": str(tmp_path)})
+    with pytest.raises(SyncError, match="mode"):
+        ZendeskDestination.from_settings(settings, {"mode": "message"})
+    made = ZendeskDestination.from_settings(settings, {"mode": "upsert", "tag": "VIP"})
+    try:
+        assert made.tag == "vip"
+    finally:
+        made.close()

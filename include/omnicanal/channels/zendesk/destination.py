@@ -118,9 +118,10 @@ class ZendeskDestination:
     def from_settings(cls, settings: Settings, options: dict[str, Any]) -> ZendeskDestination:
         zendesk = settings.channel("zendesk")
         mode = str(options.get("mode") or "audience")
-        if mode not in ("audience", "mirror"):
+        if mode not in ("audience", "mirror", "upsert"):
             raise SyncError(
-                f"a Zendesk sync adds and removes a user tag: use mode audience, not {mode!r}"
+                f"a Zendesk sync tags users: use mode audience (add and remove the tag) or "
+                f"upsert (only add it), not {mode!r}"
             )
         return cls(
             api_url(settings),
