@@ -262,6 +262,7 @@ def test_what_syncs_wrote_survives_a_sandbox_restart(tmp_path):
             assert all(o.ok for o in dest.remove(rows[2:]))
         finally:
             dest.close()
+        first.app.state.emulators["shopify"].writes.flush()  # a save a second later, or now
         written = {c["id"]: (c["tags"], c["updated_at"]) for c in store.customers[:3]}
     with SandboxServer(generate_world(30, 5), shopify={"state_path": state}) as again:
         emulator = again.app.state.emulators["shopify"]

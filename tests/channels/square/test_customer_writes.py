@@ -238,6 +238,7 @@ def test_what_syncs_wrote_survives_a_sandbox_restart(tmp_path):
             assert all(o.ok for o in dest.remove([Row(customers[2], {})]))
         finally:
             dest.close()
+        seller.writes.flush()  # a save a second later, or now
         versions = {c["id"]: c["version"] for c in seller.shop.customers[:3]}
     with SandboxServer(generate_world(30, 5), square={"state_path": state}) as again:
         seller = again.app.state.emulators["square"]

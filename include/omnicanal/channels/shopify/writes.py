@@ -30,6 +30,8 @@ import hashlib
 import json
 import os
 import re
+import threading
+import time
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -168,6 +170,9 @@ class CustomerWrites:
         #: customer id -> (tags, updated_at) as the writes left them
         self._written_tags: dict[int, tuple[str, str]] = {}
         self.state_path = Path(state_path) if state_path else None
+        self._saved_at = 0.0
+        self._timer: threading.Timer | None = None
+        self._state_lock = threading.Lock()
         if self.state_path and self.state_path.exists():
             self._load_state()
 
@@ -189,9 +194,35 @@ class CustomerWrites:
             self._next_metafield = max([self._next_metafield, *(m["id"] for m in held)])
         self.graph.revision += 1
 
-    def _save_state(self) -> None:
+    def _changed(self) -> None:
+        """Save now, or within a second when a save just happened (a run of batches)."""
         if self.state_path is None:
             return
+        with self._state_lock:
+            if time.monotonic() - self._saved_at >= 1.0:
+                self._save_state()
+            elif self._timer is None:
+                self._timer = threading.Timer(1.0, self._deferred_save)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _deferred_save(self) -> None:
+        with self.emulator._lock, self._state_lock:
+            self._timer = None
+            self._save_state()
+
+    def flush(self) -> None:
+        """Save what a deferred save still holds (tests, shutdown)."""
+        if self.state_path is None:
+            return
+        with self.emulator._lock, self._state_lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._save_state()
+
+    def _save_state(self) -> None:
+        assert self.state_path is not None
         data = {
             "tags": {str(k): list(v) for k, v in self._written_tags.items()},
             "metafields": {
@@ -204,6 +235,7 @@ class CustomerWrites:
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, ensure_ascii=False))
         os.replace(tmp, self.state_path)
+        self._saved_at = time.monotonic()
 
     # -- tags --------------------------------------------------------------------------
 
@@ -255,7 +287,7 @@ class CustomerWrites:
         self.tag_writes += 1
         updated = self.emulator.touch_customer(record["id"], tags=", ".join(tags))
         self._written_tags[record["id"]] = (updated["tags"], updated["updated_at"])
-        self._save_state()
+        self._changed()
         return updated
 
     # -- metafields --------------------------------------------------------------------
@@ -297,7 +329,7 @@ class CustomerWrites:
                 held[handle] = current
                 self.metafield_writes += 1
             written.append(self.graph.metafield(current))
-        self._save_state()
+        self._changed()
         return {"metafields": written, "userErrors": []}
 
     def _check(
