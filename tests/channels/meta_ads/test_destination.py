@@ -269,3 +269,24 @@ def test_rows_meta_samples_as_invalid_entries_are_refused() -> None:
     assert "Invalid email" in outcomes["k2"].error
     assert dest.stats()["num_invalid_entries"] == 1
     dest.close()
+
+
+def test_audiences_outlive_a_sandbox_restart(tmp_path) -> None:
+    """Meta keeps what a sync wrote; so does the sandbox, in its state file."""
+    state = tmp_path / "meta_ads.json"
+    emulator = MetaAdsEmulator(state_path=state)
+    app = FastAPI()
+    app.include_router(emulator.router)
+    app.get("/healthz")(lambda: {"status": "ok"})
+    with SandboxServer(app) as server:
+        dest = destination(server, {"audience_name": "Clientes inativos"})
+        dest.upsert([person(1), person(2)])
+        dest.remove([person(2)])
+        dest.close()
+    again = MetaAdsEmulator(state_path=state)
+    [created] = [a for a in again.audiences.values() if a.info["name"] == "Clientes inativos"]
+    assert again.hashes(created.info["id"]) == {sha("cliente.1@exemplo.com.br")}
+    # removal by identifier still works after a reload (the index is rebuilt)
+    created.remove({"EMAIL": sha("cliente.1@exemplo.com.br")})
+    assert again.hashes(created.info["id"]) == set()
+    assert SANDBOX_AUDIENCE_ID in again.audiences
