@@ -290,3 +290,41 @@ def test_audiences_outlive_a_sandbox_restart(tmp_path) -> None:
     created.remove({"EMAIL": sha("cliente.1@exemplo.com.br")})
     assert again.hashes(created.info["id"]) == set()
     assert SANDBOX_AUDIENCE_ID in again.audiences
+
+
+def test_a_multipart_delete_as_metas_curl_examples_send_it(emulated) -> None:
+    """``curl -X DELETE -F payload=… -F access_token=…``: a form body on DELETE."""
+    import json
+
+    import httpx
+
+    emulator, server = emulated
+    dest = destination(server)
+    dest.upsert([person(n) for n in range(3)])
+    payload = {"schema": "EMAIL_SHA256", "data": [sha("cliente.1@exemplo.com.br")]}
+    response = httpx.request(
+        "DELETE",
+        f"{server.url}/v26.0/{SANDBOX_AUDIENCE_ID}/users",
+        files={
+            "payload": (None, json.dumps(payload)),
+            "access_token": (None, "EAAGsandbox-omnicanal-meta-ads"),
+        },
+    )
+    # a multi-key audience takes no single-key rows (Meta's 2650), and says so
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == 2650
+    payload = {"schema": ["EMAIL_SHA256"], "data": [[sha("cliente.1@exemplo.com.br")]] * 9000}
+    response = httpx.request(
+        "DELETE",
+        f"{server.url}/v26.0/{SANDBOX_AUDIENCE_ID}/users",
+        files={
+            "payload": (None, json.dumps(payload)),
+            "access_token": (None, "EAAGsandbox-omnicanal-meta-ads"),
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["num_received"] == 9000
+    assert emulator.hashes(SANDBOX_AUDIENCE_ID) == {
+        sha("cliente.0@exemplo.com.br"),
+        sha("cliente.2@exemplo.com.br"),
+    }

@@ -435,7 +435,8 @@ class MetaAdsEmulator:
                 if isinstance(data, dict):
                     params.update(data)
             elif "multipart" in kind:
-                form = await request.form()
+                # curl -F, as Meta's examples send it: 10,000 hashed rows exceed 1 MB
+                form = await request.form(max_part_size=64 * 1024 * 1024)
                 params.update({k: v for k, v in form.items() if isinstance(v, str)})
             else:
                 params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
