@@ -312,3 +312,30 @@ def test_429_and_5xx_are_retried_and_a_lasting_failure_stops_the_run(shop):
         dest.close()
     assert "omnicanal-tempestade" in split_tags([shop.emulator.store.customers[0]["tags"]])
     assert "omnicanal-tempestade" not in split_tags([shop.emulator.store.customers[1]["tags"]])
+
+
+def test_an_app_without_write_customers_is_denied_and_the_run_stops(shop):
+    from omnicanal.channels.shopify import SANDBOX_READ_ONLY_TOKEN
+
+    customer = shop.emulator.store.customers[0]
+    denied = httpx.post(
+        f"{shop.server.url}/admin/api/{API_VERSION}/graphql.json",
+        headers={"X-Shopify-Access-Token": SANDBOX_READ_ONLY_TOKEN},
+        json={
+            "query": 'mutation($id: ID!) { tagsAdd(id: $id, tags: ["x"]) { node { id } } }',
+            "variables": {"id": gid(customer)},
+        },
+    ).json()
+    assert denied["data"] == {"tagsAdd": None}
+    (error,) = denied["errors"]
+    assert error["extensions"]["code"] == "ACCESS_DENIED" and error["path"] == ["tagsAdd"]
+    assert "write_customers" in error["message"]
+
+    dest = ShopifyDestination(shop.server.url, SANDBOX_READ_ONLY_TOKEN, tag="omnicanal-negado")
+    try:
+        dest.check()  # reading the shop is allowed
+        with pytest.raises(SyncError, match="OMNICANAL_SHOPIFY_ACCESS_TOKEN.*write_customers"):
+            dest.upsert([Row(gid(customer), {})])
+    finally:
+        dest.close()
+    assert "omnicanal-negado" not in (shop.emulator.store.customers[0]["tags"] or "")

@@ -22,6 +22,8 @@ from omnicanal.config import Setting, Settings, http_url, iso_datetime
 SANDBOX_ACCESS_TOKEN = "shpat_sandbox"
 #: A second sandbox token, for an app without ``read_all_orders``: it sees 60 days of orders.
 SANDBOX_RECENT_ORDERS_TOKEN = "shpat_sandbox_recent_orders"
+#: A third, for an app with read scopes only (no ``write_customers``): its writes are denied.
+SANDBOX_READ_ONLY_TOKEN = "shpat_sandbox_read_only"
 #: The Admin API version the tests and the probe ask for: the newest stable one at the time
 #: of writing. The sandbox serves every supported version (see :mod:`.versions`).
 API_VERSION = "2026-10"

@@ -211,6 +211,16 @@ class ShopifyDestination:
                 if self.throttle.available is None:
                     self.throttle.available = 0.0
                 continue
+            if "ACCESS_DENIED" in codes:
+                denied = next(
+                    e
+                    for e in body["errors"]
+                    if (e.get("extensions") or {}).get("code") == "ACCESS_DENIED"
+                )
+                raise SyncError(
+                    f"Shopify denied the app behind {TOKEN_SETTING}: {denied.get('message')} "
+                    "Grant the scope to the app (or use a token that has it)"
+                )
             if "MAX_COST_EXCEEDED" in codes:
                 raise SyncError(
                     f"a batch of Shopify writes cost more than one query may ({cost} points); "

@@ -13,6 +13,8 @@ Across both APIs, as on Shopify:
   hidden from a token without ``read_all_orders``. The sandbox's default token is an
   app granted that scope (``read_all_orders=True``); ``SANDBOX_RECENT_ORDERS_TOKEN`` is
   one without it;
+- ``SANDBOX_READ_ONLY_TOKEN`` is an app without ``write_customers``: its customer writes
+  are answered ``ACCESS_DENIED``, as Shopify answers a missing access scope;
 - an unsupported or unknown API version (``1999-01``) is served by the oldest supported
   stable version, and every answer names the version served in
   ``X-Shopify-API-Version`` (see :mod:`.versions`);
@@ -59,7 +61,11 @@ from fastapi import APIRouter, Body, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from omnicanal.channels.shopify import SANDBOX_ACCESS_TOKEN, SANDBOX_RECENT_ORDERS_TOKEN
+from omnicanal.channels.shopify import (
+    SANDBOX_ACCESS_TOKEN,
+    SANDBOX_READ_ONLY_TOKEN,
+    SANDBOX_RECENT_ORDERS_TOKEN,
+)
 from omnicanal.channels.shopify import graphql as admin_graphql
 from omnicanal.channels.shopify.bulk import BulkOperations
 from omnicanal.channels.shopify.graph import ORDER_WINDOW_DAYS, Context, ShopGraph
@@ -171,7 +177,13 @@ class ShopifyEmulator:
         self.world = world
         self.store: ShopifyStore = world.slices["shopify"]
         self.access_token = access_token
-        self.tokens = {access_token: read_all_orders, recent_orders_token: False}
+        self.tokens = {
+            access_token: read_all_orders,
+            recent_orders_token: False,
+            SANDBOX_READ_ONLY_TOKEN: read_all_orders,
+        }
+        #: tokens of apps granted ``write_customers`` (the read-only app is not)
+        self.customer_writers = {access_token, recent_orders_token}
         self.faults = FaultInjector()
         self._stalls: deque[float] = deque()
         self.request_count = 0
@@ -571,7 +583,7 @@ class ShopifyEmulator:
             read_all_orders=self.tokens[token],
             base_url=str(request.base_url).rstrip("/"),
             bulk_operations=self.bulk,
-            writes=self.writes,
+            writes=self.writes if token in self.customer_writers else None,
             token=token,
             version=headers[VERSION_HEADER],
         )

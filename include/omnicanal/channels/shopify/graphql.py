@@ -270,15 +270,38 @@ def _bind_roots(schema: GraphQLSchema) -> None:
 
     mutation.fields["bulkOperationRunQuery"].resolve = run_query
     mutation.fields["bulkOperationCancel"].resolve = cancel
-    mutation.fields["tagsAdd"].resolve = lambda _r, info, id, tags: _ctx(info).writes.tags_add(  # noqa: A006
-        id, tags
-    )
-    mutation.fields["tagsRemove"].resolve = lambda _r, info, id, tags: (  # noqa: A006
-        _ctx(info).writes.tags_remove(id, tags)
-    )
-    mutation.fields["metafieldsSet"].resolve = lambda _r, info, metafields: _ctx(
-        info
-    ).writes.metafields_set(metafields)
+
+    def tags_add(_r: Any, info: Any, id: str, tags: list[str]) -> Any:  # noqa: A002
+        return _writes(info, "tagsAdd").tags_add(id, tags)
+
+    def tags_remove(_r: Any, info: Any, id: str, tags: list[str]) -> Any:  # noqa: A002
+        return _writes(info, "tagsRemove").tags_remove(id, tags)
+
+    def metafields_set(_r: Any, info: Any, metafields: list[dict[str, Any]]) -> Any:
+        return _writes(info, "metafieldsSet").metafields_set(metafields)
+
+    mutation.fields["tagsAdd"].resolve = tags_add
+    mutation.fields["tagsRemove"].resolve = tags_remove
+    mutation.fields["metafieldsSet"].resolve = metafields_set
+
+
+ACCESS_SCOPES_DOC = "https://shopify.dev/api/usage/access-scopes"
+
+
+def _writes(info: Any, field: str) -> Any:
+    """The customer writes, if the token's app was granted ``write_customers``."""
+    writes = _ctx(info).writes
+    if writes is None:
+        required = "`write_customers` access scope."
+        raise GraphQLError(
+            f"Access denied for {field} field. Required access: {required}",
+            extensions={
+                "code": "ACCESS_DENIED",
+                "documentation": ACCESS_SCOPES_DOC,
+                "requiredAccess": required,
+            },
+        )
+    return writes
 
 
 def _location(_root: Any, info: Any, id: str | None = None) -> Any:  # noqa: A002
