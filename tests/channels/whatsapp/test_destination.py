@@ -399,3 +399,47 @@ def test_a_ledger_that_keeps_refs_matches_statuses_by_message_id(
             ).fetchall()
     assert rows == [("wamid.ours", "whatsapp__abandoned_checkout", "K1", "delivered")]
     assert report.statuses == 1 and report.unmatched >= 1
+
+
+def test_a_token_revoked_part_way_keeps_what_was_sent_and_leaves_the_rest_pending(
+    sandbox, emulator
+) -> None:
+    import threading
+
+    same, other = phones(emulator, 2, start=44)
+    rows = [row("t:1", same), row("t:2", same), row("t:3", other)]
+    dest = destination(sandbox)
+    try:
+        dest.check()
+        # t:1 and t:3 go at once; t:2 waits out the pair interval, and the token dies
+        timer = threading.Timer(0.3, emulator.expire_token)
+        timer.start()
+        outcomes = dest.upsert(rows)
+        timer.join()
+        assert [(o.key, o.ok) for o in outcomes] == [("t:1", True), ("t:3", True)]
+        # the rest of the run asks nothing more of the Cloud API: left pending
+        before = dest.client.requests_sent
+        assert dest.upsert([row("t:4", phones(emulator, 1, start=46)[0])]) == []
+        assert dest.client.requests_sent == before
+        assert "OMNICANAL_WHATSAPP_ACCESS_TOKEN" in dest.stats()["error"]
+        with pytest.raises(SyncError, match="OMNICANAL_WHATSAPP_ACCESS_TOKEN"):
+            dest.check()
+    finally:
+        emulator.expire_token(False)
+        dest.close()
+
+
+def test_a_message_without_an_answer_is_in_doubt_and_the_rest_pending(sandbox, emulator):
+    rows = [row(f"d:{n}", to) for n, to in enumerate(phones(emulator, 3, start=47))]
+    dest = destination(sandbox, backoff=0.01, max_attempts=2)
+    try:
+        dest.check()
+        emulator.fail_next(2, 503)  # the first message's two attempts
+        outcomes = dest.upsert(rows)
+    finally:
+        emulator.faults.clear()
+        dest.close()
+    assert [(o.key, o.ok) for o in outcomes] == [("d:0", False)]
+    assert outcomes[0].error.startswith("in doubt:") and "replay" in outcomes[0].error
+    tried = {m["biz_opaque_callback_data"] for m in emulator.templates_sent()}
+    assert not tried & {"d:1", "d:2"}

@@ -66,6 +66,11 @@ _AUTH_CODES = {0, 102, 104, 190}
 _PERMISSION_CODES = {3, 10, 200}
 
 
+class InDoubt(SyncError):
+    """The Cloud API gave no answer to a message (unreachable, or 5xx after retries): it
+    may have been sent."""
+
+
 def _error(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
@@ -136,6 +141,8 @@ class WhatsAppDestination:
         self._collected_at_end = False
         #: check, upsert or stats were called: a run (a plan only builds and closes)
         self._used = False
+        #: a whole-destination failure met part-way through a batch, raised by the next call
+        self._failure: SyncError | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, options: dict) -> WhatsAppDestination:
@@ -186,7 +193,10 @@ class WhatsAppDestination:
         if self.statuses_settings is not None and not self._collected_at_end:
             self.collect_statuses()
             self._collected_at_end = True
-        return {**self._stats, "statuses_read": dict(self._statuses_read)}
+        found: dict[str, Any] = {**self._stats, "statuses_read": dict(self._statuses_read)}
+        if self._failure is not None:
+            found["error"] = str(self._failure)
+        return found
 
     # --- whole-destination failures ---------------------------------------------------
 
@@ -210,7 +220,8 @@ class WhatsAppDestination:
                 f"{_reason(error)}; fix the template in WhatsApp Manager or the sync's "
                 "template, language and fields (meta.omnicanal_sync in its exposure)"
             )
-        raise SyncError(
+        failure = InDoubt if response.status_code >= 500 else SyncError
+        raise failure(
             f"the WhatsApp Cloud API refused {doing} (HTTP {response.status_code}): "
             f"{_reason(error)}"
         )
@@ -218,6 +229,8 @@ class WhatsAppDestination:
     def check(self) -> None:
         """Fail before sending anything: bad token, unknown number, no such approved template."""
         self._used = True
+        if self._failure is not None:
+            raise self._failure
         number = self.client.request(
             "GET", f"/{self.phone_number_id}", params={"fields": "id,display_phone_number"}
         )
@@ -342,7 +355,12 @@ class WhatsAppDestination:
         body = self._message(row)
         for _ in range(PAIR_RETRIES):
             self._wait_for_pair(recipient)
-            response = self.client.request("POST", f"/{self.phone_number_id}/messages", json=body)
+            try:
+                response = self.client.request(
+                    "POST", f"/{self.phone_number_id}/messages", json=body
+                )
+            except SyncError as exc:  # no answer after the retries: it may have gone
+                raise InDoubt(str(exc)) from None
             if response.status_code == 200:
                 answer = response.json()
                 self._last_sent[recipient] = time.monotonic()
@@ -372,7 +390,19 @@ class WhatsAppDestination:
         return None
 
     def upsert(self, rows: list[Row]) -> list[Outcome]:
+        """One message per row; an outcome per row answered, in the rows' order.
+
+        When the Cloud API fails as a whole once sending began (a token revoked, a
+        template paused, an outage), the messages it accepted keep their outcomes and the
+        rows not tried are left out (pending: the next run sends them, and its ``check``
+        fails until the cause is fixed); the one it gave no answer for is a failed outcome
+        "in doubt" (it may have gone: only ``replay`` sends it again). Later batches of the
+        run are left pending without a request; the error is logged and in ``stats()``.
+        Raising instead would leave the engine unsure of a whole batch of messages, some
+        never sent."""
         self._used = True
+        if self._failure is not None:
+            return []
         if self._variables is None:
             self._load_template()
         for row in rows:
@@ -393,9 +423,22 @@ class WhatsAppDestination:
             (later if recipient in seen else first).append(i)
             seen.add(recipient)
         for i in first + later:
-            outcome = self._send(rows[i])
+            key = rows[i].key
+            try:
+                outcome = self._send(rows[i])
+            except SyncError as exc:
+                self._failure = exc
+                if isinstance(exc, InDoubt):
+                    outcomes[key] = Outcome(
+                        key,
+                        False,
+                        f"in doubt: {exc}; the message may have been delivered "
+                        "(`omnicanal sync replay` sends it again)",
+                    )
+                log.error("whatsapp: stopped part-way through a batch: %s", exc)
+                break
             if outcome is not None:
-                outcomes[rows[i].key] = outcome
+                outcomes[key] = outcome
         return [outcomes[row.key] for row in rows if row.key in outcomes]
 
     def remove(self, rows: list[Row]) -> list[Outcome]:
