@@ -108,8 +108,8 @@ SETTINGS = (
     Setting(
         "OMNICANAL_WHATSAPP_PHONE_NUMBER_ID",
         "phone_number_id",
-        "Graph id of the business phone number the webhooks are about. Default: the "
-        "sandbox's number.",
+        "Graph id of the business phone number: the webhooks are about it and WhatsApp "
+        "syncs send from it. Default: the sandbox's number.",
         "110238476119052",
         graph_id,
     ),
