@@ -7,7 +7,8 @@ ancestors; ``omnicanal sync`` pushes the segment over HTTP to the emulated Marke
 API, which must then hold exactly the hashes :func:`expected_lapsed_customers` computes
 from the world in plain Python, for every person identity resolution kept whole (the
 few it cannot, e.g. a till profile with only a phone no other record of theirs has, are
-identity's question and bounded here). A second run sends nothing.
+identity's question and bounded here). A second run sends nothing; a person who leaves
+the segment is taken out of the audience by the next.
 """
 
 from __future__ import annotations
@@ -122,6 +123,22 @@ def test_the_audience_holds_the_worlds_lapsed_customers_and_a_rerun_sends_nothin
         assert second.sent == 0 and second.inserted == 0 and second.removed == 0
         assert emulator.write_log == []
         assert audience_rows(emulator, LAPSED_CUSTOMERS_AUDIENCE) == held
+
+        # someone buys again (leaves the segment): the next run takes them out, only them
+        with psycopg.connect(warehouse_env) as conn:
+            email = conn.execute(
+                "delete from activation.sync_meta_ads__lapsed_customers where customer_id = "
+                "(select min(record_key) from omnicanal_activation.sync_ledger "
+                "where sync_name = %s and present and payload->>'EMAIL' is not null) "
+                "returning email",
+                (SYNC,),
+            ).fetchone()[0]
+        third = run_sync(get_settings(), SYNC)
+        assert (third.removed, third.inserted, third.sent) == (1, 0, 1)
+        gone = sha256_hex(email)
+        assert audience_rows(emulator, LAPSED_CUSTOMERS_AUDIENCE) == {
+            k: v for k, v in held.items() if k != gone
+        }
 
     with psycopg.connect(warehouse_env) as conn:
         stats = conn.execute(
