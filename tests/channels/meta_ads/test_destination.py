@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -142,6 +143,10 @@ def test_throttling_is_waited_out(emulated) -> None:
     assert dest._honour_usage(_answer(100, regain=2)) == 120  # Meta's estimate, in minutes
     assert dest._honour_usage(_answer(96, regain=0)) == dest.throttle_backoff
     assert dest._honour_usage(_answer(50, regain=0)) == 0
+    account = httpx.Response(
+        200, headers={"X-Ad-Account-Usage": '{"acc_id_util_pct": 99, "reset_time_duration": 30}'}
+    )
+    assert dest._honour_usage(account) == 30
     dest.check()
     emulator.rate_limit_next(2, code=80003)
     emulator.fail_next(1, 429)
@@ -158,8 +163,6 @@ def test_throttling_is_waited_out(emulated) -> None:
 
 def _answer(percent: int, regain: int):
     import json
-
-    import httpx
 
     usage = {
         "1": [
@@ -295,8 +298,6 @@ def test_audiences_outlive_a_sandbox_restart(tmp_path) -> None:
 def test_a_multipart_delete_as_metas_curl_examples_send_it(emulated) -> None:
     """``curl -X DELETE -F payload=… -F access_token=…``: a form body on DELETE."""
     import json
-
-    import httpx
 
     emulator, server = emulated
     dest = destination(server)

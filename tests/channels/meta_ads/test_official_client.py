@@ -216,3 +216,5 @@ def test_errors_are_graph_errors(emulated) -> None:
     usage = json.loads(throttled.value.http_headers()["x-business-use-case-usage"])
     assert usage[SANDBOX_AD_ACCOUNT_ID][0]["type"] == "custom_audience"
     assert usage[SANDBOX_AD_ACCOUNT_ID][0]["call_count"] == 100
+    account = json.loads(throttled.value.http_headers()["x-ad-account-usage"])
+    assert account["acc_id_util_pct"] == 100

@@ -232,7 +232,9 @@ class MetaAdsDestination:
         raise SyncError(f"Meta refused {doing} (HTTP {response.status_code}, {code}: {message})")
 
     def _honour_usage(self, response: httpx.Response) -> float:
-        """Seconds to wait before the next call, from the usage headers (0: none)."""
+        """Seconds to wait before the next call, from the usage headers (0: none): the
+        ad account's ``custom_audience`` use case (``X-Business-Use-Case-Usage``) or its
+        Marketing API utilisation (``X-Ad-Account-Usage``) at 95 % or more."""
         wait = 0.0
         raw = response.headers.get("X-Business-Use-Case-Usage")
         if raw:
@@ -246,6 +248,17 @@ class MetaAdsDestination:
                     regain = float(entry.get("estimated_time_to_regain_access") or 0) * 60
                     if used >= SLOW_DOWN_AT:
                         wait = max(wait, regain or self.throttle_backoff)
+        raw = response.headers.get("X-Ad-Account-Usage")
+        if raw:
+            try:
+                account = json.loads(raw)
+            except ValueError:
+                account = {}
+            if isinstance(account, dict) and float(account.get("acc_id_util_pct") or 0) >= (
+                SLOW_DOWN_AT
+            ):
+                reset = float(account.get("reset_time_duration") or 0)
+                wait = max(wait, reset or self.throttle_backoff)
         return wait
 
     def _call(self, method: str, path: str, doing: str, **kwargs: Any) -> dict:

@@ -38,9 +38,12 @@ parts every Meta emulation shares (:mod:`omnicanal.channels.meta`):
   1, each once) collect the new membership; the batch with ``last_batch_flag`` swaps it
   in. While one is open, ``/users`` writes are refused (code 2650); a session open for
   more than 90 minutes has expired (code 100);
-- **throttling**: every answer carries ``X-App-Usage`` and ``X-Business-Use-Case-Usage``
+- **throttling**: every answer carries ``X-App-Usage``, ``X-Business-Use-Case-Usage``
   (``type: custom_audience`` for the ad account: ``call_count``, ``total_cputime``,
-  ``total_time``, ``estimated_time_to_regain_access`` in minutes). At 100 % of the hourly
+  ``total_time``, ``estimated_time_to_regain_access`` in minutes) and
+  ``X-Ad-Account-Usage`` (``acc_id_util_pct``, ``reset_time_duration`` in seconds,
+  ``ads_api_access_tier``); ``X-FB-Ads-Insights-Throttle`` belongs to the Insights API
+  and is not sent here. At 100 % of the hourly
   budget calls are refused with code 80003 ("There have been too many calls to this
   ad-account…", HTTP 400, ``is_transient``);
 - **faults** for tests: ``fail_next(n, status)`` (429 with ``Retry-After``, or 5xx with
@@ -378,6 +381,14 @@ class MetaAdsEmulator:
                             "estimated_time_to_regain_access": regain,
                         }
                     ]
+                }
+            ),
+            # the Marketing API's per-ad-account utilisation (reset in seconds)
+            "X-Ad-Account-Usage": json.dumps(
+                {
+                    "acc_id_util_pct": account,
+                    "reset_time_duration": regain * 60,
+                    "ads_api_access_tier": "standard_access",
                 }
             ),
         }
