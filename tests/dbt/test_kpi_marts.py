@@ -517,6 +517,6 @@ def test_journey_has_bought_online_returned_in_store(kpis: MartsWarehouse) -> No
             and orders.order_key like 'shopify:%'
         """
     )
-    found = {key.removeprefix("square:return:"): rest for key, *rest in rows}
+    found = {key.removeprefix("square:return:"): tuple(rest) for key, *rest in rows}
     assert set(found) == set(truth)
     assert set(found.values()) == {("pos", "post_sale", True, "web", "purchase", True)}
