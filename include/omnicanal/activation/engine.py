@@ -148,7 +148,26 @@ def _ledger_filter(definition: SyncDefinition) -> sql.SQL:
     return sql.SQL("present")
 
 
-def _departed(definition: SyncDefinition, target: Target) -> sql.SQL:
+def _consents(customer: str) -> sql.Composed:
+    """Whether the consent mart says ``customer`` (an SQL expression) consents to the
+    destination's channel: a semi-join, so only the keys it asks about are looked up."""
+    return sql.SQL(
+        "exists (select 1 from {consent} c where c.customer_id = {customer} "
+        "and c.channel = %(channel)s and c.consents)"
+    ).format(consent=sql.Identifier(CONSENT_SCHEMA, CONSENT_MODEL), customer=sql.SQL(customer))
+
+
+def _upsert_revokes(definition: SyncDefinition, target: Target) -> bool:
+    """Whether departed keys must be checked against consent: only ``upsert`` keeps
+    what left the model, and must still take back what a revocation withdrew."""
+    return (
+        definition.mode != MESSAGE
+        and not definition.removes_departed
+        and target.consent_channel is not None
+    )
+
+
+def _departed(definition: SyncDefinition, target: Target) -> sql.Composable:
     """The action for a held key that is not (or no longer may be) in the model."""
     gone = "'remove'" if target.supports_remove else "'depart'"
     if definition.mode == MESSAGE:
@@ -156,14 +175,14 @@ def _departed(definition: SyncDefinition, target: Target) -> sql.SQL:
         return sql.SQL("case when l.present then 'depart' else 'unchanged' end")
     if definition.removes_departed:
         return sql.SQL(gone)
-    if target.consent_channel is None:
+    if not _upsert_revokes(definition, target):
         return sql.SQL("'unchanged'")
     # upsert keeps what left the model, but a revoked consent is honoured everywhere:
     # the key is in the model without consent, or the person it was sent for revoked
     return sql.SQL(
         "case when w.record_key is not null or (l.customer_id is not null "
-        "and lc.customer_id is null) then {gone} else 'unchanged' end"
-    ).format(gone=sql.SQL(gone))
+        "and not {consents}) then {gone} else 'unchanged' end"
+    ).format(consents=_consents("l.customer_id"), gone=sql.SQL(gone))
 
 
 def _classified(definition: SyncDefinition, target: Target = Target()) -> sql.Composed:
@@ -186,13 +205,15 @@ def _classified(definition: SyncDefinition, target: Target = Target()) -> sql.Co
         else sql.SQL("null::text")
     )
     if target.consent_channel is None:
-        consenting = sql.SQL("select null::text as customer_id where false")
-        consented = sql.SQL("true")
+        consented, withheld = sql.SQL("true"), sql.SQL("false")
     else:
-        consenting = sql.SQL(
-            "select distinct customer_id from {consent} where channel = %(channel)s and consents"
-        ).format(consent=sql.Identifier(CONSENT_SCHEMA, CONSENT_MODEL))
-        consented = sql.SQL("c.customer_id is not null")
+        consented = _consents("m.customer_id")
+        withheld = sql.SQL("not {}").format(consented)
+    withheld_join = sql.SQL(
+        "left join withheld w on h.record_key is null and w.record_key = l.record_key"
+        if _upsert_revokes(definition, target)
+        else ""
+    )
     if definition.mode == MESSAGE:
         changed = sql.SQL("'unchanged'")  # a message is not sent again when it changes
     else:
@@ -202,24 +223,18 @@ def _classified(definition: SyncDefinition, target: Target = Target()) -> sql.Co
         )
     return sql.SQL(
         """
-        with model as (
+        with model as not materialized (
             select {key}::text as record_key, jsonb_build_object({pairs}) as payload,
                 {customer} as customer_id
             from {schema}.{model}
             where {key} is not null
         ),
-        consenting as ({consenting}),
-        gated as (
-            select m.*, {consented} as consented
-            from model m
-            left join consenting c on c.customer_id = m.customer_id
-        ),
         hashed as (
             select record_key, payload, md5(payload::text) as payload_hash, customer_id
-            from gated where consented
+            from model m where {consented}
         ),
         withheld as (
-            select record_key from gated where not consented
+            select record_key from model m where {withheld}
         ),
         ledger as (
             select record_key, payload, payload_hash, customer_id, present
@@ -240,8 +255,7 @@ def _classified(definition: SyncDefinition, target: Target = Target()) -> sql.Co
                 end as action
             from hashed h
             full join ledger l on h.record_key = l.record_key
-            left join withheld w on h.record_key is null and w.record_key = l.record_key
-            left join consenting lc on h.record_key is null and lc.customer_id = l.customer_id
+            {withheld_join}
         ),
         classified as materialized (
             select d.record_key, d.payload, d.payload_hash, d.customer_id, d.action,
@@ -260,8 +274,9 @@ def _classified(definition: SyncDefinition, target: Target = Target()) -> sql.Co
         key=sql.Identifier(definition.key),
         pairs=pairs,
         customer=customer,
-        consenting=consenting,
         consented=consented,
+        withheld=withheld,
+        withheld_join=withheld_join,
         schema=sql.Identifier(definition.schema),
         model=sql.Identifier(definition.model),
         ledger=sql.Identifier(SCHEMA),
