@@ -17,9 +17,11 @@
 {% macro identity_fuzzy_comparisons() -%}
     {{ return([
         {'name': 'first_name', 'column': 'first_name_key', 'kind': 'name',
-         'swap': 'last_name_key', 'keys': ['first_name_key', 'full_name_key']},
+         'swap': 'last_name_key',
+         'keys': ['first_name_key', 'full_name_key', 'name_pair_key', 'first_name_prefix']},
         {'name': 'last_name', 'column': 'last_name_key', 'kind': 'name',
-         'swap': 'first_name_key', 'keys': ['last_name_key', 'full_name_key']},
+         'swap': 'first_name_key',
+         'keys': ['last_name_key', 'full_name_key', 'name_pair_key', 'last_name_prefix']},
         {'name': 'birth_date', 'column': 'birth_date_key', 'kind': 'date',
          'keys': ['birth_date_key', 'birth_date']},
         {'name': 'city', 'column': 'city_key', 'kind': 'city', 'keys': ['city_key']},

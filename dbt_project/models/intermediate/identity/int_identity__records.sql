@@ -12,6 +12,7 @@
     materialized='incremental',
     unique_key='record_key',
     incremental_strategy='merge',
+    on_schema_change='append_new_columns',
     post_hook=[
         "{{ identity_delete_changed('record_key', 'record_key', ['deleted']) }}",
         "create index if not exists {{ this.identifier }}_num_idx on {{ this }} (record_num)",
@@ -202,7 +203,16 @@ final as (
                         cast(right(birth_date_key, 2) as int)
                     )
         end as birth_date,
-        right(regexp_replace(phone_raw, '\D', '', 'g'), 8) as phone_last8
+        right(regexp_replace(phone_raw, '\D', '', 'g'), 8) as phone_last8,
+        -- blocking keys for what exact name keys miss: first and last name swapped
+        -- (the two in alphabetical order), and typos after the first letters
+        case
+            when first_name_key is not null and last_name_key is not null
+                then least(first_name_key, last_name_key)
+                || '|' || greatest(first_name_key, last_name_key)
+        end as name_pair_key,
+        left(first_name_key, 3) as first_name_prefix,
+        left(last_name_key, 4) as last_name_prefix
 
     from numbered
 
