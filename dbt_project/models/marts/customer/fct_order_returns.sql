@@ -8,7 +8,8 @@
       location of a POS order;
     - a Square return at a shop's till: of a till sale (linked by the return's source
       order), or of an online Shopify order (the unlinked return whose reference names
-      it, stg_square__online_order_returns): is_online_order_returned_in_store; an
+      it, int_customer__verified_online_returns: only a link that fits that order):
+      is_online_order_returned_in_store; an
       exchange swaps the goods and refunds nothing.
 
     customer_id is the original order's buyer, else the person of the Square profile
@@ -143,7 +144,7 @@ square_returns as (
     from {{ ref('stg_square__orders') }} as return_orders
     inner join square_return_lines as return_lines
         on return_orders.square_order_id = return_lines.square_order_id
-    left join {{ ref('stg_square__online_order_returns') }} as online_returns
+    left join {{ ref('int_customer__verified_online_returns') }} as online_returns
         on return_orders.square_order_id = online_returns.square_order_id
     left join orders as online_orders
         on

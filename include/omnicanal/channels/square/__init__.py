@@ -9,7 +9,8 @@
   with the customer writes of :mod:`.writes`;
 - identity: each customer profile is an identity record (``stg_square__customers``), and
   each return of an online order in a shop ties its Square customer to that order
-  (``stg_square__online_order_returns``).
+  (``stg_square__online_order_returns``, checked against the online order in
+  ``int_customer__verified_online_returns``).
 """
 
 from __future__ import annotations
@@ -161,8 +162,11 @@ CHANNEL = Channel(
             # staging, with deleted_at, for history)
             where="deleted_at is null",
         ),
+        # an online order brought back to a till: the clerk's reference to it links the
+        # till's customer to the online buyer only once it was checked against that
+        # order (a mistyped number would merge two people)
         IdentityFeed(
-            model="stg_square__online_order_returns",
+            model="int_customer__verified_online_returns",
             record_id="square_order_id",
             columns={"created_at": "created_at", "updated_at": "updated_at"},
             ids={
