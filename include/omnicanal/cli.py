@@ -137,20 +137,30 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if args.json:
             _print_json({"sync": definition.name, **planned.as_dict()})
             return 0
-        print(f"{definition.name} -> {definition.destination} (dry run, nothing sent)")
-        for action, label in (("insert", "adds"), ("update", "updates"), ("remove", "removes")):
+        print(
+            f"{definition.name} -> {definition.destination} ({definition.mode} mode; "
+            "dry run, nothing sent)"
+        )
+        for action, label in (
+            ("insert", "adds"),
+            ("update", "updates"),
+            ("remove", "removes"),
+            ("depart", "departs"),
+        ):
             sample = ", ".join(planned.samples[action])
             print(
                 f"  {label:8} {planned.counts[action]:>8}" + (f"  e.g. {sample}" if sample else "")
             )
         print(f"  {'unchanged':8} {planned.unchanged:>8}")
+        if planned.withheld:
+            print(f"  {planned.withheld} row(s) left out: no consent for this destination")
         if planned.held:
             print(
                 f"  {planned.held} refused row(s) held back; `omnicanal sync replay` resends them"
             )
         return 0
     if args.action == "status":
-        from omnicanal.activation.ledger import status
+        from omnicanal.activation.ledger import describe_run, status
         from omnicanal.warehouse import connect
 
         name = None
@@ -169,16 +179,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
             print(
                 f"{sync['sync']}: {sync['held_at_destination']} held at the destination, "
                 f"{sync['pending']} pending, {sync['dead_letters']} dead letter(s)"
+                + (f", {sync['in_doubt']} in doubt" if sync.get("in_doubt") else "")
             )
             for run in sync["runs"]:
-                ended = f"{run['finished_at']:%H:%M:%S}" if run["finished_at"] else "running"
-                print(
-                    f"  run {run['run_id']} {run['status']:8} "
-                    f"{run['started_at']:%Y-%m-%d %H:%M:%S} -> {ended}: "
-                    f"+{run['inserted']} ~{run['updated']} -{run['removed']} ={run['unchanged']}"
-                    f" failed {run['failed']} pending {run['pending']} held {run['held']}"
-                    + (f"; error: {run['error']}" if run["error"] else "")
-                )
+                print(f"  {describe_run(run)}")
         return 0
     from omnicanal.activation.engine import run_sync
 
@@ -364,6 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--runs", type=int, default=5, help="how many recent runs to show (5)")
     r.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=cmd_sync)
+
+    from omnicanal.channels.whatsapp.cli import register as register_whatsapp
+
+    register_whatsapp(sub)
 
     p = sub.add_parser("identity", help="identity resolution on anyone's data")
     sp = p.add_subparsers(dest="action", required=True)

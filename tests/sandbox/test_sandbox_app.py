@@ -115,7 +115,7 @@ def test_round_trip_shopify_to_mailchimp_matches_ground_truth(world: World) -> N
         members = [
             {
                 "email_address": email,
-                "status_if_new": "subscribed",
+                "status": "subscribed",
                 "merge_fields": {"FNAME": names["first_name"], "LNAME": names["last_name"]},
             }
             for email, names in segment.items()

@@ -60,7 +60,7 @@ def sandbox() -> Iterator[SandboxServer]:
         # the sync audience holds someone: the tap must not read it back
         requests.post(
             f"{server.url}/3.0/lists/{DEFAULT_LIST_ID}/members",
-            json={"email_address": "sincronizado@example.com", "status": "subscribed"},
+            json={"email_address": "sincronizado@gmail.com", "status": "subscribed"},
             auth=("omnicanal", SANDBOX_API_KEY),
             timeout=10,
         ).raise_for_status()
