@@ -2,11 +2,13 @@
 
 A ``Person`` is the ground truth every source is generated from and every identity
 test is checked against: canonical name spelling, one lower-case email, one E.164
-mobile, one valid CPF, and whether they accept email marketing.
+mobile, one valid CPF, and whether they accept email marketing (and, derived from it,
+marketing messages on their mobile).
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
@@ -25,6 +27,9 @@ from omnicanal.sandbox.cpf import random_cpf
 from omnicanal.sandbox.noise import strip_accents
 
 EMAIL_MARKETING_SHARE = 0.7
+#: Of those who accept email marketing, the share who also accept marketing messages to
+#: their mobile (SMS and WhatsApp opt-in).
+PHONE_MARKETING_SHARE = 0.6
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,18 @@ class Person:
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}"
+
+    @property
+    def accepts_phone_marketing(self) -> bool:
+        """Whether they opted in to marketing messages on their mobile (SMS, WhatsApp).
+
+        Only people who accept email marketing do (so no revocation elsewhere contradicts
+        it). Derived from a hash of their CPF, not drawn from the world's random streams,
+        so adding it changed no other figure of any seed; not stored in world files."""
+        if not self.accepts_email_marketing:
+            return False
+        digest = hashlib.sha256(f"phone-marketing:{self.cpf}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32 < PHONE_MARKETING_SHARE
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -329,11 +329,15 @@ def _customer(
         "addresses": addresses,
         "tax_exemptions": [],
         "email_marketing_consent": _consent(rng, consent_state, account.created, account.updated),
+        # the mobile opt-in (SMS and WhatsApp) is the person's, timed at the account's
+        # creation (checkout): no random draw, so the rest of the store is unchanged
         "sms_marketing_consent": (
             {
-                "state": "not_subscribed",
+                "state": "subscribed" if person.accepts_phone_marketing else "not_subscribed",
                 "opt_in_level": "single_opt_in",
-                "consent_updated_at": None,
+                "consent_updated_at": (
+                    shop_timestamp(account.created) if person.accepts_phone_marketing else None
+                ),
                 "consent_collected_from": "OTHER",
             }
             if phone
