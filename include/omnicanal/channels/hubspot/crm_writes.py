@@ -233,6 +233,8 @@ class CrmWrites:
         self.contacts_written = 0
         self.membership_changes = 0
         self._by_email: dict[str, int] | None = None
+        #: (number of contacts, highest id) when last counted
+        self._max_id: tuple[int, int] | None = None
         #: ids of the contacts written through the API (what the state file keeps)
         self._written: set[str] = set()
         self.state_path = Path(state_path) if state_path else None
@@ -560,7 +562,11 @@ class CrmWrites:
         stamp = _now()
         values = {n: self._store_value(n, v) for n, v in properties.items()}
         if position is None:
-            next_id = max((int(r["id"]) for r in records), default=1000) + 1
+            # the highest id so far, kept rather than recounted: a batch of creates in a
+            # large portal stays linear
+            if self._max_id is None or self._max_id[0] != len(records):
+                self._max_id = (len(records), max((int(r["id"]) for r in records), default=1000))
+            next_id = self._max_id[1] + 1
             props = {name: None for name in ("firstname", "lastname")}
             props.update({n: (v or None) for n, v in values.items()})
             if email:
@@ -574,7 +580,10 @@ class CrmWrites:
                 "archived": False,
             }
             records.append(record)
-            self._by_email = None
+            self._max_id = (len(records), next_id)
+            if self._by_email is not None and props.get("email"):
+                # the new contact joins the index (an email already held keeps its first)
+                self._by_email.setdefault(props["email"], len(records) - 1)
             self._written.add(record["id"])
             return record, True
         record = records[position]
