@@ -240,6 +240,31 @@ def test_a_name_typed_in_one_field_links_by_its_parts(warehouse_env: str, tmp_pa
     assert ids["web2"] == ids["till2"] != ids["web"]
 
 
+def test_household_members_stay_apart_and_nicknames_link(
+    warehouse_env: str, tmp_path: Path
+) -> None:
+    """Two men of one family at one address, with no birth date to tell them apart, are
+    two people whatever else they share; "Bia" at the till is Beatriz from the web store
+    (seed identity_name_variants) when her birth date and city agree."""
+    home = {"city": "Belo Horizonte", "postcode": "30130-170",
+            "address": "Rua da Bahia, 1148"}  # fmt: skip
+    rows = [
+        {"record_id": "carlos", "source": "shop", "email": "carlos.o@example.com",
+         "first_name": "Carlos", "last_name": "Oliveira", **home},
+        {"record_id": "joaquim", "source": "loyalty", "first_name": "Joaquim",
+         "last_name": "Oliveira", **home},
+        {"record_id": "beatriz", "source": "shop", "email": "beatriz@example.com",
+         "first_name": "Beatriz", "last_name": "Souza", "birth_date": "1999-12-01",
+         "city": "Recife"},
+        {"record_id": "bia", "source": "pos", "first_name": "BIA", "last_name": "SOUZA",
+         "birth_date": "01/12/1999", "city": "Recife"},
+        *population(("shop", "loyalty")),
+    ]  # fmt: skip
+    ids = resolve_dicts(tmp_path, rows, "household")
+    assert ids["carlos"] != ids["joaquim"]
+    assert ids["beatriz"] == ids["bia"]
+
+
 def test_incremental_run_recomputes_only_the_affected_clusters(resolve, warehouse_env: str) -> None:
     first = resolve(BASE, "first")
     bridge = ["m1", "app", "bruno@example.com", "", "52998224725", "", "", "", ""]

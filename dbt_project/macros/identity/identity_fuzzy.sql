@@ -4,8 +4,9 @@
       0 = no information (a value missing), 1 = disagree, 2 = similar, 3 = very similar,
       4 = exact.
     names: levenshtein <= 1, the words of one all among the other's (a partial name:
-      "maria" and "maria eduarda"), or equal to the other record's other name part
-      (first and last name swapped) → 3; levenshtein <= 2 or trigram similarity >= 0.5 → 2
+      "maria" and "maria eduarda"), a nickname of the other (first names of one word
+      with one first_name_canon: "bia" and "beatriz", seed identity_name_variants), or
+      equal to the other record's other name part (first and last name swapped) → 3; levenshtein <= 2 or trigram similarity >= 0.5 → 2
     city: levenshtein <= 1 → 3; <= 2 or trigram similarity >= 0.5 → 2
     birth date (YYYYMMDD key): one digit off → 3; two digits off, or day and month
     transposed → 2
@@ -17,8 +18,9 @@
 {% macro identity_fuzzy_comparisons() -%}
     {{ return([
         {'name': 'first_name', 'column': 'first_name_key', 'kind': 'name',
-         'swap': 'last_name_key',
-         'keys': ['first_name_key', 'full_name_key', 'name_pair_key', 'first_name_prefix']},
+         'swap': 'last_name_key', 'canon': 'first_name_canon',
+         'keys': ['first_name_key', 'full_name_key', 'name_pair_key', 'first_name_prefix',
+                  'first_name_canon']},
         {'name': 'last_name', 'column': 'last_name_key', 'kind': 'name',
          'swap': 'first_name_key',
          'keys': ['last_name_key', 'full_name_key', 'name_pair_key', 'last_name_prefix']},
@@ -50,6 +52,13 @@
         when
             string_to_array({{ x }}, ' ') <@ string_to_array({{ y }}, ' ')
             or string_to_array({{ y }}, ' ') <@ string_to_array({{ x }}, ' ')
+            then 3
+        {%- endif %}
+        {%- if comparison.get('canon') %}
+        -- one word each, one a nickname or diminutive of the other: "bia" and "beatriz"
+        when
+            {{ x }} !~ ' ' and {{ y }} !~ ' '
+            and {{ a ~ '.' ~ comparison.canon }} = {{ b ~ '.' ~ comparison.canon }}
             then 3
         {%- endif %}
         {%- if comparison.get('swap') %}
@@ -323,13 +332,28 @@ $fz$
 
 
 {#
-    Whether a pair above the threshold may link: never across two different valid CPFs;
-    with one_to_one_across_sources, only across sources.
+    Whether a pair above the threshold may link: never across two different valid CPFs,
+    never between household members (one family name and one home, different first names,
+    no birth date in common); with one_to_one_across_sources, only across sources.
 #}
 {% macro identity_fuzzy_eligible(pairs) -%}
-    {%- set cpf_index = (identity_fuzzy_comparisons() | map(attribute='name') | list).index('cpf') + 1 -%}
+    {%- set names = identity_fuzzy_comparisons() | map(attribute='name') | list -%}
+    {%- set at = {} -%}
+    {%- for name in names %}{% do at.update({name: loop.index}) %}{% endfor -%}
     {{ pairs }}.match_weight >= {{ var('identity_fuzzy', {}).get('threshold_weight', 4.0) }}
-    and {{ pairs }}.levels[{{ cpf_index }}] <> 1
+    and {{ pairs }}.levels[{{ at['cpf'] }}] <> 1
+    -- a household: one family name and one home (postcode, address or phone), first
+    -- names that differ and no birth date in common are two people, not one
+    and not (
+        {{ pairs }}.levels[{{ at['first_name'] }}] = 1
+        and {{ pairs }}.levels[{{ at['last_name'] }}] >= 3
+        and {{ pairs }}.levels[{{ at['birth_date'] }}] <= 1
+        and greatest(
+            {{ pairs }}.levels[{{ at['postcode'] }}],
+            {{ pairs }}.levels[{{ at['address'] }}],
+            {{ pairs }}.levels[{{ at['phone'] }}]
+        ) >= 3
+    )
     {%- if var('identity_fuzzy', {}).get('one_to_one_across_sources', false) %}
     and {{ pairs }}.source_a <> {{ pairs }}.source_b
     {%- endif %}

@@ -182,39 +182,60 @@ numbered as (
 
 ),
 
+-- nicknames and diminutives (Zé, Bia, Duda) with the name they stand for
+name_variants as (
+
+    select
+        variant as name_variant,
+        min(name) as canonical_name
+
+    from {{ ref('identity_name_variants') }}
+    group by variant
+
+),
+
 final as (
 
     select
-        *,
+        numbered.*,
         -- a real calendar date, when the key is one
         case
             when
-                birth_date_key ~ '^(19|20)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$'
-                and cast(right(birth_date_key, 2) as int) <= extract(day from (
+                numbered.birth_date_key ~ '^(19|20)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$'
+                and cast(right(numbered.birth_date_key, 2) as int) <= extract(day from (
                     make_date(
-                        cast(left(birth_date_key, 4) as int),
-                        cast(substr(birth_date_key, 5, 2) as int),
+                        cast(left(numbered.birth_date_key, 4) as int),
+                        cast(substr(numbered.birth_date_key, 5, 2) as int),
                         1
                     ) + interval '1 month' - interval '1 day'
                 ))
                 then make_date(
-                        cast(left(birth_date_key, 4) as int),
-                        cast(substr(birth_date_key, 5, 2) as int),
-                        cast(right(birth_date_key, 2) as int)
+                        cast(left(numbered.birth_date_key, 4) as int),
+                        cast(substr(numbered.birth_date_key, 5, 2) as int),
+                        cast(right(numbered.birth_date_key, 2) as int)
                     )
         end as birth_date,
-        right(regexp_replace(phone_raw, '\D', '', 'g'), 8) as phone_last8,
+        right(regexp_replace(numbered.phone_raw, '\D', '', 'g'), 8) as phone_last8,
         -- blocking keys for what exact name keys miss: first and last name swapped
         -- (the two in alphabetical order), and typos after the first letters
         case
-            when first_name_key is not null and last_name_key is not null
-                then least(first_name_key, last_name_key)
-                || '|' || greatest(first_name_key, last_name_key)
+            when numbered.first_name_key is not null and numbered.last_name_key is not null
+                then concat_ws(
+                        '|',
+                        least(numbered.first_name_key, numbered.last_name_key),
+                        greatest(numbered.first_name_key, numbered.last_name_key)
+                    )
         end as name_pair_key,
-        left(first_name_key, 3) as first_name_prefix,
-        left(last_name_key, 4) as last_name_prefix
+        left(numbered.first_name_key, 3) as first_name_prefix,
+        left(numbered.last_name_key, 4) as last_name_prefix,
+        -- the first name's first word as the name it stands for: Bia and Beatriz agree
+        coalesce(
+            name_variants.canonical_name, split_part(numbered.first_name_key, ' ', 1)
+        ) as first_name_canon
 
     from numbered
+    left join name_variants
+        on split_part(numbered.first_name_key, ' ', 1) = name_variants.name_variant
 
 )
 
