@@ -18,7 +18,7 @@ from pathlib import Path
 from psycopg import sql
 
 from omnicanal import warehouse
-from omnicanal.channels import sources
+from omnicanal.channels import destinations, sources
 from omnicanal.config import Settings
 from omnicanal.errors import OmnicanalError
 from omnicanal.extract import reset_state
@@ -212,12 +212,19 @@ def summary(settings: Settings, server=None) -> dict:
         except Exception:  # noqa: BLE001 - no sync ran yet
             conn.rollback()
             out["last_sync_runs"] = []
-    if server is not None:
-        members = server.app.state.mailchimp.members(
-            settings.channel("mailchimp").list_id, status="subscribed"
-        )
-        out["mailchimp_members_subscribed"] = len(members)
+    out["sync_truths"] = sync_truths(server) if server is not None else []
     return out
+
+
+def sync_truths(server) -> list:
+    """What each destination's syncs left in its emulation, against the world's truth."""
+    world = server.app.state.world
+    found = []
+    for channel in destinations():
+        emulator = server.app.state.emulators.get(channel.name)
+        if channel.sync_truths is not None and emulator is not None:
+            found.extend(channel.sync_truths(world, emulator))
+    return found
 
 
 def _task_table(dagrun) -> list[str]:
@@ -279,21 +286,22 @@ def run_demo(settings: Settings, people: int | None = None, seed: int | None = N
             return 1
 
         facts = summary(settings, server)
-        expected = len(world.expected_recent_buyers())
         print()
         print("summary")
         for table, count in facts["raw_rows"].items():
             print(f"  rows in {table:<28} {count}")
         print(f"  customers (dim_customers)          {facts['customers']}")
         print(f"  recent buyers segment              {facts['segment_recent_buyers']}")
-        print(
-            f"  members synced to Mailchimp        {facts['mailchimp_members_subscribed']}"
-            f" (ground truth: {expected})"
-        )
         for name, status, ins, upd, rem, same, failed in facts["last_sync_runs"]:
             print(
                 f"  sync {name} ({status}): {ins} inserted, {upd} updated, {rem} removed, "
                 f"{same} unchanged, {failed} failed"
+            )
+        print("  each destination against the world's ground truth (held / expected / both):")
+        for truth in facts["sync_truths"]:
+            print(
+                f"    {truth.sync:<32} {len(truth.held):>5} / {len(truth.expected):>5} / "
+                f"{truth.both:>5}  {truth.what}"
             )
         print(f"  time taken                         {progress.elapsed:.1f}s")
     print()

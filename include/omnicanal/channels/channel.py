@@ -133,6 +133,24 @@ class IdentityFeed:
 
 
 @dataclass(frozen=True)
+class SyncTruth:
+    """What one sync left at its destination's emulation, against the world's ground
+    truth (computed in plain Python from the world, never from the warehouse): each
+    ``held`` and ``expected`` key is one person or record as the destination knows them
+    (an email, a platform id, a hash). The demo summary prints them side by side."""
+
+    sync: str
+    #: What is compared, e.g. "members of the Mailchimp audience omnicanal-demo".
+    what: str
+    held: frozenset[str]
+    expected: frozenset[str]
+
+    @property
+    def both(self) -> int:
+        return len(self.held & self.expected)
+
+
+@dataclass(frozen=True)
 class Channel:
     """One platform: see the module docstring. ``name`` is its folder and prefix."""
 
@@ -144,6 +162,9 @@ class Channel:
     destination: Callable[[Settings, dict[str, Any]], Destination] | None = None
     #: The destination's case for the shared test kit (omnicanal.activation.testkit).
     destination_case: Callable[[], DestinationCase] | None = None
+    #: ``(world, emulator) -> [SyncTruth]``: what the channel's syncs left in its
+    #: emulation against the world's ground truth, for the demo summary.
+    sync_truths: Callable[[World, Any], list[SyncTruth]] | None = None
     identity: tuple[IdentityFeed, ...] = ()
 
     @property

@@ -117,6 +117,12 @@ def _load_slice(data: dict[str, Any]):
     return HubSpotPortal.from_dict(data)
 
 
+def _sync_truths(world, emulator):
+    from omnicanal.channels.hubspot.truth import demo_truths
+
+    return demo_truths(world, emulator)
+
+
 CHANNEL = Channel(
     name="hubspot",
     title="HubSpot (CRM)",
@@ -124,6 +130,7 @@ CHANNEL = Channel(
     source=Source(tap="tap-hubspot", streams=STREAMS, tap_config=tap_config),
     destination=_destination,
     destination_case=_destination_case,
+    sync_truths=_sync_truths,
     emulation=Emulation(
         build=_build_emulator,
         options_from_settings=_emulation_options,

@@ -8,6 +8,7 @@ canonical (lower-case) email, with the contact properties the sync writes.
 
 from __future__ import annotations
 
+from omnicanal.channels.channel import SyncTruth
 from omnicanal.sandbox.world import World
 
 #: The list the hubspot__recent_buyers exposure fills.
@@ -29,3 +30,15 @@ def held_recent_buyers_list(emulator) -> dict[str, dict[str, str]]:
         email: {name: properties.get(name) for name in ("email", "firstname", "lastname")}
         for email, properties in emulator.writes.list_members(RECENT_BUYERS_LIST).items()
     }
+
+
+def demo_truths(world: World, emulator) -> list[SyncTruth]:
+    """The recent-buyers list against the world, by email."""
+    return [
+        SyncTruth(
+            "hubspot__recent_buyers",
+            f"contacts in the HubSpot list {RECENT_BUYERS_LIST!r}",
+            frozenset(held_recent_buyers_list(emulator)),
+            frozenset(expected_recent_buyers_list(world)),
+        )
+    ]

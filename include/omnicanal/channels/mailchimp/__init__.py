@@ -129,6 +129,13 @@ def emulation_options(settings: Settings) -> dict[str, Any]:
 
 _BASIC = base64.b64encode(f"omnicanal:{SANDBOX_API_KEY}".encode()).decode()
 
+
+def _sync_truths(world, emulator):
+    from omnicanal.channels.mailchimp.truth import demo_truths
+
+    return demo_truths(world, emulator)
+
+
 CHANNEL = Channel(
     name="mailchimp",
     title="Mailchimp (email marketing)",
@@ -140,6 +147,7 @@ CHANNEL = Channel(
     ),
     destination=_destination,
     destination_case=_destination_case,
+    sync_truths=_sync_truths,
     emulation=Emulation(
         build=_build_emulator,
         options_from_settings=emulation_options,

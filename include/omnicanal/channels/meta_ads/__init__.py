@@ -146,12 +146,19 @@ def emulation_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _sync_truths(world, emulator):
+    from omnicanal.channels.meta_ads.truth import demo_truths
+
+    return demo_truths(world, emulator)
+
+
 CHANNEL = Channel(
     name="meta_ads",
     title="Meta Ads (Custom Audiences)",
     settings=SETTINGS,
     destination=_destination,
     destination_case=_destination_case,
+    sync_truths=_sync_truths,
     emulation=Emulation(
         build=_build_emulator,
         options_from_settings=emulation_options,

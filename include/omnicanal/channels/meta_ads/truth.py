@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from omnicanal.channels.channel import SyncTruth
 from omnicanal.channels.meta_ads.destination import hashed_row
 
 #: The audience the ``meta_ads__lapsed_customers`` exposure finds or creates by name.
@@ -103,3 +104,15 @@ def audience_rows(emulator: Any, name: str = LAPSED_CUSTOMERS_AUDIENCE) -> dict[
         if audience.info["name"] == name:
             return {row.get("EMAIL", ""): row for row in emulator.users(audience_id)}
     return {}
+
+
+def demo_truths(world: Any, emulator: Any) -> list[SyncTruth]:
+    """The lapsed-customers audience against the world, person by person (EMAIL hash)."""
+    return [
+        SyncTruth(
+            "meta_ads__lapsed_customers",
+            f"people in the Meta custom audience {LAPSED_CUSTOMERS_AUDIENCE!r}",
+            frozenset(audience_rows(emulator)),
+            frozenset(expected_lapsed_customers(world)),
+        )
+    ]

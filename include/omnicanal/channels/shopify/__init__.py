@@ -98,6 +98,12 @@ def _load_slice(data: dict[str, Any]):
     return ShopifyStore.from_dict(data)
 
 
+def _sync_truths(world, emulator):
+    from omnicanal.channels.shopify.truth import demo_truths
+
+    return demo_truths(world, emulator)
+
+
 CHANNEL = Channel(
     name="shopify",
     title="Shopify (online store)",
@@ -109,6 +115,7 @@ CHANNEL = Channel(
     ),
     destination=_destination,
     destination_case=_destination_case,
+    sync_truths=_sync_truths,
     emulation=Emulation(
         build=_build_emulator,
         options_from_settings=lambda s: {

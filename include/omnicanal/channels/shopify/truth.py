@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from omnicanal.channels.channel import SyncTruth
+
 #: The tag and metafield the ``shopify__recent_buyers`` exposure writes.
 RECENT_BUYER_TAG = "omnicanal-recent-buyer"
 LAST_ORDER_METAFIELD = "omnicanal.last_order_at"
@@ -55,3 +57,15 @@ def tagged(store: Any, tag: str = RECENT_BUYER_TAG) -> set[str]:
         for c in store.customers
         if tag in split_tags([c.get("tags") or ""])
     }
+
+
+def demo_truths(world: Any, emulator: Any) -> list[SyncTruth]:
+    """The customers tagged as recent buyers against the world, by global id."""
+    return [
+        SyncTruth(
+            "shopify__recent_buyers",
+            f"Shopify customers tagged {RECENT_BUYER_TAG}",
+            frozenset(tagged(world.slices["shopify"])),
+            frozenset(expected_recent_buyers(world)),
+        )
+    ]

@@ -116,6 +116,12 @@ def _load_slice(data: dict[str, Any]):
     return SquareShop.from_dict(data)
 
 
+def _sync_truths(world, emulator):
+    from omnicanal.channels.square.truth import demo_truths
+
+    return demo_truths(world, emulator)
+
+
 CHANNEL = Channel(
     name="square",
     title="Square (point of sale)",
@@ -127,6 +133,7 @@ CHANNEL = Channel(
     ),
     destination=_destination,
     destination_case=_destination_case,
+    sync_truths=_sync_truths,
     emulation=Emulation(
         build=_build_emulator,
         options_from_settings=lambda s: {

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from omnicanal.channels.channel import SyncTruth
+
 #: The group and custom attribute the ``square__recent_store_buyers`` exposure writes.
 RECENT_STORE_BUYERS_GROUP = "Compradores recentes na loja"
 LAST_SALE_ATTRIBUTE = "omnicanal.last_store_sale"
@@ -48,3 +50,15 @@ def group_members(emulator: Any, name: str = RECENT_STORE_BUYERS_GROUP) -> set[s
     """The ids of the profiles in the seller's group called ``name`` now."""
     group = emulator.writes.group_named(name)
     return emulator.writes.members(group["id"]) if group else set()
+
+
+def demo_truths(world: Any, emulator: Any) -> list[SyncTruth]:
+    """The recent store buyers' group against the world, by Square profile id."""
+    return [
+        SyncTruth(
+            "square__recent_store_buyers",
+            f"Square profiles in the group {RECENT_STORE_BUYERS_GROUP!r}",
+            frozenset(group_members(emulator)),
+            frozenset(expected_recent_store_buyers(world)),
+        )
+    ]

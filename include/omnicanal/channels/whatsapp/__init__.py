@@ -229,6 +229,12 @@ def _load_slice(data: dict[str, Any]):
     return WhatsAppInbox.from_dict(data)
 
 
+def _sync_truths(world, emulator):
+    from omnicanal.channels.whatsapp.truth import demo_truths
+
+    return demo_truths(world, emulator)
+
+
 CHANNEL = Channel(
     name="whatsapp",
     title="WhatsApp (Business Cloud API)",
@@ -253,6 +259,7 @@ CHANNEL = Channel(
     ),
     destination=_destination,
     destination_case=_destination_case,
+    sync_truths=_sync_truths,
     identity=(
         IdentityFeed(
             model="stg_whatsapp__contacts",

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from omnicanal.channels.channel import SyncTruth
+
 #: The template the ``whatsapp__abandoned_checkout`` exposure sends, and its language.
 ABANDONED_CHECKOUT_TEMPLATE = "carrinho_abandonado"
 ABANDONED_CHECKOUT_LANGUAGE = "pt_BR"
@@ -98,3 +100,15 @@ def received_abandoned_checkouts(templates_sent: list[dict[str, Any]]) -> dict[s
             continue
         found[key.split(":", 1)[1]] = {"to": message["to"], **message["parameters"]}
     return found
+
+
+def demo_truths(world: Any, emulator: Any) -> list[SyncTruth]:
+    """The abandoned-checkout templates received against the world, by checkout id."""
+    return [
+        SyncTruth(
+            "whatsapp__abandoned_checkout",
+            f"abandoned checkouts messaged on WhatsApp ({ABANDONED_CHECKOUT_TEMPLATE})",
+            frozenset(received_abandoned_checkouts(emulator.templates_sent())),
+            frozenset(expected_abandoned_checkouts(world)),
+        )
+    ]

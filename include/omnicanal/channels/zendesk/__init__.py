@@ -138,6 +138,12 @@ def _basic(email: str, token: str) -> str:
     return "Basic " + base64.b64encode(f"{email}/token:{token}".encode()).decode()
 
 
+def _sync_truths(world, emulator):
+    from omnicanal.channels.zendesk.truth import demo_truths
+
+    return demo_truths(world, emulator)
+
+
 CHANNEL = Channel(
     name="zendesk",
     title="Zendesk Support (help desk)",
@@ -149,6 +155,7 @@ CHANNEL = Channel(
     ),
     destination=_destination,
     destination_case=_destination_case,
+    sync_truths=_sync_truths,
     emulation=Emulation(
         build=_build_emulator,
         options_from_settings=_emulation_options,

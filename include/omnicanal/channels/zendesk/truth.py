@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from omnicanal.activation.hashing import normalize_phone
+from omnicanal.channels.channel import SyncTruth
 from omnicanal.sandbox.world import World
 
 #: The tag the zendesk__recent_buyers exposure owns.
@@ -65,3 +66,15 @@ def held_recent_buyer_users(emulator) -> dict[str, dict[str, str]]:
         }
         for email, user in emulator.writes.tagged(RECENT_BUYER_TAG).items()
     }
+
+
+def demo_truths(world: World, emulator) -> list[SyncTruth]:
+    """The users tagged as recent buyers against the world, by email."""
+    return [
+        SyncTruth(
+            "zendesk__recent_buyers",
+            f"Zendesk users tagged {RECENT_BUYER_TAG}",
+            frozenset(held_recent_buyer_users(emulator)),
+            frozenset(expected_recent_buyer_users(world)),
+        )
+    ]
