@@ -591,8 +591,9 @@ class CrmWrites:
         props["lastmodifieddate"] = stamp
         updated = {**record, "properties": props, "updatedAt": stamp}
         records[position] = updated
-        if "email" in values:
-            self._by_email = None
+        old_email = str(record["properties"].get("email") or "").strip().lower()
+        if str(props.get("email") or "").strip().lower() != old_email:
+            self._by_email = None  # the contact's email changed: reindex
         self._written.add(updated["id"])
         return updated, False
 
