@@ -76,7 +76,8 @@ class SyncReport:
     errors: list[str] = field(default_factory=list)
     #: HTTP requests the destination made (retries included), if it counts them
     requests: int | None = None
-    #: seconds spent waiting on the destination; requests / send_seconds is the rate
+    #: seconds from the first request to the last answer; requests / send_seconds is the
+    #: rate the destination was held to
     send_seconds: float = 0.0
     rate_limit: float | None = None
     destination_stats: dict | None = None
@@ -826,6 +827,7 @@ def _send(
     requests_before = _requests_sent(dest)
     messages = definition.mode == MESSAGE or not target.supports_remove
     waited = 0.0
+    first_call: float | None = None
     status, error = "failed", "interrupted"
     try:
         # The diff is read on a connection of its own (one snapshot, one transaction)
@@ -835,7 +837,7 @@ def _send(
             checked = False
 
             def flush(kind: str) -> None:
-                nonlocal checked, waited
+                nonlocal checked, waited, first_call
                 batch = buffers[kind]
                 if not batch:
                     return
@@ -846,6 +848,8 @@ def _send(
                 if kind == "remove" and not target.supports_remove:
                     raise AssertionError("a destination without removal was asked to remove")
                 started = time.monotonic()
+                if first_call is None:
+                    first_call = started
                 try:
                     if not checked:  # only when there is something to send
                         dest.check()
@@ -855,7 +859,9 @@ def _send(
                     call = dest.remove if kind == "remove" else dest.upsert
                     outcomes = call([c.row for c in batch])
                 finally:
-                    waited += time.monotonic() - started
+                    # from the first request to the last answer, the ledger's commits
+                    # between batches included: the span the destination's rate is over
+                    waited = time.monotonic() - first_call
                 _record(conn, run_id, definition.name, batch, outcomes, report)
 
             size = max(1, dest.batch_size)
