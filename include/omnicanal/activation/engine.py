@@ -187,8 +187,12 @@ def _departed(definition: SyncDefinition, target: Target) -> sql.Composable:
 
 
 def _classified(definition: SyncDefinition, target: Target = Target()) -> sql.Composed:
-    """CTEs ending in ``classified(record_key, payload, payload_hash, customer_id,
-    action, held, in_model)`` and ``withheld(record_key)``.
+    """CTEs ending in ``classified(record_key, payload, customer_id, action, held,
+    in_model)`` and ``withheld(record_key)``.
+
+    A row changed when its payload differs from the one the ledger holds (jsonb
+    equality); the payload's hash is computed only for the rows a run sends (in
+    :func:`_diff_query`), so a run with nothing to do hashes nothing.
 
     ``action`` is insert, update, remove, depart (ledger only: the destination cannot
     remove) or unchanged; ``held`` says the same change was refused before (same
@@ -219,8 +223,7 @@ def _classified(definition: SyncDefinition, target: Target = Target()) -> sql.Co
         changed = sql.SQL("'unchanged'")  # a message is not sent again when it changes
     else:
         changed = sql.SQL(
-            "case when h.payload_hash is distinct from l.payload_hash "
-            "then 'update' else 'unchanged' end"
+            "case when h.payload is distinct from l.payload then 'update' else 'unchanged' end"
         )
     return sql.SQL(
         """
@@ -231,14 +234,14 @@ def _classified(definition: SyncDefinition, target: Target = Target()) -> sql.Co
             where {key} is not null
         ),
         hashed as (
-            select record_key, payload, md5(payload::text) as payload_hash, customer_id
+            select record_key, payload, customer_id
             from model m where {consented}
         ),
         withheld as (
             select record_key from model m where {withheld}
         ),
         ledger as (
-            select record_key, payload, payload_hash, customer_id, present
+            select record_key, payload, customer_id, present
             from {ledger}.sync_ledger
             where sync_name = %(sync)s and {ledger_filter}
         ),
@@ -246,7 +249,6 @@ def _classified(definition: SyncDefinition, target: Target = Target()) -> sql.Co
             select
                 coalesce(h.record_key, l.record_key) as record_key,
                 coalesce(h.payload, l.payload) as payload,
-                h.payload_hash,
                 coalesce(h.customer_id, l.customer_id) as customer_id,
                 h.record_key is not null as in_model,
                 case
@@ -259,10 +261,10 @@ def _classified(definition: SyncDefinition, target: Target = Target()) -> sql.Co
             {withheld_join}
         ),
         classified as materialized (
-            select d.record_key, d.payload, d.payload_hash, d.customer_id, d.action,
+            select d.record_key, d.payload, d.customer_id, d.action,
                 coalesce(
                     d.action <> 'unchanged' and dl.action = d.action
-                    and dl.payload_hash is not distinct from d.payload_hash,
+                    and dl.payload is not distinct from d.payload,
                     false
                 ) as held,
                 d.in_model
@@ -315,7 +317,9 @@ def _diff_query(
     selected, action = _selection(mode)
     return sql.SQL(
         """{classified}
-        select record_key, payload, payload_hash, customer_id, {action} as action
+        select record_key, payload,
+            case when in_model then md5(payload::text) end as payload_hash,
+            customer_id, {action} as action
         from classified where {selected}
         union all
         select null, jsonb_build_object(
