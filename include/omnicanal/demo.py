@@ -213,7 +213,94 @@ def summary(settings: Settings, server=None) -> dict:
             conn.rollback()
             out["last_sync_runs"] = []
     out["sync_truths"] = sync_truths(server) if server is not None else []
+    out["kpis"] = []
+    if server is not None:
+        with warehouse.connect(settings) as conn:
+            try:
+                out["kpis"] = kpi_table(conn, server.app.state.world)
+            except Exception:  # noqa: BLE001 - a missing mart is shown as missing
+                conn.rollback()
     return out
+
+
+#: The demo's KPI table: (channel, KPI) and the SQL that reads it from the KPI marts
+#: over the world's whole history (month rows summed: every period is in one month).
+KPI_QUERIES = {
+    "conversations": """select channel, count(*)::float8, 'conversations'
+        from marts.kpi_conversations group by channel""",
+    "response": """select channel,
+            percentile_cont(0.5) within group (order by first_response_minutes),
+            'median first response (min)'
+        from marts.kpi_conversations group by channel""",
+    "resolution": """select channel,
+            percentile_cont(0.5) within group (order by resolution_minutes),
+            'median resolution (min)'
+        from marts.kpi_conversations group by channel""",
+    "csat": """select 'support', sum(good_ratings)::float8 / nullif(sum(ratings), 0), 'CSAT'
+        from marts.kpi_csat where grain = 'month'""",
+    "open": """select channel, sum(unique_opens)::float8 / nullif(sum(emails_delivered), 0),
+            'open rate'
+        from marts.kpi_engagement
+        where grain = 'month' and channel = 'email' group by channel""",
+    "click": """select channel, sum(unique_clicks)::float8 / nullif(sum(emails_delivered), 0),
+            'click rate'
+        from marts.kpi_engagement
+        where grain = 'month' and channel = 'email' group by channel""",
+    "conversion": """select channel,
+            sum(converted_touches)::float8 / nullif(sum(touches), 0), 'conversion rate'
+        from marts.kpi_conversion where grain = 'month' group by channel""",
+}
+
+
+def kpi_table(conn, world) -> list[tuple[str, str, float | None, float | None]]:
+    """(channel, KPI, the marts' value, the world's) for the demo summary. Conversion
+    ties touches to orders through identity resolution, so the world's own value is
+    left out (tests/dbt/test_kpi_marts.py bounds it)."""
+    from omnicanal.sandbox.kpi_truth import channel_kpis
+
+    truth = channel_kpis(world)
+    rows = []
+    for query in KPI_QUERIES.values():
+        for channel, value, kpi in conn.execute(query):
+            measured = None if value is None else round(float(value), 4)
+            rows.append((channel, kpi, measured, truth.get((channel, kpi))))
+    return sorted(rows)
+
+
+def kpi_chart(table: list[tuple[str, str, float | None, float | None]], path: Path) -> Path:
+    """A PNG of conversion rate and median first-response time per channel (the marts'
+    values, the world's beside them where it has one): what people look at first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    panels = (
+        ("conversion rate", "conversion rate (touch, then an order within 7 days)"),
+        ("median first response (min)", "median first response (minutes)"),
+    )
+    figure, axes = pyplot.subplots(1, len(panels), figsize=(11, 4))
+    for axis, (kpi, title) in zip(axes, panels, strict=True):
+        rows = [(c, m, t) for c, k, m, t in table if k == kpi and m is not None]
+        channels = [c for c, _, _ in rows]
+        positions = range(len(rows))
+        axis.barh([p + 0.2 for p in positions], [m for _, m, _ in rows], 0.4, label="marts")
+        if any(t is not None for _, _, t in rows):
+            axis.barh(
+                [p - 0.2 for p in positions],
+                [t or 0 for _, _, t in rows],
+                0.4,
+                label="world (ground truth)",
+            )
+            axis.legend(loc="lower right", fontsize=8)
+        axis.set_yticks(list(positions), channels)
+        axis.set_title(title, fontsize=10)
+    figure.suptitle("omnicanal demo: KPIs per channel")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    pyplot.close(figure)
+    return path
 
 
 def sync_truths(server) -> list:
@@ -297,6 +384,13 @@ def run_demo(settings: Settings, people: int | None = None, seed: int | None = N
                 f"  sync {name} ({status}): {ins} inserted, {upd} updated, {rem} removed, "
                 f"{same} unchanged, {failed} failed"
             )
+        print("  channel KPIs, the marts' value against the world's own:")
+        for channel, kpi, measured, truth in facts["kpis"]:
+            shown = "-" if truth is None else f"{truth:g}"
+            print(f"    {channel:<10} {kpi:<30} {measured!s:>10}  (world: {shown})")
+        if facts["kpis"]:
+            chart = kpi_chart(facts["kpis"], settings.home / "demo" / "kpis.png")
+            print(f"  chart of conversion and response time per channel: {chart}")
         print("  each destination against the world's ground truth (held / expected / both):")
         for truth in facts["sync_truths"]:
             print(

@@ -29,7 +29,6 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from statistics import mean
-from zoneinfo import ZoneInfo
 
 import pytest
 from marts_world import (
@@ -42,10 +41,16 @@ from marts_world import (
     sandbox_warehouse,
 )
 
-TZ = ZoneInfo("America/Sao_Paulo")
+from omnicanal.sandbox.kpi_truth import (
+    TZ,
+    conversations,
+    minutes,
+    parse,
+    whatsapp_messages,
+)
+
 GRAINS = ("day", "week", "month")
 CONVERSION_WINDOW = timedelta(days=7)
-WHATSAPP_GAP = timedelta(hours=24)
 
 
 @pytest.fixture(scope="module")
@@ -76,105 +81,6 @@ def periods(moment: datetime) -> dict[str, date]:
     """The first day of the local day, week (Monday) and month ``moment`` falls in."""
     day = moment.astimezone(TZ).date()
     return {"day": day, "week": day - timedelta(days=day.weekday()), "month": day.replace(day=1)}
-
-
-def parse(stamp: str) -> datetime:
-    """Every platform's timestamp: ISO 8601 with Z, +00:00 or +0000."""
-    if stamp[-5] in "+-" and stamp[-3] != ":":  # Graph API: +0000
-        stamp = f"{stamp[:-2]}:{stamp[-2:]}"
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-
-def epoch(seconds: str) -> datetime:
-    return datetime.fromtimestamp(int(seconds)).astimezone(TZ)
-
-
-def minutes(start: datetime, end: datetime | None) -> float | None:
-    return None if end is None else round((end - start).total_seconds() / 60, 2)
-
-
-# ------------------------------------------------------- the world's conversations
-
-
-def whatsapp_messages(world) -> dict[str, list[tuple[datetime, str, str]]]:
-    """Per wa_id, (time, interaction key, direction) of every inbound message and every
-    reply that reached the customer (a failed one did not), in time order."""
-    inbox = world.slices["whatsapp"]
-    per_number: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
-    for message in inbox.messages:
-        key = f"whatsapp:message:{message['id']}"
-        per_number[message["from"]].append((epoch(message["timestamp"]), key, "inbound"))
-    statuses: dict[str, list[dict]] = defaultdict(list)
-    for status in inbox.statuses:
-        statuses[status["id"]].append(status)
-    for reply in inbox.replies:
-        seen = statuses.get(reply["id"], [])
-        if not seen or any(s["status"] == "failed" for s in seen):
-            continue  # never reported, or never delivered
-        sent = [epoch(s["timestamp"]) for s in seen if s["status"] == "sent"]
-        moment = min(sent or [epoch(s["timestamp"]) for s in seen])
-        per_number[reply["to"]].append((moment, f"whatsapp:message:{reply['id']}", "outbound"))
-    return {number: sorted(events) for number, events in per_number.items()}
-
-
-def expected_conversations(
-    world,
-) -> dict[str, tuple[str, datetime, datetime | None, datetime | None]]:
-    """conversation_key -> (channel, started, first response, resolved)."""
-    found: dict[str, tuple[str, datetime, datetime | None, datetime | None]] = {}
-
-    desk = world.slices["zendesk"]
-    solved = {m["ticket_id"]: m.get("solved_at") for m in desk.ticket_metrics}
-    for ticket in desk.tickets:
-        created = parse(ticket["created_at"])
-        answers = [
-            parse(c["created_at"])
-            for c in desk.comments[ticket["id"]]
-            if c["public"] and c["author_id"] != ticket["requester_id"]
-        ]
-        first = min((a for a in answers if a >= created), default=None)
-        done = solved.get(ticket["id"])
-        resolved = None
-        if ticket["status"] in ("solved", "closed") and done:
-            resolved = max(parse(done), first) if first else parse(done)
-        found[f"support:{ticket['id']}"] = ("support", created, first, resolved)
-
-    account = world.slices["instagram"]
-    business = account.account["id"]
-    threads: dict[str, list[tuple[datetime, bool]]] = defaultdict(list)
-    for message in account.messages:
-        threads[message["conversation_id"]].append(
-            (parse(message["created_time"]), message["from"]["id"] == business)
-        )
-    for thread, messages in threads.items():
-        started = min(t for t, from_business in messages if not from_business)
-        answers = [t for t, from_business in messages if from_business and t >= started]
-        found[f"instagram:{thread}"] = (
-            "instagram",
-            started,
-            min(answers, default=None),
-            max(answers, default=None),
-        )
-
-    for number, events in whatsapp_messages(world).items():
-        conversations: list[list[tuple[datetime, str]]] = []
-        previous = None
-        for moment, _, direction in events:
-            if direction == "inbound" and (previous is None or moment - previous > WHATSAPP_GAP):
-                conversations.append([])
-            if conversations:
-                conversations[-1].append((moment, direction))
-            previous = moment
-        for n, messages in enumerate(conversations, start=1):
-            started = min(t for t, d in messages if d == "inbound")
-            answers = [t for t, d in messages if d == "outbound" and t >= started]
-            found[f"whatsapp:{number}:{n}"] = (
-                "whatsapp",
-                started,
-                min(answers, default=None),
-                max(answers, default=None),
-            )
-    return found
 
 
 # ------------------------------------------------------------- the world's people
@@ -274,7 +180,7 @@ def touches_by_person(world) -> list[tuple[str, str, datetime]]:
 
 
 def test_response_times_per_conversation_are_the_worlds(kpis: MartsWarehouse) -> None:
-    expected = expected_conversations(kpis.world)
+    expected = conversations(kpis.world)
     rows = kpis.rows(
         "select conversation_key, channel, started_at, first_response_minutes,"
         " resolution_minutes from marts.kpi_conversations"
@@ -298,7 +204,7 @@ def test_response_times_per_conversation_are_the_worlds(kpis: MartsWarehouse) ->
 
 def test_response_time_kpis_per_channel_and_period(kpis: MartsWarehouse) -> None:
     groups: dict[tuple[str, date, str], list[tuple[float | None, float | None]]] = defaultdict(list)
-    for channel, started, first, resolved in expected_conversations(kpis.world).values():
+    for channel, started, first, resolved in conversations(kpis.world).values():
         for grain, start in periods(started).items():
             groups[(grain, start, channel)].append(
                 (minutes(started, first), minutes(started, resolved))
@@ -520,3 +426,40 @@ def test_journey_has_bought_online_returned_in_store(kpis: MartsWarehouse) -> No
     found = {key.removeprefix("square:return:"): tuple(rest) for key, *rest in rows}
     assert set(found) == set(truth)
     assert set(found.values()) == {("pos", "post_sale", True, "web", "purchase", True)}
+
+
+def test_the_demo_kpi_table_agrees_with_the_world(kpis: MartsWarehouse) -> None:
+    """`make demo`'s KPI table: every KPI the world can say on its own (response and
+    resolution times, CSAT, email rates, conversations) equals the marts' value."""
+    import psycopg
+
+    from omnicanal.demo import kpi_table
+
+    with psycopg.connect(kpis.url) as conn:
+        table = kpi_table(conn, kpis.world)
+    compared = [(c, k, m, t) for c, k, m, t in table if t is not None]
+    kinds = {k for _, k, _, _ in compared}
+    assert {"conversations", "median first response (min)", "CSAT", "open rate"} <= kinds
+    for channel, kpi, measured, truth in compared:
+        assert measured == pytest.approx(truth, abs=0.051 if "(min)" in kpi else 0.0001), (
+            channel,
+            kpi,
+        )
+    # conversion is measured on every channel with touches, with no world value beside it
+    assert {c for c, k, m, t in table if k == "conversion rate" and m is not None} >= {
+        "support",
+        "email",
+        "web",
+    }
+
+
+def test_the_demo_chart_is_a_png_of_its_kpis(kpis: MartsWarehouse, tmp_path) -> None:
+    import psycopg
+
+    from omnicanal.demo import kpi_chart, kpi_table
+
+    with psycopg.connect(kpis.url) as conn:
+        table = kpi_table(conn, kpis.world)
+    path = kpi_chart(table, tmp_path / "chart" / "kpis.png")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
