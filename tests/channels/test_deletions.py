@@ -154,7 +154,8 @@ def test_a_deleted_customer_is_soft_deleted_and_leaves_identity(
     dbt(
         "run",
         "--select",
-        f"staging.{case.channel} int_identity__record_changes int_identity__records",
+        f"staging.{case.channel} identity_name_variants int_identity__record_changes"
+        " int_identity__records",
         "--vars",
         json.dumps({"identity_sources": [customers_feed]}),
     )

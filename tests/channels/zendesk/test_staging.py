@@ -51,7 +51,8 @@ def test_desk_to_staging_and_identity(warehouse_env: str, monkeypatch: pytest.Mo
             "dbt",
             "build",
             "--select",
-            "staging.zendesk int_identity__record_changes int_identity__records",
+            "staging.zendesk identity_name_variants int_identity__record_changes"
+            " int_identity__records",
             "--exclude-resource-type",
             "unit_test",  # identity's unit tests read other channels' staging models
             "--vars",
