@@ -44,6 +44,41 @@ class Progress:
         return time.monotonic() - self.started
 
 
+#: What the pipeline writes in the warehouse besides raw_<source>: models, dbt's test
+#: audit, the activation ledger.
+PIPELINE_SCHEMAS = (
+    "staging",
+    "intermediate",
+    "marts",
+    "activation",
+    "dbt_test__audit",
+    "omnicanal_activation",
+)
+
+
+def clear_demo_data(settings: Settings) -> list[str]:
+    """Start a demo over: its world is generated now, so what an earlier demo left (the
+    rows of another world in raw_*, the models and the ledger built on them, the
+    emulated destinations' accounts) would mix two worlds in every figure. Only on the
+    embedded warehouse, which nothing but demos and ``make ui`` write; a configured
+    warehouse is never touched. Returns the schemas dropped."""
+    if not settings.uses_embedded_warehouse:
+        return []
+    wanted = [channel.raw_schema for channel in sources()] + list(PIPELINE_SCHEMAS)
+    with warehouse.connect(settings) as conn:
+        schemata = conn.execute("select schema_name from information_schema.schemata")
+        existing = {row[0] for row in schemata}
+        dropped = [schema for schema in wanted if schema in existing]
+        for schema in dropped:
+            conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(schema)))
+        conn.commit()
+    # the emulated destinations' accounts (a world file of `sandbox serve` stays)
+    for state in settings.sandbox_dir.glob("*.json"):
+        if state.name != settings.world_path.name:
+            state.unlink()
+    return dropped
+
+
 def start_sandbox(settings: Settings, people: int, seed: int, stack: ExitStack):
     """Generate the world and serve it in this process until ``stack`` closes."""
     from omnicanal.sandbox.app import SandboxServer, emulation_options
@@ -335,6 +370,10 @@ def run_demo(settings: Settings, people: int | None = None, seed: int | None = N
         if started_here:
             stack.callback(warehouse.down, settings)
         progress.done(url.redacted() + (" (started)" if started_here else " (already running)"))
+
+        dropped = clear_demo_data(settings)
+        if dropped:
+            print(f"    an earlier demo's data cleared: {', '.join(dropped)}", flush=True)
 
         progress.step(f"sandbox: a world of {people} people (seed {seed})")
         world, server = start_sandbox(settings, people, seed, stack)

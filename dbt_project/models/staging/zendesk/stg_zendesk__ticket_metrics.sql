@@ -1,8 +1,12 @@
 with
 
+-- a ticket has one metric set; should the raw table hold an older one for the same
+-- ticket (an account restored or re-created under new metric ids), the latest wins
 source as (
 
-    select * from {{ source('zendesk', 'ticket_metrics') }}
+    select distinct on (ticket_id) *
+    from {{ source('zendesk', 'ticket_metrics') }}
+    order by ticket_id asc, updated_at desc nulls last, id desc
 
 ),
 
