@@ -18,19 +18,20 @@ run row's requests over the seconds spent in the destination's calls (goal: ≥ 
 its ``rate_limit`` on the first sync, when it has one and made enough requests). The
 last line is one JSON object with every figure.
 
-Figures of 2026-11-30 (2 shared cores, load 5-7, consent gate on):
+Figures of 2026-11-30, ``--rows 100000 --destinations mailchimp,meta_ads,hubspot`` (2
+shared cores, a CI run alongside, consent gate on; "over the run" is requests over the
+run row's time):
 
-- ``--rows 100000 --destinations meta_ads``: first sync 18.3 s wall / 17.6 s run (11
-  requests of up to 10,000 users); no-op 1.72 s / 1.08 s (0 sent, 0 rows read; 6.1% of
-  the first on the run rows: Meta takes 10,000 users a request, so its first sync is
-  short); 1% change 2.50 s / 1.77 s, the 1,000 changed rows and nothing else; peak RSS
-  153 MB.
-- ``--rows 50000 --destinations mailchimp`` (paced at 10 requests/s, /batches of 1,000
-  polled to completion): first sync 16.6 s / 15.9 s, 126 requests, 10.7/s while
-  sending, 7.9/s over the run; no-op 1.25 s / 0.46 s (2.9%); 1% change 1.30 s / 0.67 s,
-  the 500 changed rows; peak RSS 59 MB.
-- ``--rows 20000 --destinations hubspot``: the first sync had delivered 16,300 rows
-  after 8 minutes (~34 rows/s, the emulation's pace) when the bench's timeout stopped it.
+- Mailchimp (paced at 10 requests/s, /batches of 1,000 polled to completion): first
+  sync 25.5 s wall / 24.9 s run, 211 requests (8.5/s over the run, 85% of the pacing:
+  the batch polls wait); no-op 1.12 s / 0.59 s (0 sent, 0 rows read; 2.4%); 1% change
+  1.54 s / 0.99 s, the 1,000 changed rows; peak RSS 59 MB.
+- Meta (10,000 users a request): first sync 21.3 s / 20.7 s, 11 requests (~1.8 s each
+  at the emulation: the limit never binds); no-op 1.54 s / 0.72 s (3.5%, after the diff
+  stopped hashing unchanged rows; 6.4% before); 1% change 2.05 s / 1.04 s; 152 MB.
+- HubSpot (100 contacts a request, paced at 19/s; after the emulation's quadratic
+  contact index was fixed): first sync 56.2 s / 55.6 s, 1,004 requests (18.1/s over the
+  run, 95%); no-op 1.41 s / 0.61 s (1.1%); 1% change 1.89 s / 1.18 s; 55 MB.
 
 Figures of 2026-11-29 before destinations were paced (Mailchimp, no rate limit,
 ``--rows 100000``): first sync 16.3 s wall / 15.5 s run; no-op 1.42 s wall / 0.69 s
