@@ -40,16 +40,15 @@ across our runs, and a sandbox restart must not fake a wiped destination.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from omnicanal.channels.hubspot.world import HubSpotPortal, hubspot_timestamp
+from omnicanal.sandbox.state_file import StateFile
 
 BATCH_MAX_INPUTS = 100
 MEMBERSHIP_MAX_IDS = 100_000
@@ -238,9 +237,7 @@ class CrmWrites:
         #: ids of the contacts written through the API (what the state file keeps)
         self._written: set[str] = set()
         self.state_path = Path(state_path) if state_path else None
-        self._saved_at = 0.0
-        self._timer: threading.Timer | None = None
-        self._state_lock = threading.Lock()
+        self._state = StateFile(self.state_path, self._state_data, self._lock)
         if self.state_path and self.state_path.exists():
             self._load_state()
 
@@ -264,48 +261,20 @@ class CrmWrites:
             self._written.add(record["id"])
         self._by_email = None
 
-    def _changed(self) -> None:
-        """Save now, or within a second if a save just happened (a run of batches)."""
-        if self.state_path is None:
-            return
-        with self._state_lock:
-            if time.monotonic() - self._saved_at >= 1.0:
-                self._save_state()
-            elif self._timer is None:
-                self._timer = threading.Timer(1.0, self._deferred_save)
-                self._timer.daemon = True
-                self._timer.start()
-
-    def _deferred_save(self) -> None:
-        with self._lock, self._state_lock:
-            self._timer = None
-            self._save_state()
-
-    def _save_state(self) -> None:
-        assert self.state_path is not None
+    def _state_data(self) -> dict[str, Any]:
+        """What the state file keeps."""
         contacts = [r for r in self.portal.objects["contacts"] if r["id"] in self._written]
-        data = {
+        return {
             "properties": {k: v for k, v in self.properties.items() if not v["hubspotDefined"]},
             "groups": {k: v for k, v in self.groups.items() if k != "contactinformation"},
             "lists": [asdict(found) for found in self.lists.values()],
             "next_list_id": self._next_list_id,
             "contacts": contacts,
         }
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.state_path)
-        self._saved_at = time.monotonic()
 
     def flush(self) -> None:
         """Save what a deferred save still holds (tests, shutdown)."""
-        if self.state_path is None:
-            return
-        with self._state_lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._save_state()
+        self._state.flush()
 
     # -- what it holds, for tests -----------------------------------------------------
 
@@ -338,7 +307,7 @@ class CrmWrites:
         self.properties = {k: v for k, v in self.properties.items() if v["hubspotDefined"]}
         self.groups = {"contactinformation": self.groups["contactinformation"]}
         self.contacts_written = self.membership_changes = 0
-        self._changed()
+        self._state.changed()
 
     # -- contacts ---------------------------------------------------------------------
 
@@ -629,7 +598,7 @@ class CrmWrites:
             results.append(
                 self._shaped(record, list(properties), created, item.get("objectWriteTraceId"))
             )
-        self._changed()
+        self._state.changed()
         return self._answer(inputs, results, problems)
 
     def batch_update(self, body: Any) -> tuple[int, dict[str, Any]]:
@@ -664,7 +633,7 @@ class CrmWrites:
             results.append(
                 self._shaped(record, list(item["properties"]), None, item.get("objectWriteTraceId"))
             )
-        self._changed()
+        self._state.changed()
         return self._answer(inputs, results, problems)
 
     def batch_read(self, body: Any) -> tuple[int, dict[str, Any]]:
@@ -772,7 +741,7 @@ class CrmWrites:
             stamp=_now(),
         )
         self.properties[name] = spec
-        self._changed()
+        self._state.changed()
         return 201, spec
 
     def group_list(self) -> dict[str, Any]:
@@ -799,7 +768,7 @@ class CrmWrites:
             "archived": False,
         }
         self.groups[name] = group
-        self._changed()
+        self._state.changed()
         return 201, group
 
     # -- lists ------------------------------------------------------------------------
@@ -831,7 +800,7 @@ class CrmWrites:
         created = HubSpotList(str(self._next_list_id), name, processing, stamp, stamp)
         self._next_list_id += 1
         self.lists[created.list_id] = created
-        self._changed()
+        self._state.changed()
         return {"list": created.as_dict()}
 
     def _list(self, list_id: str) -> HubSpotList:
@@ -899,7 +868,7 @@ class CrmWrites:
             found.version += 1
             found.updated_at = stamp
             self.membership_changes += len(changed)
-            self._changed()
+            self._state.changed()
         return {
             "recordsIdsAdded": changed if add else [],
             "recordIdsRemoved": [] if add else changed,

@@ -28,10 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import threading
-import time
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -41,6 +38,7 @@ from urllib.parse import urlsplit
 from graphql import GraphQLError
 
 from omnicanal.channels.shopify.graph import parse_gid, utc
+from omnicanal.sandbox.state_file import StateFile
 
 if TYPE_CHECKING:
     from omnicanal.channels.shopify.emulation import ShopifyEmulator
@@ -170,9 +168,7 @@ class CustomerWrites:
         #: customer id -> (tags, updated_at) as the writes left them
         self._written_tags: dict[int, tuple[str, str]] = {}
         self.state_path = Path(state_path) if state_path else None
-        self._saved_at = 0.0
-        self._timer: threading.Timer | None = None
-        self._state_lock = threading.Lock()
+        self._state = StateFile(self.state_path, self._state_data, emulator._lock)
         if self.state_path and self.state_path.exists():
             self._load_state()
 
@@ -194,36 +190,13 @@ class CustomerWrites:
             self._next_metafield = max([self._next_metafield, *(m["id"] for m in held)])
         self.graph.revision += 1
 
-    def _changed(self) -> None:
-        """Save now, or within a second when a save just happened (a run of batches)."""
-        if self.state_path is None:
-            return
-        with self._state_lock:
-            if time.monotonic() - self._saved_at >= 1.0:
-                self._save_state()
-            elif self._timer is None:
-                self._timer = threading.Timer(1.0, self._deferred_save)
-                self._timer.daemon = True
-                self._timer.start()
-
-    def _deferred_save(self) -> None:
-        with self.emulator._lock, self._state_lock:
-            self._timer = None
-            self._save_state()
-
     def flush(self) -> None:
         """Save what a deferred save still holds (tests, shutdown)."""
-        if self.state_path is None:
-            return
-        with self.emulator._lock, self._state_lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._save_state()
+        self._state.flush()
 
-    def _save_state(self) -> None:
-        assert self.state_path is not None
-        data = {
+    def _state_data(self) -> dict[str, Any]:
+        """What the state file keeps."""
+        return {
             "tags": {str(k): list(v) for k, v in self._written_tags.items()},
             "metafields": {
                 str(owner): list(held.values())
@@ -231,11 +204,6 @@ class CustomerWrites:
                 if held
             },
         }
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, ensure_ascii=False))
-        os.replace(tmp, self.state_path)
-        self._saved_at = time.monotonic()
 
     # -- tags --------------------------------------------------------------------------
 
@@ -287,7 +255,7 @@ class CustomerWrites:
         self.tag_writes += 1
         updated = self.emulator.touch_customer(record["id"], tags=", ".join(tags))
         self._written_tags[record["id"]] = (updated["tags"], updated["updated_at"])
-        self._changed()
+        self._state.changed()
         return updated
 
     # -- metafields --------------------------------------------------------------------
@@ -329,7 +297,7 @@ class CustomerWrites:
                 held[handle] = current
                 self.metafield_writes += 1
             written.append(self.graph.metafield(current))
-        self._changed()
+        self._state.changed()
         return {"metafields": written, "userErrors": []}
 
     def _check(

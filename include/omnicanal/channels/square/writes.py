@@ -27,10 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import threading
-import time
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -39,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 
 from omnicanal.channels.square.world import square_timestamp
+from omnicanal.sandbox.state_file import StateFile
 
 if TYPE_CHECKING:
     from omnicanal.channels.square.emulation import SquareEmulator
@@ -76,9 +74,7 @@ class CustomerWrites:
         self.membership_writes = 0
         self.attribute_writes = 0
         self.state_path = Path(state_path) if state_path else None
-        self._saved_at = 0.0
-        self._timer: threading.Timer | None = None
-        self._state_lock = threading.Lock()
+        self._state = StateFile(self.state_path, self._state_data, emulator._lock)
         if self.state_path and self.state_path.exists():
             self._load_state()
 
@@ -105,36 +101,13 @@ class CustomerWrites:
                     "updated_at": held["updated_at"],
                 }
 
-    def _changed(self) -> None:
-        """Save now, or within a second when a save just happened (a run of batches)."""
-        if self.state_path is None:
-            return
-        with self._state_lock:
-            if time.monotonic() - self._saved_at >= 1.0:
-                self._save_state()
-            elif self._timer is None:
-                self._timer = threading.Timer(1.0, self._deferred_save)
-                self._timer.daemon = True
-                self._timer.start()
-
-    def _deferred_save(self) -> None:
-        with self.emulator._lock, self._state_lock:
-            self._timer = None
-            self._save_state()
-
     def flush(self) -> None:
         """Save what a deferred save still holds (tests, shutdown)."""
-        if self.state_path is None:
-            return
-        with self.emulator._lock, self._state_lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._save_state()
+        self._state.flush()
 
-    def _save_state(self) -> None:
-        assert self.state_path is not None
-        data = {
+    def _state_data(self) -> dict[str, Any]:
+        """What the state file keeps."""
+        return {
             "groups": self.groups,
             "definitions": self.definitions,
             "idempotency": self._idempotency,
@@ -149,11 +122,6 @@ class CustomerWrites:
                 if "group_ids" in c
             },
         }
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, ensure_ascii=False))
-        os.replace(tmp, self.state_path)
-        self._saved_at = time.monotonic()
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -242,7 +210,7 @@ class CustomerWrites:
         self.groups[group_id] = {"id": group_id, "name": name, "created_at": now, "updated_at": now}
         if key:
             self._idempotency[key] = group_id
-        self._changed()
+        self._state.changed()
         return {"group": self.groups[group_id]}
 
     def get_group(self, request: Request, body: Any) -> dict[str, Any]:
@@ -253,7 +221,7 @@ class CustomerWrites:
         self._check_version(request)
         group = self._group(request.path_params["group_id"])
         group.update(name=self._name(body), updated_at=self._now())
-        self._changed()
+        self._state.changed()
         return {"group": group}
 
     def delete_group(self, request: Request, body: Any) -> dict[str, Any]:
@@ -264,7 +232,7 @@ class CustomerWrites:
         for customer in list(self.emulator.shop.customers):
             if group_id in (customer.get("group_ids") or []):
                 self._set_groups(customer, [g for g in customer["group_ids"] if g != group_id])
-        self._changed()
+        self._state.changed()
         return {}
 
     # -- membership (Customers API) --------------------------------------------------------
@@ -272,7 +240,7 @@ class CustomerWrites:
     def _set_groups(self, customer: dict[str, Any], group_ids: list[str]) -> None:
         self.membership_writes += 1
         self.emulator.touch_customer(customer["id"], group_ids=group_ids)
-        self._changed()
+        self._state.changed()
 
     def add_to_group(self, request: Request, body: Any) -> dict[str, Any]:
         self._check_version(request)
@@ -352,7 +320,7 @@ class CustomerWrites:
             "updated_at": now,
         }
         self.definitions[key] = {k: v for k, v in definition.items() if v is not None}
-        self._changed()
+        self._state.changed()
         return {"custom_attribute_definition": self.definitions[key]}
 
     def list_definitions(self, request: Request, body: Any) -> dict[str, Any]:
@@ -401,7 +369,7 @@ class CustomerWrites:
                 if exc.field:
                     error["field"] = exc.field
                 answers[request_id] = {"customer_id": customer_id, "errors": [error]}
-        self._changed()
+        self._state.changed()
         return {"values": answers}
 
     def _upsert(self, request_id: str, upsert: Any) -> dict[str, Any]:

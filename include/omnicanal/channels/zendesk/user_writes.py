@@ -37,16 +37,15 @@ not fake a help desk that lost what a sync wrote.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from omnicanal.channels.zendesk.world import ZendeskDesk, zendesk_timestamp
+from omnicanal.sandbox.state_file import StateFile
 
 BULK_MAX = 100
 USER_FIELD_TYPES = {"text", "textarea", "checkbox", "date", "integer", "decimal"}
@@ -127,9 +126,7 @@ class UserWrites:
         self._lock = lock or threading.RLock()
         self._written: set[int] = set()
         self.state_path = Path(state_path) if state_path else None
-        self._saved_at = 0.0
-        self._timer: threading.Timer | None = None
-        self._state_lock = threading.Lock()
+        self._state = StateFile(self.state_path, self._state_data, self._lock)
         if self.state_path and self.state_path.exists():
             self._load_state()
 
@@ -147,44 +144,16 @@ class UserWrites:
                 self.desk.users.append(user)
             self._written.add(user["id"])
 
-    def _changed(self) -> None:
-        """Save now, or within a second if a save just happened (a run of batches)."""
-        if self.state_path is None:
-            return
-        with self._state_lock:
-            if time.monotonic() - self._saved_at >= 1.0:
-                self._save_state()
-            elif self._timer is None:
-                self._timer = threading.Timer(1.0, self._deferred_save)
-                self._timer.daemon = True
-                self._timer.start()
-
-    def _deferred_save(self) -> None:
-        with self._lock, self._state_lock:
-            self._timer = None
-            self._save_state()
-
-    def _save_state(self) -> None:
-        assert self.state_path is not None
-        data = {
+    def _state_data(self) -> dict[str, Any]:
+        """What the state file keeps."""
+        return {
             "user_fields": self.user_fields,
             "users": [u for u in self.desk.users if u["id"] in self._written],
         }
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.state_path)
-        self._saved_at = time.monotonic()
 
     def flush(self) -> None:
         """Save what a deferred save still holds (tests, shutdown)."""
-        if self.state_path is None:
-            return
-        with self._state_lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._save_state()
+        self._state.flush()
 
     # -- what it holds, for tests -----------------------------------------------------
 
@@ -326,7 +295,7 @@ class UserWrites:
         self.desk.users[self.desk.users.index(user)] = updated
         self.users_updated += 1
         self._written.add(updated["id"])
-        self._changed()
+        self._state.changed()
         return updated
 
     def create(self, body: Any) -> tuple[int, dict[str, Any]]:
@@ -370,7 +339,7 @@ class UserWrites:
         self.desk.users.append(user)
         self.users_created += 1
         self._written.add(user_id)
-        self._changed()
+        self._state.changed()
         return 201, {"user": user}
 
     def update_many(self, ids: str | None, external_ids: str | None, body: Any) -> dict[str, Any]:
@@ -539,7 +508,7 @@ class UserWrites:
             "updated_at": stamp,
         }
         self.user_fields[key] = made
-        self._changed()
+        self._state.changed()
         return 201, {"user_field": made}
 
     # -- the Tags API -----------------------------------------------------------------
