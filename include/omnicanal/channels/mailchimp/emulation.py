@@ -1353,15 +1353,7 @@ class MailchimpEmulator:
                     key=lambda m: (m.get(sort_field) or "", m["web_id"]),
                     reverse=_descending(query),
                 )
-            return _answer(
-                query,
-                {
-                    "members": rows[offset : offset + count],
-                    "list_id": list_id,
-                    "total_items": len(rows),
-                    "_links": [],
-                },
-            )
+            return _page(query, "members", rows, count, offset, list_id=list_id)
 
         def list_campaigns(request: Request, body: dict) -> Response:
             query = request.query_params
@@ -1402,14 +1394,7 @@ class MailchimpEmulator:
                         "sort_field",
                     )
                 rows.sort(key=lambda c: c.get(sort_field) or "", reverse=_descending(query))
-            return _answer(
-                query,
-                {
-                    "campaigns": rows[offset : offset + count],
-                    "total_items": len(rows),
-                    "_links": [],
-                },
-            )
+            return _page(query, "campaigns", rows, count, offset)
 
         def get_campaign(request: Request, body: dict, campaign_id: str) -> Response:
             campaign = self.campaigns.get(campaign_id)
@@ -1437,15 +1422,7 @@ class MailchimpEmulator:
                 actions = [a for a in recipient["activity"] if parse_time(a["timestamp"]) > since]
                 if actions:
                     rows.append({**recipient, "activity": actions})
-            return _answer(
-                query,
-                {
-                    "emails": rows[offset : offset + count],
-                    "campaign_id": campaign_id,
-                    "total_items": len(rows),
-                    "_links": [],
-                },
-            )
+            return _page(query, "emails", rows, count, offset, campaign_id=campaign_id)
 
         def unsubscribed(request: Request, body: dict, campaign_id: str) -> Response:
             _sent_campaign(campaign_id)
@@ -1453,15 +1430,7 @@ class MailchimpEmulator:
             count, offset = _paging(query)
             assert self.account is not None
             rows = self.account.unsubscribes.get(campaign_id, [])
-            return _answer(
-                query,
-                {
-                    "unsubscribes": rows[offset : offset + count],
-                    "campaign_id": campaign_id,
-                    "total_items": len(rows),
-                    "_links": [],
-                },
-            )
+            return _page(query, "unsubscribes", rows, count, offset, campaign_id=campaign_id)
 
         def add_member(request: Request, body: dict, list_id: str) -> Response:
             audience = self._audience(list_id)
@@ -1545,10 +1514,7 @@ class MailchimpEmulator:
             count, offset = _paging(request.query_params)
             dates = audience.tag_added.get(member["id"], {})
             rows = [{**tag, "date_added": dates.get(tag["name"], "")} for tag in member["tags"]]
-            return _answer(
-                request.query_params,
-                {"tags": rows[offset : offset + count], "total_items": len(rows), "_links": []},
-            )
+            return _page(request.query_params, "tags", rows, count, offset)
 
         def post_member_tags(
             request: Request, body: dict, list_id: str, subscriber_hash: str
@@ -1608,15 +1574,7 @@ class MailchimpEmulator:
             required = query.get("required")
             if required is not None:
                 rows = [f for f in rows if f["required"] == (required.lower() == "true")]
-            return _answer(
-                query,
-                {
-                    "merge_fields": rows[offset : offset + count],
-                    "list_id": list_id,
-                    "total_items": len(rows),
-                    "_links": [],
-                },
-            )
+            return _page(query, "merge_fields", rows, count, offset, list_id=list_id)
 
         def add_merge_field(request: Request, body: dict, list_id: str) -> Response:
             audience = self._audience(list_id)
@@ -1724,10 +1682,7 @@ class MailchimpEmulator:
             query = request.query_params
             count, offset = _paging(query)
             rows = [b.resource() for b in self.batches.values()]
-            return _answer(
-                query,
-                {"batches": rows[offset : offset + count], "total_items": len(rows), "_links": []},
-            )
+            return _page(query, "batches", rows, count, offset)
 
         def get_batch(request: Request, body: dict, batch_id: str) -> Response:
             batch = self.batches.get(batch_id)
@@ -1847,6 +1802,16 @@ def _descending(query: Any) -> bool:
     if direction not in ("ASC", "DESC"):
         raise _invalid("sort_dir must be ASC or DESC.", "sort_dir")
     return direction == "DESC"
+
+
+def _page(
+    query: Any, key: str, rows: list[Any], count: int, offset: int, **ids: str
+) -> JSONResponse:
+    """One page of a collection, as every Mailchimp list answers: the page under ``key``,
+    the parent's id(s), ``total_items`` and ``_links``."""
+    return _answer(
+        query, {key: rows[offset : offset + count], **ids, "total_items": len(rows), "_links": []}
+    )
 
 
 def _answer(query: Any, body: dict[str, Any]) -> JSONResponse:
