@@ -551,7 +551,11 @@ def test_recent_buyers_are_recent_consenting_buyers_with_email(warehouse: Wareho
 def test_recent_buyers_as_of_a_past_moment(warehouse: Warehouse) -> None:
     as_of = days_ago(150).isoformat()
     result = warehouse.dbt(
-        "run", "--select", "sync_mailchimp__recent_buyers", "--vars", json.dumps({"as_of": as_of})
+        "run",
+        "--select",
+        "segment_recent_buyers sync_mailchimp__recent_buyers",
+        "--vars",
+        json.dumps({"as_of": as_of}),
     )
     assert_succeeded(result)
     rows = fetch(

@@ -1,66 +1,15 @@
 {#
-    HubSpot list of recent buyers: people who bought (a non-cancelled online-store order)
-    in the `recent_buyers_window_days` days up to `as_of`, accept email marketing and
-    have an email. One row per email, the sync key; the destination upserts each as a
-    contact (email, first and last name) and keeps them the members of a MANUAL list
-    (the hubspot__recent_buyers exposure). Ground truth: channels/hubspot/truth.py.
+    HubSpot list of recent buyers (segment_recent_buyers). One row per email, the sync
+    key; the destination upserts each as a contact (email, first and last name) and
+    keeps them the members of a MANUAL list (the hubspot__recent_buyers exposure). Ground truth: channels/hubspot/truth.py.
 #}
-
-{%- set window_days = var('recent_buyers_window_days', 90) | string | trim %}
-{%- if not window_days.isdigit() or window_days | int < 1 %}
-    {{ exceptions.raise_compiler_error(
-        "var recent_buyers_window_days must be a whole number of days (1 or more), got '"
-        ~ window_days ~ "'"
-    ) }}
-{%- endif %}
 
 with
 
-customers as (
+segment as (
 
-    select * from {{ ref('dim_customers') }}
-
-),
-
-orders as (
-
-    select * from {{ ref('fct_orders') }}
-
-),
-
-recent_purchases as (
-
-    select
-        customer_id,
-        max(ordered_at) as last_order_at
-
-    from orders
-    where
-        shopify_order_id is not null
-        and not is_cancelled
-        and customer_id is not null
-        and ordered_at <= {{ as_of_timestamp() }}
-        and ordered_at >= {{ as_of_timestamp() }} - interval '{{ window_days }} days'
-    group by customer_id
-
-),
-
-final as (
-
-    select
-        customers.email,
-        customers.first_name,
-        customers.last_name,
-        customers.customer_id,
-        recent_purchases.last_order_at
-
-    from customers
-    inner join recent_purchases
-        on customers.customer_id = recent_purchases.customer_id
-    where
-        customers.accepts_email_marketing
-        and customers.email is not null
+    select * from {{ ref('segment_recent_buyers') }}
 
 )
 
-select * from final
+select * from segment
