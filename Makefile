@@ -11,12 +11,13 @@ UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 STAMP := $(VENV)/.omnicanal-synced
 PYPROJECTS := pyproject.toml uv.lock $(wildcard taps/*/pyproject.toml targets/*/pyproject.toml)
 
-.PHONY: setup demo test lint sql-lint pytest ui warehouse-down clean help
+.PHONY: setup demo test lint sql-lint pytest ui docs warehouse-down clean help
 
 help:
 	@echo "make demo   - set up, then run the whole pipeline on embedded defaults"
 	@echo "make test   - set up, then ruff, sqlfluff and pytest"
 	@echo "make ui     - the Airflow UI on http://127.0.0.1:8080 with the sandbox and warehouse"
+	@echo "make docs   - the dbt docs site (models, columns, lineage) on http://127.0.0.1:$(DOCS_PORT)"
 	@echo "make clean  - stop the embedded warehouse and remove .venv and .omnicanal"
 
 # uv: the one on PATH, or installed with pip into a private venv (Python 3.11 only).
@@ -54,6 +55,13 @@ pytest: setup
 	$(BIN)/pytest
 
 test: lint sql-lint pytest
+
+# The dbt docs site: lineage from the raw sources through staging and identity to the
+# marts and the syncs' exposures, with the columns of what the warehouse has built.
+DOCS_PORT ?= 8081
+docs: setup
+	$(BIN)/omnicanal dbt docs generate
+	$(BIN)/omnicanal dbt docs serve --host 127.0.0.1 --port $(DOCS_PORT) --no-browser
 
 warehouse-down:
 	-$(BIN)/omnicanal warehouse down
