@@ -95,6 +95,26 @@ def airflow_db() -> Path:
     return home
 
 
+# -- the sync end-to-end tests' pipeline ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def built_sync_pipeline(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory):
+    """One world extracted and every sync model built, once (``sync_pipeline.py``)."""
+    from sync_pipeline import sync_pipeline
+
+    with sync_pipeline(pg_admin_url, tmp_path_factory.mktemp("syncs")) as built:
+        yield built
+
+
+@pytest.fixture
+def sync_pipeline(built_sync_pipeline, monkeypatch: pytest.MonkeyPatch):
+    """The built sync pipeline, with omnicanal's settings pointed at it for this test."""
+    for name, value in built_sync_pipeline.env.items():
+        monkeypatch.setenv(name, value)
+    return built_sync_pipeline
+
+
 # -- the sandbox ------------------------------------------------------------------------
 
 AS_OF = datetime(2025, 6, 1, 15, 0, 0, tzinfo=UTC)

@@ -1,9 +1,11 @@
 """The lapsed-customers audience end to end: world → taps → dbt → sync → Meta, against the truth.
 
-A sandbox world is extracted by the real taps (the commerce platforms, whose orders say
-who lapsed, and Mailchimp, whose members feed the consent mart) into a fresh warehouse;
-dbt builds ``sync_meta_ads__lapsed_customers`` and ``customer_consent`` with their
-ancestors; ``omnicanal sync`` pushes the segment over HTTP to the emulated Marketing
+The sync tests' pipeline (``tests/sync_pipeline.py``: a sandbox world extracted by the
+real taps, among them the commerce platforms, whose orders say who lapsed, and
+Mailchimp, whose members feed the consent mart, into a fresh warehouse, with dbt's
+build of ``sync_meta_ads__lapsed_customers`` and ``customer_consent`` with their
+ancestors and the tests on them, done once for every sync test) is in place;
+``omnicanal sync`` pushes the segment over HTTP to the emulated Marketing
 API, which must then hold exactly the hashes :func:`expected_lapsed_customers` computes
 from the world in plain Python, for every person identity resolution kept whole (the
 few it cannot, e.g. a till profile with only a phone no other record of theirs has, are
@@ -13,18 +15,10 @@ the segment is taken out of the audience by the next.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from datetime import UTC, datetime
-from pathlib import Path
-
 import psycopg
-import pytest
 
 from omnicanal.activation.engine import run_sync
 from omnicanal.activation.hashing import sha256_hex
-from omnicanal.channels import CHANNELS
 from omnicanal.channels.meta_ads.truth import (
     LAPSED_CUSTOMERS_AUDIENCE,
     LAPSED_FIELDS,
@@ -32,21 +26,9 @@ from omnicanal.channels.meta_ads.truth import (
     expected_lapsed_customers,
     person_orders,
 )
-from omnicanal.extract import run_extract
-from omnicanal.sandbox import SandboxServer, generate_world
 from omnicanal.settings import get_settings
 
-OMNICANAL = str(Path(sys.executable).with_name("omnicanal"))
 SYNC = "meta_ads__lapsed_customers"
-AS_OF = datetime(2025, 6, 1, 15, 0, tzinfo=UTC)
-PLATFORMS = ("shopify", "square", "vtex", "mailchimp")
-
-
-def dbt(*args: str) -> None:
-    built = subprocess.run(
-        [OMNICANAL, "dbt", *args], capture_output=True, text=True, timeout=600, check=False
-    )
-    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-2000:]
 
 
 def kept_whole(url: str, world) -> set[str]:
@@ -72,73 +54,55 @@ def kept_whole(url: str, world) -> set[str]:
 
 
 def test_the_audience_holds_the_worlds_lapsed_customers_and_a_rerun_sends_nothing(
-    warehouse_env: str, monkeypatch: pytest.MonkeyPatch
+    sync_pipeline,
 ) -> None:
-    world = generate_world(150, 20250601, as_of=AS_OF)
+    world, warehouse_env = sync_pipeline.world, sync_pipeline.url
     expected = expected_lapsed_customers(world)
     assert len(expected) >= 10, "the world must have lapsed customers to sync"
-    with SandboxServer(world) as sandbox:
-        monkeypatch.setenv("OMNICANAL_SANDBOX_PORT", str(sandbox.port))
-        for name in PLATFORMS:
-            run_extract(get_settings(), name, full_refresh=True)
-        feeds = [feed.as_var(name) for name in PLATFORMS for feed in CHANNELS[name].identity]
-        variables = json.dumps({"identity_sources": feeds, "as_of": AS_OF.isoformat()})
-        dbt(
-            "build",
-            "--select",
-            "+sync_meta_ads__lapsed_customers +customer_consent resource_type:seed",
-            "--exclude",
-            "test_type:unit",  # other models' unit tests read channels not extracted here
-            "--indirect-selection",
-            "cautious",  # not other syncs' tests that merely reference dim_customers
-            "--vars",
-            variables,
-        )
-        dbt("test", "--select", "sync_meta_ads__lapsed_customers", "--vars", variables)
 
-        emulator = sandbox.app.state.meta_ads
-        first = run_sync(get_settings(), SYNC)
-        assert first.failed == 0 and first.pending == 0, first.errors
-        held = audience_rows(emulator, LAPSED_CUSTOMERS_AUDIENCE)
-        whole = kept_whole(warehouse_env, world)
-        person_of = {sha256_hex(p.email): p.person_id for p in world.people}
-        # a person identity split (a till profile with only a phone no other record has)
-        # or merged is a question for identity, not for the sync: the rest must be exact
-        judged = {k for k in set(expected) | set(held) if person_of.get(k) in whole}
-        assert len(set(expected) | set(held)) - len(judged) <= max(3, len(expected) // 7)
-        assert {k for k in held if k in judged} == {k for k in expected if k in judged}
-        for key in judged:
-            row, truth = held[key], expected[key]
-            assert set(row) <= set(LAPSED_FIELDS) and row["COUNTRY"] == truth["COUNTRY"]
-            assert row.get("PHONE") in (None, truth["PHONE"]), key
-        # the golden record may keep another record's spelling ('Cecilia') or no address
-        exact = sum(held[key] == expected[key] for key in judged)
-        assert exact >= 0.85 * len(judged), (exact, len(judged))
-        assert first.inserted == len(held)
-        assert first.destination_stats["num_received"] == len(held)
-        assert first.destination_stats["num_invalid_entries"] == 0
+    emulator = sync_pipeline.sandbox.app.state.meta_ads
+    first = run_sync(get_settings(), SYNC)
+    assert first.failed == 0 and first.pending == 0, first.errors
+    held = audience_rows(emulator, LAPSED_CUSTOMERS_AUDIENCE)
+    whole = kept_whole(warehouse_env, world)
+    person_of = {sha256_hex(p.email): p.person_id for p in world.people}
+    # a person identity split (a till profile with only a phone no other record has)
+    # or merged is a question for identity, not for the sync: the rest must be exact
+    judged = {k for k in set(expected) | set(held) if person_of.get(k) in whole}
+    assert len(set(expected) | set(held)) - len(judged) <= max(3, len(expected) // 7)
+    assert {k for k in held if k in judged} == {k for k in expected if k in judged}
+    for key in judged:
+        row, truth = held[key], expected[key]
+        assert set(row) <= set(LAPSED_FIELDS) and row["COUNTRY"] == truth["COUNTRY"]
+        assert row.get("PHONE") in (None, truth["PHONE"]), key
+    # the golden record may keep another record's spelling ('Cecilia') or no address
+    exact = sum(held[key] == expected[key] for key in judged)
+    assert exact >= 0.85 * len(judged), (exact, len(judged))
+    assert first.inserted == len(held)
+    assert first.destination_stats["num_received"] == len(held)
+    assert first.destination_stats["num_invalid_entries"] == 0
 
-        emulator.reset_log()
-        second = run_sync(get_settings(), SYNC)
-        assert second.sent == 0 and second.inserted == 0 and second.removed == 0
-        assert emulator.write_log == []
-        assert audience_rows(emulator, LAPSED_CUSTOMERS_AUDIENCE) == held
+    emulator.reset_log()
+    second = run_sync(get_settings(), SYNC)
+    assert second.sent == 0 and second.inserted == 0 and second.removed == 0
+    assert emulator.write_log == []
+    assert audience_rows(emulator, LAPSED_CUSTOMERS_AUDIENCE) == held
 
-        # someone buys again (leaves the segment): the next run takes them out, only them
-        with psycopg.connect(warehouse_env) as conn:
-            email = conn.execute(
-                "delete from activation.sync_meta_ads__lapsed_customers where customer_id = "
-                "(select min(record_key) from omnicanal_activation.sync_ledger "
-                "where sync_name = %s and present and payload->>'EMAIL' is not null) "
-                "returning email",
-                (SYNC,),
-            ).fetchone()[0]
-        third = run_sync(get_settings(), SYNC)
-        assert (third.removed, third.inserted, third.sent) == (1, 0, 1)
-        gone = sha256_hex(email)
-        assert audience_rows(emulator, LAPSED_CUSTOMERS_AUDIENCE) == {
-            k: v for k, v in held.items() if k != gone
-        }
+    # someone buys again (leaves the segment): the next run takes them out, only them
+    with psycopg.connect(warehouse_env) as conn:
+        email = conn.execute(
+            "delete from activation.sync_meta_ads__lapsed_customers where customer_id = "
+            "(select min(record_key) from omnicanal_activation.sync_ledger "
+            "where sync_name = %s and present and payload->>'EMAIL' is not null) "
+            "returning email",
+            (SYNC,),
+        ).fetchone()[0]
+    third = run_sync(get_settings(), SYNC)
+    assert (third.removed, third.inserted, third.sent) == (1, 0, 1)
+    gone = sha256_hex(email)
+    assert audience_rows(emulator, LAPSED_CUSTOMERS_AUDIENCE) == {
+        k: v for k, v in held.items() if k != gone
+    }
 
     with psycopg.connect(warehouse_env) as conn:
         stats = conn.execute(
