@@ -202,6 +202,18 @@ def test_bulk_and_pages_give_the_same_records_each_once(
     assert line_items == sum(len(order["line_items"]) for order in store.orders)
     assert any(order["retail_location"] for order in orders), "no point-of-sale order"
     assert all(o["admin_graphql_api_id"] == f"gid://shopify/Order/{o['id']}" for o in orders)
+    # Each refund's line items and where they went back into stock: nested in the page
+    # queries, asked for by nodes(ids:) after the bulk operation (which cannot nest them).
+    world_refunds = {r["id"]: (o, r) for o in store.orders for r in o["refunds"]}
+    refunds = [refund for order in orders for refund in order["refunds"]]
+    assert refunds and len(refunds) == len(world_refunds)
+    for refund in refunds:
+        order, expected = world_refunds[numeric_id(refund["id"])]
+        back_at = store.order_details[order["id"]]["refund_locations"][str(expected["id"])]
+        lines = refund["refund_line_items"]
+        assert len(lines) == len(expected["refund_line_items"])
+        assert {line["location"]["id"] for line in lines} == {f"gid://shopify/Location/{back_at}"}
+        assert all(line["restock_type"] == "RETURN" and line["restocked"] for line in lines)
     variants = sum(len(product["variants"]) for product in bulk.records["products"])
     assert variants == sum(len(product["variants"]) for product in store.products)
 
@@ -762,6 +774,7 @@ def order_node(number: int, updated: str, line_items: list[str], more: bool = Fa
         "discountApplications": {"pageInfo": {"hasNextPage": False}, "nodes": []},
         "fulfillmentOrders": {"pageInfo": {"hasNextPage": False}, "nodes": []},
         "returns": {"pageInfo": {"hasNextPage": False}, "nodes": []},
+        "refunds": [],
     }
 
 
@@ -784,15 +797,18 @@ def test_pages_follow_cursors_and_complete_nested_connections(
 ) -> None:
     fake = patched_requests
     fake.on("AccessScopes", SCOPES_ALL)
+    refunded = order_node(1, "2026-11-28T10:00:00Z", ["gid://shopify/LineItem/1"], True)
+    # a refund's line items (a connection inside the refunds list) come nested, paged on
+    refunded["refunds"] = [
+        {"id": "gid://shopify/Refund/5", "refundLineItems": refund_lines(1, more=True)}
+    ]
     fake.on(
         "OrdersPage",
         ok(
             {
                 "orders": {
                     "pageInfo": {"hasNextPage": True, "endCursor": "page-2"},
-                    "nodes": [
-                        order_node(1, "2026-11-28T10:00:00Z", ["gid://shopify/LineItem/1"], True)
-                    ],
+                    "nodes": [refunded],
                 }
             }
         ),
@@ -818,6 +834,7 @@ def test_pages_follow_cursors_and_complete_nested_connections(
             }
         ),
     )
+    fake.on("RefundsMoreRefundLineItems", ok({"node": {"refundLineItems": refund_lines(2)}}))
     bookmark = (datetime.now(UTC) - timedelta(hours=5)).replace(microsecond=0)
     state = {
         "bookmarks": {
@@ -847,6 +864,16 @@ def test_pages_follow_cursors_and_complete_nested_connections(
     assert "sortKey: UPDATED_AT" in pages[0]["query"]
     # The page size keeps the requested cost under Shopify's 1000-point cap.
     assert queries.ORDERS.page_cost(pages[0]["variables"]["first"]) <= queries.MAX_QUERY_COST
+    assert [line["id"] for line in synced[0]["refunds"][0]["refund_line_items"]] == [
+        "gid://shopify/RefundLineItem/1",
+        "gid://shopify/RefundLineItem/2",
+    ]
+    assert synced[1]["refunds"] == []
+    assert "refunds(first: 20) { id" in pages[0]["query"]
+    assert "refundLineItems(first: 5) { pageInfo" in pages[0]["query"]
+    refund_more = next(r for r in fake.requests if "RefundsMoreRefundLineItems" in r["query"])
+    assert refund_more["variables"] == {"id": "gid://shopify/Refund/5", "after": "rli-cursor"}
+    assert not any("RefundsItems" in r["query"] for r in fake.requests)
     more = next(r for r in fake.requests if "OrdersMoreLineItems" in r["query"])
     assert more["variables"] == {"id": "gid://shopify/Order/1", "after": "li-cursor"}
     assert shop.streams["orders"].extraction_used == "pages"
@@ -928,6 +955,111 @@ def test_first_sync_runs_a_bulk_operation_and_rebuilds_records(
     # The signed result URL is fetched without the shop's access token.
     download = next(h for h in fake.headers_seen if "X-Shopify-Access-Token" not in h)
     assert download
+
+
+def refund_lines(*numbers: int, more: bool = False) -> dict[str, t.Any]:
+    """A page of a refund's line items, each restocked at shop 10."""
+    return {
+        "pageInfo": {"hasNextPage": more, "endCursor": "rli-cursor" if more else None},
+        "nodes": [
+            {
+                "id": f"gid://shopify/RefundLineItem/{number}",
+                "quantity": 1,
+                "restockType": "RETURN",
+                "restocked": True,
+                "location": {"id": "gid://shopify/Location/10", "name": "Loja Paulista"},
+                "lineItem": {"id": f"gid://shopify/LineItem/{number}"},
+            }
+            for number in numbers
+        ],
+    }
+
+
+def test_bulk_orders_get_their_refund_lines_by_id_in_batches_within_the_cost_budget(
+    patched_requests: FakeShopify, fake_time: FakeTime
+) -> None:
+    """Shopify refuses refundLineItems (a connection) inside refunds (a list) in a bulk
+    query: the tap asks nodes(ids:) for the refunds the result carried, as many ids a
+    query as the 1000-point cap allows, paced by the cost budget, and pages the rest."""
+    fake = patched_requests
+    batch = queries.REFUNDS.items_batch()
+    assert queries.REFUNDS.items_cost(batch) <= queries.MAX_QUERY_COST
+    assert queries.REFUNDS.items_cost(batch + 1) > queries.MAX_QUERY_COST
+    count = batch + 3
+    fake.on("AccessScopes", SCOPES_ALL)
+    fake.on("bulkOperationRunQuery", bulk_started())
+    fake.on("BulkOperationStatus", bulk_status("COMPLETED", url=RESULT_URL))
+    fake.files[RESULT_URL] = "".join(
+        json.dumps(line) + "\n"
+        for number in range(1, count + 1)
+        for line in (
+            {
+                "id": f"gid://shopify/Order/{number}",
+                "updatedAt": "2026-11-01T00:00:00Z",
+                "refunds": [{"id": f"gid://shopify/Refund/{number}", "note": None}],
+            },
+            {
+                "__typename": "LineItem",
+                "id": f"gid://shopify/LineItem/{number}",
+                "__parentId": f"gid://shopify/Order/{number}",
+            },
+        )
+    )
+    first_ids = [f"gid://shopify/Refund/{n}" for n in range(1, batch + 1)]
+    last_ids = [f"gid://shopify/Refund/{n}" for n in range(batch + 1, count + 1)]
+    fake.on(
+        "RefundsItems",
+        # the first batch leaves 10 points of 2000: the next one must wait for its cost
+        ok(
+            {
+                "nodes": [
+                    {"id": i, "refundLineItems": refund_lines(n)}
+                    for n, i in enumerate(first_ids, start=1)
+                ]
+            },
+            requested=queries.REFUNDS.items_cost(batch),
+            available=10,
+        ),
+        ok(
+            {
+                "nodes": [
+                    {"id": i, "refundLineItems": refund_lines(n, more=n == count)}
+                    for n, i in enumerate(last_ids, start=batch + 1)
+                ]
+            }
+        ),
+    )
+    fake.on("RefundsMoreRefundLineItems", ok({"node": {"refundLineItems": refund_lines(999)}}))
+    synced = records(tap(fake_time, {"extraction": "bulk"}), "orders")
+
+    assert [order["id"] for order in synced] == list(range(1, count + 1))
+    for order in synced:
+        (refund,) = order["refunds"]
+        assert refund["refund_line_items"][0] == {
+            "id": f"gid://shopify/RefundLineItem/{order['id']}",
+            "quantity": 1,
+            "restock_type": "RETURN",
+            "restocked": True,
+            "location": {"id": "gid://shopify/Location/10", "name": "Loja Paulista"},
+            "line_item": {"id": f"gid://shopify/LineItem/{order['id']}"},
+        }
+        assert order["line_items"] == [{"id": f"gid://shopify/LineItem/{order['id']}"}]
+    assert [line["id"] for line in synced[-1]["refunds"][0]["refund_line_items"]] == [
+        f"gid://shopify/RefundLineItem/{count}",
+        "gid://shopify/RefundLineItem/999",
+    ]
+
+    started = next(r for r in fake.requests if "bulkOperationRunQuery" in r["query"])
+    assert "refundLineItems" not in started["variables"]["query"]
+    assert "refunds(first: 20) { id createdAt" in started["variables"]["query"]
+    items = [r for r in fake.requests if "RefundsItems" in r["query"]]
+    assert [r["variables"]["ids"] for r in items] == [first_ids, last_ids]
+    assert "nodes(ids: $ids) { ... on Refund { id refundLineItems(first: 5)" in items[0]["query"]
+    more = next(r for r in fake.requests if "RefundsMoreRefundLineItems" in r["query"])
+    assert more["variables"] == {"id": f"gid://shopify/Refund/{count}", "after": "rli-cursor"}
+    # 10 points left, 100 a second back: the second batch waited for its cost
+    wait = (queries.REFUNDS.items_cost(batch) - 10) / 100
+    assert any(abs(slept - wait) < 1e-6 for slept in fake_time.sleeps), fake_time.sleeps
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,12 @@ one description come the three query shapes the tap sends:
 
 Shopify's bulk limits shape the descriptions: at most five connections per query and
 nesting two deep; lists that are not connections (``fulfillments``, ``refunds``,
-``addresses``) come inline in their parent's line and cost no connection.
+``addresses``) come inline in their parent's line and cost no connection. A
+connection *inside* such a list (a refund's ``refundLineItems``) is refused in bulk
+("Queries that contain a connection field within a list field are not currently
+supported."): a :class:`ListField` describes it, page queries nest its first page,
+and after a bulk operation the **items** query (``nodes(ids:)``) fetches it for the
+list's items in batches.
 """
 
 from __future__ import annotations
@@ -50,6 +55,85 @@ class Connection:
 
 
 @dataclass(frozen=True)
+class ListField:
+    """A list field of the root node (not a connection) whose items hold connections.
+
+    ``refunds`` is a plain list of ``Refund`` objects, and each refund's line items are
+    a connection: page queries select it inline; bulk queries cannot, so the items
+    query asks for it by the items' global ids.
+    """
+
+    field: str
+    #: The list items' type, for ``... on Refund`` in the item and items queries.
+    item_type: str
+    #: The items' own fields (without their connections).
+    selection: str
+    connections: tuple[Connection, ...]
+    #: ``first`` on the list itself (Shopify caps such lists by an argument too).
+    first: int = 20
+
+    def item_cost(self) -> int:
+        """Requested cost of one item with its connections' first pages."""
+        return 1 + _object_count(self.selection) + self._connections_cost()
+
+    def _connections_cost(self) -> int:
+        return sum(
+            2 + connection.page_size * (1 + _object_count(connection.selection))
+            for connection in self.connections
+        )
+
+    def connections_selection(self, *, first: int | None = None) -> str:
+        """The connections as page queries select them (``first`` overrides their caps)."""
+        return " ".join(
+            f"{c.field}(first: {first or c.page_size}) {{ pageInfo {{ hasNextPage endCursor }} "
+            f"nodes {{ {c.selection} }} }}"
+            for c in self.connections
+        )
+
+    def page_selection(self) -> str:
+        return (
+            f"{self.field}(first: {self.first}) {{ {self.selection} "
+            f"{self.connections_selection()} }}"
+        )
+
+    def bulk_selection(self) -> str:
+        return f"{self.field}(first: {self.first}) {{ {self.selection} }}"
+
+    def items_query(self) -> str:
+        """The connections' first pages for a batch of items, by global id (``$ids``)."""
+        return (
+            f"query {_operation_name(self.field)}Items($ids: [ID!]!) {{ "
+            f"nodes(ids: $ids) {{ ... on {self.item_type} {{ id "
+            f"{self.connections_selection()} }} }} }}"
+        )
+
+    def items_batch(self) -> int:
+        """How many items one items query may ask for under the cost cap (and 250 ids)."""
+        return max(1, min(MAX_PAGE_SIZE, MAX_QUERY_COST // self._id_cost()))
+
+    def items_cost(self, count: int) -> int:
+        """Requested cost of an items query for ``count`` ids: each id costs its object."""
+        return count * self._id_cost()
+
+    def _id_cost(self) -> int:
+        return 1 + self._connections_cost()
+
+    def more_query(self, connection: Connection) -> str:
+        """The next page of one connection of one item (``node(id:)``)."""
+        return (
+            f"query {_operation_name(self.field)}More{_operation_name(connection.field)}"
+            "($id: ID!, $after: String) { "
+            f"node(id: $id) {{ ... on {self.item_type} {{ "
+            f"{connection.field}(first: {MAX_PAGE_SIZE}, after: $after) {{ "
+            "pageInfo { hasNextPage endCursor } "
+            f"nodes {{ {connection.selection} }} }} }} }} }}"
+        )
+
+    def more_cost(self, connection: Connection) -> int:
+        return 1 + 2 + MAX_PAGE_SIZE * (1 + _object_count(connection.selection))
+
+
+@dataclass(frozen=True)
 class Resource:
     """A root connection of the Admin API and how a stream reads it."""
 
@@ -57,6 +141,8 @@ class Resource:
     node_type: str
     selection: str
     connections: tuple[Connection, ...] = ()
+    #: List fields whose items hold connections (see :class:`ListField`).
+    lists: tuple[ListField, ...] = ()
     #: ``sortKey`` for page and bulk queries; None where Shopify has no updated-at key.
     sort_key: str | None = "UPDATED_AT"
     #: Search field for the incremental filter; None: Shopify cannot filter on it, the stream does.
@@ -71,6 +157,8 @@ class Resource:
         cost = 1 + _object_count(self.selection)
         for connection in self.connections:
             cost += 2 + connection.page_size * (1 + _object_count(connection.selection))
+        for listed in self.lists:
+            cost += listed.item_cost()  # a list costs one item, as Shopify counts it
         return cost
 
     def page_size_for(self, wanted: int) -> int:
@@ -100,9 +188,14 @@ class Resource:
     def page_query(self) -> str:
         """The query for one page of root nodes; variables ``first``, ``after``, ``query``."""
         nested = " ".join(
-            f"{c.field}(first: {c.page_size}) {{ pageInfo {{ hasNextPage endCursor }} "
-            f"nodes {{ __typename {c.selection} }} }}"
-            for c in self.connections
+            [
+                *(listed.page_selection() for listed in self.lists),
+                *(
+                    f"{c.field}(first: {c.page_size}) {{ pageInfo {{ hasNextPage endCursor }} "
+                    f"nodes {{ __typename {c.selection} }} }}"
+                    for c in self.connections
+                ),
+            ]
         )
         variables = "$first: Int!, $after: String"
         if self.filter_field:
@@ -131,8 +224,13 @@ class Resource:
     def bulk_query(self, search: str | None) -> str:
         """The query for ``bulkOperationRunQuery``: every node, nested ones as own lines."""
         nested = " ".join(
-            f"{c.field} {{ edges {{ node {{ __typename {c.selection} }} }} }}"
-            for c in self.connections
+            [
+                *(listed.bulk_selection() for listed in self.lists),
+                *(
+                    f"{c.field} {{ edges {{ node {{ __typename {c.selection} }} }} }}"
+                    for c in self.connections
+                ),
+            ]
         )
         arguments = self._root_arguments(paged=False, search=search)
         root = f"{self.root}({arguments})" if arguments else self.root
@@ -221,6 +319,21 @@ FULFILLMENT_ORDERS = Connection(
     page_size=5,
 )
 
+REFUND_LINE_ITEMS = Connection(
+    field="refundLineItems",
+    node_types=("RefundLineItem",),
+    # ``location``: where the items went back into stock (null when not restocked)
+    selection="id quantity restockType restocked location { id name } lineItem { id }",
+    page_size=5,
+)
+
+REFUNDS = ListField(
+    field="refunds",
+    item_type="Refund",
+    selection=f"id createdAt updatedAt note totalRefundedSet {{ {MONEY_BAG} }}",
+    connections=(REFUND_LINE_ITEMS,),
+)
+
 RETURNS = Connection(
     field="returns",
     node_types=("Return",),
@@ -252,11 +365,10 @@ ORDERS = Resource(
         f"shippingAddress {{ {ADDRESS} }} "
         "shippingLine { title code source deliveryCategory } "
         "fulfillments(first: 20) { id name status displayStatus createdAt updatedAt "
-        "deliveredAt location { id name } trackingInfo { company number url } } "
-        "refunds(first: 20) { id createdAt updatedAt note "
-        f"totalRefundedSet {{ {MONEY_BAG} }} }}"
+        "deliveredAt location { id name } trackingInfo { company number url } }"
     ),
     connections=(LINE_ITEMS, DISCOUNT_APPLICATIONS, FULFILLMENT_ORDERS, RETURNS),
+    lists=(REFUNDS,),
 )
 
 ABANDONED_CHECKOUTS = Resource(

@@ -301,6 +301,29 @@ ORDER_SCHEMA = _base(
                 th.Property("updated_at", DT),
                 th.Property("note", S),
                 th.Property("total_refunded_set", MONEY_BAG),
+                th.Property(
+                    "refund_line_items",
+                    th.ArrayType(
+                        obj(
+                            th.Property("id", S),
+                            th.Property("quantity", I),
+                            th.Property(
+                                "restock_type", S, description="RETURN, CANCEL, NO_RESTOCK, …"
+                            ),
+                            th.Property("restocked", B),
+                            th.Property(
+                                "location",
+                                obj(th.Property("id", S), th.Property("name", S)),
+                                description=(
+                                    "Where the items went back into stock: a shop when "
+                                    "brought back there, the warehouse a parcel returned "
+                                    "to; null when nothing was restocked."
+                                ),
+                            ),
+                            th.Property("line_item", ref()),
+                        )
+                    ),
+                ),
             )
         ),
     ),

@@ -8,6 +8,11 @@ two ways, chosen per run:
 - **pages** (``first``/``after``) for the small increments of a scheduled sync, where
   starting a bulk operation and waiting for it costs more than it saves.
 
+A connection inside a list field (a refund's ``refundLineItems``, see
+:class:`tap_shopify.queries.ListField`) rides along in page queries; Shopify refuses it
+in a bulk query, so after a bulk operation the stream asks for it with ``nodes(ids:)``
+in batches of the items the bulk result carried, paced by the same cost budget.
+
 ``extraction`` forces one or the other. Both paths give the same records (see
 :mod:`tap_shopify.shapes`). The increment is ``updated_at >= bookmark`` (inclusive:
 delivery is at-least-once, and loaders upsert on ``id``). Bulk output is unordered,
@@ -124,7 +129,81 @@ class ShopifyStream(Stream):
             sleep=self.client.sleep,
             clock=self.client.clock,
         )
-        yield from runner.records(self.resource, search, stream=self.name)
+        nodes = runner.records(self.resource, search, stream=self.name)
+        for listed in self.resource.lists:
+            nodes = self._fill_list(nodes, listed)
+        yield from nodes
+
+    def _fill_list(
+        self, nodes: Iterable[dict[str, t.Any]], listed: queries.ListField
+    ) -> Iterator[dict[str, t.Any]]:
+        """Give the items of ``listed`` in bulk-read nodes their connections.
+
+        Nodes are held back until their items fill one ``nodes(ids:)`` query (as many
+        ids as the cost cap allows), so a batch costs one request whatever the number
+        of nodes without items in between; memory holds one batch of nodes.
+        """
+        batch = listed.items_batch()
+        held: list[dict[str, t.Any]] = []
+        items: list[dict[str, t.Any]] = []
+        for node in nodes:
+            held.append(node)
+            items += [item for item in node.get(listed.field) or [] if item.get("id")]
+            if len(items) >= batch:
+                self._fetch_items(listed, items)
+                yield from held
+                held, items = [], []
+        if items:
+            self._fetch_items(listed, items)
+        yield from held
+
+    def _fetch_items(self, listed: queries.ListField, items: list[dict[str, t.Any]]) -> None:
+        by_id = {item["id"]: item for item in items}
+        ids = list(by_id)
+        batch = listed.items_batch()
+        for start in range(0, len(ids), batch):
+            chunk = ids[start : start + batch]
+            data = self.client.execute(
+                listed.items_query(),
+                {"ids": chunk},
+                stream=self.name,
+                estimated_cost=listed.items_cost(len(chunk)),
+            )
+            found = {
+                answer["id"]: answer
+                for answer in data.get("nodes") or []
+                if isinstance(answer, dict) and answer.get("id")
+            }
+            for item_id in chunk:
+                answer = found.get(item_id)
+                if answer is None:
+                    msg = (
+                        f"stream '{self.name}': Shopify did not return {item_id} asked for "
+                        f"its {', '.join(c.field for c in listed.connections)} (deleted since "
+                        "the bulk operation? run the sync again)"
+                    )
+                    raise RuntimeError(msg)
+                self._complete_item(listed, by_id[item_id], answer)
+
+    def _complete_item(
+        self, listed: queries.ListField, item: dict[str, t.Any], source: dict[str, t.Any]
+    ) -> None:
+        """Put each connection of ``source`` on ``item`` as a list, paging the rest."""
+        for connection in listed.connections:
+            value = source.get(connection.field) or {}
+            children = list(value.get("nodes") or [])
+            info = value.get("pageInfo") or {}
+            while info.get("hasNextPage") and info.get("endCursor"):
+                data = self.client.execute(
+                    listed.more_query(connection),
+                    {"id": item["id"], "after": info["endCursor"]},
+                    stream=self.name,
+                    estimated_cost=listed.more_cost(connection),
+                )
+                more = ((data.get("node") or {}).get(connection.field)) or {}
+                children += more.get("nodes") or []
+                info = more.get("pageInfo") or {}
+            item[connection.field] = children
 
     # --- pages --------------------------------------------------------------------------
 
@@ -153,6 +232,9 @@ class ShopifyStream(Stream):
 
     def _complete(self, node: dict[str, t.Any]) -> dict[str, t.Any]:
         """Turn each nested connection into a list, fetching what its first page left out."""
+        for listed in self.resource.lists:
+            for item in node.get(listed.field) or []:
+                self._complete_item(listed, item, dict(item))
         for connection in self.resource.connections:
             value = node.get(connection.field) or {}
             items = [self._child(child, connection) for child in value.get("nodes") or []]

@@ -429,6 +429,60 @@ def test_bulk_cancel_and_invalid_queries(fresh_server) -> None:
     assert "nesting depth" in deep["userErrors"][0]["message"]
 
 
+def test_bulk_refuses_a_connection_inside_a_list_field(server) -> None:
+    """``refunds`` is a list, ``refundLineItems`` a connection: Shopify refuses the pair
+    in a bulk query, with this user error, and starts nothing. (A connection inside a
+    connection's ``edges``/``nodes`` is the normal case, run by the tests above.)"""
+    query = (
+        "{ orders { edges { node { id refunds { id "
+        "refundLineItems { edges { node { id quantity } } } } } } } }"
+    )
+    answer = _gql(server, RUN, q=query)["data"]["bulkOperationRunQuery"]
+    assert answer == {
+        "bulkOperation": None,
+        "userErrors": [
+            {
+                "field": ["query"],
+                "message": "Queries that contain a connection field within a list field are "
+                "not currently supported.",
+                "code": "INVALID",
+            }
+        ],
+    }
+
+
+REFUND_ITEMS = """query($ids: [ID!]!) { nodes(ids: $ids) { ... on Refund { id
+  refundLineItems(first: 5) { nodes { quantity restockType restocked location { id } } } } } }"""
+
+
+def test_refunds_by_id_say_where_their_items_went_back(server, world: World) -> None:
+    """``nodes(ids:)`` answers refunds (what a bulk export could not nest) with the
+    location their items were restocked at, one object per id in the cost."""
+    store = world.slices["shopify"]
+    refunds = [(o, r) for o in store.orders for r in o["refunds"]][:6]
+    ids = [f"gid://shopify/Refund/{refund['id']}" for _, refund in refunds]
+    body = _gql(server, REFUND_ITEMS, ids=[*ids, "gid://shopify/Refund/1"])
+    nodes = body["data"]["nodes"]
+    assert nodes[-1] is None  # no such refund
+    for node, (order, refund) in zip(nodes, refunds, strict=False):
+        back_at = store.order_details[order["id"]]["refund_locations"][str(refund["id"])]
+        lines = node["refundLineItems"]["nodes"]
+        assert len(lines) == len(refund["refund_line_items"])
+        assert all(line["restockType"] == "RETURN" and line["restocked"] for line in lines)
+        assert {line["location"]["id"] for line in lines} == {f"gid://shopify/Location/{back_at}"}
+    # each id costs its refund (1) and the connection (2 + 5 × (line 1 + location 1))
+    assert body["extensions"]["cost"]["requestedQueryCost"] == (len(ids) + 1) * (1 + 2 + 5 * 2)
+
+    # a refund of an order older than 60 days is hidden like its order
+    cutoff = world.as_of - timedelta(days=60)
+    old = next(
+        o for o in store.orders if o["refunds"] and datetime.fromisoformat(o["created_at"]) < cutoff
+    )
+    old_refund = f"gid://shopify/Refund/{old['refunds'][0]['id']}"
+    hidden = _post(server, REFUND_ITEMS, {"ids": [old_refund]}, headers=RECENT).json()
+    assert hidden["data"]["nodes"] == [None]
+
+
 # -- fidelity: 60 days of orders, versions, unknown paths ---------------------------------------
 
 

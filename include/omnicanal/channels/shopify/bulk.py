@@ -6,7 +6,9 @@ background and leaves the result as a JSONL file, the way Shopify does.
   one at a time (a second gets ``OPERATION_IN_PROGRESS``). Either way no operation is
   created;
 - the query must be valid against the schema and hold one to five connections, nested
-  at most two deep; connections need no ``first`` (every node is exported);
+  at most two deep, none of them inside a list field (``refunds { refundLineItems }``
+  is refused: "Queries that contain a connection field within a list field are not
+  currently supported."); connections need no ``first`` (every node is exported);
 - status goes CREATED → RUNNING → COMPLETED after ``delay`` seconds (the emulator's
   ``bulk_delay``); ``bulkOperationCancel`` turns a running one CANCELING → CANCELED;
 - the JSONL holds one object per line: each root node, and each node of a nested
@@ -259,9 +261,16 @@ class BulkOperations:
         if prepared.operation.operation != OperationType.QUERY:
             return _user_error("Bulk mutations are not supported here; pass a query", "INVALID")
         schema = admin_graphql.admin_schema()
-        depths = _connection_depths(
+        depths, in_list = _connection_depths(
             prepared.cost, schema.query_type, prepared.operation.selection_set
         )
+        if in_list:
+            return _user_error(
+                "Queries that contain a connection field within a list field are not "
+                "currently supported.",
+                "INVALID",
+                ["query"],
+            )
         if not depths:
             return _user_error(
                 "Invalid bulk query: Bulk queries must contain at least one connection.",
@@ -430,11 +439,16 @@ def _flatten(node: dict[str, Any], parent_id: str | None, lines: list[dict[str, 
                 _flatten(child, node.get("id"), lines)
 
 
-def _connection_depths(cost: Any, parent: Any, selection_set: SelectionSetNode) -> list[int]:
-    """The nesting depth of every connection the selection holds (1 = top level)."""
+def _connection_depths(
+    cost: Any, parent: Any, selection_set: SelectionSetNode
+) -> tuple[list[int], bool]:
+    """The nesting depth of every connection the selection holds (1 = top level), and
+    whether one sits inside a list field (a list of objects that is not a connection)."""
     found: list[int] = []
+    in_list = False
 
-    def walk(named: Any, selections: SelectionSetNode | None, depth: int) -> None:
+    def walk(named: Any, selections: SelectionSetNode | None, depth: int, listed: bool) -> None:
+        nonlocal in_list
         if selections is None:
             return
         for concrete in cost._concrete_types(named):
@@ -447,14 +461,21 @@ def _connection_depths(cost: Any, parent: Any, selection_set: SelectionSetNode) 
                     continue
                 if target.name.endswith("Connection"):
                     found.append(depth + 1)
-                    walk(target, node.selection_set, depth + 1)
+                    in_list = in_list or listed
+                    # a connection's own ``edges``/``nodes`` lists are not list fields
+                    walk(target, node.selection_set, depth + 1, False)
+                elif named.name.endswith(("Connection", "Edge")):
+                    walk(target, node.selection_set, depth, listed)
                 else:
-                    walk(target, node.selection_set, depth)
-            if not hasattr(named, "fields") or named is concrete:
-                pass
+                    walk(target, node.selection_set, depth, listed or _is_list(field_def.type))
 
-    walk(parent, selection_set, 0)
-    return found
+    walk(parent, selection_set, 0, False)
+    return found, in_list
+
+
+def _is_list(type_: Any) -> bool:
+    inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+    return isinstance(inner, GraphQLList)
 
 
 def _ensure_ids(cost: Any, parent: Any, selection_set: SelectionSetNode) -> None:

@@ -409,6 +409,7 @@ class ShopGraph:
         self._now = now
         self.shop_name = shop_name
         self._positions: dict[str, tuple[int, int, dict[int, int]]] = {}
+        self._refunds: tuple[tuple[int, int, int], dict[int, int]] | None = None
         #: Bumped by every change made through the emulator, so sorted copies refresh.
         self.revision = 0
         #: Metafields set through ``metafieldsSet``: customer id → (namespace, key) → record.
@@ -504,6 +505,27 @@ class ShopGraph:
     def order_record(self, order_id: int | None) -> Record | None:
         return self._find("orders", order_id)
 
+    def refund_record(self, refund_id: int | None) -> tuple[Record, Record] | None:
+        """A refund by id and the order it belongs to, through an index of the orders'
+        refunds rebuilt when the orders change (``nodes(ids:)`` asks for refunds in
+        batches after a bulk export)."""
+        if refund_id is None:
+            return None
+        orders = self.store.orders
+        stamp = (id(orders), len(orders), self.revision)
+        if self._refunds is None or self._refunds[0] != stamp:
+            index = {
+                refund["id"]: order["id"]
+                for order in orders
+                for refund in order.get("refunds") or []
+            }
+            self._refunds = (stamp, index)
+        order = self.order_record(self._refunds[1].get(refund_id))
+        if order is None:
+            return None
+        refund = next((r for r in order.get("refunds") or [] if r["id"] == refund_id), None)
+        return (refund, order) if refund is not None else None
+
     def order_visible(self, context: Context, order: Record) -> bool:
         """Orders older than 60 days exist only for tokens with ``read_all_orders``."""
         if context.read_all_orders:
@@ -548,6 +570,13 @@ class ShopGraph:
             if order is None or not self.order_visible(context, order):
                 return None
             return self.order(order)
+        if kind == "Refund":
+            found = self.refund_record(legacy_id)
+            if found is None or not self.order_visible(context, found[1]):
+                return None
+            refund, order = found
+            items = {i["id"]: i for i in order.get("line_items") or []}
+            return self.refund(refund, order, items)
         if kind == "AbandonedCheckout":
             found = next((a for a in self.store.abandoned_checkouts if a["id"] == legacy_id), None)
             return self.checkout(found) if found else None
@@ -1167,13 +1196,15 @@ class ShopGraph:
         def refund_line(line: Record) -> Node:
             item = items_by_id.get(line["line_item_id"])
             restock = (line.get("restock_type") or "no_restock").upper()
+            restocked = restock in ("RETURN", "CANCEL", "LEGACY_RESTOCK")
             return {
                 "id": gid("RefundLineItem", line["id"]),
                 "lineItem": self.line_item(item) if item else None,
                 "quantity": line["quantity"],
                 "restockType": restock,
-                "restocked": restock in ("RETURN", "CANCEL", "LEGACY_RESTOCK"),
-                "location": lambda info: self._location_node(location_id),
+                "restocked": restocked,
+                # where the goods went back into stock: none when nothing was restocked
+                "location": lambda info: self._location_node(location_id) if restocked else None,
                 "subtotalSet": money_bag(line.get("subtotal")),
                 "totalTaxSet": money_bag(line.get("total_tax")),
             }

@@ -6,8 +6,9 @@ GraphQL server does. Around it, what makes it Shopify's:
 
 - **calculated query cost**: scalars and enums cost 0, objects 1, a connection
   2 + ``first``/``last`` × the cost of one node (``edges``/``pageInfo`` themselves
-  are free), a mutation 10. The requested cost is computed before running; the actual
-  cost after, from what came back (an empty page costs 2);
+  are free), ``nodes(ids:)`` each id × the cost of one object, a mutation 10. The
+  requested cost is computed before running; the actual cost after, from what came
+  back (an empty page costs 2);
 - a query whose requested cost exceeds 1000 is refused with ``MAX_COST_EXCEEDED``;
 - a **cost bucket per token** (Standard plan: 2000 points, restoring 100 a second):
   a query needs its requested cost available, pays it, and is refunded the difference
@@ -422,6 +423,10 @@ class CostCalculator:
             args = get_argument_values(field_def, node, self.variables)
             size = args.get("first") or args.get("last") or 0
             return 2 + size * self._per_item(named, node.selection_set)
+        if node.name.value == "nodes" and "ids" in field_def.args:
+            # ``nodes(ids:)`` costs each object it asks for
+            ids = get_argument_values(field_def, node, self.variables).get("ids") or []
+            return len(ids) * (1 + self._selection_cost(named, node.selection_set))
         return 1 + self._selection_cost(named, node.selection_set)
 
     def _per_item(self, connection: GraphQLNamedType, selection_set: SelectionSetNode) -> int:
@@ -517,6 +522,8 @@ class CostCalculator:
                 for v in value
                 if isinstance(v, dict)
             ]
+            if node.name.value == "nodes" and "ids" in field_def.args:
+                return sum(1 + c for c in costs)
             return 1 + max(costs, default=0)
         return 1 + self._actual_selection(named, node.selection_set, value)
 
