@@ -9,6 +9,8 @@ ancestors (staging, identity) and tests. Then, from the world alone, in plain Py
 - every online (Shopify) order a shop took back at its Square till is in
   fct_order_returns, linked to that Shopify order, flagged, at that shop, and
   attributed to the customer who is the order's buyer;
+- every Shopify refund is where the world took its goods back: at a shop (an online
+  order returned in store) or at the warehouse a parcel went back to;
 - customer_metrics counts a person's orders per channel as the world does, for people
   identity resolution keeps whole;
 - an incremental run takes a change (a VTEX order cancelled) and rewrites only the
@@ -31,6 +33,8 @@ from marts_world import (
     order_owner,
     sandbox_warehouse,
 )
+
+from omnicanal.channels.shopify.commerce import WAREHOUSE_ID
 
 SEED = 20250601
 AS_OF = datetime(2025, 6, 1, 15, 0, 0, tzinfo=UTC)
@@ -120,13 +124,54 @@ def test_online_orders_returned_in_a_shop_link_to_the_order_and_its_buyer(marts:
         assert customer is not None and customer == buyer
         buyer_person = shopify.customer_person[online[truth[square_id]]["customer"]["id"]]
         assert people[customer] == {buyer_person} == {square.order_person[square_id]}
-    # and nothing else is an online order returned in a shop but Square's online returns
-    # and the Square Online pick-ups a till took back
+    # and no other till return is an online order returned in a shop (Shopify's own
+    # refunds in a shop: test_each_shopify_refund_happens_where_the_goods_went_back)
     flagged = marts.rows(
         "select count(*) from marts.fct_order_returns where is_online_order_returned_in_store"
-        " and original_platform = 'shopify'"
+        " and original_platform = 'shopify' and return_platform = 'square'"
     )[0][0]
     assert flagged == len(truth)
+
+
+def test_each_shopify_refund_happens_where_the_goods_went_back(marts: Marts) -> None:
+    """A Shopify refund's channel and location are where its items went back into
+    stock, as the world took them back: at a shop ('pos'; an online order refunded
+    there is returned in store, the first-class case) or at the warehouse a parcel was
+    sent back to ('web')."""
+    shopify = marts.world.slices["shopify"]
+    expected = {}
+    for order in shopify.orders:
+        back_at = shopify.order_details[order["id"]]["refund_locations"]
+        for refund in order["refunds"]:
+            location = back_at[str(refund["id"])]
+            channel = "web" if location == WAREHOUSE_ID else "pos"
+            online = order["source_name"] != "pos"
+            expected[str(refund["id"])] = (
+                channel,
+                f"shopify:{location}",
+                online and channel == "pos",
+            )
+    names = {f"shopify:{location['id']}": location["name"] for location in shopify.locations}
+    rows = marts.rows(
+        """
+        select
+            platform_return_id,
+            return_channel,
+            return_location_key,
+            is_online_order_returned_in_store,
+            return_location_name
+        from marts.fct_order_returns
+        where return_platform = 'shopify'
+        """
+    )
+    assert {row[0]: row[1:4] for row in rows} == expected
+    assert all(row[4] == names[row[2]] for row in rows)
+    # the world has online orders returned in a shop, till sales returned at their
+    # till, and parcels sent back
+    kinds = Counter((channel, in_store) for channel, _, in_store in expected.values())
+    assert kinds[("pos", True)] >= 1
+    assert kinds[("pos", False)] >= 1
+    assert kinds[("web", False)] >= 1
 
 
 def test_orders_are_attributed_to_their_buyer(marts: Marts) -> None:

@@ -4,8 +4,11 @@
     happened:
 
     - a Shopify refund (return_type 'return' when a Shopify return of the same order
-      closed with it, else 'refund'), where the order was sold: online, or at the POS
-      location of a POS order;
+      closed with it, else 'refund'), where its restocked items went back: a shop
+      ('pos': a location where customers buy at the till or pick up, as fct_orders
+      shows them; an online order returned in a shop included), else the warehouse a
+      parcel was sent back to ('web'); a refund that restocked nothing, where the order
+      was sold;
     - a Square return at a shop's till: of a till sale (linked by the return's source
       order), or of an online Shopify order (the unlinked return whose reference names
       it, int_customer__verified_online_returns: only a link that fits that order):
@@ -59,6 +62,16 @@ shopify_return_refunds as (
 
 ),
 
+-- the Shopify locations customers walk into: a till's or a pick-up's location
+shopify_shops as (
+
+    select distinct location_key
+
+    from orders
+    where platform = 'shopify' and location_key is not null
+
+),
+
 shopify_refunds as (
 
     select
@@ -68,10 +81,13 @@ shopify_refunds as (
         'shopify:' || refunds.shopify_order_id as original_order_key,
         cast(null as text) as returned_by_record_key,
         case when returned.closed_at is not null then 'return' else 'refund' end as return_type,
-        -- Shopify does not say where a refund was handed over: where the order was sold
-        cast(null as text) as return_channel,
-        cast(null as text) as return_location_key,
-        cast(null as text) as return_location_name,
+        -- where the items went back into stock: a shop, or the warehouse (sent back)
+        case
+            when shops.location_key is not null then 'pos'
+            when refunds.shopify_location_id is not null then 'web'
+        end as return_channel,
+        'shopify:' || refunds.shopify_location_id as return_location_key,
+        refunds.location_name as return_location_name,
         cast(null as text) as return_reference,
         refunds.currency,
         refunds.amount_refunded as returned_amount,
@@ -80,6 +96,8 @@ shopify_refunds as (
         coalesce(refunds.updated_at, refunds.created_at) as updated_at
 
     from {{ ref('stg_shopify__refunds') }} as refunds
+    left join shopify_shops as shops
+        on 'shopify:' || refunds.shopify_location_id = shops.location_key
     left join shopify_return_refunds as returned
         on
             refunds.shopify_order_id = returned.shopify_order_id
