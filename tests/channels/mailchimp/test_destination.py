@@ -1,6 +1,7 @@
 """The Mailchimp destination against the sandbox's emulation, over real HTTP.
 
-Small changes go one PUT a row, large ones through /batches read back per operation;
+Small changes go one PUT a row, large ones through /batches (submitted together, then
+awaited in turn) read back per operation;
 nobody's subscription status is ever changed by a sync (an unsubscribed member stays
 unsubscribed, checked with Mailchimp's official client and through ``run_sync``);
 merge fields are created before use; the segment tag comes and goes without archiving
@@ -135,6 +136,35 @@ def test_a_batch_is_polled_until_finished(sandbox, mailchimp):
         dest.close()
     assert waited >= 0.6 and all(o.ok for o in outcomes) and len(outcomes) == 25
     assert polls >= 3  # pending, pending …, finished: 0.02 s, then doubling
+
+
+def test_large_changes_submit_every_batch_before_awaiting_the_first(
+    sandbox, mailchimp, monkeypatch
+):
+    """Batches are pipelined: while the first is still pending, the others have been
+    submitted already (one at a time, the client would idle on each), and every row's
+    outcome still comes from its own batch's results."""
+    monkeypatch.setattr("omnicanal.channels.mailchimp.destination.BATCH_OPERATIONS", 10)
+    dest = destination(sandbox)
+    seen_while_held: list[int] = []
+
+    def release() -> None:
+        seen_while_held.append(len(mailchimp.batches))
+        mailchimp.hold_batches(False)
+
+    try:
+        mailchimp.hold_batches()
+        threading.Timer(0.5, release).start()
+        outcomes = dest.upsert(rows(35))
+    finally:
+        dest.close()
+    assert seen_while_held == [4]  # 35 rows, 10 operations a batch: all four submitted
+    assert dest.stats()["batches"] == 4
+    assert sorted(o.key for o in outcomes) == sorted(r.key for r in rows(35))
+    assert all(o.ok for o in outcomes)
+    refs = {o.ref.split("/")[0] for o in outcomes}
+    assert len(refs) == 4  # each outcome read back from its own batch
+    assert len(mailchimp.members(LIST)) == 35
 
 
 def test_a_batch_that_never_finishes_leaves_its_rows_pending(sandbox, mailchimp):

@@ -202,6 +202,16 @@ def test_requests_are_paced_at_the_rate_limit(emulated) -> None:
     assert time.monotonic() - started >= 0.5
 
 
+def test_an_exposures_rate_limit_overrides_the_setting(emulated) -> None:
+    _emulator, server = emulated
+    dest = destination(server, {"rate_limit": 2}, OMNICANAL_META_ADS_RATE_LIMIT="20")
+    try:
+        assert dest.rate_limit == 2.0
+        assert dest.client.limiter is not None and dest.client.limiter.interval == 0.5
+    finally:
+        dest.close()
+
+
 def test_bad_token_fails_naming_the_setting_without_the_token(emulated) -> None:
     _, server = emulated
     dest = destination(server, OMNICANAL_META_ADS_ACCESS_TOKEN="EAAG-secret-but-wrong")

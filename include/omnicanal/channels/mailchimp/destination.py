@@ -8,10 +8,11 @@ do that: its schema has ``status`` and no ``status_if_new``.) The subscriber has
 the MD5 of the lower-cased email.
 
 - Small changes (at most ``direct_limit`` rows) go one request a row; larger ones
-  through ``POST /batches`` as PUT operations, polled until the batch is finished,
-  and each operation's result, read back from the batch's results archive, becomes
-  the row's outcome (an error is a failed row with Mailchimp's detail; an operation
-  without a result stays pending).
+  through ``POST /batches`` as PUT operations, up to :data:`PIPELINED_BATCHES` batches
+  submitted together and then each polled until it is finished; each operation's
+  result, read back from the batch's results archive, becomes the row's outcome (an
+  error is a failed row with Mailchimp's detail; an operation without a result stays
+  pending).
 - Merge fields the sync sends that the audience lacks are created first
   (``POST /lists/{list_id}/merge-fields``, type ``text`` unless the exposure's
   ``merge_field_types`` says otherwise): Mailchimp refuses values for undefined ones.
@@ -53,10 +54,14 @@ MEMBER_FIELDS = {"email_address", "email_type", "language", "vip"}
 #: Fields a sync must never send: a sync does not change anyone's subscription status,
 #: and tags change only through the tags endpoint.
 FORBIDDEN_FIELDS = {"status", "status_if_new", "tags"}
-#: Operations per ``/batches`` request. Mailchimp documents no maximum; the engine's
-#: batches are committed to the ledger one at a time, so this also bounds the rows a
-#: crash leaves to be sent again.
+#: Operations per ``/batches`` request. Mailchimp documents no maximum.
 BATCH_OPERATIONS = 1000
+#: ``/batches`` requests submitted together before the first is awaited: Mailchimp runs
+#: them in the background (up to 500 may wait), so while one runs the next uploads and
+#: the client's requests keep to its pace instead of idling on each batch in turn. The
+#: engine's batch is this many batches' rows, committed to the ledger together, which
+#: bounds the rows a crash leaves to be sent again.
+PIPELINED_BATCHES = 5
 #: Up to this many rows are sent one request each; more go through ``/batches``.
 DIRECT_LIMIT = 20
 #: Requests a second: Mailchimp limits connections (10 at once), not rate; one paced
@@ -99,7 +104,7 @@ def _detail(status: int, text: str) -> str:
 
 
 class MailchimpDestination:
-    batch_size = BATCH_OPERATIONS
+    batch_size = BATCH_OPERATIONS * PIPELINED_BATCHES
     consent_channel = "email"
 
     def __init__(
@@ -354,9 +359,16 @@ class MailchimpDestination:
             return []
         if len(calls) <= self.direct_limit:
             return self._write_direct(calls, gone_is_done)
+        chunks = [
+            calls[start : start + BATCH_OPERATIONS]
+            for start in range(0, len(calls), BATCH_OPERATIONS)
+        ]
+        # every batch submitted first, then each awaited in turn: by the time the first
+        # is read back the others have been running
+        submitted = [(chunk, self._submit_batch(chunk)) for chunk in chunks]
         outcomes: list[Outcome] = []
-        for start in range(0, len(calls), BATCH_OPERATIONS):
-            outcomes += self._write_batch(calls[start : start + BATCH_OPERATIONS], gone_is_done)
+        for chunk, batch_id in submitted:
+            outcomes += self._collect_batch(chunk, batch_id, gone_is_done)
         return outcomes
 
     def _outcome(
@@ -388,7 +400,8 @@ class MailchimpDestination:
                 outcomes.append(outcome)
         return outcomes
 
-    def _write_batch(self, calls, gone_is_done: bool) -> list[Outcome]:
+    def _submit_batch(self, calls) -> str:
+        """``POST /batches`` with one operation per call; the batch's id."""
         operations = [
             {
                 "method": method,
@@ -403,11 +416,15 @@ class MailchimpDestination:
         ).json()
         self._stats["batches"] += 1
         self._stats["batch_operations"] += len(operations)
-        finished = self._await(batch["id"])
+        return str(batch["id"])
+
+    def _collect_batch(self, calls, batch_id: str, gone_is_done: bool) -> list[Outcome]:
+        """Each call's outcome once its batch has finished (none while it has not)."""
+        finished = self._await(batch_id)
         if finished is None:
             log.warning(
                 "Mailchimp batch %s did not finish within %.0fs; its %d rows stay pending",
-                batch["id"],
+                batch_id,
                 self.batch_timeout,
                 len(calls),
             )
@@ -424,7 +441,7 @@ class MailchimpDestination:
                 int(result.get("status_code") or 0),
                 result.get("response") or "",
                 gone_is_done,
-                f"{batch['id']}/op{n}",
+                f"{batch_id}/op{n}",
             )
             if outcome is not None:
                 outcomes.append(outcome)

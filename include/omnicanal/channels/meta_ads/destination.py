@@ -203,7 +203,10 @@ class MetaAdsDestination:
             audience_id=str(audience_id) if audience_id else None,
             audience_name=str(audience_name) if audience_name and not audience_id else None,
             audience_source=source,
-            rate_limit=meta_ads.rate_limit,
+            # the exposure's own pacing, else the channel's setting
+            rate_limit=float(options["rate_limit"])
+            if options.get("rate_limit")
+            else meta_ads.rate_limit,
         )
 
     def close(self) -> None:
