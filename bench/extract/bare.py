@@ -53,6 +53,16 @@ def shopify(job: dict[str, Any]) -> Bare:
             raise SystemExit(f"Shopify answered errors: {answer['errors']}")
         return answer["data"]
 
+    def list_more(listed: Any, item: dict) -> None:
+        """The further pages of a list item's connections (a refund's line items)."""
+        for connection in listed.connections:
+            info = item[connection.field]["pageInfo"]
+            while info["hasNextPage"]:
+                more = graphql(
+                    listed.more_query(connection), {"id": item["id"], "after": info["endCursor"]}
+                )
+                info = more["node"][connection.field]["pageInfo"]
+
     start = datetime.fromisoformat(config["start_date"].replace("Z", "+00:00"))
     search = queries.search_since(
         "updated_at", start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -75,9 +85,16 @@ def shopify(job: dict[str, Any]) -> Bare:
             if operation.get("url"):
                 lines = httpx.get(operation["url"], timeout=600).content.splitlines()
                 bare.requests += 1
-                for line in lines:
-                    if "__parentId" not in json.loads(line):
-                        bare.records[stream] += 1
+                roots = [row for row in map(json.loads, lines) if "__parentId" not in row]
+                bare.records[stream] += len(roots)
+                # connections inside a list field: by nodes(ids:), full batches in order
+                for listed in resource.lists:
+                    ids = [item["id"] for row in roots for item in row.get(listed.field) or []]
+                    batch = listed.items_batch()
+                    for start in range(0, len(ids), batch):
+                        found = graphql(listed.items_query(), {"ids": ids[start : start + batch]})
+                        for item in found["nodes"]:
+                            list_more(listed, item)
             continue
         first = resource.page_size_for(int(config.get("page_size", queries.MAX_PAGE_SIZE)))
         page_query, after = resource.page_query(), None
@@ -88,6 +105,9 @@ def shopify(job: dict[str, Any]) -> Bare:
             page = graphql(page_query, variables)[resource.root]
             for node in page["nodes"]:
                 bare.records[stream] += 1
+                for listed in resource.lists:
+                    for item in node[listed.field]:
+                        list_more(listed, item)
                 for connection in resource.connections:
                     info = node[connection.field]["pageInfo"]
                     while info["hasNextPage"]:

@@ -980,7 +980,8 @@ def test_bulk_orders_get_their_refund_lines_by_id_in_batches_within_the_cost_bud
 ) -> None:
     """Shopify refuses refundLineItems (a connection) inside refunds (a list) in a bulk
     query: the tap asks nodes(ids:) for the refunds the result carried, as many ids a
-    query as the 1000-point cap allows, paced by the cost budget, and pages the rest."""
+    query as the 1000-point cap allows, paced by the cost budget, and pages the rest.
+    The order whose second refund overflows the first batch waits for the next one."""
     fake = patched_requests
     batch = queries.REFUNDS.items_batch()
     assert queries.REFUNDS.items_cost(batch) <= queries.MAX_QUERY_COST
@@ -996,7 +997,10 @@ def test_bulk_orders_get_their_refund_lines_by_id_in_batches_within_the_cost_bud
             {
                 "id": f"gid://shopify/Order/{number}",
                 "updatedAt": "2026-11-01T00:00:00Z",
-                "refunds": [{"id": f"gid://shopify/Refund/{number}", "note": None}],
+                "refunds": [
+                    {"id": f"gid://shopify/Refund/{refund}", "note": None}
+                    for refund in ((number, 5000) if number == batch else (number,))
+                ],
             },
             {
                 "__typename": "LineItem",
@@ -1006,7 +1010,8 @@ def test_bulk_orders_get_their_refund_lines_by_id_in_batches_within_the_cost_bud
         )
     )
     first_ids = [f"gid://shopify/Refund/{n}" for n in range(1, batch + 1)]
-    last_ids = [f"gid://shopify/Refund/{n}" for n in range(batch + 1, count + 1)]
+    last_numbers = [5000, *range(batch + 1, count + 1)]
+    last_ids = [f"gid://shopify/Refund/{n}" for n in last_numbers]
     fake.on(
         "RefundsItems",
         # the first batch leaves 10 points of 2000: the next one must wait for its cost
@@ -1024,7 +1029,7 @@ def test_bulk_orders_get_their_refund_lines_by_id_in_batches_within_the_cost_bud
             {
                 "nodes": [
                     {"id": i, "refundLineItems": refund_lines(n, more=n == count)}
-                    for n, i in enumerate(last_ids, start=batch + 1)
+                    for n, i in zip(last_numbers, last_ids, strict=True)
                 ]
             }
         ),
@@ -1033,8 +1038,12 @@ def test_bulk_orders_get_their_refund_lines_by_id_in_batches_within_the_cost_bud
     synced = records(tap(fake_time, {"extraction": "bulk"}), "orders")
 
     assert [order["id"] for order in synced] == list(range(1, count + 1))
+    assert [r["id"] for r in synced[batch - 1]["refunds"]] == [first_ids[-1], last_ids[0]]
+    assert synced[batch - 1]["refunds"][1]["refund_line_items"][0]["id"] == (
+        "gid://shopify/RefundLineItem/5000"
+    )
     for order in synced:
-        (refund,) = order["refunds"]
+        refund = order["refunds"][0]
         assert refund["refund_line_items"][0] == {
             "id": f"gid://shopify/RefundLineItem/{order['id']}",
             "quantity": 1,

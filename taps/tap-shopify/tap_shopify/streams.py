@@ -140,8 +140,10 @@ class ShopifyStream(Stream):
         """Give the items of ``listed`` in bulk-read nodes their connections.
 
         Nodes are held back until their items fill one ``nodes(ids:)`` query (as many
-        ids as the cost cap allows), so a batch costs one request whatever the number
-        of nodes without items in between; memory holds one batch of nodes.
+        ids as the cost cap allows), so every query but the last is full whatever the
+        number of nodes without items in between; memory holds one batch of nodes.
+        Items are taken in node order and a batch is sent as soon as one fills, so the
+        items left over are all the last node's: it waits for the next batch.
         """
         batch = listed.items_batch()
         held: list[dict[str, t.Any]] = []
@@ -150,9 +152,11 @@ class ShopifyStream(Stream):
             held.append(node)
             items += [item for item in node.get(listed.field) or [] if item.get("id")]
             if len(items) >= batch:
-                self._fetch_items(listed, items)
-                yield from held
-                held, items = [], []
+                while len(items) >= batch:
+                    self._fetch_items(listed, items[:batch])
+                    items = items[batch:]
+                ready, held = (held[:-1], held[-1:]) if items else (held, [])
+                yield from ready
         if items:
             self._fetch_items(listed, items)
         yield from held
