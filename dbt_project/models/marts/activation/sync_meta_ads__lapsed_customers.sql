@@ -53,25 +53,44 @@ record_customers as (
 
 ),
 
-address_records as (
+customer_records as (
 
     select
         record_customers.customer_id,
         records.postcode,
-        row_number() over (
-            partition by record_customers.customer_id
-            order by records.updated_at desc nulls last, records.record_key asc
-        ) as recency
+        records.city,
+        records.state,
+        records.updated_at,
+        records.record_key
 
     from records
     inner join record_customers
         on records.record_key = record_customers.record_key
-    inner join customers
-        on
-            record_customers.customer_id = customers.customer_id
-            and records.city = customers.city
-            and records.state = customers.state
     where records.postcode is not null
+
+),
+
+postcodes as (
+
+    -- The newest postcode among the records in the golden city and state. Joined on
+    -- customer_id alone, the address picked by the aggregate's filter: as a join on
+    -- city and state too, the planner (taking them for independent) expects a few rows
+    -- and loops over every lapsed customer for each, minutes at 100k people.
+    select
+        customer_records.customer_id,
+        (array_agg(
+            customer_records.postcode
+            order by customer_records.updated_at desc nulls last, customer_records.record_key asc
+        ) filter (
+            where
+            customer_records.city = customers.city
+            and customer_records.state = customers.state
+        ))[1] as postcode
+
+    from customer_records
+    inner join customers
+        on customer_records.customer_id = customers.customer_id
+    group by customer_records.customer_id
 
 ),
 
@@ -106,17 +125,6 @@ lapsed as (
     inner join purchases
         on customers.customer_id = purchases.customer_id
     where purchases.last_order_at < {{ as_of_timestamp() }} - interval '{{ lapsed_days }} days'
-
-),
-
-postcodes as (
-
-    select
-        customer_id,
-        postcode
-
-    from address_records
-    where recency = 1
 
 ),
 
