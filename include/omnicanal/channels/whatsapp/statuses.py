@@ -19,6 +19,14 @@ arriving after ``read`` does not take it back.
 Statuses of other messages (agents' replies) are left alone. The bookmark and the
 statuses move in one transaction, so a step killed half-way reads the same events again.
 
+A status also settles a row the ledger holds **in doubt**: marked ``sending`` by a run
+killed before the Cloud API's answer was recorded, or failed "in doubt" because the API
+gave no answer. Such a row is never sent again automatically (at most one message per
+person and campaign), so without a status it would stay unknown: ``sent``, ``delivered``
+or ``read`` proves WhatsApp took the message, and the row becomes sent (its dead letter,
+if any, goes: there is nothing to replay); ``failed`` makes it a failed row with Meta's
+reason. Rows not in doubt are left as their run recorded them.
+
 Run it with ``omnicanal whatsapp statuses``; the WhatsApp destination also runs it at the
 start and end of each sync run, so the ledger stays current without a schedule of its own.
 """
@@ -82,12 +90,17 @@ class StatusReport:
     unmatched: int = 0
     bookmark: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
+    #: rows in doubt that a status settled: sent, or failed with Meta's reason
+    settled_sent: int = 0
+    settled_failed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "events_read": self.events_read,
             "statuses": self.statuses,
             "unmatched": self.unmatched,
+            "settled_sent": self.settled_sent,
+            "settled_failed": self.settled_failed,
             "bookmark": self.bookmark,
             "by_status": dict(self.by_status),
         }
@@ -227,6 +240,61 @@ def _rank_sql(column: str) -> str:
 UPSERT_SQL = _UPSERT.format(rank_new=_rank_sql("excluded.status"), rank_old=_rank_sql("m.status"))
 
 
+# A ledger row in doubt: marked ``sending`` (the run died before recording the answer),
+# or failed with an "in doubt" dead letter (the Cloud API gave no answer).
+_IN_DOUBT = f"""
+    select ledger.sync_name, ledger.record_key, dead.payload, dead.payload_hash
+    from {SCHEMA}.sync_ledger as ledger
+    left join {SCHEMA}.sync_dead_letters as dead
+        on dead.sync_name = ledger.sync_name and dead.record_key = ledger.record_key
+    where ledger.sync_name = %(sync)s and ledger.record_key = %(key)s
+        and (
+            ledger.last_outcome = 'sending'
+            or (ledger.last_outcome = 'failed' and dead.reason like 'in doubt:%%')
+        )
+"""
+
+SETTLE_SENT_SQL = f"""
+with doubt as ({_IN_DOUBT}),
+settled as (
+    update {SCHEMA}.sync_ledger as ledger
+    set present = true, first_synced_at = coalesce(ledger.first_synced_at, %(at)s),
+        last_synced_at = %(at)s, last_attempt_at = now(), last_error = null,
+        last_outcome = 'sent', payload = coalesce(ledger.payload, doubt.payload),
+        payload_hash = coalesce(ledger.payload_hash, doubt.payload_hash)
+    from doubt
+    where ledger.sync_name = doubt.sync_name and ledger.record_key = doubt.record_key
+    returning ledger.record_key
+),
+cleared as (
+    delete from {SCHEMA}.sync_dead_letters as dead
+    using settled
+    where dead.sync_name = %(sync)s and dead.record_key = settled.record_key
+    returning dead.record_key
+)
+select (select count(*) from settled), (select count(*) from cleared)
+"""
+
+SETTLE_FAILED_SQL = f"""
+with doubt as ({_IN_DOUBT}),
+settled as (
+    update {SCHEMA}.sync_ledger as ledger
+    set last_attempt_at = now(), last_error = %(error)s, last_outcome = 'failed'
+    from doubt
+    where ledger.sync_name = doubt.sync_name and ledger.record_key = doubt.record_key
+    returning ledger.record_key
+),
+reasoned as (
+    update {SCHEMA}.sync_dead_letters as dead
+    set reason = %(error)s, last_failed_at = now()
+    from settled
+    where dead.sync_name = %(sync)s and dead.record_key = settled.record_key
+    returning dead.record_key
+)
+select (select count(*) from settled), (select count(*) from reasoned)
+"""
+
+
 def collect_statuses(settings: Settings, *, max_pages: int | None = None) -> StatusReport:
     """Read the status events that arrived since the bookmark and write them to the ledger."""
     report = StatusReport()
@@ -313,6 +381,13 @@ def _write(
     )
     report.statuses += 1
     report.by_status[name] = report.by_status.get(name, 0) + 1
+    params = {"sync": matched[0], "key": matched[1], "at": moment, "error": error or name}
+    if name == "failed":
+        settled, _ = conn.execute(SETTLE_FAILED_SQL, params).fetchone()
+        report.settled_failed += settled
+    else:
+        settled, _ = conn.execute(SETTLE_SENT_SQL, params).fetchone()
+        report.settled_sent += settled
 
 
 def status_counts(conn: psycopg.Connection, sync_name: str | None = None) -> list[dict[str, Any]]:
