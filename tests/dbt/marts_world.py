@@ -43,6 +43,8 @@ class MartsWarehouse:
     sandbox: object
     workdir: Path
     platforms: tuple[str, ...]
+    #: seconds a dbt command may take (a bench's 100k-people world needs more)
+    dbt_timeout: float = 900
 
     def rows(self, query: str, *params: object) -> list[tuple]:
         with psycopg.connect(self.url) as conn:
@@ -79,7 +81,9 @@ class MartsWarehouse:
             "--log-path",
             str(self.workdir / "logs"),
         ]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=self.dbt_timeout
+        )
         assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
         return done.stdout
 
@@ -93,9 +97,14 @@ class MartsWarehouse:
 
 @contextmanager
 def sandbox_warehouse(
-    pg_admin_url: str, workdir: Path, world, platforms: Sequence[str]
+    pg_admin_url: str,
+    workdir: Path,
+    world,
+    platforms: Sequence[str],
+    emulator_options: dict[str, dict] | None = None,
 ) -> Iterator[MartsWarehouse]:
-    """``world`` served by the sandbox, ``platforms`` extracted into a new database."""
+    """``world`` served by the sandbox, ``platforms`` extracted into a new database;
+    ``emulator_options`` (by channel) are passed on to the emulators, e.g. their limits."""
     from omnicanal.channels import sources
     from omnicanal.config import WarehouseURL
     from omnicanal.sandbox import SandboxServer
@@ -122,6 +131,8 @@ def sandbox_warehouse(
                     patch.setenv("OMNICANAL_WEBHOOKS_PORT", str(free.getsockname()[1]))
                 settings = get_settings()
                 options = {c.name: c.emulation.options_from_settings(settings) for c in fed}
+            for name, extra in (emulator_options or {}).items():
+                options[name] = {**options.get(name, {}), **extra}
             sandbox = stack.enter_context(SandboxServer(world, **options))
             patch.setenv("OMNICANAL_SANDBOX_PORT", str(sandbox.port))
             if fed:
