@@ -182,6 +182,12 @@ def test_full_sync_lists_every_record_once_with_its_associations(
     source = next(c for c in portal.objects["contacts"] if c["id"] == contact["id"])
     assert contact["properties"]["email"] == source["properties"]["email"]
     assert contact["updated_at"] == to_utc_iso(source["updatedAt"])
+    # consent: every contact's "Unsubscribed from all email", as HubSpot writes it
+    optouts = {c["id"]: c["properties"]["hs_email_optout"] for c in portal.objects["contacts"]}
+    assert {c["id"]: c["properties"]["hs_email_optout"] for c in synced.records["contacts"]} == (
+        optouts
+    )
+    assert set(optouts.values()) == {"true", "false"}
     assert '"type":"ACTIVATE_VERSION"' in result.stdout.replace(" ", "")
 
 

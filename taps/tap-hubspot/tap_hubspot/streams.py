@@ -272,6 +272,7 @@ class ContactsStream(HubSpotObjectStream):
         "phone",
         "mobilephone",
         "hs_whatsapp_phone_number",
+        "hs_email_optout",
         "company",
         "jobtitle",
         "address",

@@ -230,6 +230,50 @@ def test_touch_moves_the_last_modified_date_into_a_search(fresh_server) -> None:
     ]
 
 
+def test_email_optout_is_served_as_hubspot_does(fresh_server, world) -> None:
+    """hs_email_optout ("Unsubscribed from all email"): a boolean HubSpot writes as the
+    strings "true" / "false", served when asked for, searchable, defined read-only (the
+    CRM API cannot set it); an opt-out moves the contact's lastmodifieddate, the only
+    time HubSpot keeps of it."""
+    portal: HubSpotPortal = world.slices["hubspot"]
+    wanted = {c["id"]: c["properties"]["hs_email_optout"] for c in portal.objects["contacts"]}
+    served = {}
+    after = None
+    while True:
+        page = get(
+            fresh_server, "/crm/v3/objects/contacts", limit=100, properties="hs_email_optout",
+            **({"after": after} if after else {}),
+        ).json()  # fmt: skip
+        served |= {r["id"]: r["properties"]["hs_email_optout"] for r in page["results"]}
+        if "paging" not in page:
+            break
+        after = page["paging"]["next"]["after"]
+    assert served == wanted and set(served.values()) == {"true", "false"}
+    query = {
+        "filterGroups": [
+            {"filters": [{"propertyName": "hs_email_optout", "operator": "EQ", "value": "true"}]}
+        ],
+        "limit": 100,
+    }
+    found = search(fresh_server, "contacts", query).json()
+    assert found["total"] == sum(v == "true" for v in wanted.values())
+    spec = get(fresh_server, "/crm/v3/properties/contacts/hs_email_optout").json()
+    assert (spec["label"], spec["type"], spec["fieldType"]) == (
+        "Unsubscribed from all email",
+        "enumeration",
+        "booleancheckbox",
+    )
+    assert spec["modificationMetadata"]["readOnlyValue"] is True
+    assert {o["value"] for o in spec["options"]} == {"true", "false"}
+    # a contact who opts out now
+    contact = next(i for i, v in wanted.items() if v == "false")
+    before = next(c for c in portal.objects["contacts"] if c["id"] == contact)["updatedAt"]
+    touched = fresh_server.app.state.hubspot.touch("contacts", contact, hs_email_optout="true")
+    read = get(fresh_server, f"/crm/v3/objects/contacts/{contact}", properties="hs_email_optout")
+    assert read.json()["properties"]["hs_email_optout"] == "true"
+    assert read.json()["updatedAt"] == touched["updatedAt"] > before
+
+
 def test_an_archived_record_leaves_lists_reads_searches_and_associations(fresh_server) -> None:
     emulator = fresh_server.app.state.hubspot
     emulator.set_rate_limits(search_per_second=None)
@@ -335,6 +379,21 @@ def test_every_contact_is_someones_and_reachable(world) -> None:
         assert props["lastmodifieddate"] >= props["createdate"]
         assert contact["updatedAt"] == props["lastmodifieddate"]
         assert contact["updatedAt"] <= world.as_of.isoformat().replace("+00:00", "Z")
+
+
+def test_email_optouts_agree_with_the_peoples_consent(world) -> None:
+    """Opted out of all email: some of those who accept no email marketing, never one who
+    does; each person's contacts agree."""
+    portal: HubSpotPortal = world.slices["hubspot"]
+    by_person: dict[str, set[str]] = {}
+    for contact in portal.objects["contacts"]:
+        person_id = portal.contact_person[contact["id"]]
+        by_person.setdefault(person_id, set()).add(contact["properties"]["hs_email_optout"])
+    opted_out = {p for p, values in by_person.items() if values == {"true"}}
+    assert all(len(values) == 1 for values in by_person.values())
+    assert not any(world.person(p).accepts_email_marketing for p in opted_out)
+    refusing = [p for p in by_person if not world.person(p).accepts_email_marketing]
+    assert 0 < len(opted_out) < len(refusing)
 
 
 def test_crm_data_is_messy_as_staff_type_it(world) -> None:

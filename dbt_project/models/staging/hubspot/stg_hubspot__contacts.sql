@@ -45,6 +45,16 @@ renamed as (
         nullif(properties ->> 'lifecyclestage', '') as lifecycle_stage,
         nullif(properties ->> 'hs_lead_status', '') as lead_status,
 
+        ----------  consent
+        -- "Unsubscribed from all email": "true" once the contact opted out of all email;
+        -- "false" or empty is not opted out, which is not a consent
+        coalesce(properties ->> 'hs_email_optout', '') = 'true' as is_email_opted_out,
+        -- HubSpot keeps no time of its own for it: the contact's last modification
+        case
+            when coalesce(properties ->> 'hs_email_optout', '') = 'true'
+                then cast(updated_at as timestamptz)
+        end as email_opted_out_at,
+
         ----------  timestamps
         cast(created_at as timestamptz) as created_at,
         cast(updated_at as timestamptz) as updated_at,

@@ -201,6 +201,21 @@ def _portal_properties(portal: HubSpotPortal) -> dict[str, dict[str, Any]]:
             )
         elif name == "email":
             defined[name] = _property(name, label="Email", hasUniqueValue=True, formField=True)
+        elif name == "hs_email_optout":
+            # HubSpot sets it when the contact unsubscribes from all email; the CRM API
+            # cannot (the subscriptions API does)
+            defined[name] = _property(
+                name,
+                label="Unsubscribed from all email",
+                type="enumeration",
+                fieldType="booleancheckbox",
+                groupName="emailinformation",
+                options=[
+                    {"label": "True", "value": "true", "displayOrder": 0, "hidden": False},
+                    {"label": "False", "value": "false", "displayOrder": 1, "hidden": False},
+                ],
+                readOnly=True,
+            )
         else:
             defined[name] = _property(name)
     return defined

@@ -25,12 +25,20 @@ customers), deals (some closed won, with an amount), tickets (support cases with
 pipeline stage and source) and engagements (calls, emails, notes and meetings logged by
 staff), tied together by associations ``[from_type, from_id, to_type, to_id]``.
 
+Consent: HubSpot's ``hs_email_optout`` ("Unsubscribed from all email") is ``"true"`` on
+the contacts of some people who accept no email marketing (they unsubscribed from all of
+the retailer's HubSpot email), ``"false"`` on every other contact; HubSpot keeps no time
+of its own for it, so the contact's ``lastmodifieddate`` is when it last changed. Who
+opted out is derived from a hash of the person's CPF (:func:`opted_out_of_email`), not
+drawn from the portal's random stream, so it changed no other figure of any seed.
+
 Ground truth: ``contact_person`` maps each contact id to its ``person_id`` (duplicates
 included); every contact has an email or a phone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +63,9 @@ EMAIL_MODES = {
 }
 FIRST_NAME_ONLY_SHARE = 0.1
 DEAL_SHARE = 0.3
+#: Of the people who accept no email marketing, the share whose contacts are opted out of
+#: all email (``hs_email_optout``).
+EMAIL_OPTOUT_SHARE = 0.5
 TICKET_SHARE = 0.25
 
 #: Object types of the CRM v3 API, in the order the tap reads them.
@@ -219,6 +230,16 @@ class _Builder:
         self.associations.append([left_type, left["id"], right_type, right["id"]])
 
 
+def opted_out_of_email(person: Person) -> bool:
+    """Whether the person unsubscribed from all of the retailer's HubSpot email: only
+    people who accept no email marketing (so no consent elsewhere contradicts it), from a
+    hash of their CPF."""
+    if person.accepts_email_marketing:
+        return False
+    digest = hashlib.sha256(f"hubspot-email-optout:{person.cpf}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < EMAIL_OPTOUT_SHARE
+
+
 def _typo_email(rng: random.Random, email: str, taken: set[str]) -> str:
     local, _, domain = email.partition("@")
     options = _TYPO_DOMAINS.get(domain)
@@ -352,6 +373,8 @@ def _contact(
         "hs_lead_status": rng.choice([None, "NEW", "OPEN", "IN_PROGRESS", "CONNECTED"]),
         "hubspot_owner_id": rng.choice(OWNERS)[0],
         "hs_whatsapp_phone_number": None,
+        # "Unsubscribed from all email", a boolean HubSpot writes as "true" / "false"
+        "hs_email_optout": "true" if opted_out_of_email(person) else "false",
     }
     return builder.record("contacts", created, properties)
 
