@@ -44,7 +44,7 @@ from tap_whatsapp.tap import TapWhatsApp
 AS_OF = datetime(2025, 6, 1, 15, 0, tzinfo=UTC)
 READ_TOKEN = "test-read-token-whatsapp"
 TAP_EXECUTABLE = Path(sys.executable).with_name("tap-whatsapp")
-STREAMS = ("messages", "statuses", "contacts")
+STREAMS = ("messages", "statuses", "contacts", "user_preferences")
 
 
 # get_tap_test_class needs the config (the receiver's URL) at import; the receiver
@@ -158,6 +158,16 @@ def test_every_event_arrives_once_across_pages(tmp_path: Path, sandbox: SandboxS
     assert {r["phone_number_id"] for r in messages} == {inbox.phone_number_id}
     assert synced.bookmark("messages") == max(seqs)
     assert synced.bookmark("statuses") == max(s["seq"] for s in synced.records["statuses"])
+    # who stopped or resumed marketing messages, once each, as Meta sent it
+    preferences = synced.records["user_preferences"]
+    assert inbox.user_preferences and len(preferences) == len(inbox.user_preferences)
+    fields = ("wa_id", "detail", "category", "value", "timestamp")
+    assert sorted(tuple(p[k] for k in fields) for p in preferences) == sorted(
+        tuple(p[k] for k in fields) for p in inbox.user_preferences
+    )
+    for record in preferences:
+        assert record["event_id"] == ":".join(str(record[k]) for k in fields if k != "detail")
+        assert record["profile_name"] in inbox.profile_names[record["wa_id"]]
 
 
 def test_each_stream_resumes_after_its_bookmark() -> None:
@@ -292,7 +302,9 @@ def test_warehouse_down_then_back_replays_without_loss_or_duplicates(
         "messages": kinds["message"],
         "statuses": kinds["status"],
         "contacts": kinds["message"],
+        "user_preferences": kinds["user_preference"],
     }
+    assert kinds["user_preference"] > 0
 
     # new chats arrive while the warehouse is down: the extract fails, the state stays
     wa_id = next(iter(sandbox.app.state.world.slices["whatsapp"].wa_person))

@@ -47,6 +47,36 @@ def test_one_event_per_message_and_status_in_order_across_changes() -> None:
     assert events[0].metadata == "{}" and events[0].contacts == "[]"
 
 
+def test_one_event_per_user_preference() -> None:
+    """Meta's user_preferences change: each stop or resume is an event, its id the
+    user, category, value and (integer) timestamp, so a redelivery is the same event."""
+    contacts = [{"profile": {"name": "Nanda"}, "wa_id": "5511987654321"}]
+    preferences = [
+        {
+            "wa_id": "5511987654321",
+            "detail": "User requested to stop marketing messages",
+            "category": "marketing_messages",
+            "value": "stop",
+            "timestamp": 1731705721,
+        }
+    ]
+    change = {
+        "field": "user_preferences",
+        "value": {"messaging_product": "whatsapp", "contacts": contacts,
+                  "user_preferences": preferences},
+    }  # fmt: skip
+    (event,) = split_events(body(change))
+    assert event.kind == "user_preference" and event.field == "user_preferences"
+    assert event.event_id == "5511987654321:marketing_messages:stop:1731705721"
+    assert json.loads(event.event) == preferences[0]
+    assert json.loads(event.contacts) == contacts
+    assert split_events(body(change)) == [event]
+    bad = {**change, "value": {"user_preferences": [{**preferences[0], "value": ""}]}}
+    with pytest.raises(Malformed) as refused:
+        split_events(body(bad))
+    assert refused.value.reason == "entry[0].changes[0].value.user_preferences[0] has no value"
+
+
 def test_an_errors_only_change_is_an_other_event() -> None:
     (event,) = split_events(body(messages({"errors": [{"code": 131047}]})))
     assert event.kind == "other" and len(event.event_id) == 64

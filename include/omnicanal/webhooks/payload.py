@@ -10,10 +10,16 @@ body, keyed with the app secret>`` and sends a JSON body::
                                        "metadata": {...}, "contacts": [...],
                                        "messages": [...], "statuses": [...]}}]}]}
 
+A ``user_preferences`` change (a WhatsApp user stopped or resumed the business's
+marketing messages) carries ``value.user_preferences: [{"wa_id", "detail", "category":
+"marketing_messages", "value": "stop" | "resume", "timestamp": <Unix seconds, an
+integer>}]`` beside ``metadata`` and ``contacts``.
+
 One body may batch several entries, changes, messages and statuses, and Meta delivers
 the same one again when it saw no 200 in time, so the receiver splits a body into
 events with stable ids: a message's ``id`` (``wamid.…``), ``<id>:<status>:<timestamp>``
-for a status, and the SHA-256 of the change for any other change. A body that cannot
+for a status, ``<wa_id>:<category>:<value>:<timestamp>`` for a user preference, and the
+SHA-256 of the change for any other change. A body that cannot
 be split (not JSON, no ``entry[]``, a message without an id) is :class:`Malformed`: it is
 kept whole in quarantine, never half-stored.
 """
@@ -28,7 +34,7 @@ from typing import Any, Literal
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 
-Kind = Literal["message", "status", "other"]
+Kind = Literal["message", "status", "user_preference", "other"]
 
 
 def sign(app_secret: str, body: bytes) -> str:
@@ -119,16 +125,18 @@ def _change_events(change: Any, e: int, c: int) -> list[Event]:
     contacts = value.get("contacts", [])
     messages = value.get("messages", [])
     statuses = value.get("statuses", [])
+    preferences = value.get("user_preferences", [])
     for name, part, kind in (
         ("metadata", metadata, dict),
         ("contacts", contacts, list),
         ("messages", messages, list),
         ("statuses", statuses, list),
+        ("user_preferences", preferences, list),
     ):
         if not isinstance(part, kind):
             raise bad(f".value.{name} is not {'an object' if kind is dict else 'a list'}")
     meta, people = _compact(metadata), _compact(contacts)
-    if not messages and not statuses:
+    if not messages and not statuses and not preferences:
         digest = hashlib.sha256(_canonical(change).encode()).hexdigest()
         return [Event(digest, "other", field, meta, people, _compact(value))]
     events = []
@@ -148,4 +156,13 @@ def _change_events(change: Any, e: int, c: int) -> list[Event]:
                 raise bad(f".value.statuses[{n}] has no {key}")
         event_id = f"{status['id']}:{status['status']}:{status['timestamp']}"
         events.append(Event(event_id, "status", field, meta, people, _compact(status)))
+    for n, preference in enumerate(preferences):
+        if not isinstance(preference, dict):
+            raise bad(f".value.user_preferences[{n}] is not an object")
+        for key in ("wa_id", "category", "value", "timestamp"):
+            part = preference.get(key)
+            if not (_nonempty_str(part) or type(part) is int):
+                raise bad(f".value.user_preferences[{n}] has no {key}")
+        event_id = ":".join(str(preference[k]) for k in ("wa_id", "category", "value", "timestamp"))
+        events.append(Event(event_id, "user_preference", field, meta, people, _compact(preference)))
     return events

@@ -7,7 +7,11 @@
   failed), with ``conversation``, ``pricing`` and ``errors`` as sent;
 - ``contacts``: each ``contacts`` entry of a message notification: the ``wa_id`` as
   WhatsApp reports it (often without Brazil's ninth digit) and the profile name the
-  person had then, one record per sighting.
+  person had then, one record per sighting;
+- ``user_preferences``: a user stopped or resumed the business's marketing messages
+  (``user_preferences`` webhooks): ``wa_id``, ``detail``, ``category``
+  (``marketing_messages``), ``value`` (``stop`` or ``resume``) and ``timestamp`` as sent,
+  with the user's ``profile_name``.
 
 Every record carries its delivery: the receiver's ``seq`` (the bookmark), ``event_id``,
 ``received_at`` and the business number's ``phone_number_id``.
@@ -80,3 +84,20 @@ class ContactsStream(ReceiverStream):
                     "message_id": message.get("id"),
                     "timestamp": message.get("timestamp"),
                 }
+
+
+class UserPreferencesStream(ReceiverStream):
+    """Who stopped or resumed the business's marketing messages, and when."""
+
+    name = "user_preferences"
+    kind = "user_preference"
+    primary_keys = ("event_id",)
+    schema = StreamSchema(SCHEMAS_DIR)
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        preference = row.get("event") or {}
+        return {
+            **self.envelope(row),
+            **preference,
+            "profile_name": _profile_name(row, preference.get("wa_id")),
+        }

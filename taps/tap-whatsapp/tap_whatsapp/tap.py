@@ -16,17 +16,28 @@ from singer_sdk import typing as th
 from omnicanal_tapkit import PlatformTap, base_url_errors, request_settings
 from tap_whatsapp.client import DEFAULT_CHANNEL, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from tap_whatsapp.errors import ReceiverError
-from tap_whatsapp.streams import ContactsStream, MessagesStream, StatusesStream
+from tap_whatsapp.streams import (
+    ContactsStream,
+    MessagesStream,
+    StatusesStream,
+    UserPreferencesStream,
+)
 
 if t.TYPE_CHECKING:
     from singer_sdk.streams import Stream
 
-STREAM_TYPES: tuple[type[Stream], ...] = (MessagesStream, StatusesStream, ContactsStream)
+STREAM_TYPES: tuple[type[Stream], ...] = (
+    MessagesStream,
+    StatusesStream,
+    ContactsStream,
+    UserPreferencesStream,
+)
 _CHANNEL = re.compile(r"[a-z][a-z0-9_]*")
 
 
 class TapWhatsApp(PlatformTap):
-    """Singer tap for WhatsApp webhook events: messages, statuses, contacts."""
+    """Singer tap for WhatsApp webhook events: messages, statuses, contacts, user
+    preferences."""
 
     name = "tap-whatsapp"
     package_name = "tap-whatsapp-omnicanal"

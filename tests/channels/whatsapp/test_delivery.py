@@ -96,7 +96,7 @@ def test_notifications_are_meta_payloads_signed_with_the_app_secret(world, recor
     # the subscription handshake came first, with Meta's three parameters
     assert rec.challenges[0]["hub.mode"] == "subscribe"
     assert rec.challenges[0]["hub.challenge"].isdigit()
-    seen_messages, seen_statuses = set(), 0
+    seen_messages, seen_statuses, seen_preferences = set(), 0, []
     for _, body, headers in rec.posts:
         expected = hmac.new(SANDBOX_APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
         assert headers["x-hub-signature-256"] == f"sha256={expected}"
@@ -107,14 +107,32 @@ def test_notifications_are_meta_payloads_signed_with_the_app_secret(world, recor
         (entry,) = payload["entry"]
         assert entry["id"] == WABA_ID
         (change,) = entry["changes"]
-        assert change["field"] == "messages"
         value = change["value"]
+        assert change["field"] == (
+            "user_preferences" if "user_preferences" in value else "messages"
+        )
         assert value["messaging_product"] == "whatsapp"
         assert value["metadata"] == {
             "display_phone_number": DISPLAY_PHONE_NUMBER,
             "phone_number_id": PHONE_NUMBER_ID,
         }
-        if "messages" in value:
+        if "user_preferences" in value:
+            # Meta's user_preferences change: the user's contacts entry and the choice,
+            # its timestamp an integer (not a string as in messages)
+            assert set(value) == {"messaging_product", "metadata", "contacts", "user_preferences"}
+            for preference in value["user_preferences"]:
+                assert set(preference) == {"wa_id", "detail", "category", "value", "timestamp"}
+                assert preference["category"] == "marketing_messages"
+                assert preference["detail"] == (
+                    f"User requested to {preference['value']} marketing messages"
+                )
+                assert type(preference["timestamp"]) is int
+            assert {c["wa_id"] for c in value["contacts"]} == {
+                p["wa_id"] for p in value["user_preferences"]
+            }
+            assert all(c["profile"]["name"] for c in value["contacts"])
+            seen_preferences += value["user_preferences"]
+        elif "messages" in value:
             senders = {m["from"] for m in value["messages"]}
             assert {c["wa_id"] for c in value["contacts"]} == senders
             assert all(c["profile"]["name"] for c in value["contacts"])
@@ -125,6 +143,10 @@ def test_notifications_are_meta_payloads_signed_with_the_app_secret(world, recor
     inbox = world.slices["whatsapp"]
     assert seen_messages == {m["id"] for m in inbox.messages}
     assert seen_statuses == len(inbox.statuses)
+    assert seen_preferences and {p["value"] for p in seen_preferences} == {"stop", "resume"}
+    assert sorted(seen_preferences, key=json.dumps) == sorted(
+        inbox.user_preferences, key=json.dumps
+    )
 
 
 def test_a_refused_notification_is_retried_with_growing_waits(world, recorder) -> None:

@@ -241,7 +241,7 @@ CHANNEL = Channel(
     settings=SETTINGS,
     source=Source(
         tap="tap-whatsapp",
-        streams=("messages", "statuses", "contacts"),
+        streams=("messages", "statuses", "contacts", "user_preferences"),
         tap_config=tap_config,
         delivery="webhook",
         # the receiver holds the events: reading them often keeps the warehouse fresh

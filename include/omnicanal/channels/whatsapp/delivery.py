@@ -52,10 +52,18 @@ def sign(body: bytes, app_secret: str) -> str:
 def webhook_body(
     waba_id: str, metadata: dict[str, str], events: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The notification Meta posts for ``events`` (all messages, or all statuses)."""
+    """The notification Meta posts for ``events`` (all messages, all statuses, or all
+    user preferences: a ``user_preferences`` change with the users' ``contacts``)."""
     value: dict[str, Any] = {"messaging_product": "whatsapp", "metadata": dict(metadata)}
     messages = [e for e in events if e["kind"] == "message"]
-    if messages:
+    preferences = [e for e in events if e["kind"] == "user_preference"]
+    field = "messages"
+    if preferences:
+        field = "user_preferences"
+        contacts = {e["contact"]["wa_id"]: e["contact"] for e in preferences}
+        value["contacts"] = list(contacts.values())
+        value["user_preferences"] = [e["preference"] for e in preferences]
+    elif messages:
         contacts: dict[str, dict[str, Any]] = {}
         for event in messages:
             contacts.setdefault(event["contact"]["wa_id"], event["contact"])
@@ -65,7 +73,7 @@ def webhook_body(
         value["statuses"] = [e["status"] for e in events]
     return {
         "object": "whatsapp_business_account",
-        "entry": [{"id": waba_id, "changes": [{"value": value, "field": "messages"}]}],
+        "entry": [{"id": waba_id, "changes": [{"value": value, "field": field}]}],
     }
 
 

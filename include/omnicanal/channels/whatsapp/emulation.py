@@ -49,7 +49,9 @@ parts every Meta emulation shares (:mod:`omnicanal.channels.meta`):
 The webhook side (:mod:`.delivery`): :meth:`WhatsAppEmulator.deliver` posts the world's
 events not yet delivered (and the statuses of messages sent through the API) to the
 callback URL, signed, with Meta's retries and duplicates, after the ``hub.challenge``
-handshake the first time a URL is used; with ``push_seconds`` (a served sandbox), it does
+handshake the first time a URL is used (the world's stops and resumes of marketing
+messages go as ``user_preferences`` changes, and :meth:`WhatsAppEmulator.set_preference`
+queues a new one); with ``push_seconds`` (a served sandbox), it does
 so on its own every so many seconds, as Meta pushes. Also over HTTP, for the demo and
 tests:
 ``POST /_sandbox/whatsapp/deliver {"url"?, "limit"?, "duplicate_share"?,
@@ -105,6 +107,7 @@ from omnicanal.channels.whatsapp.delivery import (
 )
 from omnicanal.channels.whatsapp.templates import TemplateLibrary
 from omnicanal.channels.whatsapp.world import (
+    PREFERENCE_DETAILS,
     READ_SHARE,
     WhatsAppInbox,
     epoch,
@@ -666,6 +669,31 @@ class WhatsAppEmulator:
             self._last_inbound[wa_id] = int(now.timestamp())
             self._pending.append(Notification(encode(self._body([event])), 1))
         return message
+
+    def set_preference(self, wa_id: str, value: str, at: datetime | None = None) -> dict:
+        """A user stops (``stop``) or resumes (``resume``) the business's marketing
+        messages from the chat, now (or ``at``): the ``user_preferences`` webhook is
+        queued, and the inbox keeps the event (the world's truth follows it)."""
+        if value not in PREFERENCE_DETAILS:
+            raise ValueError(f"a marketing preference is stop or resume, not {value!r}")
+        moment = at or datetime.now(UTC)
+        preference = {
+            "wa_id": wa_id,
+            "detail": PREFERENCE_DETAILS[value],
+            "category": "marketing_messages",
+            "value": value,
+            "timestamp": int(moment.timestamp()),
+        }
+        names = self.inbox.profile_names.get(wa_id) or [wa_id]
+        event = {
+            "kind": "user_preference",
+            "contact": {"profile": {"name": names[-1]}, "wa_id": wa_id},
+            "preference": preference,
+        }
+        with self._lock:
+            self.inbox.events.append(event)
+            self._pending.append(Notification(encode(self._body([event])), 1))
+        return preference
 
     # --- routes ----------------------------------------------------------------------
 

@@ -27,9 +27,14 @@ def whatsapp_opt_ins(world: Any) -> set[str]:
     """The people with a WhatsApp opt-in the platforms recorded: they accept marketing
     messages on their mobile (``Person.accepts_phone_marketing``) and a Shopify account of
     theirs holds that opt-in (``sms_marketing_consent`` subscribed, collected with a phone
-    at checkout)."""
+    at checkout); or they resumed the retailer's marketing messages in WhatsApp after
+    stopping them (their latest ``user_preferences`` webhook says ``resume``; they accept
+    no other marketing, see ``world.marketing_preference``)."""
     store = world.slices["shopify"]
+    inbox = world.slices.get("whatsapp")
     found = set()
+    if inbox is not None:
+        found |= {p for p, value in inbox.marketing_choices().items() if value == "resume"}
     for customer in store.customers:
         person_id = store.customer_person.get(customer["id"])
         consent = customer.get("sms_marketing_consent") or {}

@@ -20,12 +20,21 @@ them, and the ``statuses`` of the agents' replies (sent, delivered, read, failed
 agents' replies themselves never come back by webhook; :attr:`WhatsAppInbox.replies`
 keeps them as the ground truth of what was sent.
 
+Marketing preferences: a WhatsApp user can stop a business's marketing messages (and
+resume them) from the chat; Meta then posts a ``user_preferences`` webhook, ``{"wa_id",
+"detail", "category": "marketing_messages", "value": "stop" | "resume", "timestamp"}``
+(the timestamp an integer, unlike messages'). Some of the writers who accept no
+marketing at all stop them, and a few of those resume them later: they then accept
+WhatsApp marketing, and only that (:func:`marketing_preference`, from a hash of the
+CPF, not from the inbox's random stream, so no other figure of any seed moved).
+
 Ground truth: ``wa_person`` maps each ``wa_id`` to the person who owns the phone.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,6 +61,16 @@ AFTER_ORDER_SHARE = 0.35
 RENAMED_SHARE = 0.08
 READ_SHARE = 0.8
 FAILED_SHARE = 0.02
+#: Of the people who accept no marketing, the share who stop the retailer's marketing
+#: messages on WhatsApp, and of those the share who resume them later.
+STOP_MARKETING_SHARE = 0.4
+RESUME_MARKETING_SHARE = 0.3
+#: A resume comes in the last hours before as_of (after anything else the person said).
+RESUME_WITHIN_HOURS = 6
+PREFERENCE_DETAILS = {
+    "stop": "User requested to stop marketing messages",
+    "resume": "User requested to resume marketing messages",
+}
 
 NICKNAMES: dict[str, tuple[str, ...]] = {
     "Fernanda": ("Nanda", "Fê"),
@@ -176,8 +195,9 @@ class WhatsAppInbox:
     """The retailer's WhatsApp number: webhook objects in time order, and whose they are.
 
     ``events`` are what Meta will post to the webhook, oldest first: ``{"kind":
-    "message", "contact": {"profile": {"name"}, "wa_id"}, "message": {...}}`` or
-    ``{"kind": "status", "status": {...}}``. ``replies`` are the agents' messages (what
+    "message", "contact": {"profile": {"name"}, "wa_id"}, "message": {...}}``,
+    ``{"kind": "status", "status": {...}}`` or ``{"kind": "user_preference", "contact":
+    {...}, "preference": {...}}``. ``replies`` are the agents' messages (what
     the statuses are about), ``wa_person`` the ground truth.
     """
 
@@ -214,6 +234,21 @@ class WhatsAppInbox:
     @property
     def statuses(self) -> list[dict[str, Any]]:
         return [e["status"] for e in self.events if e["kind"] == "status"]
+
+    @property
+    def user_preferences(self) -> list[dict[str, Any]]:
+        return [e["preference"] for e in self.events if e["kind"] == "user_preference"]
+
+    def marketing_choices(self) -> dict[str, str]:
+        """Each person's latest marketing preference the webhooks carry (``stop`` or
+        ``resume``), by person id."""
+        latest: dict[str, tuple[int, str]] = {}
+        for preference in self.user_preferences:
+            person_id = self.wa_person[preference["wa_id"]]
+            moment = int(preference["timestamp"])
+            if person_id not in latest or moment >= latest[person_id][0]:
+                latest[person_id] = (moment, preference["value"])
+        return {person_id: value for person_id, (_, value) in latest.items()}
 
     def describe(self) -> str:
         return (
@@ -372,6 +407,60 @@ class _Chat:
             self._inbound(at, rng.choice(_FOLLOW_UP))
 
 
+def marketing_preference(person: Person) -> str | None:
+    """What the person did with the retailer's marketing messages on WhatsApp: ``stop``
+    (stopped them), ``resume`` (stopped, then resumed them: they accept WhatsApp marketing
+    only) or None. Only people who accept no marketing stop (so no consent elsewhere
+    contradicts the revocation); from a hash of their CPF."""
+    if person.accepts_email_marketing:
+        return None
+    digest = hashlib.sha256(f"whatsapp-marketing:{person.cpf}".encode()).digest()
+    if int.from_bytes(digest[:4], "big") / 2**32 >= STOP_MARKETING_SHARE:
+        return None
+    resumed = int.from_bytes(digest[4:8], "big") / 2**32 < RESUME_MARKETING_SHARE
+    return "resume" if resumed else "stop"
+
+
+def event_timestamp(event: dict[str, Any]) -> int:
+    """When an inbox event happened, in Unix seconds."""
+    body = event.get("message") or event.get("status") or event["preference"]
+    return int(body["timestamp"])
+
+
+def _preferences(inbox: WhatsAppInbox, people: list[Person], as_of: datetime) -> None:
+    """The writers' stop and resume of marketing messages, as user_preferences events."""
+    by_id = {p.person_id: p for p in people}
+    first: dict[str, int] = {}
+    for message in inbox.messages:
+        first.setdefault(message["from"], int(message["timestamp"]))
+    end = int(as_of.timestamp())
+    for wa_id, person_id in inbox.wa_person.items():
+        person = by_id[person_id]
+        choice = marketing_preference(person)
+        if choice is None:
+            continue
+        # the person's own stream: the inbox's draws stay as they were
+        rng = random.Random(f"whatsapp-preferences:{person.cpf}")
+        resume_at = end - rng.randint(60, RESUME_WITHIN_HOURS * 3600)
+        if resume_at - first[wa_id] < 120:  # wrote first in the very last hours
+            continue
+        stop_at = first[wa_id] + int(rng.uniform(0.1, 0.9) * max(resume_at - first[wa_id], 2))
+        contact = {"profile": {"name": inbox.profile_names[wa_id][-1]}, "wa_id": wa_id}
+        steps = [("stop", stop_at)] + ([("resume", resume_at)] if choice == "resume" else [])
+        for value, moment in steps:
+            preference = {
+                "wa_id": wa_id,
+                "detail": PREFERENCE_DETAILS[value],
+                "category": "marketing_messages",
+                "value": value,
+                "timestamp": moment,
+            }
+            inbox.events.append(
+                {"kind": "user_preference", "contact": contact, "preference": preference}
+            )
+    inbox.events.sort(key=event_timestamp)
+
+
 def _orders_by_person(earlier: Mapping[str, Any]) -> dict[str, list[tuple[datetime, str]]]:
     """Each person's Shopify orders (created_at, name), when the world has a shop."""
     store = earlier.get("shopify")
@@ -429,6 +518,7 @@ def build_whatsapp_inbox(
     wrote = {e["message"]["from"] for e in inbox.events if e["kind"] == "message"}
     inbox.wa_person = {w: p for w, p in inbox.wa_person.items() if w in wrote}
     inbox.profile_names = {w: n for w, n in inbox.profile_names.items() if w in wrote}
+    _preferences(inbox, people, as_of)
     return inbox
 
 
