@@ -15,12 +15,22 @@
     - Square: an address that was not unsubscribed is an email consent, an unsubscribed
       one a revocation, at the profile's update.
     - VTEX: the newsletter opt-in is an email consent; an unticked box says nothing.
+    - HubSpot: a contact opted out of all email (hs_email_optout "true") is a revocation,
+      at the contact's last modification (HubSpot keeps no time of its own for it); not
+      opted out says nothing (HubSpot has no opt-in there).
+    - WhatsApp: a user_preferences "stop" (no more marketing messages from the retailer)
+      is a revocation; a "resume" is a consent to marketing on WhatsApp only (not sms,
+      not ads), at the webhook's timestamp.
+    HubSpot and WhatsApp count when the project is built with them (engagement_platforms).
     A revocation counts for every channel: the person counts as not consenting anywhere
     until a consent later than their latest revocation. A revocation without a time wins
     over every consent; a consent without a time loses to every revocation. ads (may be
     used for ads matching) is any marketing consent later than the latest revocation.
     Deleted accounts say nothing (identity leaves them out).
 #}
+
+-- sqlfluff:indentation:template_blocks_indent:False
+{%- set platforms = engagement_platforms() %}
 
 with
 
@@ -53,6 +63,22 @@ vtex_customers as (
     select * from {{ ref('stg_vtex__customers') }}
 
 ),
+{%- if 'hubspot' in platforms %}
+
+hubspot_contacts as (
+
+    select * from {{ ref('stg_hubspot__contacts') }}
+
+),
+{%- endif %}
+{%- if 'whatsapp' in platforms %}
+
+whatsapp_preferences as (
+
+    select * from {{ ref('stg_whatsapp__user_preferences') }}
+
+),
+{%- endif %}
 
 channels as (
 
@@ -61,7 +87,7 @@ channels as (
 
 ),
 
--- what each record says: medium email or phone, kind consent or revocation
+-- what each record says: medium email, phone or whatsapp, kind consent or revocation
 signals as (
 
     select
@@ -128,6 +154,34 @@ signals as (
 
     from vtex_customers
     where accepts_email_marketing
+    {% if 'hubspot' in platforms %}
+
+    union all
+
+    select
+        'hubspot:' || hubspot_contact_id as record_key,
+        'hubspot' as source,
+        'email' as medium,
+        'revocation' as kind,
+        email_opted_out_at as signal_at
+
+    from hubspot_contacts
+    where is_email_opted_out and not is_deleted
+    {% endif %}
+    {% if 'whatsapp' in platforms %}
+
+    union all
+
+    select
+        'whatsapp:' || wa_id as record_key,
+        'whatsapp' as source,
+        'whatsapp' as medium,
+        case preference when 'resume' then 'consent' else 'revocation' end as kind,
+        preference_at as signal_at
+
+    from whatsapp_preferences
+    where preference in ('stop', 'resume')
+    {% endif %}
 
 ),
 
@@ -171,7 +225,7 @@ latest_revocations as (
 ),
 
 -- each consent, once per channel it opens: email for email, sms and whatsapp for the
--- phone, ads for any
+-- phone, whatsapp alone for a WhatsApp resume, ads for any but that
 channel_consents as (
 
     select
@@ -185,8 +239,9 @@ channel_consents as (
     from customer_signals
     inner join channels
         on
-            channels.channel = 'ads'
+            (channels.channel = 'ads' and customer_signals.medium != 'whatsapp')
             or (customer_signals.medium = 'email' and channels.channel = 'email')
+            or (customer_signals.medium = 'whatsapp' and channels.channel = 'whatsapp')
             or (customer_signals.medium = 'phone' and channels.channel in ('sms', 'whatsapp'))
     where customer_signals.kind = 'consent'
 
