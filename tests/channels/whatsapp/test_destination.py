@@ -349,14 +349,10 @@ def test_a_receiver_that_is_down_only_delays_the_statuses(
     assert "cannot be reached" in caplog.text and closed in caplog.text
 
 
-@pytest.mark.parametrize("table", ["sync_ledger", "sync_row_outcomes"])
-def test_a_ledger_that_keeps_refs_matches_statuses_by_message_id(
-    table: str, fresh_db: str, webhook_emulations: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """When the ledger keeps each row's ``ref`` (the wamid), a status without callback
-    data is matched by it."""
-    from omnicanal.activation.ledger import SCHEMA, ensure_schema
-    from omnicanal.channels.whatsapp.statuses import collect_statuses
+@pytest.fixture
+def receiving(fresh_db: str, webhook_emulations: dict, monkeypatch: pytest.MonkeyPatch):
+    """A world served with a webhook receiver of its own, posted to as Meta does, and a
+    fresh warehouse database (its URL): what a statuses pass reads and writes."""
     from omnicanal.demo import start_webhooks
     from omnicanal.settings import get_settings
 
@@ -366,126 +362,130 @@ def test_a_ledger_that_keeps_refs_matches_statuses_by_message_id(
             SandboxServer(generate_world(20, 3, as_of=AS_OF), **webhook_emulations)
         )
         start_webhooks(get_settings(), sandbox, stack)
-        with psycopg.connect(fresh_db) as conn:
-            ensure_schema(conn)
-            conn.execute(f"alter table {SCHEMA}.{table} add column if not exists ref text")
-            if table == "sync_ledger":
-                conn.execute(
-                    f"insert into {SCHEMA}.sync_ledger (sync_name, record_key, present, ref) "
-                    "values ('whatsapp__abandoned_checkout', 'K1', true, 'wamid.ours')"
-                )
-            else:
-                [(run_id,)] = conn.execute(
-                    f"insert into {SCHEMA}.sync_runs (sync_name, destination) "
-                    "values ('whatsapp__abandoned_checkout', 'whatsapp') returning run_id"
-                ).fetchall()
-                conn.execute(
-                    f"insert into {SCHEMA}.sync_row_outcomes "
-                    "(run_id, record_key, action, ok, ref) values (%s, 'K1', 'insert', true, "
-                    "'wamid.ours')",
-                    (run_id,),
-                )
-        _post_statuses(
-            get_settings(),
-            [
-                {"id": "wamid.ours", "status": "delivered", "timestamp": "1748790000"},
-                {"id": "wamid.theirs", "status": "delivered", "timestamp": "1748790000"},
-            ],
-        )
-        report = collect_statuses(get_settings())
-        with psycopg.connect(fresh_db) as conn:
-            rows = conn.execute(
-                f"select message_id, sync_name, record_key, status from {SCHEMA}.message_statuses"
+        yield fresh_db
+
+
+@pytest.mark.parametrize("table", ["sync_ledger", "sync_row_outcomes"])
+def test_a_ledger_that_keeps_refs_matches_statuses_by_message_id(
+    table: str, receiving: str
+) -> None:
+    """When the ledger keeps each row's ``ref`` (the wamid), a status without callback
+    data is matched by it."""
+    from omnicanal.activation.ledger import SCHEMA, ensure_schema
+    from omnicanal.channels.whatsapp.statuses import collect_statuses
+    from omnicanal.settings import get_settings
+
+    with psycopg.connect(receiving) as conn:
+        ensure_schema(conn)
+        conn.execute(f"alter table {SCHEMA}.{table} add column if not exists ref text")
+        if table == "sync_ledger":
+            conn.execute(
+                f"insert into {SCHEMA}.sync_ledger (sync_name, record_key, present, ref) "
+                "values ('whatsapp__abandoned_checkout', 'K1', true, 'wamid.ours')"
+            )
+        else:
+            [(run_id,)] = conn.execute(
+                f"insert into {SCHEMA}.sync_runs (sync_name, destination) "
+                "values ('whatsapp__abandoned_checkout', 'whatsapp') returning run_id"
             ).fetchall()
+            conn.execute(
+                f"insert into {SCHEMA}.sync_row_outcomes "
+                "(run_id, record_key, action, ok, ref) values (%s, 'K1', 'insert', true, "
+                "'wamid.ours')",
+                (run_id,),
+            )
+    _post_statuses(
+        get_settings(),
+        [
+            {"id": "wamid.ours", "status": "delivered", "timestamp": "1748790000"},
+            {"id": "wamid.theirs", "status": "delivered", "timestamp": "1748790000"},
+        ],
+    )
+    report = collect_statuses(get_settings())
+    with psycopg.connect(receiving) as conn:
+        rows = conn.execute(
+            f"select message_id, sync_name, record_key, status from {SCHEMA}.message_statuses"
+        ).fetchall()
     assert rows == [("wamid.ours", "whatsapp__abandoned_checkout", "K1", "delivered")]
     assert report.statuses == 1 and report.unmatched >= 1
 
 
-def test_statuses_settle_rows_in_doubt_and_leave_the_others_alone(
-    fresh_db: str, webhook_emulations: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_statuses_settle_rows_in_doubt_and_leave_the_others_alone(receiving: str) -> None:
     """A run killed mid-send leaves ``sending`` rows, an unanswered request a failed row
     "in doubt": a status for one proves WhatsApp took the message (sent, its dead letter
     gone, its payload kept for the diff) or says it failed (Meta's reason); a row whose
     run recorded it is not touched by a status, and a second pass changes nothing."""
     from omnicanal.activation.ledger import SCHEMA, ensure_schema
     from omnicanal.channels.whatsapp.statuses import collect_statuses
-    from omnicanal.demo import start_webhooks
     from omnicanal.settings import get_settings
 
     sync = "whatsapp__abandoned_checkout"
-    monkeypatch.setenv("OMNICANAL_WAREHOUSE_URL", fresh_db)
-    with ExitStack() as stack:
-        sandbox = stack.enter_context(
-            SandboxServer(generate_world(20, 3, as_of=AS_OF), **webhook_emulations)
-        )
-        start_webhooks(get_settings(), sandbox, stack)
-        with psycopg.connect(fresh_db) as conn:
-            ensure_schema(conn)
-            for key, outcome, error in (
-                ("K-killed", "sending", None),
-                ("K-unanswered", "failed", "in doubt: HTTP 503"),
-                ("K-bounced", "sending", None),
-                ("K-refused", "failed", "(132001) template does not exist"),
-            ):
+    with psycopg.connect(receiving) as conn:
+        ensure_schema(conn)
+        for key, outcome, error in (
+            ("K-killed", "sending", None),
+            ("K-unanswered", "failed", "in doubt: HTTP 503"),
+            ("K-bounced", "sending", None),
+            ("K-refused", "failed", "(132001) template does not exist"),
+        ):
+            conn.execute(
+                f"insert into {SCHEMA}.sync_ledger (sync_name, record_key, present, "
+                "last_outcome, last_error) values (%s, %s, false, %s, %s)",
+                (sync, key, outcome, error),
+            )
+            if error:
                 conn.execute(
-                    f"insert into {SCHEMA}.sync_ledger (sync_name, record_key, present, "
-                    "last_outcome, last_error) values (%s, %s, false, %s, %s)",
-                    (sync, key, outcome, error),
+                    f"insert into {SCHEMA}.sync_dead_letters (sync_name, record_key, "
+                    "action, payload, payload_hash, reason) "
+                    "values (%s, %s, 'insert', '{\"to\": \"5511\"}', 'h-' || %s, %s)",
+                    (sync, key, key, error),
                 )
-                if error:
-                    conn.execute(
-                        f"insert into {SCHEMA}.sync_dead_letters (sync_name, record_key, "
-                        "action, payload, payload_hash, reason) "
-                        "values (%s, %s, 'insert', '{\"to\": \"5511\"}', 'h-' || %s, %s)",
-                        (sync, key, key, error),
-                    )
-        delivered_at = 1748790000
-        _post_statuses(
-            get_settings(),
-            [
-                {
-                    "id": f"wamid.{key}",
-                    "status": status,
-                    "timestamp": str(delivered_at),
-                    "recipient_id": "5511987654321",
-                    "biz_opaque_callback_data": key,
-                    **(
-                        {"errors": [{"code": 131026, "title": "Message undeliverable"}]}
-                        if status == "failed"
-                        else {}
-                    ),
-                }
-                for key, status in (
-                    ("K-killed", "delivered"),
-                    ("K-unanswered", "read"),
-                    ("K-bounced", "failed"),
-                    ("K-refused", "delivered"),
-                )
-            ],
-        )
-        first = collect_statuses(get_settings())
-        _post_statuses(
-            get_settings(),
-            [
-                {
-                    "id": "wamid.K-killed",
-                    "status": "read",
-                    "timestamp": str(delivered_at + 60),
-                    "biz_opaque_callback_data": "K-killed",
-                }
-            ],
-        )
-        again = collect_statuses(get_settings())
-        with psycopg.connect(fresh_db) as conn:
-            ledger = {
-                key: rest
-                for key, *rest in conn.execute(
-                    f"select record_key, last_outcome, present, first_synced_at, "
-                    f"last_error, payload_hash from {SCHEMA}.sync_ledger"
-                )
+    delivered_at = 1748790000
+    _post_statuses(
+        get_settings(),
+        [
+            {
+                "id": f"wamid.{key}",
+                "status": status,
+                "timestamp": str(delivered_at),
+                "recipient_id": "5511987654321",
+                "biz_opaque_callback_data": key,
+                **(
+                    {"errors": [{"code": 131026, "title": "Message undeliverable"}]}
+                    if status == "failed"
+                    else {}
+                ),
             }
-            dead = dict(conn.execute(f"select record_key, reason from {SCHEMA}.sync_dead_letters"))
+            for key, status in (
+                ("K-killed", "delivered"),
+                ("K-unanswered", "read"),
+                ("K-bounced", "failed"),
+                ("K-refused", "delivered"),
+            )
+        ],
+    )
+    first = collect_statuses(get_settings())
+    _post_statuses(
+        get_settings(),
+        [
+            {
+                "id": "wamid.K-killed",
+                "status": "read",
+                "timestamp": str(delivered_at + 60),
+                "biz_opaque_callback_data": "K-killed",
+            }
+        ],
+    )
+    again = collect_statuses(get_settings())
+    with psycopg.connect(receiving) as conn:
+        ledger = {
+            key: rest
+            for key, *rest in conn.execute(
+                f"select record_key, last_outcome, present, first_synced_at, "
+                f"last_error, payload_hash from {SCHEMA}.sync_ledger"
+            )
+        }
+        dead = dict(conn.execute(f"select record_key, reason from {SCHEMA}.sync_dead_letters"))
     assert (first.settled_sent, first.settled_failed) == (2, 1)
     assert (again.settled_sent, again.settled_failed) == (0, 0)  # already settled
     moment = datetime.fromtimestamp(delivered_at, UTC)
