@@ -70,6 +70,7 @@ def test_deliveries_reach_staging_once_and_feed_identity(
         "messages": len(inbox.messages),
         "statuses": len(inbox.statuses),
         "contacts": len(inbox.messages),
+        "user_preferences": len(inbox.user_preferences),
     }
 
     # a redelivery that reached raw under another event id (a receiver restored from
@@ -118,6 +119,15 @@ def test_deliveries_reach_staging_once_and_feed_identity(
         f" where whatsapp_message_id = '{first['id']}'",
     )[0]
     assert int(sent_at.timestamp()) == int(first["timestamp"])
+    # who stopped or resumed marketing messages, once each, at the webhook's time
+    preferences = rows(
+        warehouse_env,
+        "select wa_id, preference, cast(extract(epoch from preference_at) as bigint)"
+        " from staging.stg_whatsapp__user_preferences",
+    )
+    assert inbox.user_preferences and sorted(preferences) == sorted(
+        (p["wa_id"], p["value"], p["timestamp"]) for p in inbox.user_preferences
+    )
     read = rows(
         warehouse_env,
         "select count(*) from staging.stg_whatsapp__messages where read_at is not null",
