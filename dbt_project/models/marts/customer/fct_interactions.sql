@@ -24,7 +24,7 @@
     direction: inbound (from the customer), outbound (to them), internal (a staff note).
 
     Incremental like fct_orders: on updated_at with a look-back (var
-    interactions_lookback_hours), and again when identity resolution changed the customer
+    interactions_lookback_hours) from each platform's newest row, and again when identity resolution changed the customer
     of the record an interaction is attributed through. Platforms the project is not
     built with (macro engagement_platforms) are left out.
 #}
@@ -350,13 +350,23 @@ attributed as (
 
 {%- if is_incremental() %}
 
-watermark as (
+-- one watermark per platform: each stamps updated_at by its own clock (WhatsApp's is
+-- when the receiver got the event), so one platform's newest row says nothing of
+-- another's; a platform with no rows yet is read whole
+watermarks as (
 
     select
-        max(updated_at) - interval '{{ lookback }} hours' as updated_since,
-        max(built_at) as last_built_at
+        source_platform,
+        max(updated_at) - interval '{{ lookback }} hours' as updated_since
 
     from {{ this }}
+    group by source_platform
+
+),
+
+last_build as (
+
+    select max(built_at) as last_built_at from {{ this }}
 
 ),
 
@@ -365,11 +375,13 @@ changed as (
     select attributed.*
 
     from attributed
-    cross join watermark
+    cross join last_build
+    left join watermarks
+        on attributed.source_platform = watermarks.source_platform
     where
-        watermark.updated_since is null
-        or attributed.updated_at >= watermark.updated_since
-        or attributed.customer_assigned_at > watermark.last_built_at
+        watermarks.updated_since is null
+        or attributed.updated_at >= watermarks.updated_since
+        or attributed.customer_assigned_at > last_build.last_built_at
 
 ),
 
