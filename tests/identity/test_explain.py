@@ -65,11 +65,17 @@ def test_explain_prints_edges_guards_and_fuzzy_weights(
     assert household["people_count"] == 2 and household["groups"] == ["ana souza"]
     (fake,) = facts.stopped
     assert fake["guard"] == "fake_identifier" and fake["value"] == "12345678909"
-    # the fuzzy pair that brought a3 in, weighed comparison by comparison
-    (pair,) = [p for p in facts.fuzzy_pairs if "pos:a3" in (p["record_a"], p["record_b"])]
+    # the fuzzy pair of a3 and a1, weighed comparison by comparison (a3 and a2 agree on
+    # a name nobody else in the file has: a pair too, by its term frequencies)
+    (pair,) = [
+        p for p in facts.fuzzy_pairs if {p["record_a"], p["record_b"]} == {"pos:a3", "shop:a1"}
+    ]
     parts = {c["comparison"]: c for c in pair["comparisons"]}
     assert parts["birth_date"]["level"] == "exact" and parts["birth_date"]["weight"] > 0
     assert parts["email"]["level"] == "missing" and parts["email"]["weight"] == 0
+    # an exact agreement weighs by the frequency of its value: a1 and a3 hold that date
+    assert parts["birth_date"]["term_frequency"] > 0
+    assert parts["email"]["term_frequency"] is None
     assert parts["prior"]["weight"] < 0
     assert abs(sum(c["weight"] for c in pair["comparisons"]) - pair["match_weight"]) < 0.05
     # the same facts are a table an analyst can query
@@ -83,7 +89,7 @@ def test_explain_prints_edges_guards_and_fuzzy_weights(
     assert "phone +5511987874321: crm:a2, shop:a1" in text
     assert "fake_identifier: cpf 12345678909 on crm:a2: links nobody" in text
     assert "2 people (ana souza; bruno souza)" in text
-    assert "birth_date" in text and "(exact)" in text
+    assert "birth_date" in text and "(exact)" in text and "value held by" in text
 
     with pytest.raises(OmnicanalError, match="no record or customer 'nobody'"):
         explain(settings, "nobody")

@@ -10,32 +10,56 @@
     city: levenshtein <= 1 → 3; <= 2 or trigram similarity >= 0.5 → 2
     birth date (YYYYMMDD key): one digit off → 3; two digits off, or day and month
     transposed → 2
-    postcode: one digit off → 3; address: trigram similarity >= 0.7 → 3, >= 0.45 → 2
+    postcode: one digit off → 3, two neighbouring digits swapped → 2; address: trigram
+    similarity >= 0.7 → 3, >= 0.45 → 2
     phone: same E.164 → 4, same last eight digits → 3; email and CPF: exact or not.
     Each comparison names the record columns a blocking rule may use that carry its
     information: an EM session blocking on one of them cannot estimate its m.
+    Term frequencies (`tf`): an exact agreement on a value weighs log2(m / f), f the
+    value's share of the records that have one (int_identity__term_frequencies), instead
+    of log2(m / u): "maria" or "silva" agree often between different people, "eliseu"
+    seldom (Fellegi-Sunter with term frequencies, as Splink's term_frequency_adjustments).
+    Identifiers (`identifier`: their type in int_identity__identifier_values) count the
+    people behind a value, not its records: f is the share of the records that another
+    person's record holding the value makes, max(n (1 - 1 / people), 1) / N; one person's
+    own email, held by three of their records, is no common value.
 #}
 {% macro identity_fuzzy_comparisons() -%}
     {{ return([
         {'name': 'first_name', 'column': 'first_name_key', 'kind': 'name',
          'swap': 'last_name_key', 'canon': 'first_name_canon',
          'keys': ['first_name_key', 'full_name_key', 'name_pair_key', 'first_name_prefix',
-                  'first_name_canon']},
+                  'first_name_canon'], 'tf': true},
         {'name': 'last_name', 'column': 'last_name_key', 'kind': 'name',
          'swap': 'first_name_key',
-         'keys': ['last_name_key', 'full_name_key', 'name_pair_key', 'last_name_prefix']},
+         'keys': ['last_name_key', 'full_name_key', 'name_pair_key', 'last_name_prefix'],
+         'tf': true},
         {'name': 'birth_date', 'column': 'birth_date_key', 'kind': 'date',
-         'keys': ['birth_date_key', 'birth_date']},
-        {'name': 'city', 'column': 'city_key', 'kind': 'city', 'keys': ['city_key']},
+         'keys': ['birth_date_key', 'birth_date'], 'tf': true},
+        {'name': 'city', 'column': 'city_key', 'kind': 'city', 'keys': ['city_key'],
+         'tf': true},
         {'name': 'postcode', 'column': 'postcode_key', 'kind': 'code',
-         'keys': ['postcode_key']},
+         'keys': ['postcode_key'], 'tf': true},
         {'name': 'address', 'column': 'address_key', 'kind': 'text',
-         'keys': ['address_key']},
+         'keys': ['address_key'], 'tf': true},
         {'name': 'phone', 'column': 'phone_e164', 'kind': 'phone',
-         'keys': ['phone_e164', 'phone_last8']},
-        {'name': 'email', 'column': 'email', 'kind': 'exact', 'keys': ['email']},
-        {'name': 'cpf', 'column': 'cpf', 'kind': 'exact', 'keys': ['cpf']},
+         'keys': ['phone_e164', 'phone_last8'], 'identifier': 'phone'},
+        {'name': 'email', 'column': 'email', 'kind': 'exact', 'keys': ['email'],
+         'identifier': 'email'},
+        {'name': 'cpf', 'column': 'cpf', 'kind': 'exact', 'keys': ['cpf'],
+         'identifier': 'cpf'},
     ]) }}
+{%- endmacro %}
+
+{# The record columns whose values' frequencies int_identity__term_frequencies counts
+   (comparisons with `tf`), and those it only totals (identifiers: records holding one). #}
+{% macro identity_fuzzy_tf_columns(totals_only=false) -%}
+    {%- set columns = [] %}
+    {%- for comparison in identity_fuzzy_comparisons()
+        if (comparison.get('identifier') if totals_only else comparison.get('tf')) %}
+        {%- do columns.append(comparison.column) %}
+    {%- endfor %}
+    {{ return(columns) }}
 {%- endmacro %}
 
 {% macro identity_fuzzy_level(comparison, a='a', b='b') -%}
@@ -73,6 +97,16 @@
             then 2
         {%- elif kind == 'code' %}
         when levenshtein_less_equal({{ x }}, {{ y }}, 1) <= 1 then 3
+        -- two neighbouring digits swapped (2289 / 2298): a typing slip
+        when
+            length({{ x }}) = length({{ y }})
+            and levenshtein_less_equal({{ x }}, {{ y }}, 2) = 2
+            and exists (
+                select 1 from generate_series(1, length({{ y }}) - 1) as swap (i)
+                where {{ x }} = left({{ y }}, swap.i - 1) || substr({{ y }}, swap.i + 1, 1)
+                    || substr({{ y }}, swap.i, 1) || substr({{ y }}, swap.i + 2)
+            )
+            then 2
         {%- elif kind == 'text' %}
         when similarity({{ x }}, {{ y }}) >= 0.7 then 3
         when similarity({{ x }}, {{ y }}) >= 0.45 then 2
@@ -130,7 +164,7 @@
     and only the candidates of the touched records are weighed: parameters are learnt on
     full runs (dbt run --full-refresh), not moved by each 1% of new records.
 #}
-{% macro identity_fuzzy_parameters(records, candidates, stored=none) -%}
+{% macro identity_fuzzy_parameters(records, candidates, stored=none, values=none, terms=none) -%}
     {%- set cfg = var('identity_fuzzy', {}) %}
     {%- set comparisons = identity_fuzzy_comparisons() %}
     {%- set iterations = cfg.get('em_iterations', 25) %}
@@ -188,6 +222,39 @@ begin
         select grid.comp, grid.lvl,
             (coalesce(counted.n, 0) + 1) / (sum(coalesce(counted.n, 0) + 1) over (partition by grid.comp)) as u
         from grid left join counted on counted.comp = grid.comp and counted.lvl = grid.lvl;
+
+    {%- if values is not none and terms is not none %}
+
+    -- u of an identifier's exact level from its values, not from random pairs (where a
+    -- shared email is nearly always one person's two records): the chance that a record
+    -- holding a value meets another person's record holding it, sum over the linkable
+    -- values of (n / N) * max(n (1 - 1 / people), 1) / N, as the candidates' term
+    -- frequencies; the other levels keep their share of the rest
+    {%- for comparison in comparisons %}{% if comparison.get('identifier') %}
+    with exact as (
+        select least(greatest(
+            sum(v.records_count * greatest(v.records_count * (1 - 1.0 / greatest(v.people_count, 1)), 1))
+            / power(nullif(min(totals.records), 0), 2),
+            1e-12), 0.5) as u,
+            count(*) as linkable_values
+        from {{ values }} as v
+        cross join (
+            select records from {{ terms }} where term_column = '{{ comparison.column }}' and term = ''
+        ) as totals
+        where v.identifier_type = '{{ comparison.identifier }}' and v.is_linkable
+    ),
+    rest as (
+        select sum(u) as u from _fz_u where comp = {{ loop.index }} and lvl < 4
+    )
+    update _fz_u
+    set u = case
+            when _fz_u.lvl = 4 then exact.u
+            else _fz_u.u / rest.u * (1 - exact.u)
+        end
+    from exact, rest
+    where _fz_u.comp = {{ loop.index }} and exact.linkable_values > 0;
+    {%- endif %}{% endfor %}
+    {%- endif %}
 
     -- prior m: "agreement is likely"
     drop table if exists _fz_m_prior;
@@ -276,10 +343,53 @@ begin
     drop table if exists _fz_parameters;
     create temp table _fz_parameters as
         select m.comp, m.lvl, m.m, u.u, lam as lambda from _fz_m as m join _fz_u as u using (comp, lvl);
+    -- log2 u of each term-frequency comparison's exact level: an exact agreement on a
+    -- value of frequency f weighs log2(m / u) + log2(u / f) = log2(m / f)
+    drop table if exists _fz_tf_base;
+    create temp table _fz_tf_base as
+        select
+            {%- for comparison in comparisons %}
+            {%- if comparison.get('tf') or comparison.get('identifier') %}
+            max(ln(u) / ln(2)) filter (where comp = {{ loop.index }} and lvl = 4) as log2_u_{{ loop.index }}{{ ',' if not loop.last }}
+            {%- else %}
+            cast(null as float8) as log2_u_{{ loop.index }}{{ ',' if not loop.last }}
+            {%- endif %}
+            {%- endfor %}
+        from _fz_u;
 end
 $fz$
 {%- endmacro %}
 
+
+{#
+    The temp tables identity_fuzzy_parameters leaves, as relations for
+    int_identity__fuzzy_pairs (macros, so a dbt unit test can give them as subqueries):
+    each levels pattern's weight, and log2 u of each term-frequency comparison.
+#}
+{% macro identity_fuzzy_pattern_weights() -%}
+    pg_temp._fz_pattern_weights
+{%- endmacro %}
+
+{% macro identity_fuzzy_tf_base() -%}
+    pg_temp._fz_tf_base
+{%- endmacro %}
+
+{#
+    A pair's term-frequency adjustment, in bits: for each comparison whose exact level
+    it reaches on a value of frequency f (`term_frequencies`, from
+    int_identity__fuzzy_candidates), log2(u / f), u that level's u (`base`: temp table
+    _fz_tf_base); the level's log2(m / u) plus it is log2(m / f).
+#}
+{% macro identity_fuzzy_tf_adjustment(term_frequencies, base) -%}
+    (
+        0
+        {%- for comparison in identity_fuzzy_comparisons() %}
+        {%- if comparison.get('tf') or comparison.get('identifier') %}
+        + coalesce({{ base }}.log2_u_{{ loop.index }} - ln({{ term_frequencies }}[{{ loop.index }}]) / ln(2), 0)
+        {%- endif %}
+        {%- endfor %}
+    )
+{%- endmacro %}
 
 {#
     plpgsql statements: EM over temp table _fz_patterns (levels, n) with u (_fz_u) fixed.
@@ -333,8 +443,9 @@ $fz$
 
 {#
     Whether a pair above the threshold may link: never across two different valid CPFs,
-    never between household members (one family name and one home, different first names,
-    no birth date in common); with one_to_one_across_sources, only across sources.
+    never on a place alone (no name and no birth date in common), never between household
+    members (one family name and one home, different first names, no birth date in
+    common); with one_to_one_across_sources, only across sources.
 #}
 {% macro identity_fuzzy_eligible(pairs) -%}
     {%- set names = identity_fuzzy_comparisons() | map(attribute='name') | list -%}
@@ -342,6 +453,14 @@ $fz$
     {%- for name in names %}{% do at.update({name: loop.index}) %}{% endfor -%}
     {{ pairs }}.match_weight >= {{ var('identity_fuzzy', {}).get('threshold_weight', 4.0) }}
     and {{ pairs }}.levels[{{ at['cpf'] }}] <> 1
+    -- a place is no person: with no name and no birth date in common (both names
+    -- different or missing), an address, postcode and city shared by the people who
+    -- live or work there link nobody, however rare the address
+    and not (
+        {{ pairs }}.levels[{{ at['first_name'] }}] <= 1
+        and {{ pairs }}.levels[{{ at['last_name'] }}] <= 1
+        and {{ pairs }}.levels[{{ at['birth_date'] }}] <= 1
+    )
     -- a household: one family name and one home (postcode, address or phone), first
     -- names that differ and no birth date in common are two people, not one
     and not (

@@ -18,7 +18,7 @@
 
 {# The record_nums this run touched: new, changed or deleted. #}
 {% macro identity_touched_records() -%}
-    select record_num from {{ ref('int_identity__record_changes') }}
+    select touched.record_num from {{ ref('int_identity__record_changes') }} as touched
 {%- endmacro %}
 
 {#
@@ -39,6 +39,28 @@
 {%- endmacro %}
 
 {#
+    Pre-hook of int_identity__records: the term-frequency and identifier columns of the
+    records this run changes or deletes, as they were (int_identity__removed_terms), so
+    int_identity__term_frequencies can count the values they held again.
+#}
+{% macro identity_removed_terms_pre_hook() -%}
+    {%- set columns = identity_fuzzy_tf_columns() + identity_fuzzy_tf_columns(totals_only=true) %}
+    drop table if exists {{ this.schema }}.int_identity__removed_terms;
+    {%- if is_incremental() %}
+    create table {{ this.schema }}.int_identity__removed_terms as
+        select record_num, {{ columns | join(', ') }} from {{ this }}
+        where record_num in (
+            select touched.record_num from {{ ref('int_identity__record_changes') }} as touched
+            where change in ('changed', 'deleted')
+        );
+    {%- else %}
+    create table {{ this.schema }}.int_identity__removed_terms (
+        record_num bigint{% for column in columns %}, {{ column }} text{% endfor %}
+    );
+    {%- endif %}
+{%- endmacro %}
+
+{#
     The identity run's id: the invocation that built int_identity__record_changes. Not
     each model's own invocation_id: Cosmos runs every model as its own dbt invocation.
     Null when nothing changed (then no model recomputes anything). A subquery, not a
@@ -46,7 +68,7 @@
     a literal it has no statistics for would be guessed at one row and looped over.
 #}
 {% macro identity_run_id() -%}
-    (select min(run_changes.run_id) from {{ ref('int_identity__record_changes') }} as run_changes)
+    (select min(run_changes.run_id) as run_id from {{ ref('int_identity__record_changes') }} as run_changes)
 {%- endmacro %}
 
 {# A record's fingerprint: md5 of its raw fields (columns of identity_source_records). #}
@@ -114,6 +136,30 @@
         {%- for rule in cfg.get('blocking_rules') %}
     create index if not exists {{ this.identifier }}_block_{{ local_md5(rule | join(',')) [:10] }}
         on {{ this }} ({{ rule | join(', ') }});
+        {%- endfor %}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+    Post-hook of int_identity__records: an index on each term-frequency column that no
+    blocking index starts with, so an incremental run counts a value's records
+    (int_identity__term_frequencies) by an index scan.
+#}
+{% macro identity_term_indexes() -%}
+    {%- set cfg = var('identity_fuzzy', {}) %}
+    {%- set leading = [] %}
+    {%- if cfg.get('enabled', true) %}
+        {%- for rule in cfg.get('blocking_rules', []) %}{% do leading.append(rule[0]) %}{% endfor %}
+    {%- endif %}
+    {%- set missing = [] %}
+    {%- for column in identity_fuzzy_tf_columns() if column not in leading %}
+        {%- do missing.append(column) %}
+    {%- endfor %}
+    {%- if missing -%}
+        {%- for column in missing %}
+    create index if not exists {{ this.identifier }}_term_{{ column }} on {{ this }} ({{ column }});
         {%- endfor %}
     {%- else -%}
         select 1

@@ -164,7 +164,7 @@ def explain(settings: Settings, key: str, schema: str = "identity_cli") -> Expla
             conn,
             sql.SQL(
                 "select ra.record_key as record_a, rb.record_key as record_b, w.match_weight,"
-                " w.comparison, w.level_name, w.weight"
+                " w.comparison, w.level_name, w.weight, w.term_frequency"
                 " from {weights} as w"
                 " join {records} as ra on ra.record_num = w.record_num_a"
                 " join {records} as rb on rb.record_num = w.record_num_b"
@@ -194,6 +194,8 @@ def explain(settings: Settings, key: str, schema: str = "identity_cli") -> Expla
                 "comparison": row["comparison"],
                 "level": row["level_name"],
                 "weight": round(float(row["weight"]), 2),
+                # an exact agreement weighs by how common the value is
+                "term_frequency": row["term_frequency"],
             }
         )
     out.fuzzy_pairs = list(pairs.values())
@@ -247,5 +249,7 @@ def render(explanation: Explanation) -> str:
         lines.append(f"  {pair['record_a']} ~ {pair['record_b']}: {pair['match_weight']:+.2f}")
         for c in pair["comparisons"]:
             level = f" ({c['level']})" if c["level"] else ""
-            lines.append(f"    {c['comparison']:<12}{level:<16} {c['weight']:+7.2f}")
+            common = c.get("term_frequency")
+            held = f"  value held by {common:.2%} of records" if common is not None else ""
+            lines.append(f"    {c['comparison']:<12}{level:<16} {c['weight']:+7.2f}{held}")
     return "\n".join(lines)

@@ -114,6 +114,23 @@ members as (
     'cpf': 'records.cpf',
 } %}
 
+{%- set tf_columns = identity_fuzzy_tf_columns() %}
+{%- set totalled = tf_columns + identity_fuzzy_tf_columns(totals_only=true) %}
+{%- set totalled_list = "'" ~ totalled | join("', '") ~ "'" %}
+
+-- each term-frequency column's records holding a value (int_identity__term_frequencies)
+term_totals as materialized (
+
+    select
+        {%- for column in totalled %}
+            max(records) filter (where term_column = '{{ column }}') as {{ column }},
+        {%- endfor %}
+        count(*) as term_columns
+    from {{ ref('int_identity__term_frequencies') }}
+    where term_column in ({{ totalled_list }}) and term = ''
+
+),
+
 records as (
 
     select
@@ -121,8 +138,19 @@ records as (
             {%- if column in guarded %}
                 case when guard_{{ column }}.is_linkable is not false then records.{{ column }} end
                     as {{ column }},
+                -- the share of records holding the value that are another person's:
+                -- max(n (1 - 1 / people), 1) / N
+                cast(greatest(
+                    guard_{{ column }}.records_count
+                    * (1 - 1.0 / greatest(guard_{{ column }}.people_count, 1)),
+                    1
+                ) as float8) / nullif(term_totals.{{ column }}, 0) as tf_{{ column }},
             {%- else %}
                 records.{{ column }},
+                {%- if column in tf_columns %}
+                    cast(tf_{{ column }}.records as float8)
+                    / nullif(term_totals.{{ column }}, 0) as tf_{{ column }},
+                {%- endif %}
             {%- endif %}
         {%- endfor %}
         components.component_num
@@ -130,6 +158,13 @@ records as (
     from {{ ref('int_identity__records') }} as records
     inner join {{ ref('int_identity__deterministic_components') }} as components
         on records.record_num = components.record_num
+    cross join term_totals
+    {%- for column in tf_columns if column in needed %}
+        left join {{ ref('int_identity__term_frequencies') }} as tf_{{ column }}
+            on
+                tf_{{ column }}.term_column = '{{ column }}'
+                and records.{{ column }} = tf_{{ column }}.term
+    {%- endfor %}
     {%- for column, value in guarded.items() if column in needed %}
         {%- set value_type = (
             'email' if column == 'email' else ('phone' if column == 'phone_e164' else 'cpf')
@@ -211,6 +246,20 @@ records as (
             a.source as source_a,
             b.source as source_b,
             {{ identity_fuzzy_levels('a', 'b') }} as levels,
+            -- per comparison, the frequency of the value both records hold (an exact
+            -- agreement of a term-frequency comparison), else null
+            cast(array[
+                {%- for comparison in identity_fuzzy_comparisons() %}
+                    {%- if comparison.get('tf') or comparison.get('identifier') %}
+                        case
+                            when a.{{ comparison.column }} = b.{{ comparison.column }}
+                                then a.tf_{{ comparison.column }}
+                        end{{ ',' if not loop.last }}
+                    {%- else %}
+                        null{{ ',' if not loop.last }}
+                    {%- endif %}
+                {%- endfor %}
+            ] as float8[]) as term_frequencies,
             {{ identity_run_id() }} as run_id
 
         from candidates
@@ -231,6 +280,7 @@ final as (
         cast(null as text) as source_a,
         cast(null as text) as source_b,
         cast(null as int []) as levels,
+        cast(null as float8 []) as term_frequencies,
         cast(null as text) as run_id
     from records
     where false

@@ -2,8 +2,9 @@
     Why each fuzzy pair weighs what it weighs, as a waterfall: one row per pair of
     int_identity__fuzzy_pairs (those over the threshold) and comparison, with the
     comparison's level and its weight log2(m / u) from the parameters the run used
-    (int_identity__fuzzy_parameters), plus a first row, `prior`, of log2 of the odds that
-    two random records match. The weights of a pair sum to its match_weight. A view:
+    (int_identity__fuzzy_parameters; log2(m / f) for an exact agreement on a value of
+    frequency f, `term_frequency`: "maria" weighs less than "eliseu"), plus a first row,
+    `prior`, of log2 of the odds that two random records match. The weights of a pair sum to its match_weight. A view:
     it costs nothing until someone asks (`omnicanal identity explain` reads it).
 #}
 
@@ -77,11 +78,17 @@ final as (
         levels.level_name,
         parameters.m,
         parameters.u,
+        -- an exact agreement on a value of this frequency: it weighs log2(m / frequency)
+        pairs.term_frequencies[comparisons.comparison_index] as term_frequency,
         case
             when comparisons.comparison_index = 0
-                then log(2.0, cast(prior_odds.lambda / (1 - prior_odds.lambda) as numeric))
+                then ln(prior_odds.lambda / (1 - prior_odds.lambda)) / ln(2)
             when pairs.levels[comparisons.comparison_index] = 0 then 0
-            else log(2.0, cast(parameters.m / parameters.u as numeric))
+            when pairs.term_frequencies[comparisons.comparison_index] is not null
+                then
+                    ln(parameters.m / pairs.term_frequencies[comparisons.comparison_index])
+                    / ln(2)
+            else ln(parameters.m / parameters.u) / ln(2)
         end as weight
 
     from pairs

@@ -1,9 +1,10 @@
 {#
     The fuzzy stage's decisions: the candidate pairs whose Fellegi-Sunter match weight
     (log2 posterior odds; m and u estimated on this data, see macro
-    identity_fuzzy_parameters) reaches identity_fuzzy.threshold_weight, and whether each
-    links (is_match). Two records with different valid CPFs never link. With
-    one_to_one_across_sources, a record links to at most its mutual best match in each
+    identity_fuzzy_parameters; an exact agreement on a value weighs by the value's
+    frequency, macro identity_fuzzy_tf_adjustment) reaches
+    identity_fuzzy.threshold_weight, and whether each links (is_match). Two records with
+    different valid CPFs never link. With one_to_one_across_sources, a record links to at most its mutual best match in each
     other source (macro identity_fuzzy_mutual_best). Pairs under the threshold are in
     int_identity__fuzzy_candidates with their levels.
     Incremental: a run weighs only the candidates it wrote (its scope), with the stored
@@ -16,6 +17,8 @@
 -- depends_on: {{ ref('int_identity__fuzzy_candidates') }}
 -- depends_on: {{ ref('int_identity__deterministic_components') }}
 -- depends_on: {{ ref('int_identity__record_changes') }}
+-- depends_on: {{ ref('int_identity__identifier_values') }}
+-- depends_on: {{ ref('int_identity__term_frequencies') }}
 {%- set cfg = var('identity_fuzzy', {}) %}
 {%- set one_to_one = cfg.get('one_to_one_across_sources', false) %}
 {{ config(
@@ -31,6 +34,8 @@
             ref('int_identity__fuzzy_candidates'),
             adapter.get_relation(database=this.database, schema=this.schema,
                 identifier='int_identity__fuzzy_parameters') if is_incremental() else none,
+            values=ref('int_identity__identifier_values'),
+            terms=ref('int_identity__term_frequencies'),
         ) }}",
     ],
     post_hook=[
@@ -58,7 +63,7 @@ candidates as (
 
 ),
 
-scored as (
+weighed as (
 
     select
         candidates.record_num_a,
@@ -66,12 +71,22 @@ scored as (
         candidates.source_a,
         candidates.source_b,
         candidates.levels,
-        weights.weight as match_weight
+        candidates.term_frequencies,
+        weights.weight
+        + {{ identity_fuzzy_tf_adjustment('candidates.term_frequencies', 'tf_base') }}
+            as match_weight
 
     from candidates
-    inner join pg_temp._fz_pattern_weights as weights
+    inner join {{ identity_fuzzy_pattern_weights() }} as weights
         on candidates.levels = weights.levels
-    where weights.weight >= {{ cfg.get('threshold_weight', 4.0) }}
+    cross join {{ identity_fuzzy_tf_base() }} as tf_base
+
+),
+
+scored as (
+
+    select * from weighed
+    where match_weight >= {{ cfg.get('threshold_weight', 4.0) }}
 
 ),
 
@@ -94,6 +109,7 @@ final as (
         scored.source_a,
         scored.source_b,
         scored.levels,
+        scored.term_frequencies,
         scored.match_weight,
         exists(
             select 1 as linked from {{ 'mutual_best' if one_to_one else 'eligible' }} as linked

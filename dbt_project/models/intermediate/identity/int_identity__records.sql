@@ -13,11 +13,13 @@
     unique_key='record_key',
     incremental_strategy='merge',
     on_schema_change='append_new_columns',
+    pre_hook="{{ identity_removed_terms_pre_hook() }}",
     post_hook=[
         "{{ identity_delete_changed('record_key', 'record_key', ['deleted']) }}",
         "create index if not exists {{ this.identifier }}_num_idx on {{ this }} (record_num)",
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (record_key)",
         "{{ identity_blocking_indexes() }}",
+        "{{ identity_term_indexes() }}",
         after_commit("{{ identity_vacuum_analyze() }}"),
     ],
 ) }}
