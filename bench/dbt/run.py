@@ -12,14 +12,14 @@ copy it (``create database .. template``); ``--rebuild`` extracts it again.
 
 Each run works on a copy of it:
 
-1. the newest ``--new-share`` (1%) of the raw rows are held back: of the streams with a
-   replication key (the bookmarks the taps left in ``omnicanal_meta.singer_state``),
-   those keyed by a time lose their rows after one cut-off time common to them all,
-   chosen so that that share of their rows comes after it; those keyed by a sequence
-   (WhatsApp's deliveries, numbered by the webhook receiver) their last share. Streams
-   without a key (a platform's locations, products, an order's lines) stay whole. What
-   is left is the warehouse as it stood at the cut-off; the held rows are what the next
-   extract brings;
+1. the newest ``--new-share`` (1%) of the raw rows are held back: the rows created
+   after one cut-off time common to every raw table with a creation time (chosen so
+   that that share of their rows comes after it), and the last share of each stream
+   numbered by a sequence (WhatsApp's events, numbered by the webhook receiver: the
+   replication key of its bookmark). Tables with neither (order lines, associations)
+   stay whole, and rows created before the cut-off stay in their last version (the
+   earlier one is not known). What is left is the warehouse before the newest records
+   came; the held rows are what the next extract brings;
 2. the anchor: ``dbt build`` from scratch (no models yet), timed;
 3. the held rows go back into their raw tables, as an extract appends them (stamped
    as loaded now: ``_sdc_batched_at`` ...);
@@ -140,35 +140,55 @@ def build_template(admin_url: str, template: str, people: int, seed: int, workdi
 # --- 1% new data --------------------------------------------------------------------------
 
 
-def replication_keys(conn: psycopg.Connection) -> dict[tuple[str, str], tuple[str, str]]:
-    """(raw schema, table) -> (replication key column, its type), from the taps' bookmarks."""
-    keys: dict[tuple[str, str], str] = {}
+#: A raw table's creation time: the first of these columns it has (a time).
+CREATED = (
+    "created_at",
+    "creationDate",
+    "createdIn",
+    "created_time",
+    "create_time",
+    "date_created",
+    "timestamp_signup",
+    "timestamp",
+)
+
+
+def new_row_columns(conn: psycopg.Connection) -> tuple[dict, dict]:
+    """(raw schema, table) -> the column that says when a row came into being: its
+    creation time, or, for a stream without one, a replication key that is a sequence
+    (WhatsApp's events, numbered by the webhook receiver; from the taps' bookmarks)."""
+    columns: dict[tuple[str, str], dict[str, str]] = {}
+    for schema, table, column, data_type in conn.execute(
+        "select table_schema, table_name, column_name, data_type"
+        " from information_schema.columns where table_schema like 'raw\\_%%'"
+        " and table_name <> '_quarantine'"
+    ):
+        columns.setdefault((schema, table), {})[column] = data_type
+    created, sequences = {}, {}
+    for st, types in columns.items():
+        found = [c for c in CREATED if types.get(c, "").startswith("timestamp")]
+        if found:
+            created[st] = found[0]
     for source, state in conn.execute("select source, state from omnicanal_meta.singer_state"):
         for stream, bookmark in (state.get("bookmarks") or {}).items():
             key = bookmark.get("replication_key")
             for partition in bookmark.get("partitions") or []:
                 key = key or partition.get("replication_key")
-            if key:
-                keys[(f"raw_{source}", stream)] = key
-    types = {
-        (schema, table, column): data_type
-        for schema, table, column, data_type in conn.execute(
-            "select table_schema, table_name, column_name, data_type"
-            " from information_schema.columns where table_schema like 'raw\\_%%'"
-        )
-    }
-    return {st: (key, types[(*st, key)]) for st, key in keys.items() if (*st, key) in types}
+            st = (f"raw_{source}", stream)
+            if st not in created and columns.get(st, {}).get(key) in ("bigint", "integer"):
+                sequences[st] = key
+    return created, sequences
 
 
 def hold_back_newest(url: str, share: float) -> dict[str, Any]:
-    """Move the newest ``share`` of the keyed raw rows into schema ``HELD``.
-
-    Streams keyed by a time share one cut-off; a stream keyed by a sequence (WhatsApp's
-    deliveries, numbered by the webhook receiver) holds back its last ``share``.
-    """
+    """Move the newest ``share`` of the raw rows into schema ``HELD``: the rows created
+    after one cut-off time common to every table with a creation time, and the last
+    ``share`` of each stream numbered by a sequence. Rows created before the cut-off and
+    changed after it stay as they are (their earlier version is not known): the new data
+    is new records, not changes to old ones, which would make them arrive late."""
     with psycopg.connect(url) as conn:
-        keys = replication_keys(conn)
-        timed = {st: sql.Identifier(key) for st, (key, kind) in keys.items() if "time" in kind}
+        created, sequences = new_row_columns(conn)
+        timed = {st: sql.Identifier(column) for st, column in created.items()}
         union = sql.SQL(" union all ").join(
             sql.SQL("select {} as stamp from {}").format(column, sql.Identifier(*st))
             for st, column in timed.items()
@@ -181,17 +201,16 @@ def hold_back_newest(url: str, share: float) -> dict[str, Any]:
             (1 - share,),
         ).fetchone()
         cutoffs = {st: cutoff for st in timed}
-        for st, (key, kind) in keys.items():
-            if kind in ("bigint", "integer", "numeric"):
-                column = sql.Identifier(key)
-                query = percentile.format(column, sql.Identifier(*st))
-                cutoffs[st] = conn.execute(query, (1 - share,)).fetchone()[0]
-                timed[st] = column
+        for st, key in sequences.items():
+            column = sql.Identifier(key)
+            query = percentile.format(column, sql.Identifier(*st))
+            cutoffs[st] = conn.execute(query, (1 - share,)).fetchone()[0]
+            timed[st] = column
         conn.execute(sql.SQL("create schema {}").format(sql.Identifier(HELD)))
         held: dict[str, int] = {}
-        keyed_rows = 0
+        split_rows = 0
         for (schema, table), column in sorted(timed.items()):
-            keyed_rows += conn.execute(
+            split_rows += conn.execute(
                 sql.SQL("select count(*) from {}").format(sql.Identifier(schema, table))
             ).fetchone()[0]
             if cutoffs[(schema, table)] is None:
@@ -229,11 +248,11 @@ def hold_back_newest(url: str, share: float) -> dict[str, Any]:
             for (schema, table), value in cutoffs.items()
             if not isinstance(value, datetime)
         },
-        "keyed_rows": keyed_rows,
+        "split_rows": split_rows,
         "new_rows": new,
-        "new_share_of_keyed": round(new / keyed_rows, 4),
+        "new_share_of_split": round(new / split_rows, 4),
         "new_share_of_all_raw": round(new / (all_rows + new), 4),
-        "streams_with_key": len(timed),
+        "tables_split": {f"{a}.{b}": c for (a, b), c in (created | sequences).items()},
         "new_rows_per_table": held,
     }
 
@@ -454,7 +473,7 @@ def main() -> None:
         figures["new_data"] = new = hold_back_newest(url, args.new_share)
         say(
             f"held back {new['new_rows']} rows newer than {new['cutoff']} "
-            f"({new['new_share_of_keyed']:.2%} of {new['keyed_rows']} keyed rows, "
+            f"({new['new_share_of_split']:.2%} of {new['split_rows']} rows of the tables split, "
             f"{new['new_share_of_all_raw']:.2%} of all raw rows)"
         )
         figures["full"] = full = timed_dbt(warehouse, "full build (anchor)")
