@@ -102,7 +102,7 @@
             length({{ x }}) = length({{ y }})
             and levenshtein_less_equal({{ x }}, {{ y }}, 2) = 2
             and exists (
-                select 1 from generate_series(1, length({{ y }}) - 1) as swap (i)
+                select 1 as swapped from generate_series(1, length({{ y }}) - 1) as swap (i)
                 where {{ x }} = left({{ y }}, swap.i - 1) || substr({{ y }}, swap.i + 1, 1)
                     || substr({{ y }}, swap.i, 1) || substr({{ y }}, swap.i + 2)
             )

@@ -35,25 +35,27 @@
     identity_name_variants).
 #}
 {% macro identity_name_tokens(names) -%}
-    with names as (
-        select distinct name_key from ({{ names }}) as given where name_key is not null
+    with name_keys as (
+        select distinct given.name_key
+        from ({{ names }}) as given
+        where given.name_key is not null
     ),
 
     variants as (
         select
-            {{ normalize_name_key('variant') }} as variant,
-            array_agg(distinct {{ normalize_name_key('name') }}) as names
-        from {{ ref('identity_name_variants') }}
-        group by 1
+            {{ normalize_name_key('listed.variant') }} as variant,
+            array_agg(distinct {{ normalize_name_key('listed.name') }}) as variant_names
+        from {{ ref('identity_name_variants') }} as listed
+        group by {{ normalize_name_key('listed.variant') }}
     ),
 
     split as (
         select
-            names.name_key,
+            name_keys.name_key,
             parts.token,
             parts.ord
-        from names
-        cross join lateral unnest(string_to_array(names.name_key, ' '))
+        from name_keys
+        cross join lateral unnest(string_to_array(name_keys.name_key, ' '))
             with ordinality as parts (token, ord)
         where parts.token not in ('{{ identity_name_particles() | join("', '") }}')
     )
@@ -62,7 +64,7 @@
         split.name_key,
         row_number() over (partition by split.name_key order by split.ord) as pos,
         split.token,
-        array[split.token] || coalesce(variants.names, array[]::text []) as forms
+        array[split.token] || coalesce(variants.variant_names, cast(array[] as text[])) as forms
     from split
     left join variants on split.token = variants.variant
 {%- endmacro %}
@@ -92,8 +94,9 @@
             {%- endif %}
             and {{ identity_letters_sorted(x ~ '.token') }} = {{ identity_letters_sorted(y ~ '.token') }}
             and (
-                select count(*) from generate_series(1, length({{ x }}.token)) as i
-                where substr({{ x }}.token, i, 1) <> substr({{ y }}.token, i, 1)
+                select count(*) as differing
+                from generate_series(1, length({{ x }}.token)) as positions (i)
+                where substr({{ x }}.token, positions.i, 1) <> substr({{ y }}.token, positions.i, 1)
             ) = 2
         )
     )
@@ -112,7 +115,11 @@
 {%- endmacro %}
 
 {% macro identity_letters_sorted(column) -%}
-    array(select letter from unnest(string_to_array({{ column }}, null)) as letter order by 1)
+    array(
+        select letters.letter
+        from unnest(string_to_array({{ column }}, null)) as letters (letter)
+        order by letters.letter
+    )
 {%- endmacro %}
 
 
@@ -123,13 +130,22 @@
 #}
 {% macro identity_compatible_name_pairs(pairs, tokens) -%}
     with pairs as (
-        select distinct name_a, name_b from ({{ pairs }}) as given
+        select distinct
+            given.name_a,
+            given.name_b
+        from ({{ pairs }}) as given
     ),
 
     directed as (
-        select name_a as x, name_b as y from pairs
+        select
+            pairs.name_a as x,
+            pairs.name_b as y
+        from pairs
         union
-        select name_b as x, name_a as y from pairs
+        select
+            pairs.name_b as x,
+            pairs.name_a as y
+        from pairs
     ),
 
     -- each token of x: does it fit a token of y, and (first token) y's first or second?
@@ -148,10 +164,12 @@
     ),
 
     fitting as (
-        select x, y
+        select
+            token_fits.x,
+            token_fits.y
         from token_fits
-        group by x, y
-        having bool_and(fits_any) and bool_or(pos = 1 and fits_lead)
+        group by token_fits.x, token_fits.y
+        having bool_and(token_fits.fits_any) and bool_or(token_fits.pos = 1 and token_fits.fits_lead)
     )
     {%- if identity_fuzzy_available() %},
 
@@ -159,7 +177,9 @@
     -- the whole names, without spaces, one or two edits apart, same first letter, and
     -- not Paulo beside Paula
     close_strings as (
-        select pairs.name_a as x, pairs.name_b as y
+        select
+            pairs.name_a as x,
+            pairs.name_b as y
         from pairs
         where
             left(pairs.name_a, 1) = left(pairs.name_b, 1)
@@ -174,11 +194,14 @@
     {%- endif %}
 
     select distinct
-        least(x, y) as name_a,
-        greatest(x, y) as name_b
+        least(fitting.x, fitting.y) as name_a,
+        greatest(fitting.x, fitting.y) as name_b
     from fitting
     {%- if identity_fuzzy_available() %}
     union
-    select x, y from close_strings
+    select
+        close_strings.x,
+        close_strings.y
+    from close_strings
     {%- endif %}
 {%- endmacro %}

@@ -6,7 +6,7 @@
 #}
 {% macro normalize_social_handles(column_name) -%}
     (
-        select jsonb_object_agg(handles.network, handles.handle)
+        select jsonb_object_agg(handles.network, handles.handle) as handles_by_network
         from (
             select
                 lower(trim(entry.key)) as network,

@@ -26,7 +26,7 @@
             {%- for rule in rules %},
             {%- if rule == 'source_priority' %}
             coalesce(array_position(
-                cast(array[{% for s in priority %}'{{ s }}'{{ ', ' if not loop.last }}{% endfor %}] as text []),
+                cast(array[{% for s in priority %}'{{ s }}'{{ ', ' if not loop.last }}{% endfor %}] as text[]),
                 source
             ), 1000)
             {%- elif rule == 'most_recent' %}

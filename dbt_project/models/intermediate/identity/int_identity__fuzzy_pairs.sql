@@ -92,7 +92,7 @@ scored as (
 
 eligible as (
 
-    select * from scored
+    select scored.* from scored
     where {{ identity_fuzzy_eligible('scored') }}
 
 ),

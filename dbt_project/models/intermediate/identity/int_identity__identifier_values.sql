@@ -147,13 +147,22 @@ name_tokens as materialized (
 
 ),
 
+value_name_pairs as (
+
+    select
+        a.name_key as name_a,
+        b.name_key as name_b
+    from value_names as a
+    inner join value_names as b
+        on
+            a.value_id = b.value_id
+            and a.name_key < b.name_key
+
+),
+
 compatible as materialized (
 
-    {{ identity_compatible_name_pairs(
-        'select a.name_key as name_a, b.name_key as name_b from value_names as a'
-        ~ ' inner join value_names as b on a.value_id = b.value_id and a.name_key < b.name_key',
-        'name_tokens',
-    ) }}
+    {{ identity_compatible_name_pairs('select * from value_name_pairs', 'name_tokens') }}
 
 ),
 
