@@ -178,3 +178,12 @@ def test_bad_config_names_the_setting(warehouse_config):
     # a rule the schema cannot say: which setting and what is wrong with it
     with pytest.raises(ValueError, match="'batch_size_rows' must be a positive integer"):
         TargetWarehouse(config=warehouse_config | {"batch_size_rows": 0})
+
+
+def test_a_stream_without_records_still_gets_its_table(warehouse_config, run, sql):
+    """A SCHEMA and no RECORD (a stream with nothing yet, e.g. no opt-out so far): the
+    table exists, empty, with the schema's columns, so models reading it do not fail."""
+    run(warehouse_config, [schema("nothing_yet", {"id": INT, "s": {"type": "string"}}, ["id"])])
+    types = _types(sql, "nothing_yet")
+    assert types["id"] == "bigint" and types["s"] == "text"
+    assert sql("select count(*) from raw_test.nothing_yet") == [(0,)]

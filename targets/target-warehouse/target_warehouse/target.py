@@ -287,6 +287,12 @@ class TargetWarehouse(Target):
         self._bookmarks[stream] = bookmarks
         sink = self.add_sink(stream, schema, keys)
         sink.replication_key = bookmarks[0] if bookmarks else None
+        # a declared stream has its table even before (or without) a record: the models
+        # that read it find it empty, not missing (a WhatsApp account nobody has opted
+        # out of yet still has raw_whatsapp.user_preferences)
+        conn = self.connection
+        with conn.transaction():
+            sink._ensure_table(conn)
 
     def _process_record_message(self, message: Envelope | dict) -> None:  # type: ignore[override]
         if isinstance(message, dict):  # someone fed us a parsed message
