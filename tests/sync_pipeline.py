@@ -192,3 +192,45 @@ def sync_pipeline(pg_admin_url: str, workdir: Path) -> Iterator[SyncPipeline]:
             conn.execute(
                 sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname))
             )
+
+
+# ---------------------------------------------------------- the consent tests' steps
+
+
+def build_consent(url: str, workdir: Path, platforms: tuple[str, ...]) -> None:
+    """The pipeline's dbt step for consent, in one dbt build: the mart, what it is built
+    from, and the mart's own tests (staging and identity have tests of their own)."""
+    run_dbt(
+        url,
+        workdir,
+        platforms,
+        "build",
+        "--select",
+        "+customer_consent",
+        "path:models/marts/customer/_customer__consent.yml",
+        "--indirect-selection",
+        "empty",
+    )
+
+
+def make_shoppers_sync_model(url: str) -> None:
+    """``activation.sync_test_shoppers``: everyone with an email on a Shopify account,
+    with their customer_id."""
+    with psycopg.connect(url) as conn:
+        conn.execute("create schema if not exists activation")
+        conn.execute("drop table if exists activation.sync_test_shoppers")
+        conn.execute(
+            """create table activation.sync_test_shoppers as
+               select distinct on (c.email_normalized) c.email_normalized as email,
+                   r.customer_id
+               from staging.stg_shopify__customers c
+               join intermediate.int_identity__record_customers r
+                   on r.record_key = 'shopify:' || c.shopify_customer_id
+               where c.email_normalized is not null and not c.is_deleted
+               order by c.email_normalized, r.customer_id"""
+        )
+
+
+def rows(url: str, query: str, *params: object) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(query, params or None).fetchall()

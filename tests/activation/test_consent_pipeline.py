@@ -11,25 +11,19 @@ built by dbt, a sync to the sandbox's Mailchimp over HTTP.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
+from sync_pipeline import build_consent, make_shoppers_sync_model, rows
 
 from omnicanal.activation.definitions import SyncDefinition
 from omnicanal.activation.engine import run_sync
-from omnicanal.channels import IDENTITY_SOURCES_ENV, get_channel
 from omnicanal.channels.mailchimp.destination import subscriber_hash
 
 PLATFORMS = ("mailchimp", "shopify", "square", "vtex")
-DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 SYNC_LIST = "omnicanal-demo"
 DEFINITION = SyncDefinition(
     name="mailchimp__shoppers",
@@ -38,68 +32,6 @@ DEFINITION = SyncDefinition(
     key="email",
     fields={"email_address": "email"},
 )
-
-
-def dbt(url: str, workdir: Path, *args: str) -> None:
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    env = {
-        **os.environ,
-        "OMNICANAL_PG_HOST": str(info.get("host", "127.0.0.1")),
-        "OMNICANAL_PG_PORT": str(info.get("port", "5432")),
-        "OMNICANAL_PG_USER": str(info.get("user", "postgres")),
-        "OMNICANAL_PG_PASSWORD": str(info.get("password", "")),
-        "OMNICANAL_PG_DBNAME": str(info["dbname"]),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        IDENTITY_SOURCES_ENV: json.dumps(
-            [feed.as_var(name) for name in PLATFORMS for feed in get_channel(name).identity]
-        ),
-    }
-    command = [
-        str(Path(sys.executable).with_name("dbt")),
-        *args,
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROJECT_DIR),
-        "--target-path",
-        str(workdir / "target"),
-        "--log-path",
-        str(workdir / "logs"),
-    ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-
-
-def build_consent(url: str, workdir: Path) -> None:
-    """The pipeline's dbt step for consent, in one dbt build: the mart, what it is built
-    from, and the mart's own tests (staging and identity have tests of their own)."""
-    dbt(
-        url,
-        workdir,
-        "build",
-        "--select",
-        "+customer_consent",
-        "path:models/marts/customer/_customer__consent.yml",
-        "--indirect-selection",
-        "empty",
-    )
-
-
-def make_sync_model(url: str) -> None:
-    """Everyone with an email on a Shopify account, with their customer_id."""
-    with psycopg.connect(url) as conn:
-        conn.execute("create schema if not exists activation")
-        conn.execute("drop table if exists activation.sync_test_shoppers")
-        conn.execute(
-            """create table activation.sync_test_shoppers as
-               select distinct on (c.email_normalized) c.email_normalized as email,
-                   r.customer_id
-               from staging.stg_shopify__customers c
-               join intermediate.int_identity__record_customers r
-                   on r.record_key = 'shopify:' || c.shopify_customer_id
-               where c.email_normalized is not null and not c.is_deleted
-               order by c.email_normalized, r.customer_id"""
-        )
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +55,7 @@ def pipeline(pg_admin_url, tmp_path_factory):
             patch.setenv("OMNICANAL_MAILCHIMP_API_URL", f"{sandbox.url}/3.0")
             for name in PLATFORMS:
                 run_extract(get_settings(), name, full_refresh=True)
-            build_consent(url, workdir)
+            build_consent(url, workdir, PLATFORMS)
 
             def extract(name: str) -> None:
                 run_extract(get_settings(), name)
@@ -140,11 +72,6 @@ def pipeline(pg_admin_url, tmp_path_factory):
             conn.execute(
                 sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname))
             )
-
-
-def rows(url: str, query: str, *params) -> list[tuple]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(query, params or None).fetchall()
 
 
 def consents(url: str) -> dict[tuple[str, str], bool]:
@@ -196,7 +123,7 @@ def test_revoked_in_a_source_is_gone_after_one_build_and_sync(pipeline, monkeypa
     monkeypatch.setenv("OMNICANAL_MAILCHIMP_API_URL", f"{sandbox.url}/3.0")
     emulator = sandbox.app.state.mailchimp
     settings = get_settings()
-    make_sync_model(url)
+    make_shoppers_sync_model(url)
 
     report = run_sync(settings, DEFINITION.name, definition=DEFINITION)
     assert report.failed == 0 and report.inserted > 5 and report.withheld > 5
@@ -228,8 +155,8 @@ def test_revoked_in_a_source_is_gone_after_one_build_and_sync(pipeline, monkeypa
 
     # one pipeline run: extract, dbt, sync
     pipeline["extract"]("mailchimp")
-    build_consent(url, pipeline["workdir"])
-    make_sync_model(url)
+    build_consent(url, pipeline["workdir"], PLATFORMS)
+    make_shoppers_sync_model(url)
     report = run_sync(settings, DEFINITION.name, definition=DEFINITION)
     assert report.removed == 1 and report.inserted == 0, report
     assert emulator.member(SYNC_LIST, email)["status"] != "subscribed"

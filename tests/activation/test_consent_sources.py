@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 from psycopg import sql
-from sync_pipeline import run_dbt
+from sync_pipeline import build_consent, make_shoppers_sync_model, rows
 
 from omnicanal.activation.definitions import SyncDefinition
 from omnicanal.activation.engine import run_sync
@@ -41,43 +41,6 @@ DEFINITION = SyncDefinition(
     key="email",
     fields={"email_address": "email"},
 )
-
-
-def build_consent(url: str, workdir) -> None:
-    """The pipeline's dbt step for consent: the mart, what it is built from, its tests."""
-    run_dbt(
-        url,
-        workdir,
-        PLATFORMS,
-        "build",
-        "--select",
-        "+customer_consent",
-        "path:models/marts/customer/_customer__consent.yml",
-        "--indirect-selection",
-        "empty",
-    )
-
-
-def make_sync_model(url: str) -> None:
-    """Everyone with an email on a Shopify account, with their customer_id."""
-    with psycopg.connect(url) as conn:
-        conn.execute("create schema if not exists activation")
-        conn.execute("drop table if exists activation.sync_test_shoppers")
-        conn.execute(
-            """create table activation.sync_test_shoppers as
-               select distinct on (c.email_normalized) c.email_normalized as email,
-                   r.customer_id
-               from staging.stg_shopify__customers c
-               join intermediate.int_identity__record_customers r
-                   on r.record_key = 'shopify:' || c.shopify_customer_id
-               where c.email_normalized is not null and not c.is_deleted
-               order by c.email_normalized, r.customer_id"""
-        )
-
-
-def rows(url: str, query: str, *params) -> list[tuple]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(query, params or None).fetchall()
 
 
 def consents(url: str) -> dict[tuple[str, str], bool]:
@@ -143,7 +106,7 @@ def pipeline(pg_admin_url, tmp_path_factory):
             start_webhooks(get_settings(), sandbox, stack)  # the receiver, the backlog
             for name in PLATFORMS:
                 run_extract(get_settings(), name, full_refresh=True)
-            build_consent(url, workdir)
+            build_consent(url, workdir, PLATFORMS)
 
             def extract(name: str) -> None:
                 run_extract(get_settings(), name)
@@ -231,7 +194,7 @@ def test_revoked_in_hubspot_or_whatsapp_is_gone_after_one_build_and_sync(pointed
     url, world, sandbox = pointed["url"], pointed["world"], pointed["sandbox"]
     mailchimp = sandbox.app.state.mailchimp
     settings = get_settings()
-    make_sync_model(url)
+    make_shoppers_sync_model(url)
     report = run_sync(settings, DEFINITION.name, definition=DEFINITION)
     assert report.failed == 0 and report.inserted > 5 and report.withheld > 5
     held = _held(mailchimp)
@@ -250,8 +213,8 @@ def test_revoked_in_hubspot_or_whatsapp_is_gone_after_one_build_and_sync(pointed
 
     # one pipeline run: extract, dbt, sync
     pointed["extract"]("hubspot")
-    build_consent(url, pointed["workdir"])
-    make_sync_model(url)
+    build_consent(url, pointed["workdir"], PLATFORMS)
+    make_shoppers_sync_model(url)
     report = run_sync(settings, DEFINITION.name, definition=DEFINITION)
     assert report.removed == 1 and report.inserted == 0, report
     assert email not in _held(mailchimp)
@@ -281,8 +244,8 @@ def test_revoked_in_hubspot_or_whatsapp_is_gone_after_one_build_and_sync(pointed
     assert whatsapp.deliver().failed == 0  # Meta posts it to the receiver
 
     pointed["extract"]("whatsapp")
-    build_consent(url, pointed["workdir"])
-    make_sync_model(url)
+    build_consent(url, pointed["workdir"], PLATFORMS)
+    make_shoppers_sync_model(url)
     report = run_sync(settings, DEFINITION.name, definition=DEFINITION)
     assert report.removed == 1 and report.inserted == 0, report
     assert email not in _held(mailchimp)
@@ -299,8 +262,8 @@ def test_revoked_in_hubspot_or_whatsapp_is_gone_after_one_build_and_sync(pointed
     whatsapp.set_preference(wa_id, "resume")
     assert whatsapp.deliver().failed == 0
     pointed["extract"]("whatsapp")
-    build_consent(url, pointed["workdir"])
-    make_sync_model(url)
+    build_consent(url, pointed["workdir"], PLATFORMS)
+    make_shoppers_sync_model(url)
     assert run_sync(settings, DEFINITION.name, definition=DEFINITION).sent == 0
     assert email not in _held(mailchimp)
     mart = consents(url)
