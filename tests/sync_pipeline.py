@@ -89,6 +89,7 @@ def run_dbt(
     platforms: tuple[str, ...],
     *args: str,
     variables: Mapping[str, object] | None = None,
+    timeout: float = 900,
 ) -> str:
     """dbt ``args`` on the database at ``url``, identity fed by ``platforms``."""
     info = psycopg.conninfo.conninfo_to_dict(url)
@@ -117,7 +118,7 @@ def run_dbt(
         "--log-path",
         str(workdir / "logs"),
     ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     return done.stdout
 

@@ -57,6 +57,7 @@ HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent))  # bench/
 sys.path.insert(0, str(PROJECT / "tests" / "dbt"))
+sys.path.insert(0, str(PROJECT / "tests"))  # tests/dbt/marts_world imports sync_pipeline
 
 from benchlock import bench_lock  # noqa: E402
 from extract.run import unlimited_options  # noqa: E402

@@ -11,11 +11,7 @@ at the end.
 
 from __future__ import annotations
 
-import json
-import os
 import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -25,8 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
-
-from omnicanal.channels import IDENTITY_SOURCES_ENV, get_channel
+from sync_pipeline import run_dbt
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -52,40 +47,7 @@ class MartsWarehouse:
 
     def dbt(self, *args: str) -> str:
         """Run dbt on this database (identity fed by ``platforms`` only); its output."""
-        info = psycopg.conninfo.conninfo_to_dict(self.url)
-        env = {
-            **os.environ,
-            "OMNICANAL_PG_HOST": str(info.get("host", "127.0.0.1")),
-            "OMNICANAL_PG_PORT": str(info.get("port", "5432")),
-            "OMNICANAL_PG_USER": str(info.get("user", "postgres")),
-            "OMNICANAL_PG_PASSWORD": str(info.get("password", "")),
-            "OMNICANAL_PG_DBNAME": str(info["dbname"]),
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            IDENTITY_SOURCES_ENV: json.dumps(
-                [
-                    feed.as_var(name)
-                    for name in self.platforms
-                    for feed in get_channel(name).identity
-                ]
-            ),
-        }
-        command = [
-            str(Path(sys.executable).with_name("dbt")),
-            *args,
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(self.workdir / "target"),
-            "--log-path",
-            str(self.workdir / "logs"),
-        ]
-        done = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=self.dbt_timeout
-        )
-        assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-        return done.stdout
+        return run_dbt(self.url, self.workdir, self.platforms, *args, timeout=self.dbt_timeout)
 
     def extract(self, *platforms: str, full_refresh: bool = False) -> None:
         from omnicanal.extract import run_extract
