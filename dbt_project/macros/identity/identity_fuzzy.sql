@@ -453,13 +453,18 @@ $fz$
     {%- for name in names %}{% do at.update({name: loop.index}) %}{% endfor -%}
     {{ pairs }}.match_weight >= {{ var('identity_fuzzy', {}).get('threshold_weight', 4.0) }}
     and {{ pairs }}.levels[{{ at['cpf'] }}] <> 1
-    -- a place is no person: with no name and no birth date in common (both names
-    -- different or missing), an address, postcode and city shared by the people who
-    -- live or work there link nobody, however rare the address
+    -- a place is no person: with no name, no birth date and no identifier in common
+    -- (both names different or missing), an address, postcode and city shared by the
+    -- people who live or work there link nobody, however rare the address. A record's
+    -- own email, phone or CPF still links it (a help-desk user named "antonio_assis28"
+    -- is the buyer whose email it carries)
     and not (
         {{ pairs }}.levels[{{ at['first_name'] }}] <= 1
         and {{ pairs }}.levels[{{ at['last_name'] }}] <= 1
         and {{ pairs }}.levels[{{ at['birth_date'] }}] <= 1
+        and {{ pairs }}.levels[{{ at['email'] }}] <= 1
+        and {{ pairs }}.levels[{{ at['phone'] }}] <= 1
+        and {{ pairs }}.levels[{{ at['cpf'] }}] <= 1
     )
     -- a household: one family name and one home (postcode, address or phone), first
     -- names that differ and no birth date in common are two people, not one
