@@ -5,13 +5,7 @@
     HubSpot list of recent buyers both read it (their sync_* models).
 #}
 
-{%- set window_days = var('recent_buyers_window_days', 90) | string | trim %}
-{%- if not window_days.isdigit() or window_days | int < 1 %}
-    {{ exceptions.raise_compiler_error(
-        "var recent_buyers_window_days must be a whole number of days (1 or more), got '"
-        ~ window_days ~ "'"
-    ) }}
-{%- endif %}
+{%- set window_days = recent_buyers_window_days() %}
 
 with
 

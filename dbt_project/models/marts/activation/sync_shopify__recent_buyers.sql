@@ -8,13 +8,7 @@
     which tags each account and takes the tag off an account that leaves.
 #}
 
-{%- set window_days = var('recent_buyers_window_days', 90) | string | trim %}
-{%- if not window_days.isdigit() or window_days | int < 1 %}
-    {{ exceptions.raise_compiler_error(
-        "var recent_buyers_window_days must be a whole number of days (1 or more), got '"
-        ~ window_days ~ "'"
-    ) }}
-{%- endif %}
+{%- set window_days = recent_buyers_window_days() %}
 
 with
 

@@ -10,13 +10,7 @@
     engagement_platforms) has no help-desk users: the model is then empty.
 #}
 
-{%- set window_days = var('recent_buyers_window_days', 90) | string | trim %}
-{%- if not window_days.isdigit() or window_days | int < 1 %}
-    {{ exceptions.raise_compiler_error(
-        "var recent_buyers_window_days must be a whole number of days (1 or more), got '"
-        ~ window_days ~ "'"
-    ) }}
-{%- endif %}
+{%- set window_days = recent_buyers_window_days() %}
 
 -- sqlfluff:indentation:template_blocks_indent:False
 {%- set with_zendesk = 'zendesk' in engagement_platforms() %}
