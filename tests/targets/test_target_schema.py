@@ -187,3 +187,28 @@ def test_a_stream_without_records_still_gets_its_table(warehouse_config, run, sq
     types = _types(sql, "nothing_yet")
     assert types["id"] == "bigint" and types["s"] == "text"
     assert sql("select count(*) from raw_test.nothing_yet") == [(0,)]
+
+
+def test_new_streams_declared_while_batches_and_their_states_commit(warehouse_config, run, sql):
+    """A tap declares each stream as it reaches it, so a SCHEMA often follows a batch the
+    loader thread is still committing (with its STATE, in the state table) on the same
+    connection: the new stream's table waits for that transaction. Creating it at once
+    nested the two threads' transactions (psycopg: "transaction commit at the wrong
+    nesting level"; a 10k-people Shopify extract failed so)."""
+    config = {
+        **warehouse_config,
+        "batch_size_rows": 1,  # every record a batch, handed to the loader at once
+        "state_table": "omnicanal_meta.singer_state",
+        "state_id": "tap",
+    }
+    messages = []
+    for n in range(60):
+        messages += [
+            schema(f"s{n}", {"id": INT}, ["id"]),
+            record(f"s{n}", {"id": n}),
+            {"type": "STATE", "value": {"bookmarks": {f"s{n}": {"n": n}}}},
+        ]
+    states = run(config, messages)
+    assert states[-1] == {"bookmarks": {"s59": {"n": 59}}}
+    for n in (0, 30, 59):
+        assert sql(f"select id from raw_test.s{n}") == [(n,)]

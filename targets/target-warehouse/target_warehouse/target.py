@@ -289,7 +289,9 @@ class TargetWarehouse(Target):
         sink.replication_key = bookmarks[0] if bookmarks else None
         # a declared stream has its table even before (or without) a record: the models
         # that read it find it empty, not missing (a WhatsApp account nobody has opted
-        # out of yet still has raw_whatsapp.user_preferences)
+        # out of yet still has raw_whatsapp.user_preferences). The loader thread may be
+        # committing a batch on the same connection: its transaction ends first
+        self._wait()
         conn = self.connection
         with conn.transaction():
             sink._ensure_table(conn)
