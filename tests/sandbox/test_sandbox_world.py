@@ -216,3 +216,47 @@ def test_expected_recent_buyers_matches_the_raw_records(world: World, window_day
 def test_expected_recent_buyers_on_a_big_world(big_world: World) -> None:
     assert big_world.expected_recent_buyers() == _recent_buyers_from_raw_records(big_world, 90)
     assert set(big_world.expected_recent_buyers(30)) < set(big_world.expected_recent_buyers(90))
+
+
+def test_email_consent_counts_only_where_a_served_record_states_it() -> None:
+    """The truths market to people whose consent the pipeline can see: an account the
+    platform deleted takes its consent with it, a Mailchimp member pending confirmation
+    or a Square profile without an email states none, and no record makes someone who
+    refused a consenter."""
+    world = generate_world(1500, 7, as_of=AS_OF)  # mutated below: not the shared one
+    consenters = world.email_marketing_consenters()
+    slices = {
+        name: piece.email_consent_people()
+        for name, piece in world.slices.items()
+        if hasattr(piece, "email_consent_people")
+    }
+    assert set(slices) == {"shopify", "mailchimp", "vtex", "square"}
+    refusers = {p.person_id for p in world.people if not p.accepts_email_marketing}
+    assert refusers & set().union(*slices.values()), "no refuser has a consent record"
+    assert consenters == set().union(*slices.values()) - refusers
+
+    def only(name: str) -> list[str]:
+        others = set().union(*(people for k, people in slices.items() if k != name))
+        return sorted(consenters - others)
+
+    # consent only a Shopify account states goes with the account
+    store = world.slices["shopify"]
+    gone = only("shopify")[:3]
+    assert gone
+    store.customers = [c for c in store.customers if store.customer_person[c["id"]] not in gone]
+    # a member pending confirmation states nothing
+    account = world.slices["mailchimp"]
+    pending = only("mailchimp")[:1]
+    assert pending
+    for list_id, members in account.members.items():
+        for member in members:
+            if account.person_of(list_id, member["email_address"]) in pending:
+                member["status"] = "pending"
+    # nor does a Square profile without an email, whatever its preferences say
+    shop = world.slices["square"]
+    no_email = only("square")[:1]
+    assert no_email
+    for customer in shop.customers:
+        if shop.customer_person[customer["id"]] in no_email:
+            customer.pop("email_address")
+    assert world.email_marketing_consenters() == consenters - {*gone, *pending, *no_email}

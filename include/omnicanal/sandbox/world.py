@@ -52,6 +52,18 @@ class World:
         """The person with ``person_id``; KeyError if the world has none."""
         return self.people_by_id[person_id]
 
+    def email_marketing_consenters(self) -> set[str]:
+        """The people who accept email marketing *and* whom a record the platforms still
+        serve says so of. Consent the pipeline cannot see is no consent: someone whose
+        only record of it was a deleted account is marketed to nowhere. The slices that
+        state consent say whose records do (``email_consent_people``); read each time,
+        as the emulators delete and create records."""
+        on_record: set[str] = set()
+        for piece in self.slices.values():
+            if hasattr(piece, "email_consent_people"):
+                on_record |= piece.email_consent_people()
+        return {pid for pid in on_record if self.person(pid).accepts_email_marketing}
+
     def expected_recent_buyers(self, window_days: int = 90) -> dict[str, dict[str, str]]:
         """Ground truth of the Mailchimp "recent buyers" segment.
 

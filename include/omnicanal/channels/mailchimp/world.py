@@ -149,6 +149,18 @@ class MailchimpAccount:
         """Ground truth: whose is the member with ``email`` in ``list_id``."""
         return self.member_person.get(f"{list_id}/{subscriber_hash(email)}")
 
+    def email_consent_people(self) -> set[str]:
+        """The people whose email-marketing consent a member's status states
+        (subscribed, unsubscribed, transactional; pending, cleaned and archived say
+        nothing)."""
+        return {
+            person
+            for list_id, members in self.members.items()
+            for member in members
+            if member.get("status") in ("subscribed", "unsubscribed", "transactional")
+            and (person := self.person_of(list_id, member["email_address"])) is not None
+        }
+
     def describe(self) -> str:
         members = sum(len(m) for m in self.members.values())
         actions = sum(

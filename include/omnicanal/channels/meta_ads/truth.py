@@ -70,18 +70,20 @@ def expected_lapsed_customers(
     """The audience ``sync_meta_ads__lapsed_customers`` leaves at Meta.
 
     People whose latest order not cancelled (any platform, up to ``as_of``) is more than
-    ``lapsed_days`` old and who accept marketing (the ``ads`` consent), keyed by their
+    ``lapsed_days`` old and who accept marketing (the ``ads`` consent) as a served record
+    says (``World.email_marketing_consenters``), keyed by their
     ``EMAIL`` hash (what the audience holds a person by), each with the hashes of their
     canonical email, phone, first and last name, city, state, postcode and
     ``country`` under Meta's names (``EMAIL``, ``PHONE``, ``FN``, ``LN``, ``CT``, ``ST``,
     ``ZIP``, ``COUNTRY``).
     """
     cutoff = world.as_of - timedelta(days=lapsed_days)
+    consenters = world.email_marketing_consenters()
     expected: dict[str, dict[str, str]] = {}
     for person_id, last in last_orders(world).items():
-        person = world.person(person_id)
-        if last >= cutoff or not person.accepts_email_marketing:
+        if last >= cutoff or person_id not in consenters:
             continue
+        person = world.person(person_id)
         values = {
             "EMAIL": person.email,
             "PHONE": person.phone,

@@ -164,6 +164,13 @@ class ShopifyStore:
             "deleted_products": self.deleted_products,
         }
 
+    def email_consent_people(self) -> set[str]:
+        """The people whose email-marketing consent a served customer states (every
+        customer account does; a deleted account's went with it)."""
+        return {
+            self.customer_person[c["id"]] for c in self.customers if c["id"] in self.customer_person
+        }
+
     def describe(self) -> str:
         """What the slice holds, for the demo's progress line."""
         return (

@@ -22,11 +22,13 @@ def expected_recent_store_buyers(world: Any, window_days: int = 90) -> dict[str,
 
     Every customer profile (not deleted) with a completed sale that is not a return,
     created in the ``window_days`` before the world's ``as_of``, whose owner (the
-    ``Person``) accepts email marketing, keyed by its Square id, with the profile's
+    ``Person``) accepts email marketing as a served record says
+    (``World.email_marketing_consenters``), keyed by its Square id, with the profile's
     latest such sale (UTC, ISO-8601, ``Z``) under ``omnicanal.last_store_sale``.
     """
     cutoff = world.as_of - timedelta(days=window_days)
     shop = world.slices["square"]
+    consenters = world.email_marketing_consenters()
     profiles = {c["id"] for c in shop.customers}
     latest: dict[str, datetime] = {}
     for order in shop.orders:
@@ -37,7 +39,7 @@ def expected_recent_store_buyers(world: Any, window_days: int = 90) -> dict[str,
         if not cutoff <= created <= world.as_of:
             continue
         person_id = shop.customer_person.get(customer_id)
-        if person_id is None or not world.person(person_id).accepts_email_marketing:
+        if person_id not in consenters:
             continue
         latest[customer_id] = max(created, latest.get(customer_id, created))
     return {

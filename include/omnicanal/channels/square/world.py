@@ -245,6 +245,15 @@ class SquareShop:
             deleted=data.get("deleted", []),
         )
 
+    def email_consent_people(self) -> set[str]:
+        """The people whose email-marketing consent a served profile states: one with an
+        email address (``preferences.email_unsubscribed`` means nothing without one)."""
+        return {
+            self.customer_person[c["id"]]
+            for c in self.customers
+            if c.get("email_address") and c["id"] in self.customer_person
+        }
+
     def describe(self) -> str:
         """What the slice holds, for the demo's progress line."""
         return (

@@ -231,6 +231,15 @@ class VtexStore:
             deleted=data.get("deleted", []),
         )
 
+    def email_consent_people(self) -> set[str]:
+        """The people whose email-marketing consent a served profile states
+        (``isNewsletterOptIn``)."""
+        return {
+            self.profile_person[p["id"]]
+            for p in self.profiles
+            if p.get("isNewsletterOptIn") is not None and p["id"] in self.profile_person
+        }
+
     def describe(self) -> str:
         """What the slice holds, for the demo's progress line."""
         return f"{len(self.profiles)} VTEX customer profiles, {len(self.orders)} orders"
