@@ -1,9 +1,13 @@
 """The ledger: what each destination holds, as far as omnicanal wrote it.
 
 ``sync_ledger`` has one row per (sync, key) that a sync ever tried to write: the
-payload the destination holds (its hash decides what changed), whether it is
-present there, and the last error. A removal only ever targets keys with
-``present``, so a sync never touches records it did not write.
+payload the destination holds, its ``row_hash`` (what the diff compares with the
+model's rows to find what changed; see ``engine._model_row_hash``), whether it is
+present there, and the last error. A ledger from before ``row_hash`` existed gets the
+column empty, and each sync's next run fills it from the stored payloads (the same
+value the model's unchanged rows hash to), so an upgrade resends nothing. A removal
+only ever targets keys with ``present``, so a sync never touches records it did not
+write.
 
 Every row a run sends ends in one of three outcomes (``last_outcome`` in the ledger,
 ``status`` in ``sync_row_outcomes``):
@@ -105,6 +109,9 @@ alter table {SCHEMA}.sync_runs add column if not exists rate_limit double precis
 alter table {SCHEMA}.sync_runs add column if not exists destination_stats jsonb;
 alter table {SCHEMA}.sync_runs
     add column if not exists skipped_null_keys integer not null default 0;
+alter table {SCHEMA}.sync_ledger add column if not exists row_hash bigint;
+create index if not exists sync_ledger_unhashed on {SCHEMA}.sync_ledger (sync_name)
+    where row_hash is null and payload is not null;
 """
 
 
@@ -124,6 +131,7 @@ _NEWEST = (
     ("sync_runs", "rate_limit"),
     ("sync_runs", "destination_stats"),
     ("sync_runs", "skipped_null_keys"),
+    ("sync_ledger", "row_hash"),
 )
 
 
