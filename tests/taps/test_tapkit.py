@@ -1,4 +1,5 @@
-"""omnicanal-tapkit, the piece every tap shares: waits, readable failures, config checks.
+"""omnicanal-tapkit, the piece every tap shares: waits, readable failures, config checks,
+records conformed as the SDK would, a lean start.
 
 All in memory (no server, no sleep worth the name): the taps' own tests drive the same
 code against the sandbox. These pin what each tap relies on: ``Retry-After`` in both of
@@ -9,23 +10,34 @@ the setting, through singer-sdk's public surface only.
 
 from __future__ import annotations
 
+import copy
 import email.utils
+import importlib
+import json
 import logging
+import subprocess
+import sys
 import typing as t
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import requests
 from requests.adapters import BaseAdapter
-from singer_sdk import RESTStream
+from singer_sdk import RESTStream, Stream
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
+from singer_sdk.helpers.conform import TypeConformanceLevel
 
 import omnicanal_tapkit.streams
 from omnicanal_tapkit import (
+    ConformedRecords,
     PlatformFailures,
     PlatformRetries,
     PlatformTap,
+    SchemaConformer,
     backoff_log_handler,
     base_url_errors,
     exponential_backoff,
@@ -35,6 +47,8 @@ from omnicanal_tapkit import (
     retry_waits,
     url_without_query,
 )
+from omnicanal_tapkit.startup import UNUSED_BY_TAPS, absent
+from omnicanal_tapkit.waits import AnsweredRequests
 
 TOKEN = "tok_SECRET_0123456789"
 URL = "https://api.example.com/v2/orders?cursor=abc&access_token=qsSECRET987"
@@ -476,3 +490,184 @@ def test_when_a_stream_syncs_in_full(state, days, due):
 
     config = {} if days is None else {"full_sync_every_days": days}
     assert full_sync_due(state, NOW, config) is due
+
+
+# --- conformance compiled once per schema ------------------------------------------------
+
+CONFORM_SCHEMA = th.PropertiesList(
+    th.Property("id", th.StringType),
+    th.Property("count", th.IntegerType),
+    th.Property("paid", th.BooleanType),
+    th.Property("amount", th.NumberType),
+    th.Property("at", th.DateTimeType),
+    th.Property("tags", th.ArrayType(th.StringType)),
+    th.Property("flags", th.ArrayType(th.BooleanType)),
+    th.Property(
+        "address",
+        th.ObjectType(
+            th.Property("city", th.StringType),
+            th.Property("verified", th.BooleanType),
+            th.Property("geo", th.ObjectType(th.Property("lat", th.NumberType))),
+        ),
+    ),
+    th.Property(
+        "lines",
+        th.ArrayType(
+            th.ObjectType(
+                th.Property("sku", th.StringType),
+                th.Property("qty", th.IntegerType),
+                th.Property("gift", th.BooleanType),
+            )
+        ),
+    ),
+    th.Property("extra", th.ObjectType(additional_properties=True)),
+    th.Property(
+        "loose",
+        th.CustomType({"type": ["object", "null"], "additionalProperties": True, "properties": {}}),
+    ),
+).to_dict()
+
+CONFORM_RECORDS: list[dict[str, t.Any]] = [
+    {"id": "a", "count": 3, "paid": True, "amount": Decimal("1.10"), "tags": ["x", "y"]},
+    {"id": "b", "paid": 0, "flags": [1, 0, None, True], "unknown": 1, "amount": Decimal("NaN")},
+    {"id": "c", "paid": "false", "amount": float("inf"), "at": datetime(2026, 1, 2, 3, 4, 5)},
+    {
+        "id": "d",
+        "address": {"city": "Recife", "verified": 1, "zip": "50000", "geo": {"lat": 1.5, "x": 2}},
+        "lines": [{"sku": "s1", "qty": 2, "gift": 0, "note": "n"}, {"sku": "s2"}, "odd"],
+    },
+    {"id": "e", "at": date(2026, 1, 2), "count": timedelta(seconds=5), "tags": "not a list"},
+    {"id": "f", "paid": b"\x00", "tags": [b"\x01", None], "address": "not an object"},
+    {"id": "g", "extra": {"anything": [1, {"deep": True}]}, "loose": {"k": 1}, "paid": None},
+    {"id": "h", "lines": [], "address": {}, "flags": ["yes"], "amount": 2},
+]
+
+
+def test_compiled_conformance_writes_what_the_sdk_writes() -> None:
+    """The records as singer-sdk's RECURSIVE conformance leaves them, dropped names too."""
+    from singer_sdk.helpers._typing import _conform_record_data_types
+    from singer_sdk.helpers.conform import TypeConformanceLevel
+
+    conformer = SchemaConformer(CONFORM_SCHEMA)
+    for record in CONFORM_RECORDS:
+        expected, expected_dropped = _conform_record_data_types(
+            copy.deepcopy(record), CONFORM_SCHEMA, TypeConformanceLevel.RECURSIVE, None
+        )
+        got, dropped = conformer.conform(copy.deepcopy(record))
+        assert got == expected, record["id"]
+        assert [type(v) for v in got.values()] == [type(v) for v in expected.values()]
+        assert dropped == expected_dropped, record["id"]
+
+
+def test_conformed_streams_drop_unknown_properties_once_and_leave_the_sdk_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Things(Stream):
+        name = "things"
+        schema = CONFORM_SCHEMA
+
+        def get_records(self, context):  # noqa: ANN001, ANN201 - the stream's own reading
+            return iter(copy.deepcopy(CONFORM_RECORDS[:2]) * 2)
+
+    class Conformed(ConformedRecords, Things):
+        pass
+
+    tap = AcmeTap(config={"access_token": TOKEN, "api_url": "https://x.test"})
+    stream = Conformed(tap=tap)
+    assert stream.TYPE_CONFORMANCE_LEVEL == TypeConformanceLevel.NONE
+    with caplog.at_level(logging.WARNING):
+        records = list(stream.get_records(None))
+    assert [r["id"] for r in records] == ["a", "b", "a", "b"]
+    assert "unknown" not in records[1] and records[1]["paid"] is False
+    assert records[1]["amount"] is None and records[1]["flags"] == [True, False, None, True]
+    warnings = [r for r in caplog.records if "not found in catalog schema" in r.getMessage()]
+    assert len(warnings) == 1 and "unknown" in warnings[0].getMessage()
+
+
+# --- lean start ----------------------------------------------------------------------------
+
+
+def test_absent_modules_fail_to_import_inside_and_import_again_after() -> None:
+    name = "omnicanal_tapkit_test_absent_module"
+    assert name not in sys.modules
+    with absent([name, "json"]):
+        with pytest.raises(ImportError):
+            importlib.import_module(name)
+        assert importlib.import_module("json") is sys.modules["json"]  # imported: untouched
+    assert name not in sys.modules
+
+
+def test_a_tap_started_by_its_console_script_never_imports_the_unused_libraries(
+    tmp_path: Path,
+) -> None:
+    """`tap-square --about` runs, in JSON through msgspec, without numpy, psutil, isoduration."""
+    script = (
+        "import sys, runpy\n"
+        "sys.argv = ['tap-square', '--about', '--format=json']\n"
+        "try:\n"
+        "    runpy.run_module('tap_square', run_name='__main__')\n"
+        "except SystemExit as done:\n"
+        "    assert not done.code, done.code\n"
+        "loaded = [n for n in UNUSED if n in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "import numpy  # afterwards, as usual\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", f"UNUSED = {UNUSED_BY_TAPS!r}\n{script}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["name"] == "tap-square"
+    assert issubclass(PlatformTap.message_writer_class, MsgSpecWriter)
+
+
+# --- a per-second window used fully ------------------------------------------------------
+
+
+def test_a_429_waits_until_the_window_has_room_then_backs_off() -> None:
+    """The first wait of a 429 without Retry-After ends when the oldest request answered
+    in the window leaves it; a second 429 in a row backs off from the rate-limit base."""
+    now = [100.0]
+    window = AnsweredRequests(1.0, clock=lambda: now[0])
+    assert window.wait_for_room() is None  # nothing answered: nothing to go by
+    for moment in (100.0, 100.2, 100.3):
+        now[0] = moment
+        window.note()
+    now[0] = 100.4
+    assert window.wait_for_room() == pytest.approx(0.6)
+    now[0] = 101.1  # the first left the window: room when the second leaves
+    assert window.wait_for_room() == pytest.approx(0.1)
+
+    waits = retry_waits(base=1.0, cap=10.0, rate_limit_base=0.25, rate_window=window)
+    next(waits)
+    limited = RetriableAPIError("429", answer(429))
+    assert waits.send(limited) == pytest.approx(0.1)
+    assert 0.25 <= waits.send(limited) <= 0.275  # the window was not the whole story
+    assert 0.5 <= waits.send(limited) <= 0.55
+    assert waits.send(RetriableAPIError("429", answer(429, {"Retry-After": "3"}))) == 3.0
+    # a 5xx is no sign of a full window
+    fresh = retry_waits(base=1.0, cap=10.0, rate_limit_base=0.25, rate_window=window)
+    next(fresh)
+    assert 1.0 <= fresh.send(RetriableAPIError("503", answer(503))) <= 1.1
+    now[0] = 103.0  # the window emptied: a 429 backs off as before
+    assert 0.5 <= fresh.send(limited) <= 0.55
+
+
+def test_streams_with_a_rate_window_note_what_the_platform_counted() -> None:
+    class Windowed(AcmeStream):
+        rate_limit_window_seconds = 1.0
+
+    tap = AcmeTap(config={"api_url": "https://api.example.com"})
+    stream = Windowed(tap=tap)
+    session = stream.requests_session
+    assert session.answered is not None
+    assert session.answered is Windowed(tap=tap).requests_session.answered  # one per origin
+    session.mount("https://", Scripted(answer(200), answer(429), answer(200)))
+    for _ in range(3):
+        session.get("https://api.example.com/v2/things")
+    assert len(session.answered._answered) == 2  # the 429 was not counted
+    assert 0.9 < session.answered.wait_for_room() <= 1.0
+    assert AcmeStream(tap=tap).requests_session.answered is None  # no window, no notes

@@ -129,8 +129,9 @@ class TapSquare(PlatformTap):
         *request_settings(
             user_agent="tap-square-omnicanal (singer-sdk)",
             retried_after=(
-                "HTTP 429 (RATE_LIMITED; exponential backoff from 0.25 s), HTTP 5xx, a "
-                "timeout or a network error (exponential backoff from 1 s), with jitter"
+                "HTTP 429 (RATE_LIMITED; first until the one-second window has room "
+                "again, then exponential backoff from 0.25 s), HTTP 5xx, a timeout or a "
+                "network error (exponential backoff from 1 s), with jitter"
             ),
         ),
     ).to_dict()

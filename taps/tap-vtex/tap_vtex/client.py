@@ -26,7 +26,12 @@ from importlib import resources
 import requests
 from singer_sdk import RESTStream, SchemaDirectory
 
-from omnicanal_tapkit import PlatformFailures, PlatformRetries, url_without_query
+from omnicanal_tapkit import (
+    ConformedRecords,
+    PlatformFailures,
+    PlatformRetries,
+    url_without_query,
+)
 from tap_vtex.errors import (
     VtexAuthError,
     VtexConnectionError,
@@ -67,7 +72,7 @@ def vtex_message(response: requests.Response) -> str:
     return response.text.strip()[:300]
 
 
-class VtexStream(PlatformRetries, RESTStream[t.Any]):
+class VtexStream(ConformedRecords, PlatformRetries, RESTStream[t.Any]):
     """A VTEX REST endpoint with VTEX's auth, errors, retries and rate limits."""
 
     #: Retries, their log lines and final errors speak of VTEX and raise its errors.

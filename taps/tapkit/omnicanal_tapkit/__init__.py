@@ -12,28 +12,77 @@
   clean CLI exit for known failures;
 - :mod:`~omnicanal_tapkit.settings`: the ``user_agent``, ``request_timeout``,
   ``max_retries`` and ``full_sync_every_days`` settings, described once;
+- :mod:`~omnicanal_tapkit.conform`: :class:`ConformedRecords`, records conformed to the
+  schema by a function compiled once per schema instead of the SDK's per-record walk;
+- :mod:`~omnicanal_tapkit.startup`: ``run_tap_cli``, a tap's console script started
+  without the libraries singer-sdk's imports pull in and no tap uses;
 - :mod:`~omnicanal_tapkit.full_sync`: :class:`RetiresMissingOnFullSync`, deleted records
   retired by a full sync (the one use of singer-sdk internals, kept here).
 """
 
-from omnicanal_tapkit.failures import (
-    PlatformFailures,
-    backoff_log_handler,
-    network_reason,
-    readable_failures,
-)
-from omnicanal_tapkit.full_sync import RetiresMissingOnFullSync, full_sync_due
-from omnicanal_tapkit.redact import redact, request_secrets, scrub, url_without_query
-from omnicanal_tapkit.settings import full_sync_setting, request_settings
-from omnicanal_tapkit.streams import PlatformRetries
-from omnicanal_tapkit.tap import PlatformTap, base_url_errors
-from omnicanal_tapkit.waits import exponential_backoff, retry_after_seconds, retry_waits
+from __future__ import annotations
+
+import importlib
+import typing as t
+
+#: Each public name and the module that holds it; imported when first asked for, so
+#: that :mod:`omnicanal_tapkit.startup` can run before anything imports singer-sdk.
+_EXPORTS: dict[str, str] = {
+    "ConformedRecords": "conform",
+    "SchemaConformer": "conform",
+    "PlatformFailures": "failures",
+    "backoff_log_handler": "failures",
+    "network_reason": "failures",
+    "readable_failures": "failures",
+    "RetiresMissingOnFullSync": "full_sync",
+    "full_sync_due": "full_sync",
+    "redact": "redact",
+    "request_secrets": "redact",
+    "scrub": "redact",
+    "url_without_query": "redact",
+    "full_sync_setting": "settings",
+    "request_settings": "settings",
+    "PlatformRetries": "streams",
+    "PlatformTap": "tap",
+    "base_url_errors": "tap",
+    "exponential_backoff": "waits",
+    "retry_after_seconds": "waits",
+    "retry_waits": "waits",
+}
+
+if t.TYPE_CHECKING:
+    from omnicanal_tapkit.conform import ConformedRecords, SchemaConformer
+    from omnicanal_tapkit.failures import (
+        PlatformFailures,
+        backoff_log_handler,
+        network_reason,
+        readable_failures,
+    )
+    from omnicanal_tapkit.full_sync import RetiresMissingOnFullSync, full_sync_due
+    from omnicanal_tapkit.redact import redact, request_secrets, scrub, url_without_query
+    from omnicanal_tapkit.settings import full_sync_setting, request_settings
+    from omnicanal_tapkit.streams import PlatformRetries
+    from omnicanal_tapkit.tap import PlatformTap, base_url_errors
+    from omnicanal_tapkit.waits import exponential_backoff, retry_after_seconds, retry_waits
+
+
+def __getattr__(name: str) -> t.Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
+    "ConformedRecords",
     "PlatformFailures",
     "PlatformRetries",
     "PlatformTap",
     "RetiresMissingOnFullSync",
+    "SchemaConformer",
     "backoff_log_handler",
     "base_url_errors",
     "exponential_backoff",

@@ -16,6 +16,7 @@ business (``validate_response``, ``extra_retry_statuses``).
 from __future__ import annotations
 
 import typing as t
+from http import HTTPStatus
 from urllib.parse import urlsplit
 
 import requests
@@ -23,7 +24,7 @@ from requests.utils import resolve_proxies
 
 from omnicanal_tapkit.failures import PlatformFailures, backoff_log_handler, readable_failures
 from omnicanal_tapkit.settings import DEFAULT_MAX_RETRIES, DEFAULT_REQUEST_TIMEOUT
-from omnicanal_tapkit.waits import retry_waits
+from omnicanal_tapkit.waits import AnsweredRequests, retry_waits
 
 if t.TYPE_CHECKING:
     from backoff.types import Details
@@ -42,9 +43,11 @@ class ProxiesOnceSession(requests.Session):
     is unchanged.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, answered: AnsweredRequests | None = None) -> None:
         super().__init__()
         self._resolved: dict[t.Hashable, dict[str, str]] = {}
+        #: Where the requests the platform counted are noted (a rate window), if anywhere.
+        self.answered = answered
 
     def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
         if "proxies" not in kwargs and request.url:
@@ -54,7 +57,23 @@ class ProxiesOnceSession(requests.Session):
             if key not in self._resolved:
                 self._resolved[key] = resolve_proxies(request, proxies, self.trust_env)
             kwargs["proxies"] = dict(self._resolved[key])
-        return super().send(request, **kwargs)
+        response = super().send(request, **kwargs)
+        if self.answered is not None and response.status_code != HTTPStatus.TOO_MANY_REQUESTS:
+            self.answered.note()
+        return response
+
+
+#: Per platform origin, the requests answered in its rate window: one tap's streams run
+#: one after another on the same token, so they share the platform's window.
+_ANSWERED: dict[tuple[str, float], AnsweredRequests] = {}
+
+
+def answered_requests(url_base: str, window_seconds: float) -> AnsweredRequests:
+    """The :class:`AnsweredRequests` of ``url_base``'s rate window, shared by its streams."""
+    key = (url_base, window_seconds)
+    if key not in _ANSWERED:
+        _ANSWERED[key] = AnsweredRequests(window_seconds)
+    return _ANSWERED[key]
 
 
 class PlatformRetries:
@@ -72,20 +91,32 @@ class PlatformRetries:
     rate_limit_base_seconds: t.ClassVar[float | None] = None
     #: Longest wait between two retries, whatever the backoff or ``Retry-After`` says.
     backoff_max_seconds: t.ClassVar[float] = 60.0
+    #: The platform's rate window when it limits requests per window and answers 429
+    #: without ``Retry-After`` (Square: 1 s). Set, the first wait after such a 429 lasts
+    #: until the window has room (see :class:`~omnicanal_tapkit.waits.AnsweredRequests`).
+    rate_limit_window_seconds: t.ClassVar[float | None] = None
 
     if t.TYPE_CHECKING:  # provided by RESTStream
         import logging
 
         config: t.Mapping[str, t.Any]
         logger: logging.Logger
+        url_base: str
 
     @property
     def requests_session(self) -> requests.Session:
         """One :class:`ProxiesOnceSession` per stream, as singer-sdk keeps one session."""
         session = self.__dict__.get("_proxies_once_session")
         if session is None:
-            session = self.__dict__["_proxies_once_session"] = ProxiesOnceSession()
+            session = self.__dict__["_proxies_once_session"] = ProxiesOnceSession(
+                self._rate_window()
+            )
         return session
+
+    def _rate_window(self) -> AnsweredRequests | None:
+        if self.rate_limit_window_seconds is None:
+            return None
+        return answered_requests(self.url_base, self.rate_limit_window_seconds)
 
     @property
     def timeout(self) -> int:
@@ -102,6 +133,7 @@ class PlatformRetries:
             base=self.backoff_base_seconds,
             cap=self.backoff_max_seconds,
             rate_limit_base=self.rate_limit_base_seconds,
+            rate_window=self._rate_window(),
         )
 
     def backoff_jitter(self, value: float) -> float:

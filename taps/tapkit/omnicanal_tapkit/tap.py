@@ -15,6 +15,12 @@ Two things every omnicanal tap wants and singer-sdk 0.54 has no hook for:
   sentence for the person running the pipeline, not a traceback. ``invoke`` (the
   public classmethod the CLI calls) catches the tap's ``known_failures`` and exits 1
   after logging the message. Anything else is a bug and keeps its traceback.
+
+And one public setting: messages are written by singer-sdk's msgspec writer
+(``message_writer_class``, ``singer_sdk.contrib.msgspec``) instead of its simplejson one:
+the same JSON values (non-ASCII characters as UTF-8 rather than ``\\u`` escapes), at a
+fraction of the cost per record (0.3 s of a 3.7 s profile of tap-square's 3,316 records).
+:class:`MessageWriter` also writes to a text-only ``sys.stdout`` (a test's capture).
 """
 
 from __future__ import annotations
@@ -24,9 +30,23 @@ import typing as t
 from urllib.parse import urlsplit
 
 from singer_sdk import Tap
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 CONFIG_INVALID = "Config validation failed"
+
+
+class MessageWriter(MsgSpecWriter):
+    """singer-sdk's msgspec writer, also when ``sys.stdout`` takes text only."""
+
+    def write_message(self, message: t.Any) -> None:
+        line = self.format_message(message)
+        out = sys.stdout
+        if hasattr(out, "buffer"):
+            out.buffer.write(line)
+        else:
+            out.write(line.decode())
+        out.flush()
 
 
 class PlatformTap(Tap):
@@ -34,6 +54,8 @@ class PlatformTap(Tap):
 
     #: Exceptions the CLI ends with their message alone (the tap's error base class).
     known_failures: t.ClassVar[tuple[type[BaseException], ...]] = ()
+    #: Singer messages out as msgspec encodes them (see the module docstring).
+    message_writer_class = MessageWriter
 
     def __init__(self, **kwargs: t.Any) -> None:
         """The SDK's init (schema validation included), then :meth:`config_errors`.

@@ -10,13 +10,17 @@ so a misconfigured server cannot park a sync for an hour.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import email.utils
 import random
+import time
 import typing as t
 from http import HTTPStatus
 
 if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
     import requests
 
 #: Share of a backoff step added at random (up to 10 % more), enough to spread the
@@ -66,12 +70,47 @@ def exponential_backoff(
     return min(wait, cap)
 
 
+class AnsweredRequests:
+    """When a platform answered the requests it accepted, over its rate window.
+
+    A platform that limits requests per window (Square: per second) and says nothing
+    about when to come back is full when it answers 429; it has room again as soon as
+    the oldest request it counted leaves the window. The client knows when that is: it
+    sent that request. :meth:`wait_for_room` is the time until then, measured from the
+    answer (a little after the platform counted the request, so never early).
+    """
+
+    def __init__(self, window_seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.window_seconds = window_seconds
+        self._clock = clock
+        self._answered: collections.deque[float] = collections.deque()
+
+    def _forget_old(self, now: float) -> None:
+        while self._answered and now - self._answered[0] >= self.window_seconds:
+            self._answered.popleft()
+
+    def note(self) -> None:
+        """A request was answered (anything but 429: that one the platform did not count)."""
+        now = self._clock()
+        self._answered.append(now)
+        self._forget_old(now)
+
+    def wait_for_room(self) -> float | None:
+        """Seconds until the oldest answered request leaves the window; None if none is in."""
+        now = self._clock()
+        self._forget_old(now)
+        if not self._answered:
+            return None
+        return max(0.0, self._answered[0] + self.window_seconds - now)
+
+
 def retry_waits(
     *,
     base: float = 1.0,
     cap: float = 60.0,
     jitter: float = DEFAULT_JITTER,
     rate_limit_base: float | None = None,
+    rate_window: AnsweredRequests | None = None,
 ) -> t.Generator[float, t.Any, None]:
     """A wait generator for singer-sdk's ``RESTStream.backoff_wait_generator`` hook.
 
@@ -87,17 +126,29 @@ def retry_waits(
     ``Retry-After``: a platform whose rate window is short (Square's frees within a
     second) would sit idle for most of a 1 s first wait, while an outage (5xx, a dropped
     connection) deserves the longer ``base``. Both double on the same step count.
+
+    ``rate_window`` (the requests this client had answered in the platform's rate
+    window, see :class:`AnsweredRequests`) decides the first wait of a 429 without
+    ``Retry-After``: until the window has room again, so a per-second limit is used
+    fully (a doubling wait overshoots the moment the window frees by up to half its
+    length). A second 429 in a row means the window is not the whole story (other
+    clients of the same token): the exponential backoff takes over.
     """
     steps = 0
+    windowed = False
     exception = yield 0.0
     while True:
         response = getattr(exception, "response", None)
         wait = retry_after_seconds(response)
         if wait is None:
-            first = base
             status = getattr(response, "status_code", None)
-            if rate_limit_base is not None and status == HTTPStatus.TOO_MANY_REQUESTS:
-                first = rate_limit_base
+            limited = status == HTTPStatus.TOO_MANY_REQUESTS
+            room = rate_window.wait_for_room() if limited and rate_window else None
+            if room is not None and not windowed:
+                windowed = True
+                exception = yield min(room, cap)
+                continue
+            first = rate_limit_base if limited and rate_limit_base is not None else base
             wait = exponential_backoff(steps, base=first, cap=cap, jitter=jitter)
             steps += 1
         exception = yield min(wait, cap)

@@ -1,0 +1,16 @@
+"""``tap-hubspot`` and ``python -m tap_hubspot``: the tap's command line, started lean.
+
+See :mod:`omnicanal_tapkit.startup`: the tap is imported without the libraries that
+singer-sdk's imports pull in and no tap uses.
+"""
+
+from omnicanal_tapkit.startup import run_tap_cli
+
+
+def main() -> None:
+    """Run ``tap-hubspot`` (the console script)."""
+    run_tap_cli("tap_hubspot.tap", "TapHubSpot")
+
+
+if __name__ == "__main__":
+    main()
