@@ -620,6 +620,24 @@ def test_bulk_children_are_put_back_under_their_parent_in_any_order() -> None:
     assert [r["id"] for r in second["returns"]] == ["gid://shopify/Return/5"]
 
 
+def test_bulk_parent_is_the_lines_key_not_text_that_looks_like_it() -> None:
+    """The parent is found without parsing the line: a note quoting the key stays text."""
+    order = "gid://shopify/Order/1"
+    trick = '{"__parentId": "gid://shopify/Order/404"}'
+    file = io.BytesIO(
+        (
+            json.dumps({"id": order, "note": trick})
+            + "\n"
+            + json.dumps({"__typename": "LineItem", "id": "li", "__parentId": order}, indent=None)
+            + "\n"
+            + '{"__typename":"LineItem","id":"l2","__parentId":"gid://shopify/Order/1"}\n'
+        ).encode()
+    )
+    (rebuilt,) = reassemble(file, queries.ORDERS, stream="orders")
+    assert rebuilt["note"] == trick
+    assert [item["id"] for item in rebuilt["lineItems"]] == ["li", "l2"]
+
+
 def test_bulk_child_without_its_parent_fails_loudly() -> None:
     file = jsonl(
         {"id": "gid://shopify/Order/1"},

@@ -20,6 +20,7 @@ at a time plus the index of offsets.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 import typing as t
@@ -171,6 +172,26 @@ class BulkOperationRunner:
             raise ShopifyBulkOperationError(msg)
 
 
+_PARENT = re.compile(rb'"__parentId"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _parent_id(raw: bytes) -> str | None:
+    """The ``__parentId`` of a bulk result line, found without parsing the line.
+
+    Shopify writes it as the line's last key; inside a string value every quote is
+    escaped, so the unescaped ``"__parentId":`` is the key. The line itself is parsed
+    once, when its record is rebuilt.
+    """
+    at = raw.rfind(b'"__parentId"')
+    if at < 0:
+        return None
+    found = _PARENT.match(raw, at)
+    if found is None:
+        return None
+    value = found.group(1)
+    return json.loads(b'"' + value + b'"') if b"\\" in value else value.decode()
+
+
 def reassemble(
     lines: t.IO[bytes], resource: Resource, *, stream: str = ""
 ) -> Iterator[dict[str, t.Any]]:
@@ -181,25 +202,28 @@ def reassemble(
     lists keep the order of the file. The streams nest connections one level deep
     (Shopify allows two), so every child points at a root line.
     """
-    children: dict[str, list[int]] = defaultdict(list)
-    roots: list[int] = []
+    children: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    roots: list[tuple[int, int]] = []
     offset = lines.tell()
     for number, raw in enumerate(iter(lines.readline, b""), start=1):
         if raw.strip():
-            try:
-                parent = json.loads(raw).get(PARENT_KEY)
-            except (ValueError, AttributeError) as exc:
-                msg = f"stream '{stream}': line {number} of the bulk result is not a JSON object"
-                raise ShopifyBulkOperationError(msg) from exc
+            parent = _parent_id(raw)
             if parent is None:
-                roots.append(offset)
+                roots.append((offset, number))
             else:
-                children[parent].append(offset)
+                children[parent].append((offset, number))
         offset = lines.tell()
 
-    def read(at: int) -> dict[str, t.Any]:
-        lines.seek(at)
-        return json.loads(lines.readline())
+    def read(at: tuple[int, int]) -> dict[str, t.Any]:
+        lines.seek(at[0])
+        msg = f"stream '{stream}': line {at[1]} of the bulk result is not a JSON object"
+        try:
+            node = json.loads(lines.readline())
+        except ValueError as exc:
+            raise ShopifyBulkOperationError(msg) from exc
+        if not isinstance(node, dict):
+            raise ShopifyBulkOperationError(msg)
+        return node
 
     def attach(node: dict[str, t.Any]) -> dict[str, t.Any]:
         for connection in resource.connections:

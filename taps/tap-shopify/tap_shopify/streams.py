@@ -27,7 +27,7 @@ import typing as t
 
 from singer_sdk import Stream
 
-from omnicanal_tapkit import RetiresMissingOnFullSync
+from omnicanal_tapkit import ConformedRecords, RetiresMissingOnFullSync
 from tap_shopify import queries, shapes
 from tap_shopify.bulk import BulkOperationRunner
 
@@ -52,8 +52,12 @@ def _search_timestamp(value: str) -> str:
     return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class ShopifyStream(Stream):
-    """A root connection of the GraphQL Admin API, synced incrementally on ``updated_at``."""
+class ShopifyStream(ConformedRecords, Stream):
+    """A root connection of the GraphQL Admin API, synced incrementally on ``updated_at``.
+
+    Records are conformed to the schema by omnicanal-tapkit's compiled conformer
+    (:meth:`conform_record`, called where :meth:`get_records` yields), not the SDK's.
+    """
 
     resource: t.ClassVar[queries.Resource]
     primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
@@ -109,7 +113,7 @@ class ShopifyStream(Stream):
             record = shapes.to_record(node, self.integer_fields)
             if since is not None and self._updated_before(record, since):
                 continue
-            yield record
+            yield self.conform_record(record)
 
     @staticmethod
     def _updated_before(record: dict[str, t.Any], since: dt.datetime) -> bool:
