@@ -43,7 +43,8 @@ typed_names as (
         *,
         split_part(trim(email), '@', 1) as email_local_part,
         coalesce(
-            nullif(trim(full_name), ''), concat_ws(' ', trim(first_name), trim(last_name))
+            nullif(trim(full_name), ''),
+            nullif(concat_ws(' ', nullif(trim(first_name), ''), nullif(trim(last_name), '')), '')
         ) as typed_name
 
     from source_records
@@ -60,9 +61,46 @@ named_records as (
             and lower(regexp_replace(typed_name, '[^[:alpha:]]', '', 'g'))
             = lower(regexp_replace(email_local_part, '[^[:alpha:]]', '', 'g')),
             false
-        ) as name_is_email
+        ) as name_is_email,
+        -- A user name ("antonio_assis28", "joao.silva", "maria_s", "bia123": a help desk,
+        -- a chat or a social network shows it when it knows no name) is one word of
+        -- letters, digits, dots, underscores or hyphens, with a digit, a dot or an
+        -- underscore. Its dots and underscores part words, as in any name; its digits (a
+        -- birth year, a count) are no part of anyone's name: they are dropped, so the
+        -- name it was made of can fit the one the shop has. Whether it fits is the name
+        -- check's to say, as for any name: made of nobody's name, it is another name.
+        coalesce(
+            typed_name ~ '^[[:alpha:]][[:alnum:]_.-]*$' and typed_name ~ '[0-9_.]', false
+        ) as name_is_user_name
 
     from typed_names
+
+),
+
+-- the name as the matching forms read it: none for the email's stand-in; a user name
+-- without its digits, read as a name typed in one field
+name_forms as (
+
+    select
+        *,
+        case
+            when not name_is_email and not name_is_user_name then first_name
+        end as split_first_name,
+        case
+            when not name_is_email and not name_is_user_name then last_name
+        end as split_last_name,
+        case
+            when name_is_email then null
+            when name_is_user_name then regexp_replace(typed_name, '[0-9]+', ' ', 'g')
+            else full_name
+        end as one_field_name,
+        case
+            when name_is_email then null
+            when name_is_user_name then regexp_replace(typed_name, '[0-9]+', ' ', 'g')
+            else coalesce(nullif(trim(full_name), ''), concat_ws(' ', first_name, last_name))
+        end as matching_name
+
+    from named_records
 
 ),
 {%- if is_incremental() %}
@@ -75,7 +113,7 @@ changes as (
 ),
 {%- endif %}
 
-{%- set typed_full_key = normalize_name_key("case when not name_is_email then full_name end") %}
+{%- set typed_full_key = normalize_name_key("one_field_name") %}
 {#- generational suffixes closing a name ("Filho", "Neto") are not its surname #}
 {%- set trailing_suffixes = (
     "( (filho|filha|junior|jr|neto|neta|sobrinho|sobrinha|segundo|terceiro))+$"
@@ -131,23 +169,20 @@ normalized as (
         -- name (a compound first name stays whole), so the fuzzy stage can block and
         -- compare it with split names
         coalesce(
-            {{ normalize_name_key("case when not name_is_email then first_name end") }},
+            {{ normalize_name_key("split_first_name") }},
             regexp_replace(
                 regexp_replace({{ typed_full_key }}, '{{ trailing_suffixes }}', ''),
                 '( (d|da|das|de|do|dos|e))* [a-z0-9]+$', ''
             )
         ) as first_name_key,
         coalesce(
-            {{ normalize_name_key("case when not name_is_email then last_name end") }},
+            {{ normalize_name_key("split_last_name") }},
             substring(
                 regexp_replace({{ typed_full_key }}, '{{ trailing_suffixes }}', '')
                 from ' ([a-z0-9]+)$'
             )
         ) as last_name_key,
-        {{ normalize_name_key(
-            "case when not name_is_email then coalesce(nullif(trim(full_name), ''),"
-            " concat_ws(' ', first_name, last_name)) end"
-        ) }} as full_name_key,
+        {{ normalize_name_key("matching_name") }} as full_name_key,
         case
             when trim(birth_date) ~ '^\d{4}-\d{2}-\d{2}'
                 then replace(left(trim(birth_date), 10), '-', '')
@@ -163,7 +198,7 @@ normalized as (
         nullif(regexp_replace(postcode, '\D', '', 'g'), '') as postcode_key,
         {{ normalize_name_key('address') }} as address_key
 
-    from named_records
+    from name_forms
 
 ),
 
