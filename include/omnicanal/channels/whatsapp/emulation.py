@@ -34,8 +34,11 @@ parts every Meta emulation shares (:mod:`omnicanal.channels.meta`):
   queued for the webhook, with the message's ``biz_opaque_callback_data``: sent,
   delivered and, for users with read receipts on, read; or ``failed`` 131047
   (re-engagement) for free-form text outside the 24-hour window after the user's last
-  message, or 131026 (undeliverable) to a number not on WhatsApp. A template opens a
-  paid marketing conversation (``pricing.category`` ``marketing``);
+  message, or 131026 (undeliverable) to a number not on WhatsApp, or 131050 for a
+  ``MARKETING`` template to a user whose latest marketing preference is ``stop`` (the
+  API accepts the message; only its status says it was not delivered, as Meta does;
+  utility and authentication templates still go). A template opens a paid marketing
+  conversation (``pricing.category`` ``marketing``);
 - limits: the number's throughput (``throughput``, 80 messages a second by default, a
   token bucket: 130429, HTTP 429, beyond it) and the pair rate limit (``pair_interval``:
   one message every 6 seconds to the same user, else 131056 and nothing is sent);
@@ -128,6 +131,17 @@ PAIR_INTERVAL = 6.0
 MAX_CALLBACK_DATA = 512
 #: The customer service window: free-form messages only within 24 h of the user's last.
 SERVICE_WINDOW = timedelta(hours=24)
+#: The failed status of a marketing template to a user who stopped the business's
+#: marketing messages (code 131050; Meta's details text).
+MARKETING_STOPPED = {
+    "code": 131050,
+    "title": "Unable to deliver message",
+    "message": "Unable to deliver message",
+    "error_data": {
+        "details": "Unable to deliver the message. This recipient has chosen to stop "
+        "receiving marketing messages on WhatsApp from your business."
+    },
+}
 MESSAGE_TYPES = (
     "text",
     "image",
@@ -281,6 +295,10 @@ class WhatsAppEmulator:
                 random.Random(f"{world.seed}:whatsapp-batches"), self.inbox.events
             )
         )
+        #: each user's latest marketing preference, wa_id -> (timestamp, stop | resume)
+        self._preferences: dict[str, tuple[int, str]] = {}
+        for preference in self.inbox.user_preferences:
+            self._note_preference(preference)
         self._last_inbound: dict[str, int] = {}
         for message in self.inbox.messages:
             ts, sender = int(message["timestamp"]), message["from"]
@@ -506,6 +524,18 @@ class WhatsAppEmulator:
                 raise _pair_limited()
             self._pair_last[recipient] = now
 
+    def _note_preference(self, preference: dict[str, Any]) -> None:
+        wa_id, moment = preference["wa_id"], int(preference["timestamp"])
+        known = self._preferences.get(wa_id)
+        if known is None or moment >= known[0]:
+            self._preferences[wa_id] = (moment, preference["value"])
+
+    def marketing_stopped(self, wa_id: str) -> bool:
+        """Whether the user's latest marketing preference is ``stop``: WhatsApp then
+        delivers them no marketing template from this business (131050)."""
+        known = self._preferences.get(wa_id)
+        return known is not None and known[1] == "stop"
+
     def reads_receipts(self, wa_id: str) -> bool:
         """Whether a user has read receipts on (most do; always the same for a user)."""
         return random.Random(f"{self.world.seed}:read:{wa_id}").random() < READ_SHARE
@@ -573,6 +603,7 @@ class WhatsAppEmulator:
                 f"{MAX_CALLBACK_DATA} characters."
             )
         kind = body.get("type", "text")
+        template = None
         if kind not in MESSAGE_TYPES:
             raise _invalid(
                 f"Param type must be one of {{{', '.join(t.upper() for t in MESSAGE_TYPES)}}} "
@@ -598,7 +629,7 @@ class WhatsAppEmulator:
         elif kind == "template" and not content.get("name"):
             raise _missing("template['name']")
         elif kind == "template":
-            self.templates.check_send(content)
+            template = self.templates.check_send(content)
         elif kind == "interactive" and not content.get("type"):
             raise _missing("interactive['type']")
         elif kind == "reaction" and not content.get("message_id"):
@@ -618,10 +649,16 @@ class WhatsAppEmulator:
                 "message": "Message undeliverable",
                 "error_data": {"details": "Message could not be delivered to the recipient."},
             }
-        elif (
-            kind != "template"
-            and time.time() - self._last_inbound.get(wa_id, 0) > SERVICE_WINDOW.total_seconds()
-        ):
+        elif kind == "template":
+            # a template may open a conversation; a marketing one not with a user who
+            # stopped the business's marketing messages
+            if (
+                template is not None
+                and template.category == "MARKETING"
+                and self.marketing_stopped(wa_id)
+            ):
+                error = MARKETING_STOPPED
+        elif time.time() - self._last_inbound.get(wa_id, 0) > SERVICE_WINDOW.total_seconds():
             error = {
                 "code": 131047,
                 "title": "Re-engagement message",
@@ -692,6 +729,7 @@ class WhatsAppEmulator:
         }
         with self._lock:
             self.inbox.events.append(event)
+            self._note_preference(preference)
             self._pending.append(Notification(encode(self._body([event])), 1))
         return preference
 

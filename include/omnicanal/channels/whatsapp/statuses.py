@@ -25,7 +25,14 @@ gave no answer. Such a row is never sent again automatically (at most one messag
 person and campaign), so without a status it would stay unknown: ``sent``, ``delivered``
 or ``read`` proves WhatsApp took the message, and the row becomes sent (its dead letter,
 if any, goes: there is nothing to replay); ``failed`` makes it a failed row with Meta's
-reason. Rows not in doubt are left as their run recorded them.
+reason. Rows not in doubt are left as their run recorded them, but for a **refusal**:
+a ``failed`` status whose code says WhatsApp will not deliver to this person at all
+(:data:`REFUSED_CODES`: 131050, the user stopped the business's marketing messages)
+makes a row its run recorded as sent a failed one, with Meta's reason, in the ledger and
+in the run's row outcome. It is never sent again: a message sync's key is sent once,
+and ``replay`` resends only rows refused by the API's answer (dead letters), which this
+is not; the person's stop reaches the consent mart through the ``user_preferences``
+webhook, so their next campaign window is not sent either.
 
 Run it with ``omnicanal whatsapp statuses``; the WhatsApp destination also runs it at the
 start and end of each sync run, so the ledger stays current without a schedule of its own.
@@ -54,6 +61,9 @@ CHANNEL = "whatsapp"
 PAGE_SIZE = 1000
 #: How far along a message is; a status never moves a message back.
 RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
+#: Failed statuses that refuse the person, not the message: the row becomes failed
+#: even when its run recorded it sent.
+REFUSED_CODES = {131050: "the user stopped the business's marketing messages"}
 
 DDL = f"""
 create schema if not exists {SCHEMA};
@@ -93,6 +103,8 @@ class StatusReport:
     #: rows in doubt that a status settled: sent, or failed with Meta's reason
     settled_sent: int = 0
     settled_failed: int = 0
+    #: rows recorded sent that a refusal (:data:`REFUSED_CODES`) made failed
+    refused: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +113,7 @@ class StatusReport:
             "unmatched": self.unmatched,
             "settled_sent": self.settled_sent,
             "settled_failed": self.settled_failed,
+            "refused": self.refused,
             "bookmark": self.bookmark,
             "by_status": dict(self.by_status),
         }
@@ -295,6 +308,30 @@ select (select count(*) from settled), (select count(*) from reasoned)
 """
 
 
+# A refusal of a row its run recorded as sent (rows in doubt are settled above): the
+# message never reached the person. first_synced_at stays, so a message sync never
+# sends the key again; the run's row outcome says why.
+REFUSED_SQL = f"""
+with refused as (
+    update {SCHEMA}.sync_ledger as ledger
+    set present = false, last_outcome = 'failed', last_error = %(error)s,
+        last_attempt_at = now()
+    where ledger.sync_name = %(sync)s and ledger.record_key = %(key)s
+        and ledger.last_outcome = 'sent'
+    returning ledger.record_key
+),
+outcome as (
+    update {SCHEMA}.sync_row_outcomes as o
+    set ok = false, status = 'failed', error = %(error)s
+    from {SCHEMA}.sync_runs as r, refused
+    where r.run_id = o.run_id and r.sync_name = %(sync)s
+        and o.record_key = refused.record_key and o.status = 'sent'
+    returning o.run_id
+)
+select (select count(*) from refused), (select count(*) from outcome)
+"""
+
+
 def collect_statuses(settings: Settings, *, max_pages: int | None = None) -> StatusReport:
     """Read the status events that arrived since the bookmark and write them to the ledger."""
     report = StatusReport()
@@ -385,6 +422,9 @@ def _write(
     if name == "failed":
         settled, _ = conn.execute(SETTLE_FAILED_SQL, params).fetchone()
         report.settled_failed += settled
+        if code in REFUSED_CODES:
+            refused, _ = conn.execute(REFUSED_SQL, params).fetchone()
+            report.refused += refused
     else:
         settled, _ = conn.execute(SETTLE_SENT_SQL, params).fetchone()
         report.settled_sent += settled
