@@ -463,7 +463,22 @@ def main() -> None:
     )
     parser.add_argument("--skip-check", action="store_true", help="no full-refresh check")
     parser.add_argument("--dbt-timeout", type=float, default=7200, help="per dbt run (s)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="dbt threads (default: the profile's, 2)"
+    )
+    parser.add_argument(
+        "--unit-tests",
+        action="store_true",
+        help="every dbt run runs the unit tests too (the pipeline's build leaves them out)",
+    )
     args = parser.parse_args()
+    from omnicanal.orchestration.dbt import pipeline_env
+
+    # every dbt run is the pipeline's: its environment (no unit tests) and threads
+    if not args.unit_tests:
+        os.environ.update(pipeline_env())
+    if args.threads:
+        os.environ["OMNICANAL_DBT_THREADS"] = str(args.threads)
 
     template = f"omnicanal_benchdbt_{args.people}_{args.seed}"
     run_db = f"{template}_run"
@@ -479,7 +494,13 @@ def main() -> None:
     warehouse = MartsWarehouse(
         url, None, None, workdir, tuple(platforms()), dbt_timeout=args.dbt_timeout
     )
-    figures: dict[str, Any] = {"people": args.people, "seed": args.seed, "as_of": str(AS_OF)}
+    figures: dict[str, Any] = {
+        "people": args.people,
+        "seed": args.seed,
+        "as_of": str(AS_OF),
+        "threads": int(os.environ.get("OMNICANAL_DBT_THREADS", "2")),
+        "unit_tests": args.unit_tests,
+    }
     try:
         figures["new_data"] = new = hold_back_newest(url, args.new_share)
         say(

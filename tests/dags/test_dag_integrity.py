@@ -82,6 +82,15 @@ def test_transform_runs_on_raw_assets_and_updates_the_sync_models_assets(dagbag)
         assert [o.name for o in builder.outlets] == [f"{definition.schema}.{definition.model}"]
 
 
+def test_the_dbt_build_leaves_unit_tests_to_ci(dagbag):
+    """The producer's ``dbt build`` runs every model and data test of a load, not the unit
+    tests (they check the SQL on fixed rows: the same answer on every load)."""
+    from cosmos.constants import PRODUCER_WATCHER_TASK_ID
+
+    producer = dagbag.dags["omnicanal_transform"].get_task(f"dbt.{PRODUCER_WATCHER_TASK_ID}")
+    assert producer.env["DBT_EXCLUDE_RESOURCE_TYPES"].split() == ["unit_test"]
+
+
 def test_one_activation_dag_per_destination_on_its_sync_models(dagbag):
     definitions = load_definitions(DBT_PROJECT_DIR).values()
     for destination in {d.destination for d in definitions}:
