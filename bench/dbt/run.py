@@ -481,7 +481,7 @@ def main() -> None:
         os.environ["OMNICANAL_DBT_THREADS"] = str(args.threads)
 
     template = f"omnicanal_benchdbt_{args.people}_{args.seed}"
-    run_db = f"{template}_run"
+    run_db = f"{template}_run_{os.getpid()}"  # runs side by side each have their own
     workdir = Path(tempfile.mkdtemp(prefix="omnicanal-bench-dbt-"))
     say(f"work folder {workdir}")
     if args.rebuild or not database_exists(args.warehouse, template):
