@@ -61,7 +61,13 @@ def test_deliveries_reach_staging_once_and_feed_identity(
         forged = forger.deliver(callback, limit=3)
         assert forged.failed == 3 and forged.statuses == {"401": 6}
 
-        report = sandbox.app.state.whatsapp.deliver(callback)
+        # someone on WhatsApp who never wrote stops the marketing messages: the stop
+        # names them, so they are a contact (and an identity record) too
+        emulator = sandbox.app.state.whatsapp
+        writers = set(inbox.wa_person.values())
+        silent = next(w for w, p in sorted(emulator.accounts.items()) if p not in writers)
+        emulator.set_preference(silent, "stop")
+        report = emulator.deliver(callback)
         assert report.failed == 0 and report.duplicates > 0
         monkeypatch.setenv("OMNICANAL_WHATSAPP_RECEIVER_URL", receiver.url)
         monkeypatch.setenv("OMNICANAL_WEBHOOKS_READ_TOKEN", READ_TOKEN)
@@ -137,8 +143,9 @@ def test_deliveries_reach_staging_once_and_feed_identity(
     contacts = dict(
         rows(warehouse_env, "select wa_id, profile_name from staging.stg_whatsapp__contacts")
     )
-    assert set(contacts) == set(inbox.wa_person)  # as sent: 12 digits stay 12
-    assert {contacts[w] for w in contacts} <= {n for ns in inbox.profile_names.values() for n in ns}
+    assert set(contacts) == set(inbox.wa_person) | {silent}  # as sent: 12 digits stay 12
+    names = {n for ns in inbox.profile_names.values() for n in ns}
+    assert {contacts[w] for w in contacts if w != silent} <= names
 
     schema = rows(
         warehouse_env,
@@ -148,7 +155,8 @@ def test_deliveries_reach_staging_once_and_feed_identity(
     linked = dict(
         rows(warehouse_env, f"select record_key, wa_id_e164 from {schema}.int_identity__records")
     )
-    assert len(linked) == len(inbox.wa_person)
+    assert len(linked) == len(inbox.wa_person) + 1
+    assert linked[f"whatsapp:{silent}"] == world.person(emulator.accounts[silent]).phone
     for wa_id, person_id in inbox.wa_person.items():
         # with or without the ninth digit, identity reads the owner's mobile
         assert linked[f"whatsapp:{wa_id}"] == world.person(person_id).phone, wa_id

@@ -1,6 +1,8 @@
--- One row per WhatsApp user who wrote to the retailer: the wa_id as WhatsApp reports it
--- (kept as sent: identity resolution reads it as a phone, ninth digit or not) and the
--- profile name they use now.
+-- One row per WhatsApp user the retailer heard from: who wrote to it, or who stopped
+-- or resumed its marketing messages (the user_preferences notification names them too,
+-- and a stop from someone who never wrote must still reach their customer's consent).
+-- The wa_id as WhatsApp reports it (kept as sent: identity resolution reads it as a
+-- phone, ninth digit or not) and the profile name they use now.
 with
 
 sightings as (
@@ -12,6 +14,17 @@ sightings as (
         to_timestamp(cast(timestamp as bigint)) as seen_at,
         seq
     from {{ ref('base_whatsapp__contacts') }}
+    where wa_id is not null
+
+    union all
+
+    select
+        wa_id,
+        profile_name,
+        cast(null as text) as message_id,
+        preference_at as seen_at,
+        receiver_seq as seq
+    from {{ ref('stg_whatsapp__user_preferences') }}
     where wa_id is not null
 
 ),
