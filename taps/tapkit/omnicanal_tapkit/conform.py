@@ -133,6 +133,8 @@ class SchemaConformer:
         self.fields: dict[str, tuple[t.Any, t.Any, t.Any, bool]] = {
             name: self._plan(sub) for name, sub in schema.get("properties", {}).items()
         }
+        #: The properties whose str, int, bool and None values pass unchanged.
+        self.plain = frozenset(name for name, plan in self.fields.items() if plan[3])
 
     @staticmethod
     def _plan(sub: dict) -> tuple[t.Any, t.Any, t.Any, bool]:
@@ -149,8 +151,11 @@ class SchemaConformer:
             raise KeyError("properties")  # as the SDK fails on such a schema
         out: dict[str, t.Any] = {}
         dropped: list[str] = []
-        fields = self.fields
+        fields, plain_names = self.fields, self.plain
         for name, value in record.items():
+            if type(value) in _PLAIN and name in plain_names:
+                out[name] = value
+                continue
             plan = fields.get(name)
             if plan is None:
                 if self.keep_unknown:
@@ -158,10 +163,8 @@ class SchemaConformer:
                 else:
                     dropped.append(name if path is None else f"{path}.{name}")
                 continue
-            obj, items, primitive, plain = plan
-            if plain and type(value) in _PLAIN:
-                out[name] = value
-            elif items is not None and isinstance(value, list):
+            obj, items, primitive, _ = plan
+            if items is not None and isinstance(value, list):
                 where = name if path is None else f"{path}.{name}"
                 out[name] = self._conform_list(value, items, where, dropped)
             elif obj is not None and isinstance(value, dict):
