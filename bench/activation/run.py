@@ -24,6 +24,14 @@ option, to half the request rate the first sync reached, so the limit binds; its
 achieved rate is (n - 1) requests over the span from the first request to the last
 answer (goal: ≥ 90% of the limit, and not over it).
 
+Figures of 2026-11-30 after the diff compares 64-bit row hashes (``sync_ledger.row_hash``)
+instead of building every model row's jsonb payload (``--destinations meta_ads``, 2 shared
+cores at load 7.3 -> 4.8 from other helpers' benches): Meta first 45.4 s wall / 43.1 s run;
+no-op 4.14 s / 1.58 s (3.7%: goal met), 0 sent, 0 read; 1% change 1,000 sent in 2.93 s;
+paced 0.134 of 0.136 req/s; 160 MB. The same command just before the change, at load
+2.4 -> 4.0: first 37.9 s run, no-op 2.09 s (5.5%). The no-op's diff query on that 100k
+model took 0.90 s of backend CPU before and 0.39 s after (min of 6 runs each, same data).
+
 Figures of 2026-11-30 after the ledger's batch writes became one statement per table
 and Mailchimp's /batches were pipelined (same command, 2 cores shared with four helpers'
 benches and tests, load 6-8; the paced rows: Mailchimp 50,000, Meta 100,000, HubSpot
