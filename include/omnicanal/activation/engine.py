@@ -231,7 +231,7 @@ def _model_row_hash(
         if definition.fields[dest] in text_columns:
             values.append(sql.SQL('{}::text collate "C"').format(column))
         else:
-            values.append(sql.SQL("to_jsonb({}) #>> '{{}}'").format(column))
+            values.append(sql.SQL("(to_jsonb({}) #>> '{{}}') collate \"C\"").format(column))
     return _row_hash(definition, values)
 
 
