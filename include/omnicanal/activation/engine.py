@@ -205,7 +205,7 @@ def _hash_seed(definition: SyncDefinition) -> int:
 
 
 def _row_hash(definition: SyncDefinition, values: list[sql.Composable]) -> sql.Composable:
-    """``hash_record_extended`` of a row of texts (one a mapped field, by field name),
+    """``hash_record_extended`` of a row of texts (one per mapped field, by field name),
     seeded with the field names: a 64-bit hash of the payload from Postgres' own hash
     functions, 5-10 times cheaper than building the payload as jsonb (or printing it for
     md5), which is what a no-op run spent its time on."""
@@ -485,7 +485,8 @@ def _columns(conn: psycopg.Connection, schema: str, table: str) -> set[str] | No
 
 
 def _text_columns(conn: psycopg.Connection, definition: SyncDefinition) -> frozenset[str]:
-    """The model's mapped columns of a string type ``to_json`` writes as jsonb does."""
+    """The model's mapped columns of type text or varchar: their text is the value a
+    payload holds for them, so the row hash takes them as they are."""
     return frozenset(
         r[0]
         for r in conn.execute(
