@@ -600,7 +600,8 @@ def test_absent_modules_fail_to_import_inside_and_import_again_after() -> None:
 def test_a_tap_started_by_its_console_script_never_imports_the_unused_libraries(
     tmp_path: Path,
 ) -> None:
-    """`tap-square --about` runs, in JSON through msgspec, without numpy, psutil, isoduration."""
+    """`tap-square --about` runs, in JSON through msgspec, without numpy, psutil,
+    isoduration or fsspec; singer-sdk's batch paths are real UPaths all the same."""
     script = (
         "import sys, runpy\n"
         "sys.argv = ['tap-square', '--about', '--format=json']\n"
@@ -608,9 +609,15 @@ def test_a_tap_started_by_its_console_script_never_imports_the_unused_libraries(
         "    runpy.run_module('tap_square', run_name='__main__')\n"
         "except SystemExit as done:\n"
         "    assert not done.code, done.code\n"
-        "loaded = [n for n in UNUSED if n in sys.modules]\n"
+        "loaded = [n for n in (*UNUSED, 'fsspec', 'upath.core') if n in sys.modules]\n"
         "assert not loaded, loaded\n"
         "import numpy  # afterwards, as usual\n"
+        "from singer_sdk.helpers._batch import StorageTarget\n"
+        "from upath import UPath\n"
+        "from upath.core import UPath as Real\n"
+        "assert UPath is Real\n"
+        "assert StorageTarget.split_url('file:///tmp/b/part.jsonl')[1] == 'part.jsonl'\n"
+        "assert isinstance(StorageTarget(root='file:///tmp/b')._root_path, Real)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", f"UNUSED = {UNUSED_BY_TAPS!r}\n{script}"],
