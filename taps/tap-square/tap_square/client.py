@@ -37,6 +37,7 @@ from functools import cached_property
 from http import HTTPStatus
 from importlib import resources
 
+import msgspec
 import requests
 from singer_sdk import RESTStream, SchemaDirectory
 from singer_sdk.authenticators import BearerTokenAuthenticator
@@ -68,6 +69,20 @@ DEFAULT_API_URL = "https://connect.squareup.com"
 DEFAULT_SEARCH_LOOKBACK = 300
 #: Square's largest page for customers, payments and refunds (orders allow 1000).
 MAX_PAGE_SIZE = 100
+
+
+#: Square's bodies decoded as singer-sdk decodes them (numbers with a fraction as exact
+#: decimals), by msgspec: the same objects as ``response.json(parse_float=Decimal)``
+#: in half the time.
+_decode = msgspec.json.Decoder(float_hook=decimal.Decimal).decode
+
+
+def parse_body(response: requests.Response) -> t.Any:
+    """The JSON body (decimals exact); what msgspec refuses gets requests' own error."""
+    try:
+        return _decode(response.content)
+    except msgspec.DecodeError:
+        return response.json(parse_float=decimal.Decimal)
 
 
 def to_utc_iso(value: str) -> str:
@@ -121,7 +136,7 @@ class BodyCursorPaginator(BaseAPIPaginator[str | None]):
     def get_next(self, response: requests.Response) -> str | None:
         body = self._bodies.pop(response, None)
         if body is None:
-            body = response.json(parse_float=decimal.Decimal)
+            body = parse_body(response)
         return body.get("cursor") if isinstance(body, dict) else None
 
 
@@ -220,7 +235,7 @@ class SquareStream(ConformedRecords, PlatformRetries, RESTStream[str]):
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         """The records, as singer-sdk parses them (decimals exact); the body is kept
         for the paginator, so a page is parsed once."""
-        body = response.json(parse_float=decimal.Decimal)
+        body = parse_body(response)
         self._parsed_bodies[response] = body
         yield from extract_jsonpath(self.records_jsonpath, input=body)
 
