@@ -28,9 +28,13 @@ Figures of 2026-11-30 after the diff compares 64-bit row hashes (``sync_ledger.r
 instead of building every model row's jsonb payload (``--destinations meta_ads``, 2 shared
 cores at load 7.3 -> 4.8 from other helpers' benches): Meta first 45.4 s wall / 43.1 s run;
 no-op 4.14 s / 1.58 s (3.7%: goal met), 0 sent, 0 read; 1% change 1,000 sent in 2.93 s;
-paced 0.134 of 0.136 req/s; 160 MB. The same command just before the change, at load
-2.4 -> 4.0: first 37.9 s run, no-op 2.09 s (5.5%). The no-op's diff query on that 100k
-model took 0.90 s of backend CPU before and 0.39 s after (min of 6 runs each, same data).
+paced 0.134 of 0.136 req/s; 160 MB. Again at load 3.4 -> 3.1: first 23.3 s / 22.4 s;
+no-op 1.48 s / 0.52 s (2.3%); 1% change 1,000 sent in 1.29 s; paced 0.260 of 0.265. The
+same command just before the change, at load 2.4 -> 4.0: first 37.9 s run, no-op 2.09 s
+(5.5%). The no-op's diff query on that 100k model took 0.90 s of backend CPU before and
+0.39 s after (min of 6 runs each, same data). ``--destinations mailchimp,hubspot`` after
+it (load 3.4 -> 4.1): Mailchimp first 28.2 s run, no-op 0.53 s (1.9%), paced 3.48 of
+3.74; HubSpot first 58.8 s, no-op 0.81 s (1.4%), paced 8.54 of 8.58; every goal met.
 
 Figures of 2026-11-30 after the ledger's batch writes became one statement per table
 and Mailchimp's /batches were pipelined (same command, 2 cores shared with four helpers'
