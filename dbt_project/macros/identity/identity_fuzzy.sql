@@ -443,7 +443,7 @@ $fz$
 
 {#
     Whether a pair above the threshold may link: never across two different valid CPFs,
-    never on a place alone (no name and no birth date in common), never between household
+    never on a place alone (no name, birth date, email or CPF in common), never between household
     members (one family name and one home, different first names, no birth date in
     common); with one_to_one_across_sources, only across sources.
 #}
@@ -453,17 +453,17 @@ $fz$
     {%- for name in names %}{% do at.update({name: loop.index}) %}{% endfor -%}
     {{ pairs }}.match_weight >= {{ var('identity_fuzzy', {}).get('threshold_weight', 4.0) }}
     and {{ pairs }}.levels[{{ at['cpf'] }}] <> 1
-    -- a place is no person: with no name, no birth date and no identifier in common
-    -- (both names different or missing), an address, postcode and city shared by the
-    -- people who live or work there link nobody, however rare the address. A record's
-    -- own email, phone or CPF still links it (a help-desk user named "antonio_assis28"
-    -- is the buyer whose email it carries)
+    -- a place is no person: with no name, no birth date, no email and no CPF in common
+    -- (both names different or missing), an address, postcode, city and phone shared by
+    -- the people who live or work there link nobody, however rare the address. A phone
+    -- is a home's (a landline, a family's mobile, a number recycled to a new owner): on
+    -- the adversarial file, letting it through linked 290 more pairs of two people. A
+    -- record's own email or CPF still links it
     and not (
         {{ pairs }}.levels[{{ at['first_name'] }}] <= 1
         and {{ pairs }}.levels[{{ at['last_name'] }}] <= 1
         and {{ pairs }}.levels[{{ at['birth_date'] }}] <= 1
         and {{ pairs }}.levels[{{ at['email'] }}] <= 1
-        and {{ pairs }}.levels[{{ at['phone'] }}] <= 1
         and {{ pairs }}.levels[{{ at['cpf'] }}] <= 1
     )
     -- a household: one family name and one home (postcode, address or phone), first
