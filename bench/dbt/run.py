@@ -32,9 +32,12 @@ Each run works on a copy of it:
    replaced by its cluster's smallest record key (an id is a label; the clusters are
    what must agree).
 
-Every dbt run gets ``as_of`` = the world's as_of, and its ``run_results.json`` timings are
-kept: the slowest models of the incremental run are printed. Goal (issue 14): the
-incremental run takes <= 10% of the full build. Timed runs hold /tmp/omnicanal-bench.lock.
+Every dbt run is the pipeline's build: the environment of the Airflow dbt task group
+(``pipeline_env``: no unit tests; ``--unit-tests`` runs them too) and the profile's threads
+(``--threads`` sets them). It gets ``as_of`` = the world's as_of, and its
+``run_results.json`` timings are kept: the slowest models of the incremental run are
+printed. Goal (issue 14): the incremental run takes <= 10% of the full build. Timed runs
+hold /tmp/omnicanal-bench.lock.
 The last line is one JSON object with the figures, the ratio, the goal and goal_met.
 """
 
