@@ -636,7 +636,8 @@ def test_a_tap_started_by_its_console_script_never_imports_the_unused_libraries(
 
 def test_a_429_waits_until_the_window_has_room_then_backs_off() -> None:
     """The first wait of a 429 without Retry-After ends when the oldest request answered
-    in the window leaves it; a second 429 in a row backs off from the rate-limit base."""
+    in the window leaves it, so does a second (at least 0.05 s); a third 429 in a row
+    backs off from the rate-limit base."""
     now = [100.0]
     window = AnsweredRequests(1.0, clock=lambda: now[0])
     assert window.wait_for_room() is None  # nothing answered: nothing to go by
@@ -652,6 +653,8 @@ def test_a_429_waits_until_the_window_has_room_then_backs_off() -> None:
     next(waits)
     limited = RetriableAPIError("429", answer(429))
     assert waits.send(limited) == pytest.approx(0.1)
+    now[0] = 101.28  # refused again: room in 0.02 s, but never less than the floor
+    assert waits.send(limited) == pytest.approx(0.05)
     assert 0.25 <= waits.send(limited) <= 0.275  # the window was not the whole story
     assert 0.5 <= waits.send(limited) <= 0.55
     assert waits.send(RetriableAPIError("429", answer(429, {"Retry-After": "3"}))) == 3.0

@@ -70,6 +70,12 @@ def exponential_backoff(
     return min(wait, cap)
 
 
+#: 429s in a row answered by a wait for room in the window, before exponential backoff.
+WINDOWED_WAITS = 2
+#: The least wait before the second of those tries.
+WINDOW_RETRY_FLOOR = 0.05
+
+
 class AnsweredRequests:
     """When a platform answered the requests it accepted, over its rate window.
 
@@ -131,11 +137,12 @@ def retry_waits(
     window, see :class:`AnsweredRequests`) decides the first wait of a 429 without
     ``Retry-After``: until the window has room again, so a per-second limit is used
     fully (a doubling wait overshoots the moment the window frees by up to half its
-    length). A second 429 in a row means the window is not the whole story (other
+    length). A second 429 in a row waits for room again, at least
+    :data:`WINDOW_RETRY_FLOOR`; a third means the window is not the whole story (other
     clients of the same token): the exponential backoff takes over.
     """
     steps = 0
-    windowed = False
+    windowed = 0
     exception = yield 0.0
     while True:
         response = getattr(exception, "response", None)
@@ -144,9 +151,12 @@ def retry_waits(
             status = getattr(response, "status_code", None)
             limited = status == HTTPStatus.TOO_MANY_REQUESTS
             room = rate_window.wait_for_room() if limited and rate_window else None
-            if room is not None and not windowed:
-                windowed = True
-                exception = yield min(room, cap)
+            if room is not None and windowed < WINDOWED_WAITS:
+                # the second try waits at least WINDOW_RETRY_FLOOR: the window was
+                # fuller than the client's count (its clock, or another client)
+                floor = WINDOW_RETRY_FLOOR if windowed else 0.0
+                windowed += 1
+                exception = yield min(max(room, floor), cap)
                 continue
             first = rate_limit_base if limited and rate_limit_base is not None else base
             wait = exponential_backoff(steps, base=first, cap=cap, jitter=jitter)
