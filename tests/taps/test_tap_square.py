@@ -415,7 +415,8 @@ def test_paginator_follows_the_body_cursor_until_it_is_gone() -> None:
 
 
 def test_backoff_is_exponential_and_honours_retry_after() -> None:
-    stream = _stream(OrdersStream)
+    # a server nothing was sent to: no request in its window to wait for
+    stream = _stream(OrdersStream, {"api_url": "http://127.0.0.1:9"})
     waits = stream.backoff_wait_generator()
     assert next(waits) == 0.0
     no_header = RetriableAPIError("429", _response({}, 429))
