@@ -1,11 +1,10 @@
 {#
     Recent buyers: people who bought (a non-cancelled online-store order, web or POS) in
-    the `recent_buyers_window_days` days up to `as_of`, accept email marketing and have
-    an email. One row per customer (and per email). The Mailchimp audience and the
-    HubSpot list of recent buyers both read it (their sync_* models).
+    the `recent_buyers_window_days` days up to `as_of` (int_customer__recent_purchases),
+    accept email marketing and have an email. One row per customer (and per email). The
+    Mailchimp audience and the HubSpot list of recent buyers both read it (their sync_*
+    models).
 #}
-
-{%- set window_days = recent_buyers_window_days() %}
 
 with
 
@@ -15,28 +14,9 @@ customers as (
 
 ),
 
-orders as (
-
-    select * from {{ ref('fct_orders') }}
-
-),
-
 recent_purchases as (
 
-    select
-        customer_id,
-        max(ordered_at) as last_order_at
-
-    from orders
-    where
-        -- the online store's buyers (its web and POS orders), as the audience has always
-        -- been (World.expected_recent_buyers); fct_orders now holds every platform
-        shopify_order_id is not null
-        and not is_cancelled
-        and customer_id is not null
-        and ordered_at <= {{ as_of_timestamp() }}
-        and ordered_at >= {{ as_of_timestamp() }} - interval '{{ window_days }} days'
-    group by customer_id
+    select * from {{ ref('int_customer__recent_purchases') }}
 
 ),
 

@@ -1,16 +1,14 @@
 {#
     Zendesk users of recent buyers: every help-desk end-user with an email whose person
     (identity resolution) bought in the online store (a non-cancelled order) in the
-    `recent_buyers_window_days` days up to `as_of`. One row per email, the sync key (a
-    person with two help-desk accounts has two rows); the destination tags each user
-    `omnicanal_recent_buyer` and writes the date of the last order in a custom user
-    field, so agents see who bought and when (the zendesk__recent_buyers exposure).
-    A tag in the help desk is not marketing: no consent filter. Ground truth:
-    channels/zendesk/truth.py. A project built without Zendesk (macro
-    engagement_platforms) has no help-desk users: the model is then empty.
+    `recent_buyers_window_days` days up to `as_of` (int_customer__recent_purchases). One
+    row per email, the sync key (a person with two help-desk accounts has two rows); the
+    destination tags each user `omnicanal_recent_buyer` and writes the date of the last
+    order in a custom user field, so agents see who bought and when (the
+    zendesk__recent_buyers exposure). A tag in the help desk is not marketing: no
+    consent filter. Ground truth: channels/zendesk/truth.py. A project built without
+    Zendesk (macro engagement_platforms) has no help-desk users: the model is then empty.
 #}
-
-{%- set window_days = recent_buyers_window_days() %}
 
 -- sqlfluff:indentation:template_blocks_indent:False
 {%- set with_zendesk = 'zendesk' in engagement_platforms() %}
@@ -45,26 +43,9 @@ record_customers as (
 
 ),
 
-orders as (
-
-    select * from {{ ref('fct_orders') }}
-
-),
-
 recent_purchases as (
 
-    select
-        customer_id,
-        max(ordered_at) as last_order_at
-
-    from orders
-    where
-        shopify_order_id is not null
-        and not is_cancelled
-        and customer_id is not null
-        and ordered_at <= {{ as_of_timestamp() }}
-        and ordered_at >= {{ as_of_timestamp() }} - interval '{{ window_days }} days'
-    group by customer_id
+    select * from {{ ref('int_customer__recent_purchases') }}
 
 ),
 
