@@ -27,6 +27,14 @@ TEST_HOME = PROJECT_DIR / ".omnicanal" / "test"
 os.environ.setdefault("OMNICANAL_PROJECT_DIR", str(PROJECT_DIR))
 os.environ.setdefault("OMNICANAL_HOME", str(TEST_HOME))
 
+# Under pytest-xdist (`make test`: one worker per core) each worker keeps its own home
+# (Airflow's SQLite metadata DB, dbt targets, identity runs) below the run's home, and
+# they share one warehouse: the one the controller started (pytest_configure below),
+# passed on as OMNICANAL_WAREHOUSE_URL, or the one the user named.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER:
+    os.environ["OMNICANAL_HOME"] = str(Path(os.environ["OMNICANAL_HOME"]) / WORKER)
+
 
 def _airflow_env() -> dict[str, str]:
     from omnicanal.orchestration.airflow_env import airflow_env
@@ -36,6 +44,77 @@ def _airflow_env() -> dict[str, str]:
 
 
 os.environ.update(_airflow_env())
+
+
+def _parallel(config: pytest.Config) -> bool:
+    """Whether this is the controller of a pytest-xdist run (``-n 2``)."""
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller of a parallel run starts the embedded warehouse once for all its
+    workers (they would race to start it, and the first to finish would stop it under
+    the other) and hands them its URL; it stops it again at the end if it started it."""
+    if not _parallel(config):
+        return
+    from omnicanal import warehouse
+    from omnicanal.settings import get_settings
+
+    settings = get_settings()
+    if not settings.uses_embedded_warehouse:
+        return
+    config._omnicanal_started_warehouse = not warehouse.is_running(settings)
+    os.environ["OMNICANAL_WAREHOUSE_URL"] = warehouse.up(settings).url()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if getattr(config, "_omnicanal_started_warehouse", False):
+        from omnicanal import warehouse
+        from omnicanal.settings import get_settings
+
+        os.environ.pop("OMNICANAL_WAREHOUSE_URL", None)
+        warehouse.down(get_settings())
+
+
+# Tests that share a session fixture's costly set-up run on one worker; each module runs
+# on one worker (module fixtures are built once), except where every test builds its own
+# (these files are long, spread them). Longest first, so the workers finish together.
+SHARED_FIXTURE_GROUPS = {"built_sync_pipeline": "sync_pipeline", "airflow_db": "airflow"}
+SPREAD_MODULES = ("tests/identity/test_resolve.py", "tests/identity/test_term_frequencies.py")
+LONGEST_FIRST = (
+    "airflow",
+    "tests/ui/test_airflow_ui.py",
+    "tests/identity/test_term_frequencies.py::test_incremental_term_counts_equal_a_full_run",
+    "sync_pipeline",
+    "tests/activation/test_consent_pipeline.py",
+    "tests/activation/test_consent_sources.py",
+    "tests/identity/test_resolve.py::test_incremental_compares_the_pairs_of_a_split_component",
+    "tests/identity/test_resolve.py::test_incremental_run_recomputes_only_the_affected_clusters",
+    "tests/dbt/test_kpi_marts.py",
+    "tests/channels/test_deletions.py",
+    "tests/dbt/test_dbt_project.py",
+    "tests/dbt/test_commerce_marts.py",
+)
+
+
+def _group(item: pytest.Item) -> str:
+    for fixture, group in SHARED_FIXTURE_GROUPS.items():
+        if fixture in getattr(item, "fixturenames", ()):
+            return group
+    module = item.nodeid.split("::")[0]
+    return item.nodeid if module in SPREAD_MODULES else module
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist (``--dist loadgroup``), put each test in its group, longest first."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    groups = {item.nodeid: _group(item) for item in items}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    rank = {group: n for n, group in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))
 
 
 @pytest.fixture(scope="session")

@@ -340,7 +340,8 @@ def _bulk_lines(url: str) -> tuple[list[dict[str, Any]], bytes]:
 
 
 def test_bulk_operation_lifecycle_and_ungrouped_jsonl(fresh_server) -> None:
-    fresh_server.app.state.shopify.bulk.delay = 0.3
+    # long enough that the first poll still finds it running on a busy machine
+    fresh_server.app.state.shopify.bulk.delay = 2.0
     started = _gql(fresh_server, RUN, q=ORDERS_BULK)["data"]["bulkOperationRunQuery"]
     assert started["userErrors"] == [] and started["bulkOperation"]["status"] == "CREATED"
     operation_id = started["bulkOperation"]["id"]
