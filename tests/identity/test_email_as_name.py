@@ -4,24 +4,9 @@ neither splits the person from their own email nor links anyone by itself."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-from omnicanal.cli import main
-
-HEADER = ["record_id", "source", "email", "phone", "cpf", "first_name", "last_name"]
-
-
-def resolve(tmp_path: Path, rows: list[list[str]]) -> dict[str, str]:
-    src = tmp_path / "in.csv"
-    with src.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(HEADER)
-        writer.writerows(rows)
-    out = tmp_path / "out.csv"
-    assert main(["identity", "resolve", str(src), "-o", str(out)]) == 0
-    with out.open() as handle:
-        return {row["record_id"]: row["customer_id"] for row in csv.DictReader(handle)}
+from identity.csv_resolve import resolve
 
 
 def test_a_name_made_of_the_email_is_no_other_person(warehouse_env: str, tmp_path: Path):
