@@ -55,9 +55,9 @@ sql-lint: setup
 
 # PYTEST_WORKERS=N runs the suite on N pytest-xdist workers: tests/conftest.py groups
 # the tests that share a costly set-up and orders the groups longest first, which
-# --no-loadscope-reorder keeps. One process by default: on this 2-core machine two
-# workers took 23.7 min of pytest (one test's timing flaked), one process about 27
-# (make test in CI: 33 min in all); the cores are busy either way.
+# --no-loadscope-reorder keeps. One process by default until parallel runs have proved
+# steady: on this 2-core machine two workers took 23.7 min of pytest (one timing-bound
+# test flaked, since fixed) against 37.9 min for one process.
 PYTEST_WORKERS ?= 0
 pytest: setup
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
