@@ -81,3 +81,34 @@ def test_sync_list_names_the_declared_syncs(capsys):
     assert main(["sync", "list"]) == 0
     out = capsys.readouterr().out
     assert "mailchimp__recent_buyers: activation.sync_mailchimp__recent_buyers -> mailchimp" in out
+
+
+def test_env_stops_the_embedded_warehouse_it_started_for_a_command(tmp_path):
+    """`omnicanal env -- cmd` (as `make sql-lint` runs sqlfluff) brings the embedded
+    warehouse up for the command, with a fresh database, and stops it again after: only
+    when it started it; a warehouse already up stays up."""
+    from omnicanal import warehouse
+    from omnicanal.settings import get_settings
+
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "OMNICANAL_WAREHOUSE_URL"},
+        "OMNICANAL_HOME": str(tmp_path / "home"),
+        "OMNICANAL_EMBEDDED_PG_PORT": str(free_port()),
+    }
+    settings = get_settings(env)
+    probe = (
+        "import os, psycopg; "
+        "psycopg.connect(os.environ['OMNICANAL_WAREHOUSE_URL']).execute('select 1')"
+    )
+    run = [OMNICANAL, "env", "--fresh-database", "omnicanal_envtest", "--", sys.executable]
+    try:
+        done = subprocess.run([*run, "-c", probe], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert not warehouse.is_running(settings)
+
+        warehouse.up(settings)
+        done = subprocess.run([*run, "-c", probe], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert warehouse.is_running(settings)
+    finally:
+        warehouse.down(settings)

@@ -267,6 +267,10 @@ def cmd_env(args: argparse.Namespace) -> int:
     from omnicanal.orchestration.dbt import dbt_env
 
     settings = get_settings()
+    # an embedded warehouse this command starts for a command it runs is stopped after
+    # it (`make sql-lint` left one running); printed exports keep it up for what follows
+    started = settings.uses_embedded_warehouse and not warehouse.is_running(settings)
+    started_by = settings
     url = warehouse.up(settings)
     if args.fresh_database:
         # A new, empty database on the same server: for tools whose result must not
@@ -282,7 +286,11 @@ def cmd_env(args: argparse.Namespace) -> int:
             value = "***" if "PASSWORD" in name else env[name]
             print(f"export {name}={value}")
         return 0
-    return subprocess.run(command, env=env).returncode
+    try:
+        return subprocess.run(command, env=env).returncode
+    finally:
+        if started:
+            warehouse.down(started_by)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
