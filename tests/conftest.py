@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,7 +28,7 @@ TEST_HOME = PROJECT_DIR / ".omnicanal" / "test"
 os.environ.setdefault("OMNICANAL_PROJECT_DIR", str(PROJECT_DIR))
 os.environ.setdefault("OMNICANAL_HOME", str(TEST_HOME))
 
-# Under pytest-xdist (`make test`: one worker per core) each worker keeps its own home
+# Under pytest-xdist (`make test PYTEST_WORKERS=N`) each worker keeps its own home
 # (Airflow's SQLite metadata DB, dbt targets, identity runs) below the run's home, and
 # they share one warehouse: the one the controller started (pytest_configure below),
 # passed on as OMNICANAL_WAREHOUSE_URL, or the one the user named.
@@ -63,17 +64,16 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = get_settings()
     if not settings.uses_embedded_warehouse:
         return
-    config._omnicanal_started_warehouse = not warehouse.is_running(settings)
-    os.environ["OMNICANAL_WAREHOUSE_URL"] = warehouse.up(settings).url()
+    config._omnicanal_stack = ExitStack()
+    url, _ = config._omnicanal_stack.enter_context(warehouse.running(settings))
+    os.environ["OMNICANAL_WAREHOUSE_URL"] = url.url()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if getattr(config, "_omnicanal_started_warehouse", False):
-        from omnicanal import warehouse
-        from omnicanal.settings import get_settings
-
+    stack = getattr(config, "_omnicanal_stack", None)
+    if stack is not None:
         os.environ.pop("OMNICANAL_WAREHOUSE_URL", None)
-        warehouse.down(get_settings())
+        stack.close()
 
 
 # Tests that share a session fixture's costly set-up run on one worker; each module runs
@@ -108,7 +108,7 @@ def _group(item: pytest.Item) -> str:
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under xdist (``--dist loadgroup``), put each test in its group, longest first."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
+    if not WORKER:
         return
     groups = {item.nodeid: _group(item) for item in items}
     for item in items:
@@ -124,13 +124,8 @@ def pg_admin_url() -> Iterator[str]:
     from omnicanal.config import WarehouseURL
     from omnicanal.settings import get_settings
 
-    settings = get_settings()
-    started = settings.uses_embedded_warehouse and not warehouse.is_running(settings)
-    url = warehouse.up(settings)
-    admin = WarehouseURL(url.host, url.port, url.user, url.password, "postgres")
-    yield admin.url()
-    if started:
-        warehouse.down(settings)
+    with warehouse.running(get_settings()) as (url, _):
+        yield WarehouseURL(url.host, url.port, url.user, url.password, "postgres").url()
 
 
 @pytest.fixture

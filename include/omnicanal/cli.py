@@ -259,6 +259,7 @@ def cmd_airflow(args: argparse.Namespace) -> int:
 
 def cmd_env(args: argparse.Namespace) -> int:
     """Run a command with the warehouse up and dbt's and Airflow's variables set."""
+    import contextlib
     import os
     import subprocess
 
@@ -267,30 +268,28 @@ def cmd_env(args: argparse.Namespace) -> int:
     from omnicanal.orchestration.dbt import dbt_env
 
     settings = get_settings()
-    # an embedded warehouse this command starts for a command it runs is stopped after
-    # it (`make sql-lint` left one running); printed exports keep it up for what follows
-    started = settings.uses_embedded_warehouse and not warehouse.is_running(settings)
-    started_by = settings
-    url = warehouse.up(settings)
-    if args.fresh_database:
-        # A new, empty database on the same server: for tools whose result must not
-        # depend on what earlier runs left (sqlfluff's dbt templater renders
-        # is_incremental() branches differently once the models exist).
-        url = warehouse.recreate_database(url, args.fresh_database)
-        os.environ["OMNICANAL_WAREHOUSE_URL"] = url.url()
-        settings = get_settings()
-    env = {**os.environ, **airflow_env(settings), **dbt_env(settings)}
     command = [a for a in args.command_args if a != "--"] if args.command_args else []
-    if not command:
-        for name in sorted({**airflow_env(settings), **dbt_env(settings)}):
-            value = "***" if "PASSWORD" in name else env[name]
-            print(f"export {name}={value}")
-        return 0
-    try:
+    with contextlib.ExitStack() as stack:
+        if command:
+            # an embedded warehouse started for the command is stopped after it (`make
+            # sql-lint` left one running); printed exports keep it up for what follows
+            url, _ = stack.enter_context(warehouse.running(settings))
+        else:
+            url = warehouse.up(settings)
+        if args.fresh_database:
+            # A new, empty database on the same server: for tools whose result must not
+            # depend on what earlier runs left (sqlfluff's dbt templater renders
+            # is_incremental() branches differently once the models exist).
+            url = warehouse.recreate_database(url, args.fresh_database)
+            os.environ["OMNICANAL_WAREHOUSE_URL"] = url.url()
+            settings = get_settings()
+        env = {**os.environ, **airflow_env(settings), **dbt_env(settings)}
+        if not command:
+            for name in sorted({**airflow_env(settings), **dbt_env(settings)}):
+                value = "***" if "PASSWORD" in name else env[name]
+                print(f"export {name}={value}")
+            return 0
         return subprocess.run(command, env=env).returncode
-    finally:
-        if started:
-            warehouse.down(started_by)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

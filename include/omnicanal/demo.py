@@ -365,10 +365,7 @@ def run_demo(settings: Settings, people: int | None = None, seed: int | None = N
     progress = Progress()
     with ExitStack() as stack:
         progress.step("warehouse")
-        started_here = settings.uses_embedded_warehouse and not warehouse.is_running(settings)
-        url = warehouse.up(settings)
-        if started_here:
-            stack.callback(warehouse.down, settings)
+        url, started_here = stack.enter_context(warehouse.running(settings))
         progress.done(url.redacted() + (" (started)" if started_here else " (already running)"))
 
         dropped = clear_demo_data(settings)
@@ -455,10 +452,7 @@ def run_ui(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _interrupt)
     with ExitStack() as stack:
-        started_here = settings.uses_embedded_warehouse and not warehouse.is_running(settings)
-        warehouse.up(settings)
-        if started_here:
-            stack.callback(warehouse.down, settings)
+        stack.enter_context(warehouse.running(settings))
         _, server = start_sandbox(settings, settings.sandbox_people, settings.sandbox_seed, stack)
         start_webhooks(settings, server, stack)
         prepare_airflow(settings)

@@ -268,6 +268,20 @@ def recreate_database(url: WarehouseURL, name: str) -> WarehouseURL:
     return target
 
 
+@contextmanager
+def running(settings: Settings) -> Iterator[tuple[WarehouseURL, bool]]:
+    """The warehouse up for the ``with`` block, as ``(url, started)``: an embedded one
+    this call starts (``started``) is stopped again at the end; one already running,
+    or an external one, is left as it was."""
+    started = settings.uses_embedded_warehouse and not is_running(settings)
+    where = up(settings)
+    try:
+        yield where, started
+    finally:
+        if started:
+            down(settings)
+
+
 def down(settings: Settings) -> bool:
     """Stop the embedded warehouse. Returns False if it was not running."""
     if not settings.uses_embedded_warehouse:
