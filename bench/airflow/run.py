@@ -57,7 +57,7 @@ def prepare_world(people: int, seed: int, stack: ExitStack):
     """Fresh database, sandbox world, extract; returns the settings pointing at it."""
     from omnicanal import warehouse
     from omnicanal.channels import sources
-    from omnicanal.demo import start_sandbox
+    from omnicanal.demo import start_sandbox, start_webhooks
     from omnicanal.extract import run_extract
     from omnicanal.settings import get_settings
 
@@ -67,7 +67,10 @@ def prepare_world(people: int, seed: int, stack: ExitStack):
     os.environ["OMNICANAL_WAREHOUSE_URL"] = db.url()
     settings = get_settings()
     started = time.monotonic()
-    start_sandbox(settings, people, seed, stack)
+    _, server = start_sandbox(settings, people, seed, stack)
+    # a webhook-fed source (WhatsApp) has nothing to extract until its platform posts to
+    # the receiver: the demo's receiver and deliveries
+    start_webhooks(settings, server, stack)
     say(f"world of {people} people served ({time.monotonic() - started:.1f}s)")
     for source in sources():
         report = run_extract(settings, source.name, full_refresh=True)
