@@ -26,6 +26,7 @@
     unique_key='return_key',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
+    meta={'new_rows_stamp': 'built_at'},
     post_hook=[
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (return_key)",
     ],

@@ -1,0 +1,97 @@
+"""What the pipeline's incremental build tests: on an incremental model, the rows it wrote.
+
+A world of 40 people, its commerce channels extracted by their taps, and dbt's build of
+fct_orders with its ancestors as the pipeline runs it (``pipeline_env``): then
+
+- a row an earlier run wrote, broken in the mart afterwards, is not tested again by the
+  next pipeline build (that run wrote it and tested it), while an analyst's build (no
+  OMNICANAL_DBT_TEST_SCOPE) still finds it;
+- a bad row the run itself builds (an order whose raw total turned negative) fails the
+  pipeline build's test, and only that row is counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from marts_world import COMMERCE, MartsWarehouse, sandbox_warehouse
+
+SEED = 20251130
+AS_OF = datetime(2025, 11, 1, 12, 0, 0, tzinfo=UTC)
+#: the generic test that keeps fct_orders' totals non-negative
+TOTAL_TEST = "expression_is_true_fct_orders_total_price__total_price_0"
+SELECT = ("--select", "+fct_orders", "+dim_customers", "--indirect-selection", "cautious")
+
+
+@pytest.fixture(scope="module")
+def marts(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MartsWarehouse]:
+    from omnicanal.orchestration.dbt import pipeline_env
+    from omnicanal.sandbox import generate_world
+
+    world = generate_world(40, SEED, as_of=AS_OF)
+    workdir = tmp_path_factory.mktemp("test_scope")
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        sandbox_warehouse(pg_admin_url, workdir, world, COMMERCE) as built,
+    ):
+        for name, value in pipeline_env().items():
+            patch.setenv(name, value)
+        built.dbt("build", *SELECT)
+        yield built
+
+
+def build(marts: MartsWarehouse, *args: str) -> dict[str, tuple[str, int]]:
+    """dbt ``args`` (a build or a test) that may fail: each fct_orders test's status and
+    failures, by test name."""
+    try:
+        marts.dbt(*args)
+    except AssertionError:
+        pass  # a failing test: run_results.json says which
+    results = json.loads((marts.workdir / "target" / "run_results.json").read_text())
+    return {
+        r["unique_id"].split(".")[2]: (r["status"], r["failures"] or 0)
+        for r in results["results"]
+        if r["unique_id"].startswith("test.") and "fct_orders" in r["unique_id"]
+    }
+
+
+def test_a_pipeline_build_tests_the_rows_it_wrote_and_analysts_test_every_row(
+    marts: MartsWarehouse,
+) -> None:
+    from omnicanal.orchestration.dbt import pipeline_env
+
+    assert pipeline_env()["OMNICANAL_DBT_TEST_SCOPE"] == "new"
+    assert "jit=off" in pipeline_env()["PGOPTIONS"]
+    # a row written by an earlier run and broken since: the oldest order, outside
+    # fct_orders' look-back, so the next run leaves it as it is
+    (old,) = marts.rows("select order_key from marts.fct_orders order by updated_at limit 1")[0]
+    with_old = marts.rows("select count(*) from marts.fct_orders")[0][0]
+    marts.rows("update marts.fct_orders set total_price = -1 where order_key = %s returning 1", old)
+    tests = build(marts, "build", *SELECT)
+    assert tests[TOTAL_TEST] == ("pass", 0)
+    assert marts.rows("select count(*) from marts.fct_orders")[0][0] == with_old
+
+    # a bad row the next run builds: the newest Shopify order's total turns negative
+    # in raw, as a load would bring it (its updated_at is inside the look-back)
+    (shopify_id,) = marts.rows("select id from raw_shopify.orders order by updated_at desc")[0]
+    marts.rows(
+        "update raw_shopify.orders set total_price_set = jsonb_set("
+        "to_jsonb(total_price_set), '{shop_money,amount}', '\"-5.00\"'),"
+        " updated_at = now(), _sdc_batched_at = now() where id = %s returning 1",
+        shopify_id,
+    )
+    tests = build(marts, "build", *SELECT)
+    assert tests[TOTAL_TEST] == ("fail", 1)  # the new row only: the old one is not read
+    new = f"shopify:{shopify_id}"
+    assert marts.rows("select total_price from marts.fct_orders where order_key = %s", new) == [
+        (-5,)
+    ]
+
+    # an analyst's test (no scope in the environment) reads every row: both
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("OMNICANAL_DBT_TEST_SCOPE")
+        tests = build(marts, "test", "--select", "fct_orders")
+    assert tests[TOTAL_TEST] == ("fail", 2)
