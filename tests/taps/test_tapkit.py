@@ -635,25 +635,28 @@ def test_a_tap_started_by_its_console_script_never_imports_the_unused_libraries(
 
 
 def test_a_429_waits_until_the_window_has_room_then_backs_off() -> None:
-    """The first wait of a 429 without Retry-After ends when the oldest request answered
-    in the window leaves it, so does a second (at least 0.05 s); a third 429 in a row
-    backs off from the rate-limit base."""
+    """The first wait of a 429 without Retry-After ends when the oldest request sent in
+    the window leaves it (counted from its answer), so does a second (at least 0.05 s); a
+    third 429 in a row backs off from the rate-limit base."""
     now = [100.0]
     window = AnsweredRequests(1.0, clock=lambda: now[0])
     assert window.wait_for_room() is None  # nothing answered: nothing to go by
-    for moment in (100.0, 100.2, 100.3):
-        now[0] = moment
-        window.note()
+    for sent, answered in ((100.0, 100.01), (100.2, 100.21), (100.3, 100.31)):
+        now[0] = answered
+        window.note(sent)
     now[0] = 100.4
-    assert window.wait_for_room() == pytest.approx(0.6)
+    window.refused()
+    assert window.wait_for_room() == pytest.approx(0.61)
     now[0] = 101.1  # the first left the window: room when the second leaves
-    assert window.wait_for_room() == pytest.approx(0.1)
+    window.refused()
+    assert window.wait_for_room() == pytest.approx(0.11)
 
     waits = retry_waits(base=1.0, cap=10.0, rate_limit_base=0.25, rate_window=window)
     next(waits)
     limited = RetriableAPIError("429", answer(429))
-    assert waits.send(limited) == pytest.approx(0.1)
-    now[0] = 101.28  # refused again: room in 0.02 s, but never less than the floor
+    assert waits.send(limited) == pytest.approx(0.11)
+    now[0] = 101.29  # refused again: room in 0.02 s, but never less than the floor
+    window.refused()
     assert waits.send(limited) == pytest.approx(0.05)
     assert 0.25 <= waits.send(limited) <= 0.275  # the window was not the whole story
     assert 0.5 <= waits.send(limited) <= 0.55
@@ -663,7 +666,24 @@ def test_a_429_waits_until_the_window_has_room_then_backs_off() -> None:
     next(fresh)
     assert 1.0 <= fresh.send(RetriableAPIError("503", answer(503))) <= 1.1
     now[0] = 103.0  # the window emptied: a 429 backs off as before
+    window.refused()
     assert 0.5 <= fresh.send(limited) <= 0.55
+
+
+def test_a_request_answered_in_the_window_but_sent_before_it_is_not_waited_for() -> None:
+    """The platform counts a request when it arrives. One sent at 100.000 and answered at
+    100.020 (a slow page) had left the platform's window at 101.000 + a little, when a 429
+    sent at 101.005 is answered at 101.010: its answer is still in the last second, but
+    room comes when the next one, sent at 100.030, leaves: waiting for the first retried
+    too early, into another 429."""
+    now = [0.0]
+    window = AnsweredRequests(1.0, clock=lambda: now[0])
+    for sent, answered in ((100.000, 100.020), (100.030, 100.050), (100.060, 100.080)):
+        now[0] = answered
+        window.note(sent)
+    now[0] = 101.010
+    window.refused()
+    assert window.wait_for_room() == pytest.approx(0.040)  # 100.050 + 1 - 101.010
 
 
 def test_streams_with_a_rate_window_note_what_the_platform_counted() -> None:
@@ -679,5 +699,7 @@ def test_streams_with_a_rate_window_note_what_the_platform_counted() -> None:
     for _ in range(3):
         session.get("https://api.example.com/v2/things")
     assert len(session.answered._answered) == 2  # the 429 was not counted
+    (first_sent, first_answered), _ = session.answered._answered
+    assert first_sent <= first_answered
     assert 0.9 < session.answered.wait_for_room() <= 1.0
     assert AcmeStream(tap=tap).requests_session.answered is None  # no window, no notes

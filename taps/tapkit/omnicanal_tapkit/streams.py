@@ -57,9 +57,14 @@ class ProxiesOnceSession(requests.Session):
             if key not in self._resolved:
                 self._resolved[key] = resolve_proxies(request, proxies, self.trust_env)
             kwargs["proxies"] = dict(self._resolved[key])
+        if self.answered is None:
+            return super().send(request, **kwargs)
+        sent = self.answered.now()
         response = super().send(request, **kwargs)
-        if self.answered is not None and response.status_code != HTTPStatus.TOO_MANY_REQUESTS:
-            self.answered.note()
+        if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
+            self.answered.refused()
+        else:
+            self.answered.note(sent)
         return response
 
 

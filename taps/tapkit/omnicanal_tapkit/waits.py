@@ -77,37 +77,60 @@ WINDOW_RETRY_FLOOR = 0.05
 
 
 class AnsweredRequests:
-    """When a platform answered the requests it accepted, over its rate window.
+    """The requests a platform accepted, over its rate window, as the client saw them.
 
-    A platform that limits requests per window (Square: per second) and says nothing
-    about when to come back is full when it answers 429; it has room again as soon as
-    the oldest request it counted leaves the window. The client knows when that is: it
-    sent that request. :meth:`wait_for_room` is the time until then, measured from the
-    answer (a little after the platform counted the request, so never early).
+    A platform that limits requests per window (Square: at most ``L`` in any second) and
+    says nothing about when to come back is full when it answers 429: it counted ``L``
+    requests arriving in the last window, and has room again when the oldest of them
+    leaves it. The client does not know ``L``, nor when its requests arrived, only that
+    each arrived between the moment it was sent and the moment it was answered. So, at a
+    429 answered at ``r``: a request *sent* after ``r - window`` arrived inside the
+    platform's window, surely; the oldest of those arrived no later than it was
+    answered, so the window has room by that answer plus the window
+    (:meth:`wait_for_room`), never early. (Counting from the oldest request *answered*
+    in the last window, as this did before, was early when that request had arrived
+    before the window: a data request takes longer to answer than a 429, so its answer
+    can be inside the window while its arrival is not. Its retry was refused again.)
     """
 
     def __init__(self, window_seconds: float, clock: Callable[[], float] = time.monotonic):
         self.window_seconds = window_seconds
         self._clock = clock
-        self._answered: collections.deque[float] = collections.deque()
+        #: (sent, answered) of each accepted request still of interest, oldest first.
+        self._answered: collections.deque[tuple[float, float]] = collections.deque()
+        #: When the last 429 was answered (None: no 429 yet).
+        self._refused_at: float | None = None
+
+    def now(self) -> float:
+        return self._clock()
 
     def _forget_old(self, now: float) -> None:
-        while self._answered and now - self._answered[0] >= self.window_seconds:
+        # a request answered a window ago was sent earlier still: it can be inside no
+        # future 429's window
+        while self._answered and now - self._answered[0][1] >= self.window_seconds:
             self._answered.popleft()
 
-    def note(self) -> None:
-        """A request was answered (anything but 429: that one the platform did not count)."""
+    def note(self, sent: float | None = None) -> None:
+        """A request sent at ``sent`` (default: now) was answered now, not with a 429."""
         now = self._clock()
-        self._answered.append(now)
+        self._answered.append((now if sent is None else sent, now))
         self._forget_old(now)
 
+    def refused(self) -> None:
+        """A request was answered 429 now: the platform's window is full."""
+        self._refused_at = self._clock()
+
     def wait_for_room(self) -> float | None:
-        """Seconds until the oldest answered request leaves the window; None if none is in."""
+        """Seconds until the window the last 429 found full has room; None if the client
+        sent none of the requests in it (another client filled it, or no 429 yet)."""
         now = self._clock()
         self._forget_old(now)
-        if not self._answered:
+        refused_at = now if self._refused_at is None else self._refused_at
+        since = refused_at - self.window_seconds
+        oldest = next((answered for sent, answered in self._answered if sent > since), None)
+        if oldest is None:
             return None
-        return max(0.0, self._answered[0] + self.window_seconds - now)
+        return max(0.0, oldest + self.window_seconds - now)
 
 
 def retry_waits(
@@ -133,7 +156,7 @@ def retry_waits(
     second) would sit idle for most of a 1 s first wait, while an outage (5xx, a dropped
     connection) deserves the longer ``base``. Both double on the same step count.
 
-    ``rate_window`` (the requests this client had answered in the platform's rate
+    ``rate_window`` (the requests the platform accepted from this client in its rate
     window, see :class:`AnsweredRequests`) decides the first wait of a 429 without
     ``Retry-After``: until the window has room again, so a per-second limit is used
     fully (a doubling wait overshoots the moment the window frees by up to half its
