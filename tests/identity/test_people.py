@@ -59,6 +59,11 @@ PEOPLE = [
     ["h5", "shop", "", "+55 31 99111-2222", "", "", "Maria Clara", "Carvalho"],
     # nobody's name on the household phone: it cannot say whose record this is
     ["h6", "pos", "", "(31) 99111-2222", "", "", "", ""],
+    # another household's mobile: Antônio ("Tonico" on WhatsApp, a nickname no edit
+    # reaches) and his wife Maria
+    ["t1", "shop", "", "(21) 98222-3333", "", "", "Antônio", "Souza"],
+    ["t2", "whatsapp", "", "", "5521982223333", "", "Tonico", ""],
+    ["t3", "crm", "", "21 98222 3333", "", "", "Maria", "Souza"],
     # 123.456.789-09 passes the check digits and is typed at tills all over Brazil:
     # Joana's real CPF and her email stay together with a till record that holds it
     ["j1", "shop", "joana@example.com", "", "", "390.533.447-05", "Joana", "Prado"],
@@ -86,6 +91,7 @@ def test_names_households_and_fake_identifiers(warehouse_env: str, tmp_path: Pat
     assert ids["h1"] == ids["h2"]
     assert ids["h3"] == ids["h4"]
     assert len({ids["h1"], ids["h3"], ids["h5"], ids["h6"]}) == 4
+    assert ids["t1"] == ids["t2"] != ids["t3"]
     # Joana is not split by the fake CPF; Marcos, who typed it too, is not Joana
     assert ids["j1"] == ids["j2"] != ids["m1"]
     assert ids["n1"] != ids["n2"]

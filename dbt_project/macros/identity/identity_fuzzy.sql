@@ -69,6 +69,15 @@
     case
         when {{ x }} is null or {{ y }} is null then 0
         when {{ x }} = {{ y }} then 4
+        {%- if comparison.get('canon') %}
+        -- masculine and feminine forms of one first name (Raimundo/Raimunda,
+        -- Daniel/Daniela): siblings, a couple, a parent and child, not a typo
+        when
+            {{ identity_gender_pair(x, y) }}
+            or {{ x }} || 'a' = {{ y }}
+            or {{ y }} || 'a' = {{ x }}
+            then 1
+        {%- endif %}
         {%- if kind in ('name', 'city') %}
         when levenshtein_less_equal({{ x }}, {{ y }}, 1) <= 1 then 3
         {%- if kind == 'name' %}
@@ -465,6 +474,14 @@ $fz$
         and {{ pairs }}.levels[{{ at['birth_date'] }}] <= 1
         and {{ pairs }}.levels[{{ at['email'] }}] <= 1
         and {{ pairs }}.levels[{{ at['cpf'] }}] <= 1
+    )
+    -- two names that differ whole (first name and family name, both given) and no
+    -- birth date in common are two people, whatever they share: a couple's email or a
+    -- family's phone that the deterministic stage already kept apart by their names
+    and not (
+        {{ pairs }}.levels[{{ at['first_name'] }}] = 1
+        and {{ pairs }}.levels[{{ at['last_name'] }}] = 1
+        and {{ pairs }}.levels[{{ at['birth_date'] }}] <= 1
     )
     -- a household: one family name and one home (postcode, address or phone), first
     -- names that differ and no birth date in common are two people, not one

@@ -51,10 +51,25 @@ typed_names as (
 
 ),
 
+-- the names a till or a form gives when the buyer gave none ("Consumidor Final",
+-- "Cliente", "Não informado"; seed identity_fake_identifiers, type name)
+placeholder_names as materialized (
+
+    select distinct {{ normalize_name_key('value') }} as name_key
+    from {{ ref('identity_fake_identifiers') }}
+    where identifier_type = 'name'
+
+),
+
 named_records as (
 
     select
         *,
+        -- a placeholder is no name: the fuzzy stage reads it as missing (level 0, no
+        -- information), not as a name that disagrees with the buyer's real one
+        coalesce({{ normalize_name_key('typed_name') }} in (
+            select placeholder_names.name_key from placeholder_names
+        ), false) as name_is_placeholder,
         coalesce(
             email_local_part ~ '[^[:alpha:]]'
             and typed_name !~ '\s'
@@ -84,18 +99,20 @@ name_forms as (
     select
         *,
         case
-            when not name_is_email and not name_is_user_name then first_name
+            when not name_is_email and not name_is_user_name and not name_is_placeholder
+                then first_name
         end as split_first_name,
         case
-            when not name_is_email and not name_is_user_name then last_name
+            when not name_is_email and not name_is_user_name and not name_is_placeholder
+                then last_name
         end as split_last_name,
         case
-            when name_is_email then null
+            when name_is_email or name_is_placeholder then null
             when name_is_user_name then regexp_replace(typed_name, '[0-9]+', ' ', 'g')
             else full_name
         end as one_field_name,
         case
-            when name_is_email then null
+            when name_is_email or name_is_placeholder then null
             when name_is_user_name then regexp_replace(typed_name, '[0-9]+', ' ', 'g')
             else coalesce(nullif(trim(full_name), ''), concat_ws(' ', first_name, last_name))
         end as matching_name
