@@ -1,13 +1,20 @@
-"""What the tap tests share: a free port for a sandbox built at import, and a tap run
-through its executable, as the pipeline runs it."""
+"""What the tap tests share: a free port for a sandbox built at import, a tap run
+through its executable, as the pipeline runs it, and singer-sdk's own conformance to
+compare tapkit's compiled one with."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from singer_sdk.helpers.conform import TypeConformanceLevel
+
+from omnicanal_tapkit import ConformedRecords
 
 
 def free_port() -> int:
@@ -29,3 +36,26 @@ def run_tap(
         timeout=timeout,
         check=False,
     )
+
+
+@contextlib.contextmanager
+def sdk_conformance() -> Iterator[None]:
+    """While inside, the streams built on tapkit's ``ConformedRecords`` leave conformance
+    to singer-sdk (``RECURSIVE``, the SDK's default): the records the compiled
+    conformance must match."""
+    saved = ConformedRecords.TYPE_CONFORMANCE_LEVEL, ConformedRecords.conform_record
+    ConformedRecords.TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.RECURSIVE
+    ConformedRecords.conform_record = lambda self, record: record  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ConformedRecords.TYPE_CONFORMANCE_LEVEL, ConformedRecords.conform_record = saved
+
+
+def timeless_state(state: Any) -> Any:
+    """``state`` without what records when a sync ran (tapkit's ``last_full_sync``)."""
+    if isinstance(state, dict):
+        return {k: timeless_state(v) for k, v in state.items() if k != "last_full_sync"}
+    if isinstance(state, list):
+        return [timeless_state(v) for v in state]
+    return state

@@ -27,12 +27,13 @@ import pytest
 import requests
 from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
-from taprun import free_port, run_tap
+from taprun import free_port, run_tap, sdk_conformance, timeless_state
 
 from omnicanal.channels.square import SANDBOX_ACCESS_TOKEN
 from omnicanal.channels.square.emulation import SquareEmulator
 from omnicanal.sandbox.app import SandboxServer
 from omnicanal.sandbox.world import World, generate_world
+from omnicanal_tapkit import ConformedRecords
 from tap_square.client import DEFAULT_API_VERSION, to_utc_iso
 from tap_square.errors import SquareConnectionError, SquareRetriesExhaustedError
 from tap_square.streams import CustomersStream, OrdersStream, PaymentsStream
@@ -475,3 +476,46 @@ def test_an_interrupted_sync_resumes_from_its_last_state(world: World) -> None:
     for stream in done:
         again = set(interrupted.ids(stream)) & set(resumed.ids(stream))
         assert len(again) <= len(shop.locations), stream
+
+
+def test_records_are_conformed_once_per_schema_as_the_sdk_would(world: World) -> None:
+    """Every stream conforms its records with tapkit's compiled conformance, and the
+    records and state are the ones singer-sdk's own recursive conformance writes."""
+    tap = TapSquare(config=BASE_CONFIG)
+    assert tap.streams
+    assert all(isinstance(stream, ConformedRecords) for stream in tap.streams.values())
+    ours = sync()
+    with sdk_conformance():
+        theirs = sync()
+    assert sum(map(len, ours.records.values())) > 0
+    assert ours.records == theirs.records
+    assert timeless_state(ours.state) == timeless_state(theirs.state)
+
+
+def test_a_property_deselected_in_the_catalog_is_not_written(world: World) -> None:
+    """singer-sdk's walk against the selection runs only when the catalog deselects
+    something (tapkit skips it otherwise): then it still drops what was deselected."""
+    tap = TapSquare(config=BASE_CONFIG)
+    catalog = tap.catalog_dict
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if entry["tap_stream_id"] == "customers" and item["breadcrumb"] in (
+                ["properties", "email_address"],
+                ["properties", "address"],
+            ):
+                item["metadata"]["selected"] = False
+    out = io.StringIO()
+    with redirect_stdout(out):
+        TapSquare(config=BASE_CONFIG, catalog=catalog).sync_all()
+    records = [
+        message["record"]
+        for message in map(json.loads, out.getvalue().splitlines())
+        if message["type"] == "RECORD" and message["stream"] == "customers"
+    ]
+    everything = sync().records["customers"]
+    assert len(records) == len(everything) > 0
+    assert any("email_address" in r for r in everything) and any("address" in r for r in everything)
+    assert not any("email_address" in r or "address" in r for r in records)
+    assert records == [
+        {k: v for k, v in r.items() if k not in ("email_address", "address")} for r in everything
+    ]

@@ -576,12 +576,83 @@ def test_conformed_streams_drop_unknown_properties_once_and_leave_the_sdk_nothin
     stream = Conformed(tap=tap)
     assert stream.TYPE_CONFORMANCE_LEVEL == TypeConformanceLevel.NONE
     with caplog.at_level(logging.WARNING):
-        records = list(stream.get_records(None))
+        records = [stream.post_process(r, None) for r in stream.get_records(None)]
     assert [r["id"] for r in records] == ["a", "b", "a", "b"]
     assert "unknown" not in records[1] and records[1]["paid"] is False
     assert records[1]["amount"] is None and records[1]["flags"] == [True, False, None, True]
     warnings = [r for r in caplog.records if "not found in catalog schema" in r.getMessage()]
     assert len(warnings) == 1 and "unknown" in warnings[0].getMessage()
+
+
+def test_the_record_post_process_hands_the_sdk_is_conformed_once_whatever_it_built() -> None:
+    """Conformance comes after the stream's post-processing, once: an override that
+    calls ``super().post_process`` sees the raw row, one that builds a new record (no
+    ``super``) has it conformed too, and the outermost call's result is what goes out."""
+    seen: list[dict] = []
+
+    class Things(ConformedRecords, Stream):
+        name = "things"
+        schema = CONFORM_SCHEMA
+
+        def get_records(self, context):  # noqa: ANN001, ANN201 - the stream's own reading
+            return iter(copy.deepcopy(CONFORM_RECORDS[:2]))
+
+        def post_process(self, row, context=None):  # noqa: ANN001, ANN201
+            row = super().post_process(row, context)
+            seen.append(dict(row))
+            return {**row, "built_here": True}
+
+    class Rebuilt(Things):
+        def post_process(self, row, context=None):  # noqa: ANN001, ANN201
+            return {**super().post_process(row, context), "added_outside": 1}
+
+    tap = AcmeTap(config={"access_token": TOKEN, "api_url": "https://x.test"})
+    for stream_class in (Things, Rebuilt):
+        seen.clear()
+        stream = stream_class(tap=tap)
+        records = [stream.post_process(r, None) for r in stream.get_records(None)]
+        assert "unknown" in seen[1]  # the inner call got the row as read
+        assert [r["id"] for r in records] == ["a", "b"]
+        for record in records:
+            assert not {"unknown", "built_here", "added_outside"} & set(record)
+        assert records[1]["paid"] is False  # conformed: a boolean-only property coerced
+
+
+# --- the SDK's selection walk, skipped when nothing is deselected -------------------------
+
+
+class _NoWalking(dict):
+    """A record that fails if the SDK's selection walk reaches it (the walk copies it)."""
+
+    def copy(self) -> dict:
+        raise AssertionError("walked")
+
+
+def test_the_selection_walk_is_skipped_when_nothing_is_deselected_and_drops_otherwise() -> None:
+    from singer_sdk.singerlib.catalog import SelectionMask
+    from singer_sdk.streams import core
+
+    from omnicanal_tapkit.selection import skip_walk_when_all_selected
+
+    assert skip_walk_when_all_selected()
+    assert skip_walk_when_all_selected()  # idempotent: wrapped once
+    walk = core.pop_deselected_record_properties
+    assert walk.omnicanal_skips_when_all_selected
+    assert not getattr(walk.sdk_walk, "omnicanal_skips_when_all_selected", False)
+    schema = {"properties": {"id": {}, "email": {}, "address": {"properties": {"zip": {}}}}}
+    everything = SelectionMask({(): True, ("properties", "email"): True})
+    walk(_NoWalking(id="a", email="x@y.z", address={"zip": "1"}), schema, everything)
+
+    record = {"id": "a", "email": "x@y.z", "address": {"zip": "1", "city": "Rio"}}
+    deselected = SelectionMask(
+        {
+            (): True,
+            ("properties", "email"): False,
+            ("properties", "address", "properties", "zip"): False,
+        }
+    )
+    walk(record, schema, deselected)
+    assert record == {"id": "a", "address": {"city": "Rio"}}
 
 
 # --- lean start ----------------------------------------------------------------------------

@@ -45,7 +45,12 @@ from singer_sdk import RESTStream
 from singer_sdk.authenticators import BearerTokenAuthenticator
 from singer_sdk.pagination import BaseAPIPaginator
 
-from omnicanal_tapkit import PlatformFailures, PlatformRetries, url_without_query
+from omnicanal_tapkit import (
+    ConformedRecords,
+    PlatformFailures,
+    PlatformRetries,
+    url_without_query,
+)
 from tap_hubspot.errors import (
     HubSpotAuthError,
     HubSpotConnectionError,
@@ -160,7 +165,7 @@ class _SearchPace:
             cls._last[token] = max(now, ready)
 
 
-class HubSpotStream(PlatformRetries, RESTStream[t.Any]):
+class HubSpotStream(ConformedRecords, PlatformRetries, RESTStream[t.Any]):
     """A HubSpot API endpoint; see the module docstring for paths, auth and limits."""
 
     failures = PlatformFailures(

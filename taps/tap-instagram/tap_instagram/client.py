@@ -34,7 +34,12 @@ from singer_sdk.authenticators import BearerTokenAuthenticator
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.pagination import BaseAPIPaginator
 
-from omnicanal_tapkit import PlatformFailures, PlatformRetries, url_without_query
+from omnicanal_tapkit import (
+    ConformedRecords,
+    PlatformFailures,
+    PlatformRetries,
+    url_without_query,
+)
 from omnicanal_tapkit.meta_graph import (
     MISSING_TOKEN_CODE,
     PERMISSION_CODES,
@@ -106,7 +111,7 @@ def graph_failures() -> PlatformFailures:
     )
 
 
-class GraphStream(PlatformRetries, RESTStream[str | None]):
+class GraphStream(ConformedRecords, PlatformRetries, RESTStream[str | None]):
     """An edge of a Graph node, paged by cursor."""
 
     failures = graph_failures()

@@ -32,7 +32,12 @@ import requests
 from singer_sdk import RESTStream, SchemaDirectory
 from singer_sdk.pagination import BaseAPIPaginator
 
-from omnicanal_tapkit import PlatformFailures, PlatformRetries, url_without_query
+from omnicanal_tapkit import (
+    ConformedRecords,
+    PlatformFailures,
+    PlatformRetries,
+    url_without_query,
+)
 from tap_mailchimp.errors import (
     MailchimpAuthError,
     MailchimpConnectionError,
@@ -119,7 +124,7 @@ class TotalItemsPaginator(BaseAPIPaginator[int]):
         return following if got and following < int(body.get("total_items") or 0) else None
 
 
-class MailchimpStream(PlatformRetries, RESTStream[t.Any]):
+class MailchimpStream(ConformedRecords, PlatformRetries, RESTStream[t.Any]):
     """A collection of the Marketing API, paged by ``offset`` and ``total_items``."""
 
     failures = PlatformFailures(

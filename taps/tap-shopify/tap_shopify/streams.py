@@ -55,8 +55,8 @@ def _search_timestamp(value: str) -> str:
 class ShopifyStream(ConformedRecords, Stream):
     """A root connection of the GraphQL Admin API, synced incrementally on ``updated_at``.
 
-    Records are conformed to the schema by omnicanal-tapkit's compiled conformer
-    (:meth:`conform_record`, called where :meth:`get_records` yields), not the SDK's.
+    Records are conformed to the schema by omnicanal-tapkit's compiled conformer (in
+    ``post_process``, see ``ConformedRecords``), not the SDK's.
     """
 
     resource: t.ClassVar[queries.Resource]
@@ -113,7 +113,7 @@ class ShopifyStream(ConformedRecords, Stream):
             record = shapes.to_record(node, self.integer_fields)
             if since is not None and self._updated_before(record, since):
                 continue
-            yield self.conform_record(record)
+            yield record
 
     @staticmethod
     def _updated_before(record: dict[str, t.Any], since: dt.datetime) -> bool:

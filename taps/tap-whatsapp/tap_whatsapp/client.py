@@ -33,7 +33,12 @@ from singer_sdk import RESTStream, SchemaDirectory
 from singer_sdk.authenticators import BearerTokenAuthenticator
 from singer_sdk.pagination import JSONPathPaginator
 
-from omnicanal_tapkit import PlatformFailures, PlatformRetries, url_without_query
+from omnicanal_tapkit import (
+    ConformedRecords,
+    PlatformFailures,
+    PlatformRetries,
+    url_without_query,
+)
 from tap_whatsapp.errors import (
     ReceiverAuthError,
     ReceiverConnectionError,
@@ -71,7 +76,7 @@ class EventLogPaginator(JSONPathPaginator):
         return True
 
 
-class ReceiverStream(PlatformRetries, RESTStream[int]):
+class ReceiverStream(ConformedRecords, PlatformRetries, RESTStream[int]):
     """Events of one kind from ``GET /events/<channel>``, incremental on ``seq``."""
 
     failures = PlatformFailures(

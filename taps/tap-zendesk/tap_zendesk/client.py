@@ -34,7 +34,12 @@ from singer_sdk import RESTStream, SchemaDirectory
 from singer_sdk.authenticators import APIKeyAuthenticator
 from singer_sdk.pagination import BaseAPIPaginator
 
-from omnicanal_tapkit import PlatformFailures, PlatformRetries, url_without_query
+from omnicanal_tapkit import (
+    ConformedRecords,
+    PlatformFailures,
+    PlatformRetries,
+    url_without_query,
+)
 from tap_zendesk.errors import (
     ZendeskAuthError,
     ZendeskConnectionError,
@@ -119,7 +124,7 @@ class BodyPaginator(BaseAPIPaginator[str | None]):
         return self._next_token(response.json())
 
 
-class ZendeskStream(PlatformRetries, RESTStream[str]):
+class ZendeskStream(ConformedRecords, PlatformRetries, RESTStream[str]):
     """An endpoint of the Zendesk Support API."""
 
     failures = PlatformFailures(

@@ -16,8 +16,11 @@
   schema by a function compiled once per schema instead of the SDK's per-record walk;
 - :mod:`~omnicanal_tapkit.startup`: ``run_tap_cli``, a tap's console script started
   without the libraries singer-sdk's imports pull in and no tap uses;
+- :mod:`~omnicanal_tapkit.selection`: singer-sdk's per-record walk against the
+  catalog's selection skipped when the catalog deselects nothing (installed by
+  :class:`ConformedRecords`);
 - :mod:`~omnicanal_tapkit.full_sync`: :class:`RetiresMissingOnFullSync`, deleted records
-  retired by a full sync (the one use of singer-sdk internals, kept here).
+  retired by a full sync. These two are the uses of singer-sdk internals, kept here.
 """
 
 from __future__ import annotations

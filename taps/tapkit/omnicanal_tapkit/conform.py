@@ -11,9 +11,11 @@ test), which was the largest cost of a tap's records in ``bench/extract`` (0.9 s
 :class:`SchemaConformer` reads the schema once and keeps, for each property, what to do
 with it; a record of JSON strings, integers and nulls then costs one dict lookup per
 property. :class:`ConformedRecords` sets the stream's ``TYPE_CONFORMANCE_LEVEL`` to
-``NONE`` (the SDK's public switch) and conforms the records its ``get_records`` yields,
-against ``effective_schema`` as the SDK does, so the messages are the SDK's, value for
-value (``tests/taps/test_tapkit.py`` compares both on the same records).
+``NONE`` (the SDK's public switch) and conforms the records its ``post_process`` returns
+(the SDK's public hook, the last before the record is written), against
+``effective_schema`` as the SDK does, so the messages are the SDK's, value for value
+(``tests/taps/test_tapkit.py`` compares both on the same records, each tap's tests on
+its whole sync).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ import typing as t
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
+from omnicanal_tapkit.selection import skip_walk_when_all_selected
+
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable
 
     from singer_sdk.helpers.types import Context
 
@@ -201,12 +205,42 @@ def _warn_dropped(stream: str, names: tuple[str, ...], logger: logging.Logger) -
     )
 
 
+def _conforming(post_process: Callable[..., dict | None]) -> Callable[..., dict | None]:
+    """``post_process`` whose result is conformed when it is the outermost call: a
+    stream's override usually ends in ``super().post_process(...)``, and its base's
+    overrides are wrapped too; only the record the SDK receives is conformed, once."""
+
+    @functools.wraps(post_process)
+    def conformed(self: t.Any, row: dict, context: Context | None = None) -> dict | None:
+        state = self.__dict__
+        depth = state.get("_omnicanal_post_process_depth", 0)
+        state["_omnicanal_post_process_depth"] = depth + 1
+        try:
+            record = post_process(self, row, context)
+        finally:
+            state["_omnicanal_post_process_depth"] = depth
+        if depth or record is None:
+            return record
+        return self.conform_record(record)
+
+    conformed.conforms = True  # type: ignore[attr-defined]
+    return conformed
+
+
 class ConformedRecords:
     """Stream mixin: records conformed by a :class:`SchemaConformer`, not the SDK's walk.
 
     Put it first in a base stream's bases (``class SquareStream(ConformedRecords,
-    PlatformRetries, RESTStream)``); a stream whose own ``get_records`` does not reach
-    this one (it yields records itself) calls :meth:`conform_record` on each.
+    PlatformRetries, RESTStream)``). The SDK conforms a record after the stream's
+    ``post_process`` (the record it writes, whatever ``get_records`` yielded: VTEX's
+    post-processing replaces an order's list summary by its detail, WhatsApp's builds
+    the record from the delivery's envelope), so the conformance is done there too: the
+    ``post_process`` the SDK calls returns the conformed record. Every override of
+    ``post_process`` in a subclass is wrapped so (``__init_subclass__``), and only the
+    outermost call conforms, whether an override calls ``super().post_process`` or not.
+
+    Defining such a stream also skips singer-sdk's per-record walk against the
+    catalog's selection when it deselects nothing (:mod:`omnicanal_tapkit.selection`).
     """
 
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
@@ -216,7 +250,14 @@ class ConformedRecords:
         logger: logging.Logger
         effective_schema: dict
 
-        def get_records(self, context: Context | None) -> Iterable[dict]: ...
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # the SDK's walk against the catalog's selection, about as long as this
+        # conformance: skipped when nothing is deselected
+        skip_walk_when_all_selected()
+        own = cls.__dict__.get("post_process")
+        if own is not None and not getattr(own, "conforms", False):
+            cls.post_process = _conforming(own)  # type: ignore[method-assign]
 
     def conform_record(self, record: dict) -> dict:
         """``record`` as singer-sdk's ``RECURSIVE`` conformance would write it."""
@@ -229,7 +270,7 @@ class ConformedRecords:
             _warn_dropped(self.name, tuple(dropped), self.logger)
         return conformed
 
-    def get_records(self, context: Context | None) -> Iterable[dict]:
-        conform = self.conform_record
-        for record in super().get_records(context):  # type: ignore[misc]
-            yield conform(record)
+    @_conforming
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """The stream's post-processing (none by default), then the conformance."""
+        return super().post_process(row, context)  # type: ignore[misc]
