@@ -1,4 +1,5 @@
-"""What the pipeline's incremental build tests: on an incremental model, the rows it wrote.
+"""What the pipeline's incremental build tests (on an incremental model, the rows it
+wrote), and the staging models incremental on the loader's ``_sdc_batched_at``.
 
 A world of 40 people, its commerce channels extracted by their taps, and dbt's build of
 fct_orders with its ancestors as the pipeline runs it (``pipeline_env``): then
@@ -7,7 +8,8 @@ fct_orders with its ancestors as the pipeline runs it (``pipeline_env``): then
   next pipeline build (that run wrote it and tested it), while an analyst's build (no
   OMNICANAL_DBT_TEST_SCOPE) still finds it;
 - a bad row the run itself builds (an order whose raw total turned negative) fails the
-  pipeline build's test, and only that row is counted.
+  pipeline build's test, and only that row is counted;
+- staging takes a raw order loaded again (and its lines) and drops one gone from raw.
 """
 
 from __future__ import annotations
@@ -95,3 +97,47 @@ def test_a_pipeline_build_tests_the_rows_it_wrote_and_analysts_test_every_row(
         patch.delenv("OMNICANAL_DBT_TEST_SCOPE")
         tests = build(marts, "test", "--select", "fct_orders")
     assert tests[TOTAL_TEST] == ("fail", 2)
+
+
+def test_incremental_staging_takes_changed_raw_rows_and_drops_gone_ones(
+    marts: MartsWarehouse,
+) -> None:
+    """Staging models incremental on ``_sdc_batched_at``: a raw order loaded again with a
+    change is rebuilt (its lines too, replaced rather than added to), one the loader no
+    longer holds leaves staging with its lines, and the rest are not rewritten."""
+    changed, gone = (
+        row[0] for row in marts.rows("select id from raw_shopify.orders order by id limit 2")
+    )
+    lines_before = marts.rows(
+        "select count(*) from staging.stg_shopify__order_lines where shopify_order_id = %s",
+        changed,
+    )[0][0]
+    stamps = dict(
+        marts.rows("select shopify_order_id, _loaded_at from staging.stg_shopify__orders")
+    )
+    marts.rows(
+        "update raw_shopify.orders set email = 'changed@example.com', _sdc_batched_at = now()"
+        " where id = %s returning 1",
+        changed,
+    )
+    marts.rows("delete from raw_shopify.orders where id = %s returning 1", gone)
+    marts.dbt("run", "--select", "stg_shopify__orders", "stg_shopify__order_lines")
+    after = dict(marts.rows("select shopify_order_id, email from staging.stg_shopify__orders"))
+    assert after[changed] == "changed@example.com"
+    assert gone not in after
+    assert set(after) == set(stamps) - {gone}
+    lines = marts.rows(
+        "select shopify_order_id, count(*) from staging.stg_shopify__order_lines"
+        " where shopify_order_id in (%s, %s) group by 1",
+        changed,
+        gone,
+    )
+    assert lines == [(changed, lines_before)]
+    restamped = {
+        key
+        for key, stamp in marts.rows(
+            "select shopify_order_id, _loaded_at from staging.stg_shopify__orders"
+        )
+        if stamp != stamps[key]
+    }
+    assert restamped == {changed}

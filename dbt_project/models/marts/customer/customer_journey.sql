@@ -18,11 +18,25 @@
     action before, is_channel_switch when it differs ("web -> pos": bought online,
     returned in a shop). What the retailer sent (outbound, internal) has no previous
     channel and is no switch.
+
+    Incremental: a customer's journey depends on their events alone, so a run compares
+    every event with the row this model holds for it (the same customer, time, type,
+    channel, direction, keys and amount) and rebuilds, whole, the journeys of the
+    customers with an event new, changed, moved to or from them, or gone; the others
+    stay as they are. A customer left with no event keeps one row without a key, so
+    that delete+insert removes their old rows, and the post-hook deletes it. A change
+    of var journey_post_sale_days needs --full-refresh.
 #}
 
 -- sqlfluff:indentation:template_blocks_indent:False
 {{ config(
+    materialized='incremental',
+    unique_key='customer_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    meta={'new_rows_stamp': 'built_at'},
     post_hook=[
+        "delete from {{ this }} where journey_event_key is null",
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (journey_event_key)",
         "create index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id, event_number)",
     ],
@@ -134,6 +148,57 @@ events as (
     {%- endif %}
 
 ),
+{%- if is_incremental() %}
+
+compared as (
+
+    -- each event against the row held for it: the customers of those that differ
+    select
+        events.customer_id as customer_now,
+        built.customer_id as customer_before
+
+    from events
+    full outer join {{ this }} as built
+        on events.journey_event_key = built.journey_event_key
+    where
+        events.journey_event_key is null
+        or built.journey_event_key is null
+        or (
+            events.customer_id, events.occurred_at, events.event_source, events.event_type,
+            events.channel, events.direction, events.source_key, events.order_key, events.amount
+        ) is distinct from (
+            built.customer_id, built.occurred_at, built.event_source, built.event_type,
+            built.channel, built.direction, built.source_key, built.order_key, built.amount
+        )
+
+),
+
+touched as (
+
+    select customer_now as customer_id from compared
+    where customer_now is not null
+    union
+    select customer_before as customer_id from compared
+    where customer_before is not null
+
+),
+
+rebuilt as (
+
+    select events.*
+    from events
+    inner join touched
+        on events.customer_id = touched.customer_id
+
+),
+{%- else %}
+
+rebuilt as (
+
+    select * from events
+
+),
+{%- endif %}
 
 placed as (
 
@@ -150,7 +215,7 @@ placed as (
             rows between unbounded preceding and current row
         ) as last_order_at
 
-    from events
+    from rebuilt
 
 ),
 
@@ -214,10 +279,40 @@ final as (
         end as channel_switch,
         source_key,
         order_key,
-        amount
+        amount,
+        cast('{{ run_started_at }}' as timestamptz) as built_at
 
     from staged
 
 )
 
+{%- if is_incremental() %}
+
+select
+    final.journey_event_key,
+    touched.customer_id,
+    final.event_number,
+    final.occurred_at,
+    final.event_source,
+    final.event_type,
+    final.channel,
+    final.direction,
+    final.is_customer_action,
+    final.stage,
+    final.previous_channel,
+    final.is_channel_switch,
+    final.channel_switch,
+    final.source_key,
+    final.order_key,
+    final.amount,
+    final.built_at
+
+from touched
+left join final
+    on touched.customer_id = final.customer_id
+
+{%- else %}
+
 select * from final
+
+{%- endif %}

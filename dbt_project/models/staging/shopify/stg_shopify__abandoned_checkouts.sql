@@ -1,8 +1,17 @@
+{{ config(
+    materialized='incremental',
+    unique_key='shopify_checkout_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook=["{{ staging_delete_gone(source('shopify', 'abandoned_checkouts'), 'id', 'shopify_checkout_id') }}"],
+) }}
+
 with
 
 source as (
 
     select * from {{ source('shopify', 'abandoned_checkouts') }}
+    {{ staging_loaded_since() }}
 
 ),
 
@@ -33,7 +42,8 @@ renamed as (
         ----------  timestamps
         cast(created_at as timestamptz) as created_at,
         cast(updated_at as timestamptz) as updated_at,
-        cast(completed_at as timestamptz) as completed_at
+        cast(completed_at as timestamptz) as completed_at,
+        _sdc_batched_at as _loaded_at
 
     from source
 

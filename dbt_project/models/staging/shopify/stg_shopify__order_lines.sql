@@ -2,11 +2,20 @@
     One row per line item of a Shopify order, unnested from the order's line_items.
 #}
 
+{{ config(
+    materialized='incremental',
+    unique_key='shopify_order_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook=["{{ staging_delete_gone(source('shopify', 'orders'), 'id', 'shopify_order_id') }}"],
+) }}
+
 with
 
 orders as (
 
     select * from {{ source('shopify', 'orders') }}
+    {{ staging_loaded_since() }}
 
 ),
 
@@ -14,6 +23,7 @@ line_items as (
 
     select
         orders.id as shopify_order_id,
+        orders._sdc_batched_at as _loaded_at,
         item.position as line_position,
         item.value as line_item
 
@@ -56,7 +66,8 @@ renamed as (
         {{ to_numeric("line_item -> 'original_unit_price_set' -> 'shop_money' ->> 'amount'") }}
             as unit_price,
         {{ to_numeric("line_item -> 'discounted_total_set' -> 'shop_money' ->> 'amount'") }}
-            as discounted_total
+            as discounted_total,
+        _loaded_at
 
     from line_items
 

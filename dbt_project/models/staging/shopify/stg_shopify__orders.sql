@@ -1,8 +1,17 @@
+{{ config(
+    materialized='incremental',
+    unique_key='shopify_order_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook=["{{ staging_delete_gone(source('shopify', 'orders'), 'id', 'shopify_order_id') }}"],
+) }}
+
 with
 
 source as (
 
     select * from {{ source('shopify', 'orders') }}
+    {{ staging_loaded_since() }}
 
 ),
 
@@ -99,7 +108,8 @@ renamed as (
         cast(source.updated_at as timestamptz) as updated_at,
         cast(source.processed_at as timestamptz) as processed_at,
         cast(source.cancelled_at as timestamptz) as cancelled_at,
-        cast(source.closed_at as timestamptz) as closed_at
+        cast(source.closed_at as timestamptz) as closed_at,
+        source._sdc_batched_at as _loaded_at
 
     from source
     left join delivery

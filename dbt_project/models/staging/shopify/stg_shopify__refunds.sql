@@ -4,11 +4,20 @@
     a shop when they were brought back there, the warehouse a parcel returned to).
 #}
 
+{{ config(
+    materialized='incremental',
+    unique_key='shopify_order_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook=["{{ staging_delete_gone(source('shopify', 'orders'), 'id', 'shopify_order_id') }}"],
+) }}
+
 with
 
 orders as (
 
     select * from {{ source('shopify', 'orders') }}
+    {{ staging_loaded_since() }}
 
 ),
 
@@ -16,6 +25,7 @@ refunds as (
 
     select
         orders.id as shopify_order_id,
+        orders._sdc_batched_at as _loaded_at,
         refund.value as refund
 
     from orders
@@ -107,7 +117,8 @@ renamed as (
         refund_locations.location_name,
         coalesce(refund_locations.restock_location_count, 0) as restock_location_count,
         cast(refunds.refund ->> 'created_at' as timestamptz) as created_at,
-        cast(refunds.refund ->> 'updated_at' as timestamptz) as updated_at
+        cast(refunds.refund ->> 'updated_at' as timestamptz) as updated_at,
+        refunds._loaded_at
 
     from refunds
     left join refund_locations

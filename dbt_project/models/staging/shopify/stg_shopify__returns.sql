@@ -2,11 +2,20 @@
     One row per return of a Shopify order, unnested from the order's returns.
 #}
 
+{{ config(
+    materialized='incremental',
+    unique_key='shopify_order_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook=["{{ staging_delete_gone(source('shopify', 'orders'), 'id', 'shopify_order_id') }}"],
+) }}
+
 with
 
 orders as (
 
     select * from {{ source('shopify', 'orders') }}
+    {{ staging_loaded_since() }}
 
 ),
 
@@ -14,6 +23,7 @@ returns as (
 
     select
         orders.id as shopify_order_id,
+        orders._sdc_batched_at as _loaded_at,
         order_return.value as order_return
 
     from orders
@@ -37,7 +47,8 @@ renamed as (
         lower(order_return ->> 'status') as return_status,
         cast(order_return ->> 'total_quantity' as integer) as total_quantity,
         cast(order_return ->> 'created_at' as timestamptz) as created_at,
-        cast(order_return ->> 'closed_at' as timestamptz) as closed_at
+        cast(order_return ->> 'closed_at' as timestamptz) as closed_at,
+        _loaded_at
 
     from returns
 

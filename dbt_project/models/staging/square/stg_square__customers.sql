@@ -1,8 +1,17 @@
+{{ config(
+    materialized='incremental',
+    unique_key='square_customer_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook=["{{ staging_delete_gone(source('square', 'customers'), 'id', 'square_customer_id') }}"],
+) }}
+
 with
 
 source as (
 
     select * from {{ source('square', 'customers') }}
+    {{ staging_loaded_since() }}
 
 ),
 
@@ -66,7 +75,8 @@ renamed as (
         -- set by the loader when a full sync no longer found the record: the platform
         -- deleted it. The row stays (history); identity leaves deleted rows out.
         _sdc_deleted_at as deleted_at,
-        _sdc_deleted_at is not null as is_deleted
+        _sdc_deleted_at is not null as is_deleted,
+        _sdc_batched_at as _loaded_at
 
     from source
 

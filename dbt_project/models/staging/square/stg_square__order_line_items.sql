@@ -1,8 +1,17 @@
+{{ config(
+    materialized='incremental',
+    unique_key='square_order_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook=["{{ staging_delete_gone(source('square', 'orders'), 'id', 'square_order_id') }}"],
+) }}
+
 with
 
 orders as (
 
     select * from {{ source('square', 'orders') }}
+    {{ staging_loaded_since() }}
 
 ),
 
@@ -11,6 +20,7 @@ line_items as (
     -- the loader keeps an array of objects as jsonb or jsonb[]: to_jsonb reads both
     select
         orders.id as square_order_id,
+        orders._sdc_batched_at as _loaded_at,
         line_item.value as line_item,
         line_item.position as line_number
 
@@ -58,7 +68,8 @@ renamed as (
         ) as tax_amount,
         round(
             {{ to_numeric("line_item -> 'total_money' ->> 'amount'") }} / 100, 2
-        ) as total_amount
+        ) as total_amount,
+        _loaded_at
 
     from line_items
 

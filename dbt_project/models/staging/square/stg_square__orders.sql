@@ -1,8 +1,17 @@
+{{ config(
+    materialized='incremental',
+    unique_key='square_order_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook=["{{ staging_delete_gone(source('square', 'orders'), 'id', 'square_order_id') }}"],
+) }}
+
 with
 
 source as (
 
     select * from {{ source('square', 'orders') }}
+    {{ staging_loaded_since() }}
 
 ),
 
@@ -43,7 +52,8 @@ renamed as (
         version as order_version,
         cast(created_at as timestamptz) as created_at,
         cast(updated_at as timestamptz) as updated_at,
-        cast(closed_at as timestamptz) as closed_at
+        cast(closed_at as timestamptz) as closed_at,
+        _sdc_batched_at as _loaded_at
 
     from source
 

@@ -1,8 +1,17 @@
+{{ config(
+    materialized='incremental',
+    unique_key='vtex_order_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook=["{{ staging_delete_gone(source('vtex', 'orders'), '\"orderId\"', 'vtex_order_id') }}"],
+) }}
+
 with
 
 orders as (
 
     select * from {{ source('vtex', 'orders') }}
+    {{ staging_loaded_since() }}
 
 ),
 
@@ -10,6 +19,7 @@ items as (
 
     select
         orders."orderId" as vtex_order_id,
+        orders._sdc_batched_at as _loaded_at,
         item.line_number,
         item.line
     from orders
@@ -45,7 +55,8 @@ renamed as (
         round(
             cast(line ->> 'sellingPrice' as numeric) * cast(line ->> 'quantity' as numeric) / 100,
             2
-        ) as line_total
+        ) as line_total,
+        _loaded_at
 
     from items
 

@@ -1,0 +1,57 @@
+{#
+    Staging models incremental on the loader's `_sdc_batched_at`.
+
+    A staging model whose rows are each a function of one raw row (a record, or the
+    lines unnested from it) keeps the batch stamp of that raw row as `_loaded_at`, and
+    on an incremental run reads only the raw rows loaded after the newest stamp it
+    holds (staging_loaded_since). Its unique_key is the raw row's key (for unnested
+    lines, their parent's: delete+insert replaces every line of a changed record), so
+    an upserted raw row replaces what was built from it. Soft deletes
+    (`_sdc_deleted_at`) arrive as such upserts. A raw row that is gone (a table the
+    loader replaced, a record erased) takes its staging rows with it
+    (staging_delete_gone, a post-hook). `dbt build --full-refresh` rebuilds from raw.
+    Not covered: a record changed so that it unnests to no line at all keeps its old
+    lines until a full refresh (orders always keep their lines; refunds and returns
+    only grow).
+#}
+
+{#- where-clause (or nothing, on a full build) for the model's raw source CTE -#}
+{% macro staging_loaded_since(column='_sdc_batched_at') -%}
+    {#- a table built before it kept _loaded_at is read whole, once -#}
+    {%- set stamped = is_incremental() and relation_has_column(this, '_loaded_at') -%}
+    {%- if stamped %}
+    where
+        {{ column }} > (
+            select coalesce(max(_loaded_at), cast('-infinity' as timestamptz))
+            from {{ this }}
+        )
+        or {{ column }} is null
+    {%- endif %}
+{%- endmacro %}
+
+
+{#- post-hook: the model's rows whose raw row is gone -#}
+{% macro staging_delete_gone(raw_relation, raw_key, model_key) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} as built
+        where not exists (
+            select from {{ raw_relation }} as raw
+            where raw.{{ raw_key }} = built.{{ model_key }}
+        )
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- whether `relation` (built) has `column`: a table built before the column existed -#}
+{% macro relation_has_column(relation, column) -%}
+    {%- if not execute -%}
+        {%- do return(false) -%}
+    {%- elif relation is string -%}
+        {#- a unit test's `this`: its fixture, which has the model's columns -#}
+        {%- do return(true) -%}
+    {%- endif -%}
+    {%- set names = adapter.get_columns_in_relation(relation) | map(attribute='name') | list -%}
+    {%- do return(column in names) -%}
+{%- endmacro %}
