@@ -89,6 +89,9 @@ def test_the_dbt_build_leaves_unit_tests_to_ci(dagbag):
 
     producer = dagbag.dags["omnicanal_transform"].get_task(f"dbt.{PRODUCER_WATCHER_TASK_ID}")
     assert producer.env["DBT_EXCLUDE_RESOURCE_TYPES"].split() == ["unit_test"]
+    # its data tests read only the rows an incremental model's run wrote, without JIT
+    assert producer.env["OMNICANAL_DBT_TEST_SCOPE"] == "new"
+    assert "-c jit=off" in producer.env["PGOPTIONS"]
 
 
 def test_one_activation_dag_per_destination_on_its_sync_models(dagbag):
