@@ -77,6 +77,11 @@ PEOPLE = [
     ["c2", "pos", "", "", "", "715.324.650-92", "Carla", "Mendes"],
     ["c3", "pos", "", "", "", "715.324.650-92", "Davi", "Rocha"],
     ["c4", "pos", "", "", "", "715.324.650-92", "Elis", "Prado"],
+    # a sale with no name carrying Sônia's CPF and her husband Marcos's mobile: it
+    # cannot make them one customer; it goes with Sônia, whose CPF it holds
+    ["b1", "shop", "sonia.nunes@example.com", "", "", "529.982.247-25", "Sônia", "Nunes"],
+    ["b2", "whatsapp", "", "", "5571983326756", "", "Marcos", "Nunes"],
+    ["b3", "pos", "", "(71) 98332-6756", "", "529.982.247-25", "", ""],
     # the till's anonymous buyer is no name: it does not count as another person
     ["d1", "shop", "dora@example.com", "", "", "", "Dora", "Vaz"],
     ["d2", "pos", "dora@example.com", "", "", "", "Consumidor", "Final"],
@@ -97,6 +102,7 @@ def test_names_households_and_fake_identifiers(warehouse_env: str, tmp_path: Pat
     assert ids["n1"] != ids["n2"]
     assert len({ids[f"c{i}"] for i in range(1, 5)}) == 4
     assert ids["d1"] == ids["d2"]
+    assert ids["b1"] == ids["b3"] != ids["b2"]
 
     stopped = audit(warehouse_env)
     assert stopped[("cpf", "12345678909")][0] == "fake_identifier"
@@ -155,3 +161,26 @@ def test_every_old_mobile_prefix_links_and_reaches_the_people_guard(
         assert stopped[("phone", store)][0] == "max_people_per_value", prefix
         assert ids[f"s{prefix}x"] != ids[f"s{prefix}y"], prefix
         assert ids[f"s{prefix}0"] != ids[f"s{prefix}y"], prefix
+
+
+def test_a_nameless_bridge_arriving_later_splits_as_a_full_run_does(
+    warehouse_env: str, tmp_path: Path
+) -> None:
+    """The incremental run that brings the nameless till sale (Sônia's CPF, Marcos's
+    mobile) decides as the full run of test_names_households_and_fake_identifiers."""
+    couple = [row for row in PEOPLE if row[0] in ("b1", "b2")]
+    first = resolve(tmp_path, couple, "before")
+    assert first["b1"] != first["b2"]
+    sale = [row for row in PEOPLE if row[0] == "b3"]
+    ids = resolve(tmp_path, [*couple, *sale], "after")
+    assert ids["b1"] == ids["b3"] != ids["b2"]
+    assert ids["b1"] == first["b1"] and ids["b2"] == first["b2"]
+    with psycopg.connect(warehouse_env) as conn:
+        changes = conn.execute(
+            "select record_key, change from identity_cli.int_identity__record_changes"
+        ).fetchall()
+        guards = conn.execute(
+            "select distinct guard from identity_cli.int_identity__clusters where guard is not null"
+        ).fetchall()
+    assert changes == [("pos:b3", "new")]  # an incremental run
+    assert guards == [("nameless_bridge",)]

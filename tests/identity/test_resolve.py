@@ -89,16 +89,19 @@ def test_resolve_links_guards_and_splits(resolve, warehouse_env: str) -> None:
 
 
 def test_ids_are_stable_and_merges_keep_the_older_id(resolve, warehouse_env: str) -> None:
-    first = resolve(BASE, "first")
-    again = resolve(BASE, "again")
+    # Bruno's second record: a phone and his name, nothing shared with his first
+    bruno2 = ["b2", "crm", "", "(11) 96666-5555", "", "Bruno", "Lima", "", ""]
+    first = resolve([*BASE, bruno2], "first")
+    again = resolve([*BASE, bruno2], "again")
     assert again == first
-    # a new record, without a name, carrying Bruno's email and Ana's CPF violates
-    # nothing: Bruno has no CPF, and a missing name is nobody else, so they merge.
-    bridge = ["m1", "app", "bruno@example.com", "", "52998224725", "", "", "", ""]
-    merged = resolve([*BASE, bridge], "merged")
-    assert merged["b1"] == merged["a1"] == merged["m1"]
-    assert merged["a1"] in {first["a1"], first["b1"]}
-    survivor, absorbed = merged["a1"], ({first["a1"], first["b1"]} - {merged["a1"]}).pop()
+    assert first["b1"] != first["b2"]
+    # a new record, without a name, carrying both of Bruno's identifiers: a missing
+    # name is nobody else, so his two customers merge
+    bridge = ["m1", "app", "bruno@example.com", "11 96666 5555", "", "", "", "", ""]
+    merged = resolve([*BASE, bruno2, bridge], "merged")
+    assert merged["b1"] == merged["b2"] == merged["m1"]
+    assert merged["b1"] in {first["b1"], first["b2"]}
+    survivor, absorbed = merged["b1"], ({first["b1"], first["b2"]} - {merged["b1"]}).pop()
     with psycopg.connect(warehouse_env) as conn:
         events = conn.execute(
             "select customer_id, event, related_customer_id from identity_cli.customer_id_history"
@@ -106,7 +109,7 @@ def test_ids_are_stable_and_merges_keep_the_older_id(resolve, warehouse_env: str
         ).fetchall()
     assert (absorbed, "merge", survivor) in events
     # everyone else kept their id
-    for record_id in ("t1", "t2", "f1", "f2", "g1", "g2", "x1", "x2"):
+    for record_id in ("a1", "a2", "a3", "t1", "t2", "f1", "f2", "g1", "g2", "x1", "x2"):
         assert merged[record_id] == first[record_id]
 
 
@@ -267,13 +270,16 @@ def test_household_members_stay_apart_and_nicknames_link(
 
 def test_incremental_run_recomputes_only_the_affected_clusters(resolve, warehouse_env: str) -> None:
     first = resolve(BASE, "first")
+    # a sale with no name carrying Bruno's email and Ana's CPF: it cannot make Ana and
+    # Bruno one customer (guard nameless_bridge); it goes with Ana, whose CPF it holds
     bridge = ["m1", "app", "bruno@example.com", "", "52998224725", "", "", "", ""]
     second = resolve([*BASE, bridge], "second")
-    assert second["m1"] == second["a1"] == second["b1"]
+    assert second["m1"] == second["a1"] == first["a1"]
+    assert second["b1"] == first["b1"] != second["a1"]
     with psycopg.connect(warehouse_env) as conn:
+        # this run's id (the invocation that listed its changes)
         (run_id,) = conn.execute(
-            "select distinct invocation_id from identity_cli.customer_id_history"
-            " where event = 'merge'"
+            "select min(run_id) from identity_cli.int_identity__record_changes"
         ).fetchone()
         rewritten = {
             row[0]

@@ -131,11 +131,17 @@ $identity$
       more than n of them (the shared phone of two people); a component still over the
       limit is cut into one cluster per value of the type, and its records that carry
       none become clusters of their own;
+    - nameless_bridge (on unless identity_guards.nameless_bridge is false): a record
+      with no name (or a till's placeholder one) that joins parts whose named records
+      have no first name in common (Sônia's CPF and her husband Marcos's mobile, typed
+      at a till for a sale with no name) says nothing about whose it is: the named parts
+      stay apart, and the nameless record goes with the part its strongest identifier
+      reaches (CPF, then email, then phone, then a fuzzy pair), else alone;
     - max_cluster_size: a larger component is recomputed from the strong types only
       (max_cluster_size_strong_types), and if still too large, one cluster per record.
     Leaves temp table _id_clusters (node, lab, pre_guard_lab, guard).
 #}
-{% macro identity_build_clusters(identifiers, identifier_values, fuzzy_pairs, components, previous=none) -%}
+{% macro identity_build_clusters(identifiers, identifier_values, fuzzy_pairs, components, previous=none, records=none) -%}
     {%- set guards = var('identity_guards', {}) %}
     {%- set max_size = guards.get('max_cluster_size', none) %}
     {%- set strong = guards.get('max_cluster_size_strong_types', ['cpf', 'email']) %}
@@ -205,6 +211,107 @@ begin
         select node, lab, lab as pre_guard_lab, cast(null as text) as guard from _id_cc;
     create index on _id_clusters (node);
     analyze _id_clusters;
+
+    {%- if records is not none and guards.get('nameless_bridge', true) %}
+
+    -- guard nameless_bridge: the parts of each cluster that its named records make
+    -- alone (identifier edges and fuzzy pairs between named records)
+    drop table if exists _id_nameless;
+    create temp table _id_nameless as
+        select distinct e.node
+        from _id_edges as e
+        join {{ records }} as r on r.record_num = e.node
+        where r.full_name_key is null;
+    create index on _id_nameless (node);
+    analyze _id_nameless;
+    -- only clusters that hold a nameless record and named records of two first names
+    drop table if exists _id_mixed;
+    create temp table _id_mixed as
+        select c.node, c.lab
+        from _id_clusters as c
+        where c.lab in (
+            select c2.lab
+            from _id_clusters as c2
+            left join {{ records }} as r
+                on r.record_num = c2.node and r.full_name_key is not null
+            group by c2.lab
+            having
+                count(distinct r.first_name_canon) > 1
+                and bool_or(c2.node in (select n.node from _id_nameless as n))
+        );
+    create index on _id_mixed (node);
+    analyze _id_mixed;
+    drop table if exists _id_named_edges;
+    create temp table _id_named_edges as
+        select e.node, e.value_id from _id_edges as e
+        where
+            e.node in (select m.node from _id_mixed as m)
+            and e.node not in (select n.node from _id_nameless as n);
+    analyze _id_named_edges;
+
+    {{ identity_cc_loop('_id_named_edges', '_id_named_cc') }}
+
+    drop table if exists _id_bridged;
+    create temp table _id_bridged as
+        with parts as (
+            select c.node, c.lab as cluster_lab, coalesce(s.lab, c.node) as part
+            from _id_mixed as c
+            left join _id_named_cc as s on s.node = c.node
+            where c.node not in (select n.node from _id_nameless as n)
+        ),
+        first_names as (
+            select
+                parts.cluster_lab,
+                parts.part,
+                array_agg(distinct r.first_name_canon)
+                    filter (where r.first_name_canon is not null) as canons
+            from parts
+            join {{ records }} as r on r.record_num = parts.node
+            group by parts.cluster_lab, parts.part
+        ),
+        bridged as (
+            select distinct a.cluster_lab
+            from first_names as a
+            join first_names as b on b.cluster_lab = a.cluster_lab and a.part < b.part
+            where not (a.canons && b.canons)
+        )
+        select parts.node, parts.part as lab
+        from parts
+        where parts.cluster_lab in (select bridged.cluster_lab from bridged);
+    create index on _id_bridged (node);
+    analyze _id_bridged;
+    select count(distinct c.lab) into violating
+    from _id_mixed as c join _id_bridged as b on b.node = c.node;
+    if violating > 0 then
+        -- each nameless record of those clusters: the part its strongest identifier reaches
+        insert into _id_bridged (node, lab)
+            select distinct on (n.node) n.node, coalesce(b.lab, n.node)
+            from _id_nameless as n
+            join _id_mixed as c on c.node = n.node
+            left join _id_edges as e on e.node = n.node
+            left join _id_edges as e2 on e2.value_id = e.value_id and e2.node <> e.node
+            left join _id_bridged as b on b.node = e2.node
+            where c.lab in (
+                select m.lab from _id_mixed as m join _id_bridged as b2 on b2.node = m.node
+            )
+            order by
+                n.node,
+                b.lab is null,
+                case e.identifier_type
+                    when 'cpf' then 0 when 'email' then 1 when 'phone' then 2
+                    when 'fuzzy' then 4 else 3
+                end,
+                b.lab;
+        -- labels are the smallest record of each new cluster
+        update _id_clusters as c
+        set lab = f.lab, guard = 'nameless_bridge'
+        from (
+            select node, min(node) over (partition by lab) as lab from _id_bridged
+        ) as f
+        where f.node = c.node;
+        raise notice 'guard nameless_bridge split % clusters', violating;
+    end if;
+    {%- endif %}
 
     {%- for identifier_type, limit in guards.get('max_values_per_customer', {}).items() %}
 

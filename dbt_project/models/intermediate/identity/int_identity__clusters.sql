@@ -13,6 +13,7 @@
 -- depends_on: {{ ref('int_identity__fuzzy_pairs') }}
 -- depends_on: {{ ref('int_identity__deterministic_components') }}
 -- depends_on: {{ ref('int_identity__record_changes') }}
+-- depends_on: {{ ref('int_identity__records') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
@@ -22,6 +23,7 @@
         ref('int_identity__fuzzy_pairs'),
         ref('int_identity__deterministic_components'),
         this if is_incremental() else none,
+        records=ref('int_identity__records'),
     ) }}",
     post_hook=[
         "create index if not exists {{ this.identifier }}_record_idx on {{ this }} (record_num)",
