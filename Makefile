@@ -53,12 +53,11 @@ sql-lint: setup
 	cd dbt_project && ../$(BIN)/omnicanal env --fresh-database omnicanal_sqllint -- \
 		../$(BIN)/sqlfluff lint models --disable-progress-bar --processes 0
 
-# PYTEST_WORKERS=N runs the suite on N pytest-xdist workers: tests/conftest.py groups
-# the tests that share a costly set-up and orders the groups longest first, which
-# --no-loadscope-reorder keeps. One process by default until parallel runs have proved
-# steady: on this 2-core machine two workers took 23.7 min of pytest (one timing-bound
-# test flaked, since fixed) against 37.9 min for one process.
-PYTEST_WORKERS ?= 0
+# The suite runs on PYTEST_WORKERS pytest-xdist workers (0: one process): tests/conftest.py
+# groups the tests that share a costly set-up and orders the groups longest first, which
+# --no-loadscope-reorder keeps. On this 2-core machine two workers took 23.7 min of pytest
+# against 37.9 min for one process; three full two-worker runs passed (2026-11-29/30).
+PYTEST_WORKERS ?= 2
 pytest: setup
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
