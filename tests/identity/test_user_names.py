@@ -51,3 +51,34 @@ def test_a_user_name_made_of_the_name_is_that_person(warehouse_env: str, tmp_pat
     assert ids["f5"] not in {ids["f1"], ids["f3"]}
     assert ids["p1"] != ids["p2"]
     assert ids["g1"] == ids["g2"] != ids["g3"]
+
+
+def test_a_glued_handle_is_the_name_it_is_made_of(warehouse_env: str, tmp_path: Path):
+    """A name field or an email's local part made by gluing an initial or a first name
+    to a surname ("jsilva", "joaosilva", "jpsilva") is the person it was made from, so
+    their own email links it; on a family's email it joins only the one person it fits."""
+    ids = resolve(
+        tmp_path,
+        [
+            # João Pedro's account; the help desk and the CRM know him by glued handles
+            ["j1", "shop", "jp.silva@terra.com.br", "", "", "João Pedro", "Silva"],
+            ["j2", "support", "jp.silva@terra.com.br", "", "", "jsilva", ""],
+            ["j3", "support", "jp.silva@terra.com.br", "", "", "joaosilva", ""],
+            ["j4", "crm", "jp.silva@terra.com.br", "", "", "jpsilva", ""],
+            # the email's local part typed as the name
+            ["k1", "shop", "kduarte@gmail.com", "", "", "Karina", "Duarte"],
+            ["k2", "newsletter", "kduarte@gmail.com", "", "", "kduarte", ""],
+            # a family's email: "juliasilva" is Júlia's, "jsilva" fits João and Júlia
+            # and joins neither, "rsouza" is nobody's name here and another person
+            ["f1", "shop", "familia.silva@gmail.com", "", "", "João", "Silva"],
+            ["f2", "shop", "familia.silva@gmail.com", "", "", "Júlia", "Silva"],
+            ["f3", "support", "familia.silva@gmail.com", "", "", "juliasilva", ""],
+            ["f4", "support", "familia.silva@gmail.com", "", "", "jsilva", ""],
+            ["f5", "crm", "familia.silva@gmail.com", "", "", "rsouza", ""],
+        ],
+    )
+    assert ids["j1"] == ids["j2"] == ids["j3"] == ids["j4"]
+    assert ids["k1"] == ids["k2"]
+    assert ids["f2"] == ids["f3"] and ids["f1"] != ids["f2"]
+    assert ids["f4"] not in {ids["f1"], ids["f2"]}
+    assert ids["f5"] not in {ids["f1"], ids["f2"], ids["f4"]}

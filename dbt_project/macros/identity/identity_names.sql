@@ -191,12 +191,81 @@
                 "split_part(pairs.name_a, ' ', 1)", "split_part(pairs.name_b, ' ', 1)"
             ) }}
     )
-    {%- endif %}
+    {%- endif %},
+
+    -- a glued handle ("jsilva", "joaosilva", "jpsilva", "joaopedrosilva": a name field
+    -- or an email's local part made of the name without its spaces): one word, of four
+    -- letters or more, that is two of the other name's words glued in order (the first
+    -- or second, whole or its initial, then a later one, whole), all its words glued, or
+    -- the initials of all but the last glued to the last. Only fits: on a family's
+    -- email, "jsilva" beside João and Júlia Silva fits both and is nobody's for sure.
+    glued_forms as (
+        select
+            first_part.name_key,
+            first_part.token || later_part.token as glued
+        from {{ tokens }} as first_part
+        inner join {{ tokens }} as later_part
+            on
+                first_part.name_key = later_part.name_key
+                and first_part.pos < later_part.pos
+        where first_part.pos <= 2 and length(later_part.token) >= 2
+        union
+        select
+            first_part.name_key,
+            left(first_part.token, 1) || later_part.token as glued
+        from {{ tokens }} as first_part
+        inner join {{ tokens }} as later_part
+            on
+                first_part.name_key = later_part.name_key
+                and first_part.pos < later_part.pos
+        where first_part.pos <= 2 and length(later_part.token) >= 2
+        union
+        select
+            whole.name_key,
+            string_agg(whole.token, '' order by whole.pos) as glued
+        from {{ tokens }} as whole
+        group by whole.name_key
+        having count(*) >= 2
+        union
+        select
+            initials.name_key,
+            string_agg(
+                case when initials.pos < initials.last_pos then left(initials.token, 1) else initials.token end,
+                '' order by initials.pos
+            ) as glued
+        from (
+            select
+                named_tokens.name_key,
+                named_tokens.pos,
+                named_tokens.token,
+                max(named_tokens.pos) over (partition by named_tokens.name_key) as last_pos
+            from {{ tokens }} as named_tokens
+        ) as initials
+        group by initials.name_key
+        having count(*) >= 2
+    ),
+
+    glued_names as (
+        select
+            directed.x,
+            directed.y
+        from directed
+        inner join glued_forms
+            on
+                directed.y = glued_forms.name_key
+                and directed.x = glued_forms.glued
+        where strpos(directed.x, ' ') = 0 and length(directed.x) >= 4
+    )
 
     select distinct
         least(fitting.x, fitting.y) as name_a,
         greatest(fitting.x, fitting.y) as name_b
     from fitting
+    union
+    select
+        least(glued_names.x, glued_names.y) as name_a,
+        greatest(glued_names.x, glued_names.y) as name_b
+    from glued_names
     {%- if identity_fuzzy_available() %}
     union
     select

@@ -8,14 +8,15 @@
     Records without a value never win; ties fall to the latest update, then record_key.
 
     survivorship_frequency(attribute, value_sql): the column most_frequent needs, to be
-    computed in an earlier CTE. survivorship_rank(attribute, value_sql): 1 for the
-    winning record of each customer.
+    computed in an earlier CTE. survivorship_rank(attribute, value_sql, prefer): 1 for
+    the winning record of each customer; `prefer` (SQL order terms) comes before the
+    rules, whatever they are (a name's completeness: survivorship_name_completeness).
 #}
 {% macro survivorship_frequency(attribute, value_sql) -%}
     count(*) over (partition by customer_id, {{ value_sql }}) as {{ attribute }}_frequency
 {%- endmacro %}
 
-{% macro survivorship_rank(attribute, value_sql) -%}
+{% macro survivorship_rank(attribute, value_sql, prefer=[]) -%}
     {%- set settings = var('identity_survivorship', {}) %}
     {%- set rules = settings.get(attribute, {}).get('rules', ['most_recent']) %}
     {%- set priority = settings.get('source_priority', []) %}
@@ -23,6 +24,9 @@
         partition by customer_id
         order by
             ({{ value_sql }}) is null
+            {%- for term in prefer %},
+            {{ term }}
+            {%- endfor %}
             {%- for rule in rules %},
             {%- if rule == 'source_priority' %}
             coalesce(array_position(
@@ -45,4 +49,48 @@
             updated_at desc nulls last,
             record_key desc
     )
+{%- endmacro %}
+
+{#
+    How complete a person's name is, for the golden record (marketing tools greet people
+    by it: Mailchimp's FNAME, HubSpot, Meta): 3 a full name (two words of two letters or
+    more, particles such as "da" not counted: "Ana Souza", "João Pedro da Silva"); 2 a
+    first name only ("Pedro", "Maria S"); 1 no real name: a user name ("antonio_assis28",
+    "bia123": one word of letters, digits, dots, underscores or hyphens with a digit, a
+    dot or an underscore, as int_identity__records reads it) or the email's local part
+    as the name ("joaosilva" on joaosilva@..., letters compared); null for no name at
+    all or a till's placeholder (`is_placeholder`: "Consumidor Final", seed
+    identity_fake_identifiers), which is nobody's name.
+#}
+{% macro survivorship_name_completeness(first_name, last_name, email, is_placeholder) -%}
+    {%- set typed = "nullif(trim(concat_ws(' ', nullif(trim(" ~ first_name ~ "), ''), nullif(trim("
+        ~ last_name ~ "), ''))), '')" %}
+    case
+        when {{ typed }} is null or {{ is_placeholder }} then null
+        when
+            {{ typed }} ~ '^[[:alpha:]][[:alnum:]_.-]*$' and {{ typed }} ~ '[0-9_.]'
+            then 1
+        when
+            {{ typed }} !~ '\s'
+            and regexp_replace({{ normalize_name_key(typed) }}, '[^a-z]', '', 'g')
+            = regexp_replace(
+                {{ normalize_name_key("split_part(" ~ email ~ ", '@', 1)") }}, '[^a-z]', '', 'g'
+            )
+            then 1
+        when (
+            select count(*) as words
+            from unnest(string_to_array({{ normalize_name_key(typed) }}, ' ')) as name_words (word)
+            where
+                name_words.word ~ '^[a-z]{2,}$'
+                and name_words.word not in ('{{ identity_name_particles() | join("', '") }}')
+        ) >= 2 then 3
+        when (
+            select count(*) as words
+            from unnest(string_to_array({{ normalize_name_key(typed) }}, ' ')) as name_words (word)
+            where
+                name_words.word ~ '^[a-z]{2,}$'
+                and name_words.word not in ('{{ identity_name_particles() | join("', '") }}')
+        ) = 1 then 2
+        else 1
+    end
 {%- endmacro %}

@@ -3,13 +3,17 @@
     all their records and their purchase history. Each attribute is chosen by the
     survivorship rules of the var identity_survivorship (dbt_project.yml) and comes with
     the source of the chosen value (<attribute>_source). Name and address are each
-    taken from one record as a unit. Only linkable emails (not stopped by a guard) are
-    candidates, and an email two customers could claim goes to neither. Email
+    taken from one record as a unit. A name goes by its completeness first (macro
+    survivorship_name_completeness: a full name, then a first name alone, then a user
+    name or the email's local part), the rules among equals; a till's placeholder
+    ("Consumidor Final") is no name and never wins. Only linkable emails (not stopped
+    by a guard) are candidates, and an email two customers could claim goes to neither. Email
     marketing consent is conservative: an opt-out on any record wins.
 #}
 
 {%- set attributes = {
-    'name': 'nullif(concat_ws(\' \', first_name, last_name), \'\')',
+    'name': 'case when name_completeness is not null'
+        ~ ' then nullif(concat_ws(\' \', first_name, last_name), \'\') end',
     'email': 'email',
     'phone': 'phone_e164',
     'cpf': 'cpf',
@@ -42,6 +46,16 @@ linkable_emails as (
 
 ),
 
+-- the names a till or a form gives when the buyer gave none (seed
+-- identity_fake_identifiers, type name)
+placeholder_names as (
+
+    select distinct {{ normalize_name_key('value') }} as name_key
+    from {{ ref('identity_fake_identifiers') }}
+    where identifier_type = 'name'
+
+),
+
 members as (
 
     select
@@ -58,13 +72,21 @@ members as (
         records.state,
         records.accepts_email_marketing,
         records.created_at,
-        records.updated_at
+        records.updated_at,
+        {{ survivorship_name_completeness(
+            'records.first_name', 'records.last_name', 'records.email',
+            'placeholder_names.name_key is not null'
+        ) }} as name_completeness
 
     from records
     inner join record_customers
         on records.record_key = record_customers.record_key
     left join linkable_emails
         on records.record_num = linkable_emails.record_num
+    left join placeholder_names
+        on {{ normalize_name_key(
+            "concat_ws(' ', records.first_name, records.last_name)"
+        ) }} = placeholder_names.name_key
 
 ),
 
@@ -88,7 +110,10 @@ ranked as (
     select
         *,
     {%- for attribute, value_sql in attributes.items() %}
-        {{ survivorship_rank(attribute, value_sql) }} as {{ attribute }}_rank
+        {{ survivorship_rank(
+            attribute, value_sql,
+            prefer=['name_completeness desc'] if attribute == 'name' else []
+        ) }} as {{ attribute }}_rank
         {{- ',' if not loop.last }}
     {%- endfor %}
 
@@ -105,8 +130,12 @@ golden as (
                 where {{ attribute }}_rank = 1 and ({{ value_sql }}) is not null
             ) as {{ attribute }}_source,
         {%- endfor %}
-        max(first_name) filter (where name_rank = 1) as first_name,
-        max(last_name) filter (where name_rank = 1) as last_name,
+        max(first_name) filter (
+            where name_rank = 1 and name_completeness is not null
+        ) as first_name,
+        max(last_name) filter (
+            where name_rank = 1 and name_completeness is not null
+        ) as last_name,
         max(email) filter (where email_rank = 1) as email,
         max(phone_e164) filter (where phone_rank = 1) as phone,
         max(cpf) filter (where cpf_rank = 1) as cpf,
