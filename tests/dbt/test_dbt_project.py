@@ -344,6 +344,10 @@ CUSTOMERS = [
     customer(301, "carla@example.com", "Carla", "Mendes",
              created_at=days_ago(250), updated_at=days_ago(200),
              default_address={"city": "Belo Horizonte", "province_code": "MG"}),
+    # an account a clerk opened at the till for Carla, her email and the till's
+    # placeholder name, newer than hers: never her golden name
+    customer(302, "carla@example.com", "Consumidor", "Final",
+             created_at=days_ago(5), updated_at=days_ago(1)),
     customer(401, "davi@example.com", "Davi", "Rocha",
              created_at=days_ago(500), updated_at=days_ago(3)),
     customer(501, "", "Eva", "Ramos", phone="+55 11 91234-5678",
@@ -495,7 +499,7 @@ def test_dim_customers_is_one_golden_row_per_person(warehouse: Warehouse) -> Non
         (BRUNO, "bruno@example.com", "Bruno", "Lima", None, None, None, None, False,
          [201, 202], days_ago(10), days_ago(10), 1, Decimal("250.00"), days_ago(600)),
         (CARLA, "carla@example.com", "Carla", "Mendes", None, None, "Belo Horizonte", "MG",
-         True, [301], days_ago(200), days_ago(200), 1, Decimal("120.00"), days_ago(250)),
+         True, [301, 302], days_ago(200), days_ago(200), 1, Decimal("120.00"), days_ago(250)),
         (DAVI, "davi@example.com", "Davi", "Rocha", None, None, None, None, True, [401],
          days_ago(400), days_ago(400), 1, Decimal("60.00"), days_ago(500)),
         (FABIO, "fabio@example.com", "Fábio", "Nunes", None, None, None, None, False, [601],
