@@ -77,20 +77,17 @@
                 {{ normalize_name_key("split_part(" ~ email ~ ", '@', 1)") }}, '[^a-z]', '', 'g'
             )
             then 1
-        when (
-            select count(*) as words
+        else (
+            select
+                case
+                    when count(*) >= 2 then 3
+                    when count(*) = 1 then 2
+                    else 1
+                end as completeness
             from unnest(string_to_array({{ normalize_name_key(typed) }}, ' ')) as name_words (word)
             where
                 name_words.word ~ '^[a-z]{2,}$'
                 and name_words.word not in ('{{ identity_name_particles() | join("', '") }}')
-        ) >= 2 then 3
-        when (
-            select count(*) as words
-            from unnest(string_to_array({{ normalize_name_key(typed) }}, ' ')) as name_words (word)
-            where
-                name_words.word ~ '^[a-z]{2,}$'
-                and name_words.word not in ('{{ identity_name_particles() | join("', '") }}')
-        ) = 1 then 2
-        else 1
+        )
     end
 {%- endmacro %}
