@@ -151,11 +151,11 @@ def test_a_deleted_customer_is_soft_deleted_and_leaves_identity(
     feeds = [feed.as_var(case.channel) for feed in CHANNELS[case.channel].identity]
     customers_feed = next(f for f in feeds if f["model"] == case.stg_model)
     # staging, then identity's records fed by this channel's customers alone (and the
-    # nickname seed they read, loaded first), in one dbt call: models and seed, no tests
+    # identity seeds they read, loaded first), in one dbt call: models and seeds, no tests
     dbt(
         "build",
         "--select",
-        f"identity_name_variants staging.{case.channel}"
+        f"path:seeds/identity staging.{case.channel}"
         " int_identity__record_changes int_identity__records",
         "--exclude-resource-type",
         "test",

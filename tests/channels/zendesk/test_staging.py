@@ -51,7 +51,7 @@ def test_desk_to_staging_and_identity(warehouse_env: str, monkeypatch: pytest.Mo
             "dbt",
             "build",
             "--select",
-            "staging.zendesk identity_name_variants int_identity__record_changes"
+            "staging.zendesk path:seeds/identity int_identity__record_changes"
             " int_identity__records",
             "--exclude-resource-type",
             "unit_test",  # identity's unit tests read other channels' staging models
