@@ -10,9 +10,10 @@
     (`_sdc_deleted_at`) arrive as such upserts. A raw row that is gone (a table the
     loader replaced, a record erased) takes its staging rows with it
     (staging_delete_gone, a post-hook). `dbt build --full-refresh` rebuilds from raw.
-    Not covered: a record changed so that it unnests to no line at all keeps its old
-    lines until a full refresh (orders always keep their lines; refunds and returns
-    only grow).
+    A model of unnested lines also deletes, before it builds, the lines of every raw
+    row loaded in this run (staging_delete_reloaded, a pre-hook): delete+insert alone
+    replaces only the keys that yield lines, so a record changed to have none (an
+    order with every line removed) would keep its old ones.
 #}
 
 {#- where-clause (or nothing, on a full build) for the model's raw source CTE -#}
@@ -27,6 +28,21 @@
         )
         or {{ column }} is null
     {%- endif %}
+{%- endmacro %}
+
+
+{#- pre-hook: the rows built from every raw row this run reads, lines or none -#}
+{% macro staging_delete_reloaded(raw_relation, raw_key, model_key) -%}
+    {#- one statement: its max(_loaded_at) is read before any row goes -#}
+    {%- if is_incremental() -%}
+        delete from {{ this }}
+        where {{ model_key }} in (
+            select {{ raw_key }} from {{ raw_relation }}
+            {{ staging_loaded_since() }}
+        )
+    {%- else -%}
+        select 1
+    {%- endif -%}
 {%- endmacro %}
 
 

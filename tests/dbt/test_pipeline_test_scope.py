@@ -9,7 +9,8 @@ fct_orders with its ancestors as the pipeline runs it (``pipeline_env``): then
   OMNICANAL_DBT_TEST_SCOPE) still finds it;
 - a bad row the run itself builds (an order whose raw total turned negative) fails the
   pipeline build's test, and only that row is counted;
-- staging takes a raw order loaded again (and its lines) and drops one gone from raw.
+- staging takes a raw order loaded again (and its lines), drops one gone from raw, and
+  drops the lines of one loaded again with none left.
 """
 
 from __future__ import annotations
@@ -104,14 +105,34 @@ def test_incremental_staging_takes_changed_raw_rows_and_drops_gone_ones(
 ) -> None:
     """Staging models incremental on ``_sdc_batched_at``: a raw order loaded again with a
     change is rebuilt (its lines too, replaced rather than added to), one the loader no
-    longer holds leaves staging with its lines, and the rest are not rewritten."""
-    changed, gone = (
-        row[0] for row in marts.rows("select id from raw_shopify.orders order by id limit 2")
+    longer holds leaves staging with its lines, one loaded again with every line removed
+    loses its old lines (though it yields no line for delete+insert to replace them by),
+    and the rest are not rewritten."""
+    changed, gone, emptied = (
+        row[0] for row in marts.rows("select id from raw_shopify.orders order by id limit 3")
     )
-    lines_before = marts.rows(
-        "select count(*) from staging.stg_shopify__order_lines where shopify_order_id = %s",
-        changed,
-    )[0][0]
+    lines_before = dict(
+        marts.rows(
+            "select shopify_order_id, count(*) from staging.stg_shopify__order_lines"
+            " where shopify_order_id in (%s, %s) group by 1",
+            changed,
+            emptied,
+        )
+    )
+    assert lines_before[changed] > 0
+    assert lines_before[emptied] > 0
+    # the loader keeps an array of objects as jsonb or as jsonb[]: an empty one of its type
+    (line_items_type,) = marts.rows(
+        "select data_type from information_schema.columns"
+        " where table_schema = 'raw_shopify' and table_name = 'orders'"
+        " and column_name = 'line_items'"
+    )[0]
+    no_lines = "'[]'" if line_items_type == "jsonb" else "'{}'"
+    marts.rows(
+        f"update raw_shopify.orders set line_items = {no_lines}, _sdc_batched_at = now()"
+        " where id = %s returning 1",
+        emptied,
+    )
     stamps = dict(
         marts.rows("select shopify_order_id, _loaded_at from staging.stg_shopify__orders")
     )
@@ -128,11 +149,12 @@ def test_incremental_staging_takes_changed_raw_rows_and_drops_gone_ones(
     assert set(after) == set(stamps) - {gone}
     lines = marts.rows(
         "select shopify_order_id, count(*) from staging.stg_shopify__order_lines"
-        " where shopify_order_id in (%s, %s) group by 1",
+        " where shopify_order_id in (%s, %s, %s) group by 1",
         changed,
         gone,
+        emptied,
     )
-    assert lines == [(changed, lines_before)]
+    assert lines == [(changed, lines_before[changed])]
     restamped = {
         key
         for key, stamp in marts.rows(
@@ -140,4 +162,4 @@ def test_incremental_staging_takes_changed_raw_rows_and_drops_gone_ones(
         )
         if stamp != stamps[key]
     }
-    assert restamped == {changed}
+    assert restamped == {changed, emptied}

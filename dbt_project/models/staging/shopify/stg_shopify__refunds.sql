@@ -9,6 +9,7 @@
     unique_key='shopify_order_id',
     incremental_strategy='delete+insert',
     on_schema_change='sync_all_columns',
+    pre_hook=["{{ staging_delete_reloaded(source('shopify', 'orders'), 'id', 'shopify_order_id') }}"],
     post_hook=["{{ staging_delete_gone(source('shopify', 'orders'), 'id', 'shopify_order_id') }}"],
 ) }}
 

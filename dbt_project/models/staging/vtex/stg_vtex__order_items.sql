@@ -3,6 +3,7 @@
     unique_key='vtex_order_id',
     incremental_strategy='delete+insert',
     on_schema_change='sync_all_columns',
+    pre_hook=["{{ staging_delete_reloaded(source('vtex', 'orders'), '\"orderId\"', 'vtex_order_id') }}"],
     post_hook=["{{ staging_delete_gone(source('vtex', 'orders'), '\"orderId\"', 'vtex_order_id') }}"],
 ) }}
 
