@@ -102,8 +102,7 @@ def test_deliveries_reach_staging_once_and_feed_identity(
     dbt(
         "build",
         "--select",
-        "staging.whatsapp path:seeds/identity int_identity__record_changes"
-        " int_identity__records",
+        "staging.whatsapp path:seeds/identity int_identity__record_changes int_identity__records",
         "--exclude",
         "int_identity__record_changes,test_type:unit int_identity__records,test_type:unit",
         "--vars",
