@@ -8,7 +8,7 @@ import contextlib
 import json
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +59,17 @@ def timeless_state(state: Any) -> Any:
     if isinstance(state, list):
         return [timeless_state(v) for v in state]
     return state
+
+
+def assert_conformed_as_the_sdk_would(tap: Any, sync: Callable[[], Any]) -> None:
+    """Every stream of ``tap`` conforms its records with tapkit's compiled conformance,
+    and ``sync()`` (a run of the tap: ``.records`` per stream, ``.state``) writes the
+    records and state that singer-sdk's own recursive conformance writes."""
+    assert tap.streams
+    assert all(isinstance(stream, ConformedRecords) for stream in tap.streams.values())
+    ours = sync()
+    with sdk_conformance():
+        theirs = sync()
+    assert sum(map(len, ours.records.values())) > 0
+    assert ours.records == theirs.records
+    assert timeless_state(ours.state) == timeless_state(theirs.state)
