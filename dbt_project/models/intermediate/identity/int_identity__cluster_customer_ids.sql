@@ -34,8 +34,10 @@ records as (
         created_at
     from {{ ref('int_identity__records') }}
     {%- if state %}
-    -- a later run recomputes a few clusters: fetch their records by index
-    where record_num = any(array(select clusters.record_num from clusters))
+    -- a later run recomputes some clusters: their records. A semi-join, not
+    -- `= any(array(...))`: a rerun over a warehouse that has ids (a full refresh)
+    -- recomputes every cluster, and each record scanned that whole array (744 s at 100k)
+    where record_num in (select clusters.record_num from clusters)
     {%- endif %}
 
 ),
@@ -49,7 +51,7 @@ previous as (
         customer_id,
         customer_id_created_at
     from {{ state }}
-    where record_key = any(array(select clusters.record_key from clusters))
+    where record_key in (select clusters.record_key from clusters)
     {%- else %}
         select
             cast(null as text) as record_key,
