@@ -56,7 +56,8 @@ sql-lint: setup
 # The suite runs on PYTEST_WORKERS pytest-xdist workers (0: one process): tests/conftest.py
 # groups the tests that share a costly set-up and orders the groups longest first, which
 # --no-loadscope-reorder keeps. On this 2-core machine two workers took 23.7 min of pytest
-# against 37.9 min for one process; three full two-worker runs passed (2026-11-29/30).
+# against 37.9 min for one process. Order- and clock-dependent tests that the parallel
+# runs found (2026-11-29/30) are fixed; see the closing notes.
 PYTEST_WORKERS ?= 2
 pytest: setup
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
