@@ -202,18 +202,11 @@
     glued_forms as (
         select
             first_part.name_key,
-            first_part.token || later_part.token as glued
+            head.form || later_part.token as glued
         from {{ tokens }} as first_part
-        inner join {{ tokens }} as later_part
-            on
-                first_part.name_key = later_part.name_key
-                and first_part.pos < later_part.pos
-        where first_part.pos <= 2 and length(later_part.token) >= 2
-        union
-        select
-            first_part.name_key,
-            left(first_part.token, 1) || later_part.token as glued
-        from {{ tokens }} as first_part
+        cross join lateral (
+            values (first_part.token), (left(first_part.token, 1))
+        ) as head (form)
         inner join {{ tokens }} as later_part
             on
                 first_part.name_key = later_part.name_key
