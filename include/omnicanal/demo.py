@@ -107,22 +107,41 @@ def start_webhooks(settings: Settings, server, stack: ExitStack) -> dict[str, di
 
     The receiver started here keeps a fresh store under the home's ``demo/`` folder (the
     demo's world is new, and its extracts start from scratch) until ``stack`` closes.
+    A receiver that answers already is used only if it keeps one of this home's stores
+    (``make ui``'s, or a demo's): another home's would hand the taps its own world's
+    events, so that is an error naming the port setting.
     """
     import shutil
 
     import httpx
 
     from omnicanal.webhooks.server import WebhooksProcess, channels_from_settings
+    from omnicanal.webhooks.store import store_id
 
     fed = [channel for channel in sources() if channel.source.delivery == "webhook"]
     if not fed:
         return {}
+    store = settings.home / "demo" / "webhooks"
     try:
-        running = httpx.get(f"{settings.webhooks_url}/healthz", timeout=2).status_code == 200
+        answer = httpx.get(f"{settings.webhooks_url}/healthz", timeout=2)
+        running = answer.status_code == 200
     except httpx.HTTPError:
         running = False
-    if not running:
-        store = settings.home / "demo" / "webhooks"
+    if running:
+        try:
+            theirs = answer.json().get("store")
+        except (ValueError, AttributeError):
+            theirs = None
+        ours = {store_id(settings.webhooks_dir), store_id(store)} - {None}
+        if theirs not in ours:
+            raise OmnicanalError(
+                f"OMNICANAL_WEBHOOKS_PORT: a webhook receiver that keeps none of this "
+                f"home's stores ({settings.webhooks_dir}, {store}) answers on "
+                f"{settings.webhooks_url} (its store: {theirs or 'not reported'}); its "
+                f"events are another world's. Stop it, or set OMNICANAL_WEBHOOKS_PORT to "
+                f"a free port"
+            )
+    else:
         shutil.rmtree(store, ignore_errors=True)
         (settings.home / "logs").mkdir(parents=True, exist_ok=True)
         receiver = WebhooksProcess(

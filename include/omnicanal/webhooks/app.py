@@ -9,7 +9,8 @@
   days, and a retry would not make it better.
 - ``GET /events/<channel>?after=&limit=`` and ``GET /events/<channel>/quarantine``: what
   was stored, for the channel's tap, behind ``Authorization: Bearer <read token>``.
-- ``GET /healthz``.
+- ``GET /healthz``: up, with the store's id (``store``), so that a client can tell
+  the receiver of its own store from another one answering on the same port.
 
 The POST path is the hot one (the bench wants thousands a second on two shared cores):
 it is plain ASGI (:class:`Receiver`); the rest is a small Starlette app. Nothing here
@@ -122,6 +123,7 @@ def create_app(
                 "status": "ok",
                 "channels": sorted(channels),
                 "pid": os.getpid(),
+                "store": store.id,
                 "commits": store.commits,
                 "deliveries": store.deliveries,
             }

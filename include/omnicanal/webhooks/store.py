@@ -23,6 +23,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +34,9 @@ from omnicanal.webhooks.payload import Event
 log = logging.getLogger(__name__)
 
 DB_NAME = "events.sqlite3"
+#: The file beside the database that names the store: a receiver reports it on /healthz,
+#: so that a client can tell its own home's receiver from another one on the same port.
+ID_NAME = "store-id"
 
 SCHEMA = """
 create table if not exists events (
@@ -65,6 +69,31 @@ CHECKPOINT_COMMITS = 500
 CHECKPOINT_SECONDS = 1.0
 #: Bytes of WAL kept after a checkpoint resets it.
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+def store_id(directory: str | Path) -> str | None:
+    """The id of the store under ``directory``, or None when no store was made there."""
+    try:
+        return (Path(directory) / ID_NAME).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _ensure_store_id(directory: Path) -> str:
+    """The store's id, made (a random UUID, written whole or not at all) on first use."""
+    known = store_id(directory)
+    if known:
+        return known
+    staged = directory / f".{ID_NAME}.{uuid.uuid4().hex}"
+    staged.write_text(uuid.uuid4().hex + "\n")
+    try:
+        # link, not rename: of two stores opened at once, the first id stays
+        (directory / ID_NAME).hardlink_to(staged)
+    except FileExistsError:
+        pass
+    finally:
+        staged.unlink()
+    return store_id(directory) or ""
 
 
 def _now() -> str:
@@ -107,6 +136,8 @@ class EventStore:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / DB_NAME
+        #: What /healthz reports as ``store``: stable for this directory, new for a new one.
+        self.id = _ensure_store_id(self.directory)
         self._conn = connect(self.path)
         self._conn.executescript(SCHEMA)
         # The writer never checkpoints (SQLite's auto-checkpoint would copy the WAL into
