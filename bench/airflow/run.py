@@ -253,6 +253,8 @@ def main() -> int:
     # A home of its own: its embedded warehouse, sandbox state and Airflow homes.
     os.environ["OMNICANAL_HOME"] = str(BENCH_HOME)
     os.environ["OMNICANAL_SANDBOX_PORT"] = str(_free_port())
+    # its receiver on a port of its own: on the default one, a demo would find it
+    os.environ["OMNICANAL_WEBHOOKS_PORT"] = str(_free_port())
     os.environ.pop("OMNICANAL_WAREHOUSE_URL", None)
     BENCH_HOME.mkdir(parents=True, exist_ok=True)
 
