@@ -23,6 +23,7 @@ from typing import Any
 
 from omnicanal.channels import CHANNELS, get_channel
 from omnicanal.sandbox.cpf import cpf_is_valid, format_cpf
+from omnicanal.sandbox.linkage import IdentityRecord, record_groups
 from omnicanal.sandbox.people import Person, generate_people
 
 __all__ = ["Person", "World", "cpf_is_valid", "format_cpf", "generate_world"]
@@ -63,6 +64,34 @@ class World:
             if hasattr(piece, "email_consent_people"):
                 on_record |= piece.email_consent_people()
         return {pid for pid in on_record if self.person(pid).accepts_email_marketing}
+
+    def identity_records(self) -> list[IdentityRecord]:
+        """Every record the platforms serve that identity resolution reads, with whose it
+        is and the identifiers it links on (each slice's ``identity_records``); read each
+        time, as the emulators delete and create records."""
+        records: list[IdentityRecord] = []
+        for piece in self.slices.values():
+            if hasattr(piece, "identity_records"):
+                records.extend(piece.identity_records())
+        return records
+
+    def record_groups(self) -> dict[str, str]:
+        """record key → its group: the person's records a correct pipeline can tie to it
+        (joined by shared identifiers, never across people; ``omnicanal.sandbox.linkage``).
+        A record in no group (a name-only till profile among them) is a group of its own."""
+        return record_groups(self.identity_records())
+
+    def consenting_groups(self, groups: dict[str, str] | None = None) -> set[str]:
+        """The groups (``record_groups``) of people who accept marketing in which a record
+        states that consent: what a pipeline can know of a record's owner. Consent stated
+        on a record nothing ties to this one is, for this one, no consent."""
+        records = self.identity_records()
+        groups = record_groups(records) if groups is None else groups
+        return {
+            groups[r.key]
+            for r in records
+            if r.consents and self.person(r.person_id).accepts_email_marketing
+        }
 
     def expected_recent_buyers(self, window_days: int = 90) -> dict[str, dict[str, str]]:
         """Ground truth of the Mailchimp "recent buyers" segment.

@@ -46,6 +46,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from omnicanal.sandbox.brazil import SURNAMES
+from omnicanal.sandbox.linkage import (
+    IdentityRecord,
+    email_id,
+    identity_record,
+    phone_id,
+    platform_id,
+)
 from omnicanal.sandbox.noise import noisy_email, noisy_name_case, phone_formats, strip_accents
 from omnicanal.sandbox.people import Person
 
@@ -179,6 +186,32 @@ class HubSpotPortal:
             contact_person=dict(data["contact_person"]),
             owners=list(data.get("owners", [])),
         )
+
+    def identity_records(self) -> list[IdentityRecord]:
+        """The contacts not archived: email, the secondary emails a rep kept, mobile (else
+        the landline), the contact id. Opting out of email states no consent."""
+        records = []
+        for contact in self.objects.get("contacts", []):
+            person_id = self.contact_person.get(contact["id"])
+            if person_id is None or contact.get("archived"):
+                continue
+            properties = contact.get("properties") or {}
+            extra = (properties.get("hs_additional_emails") or "").split(";")
+            records.append(
+                identity_record(
+                    f"hubspot:{contact['id']}",
+                    person_id,
+                    (
+                        email_id(properties.get("email")),
+                        *(email_id(email) for email in extra),
+                        phone_id(
+                            (properties.get("mobilephone") or "").strip() or properties.get("phone")
+                        ),
+                        platform_id("hubspot_contact", contact["id"]),
+                    ),
+                )
+            )
+        return records
 
     def describe(self) -> str:
         counts = ", ".join(f"{len(self.objects[t])} {t}" for t in OBJECT_TYPES)

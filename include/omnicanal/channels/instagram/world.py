@@ -26,12 +26,20 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from omnicanal.channels.meta import graph_time
+from omnicanal.sandbox.linkage import (
+    IdentityRecord,
+    email_id,
+    identity_record,
+    phone_id,
+    platform_id,
+)
 from omnicanal.sandbox.noise import noisy_email, phone_formats, strip_accents
 from omnicanal.sandbox.people import Person
 
@@ -95,6 +103,12 @@ def _ascii(text: str) -> str:
     return strip_accents(text).lower().replace(" ", "")
 
 
+#: An email or a phone typed in a Direct message, as stg_instagram__message_contacts
+#: finds them.
+_MESSAGE_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_MESSAGE_PHONE = re.compile(r"(?:\+?55[ ]?)?\(?[1-9][0-9]\)?[ ]?9?[0-9]{4}[- ]?[0-9]{4}")
+
+
 @dataclass
 class InstagramAccount:
     """The professional account's Graph nodes, in API shape, and whose each one is."""
@@ -123,6 +137,49 @@ class InstagramAccount:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InstagramAccount:
         return cls(**data)
+
+    def identity_records(self) -> list[IdentityRecord]:
+        """The users (IGSID and handle) and each Direct message a user wrote with an email
+        or a phone in it (tied to the sender's IGSID)."""
+        records = []
+        for user in self.users:
+            person_id = self.user_person.get(user["id"])
+            if person_id is None:
+                continue
+            handle = str(user.get("username") or "").strip().lstrip("@").lower()
+            records.append(
+                identity_record(
+                    f"instagram:{user['id']}",
+                    person_id,
+                    (
+                        platform_id("instagram_user", user["id"]),
+                        platform_id("instagram", handle),
+                    ),
+                )
+            )
+        business = self.account.get("id")
+        for message in self.messages:
+            sender = (message.get("from") or {}).get("id")
+            person_id = self.user_person.get(sender)
+            text = message.get("message") or ""
+            if person_id is None or sender == business:
+                continue
+            email = _MESSAGE_EMAIL.search(text)
+            phone = _MESSAGE_PHONE.search(text)
+            if email is None and phone is None:
+                continue
+            records.append(
+                identity_record(
+                    f"instagram:{message['id']}",
+                    person_id,
+                    (
+                        email_id(email.group()) if email else None,
+                        phone_id(phone.group()) if phone else None,
+                        platform_id("instagram_user", sender),
+                    ),
+                )
+            )
+        return records
 
     def describe(self) -> str:
         return (

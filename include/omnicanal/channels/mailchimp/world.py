@@ -42,6 +42,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from omnicanal.sandbox.linkage import (
+    IdentityRecord,
+    email_id,
+    identity_record,
+    phone_id,
+)
 from omnicanal.sandbox.noise import (
     name_typo,
     noisy_name_case,
@@ -160,6 +166,26 @@ class MailchimpAccount:
             if member.get("status") in ("subscribed", "unsubscribed", "transactional")
             and (person := self.person_of(list_id, member["email_address"])) is not None
         }
+
+    def identity_records(self) -> list[IdentityRecord]:
+        """Every member of every audience (email, the PHONE merge field; consent when
+        subscribed)."""
+        records = []
+        for list_id, members in self.members.items():
+            for member in members:
+                person_id = self.person_of(list_id, member["email_address"])
+                if person_id is None:
+                    continue
+                merge = member.get("merge_fields") or {}
+                records.append(
+                    identity_record(
+                        f"mailchimp:{list_id}/{member['id']}",
+                        person_id,
+                        (email_id(member["email_address"]), phone_id(merge.get("PHONE"))),
+                        consents=member.get("status") == "subscribed",
+                    )
+                )
+        return records
 
     def describe(self) -> str:
         members = sum(len(m) for m in self.members.values())

@@ -46,6 +46,14 @@ from omnicanal.sandbox.brazil import (
     STATE_NAMES,
     STREETS,
 )
+from omnicanal.sandbox.linkage import (
+    IdentityRecord,
+    cpf_id,
+    email_id,
+    identity_record,
+    phone_id,
+    platform_id,
+)
 from omnicanal.sandbox.noise import (
     different_email_spelling,
     name_typo,
@@ -170,6 +178,50 @@ class ShopifyStore:
         return {
             self.customer_person[c["id"]] for c in self.customers if c["id"] in self.customer_person
         }
+
+    def identity_records(self) -> list[IdentityRecord]:
+        """The served customer accounts (email, phone, the CPF in the default address's
+        company, the account id; consent when subscribed to email or SMS marketing) and
+        the orders placed from an account (the account id and the order's name)."""
+        records = []
+        for customer in self.customers:
+            person_id = self.customer_person.get(customer["id"])
+            if person_id is None:
+                continue
+            address = customer.get("default_address") or {}
+            consents = any(
+                (customer.get(kind) or {}).get("state") == "subscribed"
+                for kind in ("email_marketing_consent", "sms_marketing_consent")
+            )
+            records.append(
+                identity_record(
+                    f"shopify:{customer['id']}",
+                    person_id,
+                    (
+                        email_id(customer.get("email")),
+                        phone_id(customer.get("phone")),
+                        cpf_id(address.get("company")),
+                        platform_id("shopify_customer", customer["id"]),
+                    ),
+                    consents,
+                )
+            )
+        for order in self.orders:
+            account = (order.get("customer") or {}).get("id")
+            person_id = self.customer_person.get(account)
+            if person_id is None:
+                continue
+            records.append(
+                identity_record(
+                    f"shopify_orders:{order['id']}",
+                    person_id,
+                    (
+                        platform_id("shopify_customer", account),
+                        platform_id("shopify_order", order.get("name")),
+                    ),
+                )
+            )
+        return records
 
     def describe(self) -> str:
         """What the slice holds, for the demo's progress line."""

@@ -21,14 +21,17 @@ def expected_recent_store_buyers(world: Any, window_days: int = 90) -> dict[str,
     """The Square profiles ``sync_square__recent_store_buyers`` puts in its group.
 
     Every customer profile (not deleted) with a completed sale that is not a return,
-    created in the ``window_days`` before the world's ``as_of``, whose owner (the
-    ``Person``) accepts email marketing as a served record says
-    (``World.email_marketing_consenters``), keyed by its Square id, with the profile's
-    latest such sale (UTC, ISO-8601, ``Z``) under ``omnicanal.last_store_sale``.
+    created in the ``window_days`` before the world's ``as_of``, whose owner accepts
+    email marketing as a record tied to this profile says (``World.consenting_groups``:
+    the profile's own, or one sharing an identifier with it; a profile holding a name
+    alone is tied to nothing, whatever its owner said elsewhere), keyed by its Square id,
+    with the profile's latest such sale (UTC, ISO-8601, ``Z``) under
+    ``omnicanal.last_store_sale``.
     """
     cutoff = world.as_of - timedelta(days=window_days)
     shop = world.slices["square"]
-    consenters = world.email_marketing_consenters()
+    groups = world.record_groups()
+    consenting = world.consenting_groups(groups)
     profiles = {c["id"] for c in shop.customers}
     latest: dict[str, datetime] = {}
     for order in shop.orders:
@@ -38,8 +41,7 @@ def expected_recent_store_buyers(world: Any, window_days: int = 90) -> dict[str,
         created = datetime.fromisoformat(order["created_at"].replace("Z", "+00:00"))
         if not cutoff <= created <= world.as_of:
             continue
-        person_id = shop.customer_person.get(customer_id)
-        if person_id not in consenters:
+        if groups.get(f"square:{customer_id}") not in consenting:
             continue
         latest[customer_id] = max(created, latest.get(customer_id, created))
     return {

@@ -37,6 +37,7 @@ so every other record of a seed is the same with or without them.
 from __future__ import annotations
 
 import random
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,14 @@ from typing import Any, NamedTuple
 
 from omnicanal.sandbox.brazil import ADDRESS_COMPLEMENTS, PRODUCTS
 from omnicanal.sandbox.cpf import format_cpf
+from omnicanal.sandbox.linkage import (
+    IdentityRecord,
+    cpf_id,
+    email_id,
+    identity_record,
+    phone_id,
+    platform_id,
+)
 from omnicanal.sandbox.noise import name_typo, noisy_email, noisy_name_case, phone_formats
 from omnicanal.sandbox.people import Person
 
@@ -253,6 +262,50 @@ class SquareShop:
             for c in self.customers
             if c.get("email_address") and c["id"] in self.customer_person
         }
+
+    def identity_records(self) -> list[IdentityRecord]:
+        """The served customer profiles (email, phone, the CPF in the reference id or the
+        note, the profile id; consent when they hold an email not unsubscribed) and the
+        online orders taken back at a till (the profile id and the Shopify order name
+        the clerk typed: the tie between a till profile and an online account)."""
+        records = []
+        for customer in self.customers:
+            person_id = self.customer_person.get(customer["id"])
+            if person_id is None:
+                continue
+            email = email_id(customer.get("email_address"))
+            unsubscribed = (customer.get("preferences") or {}).get("email_unsubscribed")
+            records.append(
+                identity_record(
+                    f"square:{customer['id']}",
+                    person_id,
+                    (
+                        email,
+                        phone_id(customer.get("phone_number")),
+                        cpf_id(customer.get("reference_id")) or cpf_id(customer.get("note")),
+                        platform_id("square_customer", customer["id"]),
+                    ),
+                    consents=email is not None and not unsubscribed,
+                )
+            )
+        orders = {order["id"]: order for order in self.orders}
+        for order_id in self.online_returns:
+            order = orders.get(order_id)
+            person_id = self.order_person.get(order_id)
+            if order is None or person_id is None or not order.get("customer_id"):
+                continue
+            number = re.search(r"[0-9]{4,}", order.get("reference_id") or "")
+            records.append(
+                identity_record(
+                    f"square:{order_id}",
+                    person_id,
+                    (
+                        platform_id("square_customer", order["customer_id"]),
+                        platform_id("shopify_order", f"#{number.group()}" if number else None),
+                    ),
+                )
+            )
+        return records
 
     def describe(self) -> str:
         """What the slice holds, for the demo's progress line."""

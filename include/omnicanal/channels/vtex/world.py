@@ -36,6 +36,7 @@ orders is never deleted by the world (its orders would keep pointing at it);
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,14 @@ from typing import Any
 
 from omnicanal.sandbox.brazil import ADDRESS_COMPLEMENTS, EMAIL_DOMAINS, PRODUCTS
 from omnicanal.sandbox.cpf import format_cpf
+from omnicanal.sandbox.linkage import (
+    IdentityRecord,
+    cpf_id,
+    email_id,
+    identity_record,
+    phone_id,
+    platform_id,
+)
 from omnicanal.sandbox.noise import (
     name_typo,
     noisy_email,
@@ -239,6 +248,57 @@ class VtexStore:
             for p in self.profiles
             if p.get("isNewsletterOptIn") is not None and p["id"] in self.profile_person
         }
+
+    def identity_records(self) -> list[IdentityRecord]:
+        """The served CL profiles (email, phone, CPF document, userId; consent when opted
+        in to the newsletter) and the orders (phone, CPF, userId, and the email: the
+        profile's behind VTEX's masked alias, or the one a tracker alias wraps)."""
+        records = []
+        served = {}
+        for profile in self.profiles:
+            person_id = self.profile_person.get(profile["id"])
+            if person_id is None:
+                continue
+            served[profile.get("userId")] = profile
+            cpf = profile.get("document")
+            records.append(
+                identity_record(
+                    f"vtex:{profile['id']}",
+                    person_id,
+                    (
+                        email_id(profile.get("email")),
+                        phone_id(profile.get("phone")),
+                        cpf_id(cpf) if (profile.get("documentType") or "cpf") == "cpf" else None,
+                        platform_id("vtex_user", profile.get("userId")),
+                    ),
+                    consents=profile.get("isNewsletterOptIn") is True,
+                )
+            )
+        for order in self.orders:
+            person_id = self.order_person.get(order["orderId"])
+            if person_id is None:
+                continue
+            client = order.get("clientProfileData") or {}
+            user = client.get("userProfileId")
+            email = str(client.get("email") or "").strip()
+            if re.search(r"[@.]ct\.vtex\.com\.br$", email.lower()):
+                tracker = re.match(r"^(.+@.+)-\d+[a-z]?\.ct\.vtex\.com\.br$", email)
+                email = (served.get(user) or {}).get("email") or (
+                    tracker.group(1) if tracker else ""
+                )
+            records.append(
+                identity_record(
+                    f"vtex_orders:{order['orderId']}",
+                    person_id,
+                    (
+                        email_id(email),
+                        phone_id(client.get("phone")),
+                        cpf_id(client.get("document")),
+                        platform_id("vtex_user", user),
+                    ),
+                )
+            )
+        return records
 
     def describe(self) -> str:
         """What the slice holds, for the demo's progress line."""

@@ -42,6 +42,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from omnicanal.sandbox.brazil import PRODUCTS
+from omnicanal.sandbox.linkage import (
+    IdentityRecord,
+    identity_record,
+    phone_id,
+    platform_id,
+)
 from omnicanal.sandbox.noise import strip_accents, whatsapp_wa_id
 from omnicanal.sandbox.people import Person
 
@@ -249,6 +255,22 @@ class WhatsAppInbox:
             if person_id not in latest or moment >= latest[person_id][0]:
                 latest[person_id] = (moment, preference["value"])
         return {person_id: value for person_id, (_, value) in latest.items()}
+
+    def identity_records(self) -> list[IdentityRecord]:
+        """One contact per number that wrote (its wa_id, a phone without the ninth
+        digit as often as with it). A "resume" consents to WhatsApp only: no consent."""
+        writers = {
+            event["contact"]["wa_id"] for event in self.events if event.get("kind") == "message"
+        }
+        return [
+            identity_record(
+                f"whatsapp:{wa_id}",
+                person_id,
+                (phone_id(wa_id), platform_id("whatsapp", wa_id)),
+            )
+            for wa_id, person_id in self.wa_person.items()
+            if wa_id in writers
+        ]
 
     def describe(self) -> str:
         return (

@@ -35,6 +35,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from omnicanal.sandbox.brazil import EMAIL_DOMAINS, FIRST_NAMES, SURNAMES
+from omnicanal.sandbox.linkage import (
+    IdentityRecord,
+    email_id,
+    identity_record,
+    phone_id,
+    platform_id,
+)
 from omnicanal.sandbox.noise import strip_accents, whatsapp_wa_id
 from omnicanal.sandbox.people import Person
 
@@ -171,6 +178,25 @@ class ZendeskDesk:
             user_person={int(k): v for k, v in data["user_person"].items()},
             ticket_person={int(k): v for k, v in data["ticket_person"].items()},
         )
+
+    def identity_records(self) -> list[IdentityRecord]:
+        """The end users with an email or a phone (an Instagram requester has neither)."""
+        records = []
+        for user in self.users:
+            person_id = self.user_person.get(user["id"])
+            if person_id is None or user.get("role") != "end-user":
+                continue
+            email, phone = email_id(user.get("email")), phone_id(user.get("phone"))
+            if email is None and phone is None:
+                continue
+            records.append(
+                identity_record(
+                    f"zendesk:{user['id']}",
+                    person_id,
+                    (email, phone, platform_id("zendesk_user", user["id"])),
+                )
+            )
+        return records
 
     def describe(self) -> str:
         requesters = sum(1 for u in self.users if u["role"] == "end-user")
