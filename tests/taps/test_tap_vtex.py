@@ -25,18 +25,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from taprun import (
     assert_conformed_as_the_sdk_would,
     free_port,
     run_tap,
+    timeless_state,
 )
 
 from omnicanal.channels.vtex import SANDBOX_APP_KEY, SANDBOX_APP_TOKEN
 from omnicanal.channels.vtex.emulation import VtexEmulator
 from omnicanal.sandbox.app import SandboxServer
 from omnicanal.sandbox.world import World, generate_world
+from omnicanal_tapkit.streams import ProxiesOnceSession
 from tap_vtex import paging
 from tap_vtex.errors import VtexConnectionError, VtexError, VtexRetriesExhaustedError
 from tap_vtex.paging import (
@@ -431,3 +434,76 @@ def test_records_are_conformed_once_per_schema_as_the_sdk_would(world: World) ->
     """Every stream conforms its records with tapkit's compiled conformance, and the
     records and state are the ones singer-sdk's own recursive conformance writes."""
     assert_conformed_as_the_sdk_would(TapVtex(config=BASE_CONFIG), lambda: sync({}))
+
+
+# --- the order detail's request, prepared once -------------------------------------------
+
+
+def _sync_watching_requests(
+    monkeypatch: pytest.MonkeyPatch, *, cookie: str | None = None
+) -> tuple[SyncResult, int, list[requests.PreparedRequest]]:
+    """A sync, with the times ``Session.prepare_request`` ran and every request sent;
+    ``cookie``: each stream's session holds it (as after a platform's Set-Cookie)."""
+    prepared = [0]
+    sent: list[requests.PreparedRequest] = []
+    prepare, send, make = (
+        requests.Session.prepare_request,
+        requests.Session.send,
+        ProxiesOnceSession.__init__,
+    )
+
+    def counting_prepare(self: requests.Session, request: requests.Request) -> Any:
+        prepared[0] += 1
+        return prepare(self, request)
+
+    def noting_send(self: requests.Session, request: requests.PreparedRequest, **kw: Any) -> Any:
+        sent.append(request)
+        return send(self, request, **kw)
+
+    def with_cookie(self: ProxiesOnceSession, *args: Any, **kwargs: Any) -> None:
+        make(self, *args, **kwargs)
+        if cookie is not None:
+            self.cookies.set("vtex_session", cookie)
+
+    monkeypatch.setattr(requests.Session, "prepare_request", counting_prepare)
+    monkeypatch.setattr(requests.Session, "send", noting_send)
+    monkeypatch.setattr(ProxiesOnceSession, "__init__", with_cookie)
+    result = sync({})
+    monkeypatch.undo()
+    return result, prepared[0], sent
+
+
+def test_order_details_reuse_one_prepared_request_until_the_session_holds_a_cookie(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without cookies, the detail GETs are copies of one prepared request (not one
+    ``prepare_request`` per order), each with its own path, the stream's headers and
+    the same records; once the session holds a cookie, every request is prepared in
+    full again and carries it."""
+    lean, lean_prepared, lean_sent = _sync_watching_requests(monkeypatch)
+    full, full_prepared, full_sent = _sync_watching_requests(monkeypatch, cookie="abc")
+    orders = len(lean.records["orders"])
+    details = [r for r in lean_sent if "/api/oms/pvt/orders/" in (r.url or "")]
+    assert orders > 10
+    assert len(details) == orders
+    assert len({r.url for r in details}) == orders
+    assert lean_prepared < len(lean_sent) - orders + 2  # the pages, and one template
+    for request in details:
+        assert request.headers["X-VTEX-API-AppKey"] == SANDBOX_APP_KEY
+        assert request.headers["Accept"] == "application/json"
+        assert "Cookie" not in request.headers
+    assert full_prepared >= len(full_sent)
+    assert all(r.headers.get("Cookie") == "vtex_session=abc" for r in full_sent)
+    assert lean.records == full.records
+    assert timeless_state(lean.state) == timeless_state(full.state)
+
+
+def test_records_are_read_without_building_a_jsonpath_parser() -> None:
+    """The list pages' records come from tapkit's ``records_at``: a sync compiles no
+    JSONPath expression (each one built jsonpath-ng's parser tables at every start)."""
+    from singer_sdk.helpers import jsonpath
+
+    jsonpath._compile_jsonpath.cache_clear()
+    result = sync({})
+    assert result.records["orders"] and result.records["customers"]
+    assert jsonpath._compile_jsonpath.cache_info().currsize == 0

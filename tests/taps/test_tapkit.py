@@ -18,6 +18,7 @@ import logging
 import subprocess
 import sys
 import typing as t
+import warnings
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -41,13 +42,15 @@ from omnicanal_tapkit import (
     backoff_log_handler,
     base_url_errors,
     exponential_backoff,
+    json_body,
     readable_failures,
+    records_at,
     request_settings,
     retry_after_seconds,
     retry_waits,
     url_without_query,
 )
-from omnicanal_tapkit.startup import UNUSED_BY_TAPS, absent
+from omnicanal_tapkit.startup import DEFERRED_FOR_TAPS, UNUSED_BY_TAPS, absent, deferred
 from omnicanal_tapkit.waits import AnsweredRequests
 
 TOKEN = "tok_SECRET_0123456789"
@@ -672,7 +675,9 @@ def test_a_tap_started_by_its_console_script_never_imports_the_unused_libraries(
     tmp_path: Path,
 ) -> None:
     """`tap-square --about` runs, in JSON through msgspec, without numpy, psutil,
-    isoduration or fsspec; singer-sdk's batch paths are real UPaths all the same."""
+    isoduration, chardet, fsspec, joblib or asyncio; singer-sdk's batch paths are real
+    UPaths all the same, backoff's asyncio and the SDK Target's joblib the real ones
+    when used."""
     script = (
         "import sys, runpy\n"
         "sys.argv = ['tap-square', '--about', '--format=json']\n"
@@ -680,8 +685,15 @@ def test_a_tap_started_by_its_console_script_never_imports_the_unused_libraries(
         "    runpy.run_module('tap_square', run_name='__main__')\n"
         "except SystemExit as done:\n"
         "    assert not done.code, done.code\n"
-        "loaded = [n for n in (*UNUSED, 'fsspec', 'upath.core') if n in sys.modules]\n"
+        "loaded = [n for n in (*UNUSED, *DEFERRED, 'joblib', 'fsspec', 'upath.core')\n"
+        "          if n in sys.modules]\n"
         "assert not loaded, loaded\n"
+        "import asyncio, backoff._async, singer_sdk.target_base as target\n"
+        "assert type(asyncio).__name__ == 'module'\n"
+        "assert backoff._async.asyncio.sleep is asyncio.sleep  # the real one, on use\n"
+        "with target.parallel_config(backend='threading', n_jobs=1):\n"
+        "    assert target.Parallel()(target.delayed(abs)(x) for x in (-1, -2)) == [1, 2]\n"
+        "assert 'joblib.parallel' in sys.modules\n"
         "import numpy  # afterwards, as usual\n"
         "from singer_sdk.helpers._batch import StorageTarget\n"
         "from upath import UPath\n"
@@ -691,7 +703,11 @@ def test_a_tap_started_by_its_console_script_never_imports_the_unused_libraries(
         "assert isinstance(StorageTarget(root='file:///tmp/b')._root_path, Real)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", f"UNUSED = {UNUSED_BY_TAPS!r}\n{script}"],
+        [
+            sys.executable,
+            "-c",
+            f"UNUSED = {UNUSED_BY_TAPS!r}\nDEFERRED = {DEFERRED_FOR_TAPS!r}\n{script}",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -700,6 +716,73 @@ def test_a_tap_started_by_its_console_script_never_imports_the_unused_libraries(
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["name"] == "tap-square"
     assert issubclass(PlatformTap.message_writer_class, MsgSpecWriter)
+
+
+def test_a_deferred_module_is_the_real_one_from_its_first_use() -> None:
+    name = "omnicanal_tapkit_test_deferred_module"
+    with deferred([name, "json"]):
+        stand_in = importlib.import_module(name)
+        assert importlib.import_module("json") is sys.modules["json"]  # imported: untouched
+    assert name not in sys.modules
+    sys.modules[name] = module = type(sys)(name)
+    module.answer = 42
+    try:
+        assert stand_in.answer == 42
+    finally:
+        del sys.modules[name]
+
+
+# --- a page's body and its records ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "body"),
+    [
+        ("$.orders[*]", {"orders": [{"id": 1}, {"id": 2}], "cursor": "c"}),
+        ("$.orders[*]", {}),
+        ("$.orders[*]", {"orders": None}),
+        ("$.orders[*]", {"orders": []}),
+        ("$.orders[*]", {"orders": {"id": 1}}),
+        ("$.orders[*]", [{"orders": [1]}]),
+        ("$[*]", [{"id": 1}, {"id": 2}]),
+        ("$[*]", []),
+        ("$[*]", {"id": 1}),
+        ("$.data.items[*]", {"data": {"items": [{"id": 3}]}}),
+        ("$.list[0]", {"list": [{"id": 4}, {"id": 5}]}),
+    ],
+)
+def test_records_at_finds_what_the_sdk_finds(expression: str, body: t.Any) -> None:
+    from singer_sdk.helpers.jsonpath import extract_jsonpath
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert list(records_at(expression, body)) == list(extract_jsonpath(expression, body))
+
+
+def test_plain_wildcards_are_read_without_a_jsonpath_parser() -> None:
+    from singer_sdk.helpers import jsonpath
+
+    jsonpath._compile_jsonpath.cache_clear()
+    for expression, body in (("$.customers[*]", {"customers": [{"id": 1}]}), ("$[*]", [{}])):
+        assert list(records_at(expression, body)) == list(records_at(expression, body))
+    assert jsonpath._compile_jsonpath.cache_info().currsize == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"a": 1.10, "b": [1, 2.5e3, -0.0], "c": "\\u00e9", "d": null, "e": 12345678901234567890}',
+        b'[{"x": true}]',
+        b'{"big": 1e400}',  # out of a float's range: msgspec refuses it, json says inf
+    ],
+)
+def test_json_body_is_what_requests_decodes(content: bytes) -> None:
+    response = requests.Response()
+    response._content = content
+    response.encoding = "utf-8"
+    assert repr(json_body(response)) == repr(response.json())
+    exact = json_body(response, exact_decimals=True)
+    assert repr(exact) == repr(response.json(parse_float=Decimal))
 
 
 # --- a per-second window used fully ------------------------------------------------------

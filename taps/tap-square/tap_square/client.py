@@ -42,13 +42,13 @@ import msgspec
 import requests
 from singer_sdk import RESTStream, SchemaDirectory
 from singer_sdk.authenticators import BearerTokenAuthenticator
-from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.pagination import BaseAPIPaginator
 
 from omnicanal_tapkit import (
     ConformedRecords,
     PlatformFailures,
     PlatformRetries,
+    records_at,
     url_without_query,
 )
 from tap_square.errors import (
@@ -235,10 +235,11 @@ class SquareStream(ConformedRecords, PlatformRetries, RESTStream[str]):
 
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         """The records, as singer-sdk parses them (decimals exact); the body is kept
-        for the paginator, so a page is parsed once."""
+        for the paginator, so a page is parsed once. The records are read by
+        omnicanal-tapkit's ``records_at``, not a JSONPath engine built at each start."""
         body = parse_body(response)
         self._parsed_bodies[response] = body
-        yield from extract_jsonpath(self.records_jsonpath, input=body)
+        yield from records_at(self.records_jsonpath, body)
 
     # --- records -------------------------------------------------------------------
 

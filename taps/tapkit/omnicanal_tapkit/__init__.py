@@ -12,6 +12,8 @@
   clean CLI exit for known failures;
 - :mod:`~omnicanal_tapkit.settings`: the ``user_agent``, ``request_timeout``,
   ``max_retries`` and ``full_sync_every_days`` settings, described once;
+- :mod:`~omnicanal_tapkit.pages`: a page's JSON body decoded by msgspec and its records
+  read without building a JSONPath parser (``json_body``, ``records_at``);
 - :mod:`~omnicanal_tapkit.conform`: :class:`ConformedRecords`, records conformed to the
   schema by a function compiled once per schema instead of the SDK's per-record walk;
 - :mod:`~omnicanal_tapkit.startup`: ``run_tap_cli``, a tap's console script started
@@ -43,6 +45,8 @@ _EXPORTS: dict[str, str] = {
     "request_secrets": "redact",
     "scrub": "redact",
     "url_without_query": "redact",
+    "json_body": "pages",
+    "records_at": "pages",
     "full_sync_setting": "settings",
     "request_settings": "settings",
     "PlatformRetries": "streams",
@@ -62,6 +66,7 @@ if t.TYPE_CHECKING:
         readable_failures,
     )
     from omnicanal_tapkit.full_sync import RetiresMissingOnFullSync, full_sync_due
+    from omnicanal_tapkit.pages import json_body, records_at
     from omnicanal_tapkit.redact import redact, request_secrets, scrub, url_without_query
     from omnicanal_tapkit.settings import full_sync_setting, request_settings
     from omnicanal_tapkit.streams import PlatformRetries
@@ -91,8 +96,10 @@ __all__ = [
     "exponential_backoff",
     "full_sync_due",
     "full_sync_setting",
+    "json_body",
     "network_reason",
     "readable_failures",
+    "records_at",
     "redact",
     "request_secrets",
     "request_settings",

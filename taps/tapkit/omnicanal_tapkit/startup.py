@@ -20,6 +20,23 @@ import time, although upath itself defers that to the first use. During the impo
 ``upath.UPath`` is :class:`DeferredUPath`, which makes a real ``UPath`` (importing
 fsspec then) whenever it is called; afterwards ``upath`` is as it was.
 
+Three more, measured with ``python -X importtime`` and the CPU time of ``tap-square
+--about`` (2026-11-30, after the above), go the same ways:
+
+- **chardet** is marked absent too: requests imports it (when installed) to guess the
+  encoding of a body whose ``Content-Type`` names none, and otherwise uses
+  charset_normalizer, which it imports anyway. The taps decode JSON bodies, which
+  never need that guess, so only the library that makes it changes.
+- **joblib** (the SDK's ``Target`` drains sinks in parallel with ``Parallel``,
+  ``delayed`` and ``parallel_config``) imports multiprocessing and loky even without
+  numpy. During the import ``joblib`` is :class:`DeferredJoblib`, whose three names
+  import the real joblib when called; afterwards ``joblib`` imports as usual.
+- **asyncio** is imported by backoff (the SDK's retry decorator) for its coroutine
+  retries (``asyncio.sleep``), which a tap never runs: during the import it is a
+  :class:`DeferredModule`, whose first attribute asked imports the real asyncio
+  (``importlib.util.LazyLoader`` cannot do this on Python 3.11: ``import`` itself
+  reads the module's ``__spec__``, which loads it).
+
 Only the console scripts (``tap-<name>``, ``python -m tap_<name>``) start this way;
 importing a tap in a test or a DAG changes nothing.
 
@@ -31,13 +48,16 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
+import types
 import typing as t
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
 #: Optional imports of singer-sdk's dependencies that a tap never uses (see above).
-UNUSED_BY_TAPS: tuple[str, ...] = ("numpy", "psutil", "isoduration")
+UNUSED_BY_TAPS: tuple[str, ...] = ("numpy", "psutil", "isoduration", "chardet")
+#: Imported at start-up by a module that uses them (if ever) later: see above.
+DEFERRED_FOR_TAPS: tuple[str, ...] = ("asyncio",)
 
 
 @contextlib.contextmanager
@@ -84,9 +104,69 @@ def upath_deferred() -> Iterator[None]:
             del upath.UPath
 
 
+def _deferred(module: str, name: str) -> t.Callable[..., t.Any]:
+    def call(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"``{module}.{name}``, imported when first called."
+    return call
+
+
+class DeferredJoblib(types.ModuleType):
+    """Stands for ``joblib`` in what is imported at start-up: its ``Parallel``,
+    ``delayed`` and ``parallel_config`` import the real joblib when called."""
+
+    def __init__(self) -> None:
+        super().__init__("joblib", "joblib, imported when first used (omnicanal_tapkit)")
+        for name in ("Parallel", "delayed", "parallel_config"):
+            setattr(self, name, _deferred("joblib", name))
+
+
+@contextlib.contextmanager
+def joblib_deferred() -> Iterator[None]:
+    """While inside, ``from joblib import Parallel, delayed, parallel_config`` gives
+    :class:`DeferredJoblib`'s stand-ins; afterwards ``import joblib`` is the real one."""
+    if "joblib" in sys.modules:  # already paid for
+        yield
+        return
+    stand_in = sys.modules["joblib"] = DeferredJoblib()
+    try:
+        yield
+    finally:
+        if sys.modules.get("joblib") is stand_in:
+            del sys.modules["joblib"]
+
+
+class DeferredModule(types.ModuleType):
+    """Stands for a module in what is imported at start-up (``import asyncio``): the
+    first attribute asked of it imports the real module and answers from it."""
+
+    def __getattr__(self, name: str) -> t.Any:
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+@contextlib.contextmanager
+def deferred(names: t.Iterable[str]) -> Iterator[None]:
+    """While inside, ``import name`` gives a :class:`DeferredModule` for each of
+    ``names`` not imported yet; afterwards ``import name`` is the real module."""
+    stand_ins = {
+        name: DeferredModule(name, f"{name}, imported when first used (omnicanal_tapkit)")
+        for name in names
+        if name not in sys.modules
+    }
+    sys.modules.update(stand_ins)
+    try:
+        yield
+    finally:
+        for name, stand_in in stand_ins.items():
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
+
+
 def run_tap_cli(module: str, tap_class: str) -> None:
-    """Import ``module``'s ``tap_class`` without :data:`UNUSED_BY_TAPS` and with upath's
-    ``UPath`` deferred, then run its CLI."""
-    with absent(UNUSED_BY_TAPS), upath_deferred():
+    """Import ``module``'s ``tap_class`` without :data:`UNUSED_BY_TAPS`, with
+    :data:`DEFERRED_FOR_TAPS`, upath's ``UPath`` and joblib deferred, then run its CLI."""
+    with absent(UNUSED_BY_TAPS), deferred(DEFERRED_FOR_TAPS), upath_deferred(), joblib_deferred():
         tap = getattr(importlib.import_module(module), tap_class)
     sys.exit(tap.cli())
