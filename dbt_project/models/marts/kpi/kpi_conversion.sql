@@ -7,72 +7,27 @@
 
     A touch counts once per customer, channel and local day (macro kpi_period), in the
     period of that day. Touches whose window has not closed by `as_of` are pending, not
-    in the rate.
+    in the rate. The touches and whether each converted come from
+    int_customer__touch_days (per customer, rebuilt when their journey changes); this
+    model only counts them per period, against as_of.
 #}
 
 {%- set window_days = var('kpi_conversion_window_days', 7) | int %}
 
 with
 
-touch_events as (
-
-    select
-        customer_id,
-        channel,
-        occurred_at
-
-    from {{ ref('customer_journey') }}
-    where
-        (
-            event_source = 'abandoned_checkout'
-            or (event_source = 'interaction' and direction in ('inbound', 'outbound'))
-        )
-        and occurred_at <= {{ as_of_timestamp() }}
-
-),
-
-orders as (
-
-    select
-        customer_id,
-        ordered_at
-
-    from {{ ref('fct_orders') }}
-    where customer_id is not null and not is_cancelled
-
-),
-
-touches as (
-
-    select
-        customer_id,
-        channel,
-        {{ kpi_period("'day'", 'occurred_at') }} as touch_day,
-        min(occurred_at) as touched_at
-
-    from touch_events
-    group by customer_id, channel, touch_day
-
-),
-
 converted as (
 
+    -- every touch up to as_of (int_customer__touch_days, rebuilt per changed customer)
     select
-        touches.customer_id,
-        touches.channel,
-        touches.touch_day,
-        touches.touched_at,
-        touches.touched_at + interval '{{ window_days }} days' <= {{ as_of_timestamp() }}
+        channel,
+        touch_day,
+        touched_at + interval '{{ window_days }} days' <= {{ as_of_timestamp() }}
             as is_window_closed,
-        count(orders.ordered_at) > 0 as is_converted
+        is_converted
 
-    from touches
-    left join orders
-        on
-            touches.customer_id = orders.customer_id
-            and touches.touched_at < orders.ordered_at
-            and touches.touched_at + interval '{{ window_days }} days' >= orders.ordered_at
-    group by touches.customer_id, touches.channel, touches.touch_day, touches.touched_at
+    from {{ ref('int_customer__touch_days') }}
+    where touched_at <= {{ as_of_timestamp() }}
 
 ),
 

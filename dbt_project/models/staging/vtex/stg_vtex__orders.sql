@@ -5,13 +5,46 @@
     userProfileId points at; the conversation-tracker alias
     (<real email>-<digits>b.ct.vtex.com.br) carries it too, and is unwrapped when the
     profile is missing. A profile Master Data deleted lends its email to no order.
+
+    Incremental on the loader's `_sdc_batched_at` (macros/staging_incremental.sql): a
+    run reads the orders loaded since the newest it holds, and also those whose profile
+    was loaded since (changed, created, deleted) or is gone, since the order's email
+    and profile id come from it.
 #}
+
+{{ config(
+    materialized='incremental',
+    unique_key='vtex_order_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook=["{{ staging_delete_gone(source('vtex', 'orders'), '\"orderId\"', 'vtex_order_id') }}"],
+) }}
 
 with
 
 source as (
 
     select * from {{ source('vtex', 'orders') }}
+    {{ staging_loaded_since() }}
+    {%- if is_incremental() and relation_has_column(this, '_loaded_at') %}
+        or "clientProfileData" ->> 'userProfileId' in (
+            select profiles_loaded."userId"
+            from {{ source('vtex', 'customers') }} as profiles_loaded
+            {{ staging_loaded_since() }}
+        )
+        or "orderId" in (
+            select built.vtex_order_id
+            from {{ this }} as built
+            where
+                built.vtex_profile_id is not null
+                and not exists (
+                    select 1 from {{ ref('stg_vtex__customers') }} as kept
+                    where
+                        kept.vtex_profile_id = built.vtex_profile_id
+                        and kept.deleted_at is null
+                )
+        )
+    {%- endif %}
 
 ),
 
@@ -161,7 +194,10 @@ renamed as (
         cast(flattened."creationDate" as timestamptz) as created_at,
         cast(flattened."lastChange" as timestamptz) as updated_at,
         cast(flattened."authorizedDate" as timestamptz) as authorized_at,
-        cast(flattened."invoicedDate" as timestamptz) as invoiced_at
+        cast(flattened."invoicedDate" as timestamptz) as invoiced_at,
+
+        ----------  load
+        flattened._sdc_batched_at as _loaded_at
 
     from flattened
     left join profiles

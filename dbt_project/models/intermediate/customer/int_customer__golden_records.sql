@@ -1,0 +1,292 @@
+{#
+    The golden record of each person (customer_id from identity resolution), before
+    dim_customers adds their purchases and gives up an email two people could claim.
+    Each attribute is chosen by the survivorship rules of the var identity_survivorship
+    (dbt_project.yml) and comes with the source of the chosen value (<attribute>_source).
+    Name and address are each taken from one record as a unit. A name goes by its
+    completeness first (macro survivorship_name_completeness: a full name, then a first
+    name alone, then a user name or the email's local part), the rules among equals; a
+    till's placeholder ("Consumidor Final") is no name and never wins. Only linkable
+    emails (not stopped by a guard) are candidates. Email marketing consent is
+    conservative: an opt-out on any record wins.
+
+    Incremental: a golden record depends on its customer's records alone, so each row
+    keeps members_digest, an md5 of its members as survivorship reads them (each
+    record's customer, fields and linkable email). A run computes the digest of every
+    customer (a join of narrow columns, no ranking) and rebuilds, whole, the customers
+    whose digest is new, changed or gone: a record new, changed, erased or moved
+    between customers (a merge or a split), an email that became linkable or stopped
+    being. The others stay as they are. A customer left with no record keeps one row
+    without a digest, so that delete+insert removes their old row, and the post-hook
+    deletes it. A change of var identity_survivorship or of the placeholder names (seed
+    identity_fake_identifiers) needs --full-refresh.
+#}
+
+-- sqlfluff:indentation:template_blocks_indent:False
+{{ config(
+    materialized='incremental',
+    unique_key='customer_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook=[
+        "delete from {{ this }} where members_digest is null",
+        "create unique index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id)",
+    ],
+) }}
+
+{%- set attributes = {
+    'name': 'case when name_completeness is not null'
+        ~ ' then nullif(concat_ws(\' \', first_name, last_name), \'\') end',
+    'email': 'email',
+    'phone': 'phone_e164',
+    'cpf': 'cpf',
+    'address': 'nullif(concat_ws(\'|\', city, state), \'\')',
+} %}
+
+with
+
+records as (
+
+    select * from {{ ref('int_identity__records') }}
+
+),
+
+record_customers as (
+
+    select * from {{ ref('int_identity__record_customers') }}
+
+),
+
+linkable_emails as (
+
+    select * from {{ ref('int_customer__linkable_emails') }}
+
+),
+
+-- the names a till or a form gives when the buyer gave none (seed
+-- identity_fake_identifiers, type name)
+placeholder_names as (
+
+    select distinct {{ normalize_name_key('value') }} as name_key
+    from {{ ref('identity_fake_identifiers') }}
+    where identifier_type = 'name'
+
+),
+
+-- each record of a customer with what survivorship reads of it: plain columns only
+member_fields as (
+
+    select
+        record_customers.customer_id,
+        records.record_key,
+        records.source,
+        records.source_record_id,
+        records.first_name,
+        records.last_name,
+        records.email as record_email,
+        linkable_emails.email,
+        records.phone_e164,
+        records.cpf,
+        records.city,
+        records.state,
+        records.accepts_email_marketing,
+        records.created_at,
+        records.updated_at,
+        md5(cast(row(
+            records.record_key, records.source, records.source_record_id,
+            records.first_name, records.last_name, records.email, linkable_emails.email,
+            records.phone_e164, records.cpf, records.city, records.state,
+            records.accepts_email_marketing, records.created_at, records.updated_at
+        ) as text)) as member_hash
+
+    from records
+    inner join record_customers
+        on records.record_key = record_customers.record_key
+    left join linkable_emails
+        on records.record_num = linkable_emails.record_num
+
+),
+
+digests as (
+
+    select
+        customer_id,
+        md5(string_agg(member_hash, '' order by member_hash)) as members_digest
+
+    from member_fields
+    group by customer_id
+
+),
+{%- if is_incremental() %}
+
+touched as (
+
+    -- the customers whose members are not those the row held for them was built from
+    select coalesce(digests.customer_id, held.customer_id) as customer_id
+
+    from digests
+    full outer join {{ this }} as held
+        on digests.customer_id = held.customer_id
+    where digests.members_digest is distinct from held.members_digest
+
+),
+
+in_scope as (
+
+    select member_fields.*
+
+    from member_fields
+    inner join touched
+        on member_fields.customer_id = touched.customer_id
+
+),
+{%- else %}
+
+in_scope as (
+
+    select * from member_fields
+
+),
+{%- endif %}
+
+members as (
+
+    select
+        in_scope.*,
+        {{ survivorship_name_completeness(
+            'in_scope.first_name', 'in_scope.last_name', 'in_scope.record_email',
+            'placeholder_names.name_key is not null'
+        ) }} as name_completeness
+
+    from in_scope
+    left join placeholder_names
+        on {{ normalize_name_key(
+            "concat_ws(' ', in_scope.first_name, in_scope.last_name)"
+        ) }} = placeholder_names.name_key
+
+),
+
+with_frequency as (
+
+    {%- set frequencies = [] %}
+    {%- for attribute, value_sql in attributes.items() %}
+    {%- do frequencies.append(survivorship_frequency(attribute, value_sql)) %}
+    {%- endfor %}
+
+    select
+        *,
+        {{ frequencies | join(',\n        ') }}
+
+    from members
+
+),
+
+ranked as (
+
+    select
+        *,
+    {%- for attribute, value_sql in attributes.items() %}
+    {{ survivorship_rank(
+        attribute, value_sql,
+        prefer=['name_completeness desc'] if attribute == 'name' else []
+    ) }} as {{ attribute }}_rank
+    {{- ',' if not loop.last }}
+    {%- endfor %}
+
+    from with_frequency
+
+),
+
+golden as (
+
+    select
+        customer_id,
+        {%- for attribute, value_sql in attributes.items() %}
+        max(source) filter (
+            where {{ attribute }}_rank = 1 and ({{ value_sql }}) is not null
+        ) as {{ attribute }}_source,
+        {%- endfor %}
+        max(first_name) filter (
+            where name_rank = 1 and name_completeness is not null
+        ) as first_name,
+        max(last_name) filter (
+            where name_rank = 1 and name_completeness is not null
+        ) as last_name,
+        max(email) filter (where email_rank = 1) as email,
+        max(phone_e164) filter (where phone_rank = 1) as phone,
+        max(cpf) filter (where cpf_rank = 1) as cpf,
+        max(city) filter (where address_rank = 1) as city,
+        max(state) filter (where address_rank = 1) as state,
+        -- bool_and skips records with no known consent state; if none has one, false
+        coalesce(bool_and(accepts_email_marketing), false) as accepts_email_marketing,
+        array_agg(cast(source_record_id as bigint) order by cast(source_record_id as bigint))
+        filter (where source = 'shopify') as shopify_customer_ids,
+        array_agg(record_key order by record_key) as record_keys,
+        min(created_at) as created_at
+
+    from ranked
+    group by customer_id
+
+),
+
+final as (
+
+    select
+        golden.customer_id,
+        golden.email,
+        golden.first_name,
+        golden.last_name,
+        golden.phone,
+        golden.cpf,
+        golden.city,
+        golden.state,
+        golden.accepts_email_marketing,
+        golden.shopify_customer_ids,
+        golden.created_at,
+        golden.name_source,
+        golden.email_source,
+        golden.phone_source,
+        golden.cpf_source,
+        golden.address_source,
+        golden.record_keys,
+        digests.members_digest,
+        cast('{{ run_started_at }}' as timestamptz) as built_at
+
+    from golden
+    inner join digests
+        on golden.customer_id = digests.customer_id
+
+)
+
+{%- if is_incremental() %}
+
+select
+    touched.customer_id,
+    final.email,
+    final.first_name,
+    final.last_name,
+    final.phone,
+    final.cpf,
+    final.city,
+    final.state,
+    final.accepts_email_marketing,
+    final.shopify_customer_ids,
+    final.created_at,
+    final.name_source,
+    final.email_source,
+    final.phone_source,
+    final.cpf_source,
+    final.address_source,
+    final.record_keys,
+    final.members_digest,
+    final.built_at
+
+from touched
+left join final
+    on touched.customer_id = final.customer_id
+
+{%- else %}
+
+select * from final
+
+{%- endif %}
