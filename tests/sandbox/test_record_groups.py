@@ -183,6 +183,10 @@ def test_every_person_record_is_in_one_group_of_its_own_person(seed: int) -> Non
     owner = {r.key: r.person_id for r in records}
     for key, group in groups.items():
         assert owner[group] == owner[key]
-    # most people's records are tied together: a split is the exception
-    people = {r.person_id for r in records}
-    assert len(set(groups.values())) < 1.6 * len(people)
+    # an order placed from an account is tied to it, by the account id
+    store = world.slices["shopify"]
+    served = {c["id"] for c in store.customers}
+    for order in store.orders:
+        account = (order.get("customer") or {}).get("id")
+        if account in served:
+            assert groups[f"shopify_orders:{order['id']}"] == groups[f"shopify:{account}"]
