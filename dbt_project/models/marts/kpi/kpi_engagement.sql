@@ -15,7 +15,17 @@ with
 
 interactions as (
 
-    select * from {{ ref('fct_interactions') }}
+    -- read twice: only the columns used
+    select
+        occurred_at,
+        channel,
+        direction,
+        interaction_type,
+        thread_id,
+        record_key,
+        customer_id
+
+    from {{ ref('fct_interactions') }}
 
 ),
 
@@ -25,17 +35,36 @@ grains as (
 
 ),
 
-inbound as (
+-- each person's inbound interactions per channel and local day: one pass over the
+-- interactions, then each grain rolls these up (a week or month of local days is that
+-- week or month)
+person_days as (
+
+    select
+        {{ kpi_period("'day'", 'occurred_at') }} as local_day,
+        channel,
+        coalesce(customer_id, record_key) as person_key,
+        count(*) as interactions_count
+
+    from interactions
+    where direction = 'inbound'
+    group by local_day, channel, person_key
+
+),
+
+-- then per period: each person once (hashed, not sorted for a count distinct)
+person_periods as (
 
     select
         grains.grain,
-        {{ kpi_period('grains.grain', 'interactions.occurred_at') }} as period_start,
-        interactions.channel,
-        coalesce(interactions.customer_id, interactions.record_key) as person_key
+        cast(date_trunc(grains.grain, person_days.local_day) as date) as period_start,
+        person_days.channel,
+        person_days.person_key,
+        sum(person_days.interactions_count) as interactions_count
 
-    from interactions
+    from person_days
     cross join grains
-    where interactions.direction = 'inbound'
+    group by grains.grain, period_start, person_days.channel, person_days.person_key
 
 ),
 
@@ -45,10 +74,10 @@ activity as (
         grain,
         period_start,
         channel,
-        count(*) as inbound_interactions,
-        count(distinct person_key) as active_customers
+        cast(sum(interactions_count) as bigint) as inbound_interactions,
+        count(*) as active_customers
 
-    from inbound
+    from person_periods
     group by grain, period_start, channel
 
 ),
