@@ -46,7 +46,7 @@ from omnicanal.channels.shopify import SANDBOX_RECENT_ORDERS_TOKEN
 from omnicanal.channels.shopify.emulation import ShopifyEmulator
 from omnicanal.sandbox.app import SandboxServer
 from omnicanal.sandbox.world import World, generate_world
-from tap_shopify import queries
+from tap_shopify import queries, shapes
 from tap_shopify.bulk import reassemble
 from tap_shopify.errors import (
     ShopifyAuthError,
@@ -582,6 +582,46 @@ def test_names_and_ids_follow_graphql() -> None:
         "updated_at": "2026-10-01T15:00:00+00:00",
         "default_address": {"id": "gid://shopify/MailingAddress/1", "country_code_v2": "BR"},
     }
+
+
+def test_each_distinct_timestamp_is_converted_once_and_the_cache_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Records of one extract repeat timestamps (an order's and its lines' updatedAt):
+    each distinct one is re-expressed in UTC once, nested in objects and lists alike,
+    with the same records; past ``UTC_CACHE_SIZE`` values the cache starts again."""
+    converted: list[str] = []
+    real = shapes.to_utc
+
+    def counting(value: t.Any) -> t.Any:
+        converted.append(value)
+        return real(value)
+
+    monkeypatch.setattr(shapes, "to_utc", counting)
+    shapes._UTC.clear()
+    node = {
+        "id": "gid://shopify/Order/1",
+        "updatedAt": "2026-10-01T12:00:00-03:00",
+        "note": "not a timestamp, but long enough",
+        "lineItems": [{"id": "gid://shopify/LineItem/1", "updatedAt": "2026-10-01T12:00:00-03:00"}],
+        "customer": {"createdAt": "2026-09-01T00:00:00Z", "tags": ["2026-09-01T00:00:00Z"]},
+    }
+    first, second = to_record(dict(node)), to_record(dict(node))
+    assert first == second
+    assert (
+        first["updated_at"] == first["line_items"][0]["updated_at"] == "2026-10-01T15:00:00+00:00"
+    )
+    assert first["customer"] == {
+        "created_at": "2026-09-01T00:00:00+00:00",
+        "tags": ["2026-09-01T00:00:00+00:00"],
+    }
+    # the tags list's item goes through _snake (a call per leaf), the others are cached
+    assert sorted(set(converted)) == ["2026-09-01T00:00:00Z", "2026-10-01T12:00:00-03:00"]
+    assert converted.count("2026-10-01T12:00:00-03:00") == 1
+    monkeypatch.setattr(shapes, "UTC_CACHE_SIZE", 2)
+    for second_ in range(3):
+        to_record({"updatedAt": f"2026-10-01T12:00:0{second_}Z"})
+    assert len(shapes._UTC) <= 2
 
 
 # --- bulk JSONL reassembly ----------------------------------------------------------

