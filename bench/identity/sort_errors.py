@@ -52,6 +52,19 @@ def stopped_by(levels: list[int]) -> str | None:
     if all(lv[c] <= 1 for c in ("first_name", "last_name", "birth_date", "email", "cpf")):
         return "place_rule"
     if (
+        lv["first_name"] >= 1
+        and lv["last_name"] >= 1
+        and lv["first_name"] + lv["last_name"] <= 3
+        and lv["birth_date"] <= 1
+        and (
+            lv["first_name"] + lv["last_name"] == 2
+            or lv["birth_date"] == 1
+            or lv["email"] == 1
+            or lv["phone"] >= 1
+        )
+    ):
+        return "names_differ"  # both different, or one different and one merely similar
+    if (
         lv["first_name"] == 1
         and lv["last_name"] >= 3
         and lv["birth_date"] <= 1

@@ -41,12 +41,30 @@
         where given.name_key is not null
     ),
 
+    -- the names a variant stands for, read as the tokens below are (without particles:
+    -- Graça stands for "maria gracas"), and the variants of each name (for glued handles)
+    listed as (
+        select
+            {{ normalize_name_key('seeded.variant') }} as variant,
+            {{ identity_name_without_particles(normalize_name_key('seeded.name')) }} as name
+        from {{ ref('identity_name_variants') }} as seeded
+    ),
+
     variants as (
         select
-            {{ normalize_name_key('listed.variant') }} as variant,
-            array_agg(distinct {{ normalize_name_key('listed.name') }}) as variant_names
-        from {{ ref('identity_name_variants') }} as listed
-        group by {{ normalize_name_key('listed.variant') }}
+            listed.variant,
+            array_agg(distinct listed.name) as variant_names
+        from listed
+        group by listed.variant
+    ),
+
+    nicknames as (
+        select
+            listed.name,
+            array_agg(distinct listed.variant) as name_variants
+        from listed
+        where listed.name !~ ' '
+        group by listed.name
     ),
 
     split as (
@@ -58,15 +76,77 @@
         cross join lateral unnest(string_to_array(name_keys.name_key, ' '))
             with ordinality as parts (token, ord)
         where parts.token not in ('{{ identity_name_particles() | join("', '") }}')
+    ),
+
+    ordered as (
+        select
+            split.name_key,
+            split.token,
+            row_number() over (partition by split.name_key order by split.ord) as pos,
+            lead(split.token) over (partition by split.name_key order by split.ord) as next_token
+        from split
     )
 
     select
-        split.name_key,
-        row_number() over (partition by split.name_key order by split.ord) as pos,
-        split.token,
-        array[split.token] || coalesce(variants.variant_names, cast(array[] as text[])) as forms
-    from split
-    left join variants on split.token = variants.variant
+        ordered.name_key,
+        ordered.pos,
+        ordered.token,
+        array[ordered.token]
+        || coalesce(variants.variant_names, cast(array[] as text[]))
+        -- a first word's diminutive stands for the name it is made from (Pedrinho,
+        -- Aninha, Joãozinho), and a compound first name is also the one form a
+        -- nickname of the whole stands for ("maria luiza" for Malu, "carlos eduardo"
+        -- for Cadu); surnames keep their own (Coutinho is not Couto)
+        || case
+            when ordered.pos = 1
+                then {{ identity_diminutive_base('ordered.token') }}
+                || case
+                    when ordered.next_token is not null
+                        then array[ordered.token || ' ' || ordered.next_token]
+                    else cast(array[] as text[])
+                end
+            else cast(array[] as text[])
+        end as forms,
+        coalesce(nicknames.name_variants, cast(array[] as text[])) as nicknames
+    from ordered
+    left join variants on ordered.token = variants.variant
+    left join nicknames on ordered.token = nicknames.name
+{%- endmacro %}
+
+
+{# A name key without its particles and generational suffixes ("maria das gracas" →
+   "maria gracas"), as identity_name_tokens reads names. #}
+{% macro identity_name_without_particles(name_key) -%}
+    array_to_string(array(
+        select words.word
+        from unnest(string_to_array({{ name_key }}, ' ')) with ordinality as words (word, ord)
+        where words.word not in ('{{ identity_name_particles() | join("', '") }}')
+        order by words.ord
+    ), ' ')
+{%- endmacro %}
+
+
+{#
+    The names a first word's Portuguese diminutive can be made from, as an array (empty
+    when the word is none; the likelier first): -inho/-inha added to the stem, the final
+    vowel kept (Pedrinho → pedro, Aninha → ana, Carlinhos → carlos, Gracinha → graca)
+    or after an i (Marcinha → marcia, Julinho → julio), -zinho/-zinha added to a name
+    ending in a vowel (Joãozinho → joao, Zezinho → ze). Irregular ones (Toninho,
+    Chiquinho) are in the seed identity_name_variants.
+#}
+{% macro identity_diminutive_base(token) -%}
+    case
+        when
+            {{ token }} ~ '^[a-z]{2,}zinh[oa]s?$'
+            and regexp_replace({{ token }}, 'zinh[oa]s?$', '') ~ '(a|e|o)$'
+            then array[regexp_replace({{ token }}, 'zinh[oa]s?$', '')]
+        when {{ token }} ~ '^[a-z]{2,}inh[oa]s?$'
+            then array[
+                regexp_replace({{ token }}, 'inh([oa]s?)$', '\1'),
+                regexp_replace({{ token }}, 'inh([oa]s?)$', 'i\1')
+            ]
+        else cast(array[] as text[])
+    end
 {%- endmacro %}
 
 
@@ -205,8 +285,13 @@
             head.form || later_part.token as glued
         from {{ tokens }} as first_part
         cross join lateral (
-            values (first_part.token), (left(first_part.token, 1))
-        ) as head (form)
+            select first_part.token as form
+            union all
+            select left(first_part.token, 1) as form
+            -- a nickname glued in its place: "zesilva" for José Silva
+            union all
+            select nickname.form from unnest(first_part.nicknames) as nickname (form)
+        ) as head
         inner join {{ tokens }} as later_part
             on
                 first_part.name_key = later_part.name_key

@@ -236,12 +236,14 @@ numbered as (
 
 ),
 
--- nicknames and diminutives (Zé, Bia, Duda) with the name they stand for
+-- nicknames and diminutives (Zé, Bia, Duda) with the name they stand for; a nickname
+-- of a compound first name (Malu for Maria Luiza) goes by the compound's first word, as
+-- the compound itself does below
 name_variants as (
 
     select
         variant as name_variant,
-        min(name) as canonical_name
+        min(split_part(name, ' ', 1)) as canonical_name
 
     from {{ ref('identity_name_variants') }}
     group by variant
@@ -282,9 +284,12 @@ final as (
         end as name_pair_key,
         left(numbered.first_name_key, 3) as first_name_prefix,
         left(numbered.last_name_key, 4) as last_name_prefix,
-        -- the first name's first word as the name it stands for: Bia and Beatriz agree
+        -- the first name's first word as the name it stands for: Bia and Beatriz agree,
+        -- and so do Pedrinho and Pedro (macro identity_diminutive_base)
         coalesce(
-            name_variants.canonical_name, split_part(numbered.first_name_key, ' ', 1)
+            name_variants.canonical_name,
+            ({{ identity_diminutive_base("split_part(numbered.first_name_key, ' ', 1)") }})[1],
+            split_part(numbered.first_name_key, ' ', 1)
         ) as first_name_canon
 
     from numbered
