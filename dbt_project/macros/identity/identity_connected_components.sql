@@ -155,8 +155,10 @@ begin
     set local work_mem = '256MB';
     {%- if previous %}
     -- incremental: the previous clusters holding a record whose component was recomputed,
-    -- a touched record or a record of a fuzzy pair this run wrote or re-decided; closed
-    -- under every edge
+    -- a touched record, a record of the fuzzy stage's scope (whose pairs it deleted) or a
+    -- record of a fuzzy pair this run wrote or re-decided; closed under every edge: whole
+    -- clusters as they were before the guards (a guard that split one cluster in two left
+    -- an edge between them, and the guards must judge the whole again)
     drop table if exists _id_scope;
     create temp table _id_scope as
         with reached as (
@@ -164,13 +166,15 @@ begin
             union
             {{ identity_touched_records() }}
             union
+            select record_num from {{ this.schema }}.int_identity__fuzzy_scope
+            union
             select record_num_a from {{ fuzzy_pairs }} where run_id = {{ identity_run_id() }}
             union
             select record_num_b from {{ fuzzy_pairs }} where run_id = {{ identity_run_id() }}
         )
         select p.record_num from {{ previous }} as p
-        where p.cluster_num in (
-            select p2.cluster_num from {{ previous }} as p2
+        where p.pre_guard_cluster_num in (
+            select p2.pre_guard_cluster_num from {{ previous }} as p2
             where p2.record_num in (select record_num from reached)
         )
         union

@@ -155,6 +155,42 @@
 
 
 {#
+    Whether this run of int_identity__fuzzy_pairs learns the Fellegi-Sunter parameters
+    (m, u, lambda: macro identity_fuzzy_parameters) or weighs with the stored ones
+    (int_identity__fuzzy_parameters). A run learns when there are none, when the fuzzy
+    settings they were learnt under differ (identity_fuzzy_settings_key), and on
+    `--full-refresh` with var identity_fuzzy_relearn true. A plain full refresh keeps
+    them, so it decides every pair as the incremental runs before it did: learnt again
+    on the data of each full refresh, they would move every pair's weight a little
+    and flip those near the threshold, and a full refresh would not check incremental
+    runs. Incremental runs never learn.
+#}
+{% macro identity_fuzzy_learns() -%}
+    {%- if not execute or is_incremental() %}{{ return(false) }}{% endif %}
+    {%- if var('identity_fuzzy_relearn', false) %}{{ return(true) }}{% endif %}
+    {%- set stored = adapter.get_relation(
+        database=this.database, schema=this.schema, identifier='int_identity__fuzzy_parameters'
+    ) %}
+    {%- if not stored %}{{ return(true) }}{% endif %}
+    {%- set columns = adapter.get_columns_in_relation(stored) | map(attribute='name') | list %}
+    {%- if 'settings' not in columns %}{{ return(true) }}{% endif %}
+    {%- set found = run_query(
+        "select count(*) filter (where settings = '" ~ identity_fuzzy_settings_key()
+        ~ "'), count(*) from " ~ stored
+    ) %}
+    {{ return(found.rows[0][0] == 0 or found.rows[0][0] != found.rows[0][1]) }}
+{%- endmacro %}
+
+{# The fuzzy settings and comparisons the parameters are learnt under, as one md5. #}
+{% macro identity_fuzzy_settings_key() -%}
+    {{- local_md5(
+        tojson(var('identity_fuzzy', {}), sort_keys=true)
+        ~ tojson(identity_fuzzy_comparisons(), sort_keys=true)
+    ) -}}
+{%- endmacro %}
+
+
+{#
     Fellegi-Sunter parameters, as a DO block for the pre-hook of int_identity__fuzzy_pairs.
     - u (the chance of each level between two different people): from random record pairs.
     - m (the same between two records of one person): expectation-maximisation in
@@ -562,10 +598,15 @@ mutual_best as (
     create temp table _fz_rerank as
         with touching as (
             select record_num_a, record_num_b from {{ this }}
-            where record_num_a = any(array(select scope.record_num from _fz_scope as scope))
+            where record_num_a = any(array(select scope.record_num from _fz_scope as scope where scope.touched))
             union all
             select record_num_a, record_num_b from {{ this }}
-            where record_num_b = any(array(select scope.record_num from _fz_scope as scope))
+            where record_num_b = any(array(select scope.record_num from _fz_scope as scope where scope.touched))
+            union all
+            select record_num_a, record_num_b from {{ this }}
+            where
+                record_num_a = any(array(select scope.record_num from _fz_scope as scope))
+                and record_num_b in (select scope.record_num from _fz_scope as scope)
         )
         select record_num_a as record_num from touching
         union

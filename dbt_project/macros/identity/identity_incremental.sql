@@ -39,12 +39,16 @@
 {%- endmacro %}
 
 {#
-    Pre-hook of int_identity__records: the term-frequency and identifier columns of the
-    records this run changes or deletes, as they were (int_identity__removed_terms), so
-    int_identity__term_frequencies can count the values they held again.
+    Pre-hook of int_identity__records: the term-frequency, identifier and blocking
+    columns of the records this run changes or deletes, as they were
+    (int_identity__removed_terms), so int_identity__term_frequencies can count the values
+    they held again and the fuzzy stage can find the blocks they left.
 #}
 {% macro identity_removed_terms_pre_hook() -%}
     {%- set columns = identity_fuzzy_tf_columns() + identity_fuzzy_tf_columns(totals_only=true) %}
+    {%- for column in identity_fuzzy_blocking_columns() if column not in columns %}
+        {%- do columns.append(column) %}
+    {%- endfor %}
     drop table if exists {{ this.schema }}.int_identity__removed_terms;
     {%- if is_incremental() %}
     create table {{ this.schema }}.int_identity__removed_terms as
@@ -58,6 +62,18 @@
         record_num bigint{% for column in columns %}, {{ column }} text{% endfor %}
     );
     {%- endif %}
+{%- endmacro %}
+
+{# The record columns the fuzzy stage's blocking rules use, each once. #}
+{% macro identity_fuzzy_blocking_columns() -%}
+    {%- set cfg = var('identity_fuzzy', {}) %}
+    {%- set columns = [] %}
+    {%- if cfg.get('enabled', true) %}
+        {%- for rule in cfg.get('blocking_rules', []) %}{% for column in rule if column not in columns %}
+            {%- do columns.append(column) %}
+        {%- endfor %}{% endfor %}
+    {%- endif %}
+    {{ return(columns) }}
 {%- endmacro %}
 
 {#
@@ -81,27 +97,142 @@
 {%- endmacro %}
 
 {#
-    The records whose fuzzy pairs a run recomputes: the touched records and every record
-    of a deterministic component the run recomputed. A component that split (or joined)
-    changes which of its pairs the fuzzy stage must compare, even between two records
-    that did not change themselves.
+    Pre-hook of int_identity__fuzzy_candidates (incremental runs): the fuzzy stage's
+    scope, kept as table int_identity__fuzzy_scope (record_num, touched) for
+    int_identity__fuzzy_pairs and int_identity__clusters, and as temp table _fz_scope,
+    indexed and analysed (so the planner knows it is small and drives the block lookups
+    from it). A run recomputes every pair of a `touched` record, and the pairs whose two
+    records are both in the scope:
+    - touched: the records the run touched (new, changed, deleted), and the records
+      holding an identifier value whose guard decision the run changed (a phone that now
+      links nobody: the pair's levels read the guarded value, whoever the other record is);
+    - in the scope only: every record of a deterministic component the run recomputed
+      (a component that split or joined changes which of its pairs are compared: pairs
+      inside the old or the new components, never with a record outside them, whose
+      component did not change), and every record of a block whose size crossed
+      max_block_size (a block that grew past it loses its pairs, one that shrank under it
+      gains them, between records that did not change). A block's size before the run
+      is its size now, less the touched records it holds now, plus those it held
+      (int_identity__removed_terms); its size now is counted through the rule's index,
+      reading at most max_block_size + 1 + (the records it gained) entries.
 #}
-{% macro identity_fuzzy_scope() -%}
-    select record_num from {{ ref('int_identity__deterministic_components') }}
-    where run_id = {{ identity_run_id() }}
-    union
-    {{ identity_touched_records() }}
+{% macro identity_fuzzy_scope_build() -%}
+    {%- set scope_table = this.schema ~ '.int_identity__fuzzy_scope' %}
+    {%- set cfg = var('identity_fuzzy', {}) %}
+    {%- set max_block = cfg.get('max_block_size', 200) %}
+    {%- set rules = cfg.get('blocking_rules', []) if cfg.get('enabled', true) else [] %}
+    {%- set records = ref('int_identity__records') %}
+    drop table if exists {{ scope_table }};
+    {%- if is_incremental() %}
+    create table {{ scope_table }} as
+        with
+        changes as (
+            select record_num, change from {{ ref('int_identity__record_changes') }}
+        ),
+        -- the values whose guard decision this run changed (recounted: held by a touched record)
+        flipped as (
+            select value_id from {{ ref('int_identity__identifier_values') }}
+            where
+                was_linkable is not null
+                and is_linkable is distinct from was_linkable
+                and value_id in (
+                    select value_id from {{ ref('int_identity__identifiers') }}
+                    where record_num in (select record_num from changes)
+                    union
+                    select value_id from {{ this.schema }}.int_identity__removed_identifiers
+                )
+        ),
+        touched as (
+            select record_num from changes
+            union
+            select record_num from {{ ref('int_identity__identifiers') }}
+            where value_id in (select value_id from flipped)
+        ),
+        arrived as (
+            select * from {{ records }}
+            where record_num in (select record_num from changes where change <> 'deleted')
+        )
+        {%- for rule in rules %}
+        , crossing_{{ loop.index }} as (
+            with moved as (
+                select
+                    {%- for column in rule %}
+                    coalesce(gained.{{ column }}, lost.{{ column }}) as {{ column }},
+                    {%- endfor %}
+                    coalesce(gained.n, 0) as gained,
+                    coalesce(lost.n, 0) as lost
+                from (
+                    select {{ rule | join(', ') }}, count(*) as n from arrived
+                    where {{ rule | join(' is not null and ') }} is not null
+                    group by {{ rule | join(', ') }}
+                ) as gained
+                full outer join (
+                    select {{ rule | join(', ') }}, count(*) as n
+                    from {{ this.schema }}.int_identity__removed_terms
+                    where {{ rule | join(' is not null and ') }} is not null
+                    group by {{ rule | join(', ') }}
+                ) as lost
+                    on
+                    {%- for column in rule %}
+                        gained.{{ column }} = lost.{{ column }}{{ ' and' if not loop.last }}
+                    {%- endfor %}
+                where coalesce(gained.n, 0) <> coalesce(lost.n, 0)
+            ),
+            crossed as (
+                select moved.* from moved
+                cross join lateral (
+                    select count(*) as block_size
+                    from (
+                        select 1 as found from {{ records }} as sized
+                        where
+                        {%- for column in rule %}
+                            sized.{{ column }} = moved.{{ column }}{{ ' and' if not loop.last }}
+                        {%- endfor %}
+                        limit {{ max_block + 1 }} + moved.gained
+                    ) as limited
+                ) as sizes
+                where
+                    (sizes.block_size <= {{ max_block }})
+                    <> (sizes.block_size - moved.gained + moved.lost <= {{ max_block }})
+            )
+            select members.record_num
+            from crossed
+            inner join {{ records }} as members
+                on
+                {%- for column in rule %}
+                    members.{{ column }} = crossed.{{ column }}{{ ' and' if not loop.last }}
+                {%- endfor %}
+        )
+        {%- endfor %}
+        select record_num, bool_or(touched) as touched
+        from (
+            select record_num, true as touched from touched
+            union all
+            select record_num, false from {{ ref('int_identity__deterministic_components') }}
+            where run_id = {{ identity_run_id() }}
+            {%- for rule in rules %}
+            union all
+            select record_num, false from crossing_{{ loop.index }}
+            {%- endfor %}
+        ) as scoped
+        group by record_num;
+    {%- else %}
+    create table {{ scope_table }} (record_num bigint, touched boolean);
+    {%- endif %}
+    {{ identity_fuzzy_scope_table() }}
 {%- endmacro %}
 
 {#
-    Pre-hook (incremental runs): the fuzzy scope as temp table _fz_scope, indexed and
-    analysed, so the planner knows it is small (run_id = <this run> alone would be
-    guessed at half the table) and drives the block lookups from it.
+    Pre-hook (incremental runs): the fuzzy scope (int_identity__fuzzy_scope, made by
+    identity_fuzzy_scope_build) as temp table _fz_scope, indexed and analysed, so the
+    planner knows it is small (run_id = <this run> alone would be guessed at half the
+    table) and drives the lookups from it.
 #}
 {% macro identity_fuzzy_scope_table() -%}
     {%- if is_incremental() -%}
     drop table if exists _fz_scope;
-    create temp table _fz_scope as {{ identity_fuzzy_scope() }};
+    create temp table _fz_scope as
+        select record_num, touched from {{ this.schema }}.int_identity__fuzzy_scope;
     create unique index on _fz_scope (record_num);
     analyze _fz_scope;
     {%- else -%}
@@ -110,16 +241,21 @@
 {%- endmacro %}
 
 {#
-    Hook: delete this model's pairs (record_num_a, record_num_b) with a record in the fuzzy
-    scope (_fz_scope); two deletes, each an index scan on an array of record_nums (a join
-    would be hashed against a scan of millions of pairs).
+    Hook: delete this model's pairs (record_num_a, record_num_b) that the run recomputes:
+    those with a touched record of the fuzzy scope (_fz_scope), and those with both
+    records in it; each delete an index scan on an array of record_nums (a join would be
+    hashed against a scan of millions of pairs).
 #}
 {% macro identity_delete_scope_pairs() -%}
     {%- if is_incremental() -%}
         {%- for column in ['record_num_a', 'record_num_b'] %}
     delete from {{ this }}
-    where {{ column }} = any(array(select scope.record_num from _fz_scope as scope));
+    where {{ column }} = any(array(select scope.record_num from _fz_scope as scope where scope.touched));
         {%- endfor %}
+    delete from {{ this }}
+    where
+        record_num_a = any(array(select scope.record_num from _fz_scope as scope))
+        and record_num_b in (select scope.record_num from _fz_scope as scope);
     {%- else -%}
         select 1
     {%- endif -%}

@@ -28,6 +28,7 @@
     post_hook=[
         "create index if not exists {{ this.identifier }}_record_idx on {{ this }} (record_num)",
         "create index if not exists {{ this.identifier }}_cluster_idx on {{ this }} (cluster_num)",
+        "create index if not exists {{ this.identifier }}_pre_guard_idx on {{ this }} (pre_guard_cluster_num)",
         "create index if not exists {{ this.identifier }}_run_idx on {{ this }} (run_id)",
         after_commit("{{ identity_vacuum_analyze() }}"),
     ],

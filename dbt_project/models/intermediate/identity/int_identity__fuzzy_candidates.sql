@@ -4,18 +4,21 @@
     skipping blocks larger than max_block_size (a common name blocks nothing), and, with
     within_source false, pairs from the same source. Pairs already in one component
     of the identifier graph (int_identity__deterministic_components) are not compared.
-    Incremental: a run compares only the pairs with a record in its scope (macro
-    identity_fuzzy_scope: touched records and recomputed components). Their blocks are
-    found through the blocking indexes of int_identity__records, so the run reads the
-    blocks it needs, not every record once per rule; run_id marks the rows it wrote.
+    Incremental: a run recomputes the pairs of its touched records and the pairs whose
+    two records are both in its scope (macro identity_fuzzy_scope_build: recomputed
+    components, blocks whose size crossed max_block_size), in blocks of at most
+    max_block_size records (counted whole, through the blocking indexes of
+    int_identity__records), so the rows it writes are those a full run would write for
+    them; run_id marks the rows it wrote.
 #}
 
 -- depends_on: {{ ref('int_identity__record_changes') }}
+-- depends_on: {{ ref('int_identity__identifiers') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='append_new_columns',
-    pre_hook=["{{ identity_fuzzy_scope_table() }}", "{{ identity_delete_scope_pairs() }}"],
+    pre_hook=["{{ identity_fuzzy_scope_build() }}", "{{ identity_delete_scope_pairs() }}"],
     post_hook=[
         "create index if not exists {{ this.identifier }}_a_idx on {{ this }} (record_num_a)",
         "create index if not exists {{ this.identifier }}_b_idx on {{ this }} (record_num_b)",
@@ -34,19 +37,26 @@ with
 
 scope as (
 
-    select record_num from pg_temp._fz_scope
+    select
+        record_num,
+        touched
+    from pg_temp._fz_scope
 
 ),
 
 scope_records as (
 
-    select * from {{ ref('int_identity__records') }}
-    where record_num in (select scope.record_num from scope)
+    select
+        records.*,
+        scope.touched
+    from {{ ref('int_identity__records') }} as records
+    inner join scope on records.record_num = scope.record_num
 
 ),
 
 -- the blocks of the records in scope, rule by rule, that hold at most max_block_size
--- records: counted through the rule's index, reading at most max_block_size + 1 entries
+-- records: counted through the rule's index, reading at most max_block_size + 1 entries;
+-- whether a touched record is in the block (its every record is then a member)
 {%- for rule in rules %}
 
 block_keys_{{ loop.index }} as materialized (
@@ -56,8 +66,12 @@ block_keys_{{ loop.index }} as materialized (
         sizes.block_size
 
     from (
-        select distinct {{ rule | join(', ') }} from scope_records
+        select
+            {{ rule | join(', ') }},
+            bool_or(touched) as touched
+        from scope_records
         where {{ rule | join(' is not null and ') }} is not null
+        group by {{ rule | join(', ') }}
     ) as block_keys
     cross join lateral (
         select count(*) as block_size
@@ -75,7 +89,7 @@ block_keys_{{ loop.index }} as materialized (
 ),
 {%- endfor %}
 
--- every record of those blocks
+-- the records in scope, and every record of the blocks of a touched one
 members as (
 
     select record_num from scope_records
@@ -90,6 +104,7 @@ members as (
         {%- for column in rule %}
             others.{{ column }} = block_keys.{{ column }}{{ ' and' if not loop.last }}
         {%- endfor %}
+    where block_keys.touched
     {%- endfor %}
 
 ),
@@ -153,6 +168,10 @@ records as (
                 {%- endif %}
             {%- endif %}
         {%- endfor %}
+        {%- if enabled and is_incremental() %}
+            scope.record_num is not null as in_scope,
+            coalesce(scope.touched, false) as touched,
+        {%- endif %}
         components.component_num
 
     from {{ ref('int_identity__records') }} as records
@@ -175,6 +194,7 @@ records as (
                 )
     {%- endfor %}
     {%- if enabled and is_incremental() %}
+        left join scope on records.record_num = scope.record_num
     where records.record_num in (select members.record_num from members)
     {%- endif %}
 
@@ -189,15 +209,20 @@ records as (
                 record_num,
                 source,
                 component_num,
+                {%- if is_incremental() %}
+                    in_scope,
+                    touched,
+                {%- endif %}
                 concat_ws('|', {{ rule | join(', ') }}) as block_key,
                 count(*) over (partition by {{ rule | join(', ') }}) as block_size
 
             from records
             where
                 {{ rule | join(' is not null and ') }} is not null{% if is_incremental() %}
-                -- only the blocks of the records in scope (complete: members holds them whole)
+                -- only the blocks of the records in scope that hold at most max_block_size
+                -- records (members holds them whole where a touched record is in them)
                 and ({{ rule | join(', ') }}) in (
-                    select {{ rule | join(', ') }} from scope_records
+                    select {{ rule | join(', ') }} from block_keys_{{ loop.index }}
                 )
                 {%- endif %}
 
@@ -219,11 +244,13 @@ records as (
             and left_side.source <> right_side.source
             {%- endif %}
             where
-                left_side.block_size <= {{ max_block }}{% if is_incremental() %}
-                and (
-                    left_side.record_num in (select scope.record_num from scope)
-                    or right_side.record_num in (select scope.record_num from scope)
-                )
+                {%- if is_incremental() %}
+                    -- a touched record's pairs, and the pairs inside the scope
+                    left_side.touched
+                    or right_side.touched
+                    or (left_side.in_scope and right_side.in_scope)
+                {%- else %}
+                    left_side.block_size <= {{ max_block }}
                 {%- endif %}
 
         ),

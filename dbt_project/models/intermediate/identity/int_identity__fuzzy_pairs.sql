@@ -7,6 +7,9 @@
     different valid CPFs never link. With one_to_one_across_sources, a record links to at most its mutual best match in each
     other source (macro identity_fuzzy_mutual_best). Pairs under the threshold are in
     int_identity__fuzzy_candidates with their levels.
+    The parameters are learnt by the first run and kept (int_identity__fuzzy_parameters):
+    a full refresh weighs with them too, unless the fuzzy settings changed or var
+    identity_fuzzy_relearn is true (macro identity_fuzzy_learns).
     Incremental: a run weighs only the candidates it wrote (its scope), with the stored
     parameters; with one_to_one_across_sources a post-hook then re-ranks every stored pair
     whose records gained or lost a pair (macro identity_fuzzy_rerank). run_id marks the
@@ -19,6 +22,9 @@
 -- depends_on: {{ ref('int_identity__record_changes') }}
 -- depends_on: {{ ref('int_identity__identifier_values') }}
 -- depends_on: {{ ref('int_identity__term_frequencies') }}
+{#- the pre-hook weighs with the parameters learnt before, unless this run learns them
+    (macro identity_fuzzy_learns: no stored parameters, other settings, or a full refresh
+    with var identity_fuzzy_relearn) #}
 {%- set cfg = var('identity_fuzzy', {}) %}
 {%- set one_to_one = cfg.get('one_to_one_across_sources', false) %}
 {{ config(
@@ -32,8 +38,9 @@
         "{{ identity_fuzzy_parameters(
             ref('int_identity__records'),
             ref('int_identity__fuzzy_candidates'),
-            adapter.get_relation(database=this.database, schema=this.schema,
-                identifier='int_identity__fuzzy_parameters') if is_incremental() else none,
+            none if identity_fuzzy_learns() else adapter.get_relation(
+                database=this.database, schema=this.schema,
+                identifier='int_identity__fuzzy_parameters'),
             values=ref('int_identity__identifier_values'),
             terms=ref('int_identity__term_frequencies'),
         ) }}",
@@ -42,9 +49,13 @@
         "{{ identity_fuzzy_rerank() }}",
         "create table if not exists {{ this.schema }}.int_identity__fuzzy_parameters
             (comp bigint, lvl bigint, m float8, u float8, lambda float8)",
+        "alter table {{ this.schema }}.int_identity__fuzzy_parameters
+            add column if not exists settings text",
         "truncate {{ this.schema }}.int_identity__fuzzy_parameters",
-        "insert into {{ this.schema }}.int_identity__fuzzy_parameters (comp, lvl, m, u, lambda)
-            select comp, lvl, m, u, lambda from pg_temp._fz_parameters",
+        "insert into {{ this.schema }}.int_identity__fuzzy_parameters
+            (comp, lvl, m, u, lambda, settings)
+            select comp, lvl, m, u, lambda, '{{ identity_fuzzy_settings_key() }}'
+            from pg_temp._fz_parameters",
         "create index if not exists {{ this.identifier }}_a_idx on {{ this }} (record_num_a)",
         "create index if not exists {{ this.identifier }}_b_idx on {{ this }} (record_num_b)",
         "create index if not exists {{ this.identifier }}_run_idx on {{ this }} (run_id)",
