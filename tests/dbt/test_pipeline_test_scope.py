@@ -10,15 +10,20 @@ fct_orders with its ancestors as the pipeline runs it (``pipeline_env``): then
 - a bad row the run itself builds (an order whose raw total turned negative) fails the
   pipeline build's test, and only that row is counted;
 - staging takes a raw order loaded again (and its lines), drops one gone from raw, and
-  drops the lines of one loaded again with none left.
+  drops the lines of one loaded again with none left;
+- the pipeline's data tests hand their connection on to the next node of their thread
+  (a few connections for all of fct_orders' tests, not one each), and a test whose
+  query fails fails alone.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from marts_world import COMMERCE, MartsWarehouse, sandbox_warehouse
 
@@ -27,6 +32,8 @@ AS_OF = datetime(2025, 11, 1, 12, 0, 0, tzinfo=UTC)
 #: the generic test that keeps fct_orders' totals non-negative
 TOTAL_TEST = "expression_is_true_fct_orders_total_price__total_price_0"
 SELECT = ("--select", "+fct_orders", "+dim_customers", "--indirect-selection", "cautious")
+#: fct_orders' own tests (not those of the marts this module does not build that refer to it)
+FCT_ORDERS_TESTS = ("--select", "fct_orders", "--indirect-selection", "cautious")
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +170,91 @@ def test_incremental_staging_takes_changed_raw_rows_and_drops_gone_ones(
         if stamp != stamps[key]
     }
     assert restamped == {changed, emptied}
+
+
+def connection_opens(output: str) -> tuple[int, dict[str, str]]:
+    """From dbt's JSON log (``--debug --log-format json``): how many warehouse connections
+    its data tests opened (not counting the run's own, e.g. for its relation cache), and
+    each data test's status."""
+    opened, tests = 0, {}
+    for line in output.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        name = event.get("info", {}).get("name")
+        node = event.get("data", {}).get("node_info", {})
+        if name == "NewConnectionOpening" and node.get("resource_type") == "test":
+            opened += 1
+        if name == "NodeFinished" and node.get("resource_type") == "test":
+            tests[node["unique_id"].split(".")[2]] = node["node_status"]
+    return opened, tests
+
+
+def test_pipeline_data_tests_keep_their_connection_for_the_next_node(
+    marts: MartsWarehouse,
+) -> None:
+    """The pipeline's data tests hand their warehouse connection on to the next node of
+    their thread (dbt_omnicanal, dbt_connections): a handful of connections for all of
+    fct_orders' tests, where dbt alone opens one per test; a test whose query fails
+    (its transaction aborted) is rolled back, fails alone, and the tests after it on the
+    same connection pass."""
+    from omnicanal.orchestration.dbt_connections import KEEP_TEST_CONNECTIONS_ENV
+
+    args = ("test", *FCT_ORDERS_TESTS, "--debug", "--log-format", "json")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(KEEP_TEST_CONNECTIONS_ENV, "0")
+        opened_by_dbt, tests = connection_opens(marts.dbt(*args))
+    assert len(tests) >= 10
+    assert set(tests.values()) == {"pass"}
+    assert opened_by_dbt >= len(tests)
+
+    opened, tests = connection_opens(marts.dbt(*args))
+    assert set(tests.values()) == {"pass"}
+    assert opened <= 2  # one per thread
+
+    # the column the total's tests read is gone: their queries fail, on kept connections
+    rename = "alter table marts.fct_orders rename column {} to {}"
+    with psycopg.connect(marts.url, autocommit=True) as conn:
+        conn.execute(rename.format("total_price", "total_price_gone"))
+    try:
+        with pytest.raises(AssertionError, match="total_price"):
+            marts.dbt(*args)
+    finally:
+        with psycopg.connect(marts.url, autocommit=True) as conn:
+            conn.execute(rename.format("total_price_gone", "total_price"))
+    results = json.loads((marts.workdir / "target" / "run_results.json").read_text())
+    by_name = {
+        r["unique_id"].split(".")[2]: r
+        for r in results["results"]
+        if r["unique_id"].startswith("test.")
+    }
+    failed = {name for name, r in by_name.items() if r["status"] != "pass"}
+    assert TOTAL_TEST in failed
+    assert {by_name[name]["status"] for name in failed} == {"error"}
+    assert all("total_price" in name for name in failed)
+    # the tests that ran after a failed one on its thread (its connection) passed
+    ended = {name: max(t["completed_at"] for t in r["timing"]) for name, r in by_name.items()}
+    after = [
+        name
+        for name, r in by_name.items()
+        for bad in failed
+        if r["thread_id"] == by_name[bad]["thread_id"]
+        and min(t["started_at"] for t in r["timing"]) > ended[bad]
+    ]
+    assert after
+    assert {by_name[name]["status"] for name in after} == {"pass"}
+
+
+def test_a_pipeline_run_writes_no_log_file_and_an_analysts_does(marts: MartsWarehouse) -> None:
+    """The pipeline's dbt runs write no logs/dbt.log (pipeline_env: DBT_LOG_LEVEL_FILE);
+    their standard output still names each test; an analyst's run writes the file."""
+    logs = marts.workdir / "logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    output = marts.dbt("test", *FCT_ORDERS_TESTS)
+    assert TOTAL_TEST in output
+    assert not (logs / "dbt.log").exists() or (logs / "dbt.log").stat().st_size == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("DBT_LOG_LEVEL_FILE")
+        marts.dbt("test", *FCT_ORDERS_TESTS)
+    assert TOTAL_TEST in (logs / "dbt.log").read_text()

@@ -85,6 +85,15 @@ PIPELINE_EXCLUDED_RESOURCE_TYPES = ("unit_test",)
 #: by the runs that wrote them. A full refresh, analysts' builds and CI test every row.
 PIPELINE_TEST_SCOPE = "new"
 
+#: dbt's log file in the pipeline's runs: none. dbt writes every event, each query's SQL
+#: too, to logs/dbt.log at debug level by default, through a rotating file handler whose
+#: lock the threads queue on: in a no-op build of a 2,000-person world (py-spy, load 13)
+#: 9.5 s of the threads' time went to writing it and 11.1 s to waiting for its lock, of
+#: ~213 s of node time. Under Airflow that file lives in Cosmos's temporary copy of the
+#: project and is deleted with it; what the task log shows (dbt's standard output: each
+#: node's result, a failure's message and its SQL's path) is unchanged.
+PIPELINE_LOG_LEVEL_FILE = "none"
+
 #: Postgres options of every pipeline dbt session: no JIT. The models already set it
 #: (a pre-hook), but dbt gives tests no hooks; compiling a test's plan cost more than
 #: running it (200 compiled tests at 10k people: 5.8-6.2 s with JIT, 4.9 s without).
@@ -94,13 +103,20 @@ PIPELINE_PGOPTIONS = "-c jit=off"
 def pipeline_env() -> dict[str, str]:
     """What every pipeline dbt run adds to its environment: the resource types it skips
     (dbt reads ``--exclude-resource-type`` from DBT_EXCLUDE_RESOURCE_TYPES), its tests'
-    scope on incremental models (OMNICANAL_DBT_TEST_SCOPE) and no Postgres JIT (libpq
-    reads PGOPTIONS; options already in the environment are kept before it)."""
+    scope on incremental models (OMNICANAL_DBT_TEST_SCOPE), no Postgres JIT (libpq
+    reads PGOPTIONS; options already in the environment are kept before it), no dbt log
+    file (DBT_LOG_LEVEL_FILE), and data tests that keep their warehouse connection for
+    the next node (the dbt plugin ``dbt_omnicanal``; see
+    :mod:`omnicanal.orchestration.dbt_connections`)."""
+    from omnicanal.orchestration.dbt_connections import KEEP_TEST_CONNECTIONS_ENV
+
     options = " ".join(filter(None, (os.environ.get("PGOPTIONS", ""), PIPELINE_PGOPTIONS)))
     return {
         "DBT_EXCLUDE_RESOURCE_TYPES": " ".join(PIPELINE_EXCLUDED_RESOURCE_TYPES),
         "OMNICANAL_DBT_TEST_SCOPE": PIPELINE_TEST_SCOPE,
         "PGOPTIONS": options,
+        "DBT_LOG_LEVEL_FILE": PIPELINE_LOG_LEVEL_FILE,
+        KEEP_TEST_CONNECTIONS_ENV: "1",
     }
 
 
