@@ -46,25 +46,25 @@
     listed as (
         select
             {{ normalize_name_key('seeded.variant') }} as variant,
-            {{ identity_name_without_particles(normalize_name_key('seeded.name')) }} as name
+            {{ identity_name_without_particles(normalize_name_key('seeded.name')) }} as named
         from {{ ref('identity_name_variants') }} as seeded
     ),
 
     variants as (
         select
             listed.variant,
-            array_agg(distinct listed.name) as variant_names
+            array_agg(distinct listed.named) as variant_names
         from listed
         group by listed.variant
     ),
 
     nicknames as (
         select
-            listed.name,
+            listed.named,
             array_agg(distinct listed.variant) as name_variants
         from listed
-        where listed.name !~ ' '
-        group by listed.name
+        where listed.named !~ ' '
+        group by listed.named
     ),
 
     split as (
@@ -110,7 +110,7 @@
         coalesce(nicknames.name_variants, cast(array[] as text[])) as nicknames
     from ordered
     left join variants on ordered.token = variants.variant
-    left join nicknames on ordered.token = nicknames.name
+    left join nicknames on ordered.token = nicknames.named
 {%- endmacro %}
 
 
