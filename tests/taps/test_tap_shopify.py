@@ -51,6 +51,7 @@ from tap_shopify.bulk import reassemble
 from tap_shopify.errors import (
     ShopifyAuthError,
     ShopifyBulkOperationError,
+    ShopifyError,
     ShopifyGraphQLError,
     ShopifyRetriesExhaustedError,
 )
@@ -458,6 +459,9 @@ class FakeShopify(BaseAdapter):
         self.files: dict[str, str] = {}
         self.requests: list[dict[str, t.Any]] = []
         self.headers_seen: list[dict[str, str]] = []
+        #: What the session passed to the adapter besides the request (proxies, verify…).
+        self.send_options: list[dict[str, t.Any]] = []
+        self.bodies: list[bytes] = []
 
     def on(self, needle: str, *answers: tuple[int, t.Any, dict]) -> FakeShopify:
         self.routes.append((lambda query: needle in query, deque(answers)))
@@ -468,12 +472,14 @@ class FakeShopify(BaseAdapter):
         response.request = request
         response.url = request.url
         self.headers_seen.append(dict(request.headers))
+        self.send_options.append(kwargs)
         if request.method == "GET":
             response.status_code = 200 if request.url in self.files else 403
             response.raw = io.BytesIO(self.files.get(request.url, "denied").encode())
             return response
         body = json.loads(request.body)
         self.requests.append(body)
+        self.bodies.append(request.body)
         for matches, answers in self.routes:
             if matches(body["query"]) and answers:
                 status, payload, headers = answers.popleft() if len(answers) > 1 else answers[0]
@@ -762,6 +768,93 @@ def test_retries_have_a_limit_and_name_the_stream(fake: FakeShopify, fake_time: 
     graphql = client(fake, fake_time, max_retries=2)
     with pytest.raises(ShopifyRetriesExhaustedError, match=r"stream 'orders'.*THROTTLED.*3 att"):
         graphql.execute("{ shop { name } }", stream="orders")
+
+
+def test_each_query_is_a_copy_of_one_prepared_post_and_the_environment_is_read_once(
+    fake: FakeShopify, fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query costs no ``Session.prepare_request`` (merging headers, cookies, hooks,
+    ``.netrc``, about 1 ms) nor an environment walk for proxies: the POST is prepared
+    once and copied, the environment read once; what goes out is what ``Session.post``
+    would send, the environment's proxy and CA bundle included."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/acme-ca.pem")
+    calls: Counter[str] = Counter()
+    for name in ("prepare_request", "merge_environment_settings"):
+        original = getattr(requests.Session, name)
+
+        def counted(self: requests.Session, *args: t.Any, _f=original, _n=name, **kw: t.Any):
+            calls[_n] += 1
+            return _f(self, *args, **kw)
+
+        monkeypatch.setattr(requests.Session, name, counted)
+    fake.on("shop", ok({"shop": {"name": "Acme"}}))
+    graphql = client(fake, fake_time)
+    for page in range(5):
+        assert graphql.execute("{ shop { name } }", {"page": page}) == {"shop": {"name": "Acme"}}
+    assert calls == {"prepare_request": 1, "merge_environment_settings": 1}
+    assert fake.requests == [
+        {"query": "{ shop { name } }", "variables": {"page": page}} for page in range(5)
+    ]
+    reference = requests.Session()
+    reference.headers.update(graphql.session.headers)
+    expected = reference.prepare_request(
+        requests.Request("POST", GRAPHQL_URL, json=fake.requests[-1])
+    )
+    for headers in fake.headers_seen:
+        assert headers.keys() == expected.headers.keys()
+        assert headers["X-Shopify-Access-Token"] == "shpat_test_token"
+        assert headers["Content-Type"] == "application/json"
+    assert [int(h["Content-Length"]) for h in fake.headers_seen] == [len(b) for b in fake.bodies]
+    for options in fake.send_options:
+        assert options["proxies"]["https"] == "http://proxy.example:3128"
+        assert options["verify"] == "/etc/ssl/acme-ca.pem"
+        assert options["timeout"] == graphql.timeout
+
+
+def test_a_cookie_the_session_holds_goes_with_every_later_query(
+    fake: FakeShopify, fake_time: FakeTime
+) -> None:
+    fake.on("shop", ok({"shop": {"name": "Acme"}}))
+    graphql = client(fake, fake_time)
+    graphql.execute("{ shop { name } }")
+    graphql.session.cookies.set("_shopify_s", "abc123", domain="acme.myshopify.com")
+    graphql.execute("{ shop { name } }", {"after": "x"})
+    graphql.execute("{ shop { name } }", {"after": "y"})
+    assert "Cookie" not in fake.headers_seen[0]
+    assert [h.get("Cookie") for h in fake.headers_seen[1:]] == ["_shopify_s=abc123"] * 2
+    assert fake.requests[2] == {"query": "{ shop { name } }", "variables": {"after": "y"}}
+
+
+def test_answers_are_decoded_without_requests_json_and_a_non_json_body_fails_clearly(
+    fake: FakeShopify, fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages are decoded by msgspec (``json_body``), not ``Response.json`` (simplejson:
+    about twice the time); a body that is not JSON still fails with the same message."""
+    decoded_by_requests: list[str] = []
+    original = requests.Response.json
+
+    def spied(self: requests.Response, **kwargs: t.Any) -> t.Any:
+        decoded_by_requests.append(self.url)
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(requests.Response, "json", spied)
+    answer = {"shop": {"name": "Ação", "count": 12345678901234567890, "ratio": 0.1}}
+    fake.on("shop", ok(answer))
+    graphql = client(fake, fake_time)
+    assert graphql.execute("{ shop { name } }") == answer
+    assert decoded_by_requests == []
+    fake.on("broken", (200, None, {}))
+    original_send = fake.send
+
+    def not_json(request, **kwargs):  # type: ignore[no-untyped-def]
+        response = original_send(request, **kwargs)
+        response.raw = io.BytesIO(b"<html>maintenance</html>")
+        return response
+
+    monkeypatch.setattr(fake, "send", not_json)
+    with pytest.raises(ShopifyError, match=r"stream 'orders'.*HTTP 200 with a body that is not"):
+        graphql.execute("{ broken }", stream="orders")
 
 
 def test_graphql_errors_fail_clearly_naming_the_stream(
