@@ -566,6 +566,129 @@ def records(shop: TapShopify, stream: str) -> list[dict[str, t.Any]]:
 # --- record shapes ------------------------------------------------------------------
 
 
+FUSED_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": ["integer", "null"]},
+        "admin_graphql_api_id": {"type": ["string", "null"]},
+        "updated_at": {"type": ["string", "null"], "format": "date-time"},
+        "number_of_orders": {"type": ["integer", "null"]},
+        "accepts": {"type": ["boolean", "null"]},
+        "ratio": {"type": ["number", "null"]},
+        "tags": {"type": ["array", "null"], "items": {"type": "string"}},
+        "flags": {"type": ["array", "null"], "items": {"type": "boolean"}},
+        "total": {
+            "type": ["object", "null"],
+            "additionalProperties": True,
+            "properties": {
+                "shop_money": {
+                    "type": ["object", "null"],
+                    "properties": {"amount": {"type": ["string", "null"]}},
+                },
+                "paid": {"type": ["boolean", "null"]},
+            },
+        },
+        "lines": {
+            "type": ["array", "null"],
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": ["string", "null"]},
+                    "created_at": {"type": ["string", "null"]},
+                    "gift": {"type": ["boolean", "null"]},
+                },
+            },
+        },
+        "notes": {"type": ["array", "null"], "items": {}},
+        "address": {"type": ["object", "null"]},
+    },
+}
+
+
+def fused_nodes() -> list[dict[str, t.Any]]:
+    """GraphQL nodes that reach every rule of ``to_record`` and of the conformance."""
+    full = {
+        "id": "gid://shopify/Customer/42",
+        "updatedAt": "2026-01-02T03:04:05-03:00",
+        "numberOfOrders": "12",
+        "accepts": 1,
+        "ratio": float("nan"),
+        "tags": ["vip", "2026-01-02T03:04:05-03:00", None],
+        "flags": [0, 1, None, True],
+        "total": {
+            "shopMoney": {"amount": "10.50", "currencyCode": "BRL"},
+            "paid": 0,
+            "extraThing": {"deepName": "2026-01-02T03:04:05-03:00", "listOf": [{"aB": 1}]},
+            "at": "2026-05-06T07:08:09Z",
+        },
+        "lines": [
+            {"id": "gid://shopify/LineItem/1", "createdAt": "2026-01-02T03:04:05Z", "gift": 0},
+            {"id": "x", "unknownField": {"a": 1}, "gift": None, "moreUnknown": 3},
+            "not an object",
+            None,
+        ],
+        "notes": [{"noteText": "2026-01-02T03:04:05+01:00"}, ["a"], 1.5],
+        "address": {"firstName": "Ana", "when": "2026-01-02T03:04:05+01:00"},
+        "unknownTop": {"someKey": 1},
+        "__typename": "Customer",
+    }
+    return [
+        full,
+        {**full, "id": "not-a-gid", "numberOfOrders": "twelve"},
+        {**full, "id": 7, "numberOfOrders": None},
+        {k: v for k, v in full.items() if k != "id"},  # no id: to_record appends it
+        {**full, "adminGraphqlApiId": "own"},
+        {**full, "id": {"odd": "object"}},
+        {"id": None},
+        {"id": "gid://shopify/Order/1", "total": None, "lines": None, "tags": "one"},
+    ]
+
+
+def test_records_are_shaped_and_conformed_in_one_pass_as_in_two(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``conformed_record`` gives what ``to_record`` then the compiled conformance give:
+    the same record, key order included, and the same dropped properties, in order."""
+    from omnicanal_tapkit.conform import SchemaConformer
+
+    monkeypatch.setattr(shapes, "_NAMES", shapes._SnakeNames())
+    conformer = SchemaConformer(FUSED_SCHEMA)
+    for node in fused_nodes():
+        expected = conformer.conform(to_record(node, ("number_of_orders",)))
+        got = shapes.conformed_record(node, conformer, ("number_of_orders",))
+        assert json.dumps(got) == json.dumps(expected), node
+        if "unknownTop" in node:
+            assert "unknown_top" in got[1], "the unknown properties are reported"
+    assert not shapes._NAMES.ambiguous
+    # two names that become one: the two passes decide which value stays
+    clash = {"id": "gid://shopify/Customer/1", "totalPrice": "1", "total_price": "2"}
+    got = shapes.conformed_record(clash, conformer)
+    assert shapes._NAMES.ambiguous
+    assert got == conformer.conform(to_record(clash))
+
+
+def test_a_paged_sync_shapes_each_node_in_one_pass(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The records are built by ``conformed_record``, with no separate ``to_record``
+    copy nor conformance walk (most of the tap's CPU per record); the records
+    themselves are the SDK's (test_records_are_conformed_once_per_schema_as_the_sdk_would)."""
+    from omnicanal_tapkit.conform import SchemaConformer
+
+    calls: Counter[str] = Counter()
+    for owner, name in ((shapes, "to_record"), (SchemaConformer, "conform")):
+        original = getattr(owner, name)
+
+        def counted(*args: t.Any, _f=original, _n=name, **kwargs: t.Any) -> t.Any:
+            calls[_n] += 1
+            return _f(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, counted)
+    out, _ = sync({"extraction": "pages"})
+    assert sum(map(len, out.records.values())) > 0
+    assert calls == {}
+
+
 def test_names_and_ids_follow_graphql() -> None:
     assert snake_case("displayFinancialStatus") == "display_financial_status"
     assert snake_case("countryCodeV2") == "country_code_v2"

@@ -26,6 +26,7 @@ import datetime as dt
 import typing as t
 
 from singer_sdk import Stream
+from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from omnicanal_tapkit import ConformedRecords, RetiresMissingOnFullSync
 from tap_shopify import queries, shapes
@@ -55,8 +56,9 @@ def _search_timestamp(value: str) -> str:
 class ShopifyStream(ConformedRecords, Stream):
     """A root connection of the GraphQL Admin API, synced incrementally on ``updated_at``.
 
-    Records are conformed to the schema by omnicanal-tapkit's compiled conformer (in
-    ``post_process``, see ``ConformedRecords``), not the SDK's.
+    Records are conformed to the schema by omnicanal-tapkit's compiled conformer, not the
+    SDK's: in ``get_records``, in the same pass that shapes a GraphQL node into a record
+    (``shapes.conformed_record``), so ``post_process`` passes them on as they are.
     """
 
     resource: t.ClassVar[queries.Resource]
@@ -109,11 +111,27 @@ class ShopifyStream(ConformedRecords, Stream):
         since = None
         if start and not self.resource.filter_field:
             since = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+        conformer = self.schema_conformer()
+        # tapkit conforms (the SDK's switch off): in the same pass as the shaping
+        fused = self.TYPE_CONFORMANCE_LEVEL is TypeConformanceLevel.NONE
         for node in nodes:
-            record = shapes.to_record(node, self.integer_fields)
+            if fused:
+                record, dropped = shapes.conformed_record(node, conformer, self.integer_fields)
+            else:
+                record, dropped = shapes.to_record(node, self.integer_fields), []
             if since is not None and self._updated_before(record, since):
                 continue
+            self.warn_dropped(dropped)
+            self.__dict__["_conformed"] = record
             yield record
+
+    def conform_record(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        """The record ``get_records`` built and conformed in one pass (see
+        ``shapes.conformed_record``) goes out as it is; any other (a ``post_process``
+        that returns a new one) is conformed as ``ConformedRecords`` does."""
+        if record is self.__dict__.get("_conformed"):
+            return record
+        return super().conform_record(record)
 
     @staticmethod
     def _updated_before(record: dict[str, t.Any], since: dt.datetime) -> bool:

@@ -261,14 +261,22 @@ class ConformedRecords:
 
     def conform_record(self, record: dict) -> dict:
         """``record`` as singer-sdk's ``RECURSIVE`` conformance would write it."""
+        conformed, dropped = self.schema_conformer().conform(record)
+        self.warn_dropped(dropped)
+        return conformed
+
+    def schema_conformer(self) -> SchemaConformer:
+        """The conformer of the stream's ``effective_schema``, built once per schema."""
         schema = self.effective_schema
         cached = self.__dict__.get("_omnicanal_conformer")
         if cached is None or cached[0] is not schema:
             cached = self.__dict__["_omnicanal_conformer"] = (schema, SchemaConformer(schema))
-        conformed, dropped = cached[1].conform(record)
+        return cached[1]
+
+    def warn_dropped(self, dropped: list[str]) -> None:
+        """The SDK's warning for properties the schema does not know (once per set)."""
         if dropped:
             _warn_dropped(self.name, tuple(dropped), self.logger)
-        return conformed
 
     @_conforming
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
