@@ -183,7 +183,7 @@ def conformed_record(
         return conformer.conform(to_record(node, integer_fields))
     dropped: list[str] = []
     out: dict[str, t.Any] = {}
-    names, utc = _NAMES, _UTC
+    names, utc, plain = _NAMES, _UTC, conformer.plain
     gid: t.Any = None
     for key, value in node.items():
         name = names[key]
@@ -196,7 +196,10 @@ def conformed_record(
             gid = value
             number = numeric_id(gid)
             value = number if number is not None else gid  # noqa: PLW2901
-        _conform_into(out, name, value, conformer, dropped)
+        if type(value) in _CONFORM_PLAIN and name in plain:
+            out[name] = value  # most properties: no call
+        else:
+            _conform_into(out, name, value, conformer, dropped)
     _conform_into(out, "admin_graphql_api_id", gid, conformer, dropped)
     if names.ambiguous or "id" not in out and "id" not in dropped:
         return conformer.conform(to_record(node, integer_fields))
