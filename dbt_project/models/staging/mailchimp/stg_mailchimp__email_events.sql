@@ -2,19 +2,59 @@
     One row per thing that happened to a campaign email: sent, open, click, bounce
     (email_activity, one row per recipient action) and unsubscribe (unsubscribes).
     The loader upserts on the tap's keys, so a re-read activity is one row already.
+
+    Incremental on the loader's `_sdc_batched_at` (macros/staging_incremental.sql): a
+    run reads the activity and unsubscribes loaded since the newest it holds (every
+    campaign's sends make this the biggest staging table); an event whose raw row is
+    gone goes too (the post-hook).
 #}
+
+{{ config(
+    materialized='incremental',
+    unique_key='email_event_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook=[
+        "{%- if is_incremental() %}
+        delete from {{ this }} as built
+        where
+        -- one event per raw row: while the counts agree, none is gone (no anti-join)
+        (select count(*) from {{ this }}) <> (
+            select count(*) from {{ source('mailchimp', 'email_activity') }}
+        ) + (select count(*) from {{ source('mailchimp', 'unsubscribes') }})
+        and not exists (
+            select from {{ source('mailchimp', 'email_activity') }} as raw
+            where
+                raw.campaign_id = built.mailchimp_campaign_id
+                and raw.email_id = built.mailchimp_member_id
+                and raw.action = built.event_type
+                and cast(raw.timestamp as timestamptz) = built.occurred_at
+        )
+        and not exists (
+            select from {{ source('mailchimp', 'unsubscribes') }} as raw
+            where
+                built.event_type = 'unsubscribe'
+                and raw.campaign_id = built.mailchimp_campaign_id
+                and raw.email_id = built.mailchimp_member_id
+                and cast(raw.timestamp as timestamptz) = built.occurred_at
+        )
+        {%- else %}select 1{% endif %}",
+    ],
+) }}
 
 with
 
 activity as (
 
     select * from {{ source('mailchimp', 'email_activity') }}
+    {{ staging_loaded_since() }}
 
 ),
 
 unsubscribes as (
 
     select * from {{ source('mailchimp', 'unsubscribes') }}
+    {{ staging_loaded_since() }}
 
 ),
 
@@ -30,7 +70,8 @@ events as (
         nullif(type, '') as bounce_type,
         nullif(url, '') as url,
         nullif(ip, '') as ip,
-        null as unsubscribe_reason
+        null as unsubscribe_reason,
+        _sdc_batched_at as _loaded_at
 
     from activity
 
@@ -46,7 +87,8 @@ events as (
         null as bounce_type,
         null as url,
         null as ip,
-        nullif(reason, '') as unsubscribe_reason
+        nullif(reason, '') as unsubscribe_reason,
+        _sdc_batched_at as _loaded_at
 
     from unsubscribes
 
@@ -79,7 +121,8 @@ renamed as (
         unsubscribe_reason,
 
         ----------  timestamps
-        occurred_at
+        occurred_at,
+        _loaded_at
 
     from events
 
