@@ -13,7 +13,10 @@ fct_orders with its ancestors as the pipeline runs it (``pipeline_env``): then
   drops the lines of one loaded again with none left;
 - the pipeline's data tests hand their connection on to the next node of their thread
   (a few connections for all of fct_orders' tests, not one each), and a test whose
-  query fails fails alone.
+  query fails fails alone;
+- the pipeline passes, without running them, the tests the warehouse answers (a not-null
+  column, a unique index, a model with no row of this run), runs them when the answer is
+  gone (a dropped primary key, a row this run wrote), and an analyst's run runs them all.
 """
 
 from __future__ import annotations
@@ -192,14 +195,18 @@ def connection_opens(output: str) -> tuple[int, dict[str, str]]:
 
 
 def test_pipeline_data_tests_keep_their_connection_for_the_next_node(
-    marts: MartsWarehouse,
+    marts: MartsWarehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The pipeline's data tests hand their warehouse connection on to the next node of
     their thread (dbt_omnicanal, dbt_connections): a handful of connections for all of
     fct_orders' tests, where dbt alone opens one per test; a test whose query fails
     (its transaction aborted) is rolled back, fails alone, and the tests after it on the
-    same connection pass."""
+    same connection pass. Every test runs its query here (none is answered without
+    running: dbt_proven_tests), so each is a witness of its connection."""
     from omnicanal.orchestration.dbt_connections import KEEP_TEST_CONNECTIONS_ENV
+    from omnicanal.orchestration.dbt_proven_tests import SKIP_PROVEN_TESTS_ENV
+
+    monkeypatch.setenv(SKIP_PROVEN_TESTS_ENV, "0")
 
     args = ("test", *FCT_ORDERS_TESTS, "--debug", "--log-format", "json")
     with pytest.MonkeyPatch.context() as patch:
@@ -262,3 +269,133 @@ def test_a_pipeline_run_writes_no_log_file_and_an_analysts_does(marts: MartsWare
         patch.delenv("DBT_LOG_LEVEL_FILE")
         marts.dbt("test", *FCT_ORDERS_TESTS)
     assert TOTAL_TEST in (logs / "dbt.log").read_text()
+
+
+#: Tests the warehouse answers after the pipeline's build of fct_orders: the raw orders'
+#: primary key (unique, not null) and fct_orders' unique index on its key (a post-hook)
+PROVEN = ("source_unique_shopify_orders_id", "source_not_null_shopify_orders_id")
+PROVEN_BY_INDEX = "unique_fct_orders_order_key"
+#: Tests nothing proves: a nullable raw column, a mart column without an index
+UNPROVEN = ("source_not_null_shopify_orders_created_at", "not_null_fct_orders_order_key")
+
+
+def test_results(marts: MartsWarehouse, *args: str) -> dict[str, dict]:
+    """dbt ``args`` that may fail: every data test's result, by test name."""
+    try:
+        marts.dbt(*args)
+    except AssertionError:
+        pass  # a failing test: run_results.json says which
+    results = json.loads((marts.workdir / "target" / "run_results.json").read_text())
+    return {
+        r["unique_id"].split(".")[2]: r
+        for r in results["results"]
+        if r["unique_id"].startswith("test.")
+    }
+
+
+def test_a_pipeline_build_passes_the_tests_its_warehouse_answers_without_running_them(
+    marts: MartsWarehouse,
+) -> None:
+    """The pipeline's build passes a not_null or unique test that a not-null column or a
+    unique index answers (dbt_omnicanal, dbt_proven_tests) without compiling or running
+    it; every other test runs. A raw table whose primary key is gone has its unique test
+    run, and it fails on a duplicate; an analyst's run (no OMNICANAL_DBT_SKIP_PROVEN_TESTS)
+    runs every test."""
+    from omnicanal.orchestration.dbt import pipeline_env
+    from omnicanal.orchestration.dbt_proven_tests import SKIP_PROVEN_TESTS_ENV
+
+    assert pipeline_env()[SKIP_PROVEN_TESTS_ENV] == "1"
+    tests = test_results(marts, "build", *SELECT)
+    for name in (*PROVEN, PROVEN_BY_INDEX):
+        assert tests[name]["status"] == "pass", name
+        assert tests[name]["message"].startswith("not run: "), name
+        assert not tests[name]["compiled_code"], name
+    assert "orders_pkey" not in tests[PROVEN_BY_INDEX]["message"]
+    for name in UNPROVEN:
+        assert tests[name]["status"] == "pass", name
+        assert tests[name]["message"] is None, name
+        assert tests[name]["compiled_code"], name
+    not_run = {name for name, r in tests.items() if (r["message"] or "").startswith("not run")}
+    assert all(name.startswith(("source_unique", "source_not_null", "unique")) for name in not_run)
+
+    # the raw orders lose their primary key and get a duplicate: the unique test runs
+    sources = ("--select", "source:omnicanal.shopify.orders")
+    with psycopg.connect(marts.url, autocommit=True) as conn:
+        (key,) = conn.execute(
+            "select conname from pg_constraint"
+            " where conrelid = 'raw_shopify.orders'::regclass and contype = 'p'"
+        ).fetchone()
+        conn.execute(f"alter table raw_shopify.orders drop constraint {key}")
+        conn.execute(
+            "insert into raw_shopify.orders select * from raw_shopify.orders"
+            " where id = (select min(id) from raw_shopify.orders)"
+        )
+    try:
+        tests = test_results(marts, "test", *sources)
+        assert tests["source_unique_shopify_orders_id"]["status"] == "fail"
+        assert tests["source_unique_shopify_orders_id"]["failures"] == 1
+        assert tests["source_unique_shopify_orders_id"]["compiled_code"]
+    finally:
+        with psycopg.connect(marts.url, autocommit=True) as conn:
+            conn.execute(
+                "delete from raw_shopify.orders where ctid in (select max(ctid)"
+                " from raw_shopify.orders group by id having count(*) > 1)"
+            )
+            conn.execute(f"alter table raw_shopify.orders add constraint {key} primary key (id)")
+
+    # an analyst's run tests every row itself
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(SKIP_PROVEN_TESTS_ENV)
+        tests = test_results(marts, "test", *sources)
+    assert tests["source_unique_shopify_orders_id"]["status"] == "pass"
+    assert not any((r["message"] or "").startswith("not run") for r in tests.values())
+    assert all(r["compiled_code"] for r in tests.values())
+
+
+def test_a_pipeline_run_does_not_run_the_tests_of_a_model_that_wrote_no_row(
+    marts: MartsWarehouse,
+) -> None:
+    """In the pipeline's scope a test of fct_orders reads the rows the run wrote: with
+    none, its not_null and unique tests are not run (dbt_proven_tests); a row the run
+    wrote (stamped after the run started) has them all run, and a null in it fails."""
+    from omnicanal.orchestration.dbt_proven_tests import SKIP_PROVEN_TESTS_ENV
+
+    checks = ("not_null_fct_orders_total_price", "not_null_fct_orders_platform")
+    tests = test_results(marts, "test", *FCT_ORDERS_TESTS)
+    for name in checks:
+        assert tests[name]["status"] == "pass", name
+        assert "no row this run wrote" in tests[name]["message"], name
+    # an expression or accepted-values test is not answered: it runs, on no row
+    assert tests[TOTAL_TEST]["message"] is None
+    assert tests[TOTAL_TEST]["compiled_code"]
+
+    (key,) = marts.rows("select order_key from marts.fct_orders order by order_key limit 1")[0]
+    (price, built) = marts.rows(
+        "select total_price, built_at from marts.fct_orders where order_key = %s", key
+    )[0]
+    marts.rows(
+        "update marts.fct_orders set total_price = null, built_at = now() + interval '1 day'"
+        " where order_key = %s returning 1",
+        key,
+    )
+    try:
+        tests = test_results(marts, "test", *FCT_ORDERS_TESTS)
+        assert tests["not_null_fct_orders_total_price"]["status"] == "fail"
+        assert tests["not_null_fct_orders_total_price"]["failures"] == 1
+        assert tests["not_null_fct_orders_platform"]["status"] == "pass"
+        assert tests["not_null_fct_orders_platform"]["message"] is None
+        # an analyst's test reads every row: the null too
+        with pytest.MonkeyPatch.context() as patch:
+            patch.delenv(SKIP_PROVEN_TESTS_ENV)
+            patch.delenv("OMNICANAL_DBT_TEST_SCOPE")
+            tests = test_results(marts, "test", *FCT_ORDERS_TESTS)
+        assert tests["not_null_fct_orders_total_price"]["failures"] == 1
+        assert not any((r["message"] or "").startswith("not run") for r in tests.values())
+    finally:
+        marts.rows(
+            "update marts.fct_orders set total_price = %s, built_at = %s"
+            " where order_key = %s returning 1",
+            price,
+            built,
+            key,
+        )

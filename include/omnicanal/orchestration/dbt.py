@@ -105,10 +105,12 @@ def pipeline_env() -> dict[str, str]:
     (dbt reads ``--exclude-resource-type`` from DBT_EXCLUDE_RESOURCE_TYPES), its tests'
     scope on incremental models (OMNICANAL_DBT_TEST_SCOPE), no Postgres JIT (libpq
     reads PGOPTIONS; options already in the environment are kept before it), no dbt log
-    file (DBT_LOG_LEVEL_FILE), and data tests that keep their warehouse connection for
-    the next node (the dbt plugin ``dbt_omnicanal``; see
-    :mod:`omnicanal.orchestration.dbt_connections`)."""
+    file (DBT_LOG_LEVEL_FILE), data tests that keep their warehouse connection for
+    the next node, and data tests the warehouse's constraints answer not run (the dbt
+    plugin ``dbt_omnicanal``; see :mod:`omnicanal.orchestration.dbt_connections` and
+    :mod:`omnicanal.orchestration.dbt_proven_tests`)."""
     from omnicanal.orchestration.dbt_connections import KEEP_TEST_CONNECTIONS_ENV
+    from omnicanal.orchestration.dbt_proven_tests import SKIP_PROVEN_TESTS_ENV
 
     options = " ".join(filter(None, (os.environ.get("PGOPTIONS", ""), PIPELINE_PGOPTIONS)))
     return {
@@ -117,6 +119,7 @@ def pipeline_env() -> dict[str, str]:
         "PGOPTIONS": options,
         "DBT_LOG_LEVEL_FILE": PIPELINE_LOG_LEVEL_FILE,
         KEEP_TEST_CONNECTIONS_ENV: "1",
+        SKIP_PROVEN_TESTS_ENV: "1",
     }
 
 
