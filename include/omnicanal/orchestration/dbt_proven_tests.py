@@ -36,6 +36,7 @@ constraint that a model stops creating still has its test.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import operator
@@ -171,6 +172,9 @@ def skip_proven_tests() -> bool:
     current = TestRunner.compile_and_execute
     if getattr(current, "skips_proven_tests", False):
         return True
+    if list(inspect.signature(current).parameters) != ["self", "manifest", "ctx"]:
+        log.warning("dbt's test runner changed: every data test runs, as before")
+        return False
     _ORIGINAL["compile_and_execute"] = current
 
     def compile_and_execute(self: Any, manifest: Any, ctx: Any) -> Any:
