@@ -8,7 +8,8 @@ and --seed).
 adversarial_bench.error_kinds sorts missed pairs by what the two records share; this
 script follows each pair through the models instead:
 - a missed pair (one person, two customers): in one deterministic component and split
-  by a cluster guard; else never a fuzzy candidate (by what else agrees); a candidate
+  by a cluster guard; else never a fuzzy candidate (by what else agrees, and by which
+  of the blocking keys in AGREEING agree exactly); a candidate
   under the threshold (by its weight); over it but stopped by a rule (two CPFs, the place
   rule, the household rule); or a linked fuzzy pair a cluster guard undid;
 - a false pair (two people, one customer): counted per customer by whether its
@@ -42,6 +43,15 @@ COMPARISONS = (
     "cpf",
 )
 AT = {name: i for i, name in enumerate(COMPARISONS)}
+#: record keys a never-candidate pair is sorted by (which of them agree exactly): what a
+#: blocking rule on them would reach
+AGREEING = (
+    "first_name_canon",
+    "family_name_key",
+    "birth_date_key",
+    "postcode_key",
+    "city_key",
+)
 
 
 def stopped_by(levels: list[int]) -> str | None:
@@ -99,10 +109,17 @@ def main() -> int:
     schema = f"identity_bench_adversarial_{args.people}"
     with connect(get_settings()) as conn:
         rec = {
-            num: {"key": key, "cluster": cl, "component": co, "name": name, "source": src}
-            for num, key, cl, co, name, src in conn.execute(
+            num: {
+                "key": key,
+                "cluster": cl,
+                "component": co,
+                "name": name,
+                "source": src,
+                "keys": dict(zip(AGREEING, keys, strict=True)),
+            }
+            for num, key, cl, co, name, src, *keys in conn.execute(
                 f"""select r.record_num, r.record_key, c.cluster_num, d.component_num,
-                           r.full_name_key, r.source
+                           r.full_name_key, r.source, {", ".join("r." + k for k in AGREEING)}
                     from "{schema}".int_identity__records r
                     join "{schema}".int_identity__clusters c using (record_num)
                     join "{schema}".int_identity__deterministic_components d using (record_num)"""
@@ -141,6 +158,7 @@ def main() -> int:
 
     missed: Counter = Counter()
     missed_detail: Counter = Counter()
+    never_agreeing: Counter = Counter()
     examples: dict[str, list] = defaultdict(list)
     for nums in by_person.values():
         for a, b in itertools.combinations(sorted(nums), 2):
@@ -167,6 +185,8 @@ def main() -> int:
                 missed_detail[f"{kind} | {pattern(candidates[(a, b)])}"] += 1
             else:
                 kind = "never_a_candidate"
+                agree = [k for k in AGREEING if ra["keys"][k] and ra["keys"][k] == rb["keys"][k]]
+                never_agreeing["+".join(agree) or "nothing"] += 1
             if common:
                 guards = sorted({f"{t}:{g}" for (t, _, lk, g) in common if not lk})
                 kind += " (shares " + ",".join(sorted({t for (t, *_) in common}))
@@ -225,6 +245,7 @@ def main() -> int:
             {
                 "missed_pairs": dict(missed.most_common()),
                 "missed_fuzzy_patterns": dict(missed_detail.most_common(25)),
+                "never_a_candidate_agreeing_on": dict(never_agreeing.most_common(15)),
                 "false_pairs": dict(false.most_common()),
                 "false_fuzzy_link_patterns": dict(false_links.most_common(15)),
                 "candidate_patterns_truth": {k: dict(v) for k, v in top},

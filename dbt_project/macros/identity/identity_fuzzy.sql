@@ -32,7 +32,8 @@
                   'first_name_canon'], 'tf': true},
         {'name': 'last_name', 'column': 'last_name_key', 'kind': 'name',
          'swap': 'first_name_key',
-         'keys': ['last_name_key', 'full_name_key', 'name_pair_key', 'last_name_prefix'],
+         'keys': ['last_name_key', 'full_name_key', 'name_pair_key', 'last_name_prefix',
+                  'family_name_key'],
          'tf': true},
         {'name': 'birth_date', 'column': 'birth_date_key', 'kind': 'date',
          'keys': ['birth_date_key', 'birth_date'], 'tf': true},
@@ -490,7 +491,12 @@ $fz$
     Whether a pair above the threshold may link: never across two different valid CPFs,
     never on a place alone (no name, birth date, email or CPF in common), never between household
     members (one family name and one home, different first names, no birth date in
-    common); with one_to_one_across_sources, only across sources.
+    common), never on names hardly alike (macro identity_fuzzy_names_differ, which reads
+    the two records' names in int_identity__records); with one_to_one_across_sources,
+    only across sources. `pairs` has record_num_a, record_num_b, levels, match_weight
+    (and source_a, source_b). The one place these rules are: int_identity__fuzzy_pairs
+    and the one-to-one re-ranking of incremental runs (macro identity_fuzzy_rerank) both
+    call it, so they decide alike.
 #}
 {% macro identity_fuzzy_eligible(pairs) -%}
     {%- set names = identity_fuzzy_comparisons() | map(attribute='name') | list -%}
@@ -530,6 +536,17 @@ $fz$
             {{ pairs }}.levels[{{ at['address'] }}],
             {{ pairs }}.levels[{{ at['phone'] }}]
         ) >= 3
+    )
+    -- names hardly alike: one name different and the other only similar, with the
+    -- records' own data against them or a household's
+    and not exists (
+        select 1 as names_differ
+        from {{ ref('int_identity__records') }} as record_a
+        inner join {{ ref('int_identity__records') }} as record_b
+            on record_b.record_num = {{ pairs }}.record_num_b
+        where
+            record_a.record_num = {{ pairs }}.record_num_a
+            and {{ identity_fuzzy_names_differ(pairs, 'record_a', 'record_b') }}
     )
     {%- if var('identity_fuzzy', {}).get('one_to_one_across_sources', false) %}
     and {{ pairs }}.source_a <> {{ pairs }}.source_b

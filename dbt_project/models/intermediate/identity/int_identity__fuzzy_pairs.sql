@@ -104,17 +104,7 @@ scored as (
 eligible as (
 
     select scored.* from scored
-    where
-        {{ identity_fuzzy_eligible('scored') }}
-        and not exists (
-            select 1 as names_differ
-            from {{ ref('int_identity__records') }} as record_a
-            inner join {{ ref('int_identity__records') }} as record_b
-                on record_b.record_num = scored.record_num_b
-            where
-                record_a.record_num = scored.record_num_a
-                and {{ identity_fuzzy_names_differ('scored', 'record_a', 'record_b') }}
-        )
+    where {{ identity_fuzzy_eligible('scored') }}
 
 ),
 {%- if one_to_one %}

@@ -284,6 +284,15 @@ final as (
         end as name_pair_key,
         left(numbered.first_name_key, 3) as first_name_prefix,
         left(numbered.last_name_key, 4) as last_name_prefix,
+        -- the family name: the last surname, generational suffixes aside. Brazilians
+        -- give one, two or three surnames, the family's last, and drop or reorder the
+        -- others between forms ("Lopes Oliveira", "Oliveira", "da Silva Oliveira Filho"
+        -- are one family name), so a person's records agree on it when their surnames
+        -- as typed do not
+        substring(
+            regexp_replace(numbered.last_name_key, '{{ trailing_suffixes }}', '')
+            from '([a-z0-9]+)$'
+        ) as family_name_key,
         -- the first name's first word as the name it stands for: Bia and Beatriz agree,
         -- and so do Pedrinho and Pedro (macro identity_diminutive_base)
         coalesce(
