@@ -460,7 +460,12 @@ def main() -> None:
         help=f"a Postgres URL whose user may create databases ({DEFAULT_WAREHOUSE})",
     )
     parser.add_argument("--rebuild", action="store_true", help="extract the template again")
-    parser.add_argument("--keep", action="store_true", help="keep the run's database")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the run's database (the full refresh's state), and a copy of it after the"
+        " incremental run (<run database>_incremental)",
+    )
     parser.add_argument(
         "--template-only", action="store_true", help="build the template if missing, then stop"
     )
@@ -521,6 +526,11 @@ def main() -> None:
             + ", ".join(f"{name} {s}s" for s, name in incremental["slowest"][:8])
         )
         figures |= {"ratio": round(ratio, 4), "goal": f"incremental <= {GOAL_RATIO} x full"}
+        if args.keep and not args.skip_check:
+            # the incremental run's whole warehouse (staging and intermediate too), to
+            # compare with the full refresh that the run's database holds afterwards
+            copy_database(args.warehouse, run_db, f"{run_db}_incremental")
+            say(f"the incremental run's state kept as database {run_db}_incremental")
         if not args.skip_check:
             rows = snapshot_marts(url, "incremental")
             figures["full_refresh"] = timed_dbt(warehouse, "full refresh (check)", "--full-refresh")
