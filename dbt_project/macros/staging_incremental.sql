@@ -71,3 +71,24 @@
     {%- set names = adapter.get_columns_in_relation(relation) | map(attribute='name') | list -%}
     {%- do return(column in names) -%}
 {%- endmacro %}
+
+
+{#-
+    Marts incremental on arrival (fct_orders, fct_interactions): a condition true for a
+    row whose load stamp `loaded_at` (its staging rows' `_loaded_at`) is newer than the
+    newest `_loaded_at` this model holds for `partition` (its rows where `column` =
+    `partition`: one platform, whose loads are stamped by their own extract), or that
+    has no stamp. A platform with no row held yet is read whole.
+-#}
+{% macro loaded_since_held(loaded_at, column, partition) -%}
+    (
+        {{ loaded_at }} > coalesce(
+            (
+                select max(held._loaded_at) from {{ this }} as held
+                where held.{{ column }} = '{{ partition }}'
+            ),
+            cast('-infinity' as timestamptz)
+        )
+        or {{ loaded_at }} is null
+    )
+{%- endmacro %}

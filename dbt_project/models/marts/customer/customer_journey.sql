@@ -19,26 +19,34 @@
     returned in a shop). What the retailer sent (outbound, internal) has no previous
     channel and is no switch.
 
-    Incremental: a customer's journey depends on their events alone, so a run compares
-    every event with the row this model holds for it (the same customer, time, type,
-    channel, direction, keys and amount) and rebuilds, whole, the journeys of the
-    customers with an event new, changed, moved to or from them, or gone; the others
-    stay as they are. A customer left with no event keeps one row without a key, so
-    that delete+insert removes their old rows, and the post-hook deletes it. A change
-    of var journey_post_sale_days needs --full-refresh.
+    Incremental: a customer's journey depends on their events alone, so a run rebuilds,
+    whole, the journeys of the customers with an event new, changed, moved to or from
+    them, or gone; the others stay as they are. Those events are the facts' rows written
+    since this model's last build (built_at: fct_orders, fct_order_returns and
+    fct_interactions rewrite a row when it arrives or changes, or when its customer
+    does), the abandoned checkouts loaded since or whose account identity assigned
+    since, and the checkouts held that are no event any more; an event counts for the
+    customer it has now and for the one this model holds it under. Only their
+    customers' events are read. A customer left with no event keeps one row without a
+    key, so that delete+insert removes their old rows, and the post-hook deletes it. A
+    change of var journey_post_sale_days needs --full-refresh.
 #}
 
 -- sqlfluff:indentation:template_blocks_indent:False
+{#- jit off: a run reads few rows through many joins, and compiling them (JIT, on past
+    a cost the planner's estimates reach) took seconds where the query takes milliseconds #}
 {{ config(
     materialized='incremental',
     unique_key='customer_id',
     incremental_strategy='delete+insert',
     on_schema_change='sync_all_columns',
     meta={'new_rows_stamp': 'built_at'},
+    pre_hook="set local jit = off",
     post_hook=[
         "delete from {{ this }} where journey_event_key is null",
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (journey_event_key)",
         "create index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id, event_number)",
+        "create index if not exists {{ this.identifier }}_built_idx on {{ this }} (built_at)",
     ],
 ) }}
 
@@ -150,36 +158,84 @@ events as (
 ),
 {%- if is_incremental() %}
 
-compared as (
+last_build as (
 
-    -- each event against the row held for it: the customers of those that differ
+    select coalesce(max(built_at), cast('-infinity' as timestamptz)) as built_at
+    from {{ this }}
+
+),
+
+-- the events written since the last build, with the customer each has now (any,
+-- an event without a customer included: it may have left one)
+written as (
+
     select
-        events.customer_id as customer_now,
-        built.customer_id as customer_before
+        'interaction:' || interaction_key as journey_event_key,
+        customer_id
 
-    from events
-    full outer join {{ this }} as built
-        on events.journey_event_key = built.journey_event_key
+    from {{ ref('fct_interactions') }}
+    where built_at > (select last_build.built_at from last_build)
+
+    union all
+
+    select
+        'order:' || order_key as journey_event_key,
+        customer_id
+
+    from {{ ref('fct_orders') }}
+    where built_at > (select last_build.built_at from last_build)
+
+    union all
+
+    select
+        'return:' || return_key as journey_event_key,
+        customer_id
+
+    from {{ ref('fct_order_returns') }}
+    where built_at > (select last_build.built_at from last_build)
+    {%- if 'shopify' in platforms %}
+
+    union all
+
+    select
+        'abandoned_checkout:shopify:' || checkouts.shopify_checkout_id as journey_event_key,
+        customers.customer_id
+
+    from {{ ref('stg_shopify__abandoned_checkouts') }} as checkouts
+    left join record_customers as customers
+        on 'shopify:' || checkouts.shopify_customer_id = customers.record_key
     where
-        events.journey_event_key is null
-        or built.journey_event_key is null
-        or (
-            events.customer_id, events.occurred_at, events.event_source, events.event_type,
-            events.channel, events.direction, events.source_key, events.order_key, events.amount
-        ) is distinct from (
-            built.customer_id, built.occurred_at, built.event_source, built.event_type,
-            built.channel, built.direction, built.source_key, built.order_key, built.amount
+        checkouts._loaded_at > (select last_build.built_at from last_build)
+        or checkouts._loaded_at is null
+        or customers.assigned_at > (select last_build.built_at from last_build)
+
+    union all
+
+    -- checkouts held that are no event any more (gone, recovered, without a customer)
+    select
+        built.journey_event_key,
+        cast(null as text) as customer_id
+
+    from {{ this }} as built
+    where
+        built.event_source = 'abandoned_checkout'
+        and not exists (
+            select from abandoned_checkouts
+            where abandoned_checkouts.journey_event_key = built.journey_event_key
         )
+    {%- endif %}
 
 ),
 
 touched as (
 
-    select customer_now as customer_id from compared
-    where customer_now is not null
+    select written.customer_id from written
+    where written.customer_id is not null
     union
-    select customer_before as customer_id from compared
-    where customer_before is not null
+    select built.customer_id
+    from written
+    inner join {{ this }} as built
+        on written.journey_event_key = built.journey_event_key
 
 ),
 
@@ -187,8 +243,7 @@ rebuilt as (
 
     select events.*
     from events
-    inner join touched
-        on events.customer_id = touched.customer_id
+    where events.customer_id in (select touched.customer_id from touched)
 
 ),
 {%- else %}

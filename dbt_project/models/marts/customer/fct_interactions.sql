@@ -23,27 +23,36 @@
     whose own channel is in via), email (marketing email), crm (staff activities).
     direction: inbound (from the customer), outbound (to them), internal (a staff note).
 
-    Incremental like fct_orders: on updated_at with a look-back (var
-    interactions_lookback_hours) from each platform's newest row, and again when identity resolution changed the customer
-    of the record an interaction is attributed through. Platforms the project is not
-    built with (macro engagement_platforms) are left out.
+    Incremental on arrival, like fct_orders: a run rewrites the interactions whose
+    staging rows (theirs, or the parent's they take a field from: the comment answered,
+    the ticket, a reply's statuses) were loaded since the newest load stamp (_loaded_at)
+    this model holds for their platform, whatever their updated_at, and those attributed
+    through a record identity resolution assigned since the last build. Only those are
+    attributed and written. Platforms the project is not built with (macro
+    engagement_platforms) are left out.
 #}
 
 -- sqlfluff:indentation:template_blocks_indent:False
+{#- jit off: a run reads few rows through many joins, and compiling them (JIT, on past
+    a cost the planner's estimates reach) took seconds where the query takes milliseconds #}
 {{ config(
     materialized='incremental',
     unique_key='interaction_key',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
     meta={'new_rows_stamp': 'built_at'},
+    pre_hook="set local jit = off",
     post_hook=[
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (interaction_key)",
         "create index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id, occurred_at)",
+        "create index if not exists {{ this.identifier }}_loaded_idx on {{ this }} (source_platform, _loaded_at)",
+        "create index if not exists {{ this.identifier }}_built_idx on {{ this }} (built_at)",
     ],
 ) }}
 
 {%- set platforms = engagement_platforms() %}
-{%- set lookback = var('interactions_lookback_hours', 72) | int %}
+{%- set incremental = is_incremental() and relation_has_column(this, '_loaded_at') %}
+
 {%- set parts = {
     'instagram': ['instagram_comment_interactions', 'instagram_message_interactions'],
     'whatsapp': ['whatsapp_interactions'],
@@ -64,6 +73,23 @@ record_customers as (
     select * from {{ ref('int_identity__record_customers') }}
 
 ),
+
+{%- if incremental %}
+
+-- records identity resolution assigned (new, or to another customer) since the last build
+reassigned as (
+
+    select record_key
+
+    from record_customers
+    where
+        assigned_at > coalesce(
+            (select max(built.built_at) from {{ this }} as built),
+            cast('-infinity' as timestamptz)
+        )
+
+),
+{%- endif %}
 
 {%- if 'instagram' in platforms %}
 
@@ -92,7 +118,8 @@ instagram_comment_interactions as (
         replies.comment_text as detail,
         false as is_failed,
         replies.commented_at as occurred_at,
-        replies.commented_at as updated_at
+        replies.commented_at as updated_at,
+        greatest(replies._loaded_at, parents._loaded_at) as _loaded_at
 
     from instagram_comments as replies
     left join instagram_comments as parents
@@ -116,7 +143,8 @@ instagram_message_interactions as (
         message_text as detail,
         false as is_failed,
         created_at as occurred_at,
-        created_at as updated_at
+        created_at as updated_at,
+        _loaded_at
 
     from {{ ref('stg_instagram__messages') }}
 
@@ -132,7 +160,8 @@ whatsapp_statuses as (
     select
         whatsapp_message_id,
         min(conversation_id) as conversation_id,
-        max(received_at) as last_received_at
+        max(received_at) as last_received_at,
+        max(_loaded_at) as last_loaded_at
 
     from {{ ref('stg_whatsapp__statuses') }}
     group by whatsapp_message_id
@@ -154,7 +183,8 @@ whatsapp_interactions as (
         coalesce(messages.body, messages.message_type) as detail,
         messages.failed_at is not null as is_failed,
         coalesce(messages.sent_at, messages.failed_at) as occurred_at,
-        greatest(messages.received_at, statuses.last_received_at) as updated_at
+        greatest(messages.received_at, statuses.last_received_at) as updated_at,
+        greatest(messages._loaded_at, statuses.last_loaded_at) as _loaded_at
 
     from {{ ref('stg_whatsapp__messages') }} as messages
     left join whatsapp_statuses as statuses
@@ -186,7 +216,8 @@ zendesk_ticket_interactions as (
         subject as detail,
         false as is_failed,
         created_at as occurred_at,
-        updated_at
+        updated_at,
+        _loaded_at
 
     from zendesk_tickets
 
@@ -210,7 +241,8 @@ zendesk_comment_interactions as (
         ticket_comments.body as detail,
         false as is_failed,
         ticket_comments.created_at as occurred_at,
-        ticket_comments.created_at as updated_at
+        ticket_comments.created_at as updated_at,
+        greatest(ticket_comments._loaded_at, tickets._loaded_at) as _loaded_at
 
     from {{ ref('stg_zendesk__ticket_comments') }} as ticket_comments
     inner join zendesk_tickets as tickets
@@ -241,7 +273,8 @@ zendesk_rating_interactions as (
         ratings.score as detail,
         false as is_failed,
         ratings.rated_at as occurred_at,
-        ratings.updated_at
+        ratings.updated_at,
+        greatest(ratings._loaded_at, tickets._loaded_at) as _loaded_at
 
     from {{ ref('stg_zendesk__satisfaction_ratings') }} as ratings
     left join zendesk_tickets as tickets
@@ -270,7 +303,8 @@ mailchimp_interactions as (
         coalesce(url, bounce_type, unsubscribe_reason) as detail,
         false as is_failed,
         occurred_at,
-        occurred_at as updated_at
+        occurred_at as updated_at,
+        _loaded_at
 
     from {{ ref('stg_mailchimp__email_events') }}
     where event_type in ('sent', 'open', 'click', 'bounce', 'unsubscribe')
@@ -299,7 +333,8 @@ hubspot_interactions as (
         coalesce(title, status) as detail,
         false as is_failed,
         coalesce(occurred_at, created_at) as occurred_at,
-        updated_at
+        updated_at,
+        _loaded_at
 
     from {{ ref('stg_hubspot__engagements') }}
     where deleted_at is null
@@ -313,6 +348,12 @@ unioned as (
     union all
     {%- endif %}
     select * from {{ part }}
+    {%- if incremental %}
+    -- loaded since, or attributed through a record assigned since the last build
+    where
+        {{ loaded_since_held('_loaded_at', 'source_platform', part.split('_')[0]) }}
+        or record_key in (select reassigned.record_key from reassigned)
+    {%- endif %}
     {%- endfor %}
     {%- if not selected %}
     -- no engagement platform in this project: an empty timeline of the same shape
@@ -329,7 +370,8 @@ unioned as (
         cast(null as text) as detail,
         false as is_failed,
         cast(null as timestamptz) as occurred_at,
-        cast(null as timestamptz) as updated_at
+        cast(null as timestamptz) as updated_at,
+        cast(null as timestamptz) as _loaded_at
     where false
     {%- endif %}
 
@@ -339,8 +381,7 @@ attributed as (
 
     select
         unioned.*,
-        record_customers.customer_id,
-        record_customers.assigned_at as customer_assigned_at
+        record_customers.customer_id
 
     from unioned
     left join record_customers
@@ -348,53 +389,6 @@ attributed as (
     where unioned.occurred_at is not null
 
 ),
-
-{%- if is_incremental() %}
-
--- one watermark per platform: each stamps updated_at by its own clock (WhatsApp's is
--- when the receiver got the event), so one platform's newest row says nothing of
--- another's; a platform with no rows yet is read whole
-watermarks as (
-
-    select
-        source_platform,
-        max(updated_at) - interval '{{ lookback }} hours' as updated_since
-
-    from {{ this }}
-    group by source_platform
-
-),
-
-last_build as (
-
-    select max(built_at) as last_built_at from {{ this }}
-
-),
-
-changed as (
-
-    select attributed.*
-
-    from attributed
-    cross join last_build
-    left join watermarks
-        on attributed.source_platform = watermarks.source_platform
-    where
-        watermarks.updated_since is null
-        or attributed.updated_at >= watermarks.updated_since
-        or attributed.customer_assigned_at > last_build.last_built_at
-
-),
-
-{%- else %}
-
-changed as (
-
-    select * from attributed
-
-),
-
-{%- endif %}
 
 final as (
 
@@ -413,9 +407,10 @@ final as (
         is_failed,
         occurred_at,
         updated_at,
+        _loaded_at,
         cast('{{ run_started_at }}' as timestamptz) as built_at
 
-    from changed
+    from attributed
 
 )
 

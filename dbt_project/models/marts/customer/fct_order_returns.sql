@@ -16,24 +16,39 @@
       exchange swaps the goods and refunds nothing.
 
     customer_id is the original order's buyer, else the person of the Square profile
-    that brought the goods back. Incremental like fct_orders: on updated_at with a
-    look-back, and again when the original order was rewritten.
+    that brought the goods back.
+
+    Incremental by comparison: a return depends on many models (its refund, the Shopify
+    return that closed with it, the original order and its customer, the shops, the
+    verified online returns, the profile that brought it back), any of which may arrive
+    or change in any order, and returns are few: a run computes every return and
+    rewrites those that differ from the row held (or are new).
 #}
 
 -- sqlfluff:indentation:template_blocks_indent:False
+{#- jit off: a run reads few rows through many joins, and compiling them (JIT, on past
+    a cost the planner's estimates reach) took seconds where the query takes milliseconds #}
 {{ config(
     materialized='incremental',
     unique_key='return_key',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
     meta={'new_rows_stamp': 'built_at'},
+    pre_hook="set local jit = off",
     post_hook=[
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (return_key)",
     ],
 ) }}
 
 {%- set platforms = commerce_platforms() %}
-{%- set lookback = var('orders_lookback_hours', 72) | int %}
+{#- what a run compares with the row held: every column but built_at -#}
+{%- set compared = [
+    'return_platform', 'platform_return_id', 'return_type', 'original_order_key',
+    'original_platform', 'original_channel', 'original_fulfilment_type', 'customer_id',
+    'return_channel', 'return_location_key', 'return_location_name',
+    'is_online_order_returned_in_store', 'is_cross_platform', 'return_reference', 'currency',
+    'returned_amount', 'refund_amount', 'original_order_total', 'returned_at', 'updated_at',
+] %}
 
 with
 
@@ -217,8 +232,7 @@ linked as (
         unioned.refund_amount,
         orders.total_price as original_order_total,
         unioned.returned_at,
-        greatest(unioned.updated_at, orders.updated_at) as updated_at,
-        orders.built_at as original_built_at
+        greatest(unioned.updated_at, orders.updated_at) as updated_at
 
     from unioned
     left join orders
@@ -227,41 +241,6 @@ linked as (
         on unioned.returned_by_record_key = returned_by.record_key
 
 ),
-
-{%- if is_incremental() %}
-
-watermark as (
-
-    select
-        max(updated_at) - interval '{{ lookback }} hours' as updated_since,
-        max(built_at) as last_built_at
-
-    from {{ this }}
-
-),
-
-changed as (
-
-    select linked.*
-
-    from linked
-    cross join watermark
-    where
-        watermark.updated_since is null
-        or linked.updated_at >= watermark.updated_since
-        or linked.original_built_at > watermark.last_built_at
-
-),
-
-{%- else %}
-
-changed as (
-
-    select * from linked
-
-),
-
-{%- endif %}
 
 final as (
 
@@ -291,8 +270,31 @@ final as (
         updated_at,
         cast('{{ run_started_at }}' as timestamptz) as built_at
 
-    from changed
+    from linked
 
 )
 
+{%- if is_incremental() %}
+
+select final.*
+
+from final
+left join {{ this }} as built
+    on final.return_key = built.return_key
+where
+    built.return_key is null
+    or (
+        {%- for column in compared %}
+        final.{{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    ) is distinct from (
+        {%- for column in compared %}
+        built.{{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    )
+
+{%- else %}
+
 select * from final
+
+{%- endif %}

@@ -14,27 +14,37 @@
     A Square order that only takes goods back (its returns, an exchange's new items) is
     no sale: it is in fct_order_returns.
 
-    Incremental on updated_at with a look-back (var orders_lookback_hours); an order is
-    also rewritten when identity resolution changed the customer of a record it is
-    attributed through. Platforms whose channel the project is not built with (var
-    commerce_platforms, by default those with identity feeds) are left out.
+    Incremental on arrival: a run rewrites the orders whose staging row was loaded since
+    the newest load stamp (_loaded_at) this model holds for their platform, whatever
+    their updated_at (an extract that brings an order days late, or a parent after its
+    children, still reaches it), and the orders attributed through a record that
+    identity resolution assigned since the last build (their account's, their VTEX
+    order's, or one holding their email). Only those orders are read and joined.
+    Platforms whose channel the project is not built with (var commerce_platforms, by
+    default those with identity feeds) are left out.
 #}
 
 -- sqlfluff:indentation:template_blocks_indent:False
+-- depends_on: {{ ref('int_identity__identifiers') }}
+{#- jit off: a run reads few rows through many joins, and compiling them (JIT, on past
+    a cost the planner's estimates reach) took seconds where the query takes milliseconds #}
 {{ config(
     materialized='incremental',
     unique_key='order_key',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
     meta={'new_rows_stamp': 'built_at'},
+    pre_hook="set local jit = off",
     post_hook=[
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (order_key)",
         "create index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id)",
+        "create index if not exists {{ this.identifier }}_loaded_idx on {{ this }} (platform, _loaded_at)",
+        "create index if not exists {{ this.identifier }}_built_idx on {{ this }} (built_at)",
     ],
 ) }}
 
 {%- set platforms = commerce_platforms() %}
-{%- set lookback = var('orders_lookback_hours', 72) | int %}
+{%- set incremental = is_incremental() and relation_has_column(this, '_loaded_at') %}
 
 with
 
@@ -44,9 +54,62 @@ record_customers as (
 
 ),
 
+{%- if incremental %}
+
+-- records identity resolution assigned (new, or to another customer) since the last build
+reassigned as (
+
+    select record_key
+
+    from record_customers
+    where
+        assigned_at > coalesce(
+            (select max(built.built_at) from {{ this }} as built),
+            cast('-infinity' as timestamptz)
+        )
+
+),
+
+-- their emails, linkable or not: a new record's email may make it unlinkable
+reassigned_emails as (
+
+    select identifiers.identifier_label as email
+
+    from {{ ref('int_identity__identifiers') }} as identifiers
+    inner join reassigned
+        on identifiers.record_key = reassigned.record_key
+    where identifiers.identifier_type = 'email'
+
+),
+{%- endif %}
+
+{%- if 'shopify' in platforms %}
+
+shopify_read as (
+
+    select orders.*
+
+    from {{ ref('stg_shopify__orders') }} as orders
+    {%- if incremental %}
+    where
+        {{ loaded_since_held('orders._loaded_at', 'platform', 'shopify') }}
+        or 'shopify:' || orders.shopify_customer_id in (select record_key from reassigned)
+        or orders.email_normalized in (select email from reassigned_emails)
+    {%- endif %}
+
+),
+{%- endif %}
+
 linkable_emails as (
 
-    select * from {{ ref('int_customer__linkable_emails') }}
+    select linkable_emails.*
+
+    from {{ ref('int_customer__linkable_emails') }} as linkable_emails
+    {%- if 'shopify' in platforms %}
+    where linkable_emails.email in (select shopify_read.email_normalized from shopify_read)
+    {%- else %}
+    where false
+    {%- endif %}
 
 ),
 
@@ -54,12 +117,9 @@ people_by_email as (
 
     select
         linkable_emails.email as email_normalized,
-        min(linkable_emails.customer_id) as customer_id,
-        max(record_customers.assigned_at) as assigned_at
+        min(linkable_emails.customer_id) as customer_id
 
     from linkable_emails
-    inner join record_customers
-        on linkable_emails.record_key = record_customers.record_key
     group by linkable_emails.email
     having count(distinct linkable_emails.customer_id) = 1
 
@@ -82,7 +142,6 @@ shopify_orders as (
         orders.shopify_order_id,
         orders.order_name,
         coalesce(by_account.customer_id, by_email.customer_id) as customer_id,
-        greatest(by_account.assigned_at, by_email.assigned_at) as customer_assigned_at,
         orders.shopify_customer_id,
         orders.email_normalized,
         case when orders.source_name = 'pos' then 'pos' else 'web' end as channel,
@@ -114,9 +173,10 @@ shopify_orders as (
         orders.line_item_count,
         orders.created_at as ordered_at,
         orders.updated_at,
-        orders.cancelled_at
+        orders.cancelled_at,
+        orders._loaded_at
 
-    from {{ ref('stg_shopify__orders') }} as orders
+    from shopify_read as orders
     left join record_customers as by_account
         on 'shopify:' || orders.shopify_customer_id = by_account.record_key
     left join people_by_email as by_email
@@ -127,6 +187,19 @@ shopify_orders as (
 
 {%- if 'square' in platforms %}
 
+square_read as (
+
+    select orders.*
+
+    from {{ ref('stg_square__orders') }} as orders
+    {%- if incremental %}
+    where
+        {{ loaded_since_held('orders._loaded_at', 'platform', 'square') }}
+        or 'square:' || orders.square_customer_id in (select record_key from reassigned)
+    {%- endif %}
+
+),
+
 square_orders as (
 
     select
@@ -136,7 +209,6 @@ square_orders as (
         cast(null as bigint) as shopify_order_id,
         orders.reference_id as order_name,
         by_profile.customer_id,
-        by_profile.assigned_at as customer_assigned_at,
         cast(null as bigint) as shopify_customer_id,
         cast(null as text) as email_normalized,
         -- Square Online: placed on the web, picked up at the shop's counter
@@ -170,9 +242,10 @@ square_orders as (
         orders.line_item_count,
         orders.created_at as ordered_at,
         orders.updated_at,
-        case when orders.order_state = 'CANCELED' then orders.closed_at end as cancelled_at
+        case when orders.order_state = 'CANCELED' then orders.closed_at end as cancelled_at,
+        orders._loaded_at
 
-    from {{ ref('stg_square__orders') }} as orders
+    from square_read as orders
     left join record_customers as by_profile
         on 'square:' || orders.square_customer_id = by_profile.record_key
     where not orders.has_returns
@@ -191,7 +264,6 @@ vtex_orders as (
         cast(null as bigint) as shopify_order_id,
         orders.vtex_order_id as order_name,
         by_order.customer_id,
-        by_order.assigned_at as customer_assigned_at,
         cast(null as bigint) as shopify_customer_id,
         orders.email_normalized,
         -- the store's own sales (origin Fulfillment) vs. sold on a marketplace (affiliate)
@@ -224,11 +296,17 @@ vtex_orders as (
         orders.item_count as line_item_count,
         orders.created_at as ordered_at,
         orders.updated_at,
-        case when orders.is_canceled then orders.updated_at end as cancelled_at
+        case when orders.is_canceled then orders.updated_at end as cancelled_at,
+        orders._loaded_at
 
     from {{ ref('stg_vtex__orders') }} as orders
     left join record_customers as by_order
         on 'vtex_orders:' || orders.vtex_order_id = by_order.record_key
+    {%- if incremental %}
+    where
+        {{ loaded_since_held('orders._loaded_at', 'platform', 'vtex') }}
+        or 'vtex_orders:' || orders.vtex_order_id in (select record_key from reassigned)
+    {%- endif %}
 
 ),
 {%- endif %}
@@ -244,93 +322,59 @@ unioned as (
 
 ),
 
-{%- if is_incremental() %}
-
-watermark as (
-
-    select
-        max(updated_at) - interval '{{ lookback }} hours' as updated_since,
-        max(built_at) as last_built_at
-
-    from {{ this }}
-
-),
-
-changed as (
-
-    select unioned.*
-
-    from unioned
-    cross join watermark
-    where
-        watermark.updated_since is null
-        or unioned.updated_at >= watermark.updated_since
-        or unioned.customer_assigned_at > watermark.last_built_at
-
-),
-
-{%- else %}
-
-changed as (
-
-    select * from unioned
-
-),
-
-{%- endif %}
-
 final as (
 
     select
-        changed.order_key,
-        changed.platform,
-        changed.platform_order_id,
-        changed.shopify_order_id,
-        changed.order_name,
-        changed.customer_id,
-        changed.shopify_customer_id,
-        changed.email_normalized,
-        changed.channel,
-        changed.source_name,
-        changed.fulfilment_type,
+        unioned.order_key,
+        unioned.platform,
+        unioned.platform_order_id,
+        unioned.shopify_order_id,
+        unioned.order_name,
+        unioned.customer_id,
+        unioned.shopify_customer_id,
+        unioned.email_normalized,
+        unioned.channel,
+        unioned.source_name,
+        unioned.fulfilment_type,
         case
-            when changed.shopify_location_id is not null
-                then 'shopify:' || changed.shopify_location_id
-            when changed.square_location_id is not null
-                then 'square:' || changed.square_location_id
-            when changed.vtex_pickup_point_id is not null
-                then 'vtex:' || changed.vtex_pickup_point_id
+            when unioned.shopify_location_id is not null
+                then 'shopify:' || unioned.shopify_location_id
+            when unioned.square_location_id is not null
+                then 'square:' || unioned.square_location_id
+            when unioned.vtex_pickup_point_id is not null
+                then 'vtex:' || unioned.vtex_pickup_point_id
         end as location_key,
         coalesce(
             shopify_locations.location_name,
             {%- if 'square' in platforms %}
             square_locations.location_name,
             {%- endif %}
-            changed.vtex_pickup_point_name
+            unioned.vtex_pickup_point_name
         ) as location_name,
-        changed.order_status,
-        changed.platform_status,
-        changed.financial_status,
-        changed.fulfillment_status,
-        changed.is_cancelled,
-        changed.currency,
-        changed.subtotal_price,
-        changed.total_discounts,
-        changed.total_tax,
-        changed.total_shipping,
-        changed.total_price,
-        changed.line_item_count,
-        changed.ordered_at,
-        changed.updated_at,
-        changed.cancelled_at,
+        unioned.order_status,
+        unioned.platform_status,
+        unioned.financial_status,
+        unioned.fulfillment_status,
+        unioned.is_cancelled,
+        unioned.currency,
+        unioned.subtotal_price,
+        unioned.total_discounts,
+        unioned.total_tax,
+        unioned.total_shipping,
+        unioned.total_price,
+        unioned.line_item_count,
+        unioned.ordered_at,
+        unioned.updated_at,
+        unioned.cancelled_at,
+        unioned._loaded_at,
         cast('{{ run_started_at }}' as timestamptz) as built_at
 
-    from changed
+    from unioned
     left join shopify_locations
-        on changed.shopify_location_id = shopify_locations.shopify_location_id
+        on unioned.shopify_location_id = shopify_locations.shopify_location_id
     {%- if 'square' in platforms %}
     left join {{ ref('stg_square__locations') }} as square_locations
-        on changed.square_location_id = square_locations.square_location_id
+        on unioned.square_location_id = square_locations.square_location_id
     {%- endif %}
 
 )

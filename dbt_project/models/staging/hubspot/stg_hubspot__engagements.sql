@@ -24,7 +24,8 @@ calls as (
         {{ to_numeric("properties ->> 'hs_call_duration'") }} / 1000 as duration_seconds,
         cast(created_at as timestamptz) as created_at,
         cast(updated_at as timestamptz) as updated_at,
-        _sdc_deleted_at as deleted_at
+        _sdc_deleted_at as deleted_at,
+        _sdc_batched_at as _loaded_at
 
     from {{ source('hubspot', 'calls') }}
 
@@ -48,7 +49,8 @@ emails as (
         cast(null as numeric) as duration_seconds,
         cast(created_at as timestamptz) as created_at,
         cast(updated_at as timestamptz) as updated_at,
-        _sdc_deleted_at as deleted_at
+        _sdc_deleted_at as deleted_at,
+        _sdc_batched_at as _loaded_at
 
     from {{ source('hubspot', 'emails') }}
 
@@ -72,7 +74,8 @@ notes as (
         cast(null as numeric) as duration_seconds,
         cast(created_at as timestamptz) as created_at,
         cast(updated_at as timestamptz) as updated_at,
-        _sdc_deleted_at as deleted_at
+        _sdc_deleted_at as deleted_at,
+        _sdc_batched_at as _loaded_at
 
     from {{ source('hubspot', 'notes') }}
 
@@ -96,7 +99,8 @@ meetings as (
         cast(null as numeric) as duration_seconds,
         cast(created_at as timestamptz) as created_at,
         cast(updated_at as timestamptz) as updated_at,
-        _sdc_deleted_at as deleted_at
+        _sdc_deleted_at as deleted_at,
+        _sdc_batched_at as _loaded_at
 
     from {{ source('hubspot', 'meetings') }}
 

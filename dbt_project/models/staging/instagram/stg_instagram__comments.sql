@@ -29,7 +29,10 @@ renamed as (
         coalesce("from" ->> 'id' = ig_user_id, false) as is_from_business,
 
         ----------  timestamps
-        cast(timestamp as timestamptz) as commented_at
+        cast(timestamp as timestamptz) as commented_at,
+
+        ----------  load
+        _sdc_batched_at as _loaded_at
 
     from source
 

@@ -30,7 +30,10 @@ renamed as (
         coalesce("from" ->> 'id' = ig_user_id, false) as is_from_business,
 
         ----------  timestamps
-        cast(created_time as timestamptz) as created_at
+        cast(created_time as timestamptz) as created_at,
+
+        ----------  load
+        _sdc_batched_at as _loaded_at
 
     from source
 

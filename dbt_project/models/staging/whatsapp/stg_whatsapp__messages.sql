@@ -40,7 +40,8 @@ inbound_messages as (
         cast(null as timestamptz) as read_at,
         cast(null as timestamptz) as failed_at,
         cast(null as integer) as error_code,
-        received_at
+        received_at,
+        _sdc_batched_at as _loaded_at
     from inbound
 
 ),
@@ -65,7 +66,9 @@ outbound_messages as (
         min(status_at) filter (where status = 'read') as read_at,
         min(status_at) filter (where status = 'failed') as failed_at,
         min(error_code) as error_code,
-        min(received_at) as received_at
+        min(received_at) as received_at,
+        -- the newest status's load: a status arriving changes the row
+        max(_loaded_at) as _loaded_at
     from statuses
     group by whatsapp_message_id
 

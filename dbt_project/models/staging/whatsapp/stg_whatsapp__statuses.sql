@@ -38,7 +38,8 @@ renamed as (
 
         ----------  delivery
         seq as receiver_seq,
-        received_at
+        received_at,
+        _sdc_batched_at as _loaded_at
 
     from statuses
 

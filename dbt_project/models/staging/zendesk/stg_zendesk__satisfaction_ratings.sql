@@ -31,7 +31,10 @@ renamed as (
         case
             when score in ('good', 'bad') then cast(updated_at as timestamptz)
         end as rated_at,
-        cast(updated_at as timestamptz) as updated_at
+        cast(updated_at as timestamptz) as updated_at,
+
+        ----------  load
+        _sdc_batched_at as _loaded_at
 
     from source
 

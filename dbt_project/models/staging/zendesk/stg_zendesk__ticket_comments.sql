@@ -34,7 +34,10 @@ renamed as (
         end as channel_group,
 
         ----------  timestamps
-        cast(created_at as timestamptz) as created_at
+        cast(created_at as timestamptz) as created_at,
+
+        ----------  load
+        _sdc_batched_at as _loaded_at
 
     from source
 

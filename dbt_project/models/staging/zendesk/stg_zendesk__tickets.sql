@@ -42,7 +42,10 @@ renamed as (
         ----------  timestamps
         cast(created_at as timestamptz) as created_at,
         cast(updated_at as timestamptz) as updated_at,
-        cast(due_at as timestamptz) as due_at
+        cast(due_at as timestamptz) as due_at,
+
+        ----------  load
+        _sdc_batched_at as _loaded_at
 
     from source
 
