@@ -92,3 +92,20 @@
         or {{ loaded_at }} is null
     )
 {%- endmacro %}
+
+
+{#-
+    Marts attributed through identity (fct_orders, fct_interactions): the records that
+    identity assigned to a customer (new, or moved to another) since this model's last
+    build, from `record_customers` (a CTE over int_identity__record_customers).
+-#}
+{% macro records_assigned_since_built(record_customers='record_customers') -%}
+    select record_key
+
+    from {{ record_customers }}
+    where
+        assigned_at > coalesce(
+            (select max(built.built_at) from {{ this }} as built),
+            cast('-infinity' as timestamptz)
+        )
+{%- endmacro %}

@@ -79,14 +79,7 @@ record_customers as (
 -- records identity resolution assigned (new, or to another customer) since the last build
 reassigned as (
 
-    select record_key
-
-    from record_customers
-    where
-        assigned_at > coalesce(
-            (select max(built.built_at) from {{ this }} as built),
-            cast('-infinity' as timestamptz)
-        )
+    {{ records_assigned_since_built() }}
 
 ),
 {%- endif %}
