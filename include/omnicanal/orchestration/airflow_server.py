@@ -283,6 +283,10 @@ class AirflowCluster:
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            # A task process reports to the api-server's one worker before it starts; on
+            # two busy cores that answer took over the 5 s default four times in a row
+            # and the task failed without running (a CI rehearsal at load 6): wait longer.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             "AIRFLOW__API__SECRET_KEY": secret,
             "AIRFLOW__API_AUTH__JWT_SECRET": secret,
             # A new DAG file should appear in seconds, not after the 300 s production
