@@ -45,6 +45,19 @@ class MartsWarehouse:
         with psycopg.connect(self.url) as conn:
             return conn.execute(query, params or None).fetchall()
 
+    def contents(self, models: Sequence[str]) -> dict[str, list[str]]:
+        """Each model's rows as sorted JSON, without the stamp of the run that wrote them
+        (an incremental run against a full refresh compares these)."""
+        return {
+            model: [
+                row[0]
+                for row in self.rows(
+                    f"select cast(to_jsonb(t) - 'built_at' as text) from {model} t order by 1"
+                )
+            ]
+            for model in models
+        }
+
     def dbt(self, *args: str) -> str:
         """Run dbt on this database (identity fed by ``platforms`` only); its output."""
         return run_dbt(self.url, self.workdir, self.platforms, *args, timeout=self.dbt_timeout)

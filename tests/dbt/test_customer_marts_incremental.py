@@ -54,19 +54,6 @@ def marts(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield built
 
 
-def contents(marts: MartsWarehouse) -> dict[str, list[str]]:
-    """Each model's rows as sorted JSON, without the stamp of the run that wrote them."""
-    return {
-        model: [
-            row[0]
-            for row in marts.rows(
-                f"select cast(to_jsonb(t) - 'built_at' as text) from {model} t order by 1"
-            )
-        ]
-        for model in MODELS
-    }
-
-
 def built_at(marts: MartsWarehouse, model: str) -> dict[str, datetime]:
     return dict(
         marts.rows(f"select customer_id, built_at from {model} where customer_id is not null")
@@ -89,7 +76,7 @@ def full_refresh(marts: MartsWarehouse, as_of: datetime) -> dict[str, list[str]]
         " ".join(model.split(".")[1] for model in MODELS),
         *variables(as_of),
     )
-    return contents(marts)
+    return marts.contents(MODELS)
 
 
 def test_incremental_customer_marts_equal_a_full_refresh(marts: MartsWarehouse) -> None:
@@ -144,7 +131,7 @@ def test_incremental_customer_marts_equal_a_full_refresh(marts: MartsWarehouse) 
 
     moved_back = AS_OF - timedelta(days=30)
     marts.dbt("run", *SELECT, *variables(moved_back))
-    incremental = contents(marts)
+    incremental = marts.contents(MODELS)
     after = record_customers(marts)
     assert f"shopify:{erased}" not in after
     # the merges moved records between customers
@@ -164,7 +151,7 @@ def test_incremental_customer_marts_equal_a_full_refresh(marts: MartsWarehouse) 
 
     # as_of forward again, nothing else new: the actions of the month come back
     marts.dbt("run", *SELECT, *variables(AS_OF))
-    incremental = contents(marts)
+    incremental = marts.contents(MODELS)
     assert incremental == full_refresh(marts, AS_OF)
 
 

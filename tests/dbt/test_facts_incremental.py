@@ -75,19 +75,6 @@ def facts(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield built
 
 
-def contents(marts: MartsWarehouse) -> dict[str, list[str]]:
-    """Each model's rows as sorted JSON, without the stamp of the run that wrote them."""
-    return {
-        model: [
-            row[0]
-            for row in marts.rows(
-                f"select cast(to_jsonb(t) - 'built_at' as text) from {model} t order by 1"
-            )
-        ]
-        for model in FACTS
-    }
-
-
 def test_records_arriving_late_reach_every_fact(facts: MartsWarehouse) -> None:
     held: dict[str, list[str]] = {}
     with facts_connection(facts) as conn:
@@ -101,7 +88,7 @@ def test_records_arriving_late_reach_every_fact(facts: MartsWarehouse) -> None:
             held[table] = ids
             conn.execute(f"delete from {table} where ctid in {rows}")
     facts.dbt("run", "--select", "+customer_journey", *VARIABLES)
-    first = contents(facts)
+    first = facts.contents(FACTS)
 
     with facts_connection(facts) as conn:
         for table in LATE:
@@ -112,7 +99,7 @@ def test_records_arriving_late_reach_every_fact(facts: MartsWarehouse) -> None:
                 f" from {copy} as held"
             )
     facts.dbt("run", "--select", "+customer_journey", *VARIABLES)
-    incremental = contents(facts)
+    incremental = facts.contents(FACTS)
     orders = {json.loads(row)["order_key"] for row in incremental["marts.fct_orders"]}
     sources = {json.loads(row)["source_id"] for row in incremental["marts.fct_interactions"]}
     assert f"shopify:{held['raw_shopify.orders'][0]}" in orders
@@ -139,7 +126,7 @@ def test_records_arriving_late_reach_every_fact(facts: MartsWarehouse) -> None:
         " ".join(model.split(".")[1] for model in FACTS),
         *VARIABLES,
     )
-    refreshed = contents(facts)
+    refreshed = facts.contents(FACTS)
     for model in FACTS:
         assert incremental[model] == refreshed[model], model
 
