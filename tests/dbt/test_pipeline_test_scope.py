@@ -16,7 +16,10 @@ fct_orders with its ancestors as the pipeline runs it (``pipeline_env``): then
   query fails fails alone;
 - the pipeline passes, without running them, the tests the warehouse answers (a not-null
   column, a unique index, a model with no row of this run), runs them when the answer is
-  gone (a dropped primary key, a row this run wrote), and an analyst's run runs them all.
+  gone (a dropped primary key, a row this run wrote), and an analyst's run runs them all;
+- the pipeline counts the nulls of every not_null-tested column of a relation in one
+  query, in the rows its tests read, and passes the tests of the columns with none; a
+  column with a null has its own test run, which fails alone with its own count.
 """
 
 from __future__ import annotations
@@ -270,8 +273,13 @@ def test_a_pipeline_run_writes_no_log_file_and_an_analysts_does(marts: MartsWare
 #: primary key (unique, not null) and fct_orders' unique index on its key (a post-hook)
 PROVEN = ("source_unique_shopify_orders_id", "source_not_null_shopify_orders_id")
 PROVEN_BY_INDEX = "unique_fct_orders_order_key"
-#: Tests nothing proves: a nullable raw column, a mart column without an index
-UNPROVEN = ("source_not_null_shopify_orders_created_at", "not_null_fct_orders_order_key")
+#: not_null tests of nullable columns: answered by one count of the relation's nulls
+COUNTED = ("source_not_null_shopify_orders_created_at", "not_null_fct_orders_order_key")
+#: Tests nothing answers: accepted values, a not_null test with a `where` of its own
+UNPROVEN = (
+    "accepted_values_fct_orders_platform__shopify__square__vtex",
+    "not_null_fct_orders_cancelled_at",
+)
 
 
 def test_results(marts: MartsWarehouse, *args: str) -> dict[str, dict]:
@@ -312,12 +320,19 @@ def test_a_pipeline_build_passes_the_tests_its_warehouse_answers_without_running
         assert tests[name]["message"].startswith("not run: "), name
         assert not tests[name]["compiled_code"], name
     assert "orders_pkey" not in tests[PROVEN_BY_INDEX]["message"]
+    for name in COUNTED:
+        assert tests[name]["status"] == "pass", name
+        assert "has no null" in tests[name]["message"], name
+        assert not tests[name]["compiled_code"], name
     for name in UNPROVEN:
         assert tests[name]["status"] == "pass", name
         assert tests[name]["message"] is None, name
         assert tests[name]["compiled_code"], name
     not_run = {name for name, r in tests.items() if (r["message"] or "").startswith("not run")}
-    assert all(name.startswith(("source_unique", "source_not_null", "unique")) for name in not_run)
+    assert all(
+        name.startswith(("source_unique", "source_not_null", "unique", "not_null"))
+        for name in not_run
+    )
 
     # the raw orders lose their primary key and get a duplicate: the unique test runs
     sources = ("--select", "source:omnicanal.shopify.orders")
@@ -383,8 +398,12 @@ def test_a_pipeline_run_does_not_run_the_tests_of_a_model_that_wrote_no_row(
         tests = test_results(marts, "test", *FCT_ORDERS_TESTS)
         assert tests["not_null_fct_orders_total_price"]["status"] == "fail"
         assert tests["not_null_fct_orders_total_price"]["failures"] == 1
+        assert tests["not_null_fct_orders_total_price"]["compiled_code"]
+        # the run wrote a row: platform's test is answered by the count of its nulls
         assert tests["not_null_fct_orders_platform"]["status"] == "pass"
-        assert tests["not_null_fct_orders_platform"]["message"] is None
+        assert (
+            "no null of the rows this run wrote" in tests["not_null_fct_orders_platform"]["message"]
+        )
         # an analyst's test reads every row: the null too
         with pytest.MonkeyPatch.context() as patch:
             patch.delenv(SKIP_PROVEN_TESTS_ENV)
@@ -400,3 +419,88 @@ def test_a_pipeline_run_does_not_run_the_tests_of_a_model_that_wrote_no_row(
             built,
             key,
         )
+
+
+def test_a_pipeline_build_counts_a_relations_nulls_once_and_a_null_fails_its_own_test(
+    marts: MartsWarehouse,
+) -> None:
+    """The pipeline's not_null tests of one relation are answered by one count of the
+    nulls of all their columns (dbt_proven_tests), in the rows the tests read: a column
+    with none passes without its test running; a column with a null has its own test
+    run, which fails with its own count of rows, and no other test fails for it. In the
+    pipeline's scope a null in a row an earlier run wrote is not read; without the scope
+    it is. A tested column the table lacks leaves the count to the others: its own test
+    runs and errors."""
+    checks = ("channel", "total_price", "currency", "platform", "order_status")
+    saved = marts.rows(
+        f"select order_key, {', '.join(checks)}, built_at from marts.fct_orders"
+        " order by order_key limit 3"
+    )
+    (first, second, old) = (row[0] for row in saved)
+    # two rows as this run's (stamped after it starts), one as an earlier run's
+    marts.rows(
+        "update marts.fct_orders set channel = case when order_key = %s then null"
+        " else channel end, total_price = null, built_at = now() + interval '1 day'"
+        " where order_key in (%s, %s) returning 1",
+        first,
+        first,
+        second,
+    )
+    marts.rows("update marts.fct_orders set currency = null where order_key = %s returning 1", old)
+
+    def not_null(tests: dict[str, dict], column: str) -> dict:
+        return tests[f"not_null_fct_orders_{column}"]
+
+    try:
+        tests = test_results(marts, "test", *FCT_ORDERS_TESTS)
+        assert (not_null(tests, "channel")["status"], not_null(tests, "channel")["failures"]) == (
+            "fail",
+            1,
+        )
+        assert not_null(tests, "total_price")["status"] == "fail"
+        assert not_null(tests, "total_price")["failures"] == 2
+        for column in ("channel", "total_price"):
+            assert not (not_null(tests, column)["message"] or "").startswith("not run"), column
+            assert not_null(tests, column)["compiled_code"], column
+        # the old row's null is outside the run's scope; the other columns have none
+        for column in ("currency", "platform", "order_status"):
+            result = not_null(tests, column)
+            assert result["status"] == "pass", column
+            assert result["message"].startswith("not run: marts.fct_orders."), column
+            assert "no null of the rows this run wrote (built_at)" in result["message"], column
+            assert "one count of the" in result["message"], column
+            assert not result["compiled_code"], column
+
+        # without the scope (as in a full refresh) every row is counted: the old null too
+        with pytest.MonkeyPatch.context() as patch:
+            patch.delenv("OMNICANAL_DBT_TEST_SCOPE")
+            tests = test_results(marts, "test", *FCT_ORDERS_TESTS)
+            assert not_null(tests, "currency")["status"] == "fail"
+            assert not_null(tests, "currency")["failures"] == 1
+            assert not_null(tests, "currency")["compiled_code"]
+            assert not_null(tests, "total_price")["failures"] == 2
+            assert not_null(tests, "platform")["status"] == "pass"
+            assert "rows this run wrote" not in not_null(tests, "platform")["message"]
+            assert "has no null" in not_null(tests, "platform")["message"]
+
+            # a tested column gone: its test runs and errors, the count answers the rest
+            rename = "alter table marts.fct_orders rename column {} to {}"
+            with psycopg.connect(marts.url, autocommit=True) as conn:
+                conn.execute(rename.format("order_status", "order_status_gone"))
+            try:
+                tests = test_results(marts, "test", *FCT_ORDERS_TESTS)
+            finally:
+                with psycopg.connect(marts.url, autocommit=True) as conn:
+                    conn.execute(rename.format("order_status_gone", "order_status"))
+            assert not_null(tests, "order_status")["status"] == "error"
+            assert not_null(tests, "platform")["status"] == "pass"
+            assert "has no null" in not_null(tests, "platform")["message"]
+    finally:
+        for key, *values, built in saved:
+            marts.rows(
+                f"update marts.fct_orders set {', '.join(f'{c} = %s' for c in checks)},"
+                " built_at = %s where order_key = %s returning 1",
+                *values,
+                built,
+                key,
+            )
