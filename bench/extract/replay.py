@@ -1,8 +1,10 @@
-"""tap-shopify's own CPU, without the sandbox: record a sync's answers once, replay them.
+"""A tap's own CPU, without the sandbox: record a sync's answers once, replay them.
 
-    .venv/bin/python bench/extract/replay.py record CONFIG.json ANSWERS.pickle
+    .venv/bin/python bench/extract/replay.py record CONFIG.json ANSWERS.pickle [--tap square]
     .venv/bin/python bench/extract/replay.py replay CONFIG.json ANSWERS.pickle [--syncs N]
-        [--profile OUT.prof]
+        [--profile OUT.prof] [--tap square]
+
+``--tap`` names the tap (``shopify``, the default, ``square`` or ``vtex``).
 
 ``record`` runs the tap in this process against the server its config names (a
 ``bench/extract/run.py``-style sandbox with its limits off) and keeps every answer, keyed
@@ -87,10 +89,15 @@ def route_sessions(adapter: BaseAdapter) -> None:
     requests.Session.__init__ = init  # type: ignore[method-assign]
 
 
-def sync(config: dict[str, Any]) -> None:
-    from tap_shopify.tap import TapShopify  # noqa: PLC0415 - after the routing
+#: The tap class of each ``--tap``.
+TAPS = {"shopify": "TapShopify", "square": "TapSquare", "vtex": "TapVtex"}
 
-    tap = TapShopify(config=config)
+
+def sync(config: dict[str, Any], tap_name: str = "shopify") -> None:
+    import importlib  # noqa: PLC0415
+
+    module = importlib.import_module(f"tap_{tap_name}.tap")  # after the routing
+    tap = getattr(module, TAPS[tap_name])(config=config)
     saved = sys.stdout
     with open(os.devnull, "w") as sys.stdout:  # noqa: PTH123
         try:
@@ -106,13 +113,14 @@ def main() -> None:
     parser.add_argument("answers", type=Path)
     parser.add_argument("--syncs", type=int, default=1, help="replays in this process")
     parser.add_argument("--profile", type=Path, help="also write a cProfile of one replay")
+    parser.add_argument("--tap", choices=sorted(TAPS), default="shopify")
     args = parser.parse_args()
     config = json.loads(args.config.read_text())
     logging.disable(logging.WARNING)
     if args.mode == "record":
         answers: dict[Key, tuple[int, dict, bytes]] = {}
         route_sessions(Recording(answers))
-        sync(config)
+        sync(config, args.tap)
         args.answers.write_bytes(pickle.dumps(answers))
         print(json.dumps({"answers": len(answers)}))
         return
@@ -121,10 +129,12 @@ def main() -> None:
     seconds = []
     for _ in range(args.syncs):
         started = time.process_time()
-        sync(config)
+        sync(config, args.tap)
         seconds.append(round(time.process_time() - started, 3))
     if args.profile:
-        cProfile.runctx("sync(config)", globals(), {"config": config}, str(args.profile))
+        cProfile.runctx(
+            "sync(config, tap)", globals(), {"config": config, "tap": args.tap}, str(args.profile)
+        )
     print(json.dumps({"cpu_s": seconds, "load_average": os.getloadavg()[0]}))
 
 

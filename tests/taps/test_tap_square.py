@@ -14,6 +14,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from unittest import mock
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
 from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from taprun import (
@@ -408,6 +410,31 @@ def _response(body: dict[str, Any], status: int = 200, headers: dict[str, str] |
     response._content = json.dumps(body).encode()
     response.headers.update(headers or {})
     return response
+
+
+def test_the_next_page_is_asked_for_while_a_pages_records_are_handed_on() -> None:
+    """Square answers while the tap processes the page before (omnicanal_tapkit's
+    PrefetchedPages): one page ahead, the same query on every page."""
+    customers = _stream(CustomersStream, {"page_size": 5})
+    bodies: list[dict[str, Any]] = []
+    second = threading.Event()
+
+    class Noting(HTTPAdapter):
+        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+            bodies.append(json.loads(request.body or b"{}"))
+            if len(bodies) == 2:
+                second.set()
+            return super().send(request, **kwargs)
+
+    customers.requests_session.mount("http://", Noting())
+    records = customers.request_records(None)
+    first = next(records)
+    assert second.wait(timeout=30)  # page 2 asked for, page 1's first record in hand
+    assert len(bodies) == 2
+    ids = [first["id"], *(record["id"] for record in records)]
+    assert len(ids) == len(set(ids)) > 10
+    assert bodies[0].get("cursor") is None and all(body["cursor"] for body in bodies[1:])
+    assert all({k: v for k, v in body.items() if k != "cursor"} == bodies[0] for body in bodies)
 
 
 def test_paginator_follows_the_body_cursor_until_it_is_gone() -> None:

@@ -17,11 +17,13 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 import typing as t
 import warnings
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -38,6 +40,7 @@ from omnicanal_tapkit import (
     PlatformFailures,
     PlatformRetries,
     PlatformTap,
+    PrefetchedPages,
     SchemaConformer,
     backoff_log_handler,
     base_url_errors,
@@ -857,3 +860,114 @@ def test_streams_with_a_rate_window_note_what_the_platform_counted() -> None:
     assert first_sent <= first_answered
     assert 0.9 < session.answered.wait_for_room() <= 1.0
     assert AcmeStream(tap=tap).requests_session.answered is None  # no window, no notes
+
+
+# --- the next page asked for while this one's records are handed on -----------------------
+
+
+class Pages(BaseAdapter):
+    """Answers ``?page=N`` with the script's page N (a JSON body, or a status code) and
+    notes each request as it arrives, from whichever thread sends it."""
+
+    def __init__(self, *pages: dict[str, t.Any] | int) -> None:
+        super().__init__()
+        self.pages = pages
+        self.sent: list[str] = []
+        self.arrived = [threading.Event() for _ in pages]
+
+    def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
+        self.sent.append(str(request.url))
+        number = int(parse_qs(urlsplit(str(request.url)).query).get("page", ["0"])[0])
+        self.arrived[number].set()
+        page = self.pages[number]
+        if isinstance(page, int):
+            item = answer(page, body="no")
+        else:
+            item = answer(200, {"Content-Type": "application/json"}, json.dumps(page))
+        item.request, item.url = request, str(request.url)
+        return item
+
+    def close(self) -> None:
+        pass
+
+
+class PagedStream(PrefetchedPages, AcmeStream):
+    next_page_token_jsonpath = "$.next"  # noqa: S105 - a JSONPath, not a secret
+
+    def get_url_params(self, context: t.Any, next_page_token: t.Any) -> dict:
+        return {"page": next_page_token} if next_page_token is not None else {}
+
+
+def _paged(adapter: Pages) -> PagedStream:
+    stream = PagedStream(tap=AcmeTap(config={"api_url": "https://api.example.com"}))
+    stream.requests_session.mount("https://", adapter)
+    return stream
+
+
+def _walk(records: t.Iterator[dict]) -> tuple[list[str], BaseException | None]:
+    """The ids handed on, and what ended the walk if it was not the last page."""
+    ids = []
+    try:
+        for record in records:
+            ids.append(record["id"])
+    except Exception as exc:  # noqa: BLE001 - compared below
+        return ids, exc
+    return ids, None
+
+
+THREE_PAGES = (
+    {"things": [{"id": "a"}, {"id": "b"}], "next": 1},
+    {"things": [{"id": "c"}], "next": 2},
+    {"things": [{"id": "d"}, {"id": "e"}]},
+)
+
+
+def test_the_next_page_is_asked_for_while_this_ones_records_are_handed_on() -> None:
+    adapter = Pages(*THREE_PAGES)
+    records = _paged(adapter).request_records(None)
+    assert next(records)["id"] == "a"
+    # page 1's first record is in our hands and the loop is paused here: the SDK's loop
+    # would not send page 2's request until page 1's records had all been handed on
+    assert adapter.arrived[1].wait(timeout=30)
+    assert not adapter.arrived[2].is_set()  # one page ahead, never more
+    assert [r["id"] for r in records] == ["b", "c", "d", "e"]
+    sdk = Pages(*THREE_PAGES)
+    assert _walk(RESTStream.request_records(_paged(sdk), None))[0] == list("abcde")
+    assert adapter.sent == sdk.sent  # the same requests, in the same order
+
+
+@pytest.mark.parametrize(
+    ("pages", "ids"),
+    [
+        # page 2 fails (404, not retried): page 1's records first, then the failure
+        (({"things": [{"id": "a"}, {"id": "b"}], "next": 1}, 404), ["a", "b"]),
+        # page 2 repeats page 1's cursor: the paginator's failure after page 2's records
+        (
+            (
+                {"things": [{"id": "a"}], "next": 1},
+                {"things": [{"id": "b"}], "next": 1},
+            ),
+            ["a", "b"],
+        ),
+        # page 2 is empty: the walk stops there, without asking for page 3
+        (
+            (
+                {"things": [{"id": "a"}], "next": 1},
+                {"things": [], "next": 2},
+                {"things": [{"id": "c"}]},
+            ),
+            ["a"],
+        ),
+    ],
+    ids=["request-fails", "cursor-repeats", "empty-page"],
+)
+def test_records_requests_and_failures_come_as_from_the_sdks_loop(
+    pages: tuple[dict[str, t.Any] | int, ...], ids: list[str]
+) -> None:
+    prefetching, sdk = Pages(*pages), Pages(*pages)
+    got, failure = _walk(_paged(prefetching).request_records(None))
+    want, sdk_failure = _walk(RESTStream.request_records(_paged(sdk), None))
+    assert got == want == ids
+    assert type(failure) is type(sdk_failure)
+    assert str(failure) == str(sdk_failure)
+    assert prefetching.sent == sdk.sent

@@ -48,6 +48,7 @@ from omnicanal_tapkit import (
     ConformedRecords,
     PlatformFailures,
     PlatformRetries,
+    PrefetchedPages,
     records_at,
     url_without_query,
 )
@@ -141,8 +142,14 @@ class BodyCursorPaginator(BaseAPIPaginator[str | None]):
         return body.get("cursor") if isinstance(body, dict) else None
 
 
-class SquareStream(ConformedRecords, PlatformRetries, RESTStream[str]):
-    """A list or search endpoint of the Square API, paged by cursor."""
+class SquareStream(ConformedRecords, PlatformRetries, PrefetchedPages, RESTStream[str]):
+    """A list or search endpoint of the Square API, paged by cursor.
+
+    Each next page is asked for while the records of the page before it are processed
+    (``PrefetchedPages``): its request is the page's cursor and the same query, which
+    the records do not change (``start_time`` reads the bookmark the sync started
+    from, and the look-back never reaches before ``start_date``).
+    """
 
     #: Retries, their log lines and final errors speak of Square and raise its errors.
     failures = PlatformFailures(

@@ -14,6 +14,8 @@
   ``max_retries`` and ``full_sync_every_days`` settings, described once;
 - :mod:`~omnicanal_tapkit.pages`: a page's JSON body decoded by msgspec and its records
   read without building a JSONPath parser (``json_body``, ``records_at``);
+- :mod:`~omnicanal_tapkit.prefetch`: :class:`PrefetchedPages`, the next page asked for
+  while the records of this one are processed;
 - :mod:`~omnicanal_tapkit.conform`: :class:`ConformedRecords`, records conformed to the
   schema by a function compiled once per schema instead of the SDK's per-record walk;
 - :mod:`~omnicanal_tapkit.startup`: ``run_tap_cli``, a tap's console script started
@@ -50,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "full_sync_setting": "settings",
     "request_settings": "settings",
     "PlatformRetries": "streams",
+    "PrefetchedPages": "prefetch",
     "PlatformTap": "tap",
     "base_url_errors": "tap",
     "exponential_backoff": "waits",
@@ -67,6 +70,7 @@ if t.TYPE_CHECKING:
     )
     from omnicanal_tapkit.full_sync import RetiresMissingOnFullSync, full_sync_due
     from omnicanal_tapkit.pages import json_body, records_at
+    from omnicanal_tapkit.prefetch import PrefetchedPages
     from omnicanal_tapkit.redact import redact, request_secrets, scrub, url_without_query
     from omnicanal_tapkit.settings import full_sync_setting, request_settings
     from omnicanal_tapkit.streams import PlatformRetries
@@ -89,6 +93,7 @@ __all__ = [
     "PlatformFailures",
     "PlatformRetries",
     "PlatformTap",
+    "PrefetchedPages",
     "RetiresMissingOnFullSync",
     "SchemaConformer",
     "backoff_log_handler",
