@@ -2,7 +2,11 @@
 
 The library's GraphQL client (``shopify.GraphQL()``, what current apps use), its REST
 resources (``Customer``, ``Order``), cursor pagination and error classes must work
-unchanged against the emulated shop, as they do against a real one.
+unchanged against the emulated shop, as they do against a real one, and show it behave
+as Shopify documents where the emulation once did not: 60 days of orders for an app
+without ``read_all_orders``, a bulk operation run, polled and downloaded, a retired API
+version served forward (and named in ``X-Shopify-API-Version``), and Shopify's own body
+for an unknown path.
 Only the address differs: a ShopifyAPI ``Session`` always builds
 ``https://<shop>.myshopify.com``, so the session handed to ``activate_session`` names
 the sandbox's URL instead.
@@ -11,25 +15,43 @@ the sandbox's URL instead.
 from __future__ import annotations
 
 import json
+import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from urllib.error import HTTPError
 from urllib.parse import urlsplit
 
 import pytest
 import shopify
-from pyactiveresource.connection import UnauthorizedAccess
+from pyactiveresource.connection import ResourceNotFound, UnauthorizedAccess
 
-from omnicanal.channels.shopify import API_VERSION, SANDBOX_ACCESS_TOKEN
+from omnicanal.channels.shopify import (
+    API_VERSION,
+    SANDBOX_ACCESS_TOKEN,
+    SANDBOX_RECENT_ORDERS_TOKEN,
+)
+from omnicanal.channels.shopify.versions import VERSION_HEADER, supported_versions
 
 
-def _session(url: str, token: str) -> SimpleNamespace:
+def _session(url: str, token: str, version: str = API_VERSION) -> SimpleNamespace:
     return SimpleNamespace(
-        site=f"{url}/admin/api/{API_VERSION}",
+        site=f"{url}/admin/api/{version}",
         url=urlsplit(url).netloc,
-        api_version=SimpleNamespace(name=API_VERSION),
+        api_version=SimpleNamespace(name=version),
         token=token,
     )
+
+
+@contextmanager
+def _activated(url: str, token: str, version: str = API_VERSION) -> Iterator[None]:
+    shopify.ShopifyResource.activate_session(_session(url, token, version))
+    try:
+        yield
+    finally:
+        shopify.ShopifyResource.clear_session()
 
 
 @pytest.fixture
@@ -132,3 +154,89 @@ def test_graphql_client_raises_on_a_wrong_token(server):
         assert caught.value.code == 401
     finally:
         shopify.ShopifyResource.clear_session()
+
+
+ORDERS_QUERY = """
+query Orders($after: String) {
+  orders(first: 250, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes { legacyResourceId }
+  }
+}"""
+
+
+def _graphql_order_ids() -> set[int]:
+    client, ids, after = shopify.GraphQL(), set(), None
+    while True:
+        body = json.loads(client.execute(ORDERS_QUERY, variables={"after": after}))
+        page = body["data"]["orders"]
+        ids |= {int(node["legacyResourceId"]) for node in page["nodes"]}
+        if not page["pageInfo"]["hasNextPage"]:
+            return ids
+        after = page["pageInfo"]["endCursor"]
+
+
+def test_graphql_client_sees_60_days_of_orders_without_read_all_orders(server, world):
+    orders = world.slices["shopify"].orders
+    cutoff = world.as_of - timedelta(days=60)
+    recent = {o["id"] for o in orders if datetime.fromisoformat(o["created_at"]) >= cutoff}
+    assert 0 < len(recent) < len(orders)
+    with _activated(server.url, SANDBOX_RECENT_ORDERS_TOKEN):
+        assert _graphql_order_ids() == recent
+        assert shopify.Order.count(status="any") == len(recent)
+    with _activated(server.url, SANDBOX_ACCESS_TOKEN):
+        assert _graphql_order_ids() == {o["id"] for o in orders}
+
+
+BULK_RUN = """
+mutation Run($query: String!) {
+  bulkOperationRunQuery(query: $query) {
+    bulkOperation { id status }
+    userErrors { field message }
+  }
+}"""
+BULK_POLL = """
+query Poll($id: ID!) {
+  node(id: $id) { ... on BulkOperation { id status errorCode objectCount url } }
+}"""
+
+
+def test_graphql_client_runs_a_bulk_operation_and_downloads_its_jsonl(shop, world):
+    client = shopify.GraphQL()
+    query = "{ customers { edges { node { id email } } } }"
+    run = json.loads(client.execute(BULK_RUN, variables={"query": query}))
+    started = run["data"]["bulkOperationRunQuery"]
+    assert started["userErrors"] == [] and started["bulkOperation"]["status"] == "CREATED"
+    for _ in range(600):  # polled as an app polls, until it ends
+        poll = json.loads(
+            client.execute(BULK_POLL, variables={"id": started["bulkOperation"]["id"]})
+        )
+        operation = poll["data"]["node"]
+        if operation["status"] not in ("CREATED", "RUNNING"):
+            break
+        time.sleep(0.05)
+    assert operation["status"] == "COMPLETED" and operation["errorCode"] is None
+    with urllib.request.urlopen(operation["url"]) as download:  # noqa: S310 - the sandbox's URL
+        lines = [json.loads(line) for line in download.read().decode().splitlines()]
+    customers = world.slices["shopify"].customers
+    assert int(operation["objectCount"]) == len(lines) == len(customers)
+    assert {line["id"] for line in lines} == {
+        f"gid://shopify/Customer/{c['id']}" for c in customers
+    }
+    assert {line["email"] for line in lines} == {c["email"] for c in customers}
+
+
+def test_rest_client_is_served_forward_from_a_retired_version(server, world):
+    oldest = supported_versions()[0]
+    with _activated(server.url, SANDBOX_ACCESS_TOKEN, version="1999-01"):
+        assert shopify.Customer.count() == len(world.slices["shopify"].customers)
+        answered = shopify.ShopifyResource.connection.response
+        headers = {name.lower(): value for name, value in answered.headers.items()}
+        assert answered.code == 200 and headers[VERSION_HEADER.lower()] == oldest
+
+
+def test_rest_client_gets_shopifys_body_for_an_unknown_path(shop):
+    with pytest.raises(ResourceNotFound) as caught:
+        shopify.ShopifyResource.connection.get(f"/admin/api/{API_VERSION}/nothing.json")
+    assert caught.value.response.code == 404
+    assert json.loads(caught.value.response.body) == {"errors": "Not Found"}
