@@ -12,6 +12,12 @@ moved back a month, must give those models exactly what a ``--full-refresh`` of 
 gives on the same data, while leaving untouched customers' rows as they were; and so
 must a second run that only moves ``as_of`` forward again.
 
+The KPI marts and what they are summed from (kpi_conversations per thread,
+int_kpi__email_campaign_days per campaign, stg_mailchimp__email_events per load) must
+too, after a load that continues a WhatsApp and an Instagram conversation, rates a
+ticket late and rates another again (its rating moves to another period), opens an old
+campaign's email, and brings a new order of an old customer; with ``as_of`` moved.
+
 stg_vtex__orders, incremental on its orders' load stamp, must follow their profiles too.
 """
 
@@ -22,7 +28,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from marts_world import COMMERCE, MartsWarehouse, sandbox_warehouse
+from marts_world import COMMERCE, ENGAGEMENT, MartsWarehouse, sandbox_warehouse
 
 SEED = 20251201
 AS_OF = datetime(2025, 11, 1, 12, 0, 0, tzinfo=UTC)
@@ -36,6 +42,19 @@ MODELS = (
     "marts.kpi_conversion",
 )
 SELECT = ("--select", "+customer_metrics +kpi_conversion")
+#: the KPI marts, on a world with every channel, and what they are summed from
+KPI_MODELS = (
+    *MODELS,
+    "marts.kpi_conversations",
+    "marts.kpi_response_times",
+    "marts.kpi_csat",
+    "marts.kpi_engagement",
+    "marts.kpi_repeat_purchase",
+    "marts.kpi_customer_value",
+    "intermediate.int_kpi__email_campaign_days",
+    "staging.stg_mailchimp__email_events",
+)
+KPI_SELECT = ("--select", "+path:models/marts/kpi")
 
 
 def variables(as_of: datetime) -> tuple[str, str]:
@@ -54,6 +73,20 @@ def marts(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield built
 
 
+@pytest.fixture(scope="module")
+def kpi_marts(
+    pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MartsWarehouse]:
+    from omnicanal.sandbox import generate_world
+
+    world = generate_world(60, SEED, as_of=AS_OF)
+    workdir = tmp_path_factory.mktemp("kpi_incremental")
+    with sandbox_warehouse(pg_admin_url, workdir, world, COMMERCE + ENGAGEMENT) as built:
+        built.dbt("seed")
+        built.dbt("run", *KPI_SELECT, *variables(AS_OF))
+        yield built
+
+
 def built_at(marts: MartsWarehouse, model: str) -> dict[str, datetime]:
     return dict(
         marts.rows(f"select customer_id, built_at from {model} where customer_id is not null")
@@ -68,15 +101,17 @@ def record_customers(marts: MartsWarehouse) -> dict[str, str]:
     )
 
 
-def full_refresh(marts: MartsWarehouse, as_of: datetime) -> dict[str, list[str]]:
+def full_refresh(
+    marts: MartsWarehouse, as_of: datetime, models: tuple[str, ...] = MODELS
+) -> dict[str, list[str]]:
     marts.dbt(
         "run",
         "--full-refresh",
         "--select",
-        " ".join(model.split(".")[1] for model in MODELS),
+        " ".join(model.split(".")[1] for model in models),
         *variables(as_of),
     )
-    return marts.contents(MODELS)
+    return marts.contents(models)
 
 
 def test_incremental_customer_marts_equal_a_full_refresh(marts: MartsWarehouse) -> None:
@@ -194,3 +229,113 @@ def test_vtex_orders_follow_their_profile(marts: MartsWarehouse) -> None:
     }
     marts.dbt("run", "--full-refresh", "--select", "stg_vtex__orders")
     assert orders() == incremental
+
+
+def test_incremental_kpis_follow_late_and_continued_activity(kpi_marts: MartsWarehouse) -> None:
+    """A load that continues conversations, rates tickets late or again, opens an old
+    campaign's email and brings an old customer's new order: the incremental run of
+    the KPI marts (and what they are summed from) equals their full refresh, and
+    rebuilds only what the load touched."""
+    # a WhatsApp number writes again within the 24 hours of its last message: the same
+    # conversation goes on (its resolution waits for a reply)
+    copy_raw_row(
+        kpi_marts,
+        "raw_whatsapp.messages",
+        "order by cast(timestamp as bigint) desc",
+        "'seq', (select max(seq) + 1 from raw_whatsapp.messages), 'id', 'wamid.late',"
+        " 'event_id', 'wamid.late', 'received_at', now(),"
+        " 'timestamp', cast(cast(timestamp as bigint) + 3600 as text),"
+        " 'text', jsonb_build_object('body', 'e agora?')",
+    )
+    # the business answers an Instagram thread again, now
+    copy_raw_row(
+        kpi_marts,
+        "raw_instagram.messages",
+        "where \"from\" ->> 'id' = ig_user_id order by created_time desc",
+        "'id', 'late-dm', 'created_time', now(), 'message', 'resolvido'",
+    )
+    # a ticket rated good is rated bad now (another period); an offered survey is
+    # answered now
+    rerated = kpi_marts.rows(
+        "update raw_zendesk.satisfaction_ratings set score = 'bad',"
+        " updated_at = now(), _sdc_batched_at = now()"
+        " where id = (select min(id) from raw_zendesk.satisfaction_ratings"
+        " where score = 'good') returning id"
+    )
+    late = kpi_marts.rows(
+        "update raw_zendesk.satisfaction_ratings set score = 'good',"
+        " updated_at = now(), _sdc_batched_at = now()"
+        " where id = (select min(id) from raw_zendesk.satisfaction_ratings"
+        " where score not in ('good', 'bad')) returning id"
+    )
+    assert rerated and late
+    # a solved ticket's metrics say it was solved a day later (the ticket itself is not
+    # loaded again, so none of its interactions changes)
+    (solved_ticket,) = kpi_marts.rows(
+        "update raw_zendesk.ticket_metrics set solved_at = solved_at + interval '1 day',"
+        " _sdc_batched_at = now() where id = (select min(metrics.id)"
+        " from raw_zendesk.ticket_metrics as metrics"
+        " inner join raw_zendesk.tickets on metrics.ticket_id = tickets.id"
+        " where metrics.solved_at is not null and tickets.status in ('solved', 'closed'))"
+        " returning ticket_id"
+    )
+    # an open of the oldest campaign's email, an hour after the newest activity
+    copy_raw_row(
+        kpi_marts,
+        "raw_mailchimp.email_activity",
+        "where action = 'sent' and not exists (select from raw_mailchimp.email_activity"
+        " as opened where opened.action = 'open'"
+        " and opened.campaign_id = raw.campaign_id and opened.email_id = raw.email_id)"
+        " order by timestamp, email_id",
+        "'action', 'open', 'timestamp',"
+        " (select max(timestamp) from raw_mailchimp.email_activity) + interval '1 hour'",
+    )
+    # an old customer's new order, placed a week before as_of, loaded now
+    copy_raw_row(
+        kpi_marts,
+        "raw_shopify.orders",
+        "where customer is not null and cancelled_at is null order by created_at",
+        "'id', (select max(id) + 1 from raw_shopify.orders), 'name', name || '-late',"
+        " 'admin_graphql_api_id', admin_graphql_api_id || '-late',"
+        f" 'created_at', timestamptz '{AS_OF - timedelta(days=7)}',"
+        f" 'processed_at', timestamptz '{AS_OF - timedelta(days=7)}',"
+        " 'updated_at', (select max(updated_at) from raw_shopify.orders) + interval '1 minute'",
+    )
+    threads_before = built_at_of(kpi_marts, "marts.kpi_conversations", "thread_key")
+    campaigns_before = built_at_of(
+        kpi_marts, "intermediate.int_kpi__email_campaign_days", "campaign_id"
+    )
+
+    moved = AS_OF + timedelta(days=40)
+    kpi_marts.dbt("run", *KPI_SELECT, *variables(moved))
+    incremental = kpi_marts.contents(KPI_MODELS)
+    threads_after = built_at_of(kpi_marts, "marts.kpi_conversations", "thread_key")
+    rebuilt = {k for k, stamp in threads_after.items() if threads_before.get(k) != stamp}
+    assert any(k.startswith("whatsapp:") for k in rebuilt)
+    assert any(k.startswith("instagram:") for k in rebuilt)
+    assert f"support:{solved_ticket[0]}" in rebuilt
+    assert len(rebuilt) < len(threads_after) / 2  # the other threads are kept
+    campaigns_after = built_at_of(
+        kpi_marts, "intermediate.int_kpi__email_campaign_days", "campaign_id"
+    )
+    assert (
+        0
+        < sum(campaigns_before.get(c) != campaigns_after[c] for c in campaigns_after)
+        < len(campaigns_after)
+    )
+    assert incremental == full_refresh(kpi_marts, moved, KPI_MODELS)
+
+
+def built_at_of(marts: MartsWarehouse, model: str, key: str) -> dict[str, datetime]:
+    return dict(marts.rows(f"select {key}, max(built_at) from {model} group by {key}"))
+
+
+def copy_raw_row(marts: MartsWarehouse, table: str, pick: str, changes: str) -> None:
+    """Insert a copy of the first row of ``table`` (``raw``) in the order of ``pick``,
+    with ``changes`` (jsonb_build_object arguments over it), loaded now."""
+    marts.rows(
+        f"insert into {table} select (jsonb_populate_record(null::{table}, to_jsonb(raw)"
+        f" || jsonb_build_object({changes}, '_sdc_extracted_at', now(),"
+        f" '_sdc_received_at', now(), '_sdc_batched_at', now()))).*"
+        f" from {table} as raw {pick} limit 1 returning 1"
+    )

@@ -8,20 +8,19 @@
     - email (Mailchimp campaigns): of the recipients of the campaigns sent in the period
       (one per campaign and member), the delivered ones (no bounce), and of those the
       share that opened (open_rate) and clicked (click_rate) at any time since, as
-      Mailchimp counts unique opens and clicks over delivered emails.
+      Mailchimp counts unique opens and clicks over delivered emails. Counted per
+      campaign and day of the send in int_kpi__email_campaign_days (incremental per
+      campaign), summed here per period.
 #}
 
 with
 
 interactions as (
 
-    -- read twice: only the columns used
     select
         occurred_at,
         channel,
         direction,
-        interaction_type,
-        thread_id,
         record_key,
         customer_id
 
@@ -82,50 +81,20 @@ activity as (
 
 ),
 
-recipients as (
-
-    select
-        thread_id as campaign_id,
-        record_key,
-        min(occurred_at) filter (where interaction_type = 'email_sent') as sent_at,
-        bool_or(interaction_type = 'email_bounce') as is_bounced,
-        bool_or(interaction_type = 'email_open') as is_opened,
-        bool_or(interaction_type = 'email_click') as is_clicked
-
-    from interactions
-    where channel = 'email'
-    group by thread_id, record_key
-
-),
-
-sends as (
-
-    select
-        grains.grain,
-        {{ kpi_period('grains.grain', 'recipients.sent_at') }} as period_start,
-        recipients.is_bounced,
-        recipients.is_opened,
-        recipients.is_clicked
-
-    from recipients
-    cross join grains
-    where recipients.sent_at is not null
-
-),
-
 email as (
 
     select
-        grain,
-        period_start,
+        grains.grain,
+        cast(date_trunc(grains.grain, campaign_days.sent_day) as date) as period_start,
         'email' as channel,
-        count(*) as emails_sent,
-        count(*) filter (where not is_bounced) as emails_delivered,
-        count(*) filter (where not is_bounced and is_opened) as unique_opens,
-        count(*) filter (where not is_bounced and is_clicked) as unique_clicks
+        cast(sum(campaign_days.emails_sent) as bigint) as emails_sent,
+        cast(sum(campaign_days.emails_delivered) as bigint) as emails_delivered,
+        cast(sum(campaign_days.unique_opens) as bigint) as unique_opens,
+        cast(sum(campaign_days.unique_clicks) as bigint) as unique_clicks
 
-    from sends
-    group by grain, period_start
+    from {{ ref('int_kpi__email_campaign_days') }} as campaign_days
+    cross join grains
+    group by grains.grain, period_start
 
 ),
 
