@@ -23,6 +23,7 @@ from contextlib import redirect_stdout
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import requests
@@ -282,6 +283,44 @@ def test_incremental_sync_gets_only_what_changed(vtex: VtexEmulator, world: Worl
     changed = next(r for r in third.records["customers"] if r["id"] == profile["id"])
     assert changed["firstName"] == "Renomeada"
     assert third.bookmark("customers") == changed["updatedIn"]
+
+
+def test_an_interrupted_sync_resumes_from_its_last_state(world: World) -> None:
+    """The connection drops while orders are read (the second stream, after the
+    profiles); the next run, from the last STATE, reads every order and no profile again
+    but those on the bookmark."""
+    real_send = requests.Session.send
+    order_requests = {"n": 0}
+
+    def flaky_send(session, request, **kwargs):
+        if "/api/oms/pvt/orders" in str(request.url):
+            order_requests["n"] += 1
+            if order_requests["n"] > 5:
+                raise requests.exceptions.ConnectionError("connection reset by peer")
+        return real_send(session, request, **kwargs)
+
+    config = {"page_size": 10, "scroll_size": 10, "max_retries": 0}
+    out = io.StringIO()
+    with (
+        mock.patch.object(requests.Session, "send", flaky_send),
+        redirect_stdout(out),
+        pytest.raises(VtexConnectionError),
+    ):
+        TapVtex(config={**BASE_CONFIG, **config}).sync_all()
+    interrupted = SyncResult([json.loads(line) for line in out.getvalue().splitlines() if line])
+    store = world.slices["vtex"]
+    orders = {o["orderId"] for o in store.orders}
+    assert 0 < len(interrupted.ids("orders")) < len(orders)
+    assert set(interrupted.ids("customers")) == {p["id"] for p in store.profiles}
+
+    resumed = sync(config, state=interrupted.state)
+    assert set(interrupted.ids("orders")) | set(resumed.ids("orders")) == orders
+    on_bookmark = {
+        r["id"]
+        for r in interrupted.records["customers"]
+        if r["updatedIn"] == interrupted.bookmark("customers")
+    }
+    assert set(resumed.ids("customers")) <= on_bookmark
 
 
 def test_incremental_customers_search_by_keyset_and_miss_none(
