@@ -29,6 +29,7 @@ from contextlib import redirect_stdout
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import requests
@@ -51,6 +52,7 @@ from tap_shopify.bulk import reassemble
 from tap_shopify.errors import (
     ShopifyAuthError,
     ShopifyBulkOperationError,
+    ShopifyConnectionError,
     ShopifyError,
     ShopifyGraphQLError,
     ShopifyRetriesExhaustedError,
@@ -251,6 +253,44 @@ def test_incremental_sync_gets_only_what_changed(shopify: ShopifyEmulator) -> No
     changed = next(r for r in third.records["customers"] if r["id"] == changed_id)
     assert changed["note"] == "Prefere contato por WhatsApp"
     assert third.bookmark("customers") == changed["updated_at"]
+
+
+def test_an_interrupted_sync_resumes_from_its_last_state(world: World) -> None:
+    """The connection drops on the third page of orders (the second stream, after the
+    customers); the next run, from the last STATE, reads every order and no customer
+    again but those on the bookmark."""
+    real_send = requests.Session.send
+    order_pages = {"n": 0}
+
+    def flaky_send(session, request, **kwargs):
+        if b"query OrdersPage" in (request.body or b""):
+            order_pages["n"] += 1
+            if order_pages["n"] > 2:
+                raise requests.exceptions.ConnectionError("connection reset by peer")
+        return real_send(session, request, **kwargs)
+
+    config = {"extraction": "pages", "page_size": 10, "max_retries": 0}
+    out = io.StringIO()
+    with (
+        mock.patch.object(requests.Session, "send", flaky_send),
+        redirect_stdout(out),
+        pytest.raises(ShopifyConnectionError),
+    ):
+        TapShopify(config={**BASE_CONFIG, **config}).sync_all()
+    interrupted = SyncResult([json.loads(line) for line in out.getvalue().splitlines() if line])
+    store = world.slices["shopify"]
+    orders = {o["id"] for o in store.orders}
+    assert 0 < len(interrupted.ids("orders")) < len(orders)
+    assert set(interrupted.ids("customers")) == {c["id"] for c in store.customers}
+
+    resumed, _ = sync(config, state=interrupted.state)
+    assert set(interrupted.ids("orders")) | set(resumed.ids("orders")) == orders
+    on_bookmark = {
+        r["id"]
+        for r in interrupted.records["customers"]
+        if utc(r["updated_at"]) == utc(interrupted.bookmark("customers"))
+    }
+    assert set(resumed.ids("customers")) <= on_bookmark
 
 
 def test_start_date_limits_the_first_sync(world: World) -> None:
