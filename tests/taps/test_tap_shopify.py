@@ -225,6 +225,45 @@ def test_bulk_and_pages_give_the_same_records_each_once(
     assert variants == sum(len(product["variants"]) for product in store.products)
 
 
+def test_customers_carry_their_consents_addresses_and_tags(world: World) -> None:
+    """Email and SMS marketing consent with the time each changed, every address and
+    the tags, as the shop holds them (issue 10's customers stream)."""
+    result, _ = sync({"extraction": "pages"})
+    got = by_id(result.records["customers"])
+    store = world.slices["shopify"].customers
+    assert set(got) == {c["id"] for c in store}
+
+    def when(value: str | None) -> datetime | None:
+        return utc(value) if value else None
+
+    seen_sms = seen_email = 0
+    for customer in store:
+        record = got[customer["id"]]
+        email, sms = customer["email_marketing_consent"], customer["sms_marketing_consent"]
+        if customer["email"]:
+            consent = record["default_email_address"]
+            assert consent["email_address"] == customer["email"]
+            assert consent["marketing_state"] == email["state"].upper()
+            assert consent["marketing_opt_in_level"] == email["opt_in_level"].upper()
+            assert when(consent["marketing_updated_at"]) == when(email["consent_updated_at"])
+            seen_email += email["consent_updated_at"] is not None
+        if customer["phone"] and sms:
+            consent = record["default_phone_number"]
+            assert consent["phone_number"] == customer["phone"]
+            assert consent["marketing_state"] == sms["state"].upper()
+            assert when(consent["marketing_updated_at"]) == when(sms["consent_updated_at"])
+            seen_sms += sms["consent_updated_at"] is not None
+        tags = [tag.strip() for tag in customer["tags"].split(",") if tag.strip()]
+        assert sorted(record["tags"]) == sorted(tags)
+        assert [a["address1"] for a in record["addresses"]] == [
+            a["address1"] for a in customer["addresses"]
+        ]
+        assert [numeric_id(a["id"]) for a in record["addresses"]] == [
+            a["id"] for a in customer["addresses"]
+        ]
+    assert seen_email and seen_sms, "the world has no dated consent to compare"
+
+
 def test_incremental_sync_gets_only_what_changed(shopify: ShopifyEmulator) -> None:
     """Run 1 (bulk), run 2 from its state (pages): nothing new; then one customer changes."""
     first, _ = sync({})
