@@ -16,6 +16,10 @@
       the till recorded item names ('items_not_in_order').
     A rejected link keeps the typed name in typed_order_name with its reason, for the
     analyst who follows it up; it links nothing.
+
+    A view, read by identity, fct_order_returns and four tests in every run: it looks at
+    the orders the returns name and their lines only (the lines' name keys and sums are
+    the costly part), not at every online order.
 #}
 
 {%- set platforms = commerce_platforms() %}
@@ -55,7 +59,9 @@ returned_items as (
         min(currency) as currency
 
     from {{ ref('stg_square__order_returns') }}
-    where is_unlinked
+    where
+        is_unlinked
+        and square_order_id in (select online_returns.square_order_id from online_returns)
     group by square_order_id
     {%- else %}
     select
@@ -79,6 +85,7 @@ online_orders as (
         created_at
 
     from {{ ref('stg_shopify__orders') }}
+    where order_name in (select online_returns.shopify_order_name from online_returns)
     order by order_name asc, created_at desc
     {%- else %}
     -- no online store in this project: no order to check a reference against
@@ -105,6 +112,7 @@ order_items as (
         sum(unit_price * quantity) as list_amount
 
     from {{ ref('stg_shopify__order_lines') }}
+    where shopify_order_id in (select online_orders.shopify_order_id from online_orders)
     group by shopify_order_id
     {%- else %}
     select
