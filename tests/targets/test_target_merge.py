@@ -81,11 +81,17 @@ def test_activate_version_soft_deletes_rows_missing_from_the_new_version(
 ):
     run(warehouse_config, _full_table_sync(1, [1, 2, 3]))
     assert sql("select count(*) from raw_test.p where _sdc_deleted_at is null") == [(3,)]
+    (first_batch,) = sql("select max(_sdc_batched_at) from raw_test.p")[0]
     run(warehouse_config, _full_table_sync(2, [1, 2]))
     rows = sql(
         "select id, _sdc_table_version, _sdc_deleted_at is not null from raw_test.p order by id"
     )
     assert rows == [(1, 2, False), (2, 2, False), (3, 1, True)]
+    # the soft delete is this batch's change of row 3: staging, incremental on the
+    # batch stamp, reads it again
+    assert sql("select _sdc_batched_at > %s from raw_test.p where id = 3", (first_batch,)) == [
+        (True,)
+    ]
 
 
 def test_activate_version_with_hard_delete_removes_them(warehouse_config, run, sql):

@@ -443,17 +443,22 @@ class WarehouseSink(Sink):
         raise NotImplementedError
 
     def activate(self, conn: psycopg.Connection, version: int) -> None:
-        """Rows of older versions were not in the latest full-table sync: delete them."""
+        """Rows of older versions were not in the latest full-table sync: delete them.
+
+        A soft delete is a change of the row in this batch, so it also stamps
+        ``_sdc_batched_at``: models incremental on that stamp (staging) read the row
+        again and see it deleted, as they see a record that carries ``_sdc_deleted_at``."""
         self._ensure_table(conn)
         target = sql.Identifier(self.db_schema, self.table)
         old = sql.SQL("(_sdc_table_version is null or _sdc_table_version < %s)")
         if self.hard_delete:
             conn.execute(sql.SQL("delete from {} where {}").format(target, old), (version,))
         else:
+            stamp = sql.SQL(", _sdc_batched_at = now()" if self.add_metadata else "")
             conn.execute(
                 sql.SQL(
-                    "update {} set _sdc_deleted_at = now() where {} and _sdc_deleted_at is null"
-                ).format(target, old),
+                    "update {} set _sdc_deleted_at = now(){} where {} and _sdc_deleted_at is null"
+                ).format(target, stamp, old),
                 (version,),
             )
 
