@@ -678,9 +678,9 @@ def test_a_tap_started_by_its_console_script_never_imports_the_unused_libraries(
     tmp_path: Path,
 ) -> None:
     """`tap-square --about` runs, in JSON through msgspec, without numpy, psutil,
-    isoduration, chardet, fsspec, joblib or asyncio; singer-sdk's batch paths are real
-    UPaths all the same, backoff's asyncio and the SDK Target's joblib the real ones
-    when used."""
+    isoduration, chardet, fsspec, joblib, asyncio or jsonpath-ng; singer-sdk's batch paths
+    are real UPaths all the same, backoff's asyncio, the SDK Target's joblib and its
+    JSONPath helpers the real ones when used."""
     script = (
         "import sys, runpy\n"
         "sys.argv = ['tap-square', '--about', '--format=json']\n"
@@ -688,9 +688,17 @@ def test_a_tap_started_by_its_console_script_never_imports_the_unused_libraries(
         "    runpy.run_module('tap_square', run_name='__main__')\n"
         "except SystemExit as done:\n"
         "    assert not done.code, done.code\n"
-        "loaded = [n for n in (*UNUSED, *DEFERRED, 'joblib', 'fsspec', 'upath.core')\n"
-        "          if n in sys.modules]\n"
+        "loaded = [n for n in (*UNUSED, *DEFERRED, 'joblib', 'fsspec', 'upath.core',\n"
+        "                      'jsonpath_ng') if n in sys.modules]\n"
         "assert not loaded, loaded\n"
+        "import singer_sdk.streams.rest as rest, singer_sdk.pagination as pagination\n"
+        "assert list(rest.extract_jsonpath('$.a[*]', {'a': [1, 2]})) == [1, 2]\n"
+        "assert 'jsonpath_ng' in sys.modules  # the real helpers, on use\n"
+        "import singer_sdk.helpers.jsonpath as helpers\n"
+        "assert type(helpers).__name__ == 'module' and helpers._compile_jsonpath\n"
+        "paginator = pagination.JSONPathPaginator('$.next')\n"
+        "assert paginator.get_next(type('R', (), {'json': lambda self: {'next': 'n2'}})()) "
+        "== 'n2'\n"
         "import asyncio, backoff._async, singer_sdk.target_base as target\n"
         "assert type(asyncio).__name__ == 'module'\n"
         "assert backoff._async.asyncio.sleep is asyncio.sleep  # the real one, on use\n"

@@ -37,6 +37,13 @@ Three more, measured with ``python -X importtime`` and the CPU time of ``tap-squ
   (``importlib.util.LazyLoader`` cannot do this on Python 3.11: ``import`` itself
   reads the module's ``__spec__``, which loads it).
 
+And one of singer-sdk's own modules: ``singer_sdk.helpers.jsonpath`` imports
+jsonpath-ng (and its PLY parser) at import, about 40 ms of CPU of each start, for
+``extract_jsonpath``, which ``RESTStream`` and ``JSONPathPaginator`` call and the taps'
+streams mostly do not (omnicanal_tapkit's ``records_at`` reads their records). During
+the import that module is :class:`DeferredJsonPath`, whose ``extract_jsonpath`` imports
+the real module when first called; afterwards it imports as usual.
+
 Only the console scripts (``tap-<name>``, ``python -m tap_<name>``) start this way;
 importing a tap in a test or a DAG changes nothing.
 
@@ -138,6 +145,34 @@ def joblib_deferred() -> Iterator[None]:
             del sys.modules["joblib"]
 
 
+#: singer-sdk's JSONPath helpers: imported by ``RESTStream`` (see above).
+JSONPATH_MODULE = "singer_sdk.helpers.jsonpath"
+
+
+class DeferredJsonPath(types.ModuleType):
+    """Stands for ``singer_sdk.helpers.jsonpath`` in what is imported at start-up: its
+    ``extract_jsonpath`` imports the real module (and jsonpath-ng) when called."""
+
+    def __init__(self) -> None:
+        super().__init__(JSONPATH_MODULE, "imported when first used (omnicanal_tapkit)")
+        self.extract_jsonpath = _deferred(JSONPATH_MODULE, "extract_jsonpath")
+
+
+@contextlib.contextmanager
+def jsonpath_deferred() -> Iterator[None]:
+    """While inside, ``from singer_sdk.helpers.jsonpath import extract_jsonpath`` gives
+    :class:`DeferredJsonPath`'s stand-in; afterwards the module imports as usual."""
+    if JSONPATH_MODULE in sys.modules:  # already paid for
+        yield
+        return
+    stand_in = sys.modules[JSONPATH_MODULE] = DeferredJsonPath()
+    try:
+        yield
+    finally:
+        if sys.modules.get(JSONPATH_MODULE) is stand_in:
+            del sys.modules[JSONPATH_MODULE]
+
+
 class DeferredModule(types.ModuleType):
     """Stands for a module in what is imported at start-up (``import asyncio``): the
     first attribute asked of it imports the real module and answers from it."""
@@ -166,7 +201,14 @@ def deferred(names: t.Iterable[str]) -> Iterator[None]:
 
 def run_tap_cli(module: str, tap_class: str) -> None:
     """Import ``module``'s ``tap_class`` without :data:`UNUSED_BY_TAPS`, with
-    :data:`DEFERRED_FOR_TAPS`, upath's ``UPath`` and joblib deferred, then run its CLI."""
-    with absent(UNUSED_BY_TAPS), deferred(DEFERRED_FOR_TAPS), upath_deferred(), joblib_deferred():
+    :data:`DEFERRED_FOR_TAPS`, upath's ``UPath``, joblib and singer-sdk's JSONPath helpers
+    deferred, then run its CLI."""
+    with (
+        absent(UNUSED_BY_TAPS),
+        deferred(DEFERRED_FOR_TAPS),
+        upath_deferred(),
+        joblib_deferred(),
+        jsonpath_deferred(),
+    ):
         tap = getattr(importlib.import_module(module), tap_class)
     sys.exit(tap.cli())
