@@ -17,9 +17,10 @@ fct_orders with its ancestors as the pipeline runs it (``pipeline_env``): then
 - the pipeline passes, without running them, the tests the warehouse answers (a not-null
   column, a unique index, a model with no row of this run), runs them when the answer is
   gone (a dropped primary key, a row this run wrote), and an analyst's run runs them all;
-- the pipeline counts the nulls of every not_null-tested column of a relation in one
-  query, in the rows its tests read, and passes the tests of the columns with none; a
-  column with a null has its own test run, which fails alone with its own count.
+- the pipeline counts, in one query per relation, the rows each of its not_null and
+  accepted_values tests would find, in the rows the tests read, and passes the tests
+  that find none; a test with a count has its own query run, and fails alone with its
+  own count.
 """
 
 from __future__ import annotations
@@ -273,12 +274,18 @@ def test_a_pipeline_run_writes_no_log_file_and_an_analysts_does(marts: MartsWare
 #: primary key (unique, not null) and fct_orders' unique index on its key (a post-hook)
 PROVEN = ("source_unique_shopify_orders_id", "source_not_null_shopify_orders_id")
 PROVEN_BY_INDEX = "unique_fct_orders_order_key"
-#: not_null tests of nullable columns: answered by one count of the relation's nulls
-COUNTED = ("source_not_null_shopify_orders_created_at", "not_null_fct_orders_order_key")
-#: Tests nothing answers: accepted values, a not_null test with a `where` of its own
-UNPROVEN = (
+#: not_null tests of nullable columns, an accepted_values and an expression_is_true
+#: test: answered by one count of the rows each would find, per relation
+COUNTED = (
+    "source_not_null_shopify_orders_created_at",
+    "not_null_fct_orders_order_key",
     "accepted_values_fct_orders_platform__shopify__square__vtex",
+    TOTAL_TEST,
+)
+#: Tests nothing answers: a not_null test with a `where` of its own, a relationship
+UNPROVEN = (
     "not_null_fct_orders_cancelled_at",
+    "relationships_fct_orders_customer_id__customer_id__ref_dim_customers_",
 )
 
 
@@ -322,17 +329,16 @@ def test_a_pipeline_build_passes_the_tests_its_warehouse_answers_without_running
     assert "orders_pkey" not in tests[PROVEN_BY_INDEX]["message"]
     for name in COUNTED:
         assert tests[name]["status"] == "pass", name
-        assert "has no null" in tests[name]["message"], name
+        assert "one count for the relation's" in tests[name]["message"], name
         assert not tests[name]["compiled_code"], name
     for name in UNPROVEN:
         assert tests[name]["status"] == "pass", name
         assert tests[name]["message"] is None, name
         assert tests[name]["compiled_code"], name
     not_run = {name for name, r in tests.items() if (r["message"] or "").startswith("not run")}
-    assert all(
-        name.startswith(("source_unique", "source_not_null", "unique", "not_null"))
-        for name in not_run
-    )
+    answered = ("not_null", "unique", "accepted_values", "expression_is_true", "matches_pattern")
+    assert not_run
+    assert all(any(kind in name for kind in answered) for name in not_run), not_run
 
     # the raw orders lose their primary key and get a duplicate: the unique test runs
     sources = ("--select", "source:omnicanal.shopify.orders")
@@ -381,9 +387,9 @@ def test_a_pipeline_run_does_not_run_the_tests_of_a_model_that_wrote_no_row(
     for name in checks:
         assert tests[name]["status"] == "pass", name
         assert "no row this run wrote" in tests[name]["message"], name
-    # an expression or accepted-values test is not answered: it runs, on no row
-    assert tests[TOTAL_TEST]["message"] is None
-    assert tests[TOTAL_TEST]["compiled_code"]
+    # an expression test is answered by the count of its failing rows: none of no row
+    assert "no row where (total_price >= 0) is false" in tests[TOTAL_TEST]["message"]
+    assert not tests[TOTAL_TEST]["compiled_code"]
 
     (key,) = marts.rows("select order_key from marts.fct_orders order by order_key limit 1")[0]
     (price, built) = marts.rows(
@@ -421,69 +427,86 @@ def test_a_pipeline_run_does_not_run_the_tests_of_a_model_that_wrote_no_row(
         )
 
 
-def test_a_pipeline_build_counts_a_relations_nulls_once_and_a_null_fails_its_own_test(
+def test_a_pipeline_build_counts_a_relations_failing_rows_once_and_runs_a_failing_test(
     marts: MartsWarehouse,
 ) -> None:
-    """The pipeline's not_null tests of one relation are answered by one count of the
-    nulls of all their columns (dbt_proven_tests), in the rows the tests read: a column
-    with none passes without its test running; a column with a null has its own test
-    run, which fails with its own count of rows, and no other test fails for it. In the
-    pipeline's scope a null in a row an earlier run wrote is not read; without the scope
-    it is. A tested column the table lacks leaves the count to the others: its own test
-    runs and errors."""
+    """The pipeline's not_null, accepted_values and expression_is_true tests of one
+    relation are answered by one count of the rows each would find (dbt_proven_tests),
+    in the rows the tests read: a test that finds none passes without running; a test
+    that finds some runs, and fails with its own count, and no other test fails for it.
+    In the pipeline's scope a row an earlier run wrote is not read; without the scope it
+    is. A tested column the table lacks leaves the count to the others: its own tests
+    run and error."""
     checks = ("channel", "total_price", "currency", "platform", "order_status")
     saved = marts.rows(
         f"select order_key, {', '.join(checks)}, built_at from marts.fct_orders"
         " order by order_key limit 3"
     )
     (first, second, old) = (row[0] for row in saved)
-    # two rows as this run's (stamped after it starts), one as an earlier run's
+    # two rows as this run's (stamped after it starts): a null channel and total, and
+    # a channel not accepted and a negative total
     marts.rows(
         "update marts.fct_orders set channel = case when order_key = %s then null"
-        " else channel end, total_price = null, built_at = now() + interval '1 day'"
-        " where order_key in (%s, %s) returning 1",
+        " else 'fax' end, total_price = case when order_key = %s then null else -5 end,"
+        " built_at = now() + interval '1 day' where order_key in (%s, %s) returning 1",
+        first,
         first,
         first,
         second,
     )
-    marts.rows("update marts.fct_orders set currency = null where order_key = %s returning 1", old)
+    # an earlier run's row: no currency, a status not accepted
+    marts.rows(
+        "update marts.fct_orders set currency = null, order_status = 'lost'"
+        " where order_key = %s returning 1",
+        old,
+    )
+    accepted = {
+        "channel": "accepted_values_fct_orders_channel__web__marketplace__pos",
+        "platform": "accepted_values_fct_orders_platform__shopify__square__vtex",
+        "order_status": "accepted_values_fct_orders_order_status__open__completed__cancelled",
+    }
 
     def not_null(tests: dict[str, dict], column: str) -> dict:
         return tests[f"not_null_fct_orders_{column}"]
 
+    def failed(result: dict) -> tuple[str, int]:
+        """A test that ran (dbt's query, compiled) and failed: its failures."""
+        assert not (result["message"] or "").startswith("not run"), result["unique_id"]
+        assert result["compiled_code"], result["unique_id"]
+        return result["status"], result["failures"]
+
     try:
         tests = test_results(marts, "test", *FCT_ORDERS_TESTS)
-        assert (not_null(tests, "channel")["status"], not_null(tests, "channel")["failures"]) == (
-            "fail",
-            1,
-        )
-        assert not_null(tests, "total_price")["status"] == "fail"
-        assert not_null(tests, "total_price")["failures"] == 2
-        for column in ("channel", "total_price"):
-            assert not (not_null(tests, column)["message"] or "").startswith("not run"), column
-            assert not_null(tests, column)["compiled_code"], column
-        # the old row's null is outside the run's scope; the other columns have none
-        for column in ("currency", "platform", "order_status"):
-            result = not_null(tests, column)
-            assert result["status"] == "pass", column
-            assert result["message"].startswith("not run: marts.fct_orders."), column
-            assert "no null of the rows this run wrote (built_at)" in result["message"], column
-            assert "one count of the" in result["message"], column
-            assert not result["compiled_code"], column
+        assert failed(not_null(tests, "channel")) == ("fail", 1)
+        assert failed(not_null(tests, "total_price")) == ("fail", 1)
+        assert failed(tests[accepted["channel"]]) == ("fail", 1)  # one value not accepted
+        assert failed(tests[TOTAL_TEST]) == ("fail", 1)
+        # the old row is outside the run's scope; the other tests find nothing
+        answered = [not_null(tests, c) for c in ("currency", "platform", "order_status")]
+        answered += [tests[accepted["platform"]], tests[accepted["order_status"]]]
+        answered += [tests["expression_is_true_fct_orders_total_discounts__total_discounts_0"]]
+        for result in answered:
+            assert result["status"] == "pass", result["unique_id"]
+            assert result["message"].startswith("not run: marts.fct_orders"), result["message"]
+            assert "of the rows this run wrote (built_at): one count" in result["message"]
+            assert not result["compiled_code"], result["unique_id"]
+        assert "has no null" in not_null(tests, "currency")["message"]
+        assert "has only the accepted values" in tests[accepted["platform"]]["message"]
 
-        # without the scope (as in a full refresh) every row is counted: the old null too
+        # without the scope (as in a full refresh) every row is counted: the old row too
         with pytest.MonkeyPatch.context() as patch:
             patch.delenv("OMNICANAL_DBT_TEST_SCOPE")
             tests = test_results(marts, "test", *FCT_ORDERS_TESTS)
-            assert not_null(tests, "currency")["status"] == "fail"
-            assert not_null(tests, "currency")["failures"] == 1
-            assert not_null(tests, "currency")["compiled_code"]
-            assert not_null(tests, "total_price")["failures"] == 2
-            assert not_null(tests, "platform")["status"] == "pass"
-            assert "rows this run wrote" not in not_null(tests, "platform")["message"]
-            assert "has no null" in not_null(tests, "platform")["message"]
+            assert failed(not_null(tests, "currency")) == ("fail", 1)
+            assert failed(tests[accepted["order_status"]]) == ("fail", 1)
+            assert failed(not_null(tests, "total_price")) == ("fail", 1)
+            assert failed(tests[TOTAL_TEST]) == ("fail", 1)
+            for result in (not_null(tests, "platform"), tests[accepted["platform"]]):
+                assert result["status"] == "pass", result["unique_id"]
+                assert result["message"].startswith("not run: marts.fct_orders")
+                assert "rows this run wrote" not in result["message"]
 
-            # a tested column gone: its test runs and errors, the count answers the rest
+            # a tested column gone: its tests run and error, the count answers the rest
             rename = "alter table marts.fct_orders rename column {} to {}"
             with psycopg.connect(marts.url, autocommit=True) as conn:
                 conn.execute(rename.format("order_status", "order_status_gone"))
@@ -493,6 +516,7 @@ def test_a_pipeline_build_counts_a_relations_nulls_once_and_a_null_fails_its_own
                 with psycopg.connect(marts.url, autocommit=True) as conn:
                     conn.execute(rename.format("order_status_gone", "order_status"))
             assert not_null(tests, "order_status")["status"] == "error"
+            assert tests[accepted["order_status"]]["status"] == "error"
             assert not_null(tests, "platform")["status"] == "pass"
             assert "has no null" in not_null(tests, "platform")["message"]
     finally:

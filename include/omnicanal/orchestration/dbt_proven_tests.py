@@ -15,13 +15,15 @@ Python and a query whatever it reads. Some can only pass:
   dbt_project/macros/tests/get_where_subquery.sql) when it has none: the test would read
   no row. (In a run with new data the stamped marts always write some, their look-backs
   rewrite recent rows, so this saves only on runs with nothing new.)
-- ``not_null`` on a relation whose not_null-tested columns were counted together: the
-  first such test of a relation in a run counts, in one query, the nulls of every column
-  a ``not_null`` test names on that relation (in the pipeline's scope of the rows the run
-  wrote, as the tests read them), and every one of those tests whose column has none
-  passes on that answer. A column with a null has its own test run, as dbt would run
-  it: it fails, alone, with its own failures count. One scan and one dbt node's worth of
-  work instead of one per column (289 not_null tests at 10k).
+- ``not_null`` and ``accepted_values`` answered by one count per relation: the first
+  such test of a relation in a run counts, in one query, the rows each of the
+  relation's ``not_null`` and ``accepted_values`` tests would return (a null; a value
+  not in the list, compared as dbt's macro compares it), in the rows the tests read
+  (the pipeline's scope of the rows the run wrote, or all), and every one of those tests
+  whose count is 0 passes on that answer. A test whose count is not 0 runs, as dbt
+  would run it: it fails, alone, with its own failures count. One scan and one dbt
+  node's worth of work instead of one per test (at 10k, 289 not_null and 60
+  accepted_values tests).
 
 Only a valid, ready index counts, on plain columns (no expression, no predicate), with
 the default operator class and a deterministic collation (equality as ``group by``
@@ -30,7 +32,7 @@ dbt runs on, whose columns the test names (a test of a column that is gone runs,
 fails as it should); only dbt's own test macros or the project's (no package's test of
 the same name); only a test that fails on any row (``fail_calc`` ``count(*)``,
 thresholds that zero rows pass), has no ``where`` of its own and stores no failures.
-The catalog (and the nulls) are read once per relation and run, on the test's
+The catalog (and the counts) are read once per relation and run, on the test's
 connection, after the model and its hooks have run (dbt runs a model's tests after it,
 and the models after it after its tests; a source is read as it is then, as its tests
 would read it).
@@ -155,23 +157,27 @@ class Catalog:
 _catalogs: dict[tuple[str, str, str, str], Catalog | None] = {}
 #: Per dbt invocation, relation and stamp: whether the relation has no row of this run.
 _wrote: dict[tuple[str, ...], bool] = {}
-#: Per dbt invocation: the columns the not_null tests name, per relation and scope.
-_not_null_tested: dict[str, dict[tuple[Any, ...], frozenset[str]]] = {}
-#: Per dbt invocation, relation and scope: each not_null-tested column's null count
-#: (None: the count failed, every test runs), and the lock its first test holds.
-_nulls: dict[tuple[Any, ...], dict[str, int] | None] = {}
-_nulls_locks: dict[tuple[Any, ...], threading.Lock] = {}
+#: Per dbt invocation: the checks one count answers, per relation and scope.
+_checks: dict[str, dict[tuple[Any, ...], frozenset[tuple[str, ...]]]] = {}
+#: Per dbt invocation, relation and scope: each check's count of failing rows (None:
+#: the count failed, every test runs), and the lock its first test holds.
+_counted: dict[tuple[Any, ...], dict[tuple[str, ...], int] | None] = {}
+_counts_locks: dict[tuple[Any, ...], threading.Lock] = {}
 _catalogs_lock = threading.Lock()
 _ORIGINAL: dict[str, Any] = {}
 
 #: The tests answered, each by the macro whose SQL the proofs below rely on: dbt's
 #: ``not_null`` (rows where the column is null), ``unique`` (non-null values in more
-#: than one row) and the project's ``unique_combination`` (groups of the columns with
-#: more than one row).
+#: than one row), ``accepted_values`` (values not in the list) and the project's
+#: ``unique_combination`` (groups of the columns with more than one row),
+#: ``expression_is_true`` and ``matches_pattern`` (rows failing an expression, a pattern).
 _MACROS = {
     "not_null": "macro.dbt.test_not_null",
     "unique": "macro.dbt.test_unique",
+    "accepted_values": "macro.dbt.test_accepted_values",
     "unique_combination": "macro.{project}.test_unique_combination",
+    "expression_is_true": "macro.{project}.test_expression_is_true",
+    "matches_pattern": "macro.{project}.test_matches_pattern",
 }
 
 
@@ -233,127 +239,225 @@ def _proof(runner: Any, manifest: Any) -> str | None:
     meta = getattr(node, "test_metadata", None)
     if getattr(node, "resource_type", None) != "test" or meta is None or meta.namespace:
         return None  # a unit or singular test, or a package's generic test
-    macro = _MACROS.get(meta.name, "").format(project=runner.config.project_name)
+    project = runner.config.project_name
+    macro = _MACROS.get(meta.name, "").format(project=project)
     if not macro or macro not in node.depends_on.macros:
         return None  # another test by that name (an override, a package's)
     if not _fails_on_any_row(node.config):
         return None
     columns = _columns(meta.name, meta.kwargs)
+    check = _counted_check(node, manifest, project)
     tested = _tested_relation(node, manifest)
-    if columns is None or tested is None:
+    if (columns is None and check is None) or tested is None:
         return None
     catalog = _catalog(runner.adapter, node, tested)
-    if catalog is None or not columns <= catalog.columns:
+    if catalog is None or not (columns or frozenset()) <= catalog.columns:
         return None  # the test's query would fail: let it
     stamp = _new_rows_stamp(node, manifest)
     if stamp is not None and stamp not in catalog.columns:
         return None  # the pipeline's scope (get_where_subquery) would fail: let it
     where = ".".join(tested[1:])
-    if meta.name == "not_null" and columns <= catalog.not_null:
+    if meta.name == "not_null" and columns and columns <= catalog.not_null:
         return f"{where}.{next(iter(columns))} is declared not null"
     if meta.name == "unique" and columns in catalog.unique:
         return f"{where} has a unique index on {next(iter(columns))}"
-    if meta.name == "unique_combination":
+    if meta.name == "unique_combination" and columns:
         for key in catalog.unique_not_null:
             if key <= columns:
                 return f"{where} has a unique index on {', '.join(sorted(key))}, not null"
     if (
         stamp is not None
+        and columns
         and meta.name in ("not_null", "unique")
         and (meta.name == "not_null" or columns <= catalog.groupable)
         and _wrote_nothing(runner.adapter, node, tested, stamp)
     ):
         return f"{where} has no row this run wrote ({stamp}): the test would read none"
-    if meta.name == "not_null":
-        (column,) = columns
-        nulls = _null_counts(runner, manifest, tested, stamp, catalog)
-        if nulls is not None and nulls.get(column) == 0:
+    if check is not None:
+        counts = _counts(runner, manifest, tested, stamp, catalog)
+        if counts is not None and counts.get(check) == 0:
             scope = f" of the rows this run wrote ({stamp})" if stamp else ""
             return (
-                f"{where}.{column} has no null{scope}: one count of the {len(nulls)}"
-                " not_null-tested columns of the relation"
+                f"{where}{_answer(check)}{scope}: one count for the relation's"
+                f" {len(counts)} not_null, accepted_values, expression_is_true and"
+                " matches_pattern tests"
             )
     return None
 
 
-def _not_null_columns(manifest: Any) -> dict[tuple[Any, ...], frozenset[str]]:
-    """Per (relation, scope stamp): the columns named by the not_null tests that the
-    count may answer (dbt's macro, failing on any row, no ``where``, a plain column), of
-    every test in the manifest (selected or not: counting one more column is harmless).
-    None at all when the project or a package implements ``not_null`` itself (dispatch
-    would run its SQL, not dbt's, which the count stands for)."""
+#: What one count per relation answers, the test's name and what it checks:
+#: ("not_null", column), ("accepted_values", column, value...),
+#: ("expression_is_true", expression), ("matches_pattern", column, pattern).
+Check = tuple[str, ...]
+#: Jinja in a test's argument, which dbt renders when it compiles the test.
+_JINJA = re.compile(r"\{[{%#]")
+#: The tests one count per relation answers.
+_COUNTED = ("not_null", "accepted_values", "expression_is_true", "matches_pattern")
+
+
+def _answer(check: Check) -> str:
+    """What a zero count says, after the relation's name."""
+    if check[0] == "not_null":
+        return f".{check[1]} has no null"
+    if check[0] == "accepted_values":
+        return f".{check[1]} has only the accepted values"
+    if check[0] == "matches_pattern":
+        return f".{check[1]} matches its pattern"
+    return f" has no row where ({check[1]}) is false"
+
+
+def _counted_check(node: Any, manifest: Any, project: str) -> Check | None:
+    """The check a data test makes, when one count of its relation may answer it: dbt's
+    own ``not_null`` or ``accepted_values`` (no implementation of the project's or a
+    package's that dispatch would run instead) or the project's ``expression_is_true`` or
+    ``matches_pattern``, failing on any row, with no ``where`` of its own, on a plain
+    column; accepted values quoted (dbt's default) and of a type whose text dbt's macro
+    writes as Python does (text, numbers, booleans); no Jinja in the expression, pattern
+    or values (dbt renders it when it compiles the test). The count writes every value,
+    expression and pattern as the test's macro does, so a SQL error is the same in
+    both (and the count failing leaves every test to run)."""
+    meta = getattr(node, "test_metadata", None)
+    if (
+        getattr(node, "resource_type", None) != "test"
+        or meta is None
+        or meta.namespace
+        or meta.name not in _COUNTED
+        or _MACROS[meta.name].format(project=project) not in node.depends_on.macros
+        or _overridden(manifest, meta.name)
+        or not _fails_on_any_row(node.config)
+    ):
+        return None
+    kwargs = meta.kwargs
+    arguments = [kwargs.get(name) for name in ("expression", "pattern", "values")]
+    if _JINJA.search(json.dumps(arguments, default=str)):
+        return None  # dbt renders it at compile time (a ref, a var): the test runs
+    if meta.name == "expression_is_true":
+        expression = kwargs.get("expression")
+        return ("expression_is_true", expression) if isinstance(expression, str) else None
+    columns = _columns(meta.name, kwargs)
+    if columns is None:
+        return None
+    (column,) = columns
+    if meta.name == "not_null":
+        return ("not_null", column)
+    if meta.name == "matches_pattern":
+        pattern = kwargs.get("pattern")
+        return ("matches_pattern", column, pattern) if isinstance(pattern, str) else None
+    values = kwargs.get("values")
+    if (
+        kwargs.get("quote", True) is not True
+        or not isinstance(values, list | tuple)
+        or not values
+        or not all(isinstance(v, str | int | float | bool) for v in values)
+    ):
+        return None
+    return ("accepted_values", column, *(str(v) for v in values))
+
+
+#: Per dbt invocation and test: whether the project or a package implements it itself.
+_overrides: dict[tuple[str, str], bool] = {}
+
+
+def _overridden(manifest: Any, test: str) -> bool:
+    """Whether dispatch would run another implementation of dbt's test ``test`` (the
+    project's tests are macros of their own, not dispatched)."""
+    from dbt_common.invocation import get_invocation_id
+
+    if test not in ("not_null", "accepted_values"):
+        return False
+    key = (get_invocation_id(), test)
+    with _catalogs_lock:
+        if key not in _overrides:
+            _overrides[key] = any(
+                macro.name in (f"default__test_{test}", f"postgres__test_{test}")
+                and macro.package_name != "dbt"
+                for macro in manifest.macros.values()
+            )
+        return _overrides[key]
+
+
+def _counted_checks(manifest: Any, project: str) -> dict[tuple[Any, ...], frozenset[Check]]:
+    """Per (relation, scope stamp): the checks of every data test in the manifest that a
+    count may answer (selected or not: counting one more is harmless)."""
     from dbt_common.invocation import get_invocation_id
 
     invocation = get_invocation_id()
     with _catalogs_lock:
-        if invocation in _not_null_tested:
-            return _not_null_tested[invocation]
-    found: dict[tuple[Any, ...], set[str]] = {}
-    overridden = any(
-        macro.name in ("default__test_not_null", "postgres__test_not_null")
-        and macro.package_name != "dbt"
-        for macro in manifest.macros.values()
-    )
-    for node in () if overridden else manifest.nodes.values():
-        meta = getattr(node, "test_metadata", None)
-        if (
-            getattr(node, "resource_type", None) != "test"
-            or meta is None
-            or meta.namespace
-            or meta.name != "not_null"
-            or _MACROS["not_null"] not in node.depends_on.macros
-            or not _fails_on_any_row(node.config)
-        ):
-            continue
-        columns = _columns(meta.name, meta.kwargs)
-        tested = _tested_relation(node, manifest)
-        if columns is None or tested is None:
-            continue
-        found.setdefault((tested, _new_rows_stamp(node, manifest)), set()).update(columns)
-    index = {key: frozenset(names) for key, names in found.items()}
+        if invocation in _checks:
+            return _checks[invocation]
+    found: dict[tuple[Any, ...], set[Check]] = {}
+    for node in manifest.nodes.values():
+        check = _counted_check(node, manifest, project)
+        tested = _tested_relation(node, manifest) if check is not None else None
+        if check is not None and tested is not None:
+            found.setdefault((tested, _new_rows_stamp(node, manifest)), set()).add(check)
+    index = {key: frozenset(checks) for key, checks in found.items()}
     with _catalogs_lock:
-        _not_null_tested[invocation] = index
+        _checks[invocation] = index
     return index
 
 
-def _null_counts(
+def _count_sql(check: Check) -> str:
+    """How many rows would fail ``check``, as the test's macro selects them: a null
+    (not_null); a value ``not in`` the accepted ones (a null is in neither); a row where
+    ``not coalesce((expression), true)``; a non-null value that does not match the
+    pattern (``~``)."""
+    if check[0] == "expression_is_true":
+        return f"count(*) filter (where not coalesce(({check[1]}), true))"
+    column = _quote(check[1])
+    if check[0] == "not_null":
+        return f"count(*) filter (where {column} is null)"
+    if check[0] == "matches_pattern":
+        return f"count(*) filter (where {column} is not null and not ({column} ~ '{check[2]}'))"
+    values = ", ".join("'" + value + "'" for value in check[2:])
+    return f"count(*) filter (where {column} not in ({values}))"
+
+
+def _counts(
     runner: Any,
     manifest: Any,
     relation: tuple[str, str, str],
     stamp: str | None,
     catalog: Catalog,
-) -> dict[str, int] | None:
-    """Each not_null-tested column of ``relation``'s null count, in one query, in the
-    scope the tests read (the rows stamped at or after this run's start, with a stamp);
-    asked by the relation's first not_null test of the run, read by the others."""
+) -> dict[Check, int] | None:
+    """How many rows each counted check of ``relation`` finds, in one query, in the
+    scope its tests read (the rows stamped at or after this run's start, with a stamp);
+    asked by the relation's first such test of the run, read by the others."""
     from dbt import tracking
     from dbt_common.invocation import get_invocation_id
 
     key = (get_invocation_id(), relation, stamp)
     with _catalogs_lock:
-        lock = _nulls_locks.setdefault(key, threading.Lock())
+        lock = _counts_locks.setdefault(key, threading.Lock())
     with lock:  # a test of the same relation on another thread waits for the answer
         with _catalogs_lock:
-            if key in _nulls:
-                return _nulls[key]
-        tested = _not_null_columns(manifest).get((relation, stamp), frozenset())
-        # a column the table lacks stays out (its test runs, and fails); one declared
-        # not null is answered by the catalog
-        columns = sorted((tested & catalog.columns) - catalog.not_null)
+            if key in _counted:
+                return _counted[key]
+        # a column the table lacks stays out (its test runs, and fails); a not_null test
+        # of a column declared not null is answered by the catalog
+        checks = sorted(
+            check
+            for check in _counted_checks(manifest, runner.config.project_name).get(
+                (relation, stamp), frozenset()
+            )
+            if (check[0] == "expression_is_true" or check[1] in catalog.columns)
+            and not (check[0] == "not_null" and check[1] in catalog.not_null)
+        )
         started = getattr(tracking.active_user, "run_started_at", None)
-        counts: dict[str, int] | None = None
-        if columns and (stamp is None or started is not None):
-            counted = ", ".join(f"count(*) filter (where {_quote(c)} is null)" for c in columns)
+        counts: dict[Check, int] | None = None
+        if checks and (stamp is None or started is not None):
+            counted = ", ".join(_count_sql(check) for check in checks)
             query = f"select {counted} from {'.'.join(_quote(p) for p in relation[1:])}"
+            query = query.replace("%", "%%")  # the driver formats the query: keep a % as is
             if stamp is not None:  # the scope get_where_subquery gives the tests
                 query += f" where {_quote(stamp)} >= %(started)s"
             try:
                 row = _query(runner.adapter, runner.node, query, {"started": started})
-                counts = {column: int(n) for column, n in zip(columns, row, strict=True)}
+                counts = {check: int(n) for check, n in zip(checks, row, strict=True)}
             except Exception:  # no answer: each test runs its own query
-                log.debug("no null count for %s", relation, exc_info=True)
+                log.debug("no count for %s", relation, exc_info=True)
         with _catalogs_lock:
-            _nulls[key] = counts
+            _counted[key] = counts
         return counts
 
 
