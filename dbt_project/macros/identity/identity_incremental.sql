@@ -333,3 +333,43 @@
         )
     {%- endif -%}
 {%- endmacro %}
+
+{#
+    The fingerprint of the normalisation int_identity__records applies (md5, as a
+    literal): the records model's code, the SQL each normalisation macro it calls renders
+    (so their vars too, identity_email_provider_rules), and the checksums of the seeds it
+    reads (nicknames, placeholder names). Each record keeps the fingerprint it was
+    normalised under; int_identity__record_changes lists a record whose fingerprint is not
+    this one as changed, so a run after a change to any of these normalises every record
+    again, as a full refresh would (no --full-refresh needed). A macro that
+    int_identity__records starts calling for a normalised column belongs in the list
+    below (tests/identity/test_normalization_fingerprint.py checks the model's macros).
+#}
+{% macro identity_normalization_fingerprint() -%}
+    {%- if not execute %}{{ return('') }}{% endif %}
+    {%- set parts = [] %}
+    {#- a unit test's context has no graph: its fingerprint is the macros' alone #}
+    {%- set nodes = graph.get('nodes') or {} %}
+    {%- set records = nodes.values()
+        | selectattr('resource_type', 'equalto', 'model')
+        | selectattr('name', 'equalto', 'int_identity__records') | list %}
+    {%- for node in records %}
+        {%- do parts.append(node.raw_code) %}
+        {%- for parent in node.depends_on.nodes if parent.startswith('seed.') %}
+            {%- do parts.append(parent ~ ':' ~ nodes[parent].checksum.checksum) %}
+        {%- endfor %}
+    {%- endfor %}
+    {%- for name in identity_normalization_macros() %}
+        {%- do parts.append(name ~ ':' ~ context[name]('x')) %}
+    {%- endfor %}
+    {{ return(local_md5(parts | join('\n'))) }}
+{%- endmacro %}
+
+{# The macros int_identity__records normalises columns with (each called with one column). #}
+{% macro identity_normalization_macros() -%}
+    {{ return([
+        'identity_email', 'normalize_email', 'identity_email_domain_typos', 'normalize_phone',
+        'normalize_cpf', 'normalize_name_key', 'normalize_social_handles',
+        'identity_diminutive_base',
+    ]) }}
+{%- endmacro %}

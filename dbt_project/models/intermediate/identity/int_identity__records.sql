@@ -141,6 +141,9 @@ normalized as (
     select
         source || ':' || source_record_id as record_key,
         record_fingerprint,
+        -- the code this record was normalised under (int_identity__record_changes
+        -- normalises it again when that changes)
+        cast('{{ identity_normalization_fingerprint() }}' as text) as normalization_fingerprint,
         source,
         source_record_id,
 
