@@ -135,3 +135,51 @@ def facts_connection(facts: MartsWarehouse):
     import psycopg
 
     return psycopg.connect(facts.url, autocommit=True)
+
+
+def test_a_crm_activity_deleted_in_hubspot_leaves_the_facts_and_the_journey(
+    facts: MartsWarehouse,
+) -> None:
+    """HubSpot deletes a logged call (the loader soft-deletes its raw row and stamps its
+    batch): the incremental run takes it out of fct_interactions and out of its
+    customer's journey, as a full refresh does; the customer's other events stay."""
+    facts.dbt("run", "--select", "+customer_journey", *VARIABLES)  # whatever came before
+    (call, customer) = facts.rows(
+        "select source_id, customer_id from marts.fct_interactions"
+        " where interaction_type = 'crm_call' and customer_id is not null"
+        " order by interaction_key limit 1"
+    )[0]
+    raw_id = call.split(":", 1)[-1]
+    events = facts.rows(
+        "select count(*) from marts.customer_journey where customer_id = %s", customer
+    )[0][0]
+    facts.rows(
+        "update raw_hubspot.calls set _sdc_deleted_at = now(), _sdc_batched_at = now()"
+        " where id::text = %s returning 1",
+        raw_id,
+    )
+    facts.dbt("run", "--select", "+customer_journey", *VARIABLES)
+    incremental = facts.contents(FACTS)
+    assert not facts.rows("select 1 from marts.fct_interactions where source_id = %s", call), (
+        "the deleted call is still a fact"
+    )
+    assert not facts.rows(
+        "select 1 from marts.customer_journey where source_key = %s", f"hubspot:{call}"
+    ), "the deleted call is still in the journey"
+    assert (
+        facts.rows("select count(*) from marts.customer_journey where customer_id = %s", customer)[
+            0
+        ][0]
+        == events - 1
+    )
+
+    facts.dbt(
+        "run",
+        "--full-refresh",
+        "--select",
+        " ".join(model.split(".")[1] for model in FACTS),
+        *VARIABLES,
+    )
+    refreshed = facts.contents(FACTS)
+    for model in FACTS:
+        assert incremental[model] == refreshed[model], model

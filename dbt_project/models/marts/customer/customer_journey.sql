@@ -25,7 +25,8 @@
     since this model's last build (built_at: fct_orders, fct_order_returns and
     fct_interactions rewrite a row when it arrives or changes, or when its customer
     does), the abandoned checkouts loaded since or whose account identity assigned
-    since, and the checkouts held that are no event any more; an event counts for the
+    since, the checkouts held that are no event any more and the CRM activities HubSpot
+    deleted since (fct_interactions drops them); an event counts for the
     customer it has now and for the one this model holds it under. Only their
     customers' events are read. A customer left with no event keeps one row without a
     key, so that delete+insert removes their old rows, and the post-hook deletes it. A
@@ -51,6 +52,9 @@
 ) }}
 
 {%- set platforms = commerce_platforms() %}
+{%- if 'hubspot' in engagement_platforms() %}
+-- depends_on: {{ ref('stg_hubspot__engagements') }}
+{%- endif %}
 {%- set post_sale_days = var('journey_post_sale_days', 30) | int %}
 
 with
@@ -193,6 +197,21 @@ written as (
 
     from {{ ref('fct_order_returns') }}
     where built_at > (select last_build.built_at from last_build)
+    {%- if 'hubspot' in engagement_platforms() %}
+
+    union all
+
+    -- CRM activities deleted since (fct_interactions deleted their rows): the
+    -- customer who held one is rebuilt without it
+    select
+        'interaction:hubspot:' || engagement_key as journey_event_key,
+        cast(null as text) as customer_id
+
+    from {{ ref('stg_hubspot__engagements') }}
+    where
+        deleted_at is not null
+        and _loaded_at > (select last_build.built_at from last_build)
+    {%- endif %}
     {%- if 'shopify' in platforms %}
 
     union all

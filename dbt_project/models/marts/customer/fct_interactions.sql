@@ -28,7 +28,9 @@
     the ticket, a reply's statuses) were loaded since the newest load stamp (_loaded_at)
     this model holds for their platform, whatever their updated_at, and those attributed
     through a record identity resolution assigned since the last build. Only those are
-    attributed and written. Platforms the project is not built with (macro
+    attributed and written. An interaction that is no longer one (a CRM activity deleted in
+    HubSpot, which the loader soft-deletes; a row whose time went null) is written
+    without a time, replacing the row held, and the post-hook deletes it. Platforms the project is not built with (macro
     engagement_platforms) are left out.
 #}
 
@@ -43,6 +45,7 @@
     meta={'new_rows_stamp': 'built_at'},
     pre_hook="set local jit = off",
     post_hook=[
+        "delete from {{ this }} where occurred_at is null",
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (interaction_key)",
         "create index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id, occurred_at)",
         "create index if not exists {{ this.identifier }}_loaded_idx on {{ this }} (source_platform, _loaded_at)",
@@ -325,12 +328,16 @@ hubspot_interactions as (
         coalesce('ticket:' || hubspot_ticket_id, 'deal:' || hubspot_deal_id) as thread_id,
         coalesce(title, status) as detail,
         false as is_failed,
-        coalesce(occurred_at, created_at) as occurred_at,
+        -- a deleted activity has no time: on an incremental run its row replaces the one
+        -- held, and the post-hook deletes it
+        case when deleted_at is null then coalesce(occurred_at, created_at) end as occurred_at,
         updated_at,
         _loaded_at
 
     from {{ ref('stg_hubspot__engagements') }}
+    {%- if not incremental %}
     where deleted_at is null
+    {%- endif %}
 
 ),
 {%- endif %}
@@ -379,7 +386,9 @@ attributed as (
     from unioned
     left join record_customers
         on unioned.record_key = record_customers.record_key
+    {%- if not incremental %}
     where unioned.occurred_at is not null
+    {%- endif %}
 
 ),
 
