@@ -274,11 +274,13 @@ def test_a_pipeline_run_writes_no_log_file_and_an_analysts_does(marts: MartsWare
 #: primary key (unique, not null) and fct_orders' unique index on its key (a post-hook)
 PROVEN = ("source_unique_shopify_orders_id", "source_not_null_shopify_orders_id")
 PROVEN_BY_INDEX = "unique_fct_orders_order_key"
-#: not_null tests of nullable columns, an accepted_values and an expression_is_true
-#: test: answered by one count of the rows each would find, per relation
+#: not_null tests of nullable columns, a unique test of a column without an index, an
+#: accepted_values and an expression_is_true test: answered by one count of the rows
+#: each would find, per relation
 COUNTED = (
     "source_not_null_shopify_orders_created_at",
     "not_null_fct_orders_order_key",
+    "unique_fct_orders_shopify_order_id",
     "accepted_values_fct_orders_platform__shopify__square__vtex",
     TOTAL_TEST,
 )
@@ -430,25 +432,34 @@ def test_a_pipeline_run_does_not_run_the_tests_of_a_model_that_wrote_no_row(
 def test_a_pipeline_build_counts_a_relations_failing_rows_once_and_runs_a_failing_test(
     marts: MartsWarehouse,
 ) -> None:
-    """The pipeline's not_null, accepted_values and expression_is_true tests of one
-    relation are answered by one count of the rows each would find (dbt_proven_tests),
+    """The pipeline's not_null, unique, accepted_values and expression_is_true tests of
+    one relation are answered by one count of the rows each would find (dbt_proven_tests),
     in the rows the tests read: a test that finds none passes without running; a test
     that finds some runs, and fails with its own count, and no other test fails for it.
     In the pipeline's scope a row an earlier run wrote is not read; without the scope it
     is. A tested column the table lacks leaves the count to the others: its own tests
     run and error."""
-    checks = ("channel", "total_price", "currency", "platform", "order_status")
+    checks = ("channel", "total_price", "currency", "platform", "order_status", "shopify_order_id")
     saved = marts.rows(
         f"select order_key, {', '.join(checks)}, built_at from marts.fct_orders"
         " order by order_key limit 3"
     )
     (first, second, old) = (row[0] for row in saved)
+    # negative totals an earlier test of this module left in other rows
+    (negative,) = marts.rows(
+        "select count(*) from marts.fct_orders where total_price < 0 and order_key not in (%s, %s)",
+        first,
+        second,
+    )[0]
     # two rows as this run's (stamped after it starts): a null channel and total, and
-    # a channel not accepted and a negative total
+    # a channel not accepted, a negative total and the first one's Shopify order id
     marts.rows(
         "update marts.fct_orders set channel = case when order_key = %s then null"
         " else 'fax' end, total_price = case when order_key = %s then null else -5 end,"
-        " built_at = now() + interval '1 day' where order_key in (%s, %s) returning 1",
+        " shopify_order_id = (select shopify_order_id from marts.fct_orders"
+        " where order_key = %s), built_at = now() + interval '1 day'"
+        " where order_key in (%s, %s) returning 1",
+        first,
         first,
         first,
         first,
@@ -481,6 +492,7 @@ def test_a_pipeline_build_counts_a_relations_failing_rows_once_and_runs_a_failin
         assert failed(not_null(tests, "total_price")) == ("fail", 1)
         assert failed(tests[accepted["channel"]]) == ("fail", 1)  # one value not accepted
         assert failed(tests[TOTAL_TEST]) == ("fail", 1)
+        assert failed(tests["unique_fct_orders_shopify_order_id"]) == ("fail", 1)
         # the old row is outside the run's scope; the other tests find nothing
         answered = [not_null(tests, c) for c in ("currency", "platform", "order_status")]
         answered += [tests[accepted["platform"]], tests[accepted["order_status"]]]
@@ -498,9 +510,10 @@ def test_a_pipeline_build_counts_a_relations_failing_rows_once_and_runs_a_failin
             patch.delenv("OMNICANAL_DBT_TEST_SCOPE")
             tests = test_results(marts, "test", *FCT_ORDERS_TESTS)
             assert failed(not_null(tests, "currency")) == ("fail", 1)
+            assert failed(tests["unique_fct_orders_shopify_order_id"]) == ("fail", 1)
             assert failed(tests[accepted["order_status"]]) == ("fail", 1)
             assert failed(not_null(tests, "total_price")) == ("fail", 1)
-            assert failed(tests[TOTAL_TEST]) == ("fail", 1)
+            assert failed(tests[TOTAL_TEST]) == ("fail", negative + 1)
             for result in (not_null(tests, "platform"), tests[accepted["platform"]]):
                 assert result["status"] == "pass", result["unique_id"]
                 assert result["message"].startswith("not run: marts.fct_orders")
