@@ -25,8 +25,9 @@
     since this model's last build (built_at: fct_orders, fct_order_returns and
     fct_interactions rewrite a row when it arrives or changes, or when its customer
     does), the abandoned checkouts loaded since or whose account identity assigned
-    since, the checkouts held that are no event any more and the CRM activities HubSpot
-    deleted since (fct_interactions drops them); an event counts for the
+    since, and the checkouts and CRM activities held that are no event any more (a
+    checkout gone or recovered, an activity deleted in the CRM, which fct_interactions
+    drops); an event counts for the
     customer it has now and for the one this model holds it under. Only their
     customers' events are read. A customer left with no event keeps one row without a
     key, so that delete+insert removes their old rows, and the post-hook deletes it. A
@@ -48,13 +49,11 @@
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (journey_event_key)",
         "create index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id, event_number)",
         "create index if not exists {{ this.identifier }}_built_idx on {{ this }} (built_at)",
+        "create index if not exists {{ this.identifier }}_crm_idx on {{ this }} (source_key) where channel = 'crm' and event_source = 'interaction'",
     ],
 ) }}
 
 {%- set platforms = commerce_platforms() %}
-{%- if 'hubspot' in engagement_platforms() %}
--- depends_on: {{ ref('stg_hubspot__engagements') }}
-{%- endif %}
 {%- set post_sale_days = var('journey_post_sale_days', 30) | int %}
 
 with
@@ -197,21 +196,23 @@ written as (
 
     from {{ ref('fct_order_returns') }}
     where built_at > (select last_build.built_at from last_build)
-    {%- if 'hubspot' in engagement_platforms() %}
 
     union all
 
-    -- CRM activities deleted since (fct_interactions deleted their rows): the
-    -- customer who held one is rebuilt without it
+    -- CRM activities held that are no fact any more (deleted in the CRM:
+    -- fct_interactions drops them); a partial index keeps this to the CRM's rows
     select
-        'interaction:hubspot:' || engagement_key as journey_event_key,
+        built.journey_event_key,
         cast(null as text) as customer_id
 
-    from {{ ref('stg_hubspot__engagements') }}
+    from {{ this }} as built
     where
-        deleted_at is not null
-        and _loaded_at > (select last_build.built_at from last_build)
-    {%- endif %}
+        built.channel = 'crm'
+        and built.event_source = 'interaction'
+        and not exists (
+            select from {{ ref('fct_interactions') }} as interactions
+            where interactions.interaction_key = built.source_key
+        )
     {%- if 'shopify' in platforms %}
 
     union all
