@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -54,8 +55,29 @@ AGREEING = (
 )
 
 
-def stopped_by(levels: list[int]) -> str | None:
-    """The rule of macro identity_fuzzy_eligible that stops a pair over the threshold."""
+GENERATION = re.compile(
+    r"((?: (?:filho|filha|junior|jr|neto|neta|sobrinho|sobrinha|segundo|terceiro))+)$"
+)
+
+
+def generation(name: str | None) -> str:
+    """The generational suffixes closing a full name key, as macro identity_name_generation."""
+    found = GENERATION.search(" " + name) if name else None
+    return found.group(1).replace(" jr", " junior") if found else ""
+
+
+def holds_generation(name: str | None, other: str | None) -> bool:
+    """Whether `other` holds as words the suffixes closing `name` (a surname Neto moved),
+    as macro identity_name_holds_generation."""
+    suffix = generation(name)
+    return bool(suffix) and f"{suffix} " in f" {other or ''} ".replace(" jr ", " junior ")
+
+
+def stopped_by(
+    levels: list[int], names: tuple[str | None, str | None] = (None, None)
+) -> str | None:
+    """The rule of macro identity_fuzzy_eligible that stops a pair over the threshold
+    (`names`: the two records' full_name_key, for the father-and-son rule)."""
     lv = dict(zip(COMPARISONS, levels, strict=True))
     if lv["cpf"] == 1:
         return "two_cpfs"
@@ -81,6 +103,14 @@ def stopped_by(levels: list[int]) -> str | None:
         and max(lv["postcode"], lv["address"], lv["phone"]) >= 3
     ):
         return "household_rule"
+    if (
+        lv["first_name"] >= 3
+        and lv["birth_date"] <= 1
+        and generation(names[0]) != generation(names[1])
+        and not holds_generation(names[0], names[1])
+        and not holds_generation(names[1], names[0])
+    ):
+        return "generations_differ"  # a father and his son "Filho"
     return None
 
 
@@ -178,7 +208,9 @@ def main() -> int:
                 if match:
                     kind = "fuzzy_linked_undone_by_cluster_guard"
                 else:
-                    kind = "over_threshold_stopped:" + (stopped_by(levels) or "?")
+                    kind = "over_threshold_stopped:" + (
+                        stopped_by(levels, (ra["name"], rb["name"])) or "?"
+                    )
                 missed_detail[f"{kind} | {pattern(levels)}"] += 1
             elif (a, b) in candidates:
                 kind = "candidate_under_threshold"

@@ -6,7 +6,9 @@
     names: levenshtein <= 1, the words of one all among the other's (a partial name:
       "maria" and "maria eduarda"), a nickname of the other (first names of one word
       with one first_name_canon: "bia" and "beatriz", seed identity_name_variants), or
-      equal to the other record's other name part (first and last name swapped) → 3; levenshtein <= 2 or trigram similarity >= 0.5 → 2
+      equal to the other record's other name part, or one slip from it (first and last
+      name swapped, macro identity_fuzzy_one_slip) → 3; levenshtein <= 2 or trigram
+      similarity >= 0.5 → 2
     city: levenshtein <= 1 → 3; <= 2 or trigram similarity >= 0.5 → 2
     birth date (YYYYMMDD key): one digit off → 3; two digits off, or day and month
     transposed → 2
@@ -96,7 +98,12 @@
             then 3
         {%- endif %}
         {%- if comparison.get('swap') %}
-        when {{ x }} = {{ b ~ '.' ~ comparison.swap }} and {{ y }} = {{ a ~ '.' ~ comparison.swap }} then 3
+        -- first and last name swapped between the fields, each as typed or with one
+        -- slip ("noblke daniel" for Daniel Noble: macro identity_fuzzy_one_slip)
+        when
+            {{ identity_fuzzy_one_slip(x, b ~ '.' ~ comparison.swap) }}
+            and {{ identity_fuzzy_one_slip(y, a ~ '.' ~ comparison.swap) }}
+            then 3
         {%- endif %}
         when levenshtein_less_equal({{ x }}, {{ y }}, 2) <= 2 or similarity({{ x }}, {{ y }}) >= 0.5 then 2
         {%- elif kind == 'date' %}
@@ -492,7 +499,8 @@ $fz$
     never on a place alone (no name, birth date, email or CPF in common), never between household
     members (one family name and one home, different first names, no birth date in
     common), never on names hardly alike (macro identity_fuzzy_names_differ, which reads
-    the two records' names in int_identity__records); with one_to_one_across_sources,
+    the two records' names in int_identity__records), never between a father and a son
+    (macro identity_fuzzy_generations_differ: Filho, Júnior, Neto); with one_to_one_across_sources,
     only across sources. `pairs` has record_num_a, record_num_b, levels, match_weight
     (and source_a, source_b). The one place these rules are: int_identity__fuzzy_pairs
     and the one-to-one re-ranking of incremental runs (macro identity_fuzzy_rerank) both
@@ -538,7 +546,8 @@ $fz$
         ) >= 3
     )
     -- names hardly alike: one name different and the other only similar, with the
-    -- records' own data against them or a household's
+    -- records' own data against them or a household's; or a father and a son: one
+    -- first name, no birth date in common, generational suffixes that differ (Filho)
     and not exists (
         select 1 as names_differ
         from {{ ref('int_identity__records') }} as record_a
@@ -546,7 +555,10 @@ $fz$
             on record_b.record_num = {{ pairs }}.record_num_b
         where
             record_a.record_num = {{ pairs }}.record_num_a
-            and {{ identity_fuzzy_names_differ(pairs, 'record_a', 'record_b') }}
+            and (
+                {{ identity_fuzzy_names_differ(pairs, 'record_a', 'record_b') }}
+                or {{ identity_fuzzy_generations_differ(pairs, 'record_a', 'record_b') }}
+            )
     )
     {%- if var('identity_fuzzy', {}).get('one_to_one_across_sources', false) %}
     and {{ pairs }}.source_a <> {{ pairs }}.source_b

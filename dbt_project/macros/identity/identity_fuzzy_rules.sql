@@ -33,3 +33,65 @@
         )
     )
 {%- endmacro %}
+
+{#
+    Whether a fuzzy pair is a father and his son (or a grandfather and grandson, an
+    uncle and nephew): one first name (level 3 or 4), no birth date in common, and the
+    generational suffixes closing the two full names differ ("José Carlos Pereira" and
+    "José Carlos Pereira Filho"; "Filho" and "Neto"). In Brazil a son named after his
+    father carries Filho or Júnior (Neto after a grandfather, Sobrinho after an uncle)
+    as part of his legal name, so the two share the first name, the surnames, and often
+    the home, phone and postcode; a suffix is no typo. "Jr" is "Júnior". The same person
+    dropping the suffix in one channel, with a birth date on both records, still links
+    (the birth date agrees); without one, the suffix says two people, unless the other
+    name holds it as a word elsewhere (a surname Neto moved). Nameless sides
+    (level 0) are no such pair. `a` and `b`: the two records, as int_identity__records
+    rows (full_name_key).
+#}
+{% macro identity_fuzzy_generations_differ(pairs, a, b) -%}
+    {%- set names = identity_fuzzy_comparisons() | map(attribute='name') | list -%}
+    (
+        {{ pairs }}.levels[{{ names.index('first_name') + 1 }}] >= 3
+        and {{ pairs }}.levels[{{ names.index('birth_date') + 1 }}] <= 1
+        and {{ identity_name_generation(a ~ '.full_name_key') }}
+            <> {{ identity_name_generation(b ~ '.full_name_key') }}
+        -- Neto, Filho and Sobrinho are surnames too, and surnames change order between
+        -- forms ("Antônio Marcos Neto Ferreira"): a suffix the other name holds as a
+        -- word elsewhere is no other generation
+        and not {{ identity_name_holds_generation(a ~ '.full_name_key', b ~ '.full_name_key') }}
+        and not {{ identity_name_holds_generation(b ~ '.full_name_key', a ~ '.full_name_key') }}
+    )
+{%- endmacro %}
+
+{#
+    Whether name `x` is name `z` as typed or with one slip: equal, or both of four
+    letters or more and one edit apart (a letter added, dropped or mistyped: "noblke"
+    and "noble", "luc y" and "lucy") or two neighbouring letters swapped ("sebretgs"
+    and "sebregts"), but not the masculine and feminine forms of one name (Paulo and
+    Paula). The fuzzy names' level reads it for names swapped between the first and last
+    name fields, where a typo often comes with the swap (FEBRL's duplicates: "campblel
+    joshua" for Joshua Campbell).
+#}
+{% macro identity_fuzzy_one_slip(x, z) -%}
+    (
+        {{ x }} = {{ z }}
+        or (
+            least(length({{ x }}), length({{ z }})) >= 4
+            and not {{ identity_gender_pair(x, z) }}
+            and (
+                levenshtein_less_equal({{ x }}, {{ z }}, 1) <= 1
+                or (
+                    length({{ x }}) = length({{ z }})
+                    and levenshtein_less_equal({{ x }}, {{ z }}, 2) = 2
+                    and exists (
+                        select 1 as swapped
+                        from generate_series(1, length({{ z }}) - 1) as slip (i)
+                        where
+                            {{ x }} = left({{ z }}, slip.i - 1) || substr({{ z }}, slip.i + 1, 1)
+                            || substr({{ z }}, slip.i, 1) || substr({{ z }}, slip.i + 2)
+                    )
+                )
+            )
+        )
+    )
+{%- endmacro %}

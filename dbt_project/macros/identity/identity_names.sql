@@ -352,3 +352,39 @@
     from close_strings
     {%- endif %}
 {%- endmacro %}
+
+
+{#
+    The generational suffixes closing a name key, as one string ('' when none): "jose
+    pereira filho" → 'filho', "joao silva neto" → 'neto', "pedro costa jr" → 'junior'
+    (Jr is Júnior's abbreviation). Filho/Filha (son or daughter of a parent of the same
+    name), Júnior, Neto/Neta (grandchild), Sobrinho/Sobrinha (nephew, niece), Segundo,
+    Terceiro: part of a Brazilian's legal name, telling apart relatives who share the
+    rest of it.
+#}
+{% macro identity_name_generation(name_key) -%}
+    replace(
+        coalesce(
+            substring(
+                ' ' || {{ name_key }}
+                from '((?: (?:filho|filha|junior|jr|neto|neta|sobrinho|sobrinha|segundo|terceiro))+)$'
+            ),
+            ''
+        ),
+        ' jr',
+        ' junior'
+    )
+{%- endmacro %}
+
+
+{# Whether name key `other` holds as words, anywhere, the generational suffixes closing
+   name key `name` (macro identity_name_generation; false when `name` has none). #}
+{% macro identity_name_holds_generation(name, other) -%}
+    (
+        {{ identity_name_generation(name) }} <> ''
+        and strpos(
+            replace(' ' || {{ other }} || ' ', ' jr ', ' junior '),
+            {{ identity_name_generation(name) }} || ' '
+        ) > 0
+    )
+{%- endmacro %}
