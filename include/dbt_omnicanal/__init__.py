@@ -9,7 +9,10 @@ environment asks for it, as the pipeline's environment does
   open for its thread's next node (``omnicanal.orchestration.dbt_connections``);
 - ``OMNICANAL_DBT_SKIP_PROVEN_TESTS=1``: a data test whose answer the warehouse already
   gives (``not_null`` on a ``not null`` column, ``unique`` on a uniquely indexed one, or
-  either on a model of which the pipeline's scope reads no row) passes without running
+  either on a model of which the pipeline's scope reads no row) passes without running,
+  and the ``not_null``, ``unique``, ``accepted_values``, ``expression_is_true`` and
+  ``matches_pattern`` tests of one relation are answered by one count of the rows they
+  read: a test whose check counts none passes, one that counts any runs as dbt runs it
   (``omnicanal.orchestration.dbt_proven_tests``).
 """
 
