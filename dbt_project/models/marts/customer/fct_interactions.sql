@@ -35,20 +35,14 @@
 #}
 
 -- sqlfluff:indentation:template_blocks_indent:False
-{#- jit off: a run reads few rows through many joins, and compiling them (JIT, on past
-    a cost the planner's estimates reach) took seconds where the query takes milliseconds.
-    work_mem 256MB: the planner guesses a third of the records for "assigned since the last
-    build" (a few in fact) and, at 100k people, hashes `record_key in (reassigned)` only
-    when that guess fits in work_mem; with the default 4MB it scanned the list once per
-    staging row (fct_interactions' incremental query: over 13 min; 6.2 s with it). The
-    memory used is that of the rows actually assigned. #}
+{#- a larger work_mem: macro attributed_facts_pre_hook #}
 {{ config(
     materialized='incremental',
     unique_key='interaction_key',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
     meta={'new_rows_stamp': 'built_at'},
-    pre_hook=["set local jit = off", "set local work_mem = '256MB'"],
+    pre_hook=attributed_facts_pre_hook(),
     post_hook=[
         "delete from {{ this }} where occurred_at is null",
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (interaction_key)",
