@@ -35,15 +35,12 @@
 #}
 
 -- sqlfluff:indentation:template_blocks_indent:False
-{#- jit off: a run reads few rows through many joins, and compiling them (JIT, on past
-    a cost the planner's estimates reach) took seconds where the query takes milliseconds #}
 {{ config(
     materialized='incremental',
     unique_key='customer_id',
     incremental_strategy='delete+insert',
     on_schema_change='sync_all_columns',
     meta={'new_rows_stamp': 'built_at'},
-    pre_hook="set local jit = off",
     post_hook=[
         "delete from {{ this }} where journey_event_key is null",
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (journey_event_key)",
