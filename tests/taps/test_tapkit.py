@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import email.utils
+import gc
 import importlib
 import json
 import logging
@@ -53,7 +54,13 @@ from omnicanal_tapkit import (
     retry_waits,
     url_without_query,
 )
-from omnicanal_tapkit.startup import DEFERRED_FOR_TAPS, UNUSED_BY_TAPS, absent, deferred
+from omnicanal_tapkit.startup import (
+    DEFERRED_FOR_TAPS,
+    UNUSED_BY_TAPS,
+    absent,
+    collector_paused_then_frozen,
+    deferred,
+)
 from omnicanal_tapkit.waits import AnsweredRequests
 
 TOKEN = "tok_SECRET_0123456789"
@@ -712,6 +719,8 @@ def test_a_tap_started_by_its_console_script_never_imports_the_unused_libraries(
         "assert UPath is Real\n"
         "assert StorageTarget.split_url('file:///tmp/b/part.jsonl')[1] == 'part.jsonl'\n"
         "assert isinstance(StorageTarget(root='file:///tmp/b')._root_path, Real)\n"
+        "import gc\n"
+        "assert gc.isenabled() and gc.get_freeze_count() > 10_000  # the import's objects\n"
     )
     result = subprocess.run(
         [
@@ -727,6 +736,36 @@ def test_a_tap_started_by_its_console_script_never_imports_the_unused_libraries(
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["name"] == "tap-square"
     assert issubclass(PlatformTap.message_writer_class, MsgSpecWriter)
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_the_collector_skips_what_the_import_made_and_still_collects_later_cycles() -> None:
+    """Paused inside; afterwards what was made inside is frozen (no collection walks or
+    frees it), collection is back on, and a cycle made later is collected."""
+    assert gc.isenabled()
+    try:
+        with collector_paused_then_frozen():
+            assert not gc.isenabled()
+            made_inside = _Cycle()
+        assert gc.isenabled()
+        assert not any(o is made_inside for o in gc.get_objects())
+        assert gc.get_freeze_count() > 0
+        gc.collect()
+        later = _Cycle()
+        assert any(o is later for o in gc.get_objects())
+        del later
+        assert gc.collect() > 0  # the later cycle, freed
+        gc.disable()
+        with collector_paused_then_frozen():
+            pass
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 def test_a_deferred_module_is_the_real_one_from_its_first_use() -> None:
