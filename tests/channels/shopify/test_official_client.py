@@ -240,3 +240,33 @@ def test_rest_client_gets_shopifys_body_for_an_unknown_path(shop):
         shopify.ShopifyResource.connection.get(f"/admin/api/{API_VERSION}/nothing.json")
     assert caught.value.response.code == 404
     assert json.loads(caught.value.response.body) == {"errors": "Not Found"}
+
+
+def test_graphql_client_is_throttled_at_http_200_by_the_cost_bucket(fresh_server):
+    """Shopify's cost limit through the client: a query the bucket cannot afford is
+    answered HTTP 200 with a THROTTLED error (the client raises nothing) and the bucket's
+    state in ``extensions.cost.throttleStatus``; once restored, the query runs again."""
+    # restored slowly enough (50 a second) that the second query is throttled even on a
+    # loaded machine
+    fresh_server.app.state.shopify.set_cost_limit(maximum_available=60, restore_rate=50)
+    query = "{ customers(first: 25) { nodes { id defaultAddress { city } } } }"  # 52 points
+    with _activated(fresh_server.url, SANDBOX_ACCESS_TOKEN):
+        client = shopify.GraphQL()
+        first = json.loads(client.execute(query))
+        assert len(first["data"]["customers"]["nodes"]) == 25
+        throttled = json.loads(client.execute(query))
+        assert "data" not in throttled or throttled["data"] is None
+        assert [e["extensions"]["code"] for e in throttled["errors"]] == ["THROTTLED"]
+        bucket = throttled["extensions"]["cost"]["throttleStatus"]
+        assert (bucket["maximumAvailable"], bucket["restoreRate"]) == (60, 50)
+        assert bucket["currentlyAvailable"] < 52
+        time.sleep(1.3)  # restores 60 points at 50 a second
+        assert len(json.loads(client.execute(query))["data"]["customers"]["nodes"]) == 25
+
+
+def test_graphql_client_is_served_forward_from_a_retired_version(server, world):
+    """The GraphQL endpoint of a retired version answers as the oldest supported one
+    (the client sees the data; the REST test above reads the version header)."""
+    with _activated(server.url, SANDBOX_ACCESS_TOKEN, version="1999-01"):
+        body = json.loads(shopify.GraphQL().execute("{ customersCount { count } }"))
+    assert body["data"]["customersCount"]["count"] == len(world.slices["shopify"].customers)

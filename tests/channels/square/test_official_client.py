@@ -8,6 +8,7 @@ seller, as they do against ``connect.squareup.com``; only ``base_url`` differs.
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from square import Square
 from square.core.api_error import ApiError
@@ -127,3 +128,48 @@ def test_the_sdk_retries_a_rate_limited_request(fresh_server) -> None:
     client = Square(token=SANDBOX_ACCESS_TOKEN, base_url=fresh_server.url)  # retries twice
     assert len(client.locations.list().locations) == 3
     assert fresh_server.app.state.square.faults.pending == 0
+
+
+def test_the_sdk_pinned_to_a_release_is_served_it_and_a_future_one_refused(server) -> None:
+    """Square serves the version a client pins (any release up to the newest) and names
+    it; a version after the newest release is API_VERSION_INCOMPATIBLE, as the SDK sees
+    it in its ApiError."""
+    pinned = Square(token=SANDBOX_ACCESS_TOKEN, base_url=server.url, version="2024-01-18")
+    raw = pinned.locations.with_raw_response.list()
+    assert raw.headers["square-version"] == "2024-01-18"
+    assert len(raw.data.locations) == 3
+    future = Square(token=SANDBOX_ACCESS_TOKEN, base_url=server.url, version="2099-01-01")
+    with pytest.raises(ApiError) as refused:
+        future.locations.list()
+    assert refused.value.status_code == 400
+    assert refused.value.errors[0].code == "API_VERSION_INCOMPATIBLE"
+    assert refused.value.errors[0].category == "INVALID_REQUEST_ERROR"
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(500, "INTERNAL_SERVER_ERROR"), (503, "SERVICE_UNAVAILABLE"), (504, "GATEWAY_TIMEOUT")],
+)
+def test_a_server_fault_is_the_sdks_api_error_in_squares_body_then_recovers(
+    fresh_server, status: int, code: str
+) -> None:
+    """The faults knob's 5xx reach the SDK as Square words them (category API_ERROR and
+    the status's code), not as an empty or FastAPI body; the next request is served."""
+    fresh_server.app.state.square.fail_next(1, status)
+    client = Square(token=SANDBOX_ACCESS_TOKEN, base_url=fresh_server.url)
+    with pytest.raises(ApiError) as failed:
+        client.locations.list(request_options={"max_retries": 0})
+    assert failed.value.status_code == status
+    assert (failed.value.errors[0].category, failed.value.errors[0].code) == ("API_ERROR", code)
+    assert len(client.locations.list().locations) == 3
+
+
+def test_the_sdk_times_out_on_a_hung_answer(fresh_server) -> None:
+    """The faults knob's hang: a client whose timeout is shorter than the hang gives up
+    (the SDK raises httpx's timeout), and the answer after it is served."""
+    fresh_server.app.state.square.fail_next(1, 503, hang_seconds=2.0)
+    client = Square(token=SANDBOX_ACCESS_TOKEN, base_url=fresh_server.url, timeout=0.3)
+    with pytest.raises(httpx.TimeoutException):
+        client.locations.list(request_options={"max_retries": 0})
+    patient = Square(token=SANDBOX_ACCESS_TOKEN, base_url=fresh_server.url)
+    assert len(patient.locations.list().locations) == 3
