@@ -1,124 +1,14 @@
 {#
-    Connected components in Postgres, for the identifier graph.
-
-    The graph is bipartite: records (node) and identifier values (value_id), one edge per
-    (record, value) in the `edges` temp table. Labels are record numbers; each pass
-    gives every value the smallest label of its records, then every record the smallest
-    label of its values, then jumps pointers (a record takes the label of its label),
-    which halves the remaining distance each time: a handful of passes even for long
-    chains. Each pass is a CREATE TABLE AS over hash joins (no UPDATE bloat), on
-    session-temporary tables (no WAL). The loop stops when no label changed.
-
-    Renders plpgsql statements for a DO block; `out` gets (node, lab) for every node
-    that has an edge.
+    Connected components of the temp table `edges` (node, value_id) into temp table `out`
+    (node, lab), by the installed function identity.connected_components (model
+    fn_identity__connected_components): plpgsql statements for the DO block below.
 #}
 {% macro identity_cc_loop(edges, out) -%}
     drop table if exists {{ out }};
-    drop table if exists _cc_v;
-    create temp table _cc_v as
-        select value_id, min(node) as lab from {{ edges }} group by value_id;
-    analyze _cc_v;
     create temp table {{ out }} as
-        select e.node, min(v.lab) as lab
-        from {{ edges }} as e join _cc_v as v on v.value_id = e.value_id
-        group by e.node;
+        select cc.node, cc.lab
+        from {{ ref('fn_identity__connected_components') }}('select node, value_id from {{ edges }}') as cc;
     analyze {{ out }};
-    passes := 0;
-    loop
-        passes := passes + 1;
-        drop table if exists _cc_v;
-        create temp table _cc_v as
-            select e.value_id, min(l.lab) as lab
-            from {{ edges }} as e join {{ out }} as l on l.node = e.node
-            group by e.value_id;
-        analyze _cc_v;
-        drop table if exists _cc_n;
-        create temp table _cc_n as
-            select e.node, min(v.lab) as lab
-            from {{ edges }} as e join _cc_v as v on v.value_id = e.value_id
-            group by e.node;
-        analyze _cc_n;
-        drop table if exists _cc_j;
-        create temp table _cc_j as
-            select n.node, least(n.lab, coalesce(p.lab, n.lab)) as lab
-            from _cc_n as n left join _cc_n as p on p.node = n.lab;
-        analyze _cc_j;
-        select count(*) into changed
-        from _cc_j as j join {{ out }} as o on o.node = j.node
-        where j.lab <> o.lab;
-        drop table {{ out }};
-        alter table _cc_j rename to {{ out | replace('pg_temp.', '') }};
-        exit when changed = 0 or passes >= 100;
-    end loop;
-    raise notice 'connected components of % in % passes', '{{ edges }}', passes;
-{%- endmacro %}
-
-
-{#
-    The deterministic graph: components over the linkable identifier values only.
-    Full run: every record. Incremental run (`previous` = this model's table): only the
-    records the run touched, those that carry a value they had or have (one that links
-    now or linked before: not the store's phone), and every record
-    of the previous components of all these; those components' rows are deleted and the
-    set is recomputed as a closed subgraph. Leaves temp tables _id_det_scope (record_num:
-    the records recomputed) and _id_det_cc (node, lab).
-#}
-{% macro identity_deterministic_components(identifiers, identifier_values, previous=none) -%}
-do $identity$
-declare
-    passes int;
-    changed bigint;
-begin
-    set local work_mem = '256MB';
-    drop table if exists _id_det_scope;
-    {%- if previous %}
-    create temp table _id_det_scope as
-        with touched as (
-            {{ identity_touched_records() }}
-        ),
-        -- the values those records had or have, unless they link nothing, now or before
-        touched_values as (
-            select value_id from {{ identifier_values }}
-            where
-                (is_linkable or was_linkable)
-                and value_id in (
-                    select value_id from {{ identifiers }} where record_num in (select record_num from touched)
-                    union
-                    select value_id from {{ this.schema }}.int_identity__removed_identifiers
-                )
-        ),
-        reached as (
-            select record_num from touched
-            union
-            select i.record_num from {{ identifiers }} as i
-            where i.value_id in (select value_id from touched_values)
-        )
-        select p.record_num from {{ previous }} as p
-        where p.component_num in (
-            select p2.component_num from {{ previous }} as p2
-            where p2.record_num in (select record_num from reached)
-        )
-        union
-        select record_num from reached;
-    analyze _id_det_scope;
-    delete from {{ previous }} where record_num in (select record_num from _id_det_scope);
-    {%- else %}
-    create temp table _id_det_scope as select record_num from {{ identifiers }} where false;
-    {%- endif %}
-    drop table if exists _id_det_edges;
-    create temp table _id_det_edges as
-        select i.record_num as node, {{ identity_edge_node('i', 'v') }} as value_id
-        from {{ identifiers }} as i
-        join {{ identifier_values }} as v on v.value_id = i.value_id
-        where {{ identity_edge_links('i', 'v') }}
-        {%- if previous %}
-            and i.record_num in (select record_num from _id_det_scope)
-        {%- endif %};
-    analyze _id_det_edges;
-
-    {{ identity_cc_loop('_id_det_edges', '_id_det_cc') }}
-end
-$identity$
 {%- endmacro %}
 
 
@@ -148,8 +38,6 @@ $identity$
     {%- set in_scope = ' in (select record_num from _id_scope)' if previous else '' %}
 do $identity$
 declare
-    passes int;
-    changed bigint;
     violating bigint;
 begin
     set local work_mem = '256MB';

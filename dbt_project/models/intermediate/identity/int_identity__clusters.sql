@@ -14,6 +14,7 @@
 -- depends_on: {{ ref('int_identity__deterministic_components') }}
 -- depends_on: {{ ref('int_identity__record_changes') }}
 -- depends_on: {{ ref('int_identity__records') }}
+-- depends_on: {{ ref('fn_identity__connected_components') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
