@@ -30,7 +30,9 @@
 
 with
 
-journey as (
+-- not materialized: read more than once, so Postgres would first copy the whole table;
+-- inlined, each read takes only the rows it needs, through the table's indexes
+journey as not materialized (
 
     select * from {{ ref('customer_journey') }}
 

@@ -115,7 +115,9 @@ returns as (
 
 {%- if 'shopify' in platforms %}
 
-record_customers as (
+-- not materialized: read more than once, so Postgres would first copy the whole table;
+-- inlined, each read takes only the rows it needs, through the table's indexes
+record_customers as not materialized (
 
     select * from {{ ref('int_identity__record_customers') }}
 
