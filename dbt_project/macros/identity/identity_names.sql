@@ -6,9 +6,11 @@
     "Maria Eduarda" as "Duda", surnames in another order, with or without "da"/"dos".
     A name is its tokens (normalize_name_key, split on spaces) without the particles
     and generational suffixes (identity_name_particles); two names are compatible when
-    the tokens of one all fit tokens of the other and its first token fits the other's
-    first or second one (a compound first name goes by either part). Two tokens fit when
-    (macro identity_name_tokens_fit):
+    the tokens of one all fit tokens of the other, its distinct words as many of them
+    (an initial stands for one name: "Jorge M Santos" is not "Marcio Marques"; a
+    compound's nickname, Corrinha for Maria do Socorro, counts for two), and its first
+    token fits the other's first or second one (a compound first name goes by either
+    part). Two tokens fit when (macro identity_name_tokens_fit):
     - they share a form: equal, or one is a nickname, diminutive or spelling of the other,
       or both of one name (seed identity_name_variants: Zé and Zezinho are both José's);
     - one is an initial of the other ("A" and "Ana");
@@ -228,19 +230,86 @@
         from pairs
     ),
 
-    -- each token of x: does it fit a token of y, and (first token) y's first or second?
-    token_fits as (
+    -- each token of x against each token of y: do they fit?
+    token_pairs as materialized (
         select
             directed.x,
             directed.y,
-            tx.pos,
-            bool_or(fit.ok) as fits_any,
-            bool_or(fit.ok and ty.pos <= 2) as fits_lead
+            tx.pos as x_pos,
+            tx.token as x_token,
+            length(tx.token) > 1 as x_is_word,
+            ty.pos as y_pos,
+            -- a nickname of a compound stands for two words (Corrinha for Maria do
+            -- Socorro, Malu for Maria Luiza; a first word's own form with the next
+            -- word is no nickname)
+            case
+                when
+                    length(ty.token) > 1
+                    and exists (
+                        select 1 as compound
+                        from unnest(ty.forms) as y_forms (form)
+                        where
+                            strpos(y_forms.form, ' ') > 0
+                            and y_forms.form not like ty.token || ' %'
+                    )
+                    then 2
+                else 1
+            end as y_covers,
+            fit.ok
         from directed
         inner join {{ tokens }} as tx on directed.x = tx.name_key
         inner join {{ tokens }} as ty on directed.y = ty.name_key
         cross join lateral (select {{ identity_name_tokens_fit('tx', 'ty') }} as ok) as fit
-        group by directed.x, directed.y, tx.pos
+    ),
+
+    -- each token of x: does it fit a token of y, and (first token) y's first or second?
+    token_fits as (
+        select
+            token_pairs.x,
+            token_pairs.y,
+            token_pairs.x_pos as pos,
+            bool_or(token_pairs.ok) as fits_any,
+            bool_or(token_pairs.ok and token_pairs.y_pos <= 2) as fits_lead
+        from token_pairs
+        group by token_pairs.x, token_pairs.y, token_pairs.x_pos
+    ),
+
+    -- how many of y's tokens x's distinct words (not its initials) fit: an initial
+    -- stands for one name, so x's words need as many of y's tokens ("M" is Marcio or
+    -- Marques, not both: "Marcio Marques" is not "Jorge M Santos"); x's own initials
+    -- may repeat a word ("Isabela S Souza" is "Isabela Souza Costa" typed short), and
+    -- so may its words ("Isabela Oliveira de Oliveira")
+    fitted_tokens as (
+        select distinct
+            token_pairs.x,
+            token_pairs.y,
+            token_pairs.y_pos,
+            token_pairs.y_covers
+        from token_pairs
+        where token_pairs.ok and token_pairs.x_is_word
+    ),
+
+    covered as (
+        select
+            fitted_tokens.x,
+            fitted_tokens.y,
+            sum(fitted_tokens.y_covers) as positions
+        from fitted_tokens
+        group by fitted_tokens.x, fitted_tokens.y
+    ),
+
+    fitted_positions as (
+        select
+            token_pairs.x,
+            token_pairs.y,
+            coalesce(min(covered.positions), 0) as positions,
+            count(distinct token_pairs.x_token) filter (where token_pairs.x_is_word) as words
+        from token_pairs
+        left join covered
+            on
+                token_pairs.x = covered.x
+                and token_pairs.y = covered.y
+        group by token_pairs.x, token_pairs.y
     ),
 
     fitting as (
@@ -248,8 +317,15 @@
             token_fits.x,
             token_fits.y
         from token_fits
+        inner join fitted_positions
+            on
+                token_fits.x = fitted_positions.x
+                and token_fits.y = fitted_positions.y
+        where fitted_positions.positions >= fitted_positions.words
         group by token_fits.x, token_fits.y
-        having bool_and(token_fits.fits_any) and bool_or(token_fits.pos = 1 and token_fits.fits_lead)
+        having
+            bool_and(token_fits.fits_any)
+            and bool_or(token_fits.pos = 1 and token_fits.fits_lead)
     )
     {%- if identity_fuzzy_available() %},
 

@@ -117,7 +117,8 @@ value_stats as (
         identifier_value,
         min(identifier_label) as identifier_label,
         count(*) as records_count,
-        count(distinct name_key) as names_count
+        count(distinct name_key) as names_count,
+        min(name_key) as only_name_key
 
     from named
     group by value_id, identifier_type, identifier_value
@@ -362,7 +363,14 @@ guarded as (
             when value_stats.names_count > {{ max_names }} then value_stats.names_count
             else greatest(coalesce(value_people.people_count, 1), 1)
         end as people_count,
-        value_people.name_groups as all_name_groups,
+        coalesce(
+            value_people.name_groups,
+            case
+                when value_stats.names_count = 1
+                    then jsonb_build_object(value_stats.only_name_key, value_stats.only_name_key)
+                when value_stats.names_count = 0 then cast('{}' as jsonb)
+            end
+        ) as all_name_groups,
         coalesce(
             fake_values.source,
             fake_local_parts.source,
@@ -438,11 +446,26 @@ final as (
         end as guard_detail,
         -- several people under one value that still links (a household's phone): it
         -- links each person's records only, {name_key: group}; a record whose name is
-        -- missing or fits several groups takes no edge of it
+        -- missing or fits several groups takes no edge of it. A Brazilian landline
+        -- (+55, area code, eight digits, the first 2 to 5: Anatel's plan for fixed lines) is
+        -- a home's, whoever answers it, so it is split by name even under one name: a
+        -- till sale with no name on it is no one's of that home for sure. So is an
+        -- email named for a family ("familiasilva@", "family.souza@"): the family's
+        -- shared mailbox, as its own name says
         case
             when
                 decided.guard is null
-                and decided.people_count > 1
+                and (
+                    decided.people_count > 1
+                    or (
+                        decided.identifier_type = 'phone'
+                        and decided.identifier_value ~ '^\+55\d\d[2-5]\d{7}$'
+                    )
+                    or (
+                        decided.identifier_type = 'email'
+                        and decided.identifier_label ~ '^famil(ia|y)'
+                    )
+                )
                 and decided.identifier_type in (
                     '{{ split_types | join("', '") }}'  -- noqa: LT05
                 )
