@@ -27,9 +27,12 @@ $(TOOLS)/bin/uv:
 
 # Bytecode compiled once at set-up (~10 s): with PYTHONDONTWRITEBYTECODE set, as on many
 # CI machines, every tap, dbt and Airflow task process would otherwise recompile its
-# imports at each start (tap-square --about: 0.55 s instead of 1.2-1.6 s).
+# imports at each start (tap-square --about: 0.55 s instead of 1.2-1.6 s). The project's own
+# packages (editable installs, which uv does not compile) are compiled too: each tap start
+# otherwise compiled its tap and tapkit again (~0.02-0.03 s of CPU a run).
 $(STAMP): $(PYPROJECTS) | $(UV)
 	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	$(BIN)/python -m compileall -q include taps targets
 	@touch $@
 
 setup: $(STAMP)
