@@ -122,6 +122,7 @@
     {%- set max_block = cfg.get('max_block_size', 200) %}
     {%- set rules = cfg.get('blocking_rules', []) if cfg.get('enabled', true) else [] %}
     {%- set records = ref('int_identity__records') %}
+    {{ identity_fuzzy_drift_build() }}
     drop table if exists {{ scope_table }};
     {%- if is_incremental() %}
     create table {{ scope_table }} as
@@ -210,6 +211,8 @@
             union all
             select record_num, false from {{ ref('int_identity__deterministic_components') }}
             where run_id = {{ identity_run_id() }}
+            union all
+            select record_num, false from _fz_drift_records
             {%- for rule in rules %}
             union all
             select record_num, false from crossing_{{ loop.index }}
@@ -308,11 +311,11 @@
     million new rows while the next run is working. An incremental run changes a few
     rows of large tables: it leaves both to autovacuum.
 #}
-{% macro identity_vacuum_analyze() -%}
+{% macro identity_vacuum_analyze(relation=none) -%}
     {%- if is_incremental() -%}
         select 1
     {%- else -%}
-        vacuum (analyze) {{ this }}
+        vacuum (analyze) {{ relation or this }}
     {%- endif -%}
 {%- endmacro %}
 

@@ -20,15 +20,22 @@
     on_schema_change='append_new_columns',
     pre_hook=["{{ identity_fuzzy_scope_build() }}", "{{ identity_delete_scope_pairs() }}"],
     post_hook=[
-        "create index if not exists {{ this.identifier }}_a_idx on {{ this }} (record_num_a)",
-        "create index if not exists {{ this.identifier }}_b_idx on {{ this }} (record_num_b)",
-        "create index if not exists {{ this.identifier }}_run_idx on {{ this }} (run_id)",
+        "{{ identity_fuzzy_candidates_indexes(this) }}",
         after_commit("{{ identity_vacuum_analyze() }}"),
     ],
 ) }}
 
 {%- set cfg = var('identity_fuzzy', {}) %}
 {%- set enabled = cfg.get('enabled', true) and identity_fuzzy_available() %}
+{#- the parameters int_identity__fuzzy_pairs will weigh with, when it does not learn them:
+    each pair is weighed as it is written (a run that learns them leaves match_weight to
+    int_identity__fuzzy_pairs' post-hook) #}
+{%- set parameters = none %}
+{%- if execute and this is not none and not identity_fuzzy_learns() %}
+    {%- set parameters = adapter.get_relation(
+        database=this.database, schema=this.schema, identifier='int_identity__fuzzy_parameters'
+    ) %}
+{%- endif %}
 {%- set max_block = cfg.get('max_block_size', 200) %}
 {%- set rules = cfg.get('blocking_rules', []) %}
 
@@ -265,7 +272,7 @@ records as (
 
     ),
 
-    final as (
+    compared as (
 
         select
             candidates.record_num_a,
@@ -295,6 +302,41 @@ records as (
         inner join records as b
             on candidates.record_num_b = b.record_num
 
+    ),
+    {%- if parameters %}
+
+    weights as materialized (
+
+        {{ identity_fuzzy_stored_weights(parameters) }}
+
+    ),
+    {%- endif %}
+
+    final as (
+
+        select
+            compared.record_num_a,
+            compared.record_num_b,
+            compared.source_a,
+            compared.source_b,
+            compared.levels,
+            compared.term_frequencies,
+            -- the pair's weight with the stored parameters (else written by
+            -- int_identity__fuzzy_pairs' post-hook, macro identity_fuzzy_store_weights):
+            -- later runs find by it the stored pairs their term frequencies may move over
+            -- or under the threshold (macro identity_fuzzy_drift_build)
+            {%- if parameters %}
+                {{ identity_fuzzy_weight('compared.levels', 'compared.term_frequencies', 'weights') }}
+            {%- else %}
+                cast(null as float8)
+            {%- endif %} as match_weight,
+            compared.run_id
+
+        from compared
+        {%- if parameters %}
+            cross join weights
+        {%- endif %}
+
     )
 
 {%- else %}
@@ -308,6 +350,7 @@ final as (
         cast(null as text) as source_b,
         cast(null as int []) as levels,
         cast(null as float8 []) as term_frequencies,
+        cast(null as float8) as match_weight,
         cast(null as text) as run_id
     from records
     where false

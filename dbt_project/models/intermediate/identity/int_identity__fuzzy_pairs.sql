@@ -47,6 +47,7 @@
     ],
     post_hook=[
         "{{ identity_fuzzy_rerank() }}",
+        "{{ identity_fuzzy_store_weights(ref('int_identity__fuzzy_candidates')) }}",
         "create table if not exists {{ this.schema }}.int_identity__fuzzy_parameters
             (comp bigint, lvl bigint, m float8, u float8, lambda float8)",
         "alter table {{ this.schema }}.int_identity__fuzzy_parameters
@@ -60,6 +61,7 @@
         "create index if not exists {{ this.identifier }}_b_idx on {{ this }} (record_num_b)",
         "create index if not exists {{ this.identifier }}_run_idx on {{ this }} (run_id)",
         after_commit("{{ identity_vacuum_analyze() }}"),
+        after_commit("{{ identity_vacuum_analyze(ref('int_identity__fuzzy_candidates')) }}"),
     ]
 ) }}
 
