@@ -81,7 +81,10 @@ BASE_CONFIG: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
+# autouse: tests that reach the server through BASE_CONFIG alone (a bad token, a
+# version served forward) need it up too, even when xdist has run another module's
+# tests on this worker in between and pytest has torn the module's fixtures down.
+@pytest.fixture(scope="module", autouse=True)
 def sandbox() -> Iterator[SandboxServer]:
     """The sandbox serving a fresh world on ``SANDBOX_PORT`` for this module."""
     world = generate_world(PEOPLE, seed=SEED, as_of=AS_OF)
