@@ -595,6 +595,33 @@ def test_faults_reach_graphql_too(fresh_server) -> None:
     assert _post(fresh_server, "{ shop { name } }").status_code == 200
 
 
+def test_the_faults_knob_over_http_reaches_both_apis(fresh_server) -> None:
+    """A sandbox served from the command line takes its faults over HTTP, as VTEX's does:
+    429 (with ``Retry-After``) and 5xx for the next requests, or answers held past a
+    client's timeout; the request after them is served."""
+    knob = f"{fresh_server.url}/_sandbox/shopify/faults"
+    rest = f"{fresh_server.url}/admin/api/{VERSION}/customers/count.json"
+    set_up = httpx.post(knob, json={"n": 2, "status": 429})
+    assert set_up.json() == {"pending_failures": 2, "pending_stalls": 0}
+    throttled = _post(fresh_server, "{ shop { name } }")
+    assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "1.0"
+    assert httpx.get(rest, headers=AUTH).status_code == 429
+    httpx.post(knob, json={"n": 1, "status": 502})
+    assert _post(fresh_server, "{ shop { name } }").status_code == 502
+    assert httpx.post(knob, json={"n": 2, "timeout_seconds": 1.0}).json()["pending_stalls"] == 2
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(rest, headers=AUTH, timeout=0.2)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{fresh_server.url}/admin/api/{VERSION}/graphql.json",
+            json={"query": "{ shop { name } }"},
+            headers=AUTH,
+            timeout=0.2,
+        )
+    assert _post(fresh_server, "{ shop { name } }").status_code == 200
+    assert httpx.get(rest, headers=AUTH).status_code == 200
+
+
 def test_bulk_executor_answers_as_graphql_core_does(server) -> None:
     """The bulk path's own executor must shape every value as the real executor does."""
     from omnicanal.channels.shopify import graphql as admin_graphql

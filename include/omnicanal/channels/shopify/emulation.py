@@ -39,7 +39,8 @@ REST tap runs unchanged against it:
 - ``fail_next`` to inject failures (429 with ``Retry-After``, 5xx) and ``stall_next`` to
   hold answers past a client's timeout, ``touch_customer``/``touch_order``/``add_customer``
   to change records for incremental-sync tests, ``delete_customer``/``delete_product``
-  to delete one (also over HTTP under ``/_sandbox``).
+  to delete one (also over HTTP under ``/_sandbox``; the faults at
+  ``POST /_sandbox/shopify/faults``).
 """
 
 from __future__ import annotations
@@ -727,6 +728,23 @@ class ShopifyEmulator:
             delete_product,
             methods=["POST"],
             include_in_schema=False,
+        )
+
+        async def faults(body: Annotated[dict[str, Any], Body()]) -> JSONResponse:
+            """The faults knob over HTTP, for a sandbox served from the command line:
+            ``{"n": 2, "status": 503}`` (429 comes with ``Retry-After``) or
+            ``{"n": 1, "timeout_seconds": 40}``, as VTEX's knob takes."""
+            n = int(body.get("n", 1))
+            if body.get("timeout_seconds") is not None:
+                self.stall_next(n, float(body["timeout_seconds"]))
+            else:
+                self.fail_next(n, int(body.get("status", 500)))
+            with self._lock:
+                stalls = len(self._stalls)
+            return JSONResponse({"pending_failures": self.faults.pending, "pending_stalls": stalls})
+
+        router.add_api_route(
+            "/_sandbox/shopify/faults", faults, methods=["POST"], include_in_schema=False
         )
 
         async def not_found(request: Request, path: str) -> JSONResponse:
