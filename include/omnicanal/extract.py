@@ -32,6 +32,7 @@ from omnicanal.channels import CHANNELS, sources
 from omnicanal.channels.channel import Channel
 from omnicanal.config import Settings
 from omnicanal.errors import ExtractError
+from omnicanal.privacy.register import withhold_after_load
 from omnicanal.warehouse import connect, url
 
 log = logging.getLogger(__name__)
@@ -239,6 +240,8 @@ def run_extract(
         )
     if tap_rc != 0:
         raise ExtractError(f"{source.tap} failed (exit {tap_rc}):\n" + _last_words(tap_err))
+    # before dbt reads them: drop what the platform serves again of people erased (LGPD)
+    withhold_after_load(settings, channel.name)
     report = ExtractReport(
         source=channel.name,
         rows=raw_counts(settings, channel),
