@@ -9,11 +9,11 @@ import re
 from pathlib import Path
 
 import pytest
+
+from omnicanal.channels import CHANNELS
 from tap_shopify.tap import TapShopify
 from tap_square.tap import TapSquare
 from tap_vtex.tap import TapVtex
-
-from omnicanal.channels import CHANNELS
 
 TAPS = Path(__file__).resolve().parents[2] / "taps"
 ROW = re.compile(r"^\|\s*`([a-z_]+)`\s*\|", re.MULTILINE)
