@@ -212,6 +212,15 @@ def test_bulk_and_pages_give_the_same_records_each_once(
     assert line_items == sum(len(order["line_items"]) for order in store.orders)
     assert any(order["retail_location"] for order in orders), "no point-of-sale order"
     assert all(o["admin_graphql_api_id"] == f"gid://shopify/Order/{o['id']}" for o in orders)
+    # what an order carries besides its lines (issue 10): its channel, discounts,
+    # fulfilments and returns, as the world has them
+    assert {o["id"]: o["source_name"] for o in orders} == {
+        o["id"]: o["source_name"] for o in store.orders
+    }
+    assert {o["source_name"] for o in orders} == {"web", "pos"}
+    assert all(o["channel_information"]["channel_id"] for o in orders)
+    for field in ("discount_applications", "fulfillments", "returns"):
+        assert any(order[field] for order in orders), f"no order carries {field}"
     # Each refund's line items and where they went back into stock: nested in the page
     # queries, asked for by nodes(ids:) after the bulk operation (which cannot nest them).
     world_refunds = {r["id"]: (o, r) for o in store.orders for r in o["refunds"]}
