@@ -100,8 +100,13 @@ def _erase(args: argparse.Namespace) -> int:
             else ""
         )
     )
-    for option in getattr(plan, "unmatched", []):
+    for option in plan.unmatched:
         print(f"  {option}: matches no identity record")
+    if plan.shared:
+        print(
+            f"  {plan.shared} of their email/phone/CPF value(s) other customers' records carry "
+            "too (a household's phone): those rows of others are kept"
+        )
     for table, count in plan.tables.items():
         print(f"  {table}: {count}")
     if plan.destinations:
@@ -131,8 +136,7 @@ def _requests(args: argparse.Namespace) -> int:
         if args.request_id and not found:
             raise OmnicanalError(f"no erasure request {args.request_id} in the register")
         for request in found:
-            if all(d["still_held"] == 0 for d in request["destinations"].values()):
-                request["ledger_rows_forgotten"] = forget_told(conn, request["request_id"])
+            request["ledger_rows_forgotten"] = forget_told(conn, request["request_id"])
         conn.commit()
     if args.json:
         print(json.dumps(found, indent=2, default=str))
@@ -148,7 +152,9 @@ def _requests(args: argparse.Namespace) -> int:
             status = (
                 "told (removed)"
                 if state["still_held"] == 0
-                else f"pending: {state['still_held']} row(s) still held, run the sync"
+                else f"pending: {state['still_held']} row(s) still held; run the sync (a sync "
+                "in upsert mode without a consent channel keeps what leaves its model: erase "
+                "the person at the destination)"
             )
             print(f"  destination {sync}: {status}")
         for table, rows in request["blocked"].items():

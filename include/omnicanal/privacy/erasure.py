@@ -107,6 +107,10 @@ class Plan:
     destinations: dict[str, int] = field(default_factory=dict)
     #: identity records per source (source -> count)
     sources: dict[str, int] = field(default_factory=dict)
+    #: the options whose values found no identity record, e.g. "--email (value 1)"
+    unmatched: list[str] = field(default_factory=list)
+    #: the person's emails, phones and CPFs other customers' records carry too (kept)
+    shared: int = 0
 
     @property
     def rows(self) -> int:
@@ -123,6 +127,8 @@ class Plan:
             "rows": self.rows,
             "tables": self.tables,
             "destinations": self.destinations,
+            "unmatched": self.unmatched,
+            "shared": self.shared,
         }
 
 
@@ -228,12 +234,38 @@ def _person_tokens(conn, schema: str, customers: list[str], channels: Sequence[s
             if channel and value:
                 tokens.add(f"id:{channel}:{value}")
         for network, handle in (handles or {}).items():
-            if handle:
-                tokens.add(f"any:{str(handle).lower()}")
-                channel = _channel_of_source(network, channels)
-                if channel:
-                    tokens.add(f"id:{channel}:{handle}")
+            channel = _channel_of_source(network, channels)
+            if handle and channel:
+                tokens.add(f"id:{channel}:{handle}")
     return tokens, per_source, len(rows)
+
+
+def _shared(conn, schema: str, customers: list[str], tokens: set[str]) -> set[str]:
+    """The email, phone and CPF tokens that records of other customers carry too (a
+    household's landline, a family's email): they are not the person's alone, so they
+    find no row; the person's own rows are found by their other tokens."""
+    values = {kind: [] for kind in ("email", "phone", "cpf")}
+    for token in tokens:
+        kind, _, value = token.partition(":")
+        if kind in values:
+            values[kind].append(value)
+    rows = conn.execute(
+        sql.SQL(
+            """select r.email, r.phone_e164, r.wa_id_e164, r.cpf
+               from {} r join {} c using (record_key)
+               where c.customer_id <> all(%(customers)s)
+                 and (r.email = any(%(email)s) or r.phone_e164 = any(%(phone)s)
+                      or r.wa_id_e164 = any(%(phone)s) or r.cpf = any(%(cpf)s))"""
+        ).format(
+            sql.Identifier(schema, "int_identity__records"),
+            sql.Identifier(schema, "int_identity__record_customers"),
+        ),
+        {"customers": customers, **values},
+    ).fetchall()
+    shared = set()
+    for email, phone, wa_id, cpf in rows:
+        shared |= {f"email:{email}", f"phone:{phone}", f"phone:{wa_id}", f"cpf:{cpf}"}
+    return shared & tokens
 
 
 def _tables(conn) -> list[tuple[str, str]]:
@@ -336,6 +368,8 @@ def erase(
     channels = list(CHANNELS)
     person, per_source, records = _person_tokens(conn, identity_schema, customers, channels)
     person |= {token for values in tokens.values() for token in values}
+    shared = _shared(conn, identity_schema, customers, person)
+    person -= shared
     plan = Plan(
         request_id=request_id,
         dry_run=dry_run,
@@ -351,6 +385,8 @@ def erase(
         customers=customers,
         records=records,
         sources=dict(sorted(per_source.items())),
+        unmatched=unmatched,
+        shared=len(shared),
     )
     # first pass: rows with a token; second (raw only): rows naming those rows by id
     doomed: dict[tuple[str, str], set[str]] = {}
@@ -391,7 +427,6 @@ def erase(
         )
     plan.tables = {f"{s}.{t}": len(ctids) for (s, t), ctids in sorted(doomed.items())}
     plan.destinations = _destinations(conn, customers)
-    plan.unmatched = unmatched  # type: ignore[attr-defined]
     if dry_run:
         conn.rollback()
         return plan

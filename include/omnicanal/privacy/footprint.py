@@ -34,7 +34,7 @@ _EMAIL_IN_TEXT = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _PHONE_ONLY = re.compile(r"^\+?[\d\s().\-]{8,22}$")
 #: a value that is nothing but a CPF: 11 digits, maybe as 123.456.789-09
 _CPF_ONLY = re.compile(r"^\d{3}\.?\d{3}\.?\d{3}[-.\s]?\d{2}$")
-_ID_KEY = re.compile(r"(^|_)id$|[a-z]Id$|ID$|^(username|handle)$")
+_ID_KEY = re.compile(r"(^|_)id$|[a-z]Id$|ID$|(^|_)(username|handle)$")
 _NON_DIGIT = re.compile(r"\D")
 
 

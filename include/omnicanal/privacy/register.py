@@ -275,18 +275,36 @@ def request_rows(conn: psycopg.Connection, request_id: str | None = None) -> lis
 
 
 def forget_told(conn: psycopg.Connection, request_id: str) -> int:
-    """Delete the ledger rows of the request's customers that their destinations no
-    longer hold (the sync sent the removal): the ledger keeps each row's payload, and a
-    removed row's key is often the email itself. Rows still held stay, so the next sync
-    run can still remove them. Returns how many rows went."""
+    """Delete what the activation bookkeeping keeps of the request's customers once their
+    destinations no longer hold them (the sync sent the removal): their ledger rows
+    (each keeps the row's payload, and a key is often the email itself), the per-row
+    outcomes of past runs and dead letters under those keys. Rows still held stay, so
+    the next sync run can still remove them. Returns how many ledger rows went."""
     if not exists(conn, LEDGER):
         return 0
+    activation = LEDGER.split(".")[0]
     gone = conn.execute(
-        f"""delete from {LEDGER} l
-            using {SCHEMA}.erasure_customers c
-            where c.request_id = %s and l.customer_id = c.customer_id and not l.present""",
-        (request_id,),
-    ).rowcount
+        f"""with gone as (
+                delete from {LEDGER} l
+                using {SCHEMA}.erasure_customers c
+                where c.request_id = %(id)s and l.customer_id = c.customer_id
+                  and not l.present
+                returning l.sync_name, l.record_key
+            ),
+            outcomes as (
+                delete from {activation}.sync_row_outcomes o
+                using {activation}.sync_runs r, gone g
+                where o.run_id = r.run_id and r.sync_name = g.sync_name
+                  and o.record_key = g.record_key
+            ),
+            letters as (
+                delete from {activation}.sync_dead_letters d
+                using gone g
+                where d.sync_name = g.sync_name and d.record_key = g.record_key
+            )
+            select count(*) from gone""",
+        {"id": request_id},
+    ).fetchone()[0]
     return gone
 
 
