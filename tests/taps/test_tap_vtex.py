@@ -41,7 +41,7 @@ from omnicanal.channels.vtex.emulation import VtexEmulator
 from omnicanal.sandbox.app import SandboxServer
 from omnicanal.sandbox.world import World, generate_world
 from omnicanal_tapkit.streams import ProxiesOnceSession
-from tap_vtex import paging
+from tap_vtex import paging, streams
 from tap_vtex.errors import VtexConnectionError, VtexError, VtexRetriesExhaustedError
 from tap_vtex.paging import (
     DateWindowPaginator,
@@ -321,6 +321,59 @@ def test_an_interrupted_sync_resumes_from_its_last_state(world: World) -> None:
         if r["updatedIn"] == interrupted.bookmark("customers")
     }
     assert set(resumed.ids("customers")) <= on_bookmark
+
+
+def test_an_interrupted_order_walk_resumes_after_the_last_window_read(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Orders come by creation date, so their bookmark waits for the walk's end; the
+    state keeps ``walked_to``, the end of the last window read whole, and the next run
+    walks on from there: no order created up to it is asked for again."""
+    monkeypatch.setattr(streams.OrdersStream, "STATE_MSG_FREQUENCY", 1)
+    real_send = requests.Session.send
+    order_requests = {"n": 0}
+
+    def flaky_send(session, request, **kwargs):
+        if "/api/oms/pvt/orders" in str(request.url):
+            order_requests["n"] += 1
+            if order_requests["n"] > 40:
+                raise requests.exceptions.ConnectionError("connection reset by peer")
+        return real_send(session, request, **kwargs)
+
+    # 4 orders a page, 3 pages a window: the 64 orders take several windows
+    config = {"page_size": 4, "max_list_pages": 3, "max_retries": 0}
+    out = io.StringIO()
+    with (
+        mock.patch.object(requests.Session, "send", flaky_send),
+        redirect_stdout(out),
+        pytest.raises(VtexConnectionError),
+    ):
+        TapVtex(config={**BASE_CONFIG, **config}).sync_all()
+    interrupted = SyncResult([json.loads(line) for line in out.getvalue().splitlines() if line])
+    walked_to = datetime.fromisoformat(interrupted.state["bookmarks"]["orders"]["walked_to"])
+
+    def created(order: dict[str, Any]) -> datetime:
+        head, _, rest = order["creationDate"].partition(".")
+        return datetime.fromisoformat(f"{head}.{rest[:3]}+00:00")  # VTEX filters by the ms
+
+    orders = {o["orderId"]: created(o) for o in world.slices["vtex"].orders}
+    walked = {order for order, at in orders.items() if at <= walked_to}
+    read = set(interrupted.ids("orders"))
+    assert walked and walked <= read < set(orders)
+
+    listed: list[str] = []
+    real_get = streams.OrdersStream.get_json
+
+    def get_json(stream, path, context=None):
+        listed.append(path.rsplit("/", 1)[-1])
+        return real_get(stream, path, context)
+
+    with mock.patch.object(streams.OrdersStream, "get_json", get_json):
+        resumed = sync(config, state=interrupted.state)
+    assert not walked & set(listed), "orders read before the interruption were asked again"
+    assert read | set(resumed.ids("orders")) == set(orders)
+    assert "walked_to" not in resumed.state["bookmarks"]["orders"]
+    assert resumed.bookmark("orders")
 
 
 def test_incremental_customers_search_by_keyset_and_miss_none(

@@ -7,7 +7,9 @@ says fits: :class:`DateWindowPaginator` walks ``f_creationDate`` windows in
 chronological order and, when a window's first page reports more pages than the limit,
 drops that page's records and splits the window in two halves, recursively, until every
 window fits. Windows are whole milliseconds, inclusive at both ends, and adjacent windows
-never overlap, so every order is read exactly once.
+never overlap, so every order is read exactly once. Windows are finished oldest first, so
+the end of the last finished window is a point up to which every order was handed on:
+the stream keeps it in its state, and an interrupted walk resumes after it.
 
 **Master Data scroll.** ``GET /api/dataentities/CL/scroll`` answers the first call with
 an ``X-VTEX-MD-TOKEN`` header; later calls send only ``_token`` until a page comes back
@@ -27,6 +29,7 @@ whole page shares one value does it step the offset.
 from __future__ import annotations
 
 import typing as t
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -90,10 +93,19 @@ def window_overflows(response: requests.Response, max_pages: int = MAX_LIST_PAGE
 class DateWindowPaginator(BaseAPIPaginator[Window]):
     """Walk creation-date windows oldest first, splitting any that holds too many pages."""
 
-    def __init__(self, start: datetime, end: datetime, max_pages: int = MAX_LIST_PAGES) -> None:
+    def __init__(
+        self,
+        start: datetime,
+        end: datetime,
+        max_pages: int = MAX_LIST_PAGES,
+        on_window_read: Callable[[Window, bool], None] | None = None,
+    ) -> None:
+        """``on_window_read(window, last)`` is told of each window whose every page was
+        handed on (``last``: the walk is over), oldest first."""
         first = Window(floor_ms(start), floor_ms(end))
         super().__init__(first)
         self.max_pages = max_pages
+        self.on_window_read = on_window_read
         #: Windows still to read after the current one, the next one last.
         self._pending: list[Window] = []
         self.splits = 0
@@ -119,6 +131,8 @@ class DateWindowPaginator(BaseAPIPaginator[Window]):
             return left
         if current.page < paging["pages"]:
             return Window(current.start, current.end, current.page + 1)
+        if self.on_window_read is not None:
+            self.on_window_read(current, not self._pending)
         if self._pending:
             return self._pending.pop()
         return None

@@ -7,7 +7,9 @@ list has neither items, addresses, the shopper's profile nor ``lastChange``. Inc
 on ``lastChange``: the list cannot filter on it, so a later sync re-walks orders
 created from ``order_lookback_days`` before the bookmark and emits those whose
 ``lastChange`` reached the bookmark. Orders that change later than that after their
-creation are picked up by a full refresh.
+creation are picked up by a full refresh. The bookmark is saved when the walk ends (orders
+come by creation date, not by ``lastChange``); meanwhile the state keeps ``walked_to``,
+the end of the last window read whole, so an interrupted walk resumes after it.
 
 ``customers``: the ``CL`` data entity of Master Data v2, sorted by ``updatedIn``: a
 full sync scrolls it (no 10,000 document ceiling, up to 1,000 a page, filtered with
@@ -44,6 +46,9 @@ if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
     from singer_sdk.streams.rest import HTTPRequest, PageContext
+
+#: The orders stream's state key for the end of the last creation-date window read whole.
+WALKED_TO = "walked_to"
 
 #: The CL fields the tap asks for (``_fields``); ``_all`` would drag in every custom field.
 CUSTOMER_FIELDS = (
@@ -89,9 +94,12 @@ class OrdersStream(VtexStream):
     primary_keys: t.ClassVar[tuple[str, ...]] = ("orderId",)
     replication_key = "lastChange"
     #: Windows are walked by creation date, so ``lastChange`` arrives unordered: the
-    #: bookmark is saved once the stream finishes (an interrupted sync restarts from
-    #: the previous bookmark).
+    #: bookmark is saved once the stream finishes; an interrupted sync resumes its walk
+    #: after the state's ``walked_to`` (see ``walk_start``).
     is_sorted = False
+    #: A STATE message every 100 orders (the SDK's default is 10,000): each order costs
+    #: a detail request, so an interrupted walk would otherwise redo hours of them.
+    STATE_MSG_FREQUENCY = 100
     records_jsonpath = "$.list[*]"
     required_resource = "OMS > List Orders and View order"
     schema = StreamSchema(SCHEMAS_DIR)
@@ -105,7 +113,15 @@ class OrdersStream(VtexStream):
         return _parse(value) if isinstance(value, str) and value else None
 
     def walk_start(self, context: Context | None) -> datetime:
-        """Where the creation-date walk starts: start_date, or the bookmark minus lookback."""
+        """Where the creation-date walk starts: start_date, or the bookmark minus lookback;
+        after ``walked_to`` when an interrupted walk left one in the state."""
+        start = self._first_walk_start(context)
+        walked = self.stream_state.get(WALKED_TO)
+        if isinstance(walked, str) and walked:
+            return max(start, _parse(walked) + timedelta(milliseconds=1))
+        return start
+
+    def _first_walk_start(self, context: Context | None) -> datetime:
         bookmark = self._bookmark()
         if bookmark is not None:
             lookback = bookmark - timedelta(days=int(self.config.get("order_lookback_days", 30)))
@@ -117,11 +133,20 @@ class OrdersStream(VtexStream):
             return datetime.now(UTC) - timedelta(days=730)
         return start if start.tzinfo else start.replace(tzinfo=UTC)
 
+    def _window_read(self, window: Window, last: bool) -> None:
+        """Every order created up to ``window.end`` was handed on: the next STATE says so,
+        until the walk is over (then the bookmark takes over)."""
+        if last:
+            self.stream_state.pop(WALKED_TO, None)
+        else:
+            self.stream_state[WALKED_TO] = vtex_ms(window.end)
+
     def get_new_paginator(self) -> DateWindowPaginator:
         return DateWindowPaginator(
             self.walk_start(None),
             datetime.now(UTC) + timedelta(minutes=1),
             max_pages=int(self.config.get("max_list_pages", MAX_LIST_PAGES)),
+            on_window_read=self._window_read,
         )
 
     def get_url_params(self, context: Context | None, next_page_token: Window | None) -> dict:
