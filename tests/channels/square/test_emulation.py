@@ -427,6 +427,11 @@ def test_faults_503_429_and_timeouts_then_recovery(fresh_server: SandboxServer) 
     with pytest.raises(httpx.ReadTimeout):
         httpx.get(url, headers=AUTH, timeout=0.3)
     assert httpx.get(url, headers=AUTH).status_code == 200
+    # the knob also takes the timeout body of Shopify's and VTEX's knobs
+    httpx.post(f"{fresh_server.url}/_sandbox/square/fail_next", json={"timeout_seconds": 1.0})
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(url, headers=AUTH, timeout=0.3)
+    assert httpx.get(url, headers=AUTH).status_code == 200
     assert emulator.faults.pending == 0
     # an unauthenticated request does not consume a fault
     emulator.fail_next(1, 500)

@@ -955,10 +955,13 @@ class SquareEmulator:
         route("/v2/catalog/list", self._list_catalog)
 
         async def fail_next(spec: Annotated[dict[str, Any], Body()]) -> JSONResponse:
+            """``{n, status, hang_seconds}``; also the body Shopify's and VTEX's knobs take
+            for a timeout, ``{n, timeout_seconds}``: a hang, then the 504 a gateway gives."""
+            timeout = spec.get("timeout_seconds")
             self.fail_next(
                 int(spec.get("n", 1)),
-                int(spec.get("status", 500)),
-                hang_seconds=float(spec.get("hang_seconds", 0.0)),
+                int(spec.get("status", 500 if timeout is None else 504)),
+                hang_seconds=float(spec.get("hang_seconds", timeout or 0.0)),
             )
             return JSONResponse({"pending": self.faults.pending})
 
