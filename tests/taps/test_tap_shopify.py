@@ -384,6 +384,18 @@ def test_429_and_5xx_are_retried_and_the_sync_completes(
     assert set(result.ids("orders")) == {o["id"] for o in world.slices["shopify"].orders}
 
 
+def test_a_timeout_is_retried_and_the_sync_completes(
+    world: World, shopify: ShopifyEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An answer held past ``request_timeout`` is a retry, as 429 and 5xx are."""
+    shopify.stall_next(1, seconds=3.0)
+    with caplog.at_level(logging.WARNING):
+        result, _ = sync({"extraction": "pages", "request_timeout": 1})
+    assert "no answer within 1 s" in caplog.text
+    assert set(result.ids("customers")) == {c["id"] for c in world.slices["shopify"].customers}
+    assert set(result.ids("orders")) == {o["id"] for o in world.slices["shopify"].orders}
+
+
 def test_retries_have_a_limit(shopify: ShopifyEmulator) -> None:
     shopify.fail_next(3, status=500)
     with pytest.raises(ShopifyRetriesExhaustedError, match=r"stream '\w+'.*HTTP 500.*2 att"):
