@@ -132,6 +132,29 @@ def sync(config: dict[str, Any], state: dict[str, Any] | None = None) -> SyncRes
     return SyncResult([json.loads(line) for line in out.getvalue().splitlines() if line])
 
 
+def sync_cut_after_order_requests(requests_served: int, config: dict[str, Any]) -> SyncResult:
+    """A sync whose connection drops after ``requests_served`` requests to the OMS orders
+    API (list pages and details): what it wrote before failing."""
+    real_send = requests.Session.send
+    order_requests = {"n": 0}
+
+    def flaky_send(session, request, **kwargs):
+        if "/api/oms/pvt/orders" in str(request.url):
+            order_requests["n"] += 1
+            if order_requests["n"] > requests_served:
+                raise requests.exceptions.ConnectionError("connection reset by peer")
+        return real_send(session, request, **kwargs)
+
+    out = io.StringIO()
+    with (
+        mock.patch.object(requests.Session, "send", flaky_send),
+        redirect_stdout(out),
+        pytest.raises(VtexConnectionError),
+    ):
+        TapVtex(config={**BASE_CONFIG, **config}).sync_all()
+    return SyncResult([json.loads(line) for line in out.getvalue().splitlines() if line])
+
+
 def run_executable(
     tmp_path: Path, config: dict[str, Any], *args: str
 ) -> subprocess.CompletedProcess[str]:
@@ -289,25 +312,8 @@ def test_an_interrupted_sync_resumes_from_its_last_state(world: World) -> None:
     """The connection drops while orders are read (the second stream, after the
     profiles); the next run, from the last STATE, reads every order and no profile again
     but those on the bookmark."""
-    real_send = requests.Session.send
-    order_requests = {"n": 0}
-
-    def flaky_send(session, request, **kwargs):
-        if "/api/oms/pvt/orders" in str(request.url):
-            order_requests["n"] += 1
-            if order_requests["n"] > 5:
-                raise requests.exceptions.ConnectionError("connection reset by peer")
-        return real_send(session, request, **kwargs)
-
     config = {"page_size": 10, "scroll_size": 10, "max_retries": 0}
-    out = io.StringIO()
-    with (
-        mock.patch.object(requests.Session, "send", flaky_send),
-        redirect_stdout(out),
-        pytest.raises(VtexConnectionError),
-    ):
-        TapVtex(config={**BASE_CONFIG, **config}).sync_all()
-    interrupted = SyncResult([json.loads(line) for line in out.getvalue().splitlines() if line])
+    interrupted = sync_cut_after_order_requests(5, config)
     store = world.slices["vtex"]
     orders = {o["orderId"] for o in store.orders}
     assert 0 < len(interrupted.ids("orders")) < len(orders)
@@ -330,26 +336,9 @@ def test_an_interrupted_order_walk_resumes_after_the_last_window_read(
     state keeps ``walked_to``, the end of the last window read whole, and the next run
     walks on from there: no order created up to it is asked for again."""
     monkeypatch.setattr(streams.OrdersStream, "STATE_MSG_FREQUENCY", 1)
-    real_send = requests.Session.send
-    order_requests = {"n": 0}
-
-    def flaky_send(session, request, **kwargs):
-        if "/api/oms/pvt/orders" in str(request.url):
-            order_requests["n"] += 1
-            if order_requests["n"] > 40:
-                raise requests.exceptions.ConnectionError("connection reset by peer")
-        return real_send(session, request, **kwargs)
-
     # 4 orders a page, 3 pages a window: the 64 orders take several windows
     config = {"page_size": 4, "max_list_pages": 3, "max_retries": 0}
-    out = io.StringIO()
-    with (
-        mock.patch.object(requests.Session, "send", flaky_send),
-        redirect_stdout(out),
-        pytest.raises(VtexConnectionError),
-    ):
-        TapVtex(config={**BASE_CONFIG, **config}).sync_all()
-    interrupted = SyncResult([json.loads(line) for line in out.getvalue().splitlines() if line])
+    interrupted = sync_cut_after_order_requests(40, config)
     walked_to = datetime.fromisoformat(interrupted.state["bookmarks"]["orders"]["walked_to"])
 
     def created(order: dict[str, Any]) -> datetime:

@@ -42,11 +42,13 @@ def _post(
     variables: dict[str, Any] | None = None,
     headers: dict[str, str] = AUTH,
     version: str = VERSION,
+    timeout: float = 5.0,
 ) -> httpx.Response:
     return httpx.post(
         f"{server.url}/admin/api/{version}/graphql.json",
         json={"query": query, "variables": variables},
         headers=headers,
+        timeout=timeout,
     )
 
 
@@ -586,12 +588,7 @@ def test_faults_reach_graphql_too(fresh_server) -> None:
     assert _post(fresh_server, "{ shop { name } }").status_code == 200
     shopify.stall_next(1, seconds=1.0)
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(
-            f"{fresh_server.url}/admin/api/{VERSION}/graphql.json",
-            json={"query": "{ shop { name } }"},
-            headers=AUTH,
-            timeout=0.2,
-        )
+        _post(fresh_server, "{ shop { name } }", timeout=0.2)
     assert _post(fresh_server, "{ shop { name } }").status_code == 200
 
 
@@ -612,12 +609,7 @@ def test_the_faults_knob_over_http_reaches_both_apis(fresh_server) -> None:
     with pytest.raises(httpx.ReadTimeout):
         httpx.get(rest, headers=AUTH, timeout=0.2)
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(
-            f"{fresh_server.url}/admin/api/{VERSION}/graphql.json",
-            json={"query": "{ shop { name } }"},
-            headers=AUTH,
-            timeout=0.2,
-        )
+        _post(fresh_server, "{ shop { name } }", timeout=0.2)
     assert _post(fresh_server, "{ shop { name } }").status_code == 200
     assert httpx.get(rest, headers=AUTH).status_code == 200
 
