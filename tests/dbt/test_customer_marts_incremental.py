@@ -190,6 +190,60 @@ def test_incremental_customer_marts_equal_a_full_refresh(marts: MartsWarehouse) 
     assert incremental == full_refresh(marts, AS_OF)
 
 
+def test_golden_records_follow_an_email_that_stops_linking(marts: MartsWarehouse) -> None:
+    """A customer's records stay as they were, but their email stops linking: three
+    other people (other names) now give it too, more than max_people_per_value (3)
+    allows. The incremental run weighs that customer again (a record sharing an email
+    value the identity run counted again) and gives what a full refresh gives; a rerun
+    with nothing new rewrites no golden record."""
+    golden = dict(
+        marts.rows(
+            "select golden.customer_id, golden.email"
+            " from intermediate.int_customer__golden_records as golden"
+            " where golden.email is not null and cardinality(golden.record_keys) = 1"
+            " and golden.record_keys[1] like 'shopify:%%' order by golden.customer_id"
+        )
+    )
+    owner, email = next(iter(golden.items()))
+    # three lone Shopify accounts of other customers, three other first names
+    borrowers = marts.rows(
+        "select min(id) from raw_shopify.customers as raw"
+        " where default_email_address ->> 'email_address' <> %s"
+        " and first_name is not null and first_name not in"
+        " (select first_name from intermediate.int_customer__golden_records"
+        "  where customer_id = %s and first_name is not null)"
+        " group by first_name order by 1 limit 3",
+        email,
+        owner,
+    )
+    assert len(borrowers) == 3
+    before = built_at(marts, "intermediate.int_customer__golden_records")
+    marts.rows(
+        "update raw_shopify.customers set default_email_address ="
+        " jsonb_build_object('email_address', cast(%s as text)), _sdc_batched_at = now()"
+        " where id = any(%s) returning 1",
+        email,
+        [b[0] for b in borrowers],
+    )
+    marts.dbt("run", *SELECT, *variables(AS_OF))
+    incremental = marts.contents(MODELS)
+    ((now_email,),) = marts.rows(
+        "select email from intermediate.int_customer__golden_records where customer_id = %s",
+        owner,
+    )
+    assert now_email != email  # no longer linkable: not theirs
+    after = built_at(marts, "intermediate.int_customer__golden_records")
+    assert after[owner] != before[owner]
+    assert sum(before.get(c) != stamp for c, stamp in after.items()) < len(after) / 2
+    assert incremental == full_refresh(marts, AS_OF)
+
+    # nothing new: every golden record stays as the full refresh wrote it
+    stamps = built_at(marts, "intermediate.int_customer__golden_records")
+    marts.dbt("run", *SELECT, *variables(AS_OF))
+    assert built_at(marts, "intermediate.int_customer__golden_records") == stamps
+    assert marts.contents(MODELS) == incremental
+
+
 def test_vtex_orders_follow_their_profile(marts: MartsWarehouse) -> None:
     """stg_vtex__orders is incremental on the orders' load stamp, but an order's email and
     profile id come from its CL profile: a profile loaded again with a new email rewrites

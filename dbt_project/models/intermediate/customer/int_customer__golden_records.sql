@@ -14,16 +14,25 @@
     keeps members_digest, a digest of its members as survivorship reads them (each
     record's customer, fields and linkable email): their count and the sum of a 64-bit
     hash of each, which needs no sort (an md5 of the sorted members' md5s took twice as
-    long). A run computes the digest of every customer (a join of narrow columns, no
-    ranking) and rebuilds, whole, the customers
-    whose digest is new, changed or gone: a record new, changed, erased or moved
-    between customers (a merge or a split), an email that became linkable or stopped
-    being. The others stay as they are. A customer left with no record keeps one row
+    long). A run weighs only the customers identity resolution may have changed since
+    this model's last build, each in the customer that holds it now and in the one this
+    model last built it into (held rows' record_keys, a GIN index):
+    - the records of int_identity__record_changes (new, changed, deleted);
+    - the records int_identity__record_customers assigned (to a new or another
+      customer) after this model's last build (its newest built_at);
+    - the records carrying an email value the run's records had or have (its guard
+      decision, hence the email's linkability, may have changed with them).
+    Of those customers it rebuilds, whole, the ones whose digest is new, changed or
+    gone. The others stay as they are. A customer left with no record keeps one row
     without a digest, so that delete+insert removes their old row, and the post-hook
-    deletes it. A change of var identity_survivorship or of the placeholder names (seed
-    identity_fake_identifiers) needs --full-refresh.
+    deletes it. Field and linkability changes come from the identity run this model
+    follows (its record changes): an identity run this model misses (it failed, or was
+    not selected) needs --full-refresh of it. A change of var identity_survivorship or
+    of the placeholder names (seed identity_fake_identifiers) needs --full-refresh.
 #}
 
+-- depends_on: {{ ref('int_identity__record_changes') }}
+-- depends_on: {{ ref('int_identity__identifiers') }}
 -- sqlfluff:indentation:template_blocks_indent:False
 {{ config(
     materialized='incremental',
@@ -33,6 +42,7 @@
     post_hook=[
         "delete from {{ this }} where members_digest is null",
         "create unique index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id)",
+        "create index if not exists {{ this.identifier }}_records_idx on {{ this }} using gin (record_keys)",
     ],
 ) }}
 
@@ -47,19 +57,21 @@
 
 with
 
-records as (
+-- not materialized: read more than once on an incremental run, so Postgres would first
+-- copy the whole table; inlined, each read takes only the rows it needs, by index
+records as not materialized (
 
     select * from {{ ref('int_identity__records') }}
 
 ),
 
-record_customers as (
+record_customers as not materialized (
 
     select * from {{ ref('int_identity__record_customers') }}
 
 ),
 
-linkable_emails as (
+linkable_emails as not materialized (
 
     select * from {{ ref('int_customer__linkable_emails') }}
 
@@ -74,6 +86,67 @@ placeholder_names as (
     where identifier_type = 'name'
 
 ),
+
+{%- if is_incremental() %}
+
+-- the records identity resolution may have changed for survivorship since the last build
+changed_records as (
+
+    -- new, changed or deleted in the identity run
+    select record_changes.record_key
+    from {{ ref('int_identity__record_changes') }} as record_changes
+
+    union
+
+    -- moved to a new or another customer since the last build
+    select record_customers.record_key
+    from record_customers
+    where
+        record_customers.assigned_at > (
+            select coalesce(max(held.built_at), cast('-infinity' as timestamptz))
+            from {{ this }} as held
+        )
+
+    union
+
+    -- carrying an email value the run's records had or have: its guard decision was
+    -- counted again, so the email may have become linkable or stopped being
+    select sharing.record_key
+    from {{ ref('int_identity__identifiers') }} as sharing
+    where
+        sharing.identifier_type = 'email'
+        and sharing.value_id = any(array(
+            select run_values.value_id
+            from {{ ref('int_identity__identifiers') }} as run_values
+            inner join {{ ref('int_identity__record_changes') }} as record_changes
+                on run_values.record_num = record_changes.record_num
+            union
+            select removed.value_id
+            from {{ ref('int_identity__identifiers').schema }}.int_identity__removed_identifiers
+                as removed
+        ))
+
+),
+
+-- their customers: the one holding each now, and the one this model last built it into.
+-- Lists as arrays (here and below): the planner then expects few rows and reads the
+-- tables by index, where a join with a CTE it cannot count hashed whole tables
+candidates as (
+
+    select record_customers.customer_id
+    from record_customers
+    where
+        record_customers.record_key
+        = any(array(select changed_records.record_key from changed_records))
+
+    union
+
+    select held.customer_id
+    from {{ this }} as held
+    where held.record_keys && array(select changed_records.record_key from changed_records)
+
+),
+{%- endif %}
 
 -- each record of a customer with what survivorship reads of it: plain columns only
 member_fields as (
@@ -104,8 +177,21 @@ member_fields as (
     from records
     inner join record_customers
         on records.record_key = record_customers.record_key
+    {%- if is_incremental() %}
+    -- each candidate record's email looked up by index (a join hashed the whole view;
+    -- int_customer__linkable_emails has at most one row per record)
+    cross join lateral (
+        select (
+            select linkable.email
+            from linkable_emails as linkable
+            where linkable.record_num = records.record_num
+        ) as email
+    ) as linkable_emails
+    where record_customers.customer_id = any(array(select candidates.customer_id from candidates))
+    {%- else %}
     left join linkable_emails
         on records.record_num = linkable_emails.record_num
+    {%- endif %}
 
 ),
 
@@ -124,12 +210,14 @@ digests as (
 
 touched as (
 
-    -- the customers whose members are not those the row held for them was built from
-    select coalesce(digests.customer_id, held.customer_id) as customer_id
+    -- the candidates whose members are not those the row held for them was built from
+    select candidates.customer_id
 
-    from digests
-    full outer join {{ this }} as held
-        on digests.customer_id = held.customer_id
+    from candidates
+    left join digests
+        on candidates.customer_id = digests.customer_id
+    left join {{ this }} as held
+        on candidates.customer_id = held.customer_id
     where digests.members_digest is distinct from held.members_digest
 
 ),
