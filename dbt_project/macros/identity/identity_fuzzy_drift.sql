@@ -101,9 +101,9 @@
 {#
     Pre-hook of int_identity__fuzzy_candidates, before the scope is built: the stored
     candidate pairs of records this run did not touch whose decision the run's term
-    frequencies may have changed (temp table _fz_drift_records: their records, which the
-    scope then holds, so the pairs are weighed again exactly, as every pair inside the
-    scope is). A pair's weight counts, for each exact agreement of a term-frequency
+    frequencies may have changed (temp table _fz_drift_pairs; the model writes each again,
+    as a full run would, macro identity_fuzzy_drift_rewrite). A pair's weight counts, for
+    each exact agreement of a term-frequency
     comparison, -log2 f with f = n / N (its value's records over the column's); the run
     moves N for every value and n for the values its records hold or held. So:
     - a value whose frequency moved by more than `tf_drift_exact_shift` bits (0.05: the
@@ -133,8 +133,8 @@
     {%- set records = ref('int_identity__records') %}
     {%- set terms = ref('int_identity__term_frequencies') %}
     {%- set zeros = 'array_fill(0::float8, array[' ~ size ~ '])' %}
-    drop table if exists _fz_drift_records;
-    create temp table _fz_drift_records (record_num bigint);
+    drop table if exists _fz_drift_pairs;
+    create temp table _fz_drift_pairs (record_num_a bigint, record_num_b bigint, why text);
     {%- if not is_incremental() %}
     drop table if exists {{ drift_table }};
     create table {{ drift_table }} (
@@ -275,8 +275,7 @@
         where {{ identity_run_id() }} is not null;
     -- the records holding a value that moved more (or an identifier value recounted),
     -- per comparison; their stored pairs agreeing exactly on it are weighed again
-    drop table if exists _fz_drift_pairs;
-    create temp table _fz_drift_pairs as
+    insert into _fz_drift_pairs (record_num_a, record_num_b, why)
         with
         {%- for comparison in comparisons if comparison.get('tf') or comparison.get('identifier') %}
         {%- set position = comparisons.index(comparison) + 1 %}
@@ -372,6 +371,9 @@
                     stored.run_id = reach.run_id
                     and stored.match_weight >= {{ threshold }} - 1e-6 - reach.highest
                     and stored.match_weight < {{ threshold }} + 1e-6 - reach.lowest
+                -- read per stored run through the (run_id, match_weight) index: pulled up
+                -- into a join, the planner hashes a scan of every stored pair instead
+                offset 0
             ) as pairs
             where
                 -- below the threshold and possibly over it now, or over and possibly below
@@ -392,9 +394,85 @@
         exact_pairs = (select count(*) from _fz_drift_pairs where why = 'exact'),
         band_pairs = (select count(*) from _fz_drift_pairs where why = 'band')
     where run_id = {{ identity_run_id() }};
-    insert into _fz_drift_records
-        select record_num_a from _fz_drift_pairs
+    {%- endif %}
+{%- endmacro %}
+
+{#
+    Pre-hook of int_identity__fuzzy_candidates, after its scope's pairs are deleted: the
+    drift pairs (_fz_drift_pairs) that the scope does not recompute (no touched record,
+    not both records in the scope) are deleted too, and kept in
+    int_identity__fuzzy_rewritten (and temp table _fz_rewritten, analysed): the model
+    writes each again from the records, as a full run writes it (same levels, the run's
+    term frequencies, its weight), without comparing the other pairs of their blocks;
+    int_identity__fuzzy_pairs replaces their decisions (macro
+    identity_fuzzy_rewritten_pairs_delete). Their records are untouched, their blocks and
+    components unchanged: each is still a candidate.
+#}
+{% macro identity_fuzzy_drift_rewrite() -%}
+    {%- set rewritten = this.schema ~ '.int_identity__fuzzy_rewritten' %}
+    drop table if exists {{ rewritten }};
+    create table {{ rewritten }} (record_num_a bigint, record_num_b bigint);
+    {%- if is_incremental() %}
+    insert into {{ rewritten }}
+        select distinct drift.record_num_a, drift.record_num_b
+        from _fz_drift_pairs as drift
+        left join _fz_scope as scope_a on drift.record_num_a = scope_a.record_num
+        left join _fz_scope as scope_b on drift.record_num_b = scope_b.record_num
+        where
+            -- the scope recomputes the pairs of a touched record, and those inside it
+            not coalesce(scope_a.touched, false)
+            and not coalesce(scope_b.touched, false)
+            and (scope_a.record_num is null or scope_b.record_num is null);
+    delete from {{ this }} as pairs
+    using {{ rewritten }} as rewritten
+    where
+        pairs.record_num_a = rewritten.record_num_a
+        and pairs.record_num_b = rewritten.record_num_b;
+    {%- endif %}
+    drop table if exists _fz_rewritten;
+    create temp table _fz_rewritten as select * from {{ rewritten }};
+    analyze _fz_rewritten
+{%- endmacro %}
+
+{#
+    Pre-hook of int_identity__fuzzy_pairs (incremental): the stored decisions of the pairs
+    int_identity__fuzzy_candidates wrote again for their term frequencies
+    (int_identity__fuzzy_rewritten) are deleted, as this run's candidates hold them again.
+    The records of a link among them join int_identity__fuzzy_scope (touched false: the
+    fuzzy stage has used its scope by now), so int_identity__clusters recomputes the
+    clusters it held together; with one_to_one_across_sources they are re-ranked
+    (_fz_rerank: a record that lost a pair).
+#}
+{% macro identity_fuzzy_rewritten_pairs_delete() -%}
+    {%- if is_incremental() %}
+    {%- set scope_table = this.schema ~ '.int_identity__fuzzy_scope' %}
+    {%- set one_to_one = var('identity_fuzzy', {}).get('one_to_one_across_sources', false) %}
+    with
+    removed as (
+        delete from {{ this }} as pairs
+        using {{ this.schema }}.int_identity__fuzzy_rewritten as rewritten
+        where
+            pairs.record_num_a = rewritten.record_num_a
+            and pairs.record_num_b = rewritten.record_num_b
+        returning pairs.record_num_a, pairs.record_num_b, pairs.is_match
+    ),
+    {%- if one_to_one %}
+    reranked as (
+        insert into _fz_rerank (record_num)
+        select record_num_a from removed
         union
-        select record_num_b from _fz_drift_pairs;
+        select record_num_b from removed
+    ),
+    {%- endif %}
+    linked as (
+        select record_num_a as record_num from removed where is_match
+        union
+        select record_num_b from removed where is_match
+    )
+    insert into {{ scope_table }} (record_num, touched)
+    select linked.record_num, false from linked
+    where linked.record_num not in (select scoped.record_num from {{ scope_table }} as scoped)
+    {%- else %}
+    select 1
     {%- endif %}
 {%- endmacro %}

@@ -211,8 +211,6 @@
             union all
             select record_num, false from {{ ref('int_identity__deterministic_components') }}
             where run_id = {{ identity_run_id() }}
-            union all
-            select record_num, false from _fz_drift_records
             {%- for rule in rules %}
             union all
             select record_num, false from crossing_{{ loop.index }}

@@ -8,8 +8,9 @@
     two records are both in its scope (macro identity_fuzzy_scope_build: recomputed
     components, blocks whose size crossed max_block_size), in blocks of at most
     max_block_size records (counted whole, through the blocking indexes of
-    int_identity__records), so the rows it writes are those a full run would write for
-    them; run_id marks the rows it wrote.
+    int_identity__records), and the stored pairs whose weight its term frequencies may
+    carry across the threshold (macro identity_fuzzy_drift_rewrite), so the rows it
+    writes are those a full run would write for them; run_id marks the rows it wrote.
 #}
 
 -- depends_on: {{ ref('int_identity__record_changes') }}
@@ -18,7 +19,11 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='append_new_columns',
-    pre_hook=["{{ identity_fuzzy_scope_build() }}", "{{ identity_delete_scope_pairs() }}"],
+    pre_hook=[
+        "{{ identity_fuzzy_scope_build() }}",
+        "{{ identity_delete_scope_pairs() }}",
+        "{{ identity_fuzzy_drift_rewrite() }}",
+    ],
     post_hook=[
         "{{ identity_fuzzy_candidates_indexes(this) }}",
         after_commit("{{ identity_vacuum_analyze() }}"),
@@ -96,10 +101,19 @@ block_keys_{{ loop.index }} as materialized (
 ),
 {%- endfor %}
 
--- the records in scope, and every record of the blocks of a touched one
+-- the records in scope, every record of the blocks of a touched one, and the records of
+-- the stored pairs written again for their term frequencies (_fz_rewritten)
 members as (
 
     select record_num from scope_records
+
+    union
+
+    select rewritten.record_num_a from pg_temp._fz_rewritten as rewritten
+
+    union
+
+    select rewritten.record_num_b from pg_temp._fz_rewritten as rewritten
     {%- for rule in rules %}
 
     union
@@ -269,6 +283,15 @@ records as (
             select * from pairs_{{ loop.index }}
             {{ 'union' if not loop.last }}
         {%- endfor %}
+        {%- if is_incremental() and rules %}
+            -- the stored pairs whose term frequencies moved, written again whole
+            -- (macro identity_fuzzy_drift_rewrite)
+            union
+            select
+                rewritten.record_num_a,
+                rewritten.record_num_b
+            from pg_temp._fz_rewritten as rewritten
+        {%- endif %}
 
     ),
 
@@ -301,6 +324,10 @@ records as (
             on candidates.record_num_a = a.record_num
         inner join records as b
             on candidates.record_num_b = b.record_num
+        -- a subquery of its own, not flattened into `final`: there each levels[i] and
+        -- term_frequencies[i] of the weight would compute the whole array again (ten
+        -- times the levenshtein and trigram calls); no order: one row per pair, none dropped
+        offset 0  -- noqa: AM09
 
     ),
     {%- if parameters %}

@@ -35,6 +35,7 @@
         "{{ identity_fuzzy_scope_table() }}",
         "{{ identity_fuzzy_rerank_start() }}",
         "{{ identity_delete_scope_pairs() }}",
+        "{{ identity_fuzzy_rewritten_pairs_delete() }}",
         "{{ identity_fuzzy_parameters(
             ref('int_identity__records'),
             ref('int_identity__fuzzy_candidates'),
