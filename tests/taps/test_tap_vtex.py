@@ -330,7 +330,7 @@ def test_an_interrupted_sync_resumes_from_its_last_state(world: World) -> None:
 
 
 def test_an_interrupted_order_walk_resumes_after_the_last_window_read(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, vtex: VtexEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Orders come by creation date, so their bookmark waits for the walk's end; the
     state keeps ``walked_to``, the end of the last window read whole, and the next run
@@ -357,12 +357,22 @@ def test_an_interrupted_order_walk_resumes_after_the_last_window_read(
         listed.append(path.rsplit("/", 1)[-1])
         return real_get(stream, path, context)
 
+    # between the runs, an order of a window already read changes, then one still to read
+    changed_early = min(walked)
+    vtex.touch_order(changed_early, status="canceled", at=datetime.now(UTC))
+    later = min(set(orders) - read)
+    vtex.touch_order(later, at=datetime.now(UTC) + timedelta(seconds=1))
     with mock.patch.object(streams.OrdersStream, "get_json", get_json):
         resumed = sync(config, state=interrupted.state)
     assert not walked & set(listed), "orders read before the interruption were asked again"
     assert read | set(resumed.ids("orders")) == set(orders)
     assert "walked_to" not in resumed.state["bookmarks"]["orders"]
-    assert resumed.bookmark("orders")
+    # the bookmark stays at the walk's beginning, so the next run reads the early change
+    # (a lookback over the whole history: the world's orders are older than 30 days)
+    signpost = interrupted.state["bookmarks"]["orders"]["replication_key_signpost"]
+    assert resumed.bookmark("orders") <= signpost
+    after = sync({**config, "order_lookback_days": 3650}, state=resumed.state)
+    assert changed_early in after.ids("orders")
 
 
 def test_incremental_customers_search_by_keyset_and_miss_none(

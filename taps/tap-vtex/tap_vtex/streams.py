@@ -133,6 +133,16 @@ class OrdersStream(VtexStream):
             return datetime.now(UTC) - timedelta(days=730)
         return start if start.tzinfo else start.replace(tzinfo=UTC)
 
+    def get_replication_key_signpost(self, context: Context | None = None) -> t.Any:
+        """A resumed walk keeps the signpost of the run that began it (the SDK's, written
+        in the state at that run's start): the bookmark it ends with must not pass the
+        moment the walk began, or an order of a window read before the interruption that
+        changed since would be below the next run's bookmark, never read again."""
+        begun = self.stream_state.get("replication_key_signpost")
+        if self.stream_state.get(WALKED_TO) and begun:
+            return begun
+        return super().get_replication_key_signpost(context)
+
     def _window_read(self, window: Window, last: bool) -> None:
         """Every order created up to ``window.end`` was handed on: the next STATE says so,
         until the walk is over (then the bookmark takes over)."""
