@@ -33,6 +33,25 @@
 #}
 {{ config(materialized='sql_function', schema='identity', alias='clusters') }}
 
+{#- Both guards that cut a violating cluster start alike: its records (temp table
+    _identity_cl_violating holds the clusters' labels), each labelled by its component
+    in the edges the guard keeps (temp table _identity_cl_sub_edges), a record without
+    one of those edges alone. CTEs sub_cc and nodes (node, lab). #}
+{%- set violating_parts -%}
+sub_cc as (
+                select cc.node, cc.lab
+                from {{ ref('fn_identity__connected_components') }}(
+                    'select node, value_id from pg_temp._identity_cl_sub_edges'
+                ) as cc
+            ),
+            nodes as (
+                select c.node, coalesce(s.lab, c.node) as lab
+                from pg_temp._identity_cl_clusters as c
+                join pg_temp._identity_cl_violating as v on v.lab = c.lab
+                left join sub_cc as s on s.node = c.node
+            )
+{%- endset %}
+
 create or replace function {{ this }}(
     scope text,
     edges text,
@@ -42,11 +61,7 @@ create or replace function {{ this }}(
     guards jsonb
 )
 returns table (node bigint, lab bigint, pre_guard_lab bigint, guard text)
-language plpgsql
-volatile
-set work_mem = '256MB'
-set jit = off
-set client_min_messages = warning
+{{ identity_function_settings() }}
 as $function$
 #variable_conflict use_column
 declare
@@ -261,18 +276,7 @@ begin
             where sub.value_id not in (select bridging.value_id from bridging);
         -- still over the limit: one cluster per value of the type, the rest alone
         create temp table _identity_cl_sub_final as
-            with sub_cc as (
-                select cc.node, cc.lab
-                from {{ ref('fn_identity__connected_components') }}(
-                    'select node, value_id from pg_temp._identity_cl_sub_edges'
-                ) as cc
-            ),
-            nodes as (
-                select c.node, coalesce(s.lab, c.node) as lab
-                from pg_temp._identity_cl_clusters as c
-                join pg_temp._identity_cl_violating as v on v.lab = c.lab
-                left join sub_cc as s on s.node = c.node
-            ),
+            with {{ violating_parts }},
             still as (
                 select nodes.lab
                 from nodes
@@ -319,18 +323,7 @@ begin
                 join pg_temp._identity_cl_violating as v on v.lab = c.lab
                 where e.identifier_type = any(strong);
             create temp table _identity_cl_sub_final as
-                with sub_cc as (
-                    select cc.node, cc.lab
-                    from {{ ref('fn_identity__connected_components') }}(
-                        'select node, value_id from pg_temp._identity_cl_sub_edges'
-                    ) as cc
-                ),
-                nodes as (
-                    select c.node, coalesce(s.lab, c.node) as lab
-                    from pg_temp._identity_cl_clusters as c
-                    join pg_temp._identity_cl_violating as v on v.lab = c.lab
-                    left join sub_cc as s on s.node = c.node
-                )
+                with {{ violating_parts }}
                 select
                     nodes.node,
                     case

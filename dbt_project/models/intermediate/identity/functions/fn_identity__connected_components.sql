@@ -29,12 +29,7 @@
 
 create or replace function {{ this }}(edges text)
 returns table (node bigint, lab bigint)
-language plpgsql
-volatile
-set work_mem = '256MB'
-set jit = off
--- "schema pg_temp does not exist" and the like are noise to the caller
-set client_min_messages = warning
+{{ identity_function_settings() }}
 as $function$
 #variable_conflict use_column
 declare
