@@ -52,6 +52,7 @@ KPI_MODELS = (
     "marts.kpi_repeat_purchase",
     "marts.kpi_customer_value",
     "intermediate.int_kpi__email_campaign_days",
+    "intermediate.int_kpi__engagement_days",
     "staging.stg_mailchimp__email_events",
 )
 KPI_SELECT = ("--select", "+path:models/marts/kpi")
@@ -287,9 +288,9 @@ def test_vtex_orders_follow_their_profile(marts: MartsWarehouse) -> None:
 
 def test_incremental_kpis_follow_late_and_continued_activity(kpi_marts: MartsWarehouse) -> None:
     """A load that continues conversations, rates tickets late or again, opens an old
-    campaign's email and brings an old customer's new order: the incremental run of
-    the KPI marts (and what they are summed from) equals their full refresh, and
-    rebuilds only what the load touched."""
+    campaign's email, deletes an old call and brings an old customer's new order: the
+    incremental run of the KPI marts (and what they are summed from) equals their full
+    refresh, and rebuilds only what the load touched."""
     # a WhatsApp number writes again within the 24 hours of its last message: the same
     # conversation goes on (its resolution waits for a reply)
     copy_raw_row(
@@ -355,10 +356,21 @@ def test_incremental_kpis_follow_late_and_continued_activity(kpi_marts: MartsWar
         f" 'processed_at', timestamptz '{AS_OF - timedelta(days=7)}',"
         " 'updated_at', (select max(updated_at) from raw_shopify.orders) + interval '1 minute'",
     )
+    # the oldest call a customer made is deleted in HubSpot (soft-deleted by the loader):
+    # no row is left to say which day lost it, only int_kpi__engagement_days' digests do
+    deleted_call = kpi_marts.rows(
+        "update raw_hubspot.calls set _sdc_deleted_at = now(), _sdc_batched_at = now()"
+        " where id = (select id from raw_hubspot.calls"
+        " where properties ->> 'hs_call_direction' = 'INBOUND'"
+        " order by properties ->> 'hs_timestamp', id limit 1) returning id"
+    )
+    assert deleted_call
     threads_before = built_at_of(kpi_marts, "marts.kpi_conversations", "thread_key")
     campaigns_before = built_at_of(
         kpi_marts, "intermediate.int_kpi__email_campaign_days", "campaign_id"
     )
+    periods = "grain || ':' || period_start"
+    periods_before = built_at_of(kpi_marts, "marts.kpi_engagement", periods)
 
     moved = AS_OF + timedelta(days=40)
     kpi_marts.dbt("run", *KPI_SELECT, *variables(moved))
@@ -376,6 +388,13 @@ def test_incremental_kpis_follow_late_and_continued_activity(kpi_marts: MartsWar
         0
         < sum(campaigns_before.get(c) != campaigns_after[c] for c in campaigns_after)
         < len(campaigns_after)
+    )
+    # kpi_engagement: the periods of the days that changed (the call's among them) only
+    periods_after = built_at_of(kpi_marts, "marts.kpi_engagement", periods)
+    assert (
+        0
+        < sum(periods_before.get(p) != periods_after[p] for p in periods_after)
+        < len(periods_after) / 2
     )
     assert incremental == full_refresh(kpi_marts, moved, KPI_MODELS)
 

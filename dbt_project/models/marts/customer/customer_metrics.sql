@@ -30,7 +30,9 @@ customers as (
 
 ),
 
-orders as (
+-- not materialized: read three times (refunds, by_channel, purchases); Postgres would
+-- first copy the whole table, and each read filters it as cheaply itself
+orders as not materialized (
 
     select * from {{ ref('fct_orders') }}
     where

@@ -31,6 +31,22 @@ converted as (
 
 ),
 
+-- the counts per channel and local day: one pass over the touches; a week or month of
+-- local days is that week or month, so each grain sums these (counts add up)
+days as (
+
+    select
+        touch_day,
+        channel,
+        count(*) filter (where is_window_closed) as touches,
+        count(*) filter (where is_window_closed and is_converted) as converted_touches,
+        count(*) filter (where not is_window_closed) as pending_touches
+
+    from converted
+    group by touch_day, channel
+
+),
+
 grains as (
 
     select unnest(array['day', 'week', 'month']) as grain
@@ -41,13 +57,15 @@ periods as (
 
     select
         grains.grain,
-        cast(date_trunc(grains.grain, converted.touch_day) as date) as period_start,
-        converted.channel,
-        converted.is_window_closed,
-        converted.is_converted
+        cast(date_trunc(grains.grain, days.touch_day) as date) as period_start,
+        days.channel,
+        cast(sum(days.touches) as bigint) as touches,
+        cast(sum(days.converted_touches) as bigint) as converted_touches,
+        cast(sum(days.pending_touches) as bigint) as pending_touches
 
-    from converted
+    from days
     cross join grains
+    group by grains.grain, period_start, days.channel
 
 ),
 
@@ -57,17 +75,12 @@ final as (
         grain,
         period_start,
         channel,
-        count(*) filter (where is_window_closed) as touches,
-        count(*) filter (where is_window_closed and is_converted) as converted_touches,
-        round(
-            cast(count(*) filter (where is_window_closed and is_converted) as numeric)
-            / nullif(count(*) filter (where is_window_closed), 0),
-            4
-        ) as conversion_rate,
-        count(*) filter (where not is_window_closed) as pending_touches
+        touches,
+        converted_touches,
+        round(cast(converted_touches as numeric) / nullif(touches, 0), 4) as conversion_rate,
+        pending_touches
 
     from periods
-    group by grain, period_start, channel
 
 )
 
