@@ -18,6 +18,17 @@
    removed from its destination). The register keeps the tokens' keyed hashes only, and
    each later extract drops what a platform serves again of the person.
 
+Cost: one read of every table (a LIKE prefilter over each row's text, the JSON walk
+only for the rows that pass): 5 s for a 60-people world, 178 s for a 10k-people
+warehouse of 1.1 GB on a loaded machine (dry run, nice 19, load 9-11). With ``--yes``
+every table is locked against writes (readers go on) for that time, so no load, dbt
+rebuild or sync can change a row between its read and its delete: run it between
+pipeline runs.
+
+Syncs in ``upsert`` mode without a consent channel keep what leaves their model (the
+engine's rule), so their destinations keep the person until erased there by hand;
+``privacy requests`` shows them as pending.
+
 The activation ledger (``omnicanal_activation``) is not touched here: it is how the next
 sync knows what to remove. ``omnicanal privacy requests`` shows, per request, which
 destinations still hold the person and forgets the ledger rows of those that were told.
