@@ -85,6 +85,7 @@ def _erase(args: argparse.Namespace) -> int:
         request_id=args.request_id,
         all_matching=args.all_matching,
     )
+    request.tokens()  # a malformed value is named before the warehouse is reached
     with connect(get_settings()) as conn:
         plan = erase(conn, request, dry_run=not args.yes, identity_schema=args.schema)
     if args.json:
