@@ -2,10 +2,16 @@
 them (models/intermediate/identity/functions) once in a database of this module.
 identity.connected_components gets an edges query, its labels compared with a
 union-find in Python; identity.clusters gets a few records' edges, and each cluster
-guard is checked on the records it exists for."""
+guard is checked on the records it exists for. The fuzzy stage's learning gets small
+hand-made pattern tables: u from level counts and from an identifier's values
+(identity.fuzzy_u), m and the match share by EM against a Python EM
+(identity.fuzzy_em), the sessions, prior and seed of identity.fuzzy_parameters, and
+each pattern's weight (identity.fuzzy_pattern_weights)."""
 
 from __future__ import annotations
 
+import json
+import math
 import random
 import uuid
 from collections.abc import Iterator
@@ -242,3 +248,240 @@ def test_clusters_of_a_scope_only(functions_db: str) -> None:
         3: (3, 3, None),
         4: (3, 3, None),
     }
+
+
+# ---- the fuzzy stage's parameters ----------------------------------------------------
+
+
+def values_query(rows: list[tuple]) -> str:
+    """A query text over literal rows: ``select * from (values ...) as t (columns)``."""
+    columns = ", ".join(rows[0])
+    body = ", ".join(
+        "(" + ", ".join("null" if v is None else repr(v) for v in row) + ")" for row in rows[1:]
+    )
+    return f"select * from (values {body}) as t ({columns})"
+
+
+def levels_query(patterns: list[tuple[list[int], int]]) -> str:
+    """(levels int[], n) rows: each levels pattern and how many pairs show it."""
+    rows = ", ".join(f"(array{levels}::int[], {n}::float8)" for levels, n in patterns)
+    return f"select * from (values {rows}) as p (levels, n)"
+
+
+def pairs_query(patterns: list[tuple[list[int], int]]) -> str:
+    """(levels int[]) rows, one a pair: each pattern repeated n times."""
+    return f"select p.levels from ({levels_query(patterns)}) as p, generate_series(1, p.n::int)"
+
+
+def fetch(url: str, query: str, params: tuple = ()) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(query, params).fetchall()
+        left = conn.execute(
+            "select relname from pg_class where relname like '\\_identity\\_%'"
+            " and relpersistence = 't'"
+        ).fetchall()
+    assert left == [], "a function left its temp tables behind"
+    return rows
+
+
+def fuzzy_u(url: str, pairs: str, comparisons: int, values: str | None = None) -> dict:
+    rows = fetch(
+        url, "select comp, lvl, u from identity.fuzzy_u(%s, %s, %s)", (pairs, comparisons, values)
+    )
+    return {(comp, lvl): u for comp, lvl, u in rows}
+
+
+def test_u_is_each_levels_share_of_random_pairs_plus_one_of_each(functions_db: str) -> None:
+    # comparison 1: three disagree, one exact; comparison 2 unknown (0) on one pair
+    pairs = pairs_query([([1, 4], 1), ([1, 0], 1), ([4, 1], 1), ([1, 1], 1)])
+    u = fuzzy_u(functions_db, pairs, 2)
+    assert u == pytest.approx(
+        {
+            (1, 1): 4 / 8,
+            (1, 2): 1 / 8,
+            (1, 3): 1 / 8,
+            (1, 4): 2 / 8,
+            (2, 1): 3 / 7,
+            (2, 2): 1 / 7,
+            (2, 3): 1 / 7,
+            (2, 4): 2 / 7,
+        }  # fmt: skip
+    )
+
+
+def test_an_identifiers_exact_u_comes_from_its_values_people(functions_db: str) -> None:
+    pairs = pairs_query([([1, 1], 3), ([1, 4], 1)])  # comparison 2: u(4) 2/8 from pairs
+    # N = 10 records hold an email: one person's own email on 3 of their records (no
+    # common value: max(3 (1 - 1/1), 1) = 1), and a couple's on 2 records of 2 people
+    values = values_query(
+        [("comp", "records_count", "people_count", "records_total"), (2, 3, 1, 10), (2, 2, 2, 10)]
+    )
+    u = fuzzy_u(functions_db, pairs, 2, values)
+    exact = (3 * 1 + 2 * max(2 * (1 - 1 / 2), 1)) / 10**2  # 0.05
+    rest = {1: 4 / 8, 2: 1 / 8, 3: 1 / 8}  # comparison 2's other levels, from the pairs
+    assert u[(2, 4)] == pytest.approx(exact)
+    for level, share in rest.items():
+        assert u[(2, level)] == pytest.approx(share / sum(rest.values()) * (1 - exact))
+    assert sum(u[(2, level)] for level in range(1, 5)) == pytest.approx(1)
+    assert u[(1, 1)] == pytest.approx(5 / 8)  # comparison 1 has no values: from the pairs
+    # a value on every record of many people: u at most 0.5; none shared: at least 1e-12
+    common = values_query([("comp", "records_count", "people_count", "records_total"),
+                           (2, 10, 10, 10)])  # fmt: skip
+    assert fuzzy_u(functions_db, pairs, 2, common)[(2, 4)] == pytest.approx(0.5)
+    lone = values_query([("comp", "records_count", "people_count", "records_total"),
+                         (2, 1, 1, 10**7)])  # fmt: skip
+    assert fuzzy_u(functions_db, pairs, 2, lone)[(2, 4)] == pytest.approx(1e-12)
+
+
+PRIOR_M = {1: 0.03, 2: 0.04, 3: 0.08, 4: 0.85}
+
+
+def python_em(patterns, u, iterations):
+    """The EM of identity.fuzzy_em, in Python: (m by (comp, lvl), match share)."""
+    m = {key: PRIOR_M[key[1]] for key in u}
+    lam = 0.1
+    for _ in range(iterations):
+        post = []
+        for levels, n in patterns:
+            llr = sum(
+                math.log(m[(c, lvl)]) - math.log(u[(c, lvl)])
+                for c, lvl in enumerate(levels, 1)
+                if lvl > 0
+            )
+            odds = math.log(lam / (1 - lam)) + min(max(llr, -500), 500)
+            post.append((levels, n, 1 / (1 + math.exp(-odds))))
+        lam = sum(n * p for _, n, p in post) / sum(n for _, n, _ in post)
+        lam = min(max(lam, 1e-6), 1 - 1e-6)
+        w = {key: 0.0 for key in u}
+        for levels, n, p in post:
+            for c, lvl in enumerate(levels, 1):
+                if lvl > 0:
+                    w[(c, lvl)] += n * p
+        m = {
+            (c, lvl): (w[(c, lvl)] + 0.01)
+            / sum(w[(c, other)] + 0.01 for other in range(1, 5) if (c, other) in u)
+            for c, lvl in u
+        }
+    return m, lam
+
+
+FLAT_U = {(c, lvl): u for c in (1, 2) for lvl, u in ((1, 0.97), (2, 0.01), (3, 0.01), (4, 0.01))}
+U_QUERY = values_query([("comp", "lvl", "u"), *[(c, lvl, u) for (c, lvl), u in FLAT_U.items()]])
+
+
+def fuzzy_em(url: str, patterns, iterations: int = 25) -> tuple[dict, float]:
+    rows = fetch(
+        url,
+        "select comp, lvl, m, lambda from identity.fuzzy_em(%s, %s, %s)",
+        (levels_query(patterns), U_QUERY, iterations),
+    )
+    assert len({lam for *_, lam in rows}) == 1
+    return {(comp, lvl): m for comp, lvl, m, _ in rows}, rows[0][3]
+
+
+def test_em_finds_the_matches_of_a_tiny_pattern_table(functions_db: str) -> None:
+    # 100 pairs agree exactly on both comparisons (one person's records), 900 disagree on
+    # both, 50 agree on the first only (an exact u of 0.01: more likely a match than not)
+    patterns = [([4, 4], 100), ([1, 1], 900), ([4, 1], 50)]
+    m, lam = fuzzy_em(functions_db, patterns)
+    want_m, want_lam = python_em(patterns, FLAT_U, 25)
+    assert m == pytest.approx(want_m, rel=1e-9)
+    assert lam == pytest.approx(want_lam, rel=1e-9)
+    assert 100 / 1050 < lam < 150 / 1050
+    assert m[(1, 4)] > 0.99  # every match agrees on the first
+    assert 0.6 < m[(2, 4)] < 0.8  # and a third of them (the 50) not on the second
+    assert min(m.values()) > 0  # every m above zero (the 0.01 of each level)
+    for c in (1, 2):
+        assert sum(m[(c, lvl)] for lvl in range(1, 5)) == pytest.approx(1)
+    # no round: the prior m and the match share 0.1; an unknown level (0) counts nowhere
+    m0, lam0 = fuzzy_em(functions_db, [([4, 0], 10)], iterations=0)
+    assert m0 == {key: PRIOR_M[key[1]] for key in FLAT_U} and lam0 == 0.1
+    m1, _ = fuzzy_em(functions_db, [([4, 0], 10)], iterations=1)
+    assert m1[(2, 1)] == m1[(2, 4)] == 0.25  # comparison 2 never informed: 0.01 each
+
+
+def fuzzy_parameters(url: str, sessions: list[dict], prior: str, seed: float = 0.4242) -> dict:
+    pairs = pairs_query([([1, 1], 90), ([4, 1], 10)])
+    rows = fetch(
+        url,
+        "select comp, lvl, m, u, lambda"
+        " from identity.fuzzy_parameters(%s, null, %s, %s, 2, 25, %s)",
+        (pairs, json.dumps(sessions), prior, seed),
+    )
+    return {(comp, lvl): (m, u, lam) for comp, lvl, m, u, lam in rows}
+
+
+def test_parameters_take_m_from_the_sessions_that_did_not_block_on_it(functions_db: str) -> None:
+    one = [([0, 4], 100), ([0, 1], 900)]  # blocks on comparison 1: it is 0 throughout
+    two = [([4, 0], 60), ([1, 0], 940)]  # blocks on comparison 2
+    sessions = [
+        {"patterns": levels_query(one), "ignore": [1]},
+        {"patterns": levels_query(two), "ignore": [2]},
+    ]
+    got = fuzzy_parameters(functions_db, sessions, "select 0.01::float8")
+    u = {(1, 1): 91 / 104, (1, 2): 1 / 104, (1, 3): 1 / 104, (1, 4): 11 / 104,
+         (2, 1): 101 / 104, (2, 2): 1 / 104, (2, 3): 1 / 104, (2, 4): 1 / 104}  # fmt: skip
+    assert {key: value[1] for key, value in got.items()} == pytest.approx(u)
+    m_two, _ = python_em(two, u, 25)  # comparison 1's m: session two's alone
+    m_one, _ = python_em(one, u, 25)
+    for lvl in range(1, 5):
+        assert got[(1, lvl)][0] == pytest.approx(m_two[(1, lvl)], rel=1e-9)
+        assert got[(2, lvl)][0] == pytest.approx(m_one[(2, lvl)], rel=1e-9)
+    assert {value[2] for value in got.values()} == {0.01}
+    # a comparison no session may estimate keeps the prior m; no session at all: the prior
+    only_two = fuzzy_parameters(functions_db, sessions[1:], "select 0.01::float8")
+    assert {lvl: only_two[(2, lvl)][0] for lvl in range(1, 5)} == PRIOR_M
+    assert fuzzy_parameters(functions_db, [], "select 0.01::float8")[(1, 4)][0] == 0.85
+    # lambda within 1e-9 and 0.5
+    assert fuzzy_parameters(functions_db, [], "select 0.9::float8")[(1, 1)][2] == 0.5
+    assert fuzzy_parameters(functions_db, [], "select 0::float8")[(1, 1)][2] == 1e-9
+
+
+def test_parameters_seed_the_random_pairs(functions_db: str) -> None:
+    # the random pairs' levels from random(): one seed, one u
+    pairs = (
+        "select array[case when random() < 0.3 then 4 else 1 end] as levels"
+        " from generate_series(1, 200)"
+    )
+
+    def learn(seed: float) -> dict:
+        rows = fetch(
+            functions_db,
+            "select comp, lvl, u"
+            " from identity.fuzzy_parameters(%s, null, '[]', 'select 0.1', 1, 25, %s)",
+            (pairs, seed),
+        )
+        return {(comp, lvl): u for comp, lvl, u in rows}
+
+    assert learn(0.25) == learn(0.25)
+    assert learn(0.25) != learn(-0.5)
+
+
+def test_a_patterns_weight_is_the_prior_plus_each_levels_log_ratio(functions_db: str) -> None:
+    parameters = values_query(
+        [
+            ("comp", "lvl", "m", "u", "lambda"),
+            (1, 1, 0.1, 0.8, 0.2),
+            (1, 4, 0.8, 0.05, 0.2),
+            (2, 1, 0.2, 0.9, 0.2),
+            (2, 4, 0.7, 0.01, 0.2),
+        ]  # fmt: skip
+    )
+    patterns = (
+        "select * from (values (array[4, 4]), (array[4, 4]), (array[1, 0]), (array[0, 0]))"
+        " as p (levels)"
+    )
+    rows = fetch(
+        functions_db,
+        "select levels, weight from identity.fuzzy_pattern_weights(%s, %s)",
+        (patterns, parameters),
+    )
+    got = {tuple(levels): weight for levels, weight in rows}
+    prior = math.log2(0.2 / 0.8)
+    assert got == pytest.approx(
+        {
+            (4, 4): prior + math.log2(0.8 / 0.05) + math.log2(0.7 / 0.01),
+            (1, 0): prior + math.log2(0.1 / 0.8),  # an unknown comparison weighs nothing
+            (0, 0): prior,
+        }
+    )

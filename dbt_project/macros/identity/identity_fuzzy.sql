@@ -163,23 +163,25 @@
 
 
 {#
-    Whether this run of int_identity__fuzzy_pairs learns the Fellegi-Sunter parameters
-    (m, u, lambda: macro identity_fuzzy_parameters) or weighs with the stored ones
-    (int_identity__fuzzy_parameters). A run learns when there are none, when the fuzzy
-    settings they were learnt under differ (identity_fuzzy_settings_key), and on
-    `--full-refresh` with var identity_fuzzy_relearn true. A plain full refresh keeps
-    them, so it decides every pair as the incremental runs before it did: learnt again
-    on the data of each full refresh, they would move every pair's weight a little
-    and flip those near the threshold, and a full refresh would not check incremental
-    runs. Incremental runs never learn.
+    Whether this run learns the Fellegi-Sunter parameters (m, u, lambda: model
+    int_identity__fuzzy_parameters, by identity.fuzzy_parameters) or keeps the stored
+    ones. A run learns when there are none, when the fuzzy settings they were learnt
+    under differ (identity_fuzzy_settings_key), and on `--full-refresh` with var
+    identity_fuzzy_relearn true. A plain full refresh keeps them, so it decides every
+    pair as the incremental runs before it did: learnt again on the data of each full
+    refresh, they would move every pair's weight a little and flip those near the
+    threshold, and a full refresh would not check incremental runs. Incremental runs
+    (`incremental`: whether int_identity__fuzzy_pairs runs incrementally; by default the
+    calling model's is_incremental()) never learn.
 #}
-{% macro identity_fuzzy_learns() -%}
-    {%- if not execute or is_incremental() %}{{ return(false) }}{% endif %}
-    {%- if var('identity_fuzzy_relearn', false) %}{{ return(true) }}{% endif %}
+{% macro identity_fuzzy_learns(incremental=none) -%}
+    {%- if not execute %}{{ return(false) }}{% endif %}
     {%- set stored = adapter.get_relation(
         database=this.database, schema=this.schema, identifier='int_identity__fuzzy_parameters'
     ) %}
     {%- if not stored %}{{ return(true) }}{% endif %}
+    {%- if (is_incremental() if incremental is none else incremental) %}{{ return(false) }}{% endif %}
+    {%- if var('identity_fuzzy_relearn', false) %}{{ return(true) }}{% endif %}
     {%- set columns = adapter.get_columns_in_relation(stored) | map(attribute='name') | list %}
     {%- if 'settings' not in columns %}{{ return(true) }}{% endif %}
     {%- set found = run_query(
@@ -199,239 +201,50 @@
 
 
 {#
-    Fellegi-Sunter parameters, as a DO block for the pre-hook of int_identity__fuzzy_pairs.
-    - u (the chance of each level between two different people): from random record pairs.
-    - m (the same between two records of one person): expectation-maximisation in
-      sessions, as Splink does: each session (var identity_fuzzy.em_sessions) takes the
-      pairs of one blocking rule, on a sample of at most em_max_records records, and
-      estimates m and the match share with u held fixed, ignoring the comparisons its
-      rule uses (they agree by construction there). A comparison's m is the mean over
-      the sessions that did not block on it; with no such session, a fixed prior m.
-      EM over the prediction candidates themselves would learn "same name" as the
-      match class on a dedupe of families (FEBRL3), hence the sessions.
-    - lambda (the chance that two random records match): pairs agreeing on the prior
-      rules (identity_fuzzy.prior), over their assumed recall, over all pairs.
-    Leaves temp table _fz_pattern_weights (levels, weight): the match weight, log2 of
-    the posterior odds, of each pattern seen among the candidates; and _fz_parameters.
-    With `stored` (an incremental run), m, u and lambda are those of the stored table
-    and only the candidates of the touched records are weighed: parameters are learnt on
-    full runs (dbt run --full-refresh), not moved by each 1% of new records.
-#}
-{% macro identity_fuzzy_parameters(records, candidates, stored=none, values=none, terms=none) -%}
-    {%- set cfg = var('identity_fuzzy', {}) %}
-    {%- set comparisons = identity_fuzzy_comparisons() %}
-    {%- set iterations = cfg.get('em_iterations', 25) %}
-    {%- set max_block = cfg.get('max_block_size', 200) %}
-do $fz$
-declare
-    total bigint;
-    lam float8;
-    share float8;
-    i int;
-begin
-    perform setseed(0.4242);
-    set local work_mem = '256MB';
-    {%- if stored %}
-
-    -- incremental run: the parameters of the last full run, for the new candidates only
-    drop table if exists _fz_m;
-    create temp table _fz_m as select comp, lvl, m from {{ stored }};
-    drop table if exists _fz_u;
-    create temp table _fz_u as select comp, lvl, u from {{ stored }};
-    select min(lambda) into lam from {{ stored }};
-    drop table if exists _fz_patterns;
-    create temp table _fz_patterns as
-        select levels, count(*)::float8 as n from {{ candidates }}
-        where run_id = {{ identity_run_id() }}
-        group by levels;
-    {%- else %}
-
-    -- u: level frequencies between random pairs of records
-    select count(*) into total from {{ records }};
-    drop table if exists _fz_random_pairs;
-    create temp table _fz_random_pairs as
-        select 1 + floor(random() * total)::bigint as x, 1 + floor(random() * total)::bigint as y
-        from generate_series(1, {{ cfg.get('random_pairs_for_u', 300000) }});
-    analyze _fz_random_pairs;
-    drop table if exists _fz_u;
-    create temp table _fz_u as
-        with levels as (
-            select {{ identity_fuzzy_levels('a', 'b') }} as levels
-            from _fz_random_pairs as pairs
-            join {{ records }} as a on a.record_num = pairs.x
-            join {{ records }} as b on b.record_num = pairs.y
-            where pairs.x <> pairs.y
-        ),
-        counted as (
-            select c.comp, c.lvl, count(*)::float8 as n
-            from levels cross join lateral unnest(levels.levels) with ordinality as c (lvl, comp)
-            where c.lvl > 0
-            group by c.comp, c.lvl
-        ),
-        grid as (
-            select comp, lvl from generate_series(1, {{ comparisons | length }}) as comp
-            cross join generate_series(1, 4) as lvl
-        )
-        select grid.comp, grid.lvl,
-            (coalesce(counted.n, 0) + 1) / (sum(coalesce(counted.n, 0) + 1) over (partition by grid.comp)) as u
-        from grid left join counted on counted.comp = grid.comp and counted.lvl = grid.lvl;
-
-    {%- if values is not none and terms is not none %}
-
-    -- u of an identifier's exact level from its values, not from random pairs (where a
-    -- shared email is nearly always one person's two records): the chance that a record
-    -- holding a value meets another person's record holding it, sum over the linkable
-    -- values of (n / N) * max(n (1 - 1 / people), 1) / N, as the candidates' term
-    -- frequencies; the other levels keep their share of the rest
-    {%- for comparison in comparisons %}{% if comparison.get('identifier') %}
-    with exact as (
-        select least(greatest(
-            sum(v.records_count * greatest(v.records_count * (1 - 1.0 / greatest(v.people_count, 1)), 1))
-            / power(nullif(min(totals.records), 0), 2),
-            1e-12), 0.5) as u,
-            count(*) as linkable_values
-        from {{ values }} as v
-        cross join (
-            select records from {{ terms }} where term_column = '{{ comparison.column }}' and term = ''
-        ) as totals
-        where v.identifier_type = '{{ comparison.identifier }}' and v.is_linkable
-    ),
-    rest as (
-        select sum(u) as u from _fz_u where comp = {{ loop.index }} and lvl < 4
-    )
-    update _fz_u
-    set u = case
-            when _fz_u.lvl = 4 then exact.u
-            else _fz_u.u / rest.u * (1 - exact.u)
-        end
-    from exact, rest
-    where _fz_u.comp = {{ loop.index }} and exact.linkable_values > 0;
-    {%- endif %}{% endfor %}
-    {%- endif %}
-
-    -- prior m: "agreement is likely"
-    drop table if exists _fz_m_prior;
-    create temp table _fz_m_prior as
-        select comp, lvl, case lvl when 4 then 0.85 when 3 then 0.08 when 2 then 0.04 else 0.03 end::float8 as m
-        from _fz_u;
-    drop table if exists _fz_m_sessions;
-    create temp table _fz_m_sessions (session int, comp bigint, lvl bigint, m float8);
-    share := least(1.0, {{ cfg.get('em_max_records', 200000) }}::float8 / greatest(total, 1));
-
-    {%- for rule in cfg.get('em_sessions', []) %}
-    {%- set ignored = identity_fuzzy_blocked_comparisons(rule) %}
-
-    -- EM session {{ loop.index }}: pairs agreeing on {{ rule | join(', ') }}; m not estimated for {{ ignored | join(', ') }}
-    drop table if exists _fz_patterns;
-    create temp table _fz_patterns as
-        with sampled as (
-            select *, count(*) over (partition by {{ rule | join(', ') }}) as block_size
-            from {{ records }}
-            where
-                {{ rule | join(' is not null and ') }} is not null
-                and (abs(hashint8(record_num)) % 1000000) < share * 1000000
-        )
-        select {{ identity_fuzzy_levels('a', 'b', ignored) }} as levels, count(*)::float8 as n
-        from sampled as a
-        join sampled as b
-            on {% for column in rule %}a.{{ column }} = b.{{ column }} and {% endfor %}a.record_num < b.record_num
-            {%- if not cfg.get('within_source', true) %} and a.source <> b.source{% endif %}
-        where a.block_size <= {{ max_block }}
-        group by 1;
-    {{ identity_fuzzy_em('lam', iterations, true) }}
-    raise notice 'fuzzy stage: EM session % (%): match share %', {{ loop.index }}, '{{ rule | join(", ") }}', lam;
-    insert into _fz_m_sessions
-        select {{ loop.index }}, comp, lvl, m from _fz_m
-        where comp not in (
-            {%- for comparison in comparisons %}{% if comparison.name in ignored %}{{ loop.index }}, {% endif %}{% endfor %}0);
-    {%- endfor %}
-
-    drop table if exists _fz_m;
-    create temp table _fz_m as
-        select prior.comp, prior.lvl, coalesce(avg(s.m), min(prior.m)) as m
-        from _fz_m_prior as prior
-        left join _fz_m_sessions as s on s.comp = prior.comp and s.lvl = prior.lvl
-        group by prior.comp, prior.lvl;
-
-    -- lambda, the chance that two random records are one person (Splink's
-    -- probability_two_random_records_match): the pairs agreeing on any prior rule,
-    -- divided by the share of all matches those rules are thought to find (recall), over
-    -- all the pairs the stage may compare
-    {%- set prior = cfg.get('prior', {}) %}
-    {%- set prior_rules = prior.get('rules', [['first_name_key', 'last_name_key', 'birth_date_key']]) %}
-    select
-        {%- if cfg.get('within_source', true) %}
-        count(*)::float8 * (count(*) - 1) / 2
-        {%- else %}
-        (count(*)::float8 * count(*) - (select sum(n * n) from (select count(*)::float8 as n from {{ records }} group by source) as s)) / 2
-        {%- endif %}
-    into share from {{ records }};
-    select count(*) / {{ prior.get('recall', 0.9) }} / greatest(share, 1) into lam
-    from (
-        {%- for rule in prior_rules %}
-        select a.record_num as x, b.record_num as y
-        from {{ records }} as a
-        join {{ records }} as b
-            on {% for column in rule %}a.{{ column }} = b.{{ column }} and {% endfor %}a.record_num < b.record_num
-            {%- if not cfg.get('within_source', true) %} and a.source <> b.source{% endif %}
-        {{ 'union' if not loop.last }}
-        {%- endfor %}
-    ) as agreeing;
-    lam := least(greatest(lam, 1e-9), 0.5);
-    raise notice 'fuzzy stage: probability two random records match %', lam;
-    drop table if exists _fz_patterns;
-    create temp table _fz_patterns as
-        select levels, count(*)::float8 as n from {{ candidates }} group by levels;
-    {%- endif %}
-
-    drop table if exists _fz_pattern_weights;
-    create temp table _fz_pattern_weights as
-        select p.levels,
-            (ln(lam / (1 - lam)) + coalesce(sum(ln(m.m) - ln(u.u)) filter (where c.lvl > 0), 0)) / ln(2) as weight
-        from _fz_patterns as p
-        cross join lateral unnest(p.levels) with ordinality as c (lvl, comp)
-        left join _fz_m as m on m.comp = c.comp and m.lvl = c.lvl
-        left join _fz_u as u on u.comp = c.comp and u.lvl = c.lvl
-        group by p.levels;
-    drop table if exists _fz_parameters;
-    create temp table _fz_parameters as
-        select m.comp, m.lvl, m.m, u.u, lam as lambda from _fz_m as m join _fz_u as u using (comp, lvl);
-    -- log2 u of each term-frequency comparison's exact level: an exact agreement on a
-    -- value of frequency f weighs log2(m / u) + log2(u / f) = log2(m / f)
-    drop table if exists _fz_tf_base;
-    create temp table _fz_tf_base as
-        select
-            {%- for comparison in comparisons %}
-            {%- if comparison.get('tf') or comparison.get('identifier') %}
-            max(ln(u) / ln(2)) filter (where comp = {{ loop.index }} and lvl = 4) as log2_u_{{ loop.index }}{{ ',' if not loop.last }}
-            {%- else %}
-            cast(null as float8) as log2_u_{{ loop.index }}{{ ',' if not loop.last }}
-            {%- endif %}
-            {%- endfor %}
-        from _fz_u;
-end
-$fz$
-{%- endmacro %}
-
-
-{#
-    The temp tables identity_fuzzy_parameters leaves, as relations for
-    int_identity__fuzzy_pairs (macros, so a dbt unit test can give them as subqueries):
-    each levels pattern's weight, and log2 u of each term-frequency comparison.
+    The weights of int_identity__fuzzy_pairs (selects for two of its CTEs; macros, so a
+    dbt unit test can give them as subqueries): each levels pattern of this run's candidates (all of them on a full
+    run) with its weight under the run's parameters
+    (int_identity__fuzzy_parameters, by identity.fuzzy_pattern_weights), and log2 u of
+    each term-frequency comparison's exact level: an exact agreement on a value of
+    frequency f weighs log2(m / u) + log2(u / f) = log2(m / f).
 #}
 {% macro identity_fuzzy_pattern_weights() -%}
-    pg_temp._fz_pattern_weights
+    select
+        weights.levels,
+        weights.weight
+    from
+        {{ ref('fn_identity__fuzzy_pattern_weights') }}(
+            $patterns$
+            select candidates.levels
+            from {{ ref('int_identity__fuzzy_candidates') }} as candidates
+            {%- if is_incremental() %}
+            where candidates.run_id = {{ identity_run_id() }}
+            {%- endif %}
+            $patterns$,
+            $parameters$
+            select comp, lvl, m, u, lambda from {{ ref('int_identity__fuzzy_parameters') }}
+            $parameters$
+        ) as weights
 {%- endmacro %}
 
 {% macro identity_fuzzy_tf_base() -%}
-    pg_temp._fz_tf_base
+    select
+        {%- for comparison in identity_fuzzy_comparisons() %}
+        {%- if comparison.get('tf') or comparison.get('identifier') %}
+        max(ln(u) / ln(2)) filter (where comp = {{ loop.index }} and lvl = 4)
+            as log2_u_{{ loop.index }}{{ ',' if not loop.last }}
+        {%- else %}
+        cast(null as float8) as log2_u_{{ loop.index }}{{ ',' if not loop.last }}
+        {%- endif %}
+        {%- endfor %}
+    from {{ ref('int_identity__fuzzy_parameters') }}
 {%- endmacro %}
 
 {#
     A pair's term-frequency adjustment, in bits: for each comparison whose exact level
     it reaches on a value of frequency f (`term_frequencies`, from
-    int_identity__fuzzy_candidates), log2(u / f), u that level's u (`base`: temp table
-    _fz_tf_base); the level's log2(m / u) plus it is log2(m / f).
+    int_identity__fuzzy_candidates), log2(u / f), u that level's u (`base`: macro
+    identity_fuzzy_tf_base); the level's log2(m / u) plus it is log2(m / f).
 #}
 {% macro identity_fuzzy_tf_adjustment(term_frequencies, base) -%}
     (
@@ -443,56 +256,6 @@ $fz$
         {%- endfor %}
     )
 {%- endmacro %}
-
-{#
-    plpgsql statements: EM over temp table _fz_patterns (levels, n) with u (_fz_u) fixed.
-    With update_m, m starts from _fz_m_prior and is re-estimated into _fz_m; without,
-    only the match share `lam` is (m read from _fz_m).
-#}
-{% macro identity_fuzzy_em(lam, iterations, update_m) -%}
-    {{ lam }} := 0.1;
-    {%- if update_m %}
-    drop table if exists _fz_m;
-    create temp table _fz_m as select * from _fz_m_prior;
-    {%- endif %}
-    drop table if exists _fz_llr;
-    create temp table _fz_llr as
-        select p.levels, p.n, 0::float8 as llr from _fz_patterns as p;
-    for i in 1..{{ iterations }} loop
-        drop table if exists _fz_llr;
-        create temp table _fz_llr as
-            select p.levels, p.n, coalesce(sum(ln(m.m) - ln(u.u)) filter (where c.lvl > 0), 0) as llr
-            from _fz_patterns as p
-            cross join lateral unnest(p.levels) with ordinality as c (lvl, comp)
-            left join _fz_m as m on m.comp = c.comp and m.lvl = c.lvl
-            left join _fz_u as u on u.comp = c.comp and u.lvl = c.lvl
-            group by p.levels, p.n;
-        drop table if exists _fz_post;
-        create temp table _fz_post as
-            select levels, n,
-                1.0 / (1.0 + exp(-(ln({{ lam }} / (1 - {{ lam }})) + least(greatest(llr, -500), 500)))) as post
-            from _fz_llr;
-        select coalesce(sum(n * post) / nullif(sum(n), 0), 0.1) into {{ lam }} from _fz_post;
-        {{ lam }} := least(greatest({{ lam }}, 1e-6), 1 - 1e-6);
-        {%- if update_m %}
-        drop table if exists _fz_m_next;
-        create temp table _fz_m_next as
-            with weighted as (
-                select c.comp, c.lvl, sum(p.n * p.post) as w
-                from _fz_post as p
-                cross join lateral unnest(p.levels) with ordinality as c (lvl, comp)
-                where c.lvl > 0
-                group by c.comp, c.lvl
-            )
-            select u.comp, u.lvl,
-                (coalesce(weighted.w, 0) + 0.01) / sum(coalesce(weighted.w, 0) + 0.01) over (partition by u.comp) as m
-            from _fz_u as u left join weighted on weighted.comp = u.comp and weighted.lvl = u.lvl;
-        drop table _fz_m;
-        alter table _fz_m_next rename to _fz_m;
-        {%- endif %}
-    end loop;
-{%- endmacro %}
-
 
 {#
     Whether a pair above the threshold may link: never across two different valid CPFs,

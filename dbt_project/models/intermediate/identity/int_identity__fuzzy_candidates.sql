@@ -32,15 +32,9 @@
 
 {%- set cfg = var('identity_fuzzy', {}) %}
 {%- set enabled = cfg.get('enabled', true) and identity_fuzzy_available() %}
-{#- the parameters int_identity__fuzzy_pairs will weigh with, when it does not learn them:
-    each pair is weighed as it is written (a run that learns them leaves match_weight to
-    int_identity__fuzzy_pairs' post-hook) #}
-{%- set parameters = none %}
-{%- if execute and this is not none and not identity_fuzzy_learns() %}
-    {%- set parameters = adapter.get_relation(
-        database=this.database, schema=this.schema, identifier='int_identity__fuzzy_parameters'
-    ) %}
-{%- endif %}
+{#- the parameters int_identity__fuzzy_pairs weighs with (learnt before, when this run
+    learns them): each pair is weighed as it is written #}
+{%- set parameters = ref('int_identity__fuzzy_parameters') %}
 {%- set max_block = cfg.get('max_block_size', 200) %}
 {%- set rules = cfg.get('blocking_rules', []) %}
 
@@ -330,14 +324,12 @@ records as (
         offset 0  -- noqa: AM09
 
     ),
-    {%- if parameters %}
 
     weights as materialized (
 
-        {{ identity_fuzzy_stored_weights(parameters) }}
+        {{ identity_fuzzy_stored_weights(parameters) }}  -- noqa: RF04
 
     ),
-    {%- endif %}
 
     final as (
 
@@ -348,21 +340,15 @@ records as (
             compared.source_b,
             compared.levels,
             compared.term_frequencies,
-            -- the pair's weight with the stored parameters (else written by
-            -- int_identity__fuzzy_pairs' post-hook, macro identity_fuzzy_store_weights):
-            -- later runs find by it the stored pairs their term frequencies may move over
-            -- or under the threshold (macro identity_fuzzy_drift_build)
-            {%- if parameters %}
-                {{ identity_fuzzy_weight('compared.levels', 'compared.term_frequencies', 'weights') }}
-            {%- else %}
-                cast(null as float8)
-            {%- endif %} as match_weight,
+            -- the pair's weight with the run's parameters: later runs find by it the
+            -- stored pairs their term frequencies may move over or under the threshold
+            -- (macro identity_fuzzy_drift_build)
+            {{ identity_fuzzy_weight('compared.levels', 'compared.term_frequencies', 'weights') }}
+                as match_weight,
             compared.run_id
 
         from compared
-        {%- if parameters %}
-            cross join weights
-        {%- endif %}
+        cross join weights
 
     )
 

@@ -1,8 +1,8 @@
 {#
     The fuzzy stage's decisions: the candidate pairs whose Fellegi-Sunter match weight
-    (log2 posterior odds; m and u estimated on this data, see macro
-    identity_fuzzy_parameters; an exact agreement on a value weighs by the value's
-    frequency, macro identity_fuzzy_tf_adjustment) reaches
+    (log2 posterior odds; m and u estimated on this data, int_identity__fuzzy_parameters,
+    each levels pattern weighed by identity.fuzzy_pattern_weights; an exact agreement on
+    a value weighs by the value's frequency, macro identity_fuzzy_tf_adjustment) reaches
     identity_fuzzy.threshold_weight, and whether each links (is_match). Two records with
     different valid CPFs never link. With one_to_one_across_sources, a record links to at most its mutual best match in each
     other source (macro identity_fuzzy_mutual_best). Pairs under the threshold are in
@@ -16,15 +16,8 @@
     rows this run wrote or whose decision it changed.
 #}
 
--- depends_on: {{ ref('int_identity__records') }}
--- depends_on: {{ ref('int_identity__fuzzy_candidates') }}
 -- depends_on: {{ ref('int_identity__deterministic_components') }}
 -- depends_on: {{ ref('int_identity__record_changes') }}
--- depends_on: {{ ref('int_identity__identifier_values') }}
--- depends_on: {{ ref('int_identity__term_frequencies') }}
-{#- the pre-hook weighs with the parameters learnt before, unless this run learns them
-    (macro identity_fuzzy_learns: no stored parameters, other settings, or a full refresh
-    with var identity_fuzzy_relearn) #}
 {%- set cfg = var('identity_fuzzy', {}) %}
 {%- set one_to_one = cfg.get('one_to_one_across_sources', false) %}
 {{ config(
@@ -36,33 +29,13 @@
         "{{ identity_fuzzy_rerank_start() }}",
         "{{ identity_delete_scope_pairs() }}",
         "{{ identity_fuzzy_rewritten_pairs_delete() }}",
-        "{{ identity_fuzzy_parameters(
-            ref('int_identity__records'),
-            ref('int_identity__fuzzy_candidates'),
-            none if identity_fuzzy_learns() else adapter.get_relation(
-                database=this.database, schema=this.schema,
-                identifier='int_identity__fuzzy_parameters'),
-            values=ref('int_identity__identifier_values'),
-            terms=ref('int_identity__term_frequencies'),
-        ) }}",
     ],
     post_hook=[
         "{{ identity_fuzzy_rerank() }}",
-        "{{ identity_fuzzy_store_weights(ref('int_identity__fuzzy_candidates')) }}",
-        "create table if not exists {{ this.schema }}.int_identity__fuzzy_parameters
-            (comp bigint, lvl bigint, m float8, u float8, lambda float8)",
-        "alter table {{ this.schema }}.int_identity__fuzzy_parameters
-            add column if not exists settings text",
-        "truncate {{ this.schema }}.int_identity__fuzzy_parameters",
-        "insert into {{ this.schema }}.int_identity__fuzzy_parameters
-            (comp, lvl, m, u, lambda, settings)
-            select comp, lvl, m, u, lambda, '{{ identity_fuzzy_settings_key() }}'
-            from pg_temp._fz_parameters",
         "create index if not exists {{ this.identifier }}_a_idx on {{ this }} (record_num_a)",
         "create index if not exists {{ this.identifier }}_b_idx on {{ this }} (record_num_b)",
         "create index if not exists {{ this.identifier }}_run_idx on {{ this }} (run_id)",
         after_commit("{{ identity_vacuum_analyze() }}"),
-        after_commit("{{ identity_vacuum_analyze(ref('int_identity__fuzzy_candidates')) }}"),
     ]
 ) }}
 
@@ -74,6 +47,18 @@ candidates as (
     {%- if is_incremental() %}
     where run_id = {{ identity_run_id() }}
     {%- endif %}
+
+),
+
+pattern_weights as (
+
+    {{ identity_fuzzy_pattern_weights() }}
+
+),
+
+tf_base as (
+
+    {{ identity_fuzzy_tf_base() }}
 
 ),
 
@@ -91,9 +76,9 @@ weighed as (
             as match_weight
 
     from candidates
-    inner join {{ identity_fuzzy_pattern_weights() }} as weights
+    inner join pattern_weights as weights
         on candidates.levels = weights.levels
-    cross join {{ identity_fuzzy_tf_base() }} as tf_base
+    cross join tf_base
 
 ),
 
