@@ -9,7 +9,11 @@
     an upserted raw row replaces what was built from it. Soft deletes
     (`_sdc_deleted_at`) arrive as such upserts. A raw row that is gone (a table the
     loader replaced, a record erased) takes its staging rows with it
-    (staging_delete_gone, a post-hook). `dbt build --full-refresh` rebuilds from raw.
+    (staging_delete_gone, a post-hook), and the keys it took go to the deletions log
+    (source dbt_log.deleted_keys, below), from which the incremental facts learn what
+    left; a staging table rebuilt from raw logs the same before it rebuilds
+    (staging_log_gone, a pre-hook).
+    `dbt build --full-refresh` rebuilds from raw.
     A model of unnested lines also deletes, before it builds, the lines of every raw
     row loaded in this run (staging_delete_reloaded, a pre-hook): delete+insert alone
     replaces only the keys that yield lines, so a record changed to have none (an
@@ -46,17 +50,103 @@
 {%- endmacro %}
 
 
-{#- post-hook: the model's rows whose raw row is gone -#}
+{#- post-hook: the model's rows whose raw row is gone, their keys logged -#}
 {% macro staging_delete_gone(raw_relation, raw_key, model_key) -%}
     {%- if is_incremental() -%}
-        delete from {{ this }} as built
-        where not exists (
-            select from {{ raw_relation }} as raw
-            where raw.{{ raw_key }} = built.{{ model_key }}
+        with gone as (
+            delete from {{ this }} as built
+            where not exists (
+                select from {{ raw_relation }} as raw
+                where raw.{{ raw_key }} = built.{{ model_key }}
+            )
+            returning built.{{ model_key }} as deleted_key
         )
+        {{ deleted_keys_log_insert('gone') }}
     {%- else -%}
         select 1
     {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    pre-hook of a staging table (rebuilt from raw on every run): the keys of the rows it
+    holds from the last run whose source row is gone, logged before the rebuild drops
+    them (deletions log). `sources`: (relation, key column[, prefix]) tuples, the prefix
+    put in front of the column's value to make the model's key; a row is gone when none
+    of them has its key. An anti-join of the table held with its sources, on a run that
+    reads them whole anyway (10k people: 1-75 ms a table); nothing on a first run.
+-#}
+{% macro staging_log_gone(model_key, sources) -%}
+    {%- if execute and load_relation(this) is not none
+        and relation_has_column(this, model_key) -%}
+        insert into {{ source('dbt_log', 'deleted_keys') }} (model, deleted_key, run_started_at)
+        select distinct
+            '{{ this.identifier }}',
+            cast(built.{{ model_key }} as text),
+            cast('{{ run_started_at }}' as timestamptz)
+        from {{ this }} as built
+        where
+            {%- for source_key in sources %}
+            {{ 'and' if not loop.first }} not exists (
+                select from {{ source_key[0] }} as raw
+                where
+                    {{ "'" ~ source_key[2] ~ "' || " if source_key | length > 2 }}raw.{{ source_key[1] }}
+                    = built.{{ model_key }}
+            )
+            {%- endfor %}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    The deletions log (source dbt_log.deleted_keys, in the staging schema): one row per
+    key a model removed because what it was built from is gone, with the run that
+    removed it. An incremental staging model logs the raw keys it deleted
+    (staging_delete_gone); fct_orders, fct_interactions and fct_order_returns log the
+    rows they deleted. Whoever reads a model incrementally takes the keys it logged in
+    the runs since its own last build (deleted_keys_since): only those, through the
+    log's index, so a run without deletions reads nothing. A full refresh reads no log:
+    it rebuilds from what is there. Created before every run (on-run-start), so it is
+    there on a first run, and kept: deletions are rare and a reader looks up its own.
+-#}
+{% macro deleted_keys_log_create() -%}
+    {%- set log = source('dbt_log', 'deleted_keys') -%}
+    create schema if not exists {{ log.schema }};
+    create table if not exists {{ log }} (
+        model text not null,
+        deleted_key text not null,
+        run_started_at timestamptz not null,
+        deleted_at timestamptz not null default now()
+    );
+    create index if not exists {{ log.identifier }}_model_idx
+    on {{ log }} (model, run_started_at)
+{%- endmacro %}
+
+
+{#- the insert into the log of the keys (deleted_key) in `rows` (a CTE): this model's -#}
+{% macro deleted_keys_log_insert(rows) -%}
+    insert into {{ source('dbt_log', 'deleted_keys') }} (model, deleted_key, run_started_at)
+    select distinct
+        '{{ this.identifier }}',
+        cast({{ rows }}.deleted_key as text),
+        cast('{{ run_started_at }}' as timestamptz)
+    from {{ rows }}
+{%- endmacro %}
+
+
+{#-
+    The keys `model` (a model's name) logged as deleted in the runs since `since` (a
+    scalar query or expression: the reader's last build), as deleted_key, each with
+    `prefix` in front.
+-#}
+{% macro deleted_keys_since(model, since, prefix='') -%}
+    select {{ "'" ~ prefix ~ "' || " if prefix }}deleted.deleted_key as deleted_key
+    from {{ source('dbt_log', 'deleted_keys') }} as deleted
+    where
+        deleted.model = '{{ model }}'
+        and deleted.run_started_at > coalesce(({{ since }}), cast('-infinity' as timestamptz))
 {%- endmacro %}
 
 
@@ -111,7 +201,11 @@
 {#-
     Marts attributed through identity (fct_orders, fct_interactions): the records that
     identity assigned to a customer (new, or moved to another) since this model's last
-    build, from `record_customers` (a CTE over int_identity__record_customers).
+    build, from `record_customers` (a CTE over int_identity__record_customers), and the
+    records its latest run deleted (int_identity__record_changes: a record gone or
+    deleted at its source, such as a Square profile deleted or a HubSpot contact
+    archived), whose facts a full refresh attributes without them. The caller declares
+    `-- depends_on: int_identity__record_changes`.
 -#}
 {% macro records_assigned_since_built(record_customers='record_customers') -%}
     select record_key
@@ -121,5 +215,89 @@
         assigned_at > coalesce(
             (select max(built.built_at) from {{ this }} as built),
             cast('-infinity' as timestamptz)
+        )
+
+    union all
+
+    select record_key
+
+    from {{ ref('int_identity__record_changes') }}
+    where change = 'deleted'
+{%- endmacro %}
+
+
+{#-
+    Facts that drop rows (deletions): delete this model's rows meeting `condition` (over
+    `built`, the rows held) and log their `unique_key` (deletions log) in one
+    statement. A hook: the caller decides when it runs.
+-#}
+{% macro delete_logged(unique_key, condition) -%}
+    with gone as (
+        delete from {{ this }} as built
+        where {{ condition }}
+        returning built.{{ unique_key }} as deleted_key
+    )
+    {{ deleted_keys_log_insert('gone') }}
+{%- endmacro %}
+
+
+{#-
+    A fact's pre-hook on an incremental run: its rows built from what a model upstream
+    deleted since this model's last build (the deletions log; `sources`: pairs of that
+    model and the prefix that makes its key this model's `unique_key`), deleted and
+    logged for the models downstream. `threads`: (model, column, value) triples, the
+    rows whose thread_id is a key that model deleted (where `column` = `value`) go too:
+    a thread whose parent is gone (fct_interactions builds again those of its rows that
+    stand without it). A run without deletions looks up the log's index only; a key that
+    never reached this model deletes nothing and logs nothing.
+-#}
+{% macro delete_logged_since_built(unique_key, sources, threads=[]) -%}
+    {%- if is_incremental() -%}
+        {%- set since = 'select max(held.built_at) from ' ~ this ~ ' as held' -%}
+        {%- set condition -%}
+            built.{{ unique_key }} in (
+                {%- for model, prefix in sources %}
+                {{ 'union all' if not loop.first }}
+                {{ deleted_keys_since(model, since, prefix) }}
+                {%- endfor %}
+            )
+            {%- for model, column, value in threads %}
+            or (
+                built.{{ column }} = '{{ value }}'
+                and built.thread_id in ({{ deleted_keys_since(model, since) }})
+            )
+            {%- endfor %}
+        {%- endset -%}
+        {{ delete_logged(unique_key, condition) }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    The per-customer models over customer_journey (int_customer__touches,
+    int_customer__touch_days): the customers this model holds whose journey is gone
+    since `since` (a scalar query: this model's last build). customer_journey logs each
+    customer it leaves with no event (deletions log), so a run reads those keys only;
+    when the journey was rebuilt whole since (a full refresh: its oldest row is newer,
+    and it logs nothing), every customer held is checked against it instead. Reads
+    `journey` (the model's CTE over customer_journey).
+-#}
+{% macro journeys_gone_since(since) -%}
+    select gone.deleted_key as customer_id
+    from ({{ deleted_keys_since('customer_journey', since) }}) as gone
+    union
+    select built.customer_id
+    from {{ this }} as built
+    where
+        built.customer_id is not null
+        and coalesce(
+            (select min(rebuilt.built_at) from {{ ref('customer_journey') }} as rebuilt),
+            cast('infinity' as timestamptz)
+        ) > ({{ since }})
+        and not exists (
+            select from journey
+            where journey.customer_id = built.customer_id
         )
 {%- endmacro %}

@@ -10,13 +10,15 @@
 
     Incremental: a customer's touch days depend on their journey alone, so a run
     rebuilds the customers whose journey customer_journey rewrote since this model's
-    last build (its built_at) or whose journey is gone. A customer left with no touch
+    last build (its built_at) or whose journey is gone (macro journeys_gone_since). A
+    customer left with no touch
     gets one row without a day, so that delete+insert removes their old rows, and the
     post-hook deletes it. A change of var kpi_conversion_window_days or kpi_time_zone
     needs --full-refresh.
 #}
 
 -- sqlfluff:indentation:template_blocks_indent:False
+-- depends_on: {{ source('dbt_log', 'deleted_keys') }}
 {{ config(
     materialized='incremental',
     unique_key='customer_id',
@@ -25,6 +27,7 @@
     post_hook=[
         "delete from {{ this }} where touch_day is null",
         "create index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id)",
+        "create index if not exists {{ this.identifier }}_built_idx on {{ this }} (built_at)",
     ],
 ) }}
 
@@ -53,12 +56,7 @@ touched as (
         )
     union
     -- journeys gone
-    select built.customer_id
-    from {{ this }} as built
-    where not exists (
-        select 1 from journey
-        where journey.customer_id = built.customer_id
-    )
+    {{ journeys_gone_since('select max(held.built_at) from ' ~ this ~ ' as held') }}
 
 ),
 

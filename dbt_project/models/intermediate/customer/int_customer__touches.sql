@@ -8,7 +8,8 @@
 
     Incremental: a customer's touches depend on their journey alone, so a run rebuilds
     the customers whose journey customer_journey rewrote since this model's last build
-    (its built_at), those whose journey is gone, and those with an action between the
+    (its built_at), those whose journey is gone (macro journeys_gone_since), and those
+    with an action between the
     previous run's as_of and this run's (as_of moved). Each run writes one row without a
     customer (customer_id null) that holds its as_of for the next run; the post-hook
     keeps the newest only. A customer left with no action gets a row with no count, so
@@ -16,6 +17,7 @@
 #}
 
 -- sqlfluff:indentation:template_blocks_indent:False
+-- depends_on: {{ source('dbt_log', 'deleted_keys') }}
 {{ config(
     materialized='incremental',
     unique_key='customer_id',
@@ -68,14 +70,7 @@ touched as (
     where journey.built_at > held.built_at
     union
     -- journeys gone
-    select built.customer_id
-    from {{ this }} as built
-    where
-        built.customer_id is not null
-        and not exists (
-            select 1 from journey
-            where journey.customer_id = built.customer_id
-        )
+    {{ journeys_gone_since('select held.built_at from held') }}
     union
     -- actions that as_of, moved since the last run, takes in or leaves out
     select journey.customer_id

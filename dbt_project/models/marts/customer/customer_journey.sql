@@ -25,16 +25,21 @@
     since this model's last build (built_at: fct_orders, fct_order_returns and
     fct_interactions rewrite a row when it arrives or changes, or when its customer
     does), the abandoned checkouts loaded since or whose account identity assigned
-    since, and the checkouts and CRM activities held that are no event any more (a
-    checkout gone or recovered, an activity deleted in the CRM, which fct_interactions
-    drops); an event counts for the
-    customer it has now and for the one this model holds it under. Only their
+    since, the checkouts held that are no event any more (gone or recovered), and the
+    events held whose fact was deleted since (an order, a return or an interaction whose
+    source record was erased, an activity deleted in the CRM, a Zendesk ticket deleted:
+    the facts log the keys they delete in the deletions log, source
+    dbt_log.deleted_keys); an event counts for the customer it has now and for the one
+    this model holds it under. Only their
     customers' events are read. A customer left with no event keeps one row without a
-    key, so that delete+insert removes their old rows, and the post-hook deletes it. A
+    key, so that delete+insert removes their old rows, and the post-hook deletes it and
+    logs the customer in the deletions log (for int_customer__touches and
+    int_customer__touch_days). A
     change of var journey_post_sale_days needs --full-refresh.
 #}
 
 -- sqlfluff:indentation:template_blocks_indent:False
+-- depends_on: {{ source('dbt_log', 'deleted_keys') }}
 {{ config(
     materialized='incremental',
     unique_key='customer_id',
@@ -42,11 +47,12 @@
     on_schema_change='sync_all_columns',
     meta={'new_rows_stamp': 'built_at'},
     post_hook=[
-        "delete from {{ this }} where journey_event_key is null",
+        "{{ delete_logged('customer_id', 'built.journey_event_key is null') }}",
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (journey_event_key)",
         "create index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id, event_number)",
         "create index if not exists {{ this.identifier }}_built_idx on {{ this }} (built_at)",
-        "create index if not exists {{ this.identifier }}_crm_idx on {{ this }} (source_key) where channel = 'crm' and event_source = 'interaction'",
+        "create index if not exists {{ this.identifier }}_checkout_idx on {{ this }} (journey_event_key) where event_source = 'abandoned_checkout'",
+        "drop index if exists {{ this.schema }}.{{ this.identifier }}_crm_idx",
     ],
 ) }}
 
@@ -198,20 +204,24 @@ written as (
 
     union all
 
-    -- CRM activities held that are no fact any more (deleted in the CRM:
-    -- fct_interactions drops them); a partial index keeps this to the CRM's rows
+    -- events held whose fact is gone: the facts log what they delete (a record erased
+    -- at its source, an activity deleted in the CRM, a Zendesk ticket deleted, a return
+    -- gone); only the keys logged since the last build are looked up, by the key index
     select
         built.journey_event_key,
         cast(null as text) as customer_id
 
     from {{ this }} as built
-    where
-        built.channel = 'crm'
-        and built.event_source = 'interaction'
-        and not exists (
-            select from {{ ref('fct_interactions') }} as interactions
-            where interactions.interaction_key = built.source_key
-        )
+    where built.journey_event_key in (
+        {{ deleted_keys_since('fct_interactions', 'select last_build.built_at from last_build',
+            'interaction:') }}
+        union all
+        {{ deleted_keys_since('fct_orders', 'select last_build.built_at from last_build',
+            'order:') }}
+        union all
+        {{ deleted_keys_since('fct_order_returns', 'select last_build.built_at from last_build',
+            'return:') }}
+    )
     {%- if 'shopify' in platforms %}
 
     union all
@@ -230,7 +240,8 @@ written as (
 
     union all
 
-    -- checkouts held that are no event any more (gone, recovered, without a customer)
+    -- checkouts held that are no event any more (gone, recovered, without a customer);
+    -- a partial index keeps this to the checkouts' rows
     select
         built.journey_event_key,
         cast(null as text) as customer_id

@@ -29,12 +29,22 @@
     this model holds for their platform, whatever their updated_at, and those attributed
     through a record identity resolution assigned since the last build. Only those are
     attributed and written. An interaction that is no longer one (a CRM activity deleted in
-    HubSpot, which the loader soft-deletes; a row whose time went null) is written
-    without a time, replacing the row held, and the post-hook deletes it. Platforms the project is not built with (macro
+    HubSpot, which the loader soft-deletes; a Zendesk ticket deleted, with its comments
+    and rating; a row whose time went null) is written without a time, replacing the
+    row held, and the post-hook deletes it and logs its key in the deletions log
+    (source dbt_log.deleted_keys), where customer_journey finds it. An interaction whose
+    staging row is gone (a raw record erased, or a table the loader replaced: staging
+    logs the key) is deleted before the run builds, and logged, by the pre-hook, which
+    reads only the keys staging logged since this model's last build; with a Zendesk
+    ticket go its comments (a comment is an interaction of its ticket), with an
+    Instagram comment the business's replies to it, and the rest of the thread (the
+    ticket's rating, a customer's reply) is built again without its parent. Platforms the project is not built with (macro
     engagement_platforms) are left out.
 #}
 
 -- sqlfluff:indentation:template_blocks_indent:False
+-- depends_on: {{ ref('int_identity__record_changes') }}
+-- depends_on: {{ source('dbt_log', 'deleted_keys') }}
 {#- a larger work_mem: macro attributed_facts_pre_hook #}
 {{ config(
     materialized='incremental',
@@ -42,9 +52,24 @@
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
     meta={'new_rows_stamp': 'built_at'},
-    pre_hook=attributed_facts_pre_hook(),
+    pre_hook=[
+        attributed_facts_pre_hook(),
+        "{{ delete_logged_since_built('interaction_key', [
+            ('stg_instagram__comments', 'instagram:comment:'),
+            ('stg_instagram__messages', 'instagram:message:'),
+            ('stg_whatsapp__messages', 'whatsapp:message:'),
+            ('stg_zendesk__tickets', 'zendesk:ticket:'),
+            ('stg_zendesk__ticket_comments', 'zendesk:comment:'),
+            ('stg_zendesk__satisfaction_ratings', 'zendesk:rating:'),
+            ('stg_mailchimp__email_events', 'mailchimp:'),
+            ('stg_hubspot__engagements', 'hubspot:'),
+        ], threads=[
+            ('stg_zendesk__tickets', 'source_platform', 'zendesk'),
+            ('stg_instagram__comments', 'interaction_type', 'instagram_comment'),
+        ]) }}",
+    ],
     post_hook=[
-        "delete from {{ this }} where occurred_at is null",
+        "{{ delete_logged('interaction_key', 'built.occurred_at is null') }}",
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (interaction_key)",
         "create index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id, occurred_at)",
         "create index if not exists {{ this.identifier }}_loaded_idx on {{ this }} (source_platform, _loaded_at)",
@@ -84,6 +109,24 @@ record_customers as not materialized (
 reassigned as (
 
     {{ records_assigned_since_built() }}
+
+),
+
+-- threads whose parent the source deleted since the last build (a Zendesk ticket, an
+-- Instagram comment): the pre-hook deleted them, and what stands without the parent
+-- (a rating, a customer's reply) is built again
+deleted_threads as (
+
+    {%- set since = 'select max(held.built_at) from ' ~ this ~ ' as held' %}
+    select
+        'zendesk' as source_platform,
+        tickets.deleted_key as thread_id
+    from ({{ deleted_keys_since('stg_zendesk__tickets', since) }}) as tickets
+    union all
+    select
+        'instagram' as source_platform,
+        comments.deleted_key as thread_id
+    from ({{ deleted_keys_since('stg_instagram__comments', since) }}) as comments
 
 ),
 {%- endif %}
@@ -212,7 +255,9 @@ zendesk_ticket_interactions as (
         cast(zendesk_ticket_id as text) as thread_id,
         subject as detail,
         false as is_failed,
-        created_at as occurred_at,
+        -- a deleted ticket (spam, or removed by an agent) is no interaction, nor is
+        -- anything said on it: written without a time, the post-hook deletes it
+        case when ticket_status <> 'deleted' then created_at end as occurred_at,
         updated_at,
         _loaded_at
 
@@ -237,7 +282,8 @@ zendesk_comment_interactions as (
         cast(ticket_comments.zendesk_ticket_id as text) as thread_id,
         ticket_comments.body as detail,
         false as is_failed,
-        ticket_comments.created_at as occurred_at,
+        case when tickets.ticket_status <> 'deleted' then ticket_comments.created_at end
+            as occurred_at,
         ticket_comments.created_at as updated_at,
         greatest(ticket_comments._loaded_at, tickets._loaded_at) as _loaded_at
 
@@ -269,7 +315,8 @@ zendesk_rating_interactions as (
         cast(ratings.zendesk_ticket_id as text) as thread_id,
         ratings.score as detail,
         false as is_failed,
-        ratings.rated_at as occurred_at,
+        case when coalesce(tickets.ticket_status, '') <> 'deleted' then ratings.rated_at end
+            as occurred_at,
         ratings.updated_at,
         greatest(ratings._loaded_at, tickets._loaded_at) as _loaded_at
 
@@ -354,6 +401,12 @@ unioned as (
     where
         {{ loaded_since_held('_loaded_at', 'source_platform', part.split('_')[0]) }}
         or record_key in (select reassigned.record_key from reassigned)
+        {%- if part.startswith('zendesk') or part == 'instagram_comment_interactions' %}
+        or (source_platform, thread_id) in (
+            select deleted_threads.source_platform, deleted_threads.thread_id
+            from deleted_threads
+        )
+        {%- endif %}
     {%- endif %}
     {%- endfor %}
     {%- if not selected %}

@@ -22,7 +22,11 @@
     return that closed with it, the original order and its customer, the shops, the
     verified online returns, the profile that brought it back), any of which may arrive
     or change in any order, and returns are few: a run computes every return and
-    rewrites those that differ from the row held (or are new).
+    rewrites those that differ from the row held (or are new). A return held that is no
+    return any more (its refund or its Square order erased at the source, so gone from
+    staging) is written without a platform, replacing the row held, and the post-hook
+    deletes it and logs its key in the deletions log (source dbt_log.deleted_keys),
+    where customer_journey finds it.
 #}
 
 -- sqlfluff:indentation:template_blocks_indent:False
@@ -33,6 +37,7 @@
     on_schema_change='append_new_columns',
     meta={'new_rows_stamp': 'built_at'},
     post_hook=[
+        "{{ delete_logged('return_key', 'built.return_platform is null') }}",
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (return_key)",
     ],
 ) }}
@@ -289,6 +294,22 @@ where
         built.{{ column }}{{ ',' if not loop.last }}
         {%- endfor %}
     )
+
+union all
+
+-- returns held that are no return any more: a row without a platform
+select
+    held.return_key,
+    {%- for column in compared %}
+    null as {{ column }},
+    {%- endfor %}
+    cast('{{ run_started_at }}' as timestamptz) as built_at
+
+from {{ this }} as held
+where not exists (
+    select from final
+    where final.return_key = held.return_key
+)
 
 {%- else %}
 

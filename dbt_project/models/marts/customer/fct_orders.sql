@@ -19,12 +19,17 @@
     their updated_at (an extract that brings an order days late, or a parent after its
     children, still reaches it), and the orders attributed through a record that
     identity resolution assigned since the last build (their account's, their VTEX
-    order's, or one holding their email). Only those orders are read and joined.
+    order's, or one holding their email). Only those orders are read and joined. An
+    order whose raw record is gone (erased, or a table the loader replaced: staging
+    deletes it and logs its key in the deletions log, source dbt_log.deleted_keys) is
+    deleted before the run builds, and logged in turn for customer_journey: the
+    pre-hook reads only the keys the staging orders logged since this model's last build.
     Platforms whose channel the project is not built with (var commerce_platforms, by
     default those with identity feeds) are left out.
 #}
 
 -- sqlfluff:indentation:template_blocks_indent:False
+-- depends_on: {{ ref('int_identity__record_changes') }}
 -- depends_on: {{ ref('int_identity__identifiers') }}
 {#- a larger work_mem: macro attributed_facts_pre_hook #}
 {{ config(
@@ -33,7 +38,14 @@
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
     meta={'new_rows_stamp': 'built_at'},
-    pre_hook=attributed_facts_pre_hook(),
+    pre_hook=[
+        attributed_facts_pre_hook(),
+        "{{ delete_logged_since_built('order_key', [
+            ('stg_shopify__orders', 'shopify:'),
+            ('stg_square__orders', 'square:'),
+            ('stg_vtex__orders', 'vtex:'),
+        ]) }}",
+    ],
     post_hook=[
         "create unique index if not exists {{ this.identifier }}_key_idx on {{ this }} (order_key)",
         "create index if not exists {{ this.identifier }}_customer_idx on {{ this }} (customer_id)",

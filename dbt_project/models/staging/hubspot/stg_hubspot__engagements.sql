@@ -4,6 +4,14 @@
     each with its own title, body, direction and outcome properties.
 #}
 
+-- the deletions log: the rows held whose source row is gone (macros/staging_incremental.sql)
+{{ config(pre_hook="{{ staging_log_gone('engagement_key', [
+        (source('hubspot', 'calls'), 'id', 'call:'),
+        (source('hubspot', 'emails'), 'id', 'email:'),
+        (source('hubspot', 'notes'), 'id', 'note:'),
+        (source('hubspot', 'meetings'), 'id', 'meeting:'),
+    ]) }}") }}
+
 with
 
 calls as (

@@ -6,7 +6,7 @@
     Incremental on the loader's `_sdc_batched_at` (macros/staging_incremental.sql): a
     run reads the activity and unsubscribes loaded since the newest it holds (every
     campaign's sends make this the biggest staging table); an event whose raw row is
-    gone goes too (the post-hook).
+    gone goes too (the post-hook), its key logged in the deletions log.
 #}
 
 {{ config(
@@ -16,6 +16,7 @@
     on_schema_change='sync_all_columns',
     post_hook=[
         "{%- if is_incremental() %}
+        with gone as (
         delete from {{ this }} as built
         where
         -- one event per raw row: while the counts agree, none is gone (no anti-join)
@@ -38,6 +39,9 @@
                 and raw.email_id = built.mailchimp_member_id
                 and cast(raw.timestamp as timestamptz) = built.occurred_at
         )
+        returning built.email_event_id as deleted_key
+        )
+        {{ deleted_keys_log_insert('gone') }}
         {%- else %}select 1{% endif %}",
     ],
 ) }}

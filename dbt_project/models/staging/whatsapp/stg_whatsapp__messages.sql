@@ -2,6 +2,12 @@
 -- whole by webhook; the business's own messages are known only by their statuses, so
 -- an outbound row is the message id, its recipient and when it was sent, delivered,
 -- read or failed.
+-- the deletions log: the rows held whose source row is gone (macros/staging_incremental.sql)
+{{ config(pre_hook="{{ staging_log_gone('whatsapp_message_id', [
+        (ref('base_whatsapp__messages'), 'id'),
+        (ref('stg_whatsapp__statuses'), 'whatsapp_message_id'),
+    ]) }}") }}
+
 with
 
 inbound as (

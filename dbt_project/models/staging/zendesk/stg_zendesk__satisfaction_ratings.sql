@@ -1,3 +1,8 @@
+-- the deletions log: the rows held whose source row is gone (macros/staging_incremental.sql)
+{{ config(pre_hook="{{ staging_log_gone('zendesk_satisfaction_rating_id', [
+        (source('zendesk', 'satisfaction_ratings'), 'id'),
+    ]) }}") }}
+
 with
 
 source as (

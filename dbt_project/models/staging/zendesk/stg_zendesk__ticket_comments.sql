@@ -1,3 +1,8 @@
+-- the deletions log: the rows held whose source row is gone (macros/staging_incremental.sql)
+{{ config(pre_hook="{{ staging_log_gone('zendesk_comment_id', [
+        (source('zendesk', 'ticket_comments'), 'id'),
+    ]) }}") }}
+
 with
 
 source as (
