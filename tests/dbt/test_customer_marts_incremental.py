@@ -245,6 +245,51 @@ def test_golden_records_follow_an_email_that_stops_linking(marts: MartsWarehouse
     assert marts.contents(MODELS) == incremental
 
 
+def test_golden_records_catch_up_on_a_missed_identity_run(marts: MartsWarehouse) -> None:
+    """Identity resolution runs alone (the golden records not selected) on a load that
+    renames an account and brings a new one: the rename's record change is gone by the
+    next run. Identity resolution has then assigned records in two runs since the golden
+    records' last build, so they weigh every customer: the rename is not lost."""
+    owners = record_customers(marts)
+    sizes: dict[str, int] = {}
+    for owner in owners.values():
+        sizes[owner] = sizes.get(owner, 0) + 1
+    # a lone account: its name is its customer's
+    renamed = min(
+        k.split(":", 1)[1] for k, c in owners.items() if k.startswith("shopify:") and sizes[c] == 1
+    )
+    marts.rows(
+        "update raw_shopify.customers set first_name = 'Esquecida', _sdc_batched_at = now()"
+        " where id = %s returning 1",
+        int(renamed),
+    )
+
+    def new_account() -> None:
+        """A new Shopify account: a copy of the first one under a new id (a new record,
+        which identity resolution assigns)."""
+        copy_raw_row(
+            marts,
+            "raw_shopify.customers",
+            "order by id",
+            "'id', (select max(id) + 1 from raw_shopify.customers),"
+            " 'admin_graphql_api_id', admin_graphql_api_id || '-copy'",
+        )
+
+    new_account()
+    marts.dbt("run", "--select", "+int_identity__record_customers", *variables(AS_OF))
+    assert len(record_customers(marts)) == len(owners) + 1
+    new_account()  # the next load
+    marts.dbt("run", *SELECT, *variables(AS_OF))
+    incremental = marts.contents(MODELS)
+    ((first_name,),) = marts.rows(
+        "select first_name from intermediate.int_customer__golden_records"
+        " where %s = any(record_keys)",
+        f"shopify:{renamed}",
+    )
+    assert first_name == "Esquecida"
+    assert incremental == full_refresh(marts, AS_OF)
+
+
 def test_vtex_orders_follow_their_profile(marts: MartsWarehouse) -> None:
     """stg_vtex__orders is incremental on the orders' load stamp, but an order's email and
     profile id come from its CL profile: a profile loaded again with a new email rewrites

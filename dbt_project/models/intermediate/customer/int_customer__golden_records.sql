@@ -26,8 +26,9 @@
     gone. The others stay as they are. A customer left with no record keeps one row
     without a digest, so that delete+insert removes their old row, and the post-hook
     deletes it. Field and linkability changes come from the identity run this model
-    follows (its record changes): an identity run this model misses (it failed, or was
-    not selected) needs --full-refresh of it. A change of var identity_survivorship or
+    follows (its record changes): when identity resolution assigned records in more
+    than one run since the last build, this model missed a run and weighs every
+    customer; a missed run that assigned no record goes unseen (--full-refresh). A change of var identity_survivorship or
     of the placeholder names (seed identity_fake_identifiers) needs --full-refresh.
 #}
 
@@ -144,6 +145,23 @@ candidates as (
     select held.customer_id
     from {{ this }} as held
     where held.record_keys && array(select changed_records.record_key from changed_records)
+
+    union
+
+    -- every customer, when identity resolution assigned records in more than one run
+    -- since the last build (each run stamps its own time): this model missed a run,
+    -- whose record changes are gone
+    select record_customers.customer_id
+    from record_customers
+    where (
+        select count(distinct missed.assigned_at)
+        from record_customers as missed
+        where
+            missed.assigned_at > (
+                select coalesce(max(held.built_at), cast('-infinity' as timestamptz))
+                from {{ this }} as held
+            )
+    ) > 1
 
 ),
 {%- endif %}
