@@ -380,6 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_whatsapp(sub)
 
+    from omnicanal.privacy.cli import register as register_privacy
+
+    register_privacy(sub)
+
     p = sub.add_parser("identity", help="identity resolution on anyone's data")
     sp = p.add_subparsers(dest="action", required=True)
     r = sp.add_parser(

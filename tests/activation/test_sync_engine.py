@@ -339,3 +339,25 @@ def test_cli_plan_in_upsert_mode(mailchimp, warehouse_env, monkeypatch, tmp_path
     assert "removes         0" in out  # bia left the segment: upsert keeps her
     assert main(["sync", "run", "mailchimp__kept"]) == 0
     assert set(held(mailchimp)) == {"ana@x.com.br", "bia@x.com.br"}
+
+    # bia is erased (omnicanal privacy erase): upsert or not, the destination is told
+    from omnicanal.privacy import register
+
+    with psycopg.connect(warehouse_env) as conn:
+        register.ensure(conn)
+        conn.execute(
+            "insert into omnicanal_privacy.erasure_requests (request_id, identifiers,"
+            " customers, rows_erased, tables) values ('r1', '{}', 1, 0, '{}')"
+        )
+        conn.execute(
+            "insert into omnicanal_privacy.erasure_customers values (md5(%s), 'r1')",
+            ("bia@x.com.br",),
+        )
+    capsys.readouterr()
+    assert main(["sync", "plan", "mailchimp__kept"]) == 0
+    out = capsys.readouterr().out
+    assert "removes         1  e.g. bia@x.com.br" in out
+    assert "updates         0" in out
+    assert main(["sync", "run", "mailchimp__kept"]) == 0
+    assert set(held(mailchimp)) == {"ana@x.com.br"}
+    assert set(held(mailchimp, "archived")) == {"bia@x.com.br"}

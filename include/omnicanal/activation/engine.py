@@ -118,6 +118,9 @@ class Plan:
         return asdict(self)
 
 
+#: The erasure register's customers (``omnicanal.privacy.register``), when it exists.
+ERASED_CUSTOMERS = ("omnicanal_privacy", "erasure_customers")
+
 #: Where dbt builds the consent mart (dbt_project/models/marts/customer/customer_consent.sql).
 CONSENT_SCHEMA, CONSENT_MODEL = "marts", "customer_consent"
 CONSENT_CHANNELS = ("email", "sms", "whatsapp", "ads")
@@ -130,6 +133,9 @@ class Target:
 
     consent_channel: str | None = None
     supports_remove: bool = True
+    #: the warehouse holds an erasure register (``omnicanal privacy erase``): the
+    #: customers it names are taken back from an upsert sync too
+    erasures: bool = False
 
     @classmethod
     def of(cls, destination: object, definition: SyncDefinition) -> Target:
@@ -140,6 +146,14 @@ class Target:
                 f"{channel!r}; the consent mart knows {', '.join(CONSENT_CHANNELS)}"
             )
         return cls(channel, bool(getattr(destination, "supports_remove", True)))
+
+
+def _with_erasures(conn: psycopg.Connection, target: Target) -> Target:
+    """``target`` knowing whether the warehouse holds an erasure register."""
+    exists = conn.execute(
+        "select to_regclass(%s) is not null", (".".join(ERASED_CUSTOMERS),)
+    ).fetchone()[0]
+    return replace(target, erasures=bool(exists))
 
 
 def _ledger_filter(definition: SyncDefinition) -> sql.SQL:
@@ -181,14 +195,27 @@ def _departed(definition: SyncDefinition, target: Target) -> sql.Composable:
         return sql.SQL("case when l.present then 'depart' else 'unchanged' end")
     if definition.removes_departed:
         return sql.SQL(gone)
-    if not _upsert_revokes(definition, target):
+    # upsert keeps what left the model, but an erased person (LGPD art. 18: the
+    # processors the data went to are told) and a revoked consent are honoured
+    # everywhere: the key is in the model without consent, or the person it was sent
+    # for revoked, or was erased
+    reasons: list[sql.Composable] = []
+    if _upsert_revokes(definition, target):
+        reasons += [
+            sql.SQL("w.record_key is not null"),
+            sql.SQL("(l.customer_id is not null and not {})").format(_consents("l.customer_id")),
+        ]
+    if target.erasures:
+        reasons.append(
+            sql.SQL("l.customer_id in (select customer_id from {})").format(
+                sql.Identifier(*ERASED_CUSTOMERS)
+            )
+        )
+    if not reasons:
         return sql.SQL("'unchanged'")
-    # upsert keeps what left the model, but a revoked consent is honoured everywhere:
-    # the key is in the model without consent, or the person it was sent for revoked
-    return sql.SQL(
-        "case when w.record_key is not null or (l.customer_id is not null "
-        "and not {consents}) then {gone} else 'unchanged' end"
-    ).format(consents=_consents("l.customer_id"), gone=sql.SQL(gone))
+    return sql.SQL("case when {} then {} else 'unchanged' end").format(
+        sql.SQL(" or ").join(reasons), sql.SQL(gone)
+    )
 
 
 #: Column types whose text is the value a payload holds for them (``payload ->> field``):
@@ -892,6 +919,7 @@ def run_sync(
         target = Target.of(dest, definition)
         with connect(settings) as conn:
             ensure_schema(conn)
+            target = _with_erasures(conn, target)
             conn.commit()
             # One run of a sync at a time: a second concurrent run would send the same diff.
             if not conn.execute("select pg_try_advisory_lock(hashtext(%s))", (lock,)).fetchone()[0]:
@@ -949,6 +977,7 @@ def plan_sync(settings: Settings, name: str) -> tuple[SyncDefinition, Plan]:
         dest.close()
     with connect(settings) as conn:
         ensure_schema(conn)
+        target = _with_erasures(conn, target)
         conn.commit()
         _check_model(conn, definition, target)
         return definition, plan(conn, definition, NORMAL, target)

@@ -153,9 +153,7 @@ def _requests(args: argparse.Namespace) -> int:
             status = (
                 "told (removed)"
                 if state["still_held"] == 0
-                else f"pending: {state['still_held']} row(s) still held; run the sync (a sync "
-                "in upsert mode without a consent channel keeps what leaves its model: erase "
-                "the person at the destination)"
+                else f"pending: {state['still_held']} row(s) still held; run the sync"
             )
             print(f"  destination {sync}: {status}")
         for table, rows in request["blocked"].items():

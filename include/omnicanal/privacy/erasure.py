@@ -25,9 +25,11 @@ every table is locked against writes (readers go on) for that time, so no load, 
 rebuild or sync can change a row between its read and its delete: run it between
 pipeline runs.
 
-Syncs in ``upsert`` mode without a consent channel keep what leaves their model (the
-engine's rule), so their destinations keep the person until erased there by hand;
-``privacy requests`` shows them as pending.
+Every sync takes the person back on its next run: audience and mirror syncs because
+their rows left the model, syncs in ``upsert`` mode (which otherwise keep what leaves
+their model) because the engine reads ``erasure_customers``
+(``omnicanal.activation.engine._departed``). ``privacy requests`` shows a destination
+as pending until its sync has run.
 
 The activation ledger (``omnicanal_activation``) is not touched here: it is how the next
 sync knows what to remove. ``omnicanal privacy requests`` shows, per request, which
