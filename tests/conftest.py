@@ -91,6 +91,7 @@ LONGEST_FIRST = (
     "tests/identity/test_resolve.py::test_incremental_compares_the_pairs_of_a_split_component",
     "tests/identity/test_resolve.py::test_incremental_run_recomputes_only_the_affected_clusters",
     "tests/dbt/test_kpi_marts.py",
+    "tests/privacy/test_erasure.py",
     "tests/channels/test_deletions.py",
     "tests/dbt/test_dbt_project.py",
     "tests/dbt/test_commerce_marts.py",
