@@ -399,8 +399,8 @@
 
 {#
     Pre-hook of int_identity__fuzzy_candidates, after its scope's pairs are deleted: the
-    drift pairs (_fz_drift_pairs) that the scope does not recompute (no touched record,
-    not both records in the scope) are deleted too, and kept in
+    drift pairs (_fz_drift_pairs) of two untouched records are deleted too (those inside
+    the scope were, and are written again if still compared), and kept in
     int_identity__fuzzy_rewritten (and temp table _fz_rewritten, analysed): the model
     writes each again from the records, as a full run writes it (same levels, the run's
     term frequencies, its weight), without comparing the other pairs of their blocks;
@@ -419,10 +419,9 @@
         left join _fz_scope as scope_a on drift.record_num_a = scope_a.record_num
         left join _fz_scope as scope_b on drift.record_num_b = scope_b.record_num
         where
-            -- the scope recomputes the pairs of a touched record, and those inside it
+            -- the scope recomputes the pairs of a touched record
             not coalesce(scope_a.touched, false)
-            and not coalesce(scope_b.touched, false)
-            and (scope_a.record_num is null or scope_b.record_num is null);
+            and not coalesce(scope_b.touched, false);
     delete from {{ this }} as pairs
     using {{ rewritten }} as rewritten
     where

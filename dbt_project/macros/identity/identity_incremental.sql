@@ -102,7 +102,8 @@
     int_identity__fuzzy_pairs and int_identity__clusters, and as temp table _fz_scope,
     indexed and analysed (so the planner knows it is small and drives the block lookups
     from it). A run recomputes every pair of a `touched` record, and the pairs whose two
-    records are both in the scope:
+    records are both in the scope (a stored one still compared keeps its row: macro
+    identity_delete_scope_pairs):
     - touched: the records the run touched (new, changed, deleted), and the records
       holding an identifier value whose guard decision the run changed (a phone that now
       links nobody: the pair's levels read the guarded value, whoever the other record is);
@@ -245,18 +246,50 @@
     Hook: delete this model's pairs (record_num_a, record_num_b) that the run recomputes:
     those with a touched record of the fuzzy scope (_fz_scope), and those with both
     records in it; each delete an index scan on an array of record_nums (a join would be
-    hashed against a scan of millions of pairs).
+    hashed against a scan of millions of pairs). A pair of two untouched records of the
+    scope keeps its row when it is still a candidate (its levels read records the run
+    did not change; the term-frequency drift of its weight is decided apart, macro
+    identity_fuzzy_drift_rewrite): int_identity__fuzzy_candidates keeps those it deletes
+    in temp table _fz_kept (`kept`) and writes back the ones still compared, and
+    int_identity__fuzzy_pairs (`spare`: the candidates table) keeps the decision of a pair
+    whose candidate row kept its older run_id.
 #}
-{% macro identity_delete_scope_pairs() -%}
+{% macro identity_delete_scope_pairs(kept=none, spare=none) -%}
     {%- if is_incremental() -%}
         {%- for column in ['record_num_a', 'record_num_b'] %}
     delete from {{ this }}
     where {{ column }} = any(array(select scope.record_num from _fz_scope as scope where scope.touched));
         {%- endfor %}
-    delete from {{ this }}
+        {%- if kept %}
+    drop table if exists {{ kept }};
+    create temp table {{ kept }} as
+        select record_num_a, record_num_b, source_a, source_b, levels, term_frequencies,
+            match_weight, run_id
+        from {{ this }} where false;
+    with removed as (
+        {%- endif %}
+    delete from {{ this }} as pairs
     where
-        record_num_a = any(array(select scope.record_num from _fz_scope as scope))
-        and record_num_b in (select scope.record_num from _fz_scope as scope);
+        pairs.record_num_a = any(array(select scope.record_num from _fz_scope as scope))
+        and pairs.record_num_b in (select scope.record_num from _fz_scope as scope)
+        {%- if spare %}
+        and not exists (
+            select 1 as kept from {{ spare }} as candidates
+            where
+                candidates.record_num_a = pairs.record_num_a
+                and candidates.record_num_b = pairs.record_num_b
+                and candidates.run_id is distinct from {{ identity_run_id() }}
+        )
+        {%- endif %}
+        {%- if kept %}
+        returning
+            pairs.record_num_a, pairs.record_num_b, pairs.source_a, pairs.source_b,
+            pairs.levels, pairs.term_frequencies, pairs.match_weight, pairs.run_id
+    )
+    insert into {{ kept }} select * from removed;
+    create index on {{ kept }} (record_num_a, record_num_b);
+    analyze {{ kept }}
+        {%- endif %}
     {%- else -%}
         select 1
     {%- endif -%}

@@ -10,7 +10,10 @@
     max_block_size records (counted whole, through the blocking indexes of
     int_identity__records), and the stored pairs whose weight its term frequencies may
     carry across the threshold (macro identity_fuzzy_drift_rewrite), so the rows it
-    writes are those a full run would write for them; run_id marks the rows it wrote.
+    writes are those a full run would write for them; run_id marks the rows it wrote. A
+    stored pair of two untouched records of the scope that is still compared keeps its
+    row, run_id included (`kept`: its levels read records the run did not change; macro
+    identity_delete_scope_pairs).
 #}
 
 -- depends_on: {{ ref('int_identity__record_changes') }}
@@ -21,7 +24,7 @@
     on_schema_change='append_new_columns',
     pre_hook=[
         "{{ identity_fuzzy_scope_build() }}",
-        "{{ identity_delete_scope_pairs() }}",
+        "{{ identity_delete_scope_pairs(kept='_fz_kept') }}",
         "{{ identity_fuzzy_drift_rewrite() }}",
     ],
     post_hook=[
@@ -278,16 +281,41 @@ records as (
             {{ 'union' if not loop.last }}
         {%- endfor %}
         {%- if is_incremental() and rules %}
-            -- the stored pairs whose term frequencies moved, written again whole
-            -- (macro identity_fuzzy_drift_rewrite)
+            -- the stored pairs whose term frequencies moved, written again whole (macro
+            -- identity_fuzzy_drift_rewrite); inside the scope, if still compared
             union
             select
                 rewritten.record_num_a,
                 rewritten.record_num_b
             from pg_temp._fz_rewritten as rewritten
+            where not (
+                rewritten.record_num_a in (select scope.record_num from scope)
+                and rewritten.record_num_b in (select scope.record_num from scope)
+            )
         {%- endif %}
 
     ),
+    {%- if is_incremental() %}
+
+    -- the stored rows of two untouched records of the scope that are still compared
+    -- and whose weight no drift moved: written back as they were
+    kept as (
+
+        select kept.*
+        from pg_temp._fz_kept as kept
+        inner join candidates
+            on
+                kept.record_num_a = candidates.record_num_a
+                and kept.record_num_b = candidates.record_num_b
+        where not exists (
+            select 1 as rewritten from pg_temp._fz_rewritten as rewritten
+            where
+                rewritten.record_num_a = kept.record_num_a
+                and rewritten.record_num_b = kept.record_num_b
+        )
+
+    ),
+    {%- endif %}
 
     compared as (
 
@@ -318,6 +346,14 @@ records as (
             on candidates.record_num_a = a.record_num
         inner join records as b
             on candidates.record_num_b = b.record_num
+        {%- if is_incremental() %}
+        where not exists (
+            select 1 as kept from kept
+            where
+                kept.record_num_a = candidates.record_num_a
+                and kept.record_num_b = candidates.record_num_b
+        )
+        {%- endif %}
         -- a subquery of its own, not flattened into `final`: there each levels[i] and
         -- term_frequencies[i] of the weight would compute the whole array again (ten
         -- times the levenshtein and trigram calls); no order: one row per pair, none dropped
@@ -349,6 +385,21 @@ records as (
 
         from compared
         cross join weights
+        {%- if is_incremental() %}
+
+        union all
+
+        select
+            kept.record_num_a,
+            kept.record_num_b,
+            kept.source_a,
+            kept.source_b,
+            kept.levels,
+            kept.term_frequencies,
+            kept.match_weight,
+            kept.run_id
+        from kept
+        {%- endif %}
 
     )
 

@@ -10,10 +10,13 @@
     The parameters are learnt by the first run and kept (int_identity__fuzzy_parameters):
     a full refresh weighs with them too, unless the fuzzy settings changed or var
     identity_fuzzy_relearn is true (macro identity_fuzzy_learns).
-    Incremental: a run weighs only the candidates it wrote (its scope), with the stored
-    parameters; with one_to_one_across_sources a post-hook then re-ranks every stored pair
-    whose records gained or lost a pair (macro identity_fuzzy_rerank). run_id marks the
-    rows this run wrote or whose decision it changed.
+    Incremental: a run weighs only the candidates it wrote (its scope, and the stored pairs
+    its term frequencies may carry across the threshold: macro
+    identity_fuzzy_rewritten_pairs_delete), with the stored parameters; a pair whose
+    candidate row the run kept keeps its decision (macro identity_delete_scope_pairs);
+    with one_to_one_across_sources a post-hook then re-ranks every stored pair whose
+    records gained or lost a pair (macro identity_fuzzy_rerank). run_id marks the rows
+    this run wrote or whose decision it changed.
 #}
 
 -- depends_on: {{ ref('int_identity__deterministic_components') }}
@@ -27,7 +30,7 @@
     pre_hook=[
         "{{ identity_fuzzy_scope_table() }}",
         "{{ identity_fuzzy_rerank_start() }}",
-        "{{ identity_delete_scope_pairs() }}",
+        "{{ identity_delete_scope_pairs(spare=ref('int_identity__fuzzy_candidates')) }}",
         "{{ identity_fuzzy_rewritten_pairs_delete() }}",
     ],
     post_hook=[
