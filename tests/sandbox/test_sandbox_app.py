@@ -134,3 +134,62 @@ def test_round_trip_shopify_to_mailchimp_matches_ground_truth(world: World) -> N
             for m in server.app.state.mailchimp.members("omnicanal-demo", status="subscribed")
         }
     assert held == world.expected_recent_buyers()
+
+
+@pytest.mark.parametrize(
+    ("headers", "path", "body"),
+    [
+        (
+            {"X-Shopify-Access-Token": DEFAULT_SHOPIFY_TOKEN},
+            "/products.json",
+            {"errors": "Not Found"},
+        ),
+        (
+            {"Authorization": "Bearer x", "Square-Version": "2025-10-16"},
+            "/v3/customers",
+            {
+                "errors": [
+                    {
+                        "category": "INVALID_REQUEST_ERROR",
+                        "code": "NOT_FOUND",
+                        "detail": "API endpoint for URL path `/v3/customers` not found.",
+                    }
+                ]
+            },
+        ),
+        (
+            {},
+            "/v1/me/locations",
+            {
+                "errors": [
+                    {
+                        "category": "INVALID_REQUEST_ERROR",
+                        "code": "NOT_FOUND",
+                        "detail": "API endpoint for URL path `/v1/me/locations` not found.",
+                    }
+                ]
+            },
+        ),
+        (
+            {"X-VTEX-API-AppKey": "k", "X-VTEX-API-AppToken": "t"},
+            "/api/catalog_system/pvt/products/1",
+            {
+                "error": {
+                    "code": "1",
+                    "message": "No route matches GET /api/catalog_system/pvt/products/1",
+                    "exception": None,
+                }
+            },
+        ),
+        ({}, "/nowhere", {"detail": "Not Found"}),
+    ],
+)
+def test_a_path_no_route_serves_gets_the_platforms_own_error_body(
+    world: World, headers: dict[str, str], path: str, body: dict
+) -> None:
+    """Every platform lives on one sandbox host: a path outside every emulation's routes
+    is answered by the platform whose credentials the request carries, in its body."""
+    with SandboxServer(world) as server:
+        answer = httpx.get(f"{server.url}{path}", headers=headers)
+    assert answer.status_code == 404
+    assert answer.json() == body

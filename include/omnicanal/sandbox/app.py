@@ -20,7 +20,10 @@ from typing import Any
 
 import httpx
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from omnicanal.channels import CHANNELS
 from omnicanal.config import Settings
@@ -71,6 +74,20 @@ def create_app(world: World, **channel_options: dict[str, Any]) -> FastAPI:
         app.include_router(emulator.router)
         app.state.emulators[name] = emulator
         setattr(app.state, name, emulator)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def platform_error_body(request: Request, exc: StarletteHTTPException) -> Response:
+        """A path no route serves: the platform whose credentials the request carries
+        answers with its own error body (each emulation's ``unknown_path``, asked in
+        turn), as its host would; FastAPI's ``{"detail": ...}`` only for the rest, and
+        for errors a route raised itself."""
+        if exc.status_code == 404 and "endpoint" not in request.scope:
+            for emulator in app.state.emulators.values():
+                answer = getattr(emulator, "unknown_path", None)
+                response = answer(request) if answer is not None else None
+                if response is not None:
+                    return response
+        return await http_exception_handler(request, exc)
 
     @app.get("/healthz", tags=["sandbox"])
     async def healthz() -> dict[str, Any]:

@@ -152,6 +152,14 @@ def _sort_key(record: dict[str, Any], order: list[str]) -> tuple[int, int]:
 class ShopifyEmulator:
     """The emulated shop: its HTTP router, throttle, fault queue and record mutations."""
 
+    def unknown_path(self, request: Request) -> JSONResponse | None:
+        """The shop's answer to a path no route serves, for a request that carries an
+        Admin API token (the sandbox asks each emulation in turn): the Admin API's own
+        ``{"errors": "Not Found"}``."""
+        if "X-Shopify-Access-Token" not in request.headers:
+            return None
+        return JSONResponse({"errors": "Not Found"}, status_code=404)
+
     def __init__(
         self,
         world: World,

@@ -398,6 +398,17 @@ def _in_groups(customer: dict[str, Any], spec: Any) -> bool:
 class SquareEmulator:
     """The emulated Square seller: its HTTP router, rate limit, faults and mutations."""
 
+    def unknown_path(self, request: Request) -> JSONResponse | None:
+        """Square's answer to a path no route serves (``/v1/...``, retired), for a request
+        that carries ``Square-Version`` or goes to a Square version prefix (the sandbox
+        asks each emulation in turn): the errors body the ``/v2`` catch-all gives."""
+        path = request.url.path
+        if "Square-Version" not in request.headers and not path.startswith("/v1/"):
+            return None
+        return SquareError(
+            404, "NOT_FOUND", f"API endpoint for URL path `{path}` not found."
+        ).response()
+
     def __init__(
         self,
         world: World,

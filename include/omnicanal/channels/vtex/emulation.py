@@ -257,6 +257,14 @@ def _compare(left: Any, op: str, right: Any) -> bool:
 class VtexEmulator:
     """The emulated VTEX account: its HTTP router, rate limit, faults and mutations."""
 
+    def unknown_path(self, request: Request) -> JSONResponse | None:
+        """The account's answer to a path no route serves, for a request that carries a
+        VTEX app key (the sandbox asks each emulation in turn): the OMS error body its
+        ``/api/oms`` catch-all gives."""
+        if APP_KEY_HEADER not in request.headers:
+            return None
+        return JSONResponse(oms_body(f"No route matches {request.method} {request.url.path}"), 404)
+
     def __init__(
         self,
         world: World,
