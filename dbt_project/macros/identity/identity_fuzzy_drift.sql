@@ -47,41 +47,6 @@
     )
 {%- endmacro %}
 
-{#
-    Post-hook of int_identity__fuzzy_pairs: when int_identity__fuzzy_candidates could not
-    weigh its pairs (this run learns the parameters, or found none), the weight of each
-    candidate pair this run wrote, under the threshold too, into its match_weight (the
-    pattern's weight plus the pair's term-frequency adjustment, as the model weighs it).
-    By it a later run finds the stored pairs its term frequencies may move across the
-    threshold (macro identity_fuzzy_drift_build). A run that learns writes every row:
-    the table's indexes are dropped first and built again after, rather than updated row
-    by row; otherwise the (run_id, match_weight) index finds the rows without a weight,
-    and when the candidates weighed them there are none.
-#}
-{% macro identity_fuzzy_store_weights(candidates) -%}
-    {%- if identity_fuzzy_available() and var('identity_fuzzy', {}).get('enabled', true) %}
-    {%- set learns = identity_fuzzy_learns() %}
-    {%- if learns %}
-    {%- for name in identity_fuzzy_candidates_index_names(candidates) %}
-    drop index if exists {{ candidates.schema }}.{{ name }};
-    {%- endfor %}
-    {%- endif %}
-    update {{ candidates }} as candidates
-    set match_weight = weights.weight
-        + {{ identity_fuzzy_tf_adjustment('candidates.term_frequencies', 'tf_base') }}
-    from {{ identity_fuzzy_pattern_weights() }} as weights, {{ identity_fuzzy_tf_base() }} as tf_base
-    where
-        candidates.levels = weights.levels
-        and candidates.run_id = {{ identity_run_id() }}
-        and candidates.match_weight is null;
-    {%- if learns %}
-    {{ identity_fuzzy_candidates_indexes(candidates) }};
-    {%- endif %}
-    {%- else %}
-    select 1
-    {%- endif %}
-{%- endmacro %}
-
 {# The indexes of int_identity__fuzzy_candidates (`relation`): by each record of a pair,
    and (run_id, match_weight): a run's rows, and the weights a later run looks up. #}
 {% macro identity_fuzzy_candidates_indexes(relation) -%}

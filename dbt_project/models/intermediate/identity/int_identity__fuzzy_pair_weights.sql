@@ -23,7 +23,7 @@ pairs as (
 
 parameters as (
 
-    select * from {{ ref('int_identity__fuzzy_pairs').schema }}.int_identity__fuzzy_parameters
+    select * from {{ ref('int_identity__fuzzy_parameters') }}
 
 ),
 
