@@ -82,8 +82,13 @@ def test_pipeline_delivers_the_ground_truth_audience(
         with psycopg.connect(warehouse_env) as conn:
             customers = conn.execute("select count(*) from raw_shopify.customers").fetchone()[0]
             orders = conn.execute("select count(*) from raw_shopify.orders").fetchone()[0]
+            till = conn.execute("select count(*) from raw_square.orders").fetchone()[0]
+            vtex = conn.execute("select count(*) from raw_vtex.orders").fetchone()[0]
         assert customers == len(world.slices["shopify"].customers)
         assert orders == len(world.slices["shopify"].orders)
+        # the till (Square) and the marketplace store (VTEX) are extracted whole too
+        assert till == len(world.slices["square"].orders) > 0
+        assert vtex == len(world.slices["vtex"].orders) > 0
         assert_online_orders_returned_in_a_shop_are_one_customers(world, warehouse_env)
 
         # Second run: incremental extract adds no duplicates, the sync sends nothing.
@@ -96,6 +101,8 @@ def test_pipeline_delivers_the_ground_truth_audience(
                 customers
             )
             assert conn.execute("select count(*) from raw_shopify.orders").fetchone()[0] == orders
+            assert conn.execute("select count(*) from raw_square.orders").fetchone()[0] == till
+            assert conn.execute("select count(*) from raw_vtex.orders").fetchone()[0] == vtex
             runs = conn.execute(
                 "select inserted, updated, removed, unchanged from "
                 "omnicanal_activation.sync_runs where sync_name = 'mailchimp__recent_buyers' "
