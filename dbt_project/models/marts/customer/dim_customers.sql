@@ -7,7 +7,16 @@
 
     A table over the golden records, which are rebuilt per changed customer: the
     purchases and the email's uniqueness span every customer and cost little.
+
+    Indexed on customer_id: the relationships tests of the incremental facts look up
+    their new rows here, and the planner, which cannot know how many rows a run's
+    stamp selects, guesses one and loops over the whole table for each: at 100k people
+    228 s for fct_interactions' 11,666 new rows, 77 ms through the index.
 #}
+
+{{ config(
+    post_hook="create index if not exists {{ this.identifier }}_customer_id_idx on {{ this }} (customer_id)",
+) }}
 
 with
 
