@@ -395,6 +395,13 @@ def _in_groups(customer: dict[str, Any], spec: Any) -> bool:
     )
 
 
+def _no_endpoint(path: str) -> JSONResponse:
+    """Square's 404 for a path no endpoint serves."""
+    return SquareError(
+        404, "NOT_FOUND", f"API endpoint for URL path `{path}` not found."
+    ).response()
+
+
 class SquareEmulator:
     """The emulated Square seller: its HTTP router, rate limit, faults and mutations."""
 
@@ -405,9 +412,7 @@ class SquareEmulator:
         path = request.url.path
         if "Square-Version" not in request.headers and not path.startswith("/v1/"):
             return None
-        return SquareError(
-            404, "NOT_FOUND", f"API endpoint for URL path `{path}` not found."
-        ).response()
+        return _no_endpoint(path)
 
     def __init__(
         self,
@@ -1032,9 +1037,7 @@ class SquareEmulator:
                     "METHOD_NOT_ALLOWED",
                     f"Method {request.method} is not allowed for {request.url.path}.",
                 ).response()
-            return SquareError(
-                404, "NOT_FOUND", f"API endpoint for URL path `{request.url.path}` not found."
-            ).response()
+            return _no_endpoint(request.url.path)
 
         for pattern in ("/v2", "/v2/{path:path}"):
             router.add_api_route(
